@@ -1,0 +1,160 @@
+//! A repository in a local directory. Each put is atomic and durable:
+//! temp file in the target directory → write → fsync → rename → fsync directory.
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::{Backend, ObjectInfo};
+use crate::error::{Error, Result};
+
+const TEMP_PREFIX: &str = ".tmp-";
+
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+impl LocalBackend {
+    pub fn new(root: impl Into<PathBuf>) -> LocalBackend {
+        LocalBackend { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        debug_assert!(!name.contains(".."));
+        self.root.join(name)
+    }
+
+    fn err(&self, name: &str, e: std::io::Error) -> Error {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound { path: name.to_string() }
+        } else {
+            Error::Backend {
+                path: self.path(name).display().to_string(),
+                source: e,
+            }
+        }
+    }
+}
+
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        // Walk the directory holding the prefix; filter by the full name.
+        let dir_part = match prefix.rfind('/') {
+            Some(i) => &prefix[..i],
+            None => "",
+        };
+        let start = self.root.join(dir_part);
+        if !start.exists() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for entry in walkdir::WalkDir::new(&start).follow_links(false) {
+            let entry = entry.map_err(|e| {
+                let path = e.path().map(|p| p.display().to_string()).unwrap_or_default();
+                Error::Backend { path, source: e.into() }
+            })?;
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                continue;
+            }
+            let rel = entry.path().strip_prefix(&self.root).expect("under root");
+            let name = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            if !name.starts_with(prefix) {
+                continue;
+            }
+            let size = entry.metadata().map_err(|e| self.err(&name, e.into()))?.len();
+            out.push(ObjectInfo { name, size });
+        }
+        Ok(out)
+    }
+
+    fn get(&self, name: &str) -> Result<Vec<u8>> {
+        fs::read(self.path(name)).map_err(|e| self.err(name, e))
+    }
+
+    fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let mut f = fs::File::open(self.path(name)).map_err(|e| self.err(name, e))?;
+        f.seek(SeekFrom::Start(offset)).map_err(|e| self.err(name, e))?;
+        let mut buf = vec![0u8; len as usize];
+        f.read_exact(&mut buf).map_err(|e| self.err(name, e))?;
+        Ok(buf)
+    }
+
+    fn put(&self, name: &str, data: &[u8]) -> Result<()> {
+        let path = self.path(name);
+        let dir = path.parent().expect("object has a parent dir").to_path_buf();
+        if !dir.exists() {
+            fs::create_dir_all(&dir).map_err(|e| self.err(name, e))?;
+            if let Some(up) = dir.parent() {
+                fsync_dir(up).map_err(|e| self.err(name, e))?;
+            }
+        }
+        let mut tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(&dir)
+            .map_err(|e| self.err(name, e))?;
+        tmp.write_all(data).map_err(|e| self.err(name, e))?;
+        tmp.as_file().sync_all().map_err(|e| self.err(name, e))?;
+        tmp.persist(&path).map_err(|e| self.err(name, e.error))?;
+        fsync_dir(&dir).map_err(|e| self.err(name, e))?;
+        Ok(())
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        fs::remove_file(self.path(name)).map_err(|e| self.err(name, e))
+    }
+
+    fn exists(&self, name: &str) -> Result<bool> {
+        match fs::symlink_metadata(self.path(name)) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(self.err(name, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path());
+        super::super::contract::check(&b);
+        // No temp files left behind.
+        let leftovers: Vec<_> = walkdir::WalkDir::new(dir.path())
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn temp_files_are_not_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path());
+        b.put("data/ab/x", b"1").unwrap();
+        fs::write(dir.path().join("data/ab/.tmp-abc"), b"partial").unwrap();
+        assert_eq!(b.list("data/").unwrap().len(), 1);
+    }
+}

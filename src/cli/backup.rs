@@ -1,0 +1,104 @@
+use std::path::PathBuf;
+
+use anyhow::Context;
+use snap::ops::{BackupInput, BackupOptions, backup};
+use snap::source::{CommandSource, ReaderSource};
+
+use super::{Global, exit, output};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Files and directories to back up.
+    paths: Vec<PathBuf>,
+    /// Back up standard input as one file (name it with --stdin-name).
+    #[arg(long, conflicts_with_all = ["paths", "command"])]
+    stdin: bool,
+    /// Back up the standard output of this shell command; no snapshot unless it exits 0.
+    #[arg(long, conflicts_with = "paths")]
+    command: Option<String>,
+    /// Path under which --stdin / --command data is stored.
+    #[arg(long, default_value = "stdin")]
+    stdin_name: String,
+    /// Tag the snapshot (`key=value`; repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Host name to record (default: this machine's).
+    #[arg(long)]
+    host: Option<String>,
+    /// Exclude paths matching this glob (repeatable). Without a `/` it matches any name.
+    #[arg(long = "exclude")]
+    excludes: Vec<String>,
+    /// Read exclude patterns from this file, one per line (`#` comments).
+    #[arg(long = "exclude-file")]
+    exclude_files: Vec<PathBuf>,
+    /// Re-read all files, even those unchanged since the parent snapshot.
+    #[arg(long)]
+    force: bool,
+    /// Compare against this snapshot instead of the latest one with the same host and paths.
+    #[arg(long)]
+    parent: Option<String>,
+    /// zstd level for this backup (default: the repository's).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(0..=22))]
+    compression: Option<i32>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
+    for t in &a.tags {
+        if t.is_empty() || t.contains(',') {
+            anyhow::bail!("invalid tag {t:?}: use key=value without commas");
+        }
+    }
+    let mut excludes = a.excludes.clone();
+    for f in &a.exclude_files {
+        let s = std::fs::read_to_string(f).with_context(|| format!("reading exclude file {}", f.display()))?;
+        excludes.extend(s.lines().map(str::to_string));
+    }
+    let input = if a.stdin {
+        BackupInput::Stream(Box::new(ReaderSource::new(a.stdin_name.clone(), std::io::stdin())))
+    } else if let Some(cmd) = &a.command {
+        BackupInput::Stream(Box::new(CommandSource::spawn(cmd, a.stdin_name.clone())?))
+    } else {
+        if a.paths.is_empty() {
+            anyhow::bail!("nothing to back up: give paths, --stdin or --command");
+        }
+        BackupInput::Paths(a.paths.clone())
+    };
+    let repo = g.open()?;
+    let opts = BackupOptions {
+        host: a.host.clone(),
+        tags: a.tags.clone(),
+        excludes,
+        force: a.force,
+        parent: a.parent.clone(),
+        compression: a.compression,
+        time: None,
+    };
+    let out = backup(&repo, input, &opts, &output::Warnings { quiet: g.quiet })?;
+    let s = &out.snapshot.manifest.summary;
+    if a.json {
+        output::json(&super::snapshots::SnapshotJson::new(&out.snapshot, &out.warnings))?;
+    } else if !g.quiet {
+        let secs = s.duration_ms as f64 / 1000.0;
+        println!(
+            "snapshot {} saved: {} files, {} dirs, {} in total; read {} ({:.1} MB/s), added {} to the repository",
+            out.snapshot.id.short(),
+            s.files,
+            s.dirs,
+            output::bytes(s.total_bytes),
+            output::bytes(s.bytes_read),
+            s.bytes_read as f64 / 1e6 / secs.max(0.001),
+            output::bytes(s.added_bytes),
+        );
+        if s.files_unchanged > 0 {
+            println!("  {} files unchanged since the parent snapshot (not read again)", s.files_unchanged);
+        }
+    }
+    if !out.warnings.is_empty() {
+        eprintln!("warning: {} entries could not be backed up; the snapshot is incomplete", out.warnings.len());
+        return Ok(exit::INCOMPLETE);
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,51 @@
+use snap::crypto::keyfile::KdfParams;
+use snap::repo::{InitOptions, Repository};
+
+use super::{Global, exit, output, password};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Target pack file size in MiB.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pack_size: u32,
+    /// Default zstd level for new data (0 = no compression).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=22))]
+    compression: i32,
+    /// Average chunk size in KiB (min = avg/4, max = avg*4).
+    #[arg(long, hide = true)]
+    chunk_avg_kib: Option<u32>,
+    /// argon2id memory in KiB (default 65536).
+    #[arg(long, hide = true)]
+    kdf_memory_kib: Option<u32>,
+    /// argon2id iterations (default 3).
+    #[arg(long, hide = true)]
+    kdf_iterations: Option<u32>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
+    let backend = g.backend()?;
+    if backend.exists("config")? {
+        anyhow::bail!(snap::Error::AlreadyInitialized(backend.location()));
+    }
+    let mut opts = InitOptions { pack_size: a.pack_size << 20, compression: a.compression, ..Default::default() };
+    if let Some(avg) = a.chunk_avg_kib {
+        opts.chunker = snap::chunker::ChunkerParams::with_avg(avg * 1024);
+    }
+    let d = KdfParams::default();
+    opts.kdf = KdfParams {
+        m_cost: a.kdf_memory_kib.unwrap_or(d.m_cost),
+        t_cost: a.kdf_iterations.unwrap_or(d.t_cost),
+        p_cost: d.p_cost,
+    };
+    let pw = password::get(g, true)?;
+    let config = Repository::init(&*backend, pw.as_bytes(), &opts)?;
+    if a.json {
+        output::json(&config)?;
+    } else {
+        println!("created repository {} at {}", &config.id[..8], backend.location());
+        println!("Keep the password safe: without it the data cannot be read by anyone.");
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,130 @@
+//! Command-line interface: clap definitions and rendering. One file per subcommand.
+
+mod backup;
+mod cat;
+mod init;
+mod ls;
+mod output;
+mod password;
+mod restore;
+mod snapshots;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use snap::repo::Repository;
+
+/// Exit codes (README §Exit codes).
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    /// Reserved: the repository is locked by another process.
+    #[allow(dead_code)]
+    pub const LOCKED: u8 = 3;
+    /// A snapshot was saved, but some files could not be read and are missing from it.
+    pub const INCOMPLETE: u8 = 4;
+}
+
+#[derive(Parser)]
+#[command(name = "snap", version, about = "Deduplicated, encrypted snapshots of Supabase projects and files")]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct Global {
+    /// Repository location (a directory).
+    #[arg(long, short = 'r', env = "SNAP_REPO", global = true)]
+    repo: Option<String>,
+    /// Read the repository password from this file (first line).
+    #[arg(long, env = "SNAP_PASSWORD_FILE", global = true)]
+    password_file: Option<PathBuf>,
+    /// Run this shell command and use its output (first line) as the password.
+    #[arg(long, env = "SNAP_PASSWORD_COMMAND", global = true)]
+    password_command: Option<String>,
+    /// Directory for the local index cache (default: $XDG_CACHE_HOME/snap).
+    #[arg(long, env = "SNAP_CACHE_DIR", global = true)]
+    cache_dir: Option<PathBuf>,
+    /// Print no warnings or progress (errors are still printed).
+    #[arg(long, short = 'q', global = true)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new repository.
+    Init(init::Args),
+    /// Back up files, standard input, or a command's output into a new snapshot.
+    Backup(backup::Args),
+    /// List snapshots.
+    Snapshots(snapshots::Args),
+    /// List the entries of a snapshot.
+    Ls(ls::Args),
+    /// Restore a snapshot (or some of its paths) into a directory.
+    Restore(restore::Args),
+    /// Write one file of a snapshot to standard output.
+    Cat(cat::Args),
+}
+
+impl Global {
+    fn backend(&self) -> anyhow::Result<Arc<dyn snap::backend::Backend>> {
+        let loc = self
+            .repo
+            .as_deref()
+            .context("no repository given: pass --repo or set SNAP_REPO")?;
+        Ok(Arc::from(snap::backend::open_location(loc)?))
+    }
+
+    fn cache_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(snap::repo::default_cache_dir)
+    }
+
+    /// Open the repository, asking for the password as configured.
+    fn open(&self) -> anyhow::Result<Repository> {
+        let backend = self.backend()?;
+        if !backend.exists("config")? {
+            anyhow::bail!(snap::Error::NotARepository(backend.location()));
+        }
+        let pw = password::get(self, false)?;
+        let repo = Repository::open(backend, pw.as_bytes(), &self.cache_dir())?;
+        if !self.quiet {
+            for (name, why) in &repo.sync_report().unreadable {
+                eprintln!("warning: pack {name} is unreadable and was not indexed: {why} (run `snap check`)");
+            }
+        }
+        Ok(repo)
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+    };
+    let result = match &cli.command {
+        Command::Init(a) => init::run(&cli.global, a),
+        Command::Backup(a) => backup::run(&cli.global, a),
+        Command::Snapshots(a) => snapshots::run(&cli.global, a),
+        Command::Ls(a) => ls::run(&cli.global, a),
+        Command::Restore(a) => restore::run(&cli.global, a),
+        Command::Cat(a) => cat::run(&cli.global, a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Where the repository password comes from: --password-file / SNAP_PASSWORD_FILE,
+//! --password-command / SNAP_PASSWORD_COMMAND, SNAP_PASSWORD, else a prompt on the terminal.
+//! Passwords live in zeroizing buffers and are never printed.
+
+use std::io::IsTerminal;
+
+use anyhow::{Context, bail};
+use zeroize::Zeroizing;
+
+use super::Global;
+
+fn first_line(mut s: String) -> Zeroizing<String> {
+    let end = s.find(['\n', '\r']).unwrap_or(s.len());
+    s.truncate(end);
+    Zeroizing::new(s)
+}
+
+/// The password; `confirm` asks twice when prompting (for new passwords).
+pub fn get(g: &Global, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
+    let pw = if let Some(f) = &g.password_file {
+        let s = std::fs::read_to_string(f).with_context(|| format!("reading password file {}", f.display()))?;
+        first_line(s)
+    } else if let Some(cmd) = &g.password_command {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .context("running the password command")?;
+        if !out.status.success() {
+            bail!("the password command failed ({})", out.status);
+        }
+        first_line(String::from_utf8(out.stdout).context("password command output is not UTF-8")?)
+    } else if let Ok(p) = std::env::var("SNAP_PASSWORD") {
+        Zeroizing::new(p)
+    } else {
+        prompt(confirm)?
+    };
+    if pw.is_empty() {
+        bail!("the password is empty");
+    }
+    Ok(pw)
+}
+
+fn prompt(confirm: bool) -> anyhow::Result<Zeroizing<String>> {
+    if !std::io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_err() {
+        bail!("no password given: set SNAP_PASSWORD_FILE, SNAP_PASSWORD_COMMAND or SNAP_PASSWORD (no terminal to ask on)");
+    }
+    let p = Zeroizing::new(rpassword::prompt_password("repository password: ").context("reading the password")?);
+    if confirm {
+        let again = Zeroizing::new(rpassword::prompt_password("repeat password: ").context("reading the password")?);
+        if *again != *p {
+            bail!("the passwords do not match");
+        }
+    }
+    Ok(p)
+}

@@ -1,0 +1,88 @@
+use serde::Serialize;
+use snap::snapshot::{Snapshot, Summary};
+
+use super::{Global, exit, output};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Only snapshots with this tag (repeatable; all must match).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Only snapshots of this host.
+    #[arg(long)]
+    host: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+pub struct SnapshotJson<'a> {
+    id: String,
+    short_id: String,
+    time: String,
+    host: &'a str,
+    username: &'a str,
+    tags: &'a [String],
+    paths: &'a [String],
+    source: &'a snap::snapshot::SourceKind,
+    description: &'a str,
+    parent: Option<String>,
+    size: u64,
+    added_bytes: u64,
+    summary: &'a Summary,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    warnings: &'a [String],
+}
+
+impl<'a> SnapshotJson<'a> {
+    pub fn new(s: &'a Snapshot, warnings: &'a [String]) -> Self {
+        let m = &s.manifest;
+        SnapshotJson {
+            id: s.id.to_hex(),
+            short_id: s.id.short(),
+            time: m.time.to_rfc3339(),
+            host: &m.host,
+            username: &m.username,
+            tags: &m.tags,
+            paths: &m.paths,
+            source: &m.source,
+            description: &m.description,
+            parent: m.parent.map(|p| p.to_hex()),
+            size: m.summary.total_bytes,
+            added_bytes: m.summary.added_bytes,
+            summary: &m.summary,
+            warnings,
+        }
+    }
+}
+
+pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
+    let repo = g.open()?;
+    let snaps: Vec<Snapshot> = repo
+        .snapshots()?
+        .into_iter()
+        .filter(|s| a.host.as_ref().is_none_or(|h| &s.manifest.host == h))
+        .filter(|s| a.tags.iter().all(|t| s.manifest.has_tag(t)))
+        .collect();
+    if a.json {
+        let v: Vec<_> = snaps.iter().map(|s| SnapshotJson::new(s, &[])).collect();
+        output::json(&v)?;
+        return Ok(exit::OK);
+    }
+    println!("{:<8}  {:<19}  {:<12}  {:<20}  {:>11}  {:>11}  paths", "id", "time", "host", "tags", "size", "added");
+    for s in &snaps {
+        let m = &s.manifest;
+        println!(
+            "{:<8}  {:<19}  {:<12}  {:<20}  {:>11}  {:>11}  {}",
+            s.id.short(),
+            m.time.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S"),
+            m.host,
+            m.tags.join(","),
+            output::bytes(m.summary.total_bytes),
+            output::bytes(m.summary.added_bytes),
+            m.paths.join(" "),
+        );
+    }
+    println!("{} snapshots", snaps.len());
+    Ok(exit::OK)
+}

@@ -1,0 +1,119 @@
+//! The library's error kinds. Messages say what went wrong and what the user can do.
+
+use std::path::PathBuf;
+
+use crate::id::Id;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("storage error at {path}: {source}")]
+    Backend {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{path} not found in the repository")]
+    NotFound { path: String },
+
+    #[error("{0} is not a snap repository (no config file); create one with `snap init`")]
+    NotARepository(String),
+
+    #[error("{0} already holds a snap repository; refusing to overwrite it")]
+    AlreadyInitialized(String),
+
+    #[error("wrong password: no key file in the repository opens with it")]
+    WrongPassword,
+
+    #[error("the repository has no key files (keys/ is empty or unreadable); it cannot be opened")]
+    NoKeys,
+
+    #[error("repository format version {found} is not supported by this snap (supports {supported}); upgrade snap")]
+    UnsupportedVersion { found: u32, supported: u32 },
+
+    #[error("corrupt {what}: {detail}")]
+    Corrupt { what: String, detail: String },
+
+    #[error("chunk {0} is referenced but is not in the index (run `snap repair index`, or the data is lost)")]
+    ChunkMissing(Id),
+
+    #[error("no snapshot matches {0:?}")]
+    SnapshotNotFound(String),
+
+    #[error("snapshot prefix {prefix:?} is ambiguous: it matches {}", candidates.join(", "))]
+    AmbiguousSnapshot { prefix: String, candidates: Vec<String> },
+
+    #[error("path {path:?} is not in snapshot {snapshot}")]
+    PathNotInSnapshot { snapshot: String, path: String },
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("command `{command}` failed ({status}); no snapshot was recorded. Its stderr ended with:\n{stderr}")]
+    CommandFailed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+
+    #[error("restore target {0} is not empty; choose an empty directory or pass --overwrite")]
+    TargetNotEmpty(PathBuf),
+
+    #[error("the local index at {path} is in use by another snap process; wait for it to finish or use another --cache-dir")]
+    IndexBusy { path: PathBuf },
+
+    #[error("index error: {0}")]
+    Index(String),
+
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+}
+
+impl Error {
+    pub fn corrupt(what: impl Into<String>, detail: impl Into<String>) -> Error {
+        Error::Corrupt {
+            what: what.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True for failures that may go away when retried (network hiccups, throttling).
+    pub fn is_transient(&self) -> bool {
+        use std::io::ErrorKind::*;
+        match self {
+            Error::Backend { source, .. } => matches!(
+                source.kind(),
+                TimedOut | Interrupted | ConnectionReset | ConnectionAborted | WouldBlock
+            ),
+            _ => false,
+        }
+    }
+}
+
+macro_rules! index_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Error { Error::Index(e.to_string()) }
+        }
+    )*};
+}
+index_err!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);

@@ -1,0 +1,335 @@
+//! `snap backup`: sources → chunker → [`Saver`] → packs → manifest (written last).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::blob::BlobKind;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::progress::Progress;
+use crate::repo::{Repository, Saver, TreeWriter};
+use crate::snapshot::{ChunkRef, Entry, EntryKind, Manifest, Snapshot, SourceKind, Summary, path_cmp};
+use crate::source::{self, Excludes, StreamSource};
+
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    /// Host recorded in the snapshot (default: this machine's name).
+    pub host: Option<String>,
+    pub tags: Vec<String>,
+    pub excludes: Vec<String>,
+    /// Re-read every file even when the parent snapshot says it is unchanged.
+    pub force: bool,
+    /// Parent snapshot to compare against (default: the latest with the same host and paths).
+    pub parent: Option<String>,
+    /// zstd level (default: the repository's).
+    pub compression: Option<i32>,
+    /// Snapshot time (default: now). For imports and tests.
+    pub time: Option<chrono::DateTime<chrono::FixedOffset>>,
+}
+
+pub enum BackupInput {
+    Paths(Vec<PathBuf>),
+    Stream(Box<dyn StreamSource>),
+}
+
+#[derive(Debug)]
+pub struct BackupOutcome {
+    pub snapshot: Snapshot,
+    /// Problems that did not stop the backup (skipped files); the snapshot lacks those entries.
+    pub warnings: Vec<String>,
+}
+
+struct Ctx<'a> {
+    repo: &'a Repository,
+    saver: &'a Saver,
+    progress: &'a dyn Progress,
+    summary: Summary,
+    warnings: Vec<String>,
+}
+
+impl Ctx<'_> {
+    fn warn(&mut self, msg: String) {
+        self.progress.warn(&msg);
+        self.warnings.push(msg);
+        self.summary.skipped += 1;
+    }
+
+    /// Chunk a stream into the saver; returns the chunk list and bytes read.
+    fn store_stream(&mut self, reader: &mut dyn Read) -> std::io::Result<Result<(Vec<ChunkRef>, u64)>> {
+        let mut refs = Vec::new();
+        let mut total = 0u64;
+        for chunk in self.repo.chunker().stream(reader) {
+            let chunk = chunk?;
+            let len = chunk.len();
+            total += len as u64;
+            self.progress.bytes(len as u64);
+            match self.saver.save(BlobKind::Data, chunk) {
+                Ok((id, _)) => refs.push(ChunkRef(id, len as u32)),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        self.summary.bytes_read += total;
+        Ok(Ok((refs, total)))
+    }
+}
+
+/// Run a backup and record a snapshot. The manifest is written only after every pack it
+/// references is durable and indexed; on any error nothing is recorded.
+pub fn backup(repo: &Repository, input: BackupInput, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupOutcome> {
+    let started = Instant::now();
+    let time = opts.time.unwrap_or_else(|| chrono::Local::now().fixed_offset());
+    let host = opts.host.clone().unwrap_or_else(crate::util::hostname);
+    let mut tags = opts.tags.clone();
+    tags.sort();
+    tags.dedup();
+    let level = opts.compression.unwrap_or(repo.config().compression);
+    let saver = Saver::new(repo, level);
+    let mut ctx = Ctx { repo, saver: &saver, progress, summary: Summary::default(), warnings: Vec::new() };
+    let mut tree = TreeWriter::new(&saver, repo.chunker());
+
+    let (paths, kind, description, parent) = match input {
+        BackupInput::Paths(paths) => {
+            let roots = normalize_roots(&paths)?;
+            let stored: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+            let parent = find_parent(repo, opts, &host, &stored, SourceKind::Files)?;
+            progress.start("backup", None);
+            backup_files(&mut ctx, &mut tree, &roots, opts, parent.as_ref())?;
+            (stored, SourceKind::Files, "files".to_string(), parent.map(|p| p.0))
+        }
+        BackupInput::Stream(mut src) => {
+            let name = src.name().trim_matches('/').to_string();
+            crate::snapshot::validate_path(&name).map_err(|_| Error::Invalid(format!("invalid stream name {name:?}")))?;
+            progress.start("backup", None);
+            let now_ns = time.timestamp_nanos_opt().unwrap_or(0);
+            let parts: Vec<&str> = name.split('/').collect();
+            for i in 1..parts.len() {
+                let dir = synthetic(parts[..i].join("/"), EntryKind::Dir, 0o755, now_ns);
+                tree.push(&dir)?;
+                ctx.summary.dirs += 1;
+            }
+            progress.item(&name);
+            let (chunks, size) = match ctx.store_stream(src.reader()) {
+                Ok(r) => r?,
+                Err(e) => return Err(Error::io(format!("<{}>", src.description()), e)),
+            };
+            let (kind, description) = (src.kind(), src.description());
+            // A failed command never becomes a snapshot.
+            src.finish()?;
+            let mut file = synthetic(name.clone(), EntryKind::File, 0o600, now_ns);
+            file.size = size;
+            file.chunks = chunks;
+            tree.push(&file)?;
+            ctx.summary.files += 1;
+            ctx.summary.files_new += 1;
+            ctx.summary.total_bytes += size;
+            (vec![name], kind, description, None)
+        }
+    };
+
+    let tree_refs = tree.finish()?;
+    let mut summary = std::mem::take(&mut ctx.summary);
+    let warnings = std::mem::take(&mut ctx.warnings);
+    drop(ctx);
+    let stats = saver.finish()?;
+    progress.finish();
+    summary.chunks_new = stats.chunks_new;
+    summary.added_raw_bytes = stats.raw_bytes_new;
+    summary.added_bytes = stats.bytes_added;
+    summary.packs_new = stats.packs;
+    summary.duration_ms = started.elapsed().as_millis() as u64;
+    let manifest = Manifest {
+        version: 1,
+        time,
+        host,
+        username: crate::util::username(),
+        tags,
+        paths,
+        source: kind,
+        description,
+        parent,
+        tree: tree_refs,
+        summary,
+    };
+    let id = repo.save_manifest(&manifest)?;
+    Ok(BackupOutcome { snapshot: Snapshot { id, manifest }, warnings })
+}
+
+fn synthetic(path: String, kind: EntryKind, mode: u32, mtime_ns: i64) -> Entry {
+    Entry {
+        path,
+        kind,
+        mode,
+        mtime_ns,
+        uid: unsafe { libc::geteuid() },
+        gid: unsafe { libc::getegid() },
+        size: 0,
+        inode: 0,
+        target: None,
+        chunks: Vec::new(),
+        attrs: BTreeMap::new(),
+    }
+}
+
+/// Absolute, existing, sorted roots with nested ones removed.
+fn normalize_roots(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    if paths.is_empty() {
+        return Err(Error::Invalid("nothing to back up: give paths, --stdin or --command".into()));
+    }
+    let mut roots = Vec::new();
+    for p in paths {
+        let abs = source::files::absolute(p)?;
+        std::fs::symlink_metadata(&abs).map_err(|e| Error::io(&abs, e))?;
+        if source::stored_path(&abs).is_none() {
+            return Err(Error::Invalid(format!("{}: only UTF-8 paths are supported", abs.display())));
+        }
+        roots.push(abs);
+    }
+    roots.sort_by(|a, b| path_cmp(&a.to_string_lossy(), &b.to_string_lossy()));
+    roots.dedup();
+    let mut out: Vec<PathBuf> = Vec::new();
+    for r in roots {
+        if r.parent().is_none() {
+            return Err(Error::Invalid("backing up / as a whole is not supported; name directories".into()));
+        }
+        if !out.iter().any(|o| r.starts_with(o)) {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// The parent snapshot's files by path.
+type ParentFiles = (Id, HashMap<String, Entry>);
+
+fn find_parent(repo: &Repository, opts: &BackupOptions, host: &str, paths: &[String], kind: SourceKind) -> Result<Option<ParentFiles>> {
+    let snap = match &opts.parent {
+        Some(spec) => Some(repo.find_snapshot(spec)?),
+        None => repo
+            .snapshots()?
+            .into_iter()
+            .rev()
+            .find(|s| s.manifest.host == host && s.manifest.source == kind && s.manifest.paths == paths),
+    };
+    let Some(snap) = snap else { return Ok(None) };
+    let tree = repo.load_tree(&snap.manifest)?;
+    let files = tree
+        .entries
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::File)
+        .map(|e| (e.path.clone(), e))
+        .collect();
+    Ok(Some((snap.id, files)))
+}
+
+fn backup_files(ctx: &mut Ctx, tree: &mut TreeWriter, roots: &[PathBuf], opts: &BackupOptions, parent: Option<&ParentFiles>) -> Result<()> {
+    let excludes = Excludes::new(&opts.excludes)?;
+    for item in source::walk(roots, &excludes) {
+        let item = match item {
+            Ok(i) => i,
+            Err((path, e)) => {
+                ctx.warn(format!("{}: {e} (skipped)", path.display()));
+                continue;
+            }
+        };
+        let Some(path) = source::stored_path(&item.abs) else {
+            ctx.warn(format!("{}: name is not UTF-8 (skipped)", item.abs.display()));
+            continue;
+        };
+        let m = &item.meta;
+        let ft = m.file_type();
+        let mut e = Entry {
+            path,
+            kind: EntryKind::Dir,
+            mode: m.mode() & 0o7777,
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            uid: m.uid(),
+            gid: m.gid(),
+            size: 0,
+            inode: m.ino(),
+            target: None,
+            chunks: Vec::new(),
+            attrs: BTreeMap::new(),
+        };
+        if ft.is_dir() {
+            e.inode = 0;
+            ctx.summary.dirs += 1;
+        } else if ft.is_symlink() {
+            let target = match std::fs::read_link(&item.abs) {
+                Ok(t) => t,
+                Err(err) => {
+                    ctx.warn(format!("{}: {err} (skipped)", item.abs.display()));
+                    continue;
+                }
+            };
+            let Some(t) = target.to_str() else {
+                ctx.warn(format!("{}: link target is not UTF-8 (skipped)", item.abs.display()));
+                continue;
+            };
+            e.kind = EntryKind::Symlink;
+            e.inode = 0;
+            e.target = Some(t.to_string());
+            ctx.summary.symlinks += 1;
+        } else if ft.is_file() {
+            e.kind = EntryKind::File;
+            e.size = m.len();
+            ctx.progress.item(&e.path);
+            let old = parent.and_then(|(_, files)| files.get(&e.path));
+            let unchanged = old.filter(|o| {
+                !opts.force && o.size == e.size && o.mtime_ns == e.mtime_ns && o.inode == e.inode && o.inode != 0
+            });
+            let reused = match unchanged {
+                Some(o) if all_indexed(ctx.repo, &o.chunks)? => {
+                    e.chunks = o.chunks.clone();
+                    true
+                }
+                _ => false,
+            };
+            if reused {
+                ctx.summary.files_unchanged += 1;
+            } else {
+                let mut f = match std::fs::File::open(&item.abs) {
+                    Ok(f) => f,
+                    Err(err) => {
+                        ctx.warn(format!("{}: {err} (skipped)", item.abs.display()));
+                        continue;
+                    }
+                };
+                match ctx.store_stream(&mut f) {
+                    Ok(r) => {
+                        let (chunks, size) = r?;
+                        e.chunks = chunks;
+                        e.size = size;
+                    }
+                    Err(err) => {
+                        ctx.warn(format!("{}: read failed: {err} (skipped)", item.abs.display()));
+                        continue;
+                    }
+                }
+                if old.is_some() {
+                    ctx.summary.files_changed += 1;
+                } else {
+                    ctx.summary.files_new += 1;
+                }
+            }
+            ctx.summary.files += 1;
+            ctx.summary.total_bytes += e.size;
+        } else {
+            ctx.warn(format!("{}: special file (fifo, socket or device) not backed up", item.abs.display()));
+            continue;
+        }
+        tree.push(&e)?;
+    }
+    Ok(())
+}
+
+fn all_indexed(repo: &Repository, chunks: &[ChunkRef]) -> Result<bool> {
+    for c in chunks {
+        if !repo.index().contains(c.id())? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}

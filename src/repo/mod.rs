@@ -1,0 +1,236 @@
+//! The repository handle: init/open (config, key files, local index), the one chunk read path,
+//! and snapshot manifests.
+
+mod config;
+mod saver;
+
+pub use config::{Config, DEFAULT_PACK_SIZE, FORMAT_VERSION};
+pub use saver::{SaveStats, Saver, TreeWriter};
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::backend::Backend;
+use crate::blob::{self, BlobKind};
+use crate::chunker::{Chunker, ChunkerParams};
+use crate::crypto::MasterKey;
+use crate::crypto::keyfile::{KdfParams, KeyFile};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::index::{Index, SyncReport};
+use crate::snapshot::{Manifest, Snapshot, Tree};
+
+/// Choices made once, at `snap init`.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub chunker: ChunkerParams,
+    pub pack_size: u32,
+    pub compression: i32,
+    pub kdf: KdfParams,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            chunker: ChunkerParams::default(),
+            pack_size: DEFAULT_PACK_SIZE,
+            compression: 3,
+            kdf: KdfParams::default(),
+        }
+    }
+}
+
+/// Where the local index cache lives: `$SNAP_CACHE_DIR`, else the XDG cache dir + `/snap`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("SNAP_CACHE_DIR") {
+        return PathBuf::from(d);
+    }
+    dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("snap")
+}
+
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    key: Arc<MasterKey>,
+    config: Config,
+    index: Arc<Index>,
+    key_name: String,
+    sync_report: SyncReport,
+}
+
+impl Repository {
+    /// Create a repository: key file first, `config` last (its presence marks a repository).
+    pub fn init(backend: &dyn Backend, password: &[u8], opts: &InitOptions) -> Result<Config> {
+        if backend.exists("config")? {
+            return Err(Error::AlreadyInitialized(backend.location()));
+        }
+        if !backend.list("")?.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{} is not empty and holds no snap repository; choose an empty or new directory",
+                backend.location()
+            )));
+        }
+        opts.chunker.validate()?;
+        let key = MasterKey::generate();
+        let config = Config::new(opts.chunker.clone(), opts.pack_size, opts.compression);
+        add_key_file(backend, &key, password, opts.kdf)?;
+        backend.put("config", &config.to_bytes())?;
+        Ok(config)
+    }
+
+    /// Open with a password; the index lives under `cache_dir/<repository id>/`.
+    pub fn open(backend: Arc<dyn Backend>, password: &[u8], cache_dir: &std::path::Path) -> Result<Repository> {
+        let config = match backend.get("config") {
+            Ok(b) => Config::from_bytes(&b)?,
+            Err(Error::NotFound { .. }) => return Err(Error::NotARepository(backend.location())),
+            Err(e) => return Err(e),
+        };
+        let (key, key_name) = unlock(&*backend, password)?;
+        let index = Index::open(&cache_dir.join(&config.id).join("index.redb"), &config.id)?;
+        let sync_report = index.sync(&*backend, &key)?;
+        Ok(Repository {
+            backend,
+            key: Arc::new(key),
+            config,
+            index: Arc::new(index),
+            key_name,
+            sync_report,
+        })
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    pub fn key(&self) -> &Arc<MasterKey> {
+        &self.key
+    }
+    pub fn index(&self) -> &Arc<Index> {
+        &self.index
+    }
+    /// Name of the key file the password opened.
+    pub fn key_name(&self) -> &str {
+        &self.key_name
+    }
+    /// What bringing the index up to date did at open.
+    pub fn sync_report(&self) -> &SyncReport {
+        &self.sync_report
+    }
+    pub fn chunker(&self) -> Chunker {
+        Chunker::new(self.config.chunker.clone(), self.key.chunker_seed())
+    }
+
+    /// Read one chunk's plaintext: index → ranged get → [`blob::decode`] (which verifies it).
+    pub fn read_chunk(&self, id: &Id) -> Result<Vec<u8>> {
+        let loc = self.index.lookup(id)?.ok_or(Error::ChunkMissing(*id))?;
+        let name = crate::pack::pack_name(&loc.pack);
+        let sealed = self
+            .backend
+            .get_range(&name, loc.offset as u64, loc.length as u64)
+            .map_err(|e| match e {
+                Error::NotFound { .. } => Error::corrupt(
+                    format!("pack {name}"),
+                    format!("missing, but the index says it holds chunk {}", id.short()),
+                ),
+                other => other,
+            })?;
+        blob::decode(&self.key, loc.kind, id, &sealed)
+            .map_err(|e| Error::corrupt(format!("pack {name}"), e.to_string()))
+    }
+
+    /// Seal and store a manifest; returns the snapshot id. Call only after every pack it
+    /// references is durable (see [`Saver::finish`]).
+    pub fn save_manifest(&self, m: &Manifest) -> Result<Id> {
+        let json = serde_json::to_vec(m).expect("manifest serializes");
+        let sealed = blob::encode(&self.key, BlobKind::Manifest, &Id::default(), &json, 3);
+        let id = Id::hash_of(&sealed);
+        self.backend.put(&format!("snapshots/{id}"), &sealed)?;
+        Ok(id)
+    }
+
+    pub fn load_manifest(&self, id: &Id) -> Result<Manifest> {
+        let name = format!("snapshots/{id}");
+        let sealed = self.backend.get(&name)?;
+        if Id::hash_of(&sealed) != *id {
+            return Err(Error::corrupt(format!("snapshot {}", id.short()), "content does not match its name"));
+        }
+        let json = blob::decode(&self.key, BlobKind::Manifest, &Id::default(), &sealed)
+            .map_err(|e| Error::corrupt(format!("snapshot {}", id.short()), e.to_string()))?;
+        serde_json::from_slice(&json).map_err(|e| Error::corrupt(format!("snapshot {}", id.short()), e.to_string()))
+    }
+
+    pub fn snapshot_ids(&self) -> Result<Vec<Id>> {
+        Ok(self
+            .backend
+            .list("snapshots/")?
+            .iter()
+            .filter_map(|o| o.name.strip_prefix("snapshots/")?.parse().ok())
+            .collect())
+    }
+
+    /// All snapshots, oldest first. A manifest that cannot be read is an error naming it.
+    pub fn snapshots(&self) -> Result<Vec<Snapshot>> {
+        let mut out = Vec::new();
+        for id in self.snapshot_ids()? {
+            out.push(Snapshot { id, manifest: self.load_manifest(&id)? });
+        }
+        out.sort_by(|a, b| a.manifest.time.cmp(&b.manifest.time).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// `latest`, a full id, or a unique prefix.
+    pub fn find_snapshot(&self, spec: &str) -> Result<Snapshot> {
+        let all = self.snapshots()?;
+        crate::snapshot::resolve(&all, spec).cloned()
+    }
+
+    pub fn load_tree(&self, m: &Manifest) -> Result<Tree> {
+        let mut bytes = Vec::new();
+        for c in &m.tree {
+            bytes.extend_from_slice(&self.read_chunk(c.id())?);
+        }
+        Tree::parse(&bytes)
+    }
+
+    /// Stream a file's content to `out`, verifying each chunk.
+    pub fn write_file_to(&self, chunks: &[crate::snapshot::ChunkRef], out: &mut dyn std::io::Write) -> Result<u64> {
+        let mut n = 0;
+        for c in chunks {
+            let data = self.read_chunk(c.id())?;
+            out.write_all(&data).map_err(|e| Error::io("<output>", e))?;
+            n += data.len() as u64;
+        }
+        Ok(n)
+    }
+}
+
+/// Wrap `key` under `password` in a new key file; returns its name.
+pub fn add_key_file(backend: &dyn Backend, key: &MasterKey, password: &[u8], kdf: KdfParams) -> Result<String> {
+    let kf = KeyFile::create(key, password, kdf)?;
+    let bytes = kf.to_bytes();
+    let name = format!("keys/{}", Id::hash_of(&bytes));
+    backend.put(&name, &bytes)?;
+    Ok(name)
+}
+
+/// Try the password against every key file.
+fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKey, String)> {
+    let keys = backend.list("keys/")?;
+    if keys.is_empty() {
+        return Err(Error::NoKeys);
+    }
+    let mut damaged = Vec::new();
+    for obj in &keys {
+        let parsed = backend.get(&obj.name).and_then(|b| KeyFile::from_bytes(&b));
+        match parsed.and_then(|kf| kf.open(password)) {
+            Ok(Some(k)) => return Ok((k, obj.name.clone())),
+            Ok(None) => {}
+            Err(e) => damaged.push(format!("{}: {e}", obj.name)),
+        }
+    }
+    if damaged.len() == keys.len() {
+        return Err(Error::corrupt("key files", damaged.join("; ")));
+    }
+    Err(Error::WrongPassword)
+}

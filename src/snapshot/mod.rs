@@ -1,0 +1,117 @@
+//! Snapshot manifests and their trees. See repo-format.md §Snapshots and §Trees.
+
+pub mod tree;
+
+pub use tree::{Entry, EntryKind, Tree, path_cmp, validate_path};
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::Id;
+
+/// A reference to a stored chunk and its plaintext length; a file is the concatenation of its
+/// chunks, so the chunk holding byte offset `o` is found from the running sum of lengths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRef(pub Id, pub u32);
+
+impl ChunkRef {
+    pub fn id(&self) -> &Id {
+        &self.0
+    }
+    pub fn len(&self) -> u64 {
+        self.1 as u64
+    }
+    pub fn is_empty(&self) -> bool {
+        self.1 == 0
+    }
+}
+
+/// Figures recorded with each snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Summary {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    /// Logical bytes of all files in the snapshot.
+    pub total_bytes: u64,
+    /// Bytes read from the sources (unchanged files reused from the parent are not read).
+    pub bytes_read: u64,
+    pub files_new: u64,
+    pub files_changed: u64,
+    pub files_unchanged: u64,
+    /// Chunks stored by this backup (not already in the repository).
+    pub chunks_new: u64,
+    /// Plaintext bytes of the new chunks.
+    pub added_raw_bytes: u64,
+    /// Bytes this backup added to the repository (sealed blobs plus pack trailers).
+    pub added_bytes: u64,
+    pub packs_new: u64,
+    /// Entries skipped with a warning (unreadable files, unsupported names or types).
+    pub skipped: u64,
+    pub duration_ms: u64,
+}
+
+/// What a snapshot came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Files,
+    Stdin,
+    Command,
+}
+
+/// The decrypted content of `snapshots/<id>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub version: u32,
+    pub time: chrono::DateTime<chrono::FixedOffset>,
+    pub host: String,
+    pub username: String,
+    /// `key=value` (or bare) tags, sorted.
+    pub tags: Vec<String>,
+    /// What was backed up: absolute source paths, or the stored names of stdin/command streams.
+    pub paths: Vec<String>,
+    pub source: SourceKind,
+    /// Human description of the source (the command line for `--command`; secrets masked).
+    pub description: String,
+    pub parent: Option<Id>,
+    /// The tree: JSON Lines of entries, stored as tree chunks, in this order.
+    pub tree: Vec<ChunkRef>,
+    pub summary: Summary,
+}
+
+impl Manifest {
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
+}
+
+/// A snapshot: its id (the BLAKE3 of its stored bytes) and manifest.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub id: Id,
+    pub manifest: Manifest,
+}
+
+/// Pick the snapshot `spec` names among `snapshots` (sorted oldest first): `latest`, a full id,
+/// or a unique hex prefix.
+pub fn resolve<'a>(snapshots: &'a [Snapshot], spec: &str) -> crate::Result<&'a Snapshot> {
+    use crate::error::Error;
+    if spec == "latest" {
+        return snapshots.last().ok_or_else(|| Error::SnapshotNotFound(spec.into()));
+    }
+    let lower = spec.to_ascii_lowercase();
+    if lower.is_empty() || !lower.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::SnapshotNotFound(spec.into()));
+    }
+    let found: Vec<&Snapshot> = snapshots.iter().filter(|s| s.id.to_hex().starts_with(&lower)).collect();
+    match found.as_slice() {
+        [one] => Ok(one),
+        [] => Err(Error::SnapshotNotFound(spec.into())),
+        many => Err(Error::AmbiguousSnapshot {
+            prefix: spec.into(),
+            candidates: many.iter().map(|s| s.id.short()).collect(),
+        }),
+    }
+}
