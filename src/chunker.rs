@@ -165,8 +165,9 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(32))]
-        /// Inserting bytes in the middle changes only chunks near the insertion:
-        /// almost all chunks before and after are found again.
+        /// Inserting bytes in the middle changes only chunks near the insertion: every chunk
+        /// that ends before it is found again, and the chunker resynchronises within a few
+        /// chunks after it.
         #[test]
         fn boundaries_stable_under_insert(seed in any::<u64>(), at_frac in 0.1f64..0.9, ins in proptest::collection::vec(any::<u8>(), 1..2000)) {
             let data = pseudo_random(200_000, seed);
@@ -175,14 +176,17 @@ mod tests {
             edited.extend_from_slice(&ins);
             edited.extend_from_slice(&data[at..]);
             let c = small();
-            let set = |d: &[u8]| -> std::collections::HashSet<Vec<u8>> {
-                c.cut(d).into_iter().map(|(o, l)| d[o..o + l].to_vec()).collect()
-            };
-            let before = set(&data);
-            let after = set(&edited);
-            let lost = before.difference(&after).count();
-            // The insert touches at most a few chunks around it.
-            prop_assert!(lost <= 3, "lost {} of {} chunks", lost, before.len());
+            let after: std::collections::HashSet<Vec<u8>> =
+                c.cut(&edited).into_iter().map(|(o, l)| edited[o..o + l].to_vec()).collect();
+            let before = c.cut(&data);
+            let mut lost = 0;
+            for &(o, l) in &before {
+                if !after.contains(&data[o..o + l]) {
+                    prop_assert!(o + l > at, "chunk at {} ending before the insert at {} changed", o, at);
+                    lost += 1;
+                }
+            }
+            prop_assert!(lost <= 5, "lost {} of {} chunks", lost, before.len());
         }
     }
 }

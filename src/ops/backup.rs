@@ -30,9 +30,9 @@ pub struct BackupOptions {
     pub time: Option<chrono::DateTime<chrono::FixedOffset>>,
 }
 
-pub enum BackupInput {
+pub enum BackupInput<'a> {
     Paths(Vec<PathBuf>),
-    Stream(Box<dyn StreamSource>),
+    Stream(Box<dyn StreamSource + 'a>),
 }
 
 #[derive(Debug)]
@@ -78,7 +78,7 @@ impl Ctx<'_> {
 
 /// Run a backup and record a snapshot. The manifest is written only after every pack it
 /// references is durable and indexed; on any error nothing is recorded.
-pub fn backup(repo: &Repository, input: BackupInput, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupOutcome> {
+pub fn backup(repo: &Repository, input: BackupInput<'_>, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupOutcome> {
     let started = Instant::now();
     let time = opts.time.unwrap_or_else(|| chrono::Local::now().fixed_offset());
     let host = opts.host.clone().unwrap_or_else(crate::util::hostname);

@@ -44,7 +44,7 @@ pub struct Saver {
     pending: Arc<Mutex<HashSet<Id>>>,
     jobs: Option<Sender<Job>>,
     workers: Vec<JoinHandle<()>>,
-    packer: Option<JoinHandle<Result<SaveStats>>>,
+    packer: Mutex<Option<JoinHandle<Result<SaveStats>>>>,
 }
 
 impl Saver {
@@ -83,7 +83,7 @@ impl Saver {
             pending,
             jobs: Some(jobs_tx),
             workers,
-            packer: Some(packer),
+            packer: Mutex::new(Some(packer)),
         }
     }
 
@@ -99,9 +99,17 @@ impl Saver {
         drop(pending);
         let tx = self.jobs.as_ref().expect("saver not finished");
         if tx.send((kind, id, data)).is_err() {
-            return Err(Error::Invalid("the write pipeline stopped (see the error that follows)".into()));
+            return Err(self.packer_result().err().unwrap_or_else(stopped));
         }
         Ok((id, true))
+    }
+
+    /// Wait for the packer and return what it returned (its error, when the pipeline broke).
+    fn packer_result(&self) -> Result<SaveStats> {
+        match self.packer.lock().unwrap().take() {
+            Some(h) => h.join().expect("packer thread panicked"),
+            None => Err(stopped()),
+        }
     }
 
     /// Flush the last pack and wait until every pack is durable and indexed.
@@ -110,7 +118,7 @@ impl Saver {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
-        self.packer.take().unwrap().join().expect("packer thread panicked")
+        self.packer_result()
     }
 }
 
@@ -120,10 +128,14 @@ impl Drop for Saver {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
-        if let Some(p) = self.packer.take() {
+        if let Some(p) = self.packer.lock().unwrap().take() {
             let _ = p.join();
         }
     }
+}
+
+fn stopped() -> Error {
+    Error::Invalid("the write pipeline stopped after an earlier error".into())
 }
 
 fn run_packer(

@@ -1,0 +1,400 @@
+//! End-to-end: what the real `snap` binary says and returns when things are wrong.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// Run a command, killing it if it does not finish within `limit` (a hang is a failure).
+fn run_with_timeout(mut c: Command, limit: Duration) -> (i32, String, String) {
+    let mut child = c
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn snap");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return output_parts(child.wait_with_output().unwrap());
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let o = child.wait_with_output().unwrap();
+            panic!("snap hung (killed after {limit:?}); stderr:\n{}", String::from_utf8_lossy(&o.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A repository with one small snapshot in it.
+fn repo_with_snapshot() -> TestRepo {
+    let repo = TestRepo::new();
+    let src = repo.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("file.txt"), b"precious data").unwrap();
+    repo.backup(&[&src]);
+    repo
+}
+
+fn assert_usable(repo: &TestRepo) {
+    let snaps = repo.snapshots();
+    assert_eq!(snaps.len(), 1);
+    let src = repo.path("src");
+    assert_eq!(repo.cat("latest", &format!("{}/file.txt", stored(&src))), b"precious data");
+}
+
+/// Key file names in the repository.
+fn key_files(repo: &Path) -> Vec<std::path::PathBuf> {
+    fs::read_dir(repo.join("keys")).map(|rd| rd.map(|e| e.unwrap().path()).collect()).unwrap_or_default()
+}
+
+#[test]
+fn wrong_password_is_refused_and_never_printed() {
+    let repo = repo_with_snapshot();
+    let wrong = "Tr0ub4dor&3-not-the-password";
+    for args in [&["snapshots"][..], &["ls", "latest"], &["cat", "latest", "x"], &["backup", "/nonexistent-but-irrelevant"]] {
+        let o = repo.cmd().env("SNAP_PASSWORD", wrong).args(args).output().unwrap();
+        let (code, out, err) = output_parts(o);
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(err.contains("wrong password"), "{args:?}: {err}");
+        for secret in [wrong, PASSWORD] {
+            assert!(!out.contains(secret) && !err.contains(secret), "{args:?} printed a password:\n{out}\n{err}");
+        }
+    }
+    assert_usable(&repo);
+}
+
+#[test]
+fn password_file_and_password_command() {
+    let repo = repo_with_snapshot();
+    // First line only: trailing newline and further lines are ignored.
+    let pwfile = repo.path("pw.txt");
+    fs::write(&pwfile, format!("{PASSWORD}\nsecond line is ignored\n")).unwrap();
+    let (code, out, err) = output_parts(
+        repo.cmd().env_remove("SNAP_PASSWORD").env("SNAP_PASSWORD_FILE", &pwfile).args(["snapshots", "--json"]).output().unwrap(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"short_id\""), "{out}");
+    // --password-file flag as well.
+    let (code, _, err) = output_parts(
+        repo.cmd().env_remove("SNAP_PASSWORD").arg("--password-file").arg(&pwfile).arg("snapshots").output().unwrap(),
+    );
+    assert_eq!(code, 0, "{err}");
+
+    let (code, _, err) = output_parts(
+        repo.cmd()
+            .env_remove("SNAP_PASSWORD")
+            .env("SNAP_PASSWORD_COMMAND", format!("printf '%s\\nnoise\\n' '{PASSWORD}'"))
+            .arg("snapshots")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{err}");
+
+    // The file wins over SNAP_PASSWORD: a wrong file is a wrong password even with the right env.
+    let bad = repo.path("bad.txt");
+    fs::write(&bad, "nope\n").unwrap();
+    let (code, _, err) = output_parts(repo.cmd().env("SNAP_PASSWORD_FILE", &bad).arg("snapshots").output().unwrap());
+    assert_eq!(code, 1);
+    assert!(err.contains("wrong password"), "{err}");
+
+    // A failing password command is an error that says so.
+    let (code, out, err) = output_parts(
+        repo.cmd().env_remove("SNAP_PASSWORD").env("SNAP_PASSWORD_COMMAND", "exit 7").arg("snapshots").output().unwrap(),
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("password command failed"), "{err}");
+    // A missing password file names the file.
+    let (code, _, err) = output_parts(
+        repo.cmd().env_remove("SNAP_PASSWORD").env("SNAP_PASSWORD_FILE", repo.path("missing-pw")).arg("snapshots").output().unwrap(),
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("password file") && err.contains("missing-pw"), "{err}");
+    // An empty password is refused.
+    let empty = repo.path("empty-pw");
+    fs::write(&empty, "\n").unwrap();
+    let (code, _, err) =
+        output_parts(repo.cmd().env_remove("SNAP_PASSWORD").env("SNAP_PASSWORD_FILE", &empty).arg("snapshots").output().unwrap());
+    assert_eq!(code, 1);
+    assert!(err.contains("password is empty"), "{err}");
+
+    // init with a password file, then open with the same password from the environment.
+    let r2 = TestRepo::uninit();
+    let pw2 = r2.path("pw2");
+    fs::write(&pw2, "another secret\n").unwrap();
+    let (code, _, err) = output_parts(
+        r2.cmd()
+            .env_remove("SNAP_PASSWORD")
+            .env("SNAP_PASSWORD_FILE", &pw2)
+            .args(["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = output_parts(r2.cmd().env("SNAP_PASSWORD", "another secret").arg("snapshots").output().unwrap());
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn no_password_and_no_terminal_is_a_clear_error() {
+    let repo = repo_with_snapshot();
+    let mut c = repo.cmd();
+    c.env_remove("SNAP_PASSWORD").arg("snapshots");
+    let (code, out, err) = run_with_timeout(c, Duration::from_secs(30));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("no password given") && err.contains("SNAP_PASSWORD"), "{err}");
+    // Same for init, which would otherwise ask twice.
+    let r2 = TestRepo::uninit();
+    let mut c = r2.cmd();
+    c.env_remove("SNAP_PASSWORD").args(["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
+    let (code, _, err) = run_with_timeout(c, Duration::from_secs(30));
+    assert_eq!(code, 1);
+    assert!(err.contains("no password given"), "{err}");
+    assert!(!r2.repo.join("config").exists(), "init without a password must not create a repository");
+}
+
+#[test]
+fn not_a_repository() {
+    let r = TestRepo::uninit();
+    // Missing directory, empty directory, directory with unrelated files.
+    for setup in 0..3 {
+        match setup {
+            0 => {}
+            1 => fs::create_dir_all(&r.repo).unwrap(),
+            _ => fs::write(r.repo.join("notes.txt"), b"hello").unwrap(),
+        }
+        for args in [&["snapshots"][..], &["backup", "/etc/hostname"], &["restore", "latest", "--target", "/tmp/x"]] {
+            let (code, out, err) = r.run(args);
+            assert_eq!(code, 1, "{args:?}: {out}{err}");
+            assert!(err.contains("is not a snap repository") && err.contains("snap init"), "{args:?}: {err}");
+            assert!(err.contains(r.repo.to_str().unwrap()), "names the location: {err}");
+        }
+    }
+    assert!(!r.repo.join("config").exists());
+    // Remote schemes are refused with a clear message.
+    let (code, _, err) = output_parts(
+        bare_snap(r.dir.path()).env("SNAP_PASSWORD", PASSWORD).args(["--repo", "s3://user:hunter2@host/bucket", "snapshots"]).output().unwrap(),
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("not supported") && !err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn init_over_existing_repository_is_refused() {
+    let repo = repo_with_snapshot();
+    let config = fs::read(repo.repo.join("config")).unwrap();
+    let keys = key_files(&repo.repo);
+    assert_eq!(keys.len(), 1);
+    for pw in [PASSWORD, "a different password"] {
+        let (code, out, err) = output_parts(
+            repo.cmd().env("SNAP_PASSWORD", pw).args(["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1"]).output().unwrap(),
+        );
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(err.contains("already holds a snap repository"), "{err}");
+    }
+    assert_eq!(fs::read(repo.repo.join("config")).unwrap(), config, "config must be untouched");
+    assert_eq!(key_files(&repo.repo), keys, "no key file may be added");
+    assert_usable(&repo);
+}
+
+#[test]
+fn init_into_non_empty_directory_is_refused() {
+    let r = TestRepo::uninit();
+    fs::create_dir_all(r.repo.join("sub")).unwrap();
+    fs::write(r.repo.join("sub/important.doc"), b"do not touch").unwrap();
+    let (code, out, err) = r.init(&[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("not empty"), "{err}");
+    assert!(!r.repo.join("config").exists() && !r.repo.join("keys").exists());
+    assert_eq!(fs::read(r.repo.join("sub/important.doc")).unwrap(), b"do not touch");
+    // An empty existing directory is fine.
+    let r2 = TestRepo::uninit();
+    fs::create_dir_all(&r2.repo).unwrap();
+    let (code, out, err) = r2.init(&["--json"]);
+    assert_eq!(code, 0, "{err}");
+    let cfg: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(cfg["version"], 1);
+    assert_eq!(cfg["id"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn corrupt_config_is_named() {
+    let repo = repo_with_snapshot();
+    let cfg = repo.repo.join("config");
+    let good = fs::read(&cfg).unwrap();
+    fs::write(&cfg, b"{ this is : not json ]]").unwrap();
+    let (code, out, err) = repo.run(&["snapshots"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("corrupt config file"), "{err}");
+    // Valid JSON but the wrong shape.
+    fs::write(&cfg, br#"{"version": 1, "id": "short"}"#).unwrap();
+    let (code, _, err) = repo.run(&["snapshots"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("config"), "{err}");
+    fs::write(&cfg, &good).unwrap();
+    assert_usable(&repo);
+}
+
+#[test]
+fn unsupported_config_version() {
+    let repo = repo_with_snapshot();
+    let cfg = repo.repo.join("config");
+    let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&cfg).unwrap()).unwrap();
+    v["version"] = 99.into();
+    // A future version may also add fields: the version message must still win.
+    v["future_field"] = "x".into();
+    fs::write(&cfg, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let (code, out, err) = repo.run(&["ls", "latest"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("version 99 is not supported"), "{err}");
+    assert!(err.contains("upgrade snap"), "{err}");
+    // Backing up into it is refused too, and nothing is written.
+    let before: Vec<_> = walk_names(&repo.repo);
+    let (code, _, err) = repo.run_stdin(&["backup", "--stdin"], b"data");
+    assert_eq!(code, 1);
+    assert!(err.contains("version 99"), "{err}");
+    assert_eq!(walk_names(&repo.repo), before);
+}
+
+fn walk_names(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = scan(dir).keys().map(|p| p.display().to_string()).collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn missing_key_files() {
+    let repo = repo_with_snapshot();
+    for k in key_files(&repo.repo) {
+        fs::remove_file(k).unwrap();
+    }
+    let (code, out, err) = repo.run(&["snapshots"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("no key files"), "{err}");
+    // The keys directory gone entirely: the same message.
+    fs::remove_dir(repo.repo.join("keys")).unwrap();
+    let (code, _, err) = repo.run(&["snapshots"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no key files"), "{err}");
+}
+
+#[test]
+fn damaged_key_file_next_to_a_good_one() {
+    let repo = repo_with_snapshot();
+    let good = key_files(&repo.repo);
+    let damaged = repo.repo.join("keys").join("0".repeat(64));
+    fs::write(&damaged, b"{\"version\": 1, \"garbage\": true").unwrap();
+    // Opens with the good key, whatever order the files are tried in.
+    assert_usable(&repo);
+    // A wrong password is still reported as such (not as damage).
+    let (code, _, err) = output_parts(repo.cmd().env("SNAP_PASSWORD", "wrong").arg("snapshots").output().unwrap());
+    assert_eq!(code, 1);
+    assert!(err.contains("wrong password"), "{err}");
+
+    // Only damaged key files: a clear error naming them.
+    for k in &good {
+        fs::write(k, b"\x00\x01 binary junk").unwrap();
+    }
+    let (code, _, err) = repo.run(&["snapshots"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("corrupt key files"), "{err}");
+    // A truncated real key file: still "corrupt", not a panic.
+    let other = repo_with_snapshot();
+    let k = &key_files(&other.repo)[0];
+    let bytes = fs::read(k).unwrap();
+    fs::write(k, &bytes[..bytes.len() / 2]).unwrap();
+    let (code, _, err) = other.run(&["snapshots"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("corrupt key files") && !err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn unknown_and_ambiguous_snapshot_ids() {
+    let repo = TestRepo::new();
+    // Empty repository: `latest` matches nothing.
+    let (code, _, err) = repo.run(&["ls", "latest"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no snapshot matches \"latest\""), "{err}");
+
+    // Make snapshots until two share a first hex digit (at most 17 are needed).
+    let mut ids: Vec<String> = Vec::new();
+    let shared = loop {
+        let n = ids.len();
+        let (code, _, err) = repo.run_stdin(&["backup", "--stdin", "--stdin-name", &format!("f{n}")], format!("data {n}").as_bytes());
+        assert_eq!(code, 0, "{err}");
+        ids = repo.snapshot_ids();
+        assert_eq!(ids.len(), n + 1);
+        let mut firsts: Vec<char> = ids.iter().map(|i| i.chars().next().unwrap()).collect();
+        firsts.sort();
+        if let Some(w) = firsts.windows(2).find(|w| w[0] == w[1]) {
+            break w[0];
+        }
+    };
+    let prefix = shared.to_string();
+    let matching: Vec<&String> = ids.iter().filter(|i| i.starts_with(&prefix)).collect();
+    let (code, out, err) = repo.run(&["cat", &prefix, "f0"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("ambiguous"), "{err}");
+    for m in &matching {
+        assert!(err.contains(&m[..8]), "candidates listed: {err}");
+    }
+    // The same prefix in upper case is also ambiguous; a longer unique prefix works.
+    let (code, _, err) = repo.run(&["ls", &prefix.to_uppercase()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("ambiguous"), "{err}");
+    let full = matching[0];
+    let (code, _, err) = repo.run(&["ls", &full[..12]]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = repo.run(&["ls", &full.to_uppercase()]);
+    assert_eq!(code, 0, "{err}");
+
+    // Unknown ids and non-hex specs.
+    let unknown = (0..16u8)
+        .map(|d| format!("{d:x}"))
+        .find(|c| !ids.iter().any(|i| i.starts_with(c.as_str())))
+        .map(|c| format!("{c}0000000"))
+        .unwrap_or_else(|| "f".repeat(64));
+    for spec in [unknown.as_str(), "not-hex", "LATEST"] {
+        let (code, _, err) = repo.run(&["restore", spec, "--target", repo.path("t").to_str().unwrap()]);
+        assert_eq!(code, 1, "{spec}");
+        assert!(err.contains(&format!("no snapshot matches {spec:?}")), "{spec}: {err}");
+    }
+    assert!(!repo.path("t").exists(), "nothing restored for an unknown snapshot");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let repo = TestRepo::new();
+    let cases: &[&[&str]] = &[
+        &[],
+        &["frobnicate"],
+        &["snapshots", "--no-such-flag"],
+        &["restore", "latest"],
+        &["cat", "latest"],
+        &["ls"],
+        &["backup", "--stdin", "/some/path"],
+        &["backup", "--stdin", "--command", "true"],
+        &["backup", "--compression", "99", "/x"],
+        &["init", "--pack-size", "0"],
+        &["init", "--compression", "-1"],
+    ];
+    for args in cases {
+        let (code, out, err) = repo.run(args);
+        assert_eq!(code, 2, "{args:?}: stdout:\n{out}\nstderr:\n{err}");
+        assert!(!err.is_empty(), "{args:?}: a usage error explains itself");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // Nothing of the above touched the repository.
+    assert!(repo.snapshots().is_empty());
+    // --help and --version are not errors.
+    let (code, out, _) = repo.run(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("backup") && out.contains("restore"), "{out}");
+    let (code, out, _) = repo.run(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("snap "), "{out}");
+}

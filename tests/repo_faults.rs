@@ -1,0 +1,205 @@
+//! Library-level tests over the in-memory and fault-injecting backends: a full disk mid-backup
+//! leaves no half-written snapshot and a valid repository; damage is detected and named;
+//! a lost index cache costs a rebuild, not data.
+
+use std::sync::Arc;
+
+use snap::backend::{Backend, Fault, FaultyBackend, MemoryBackend};
+use snap::crypto::keyfile::KdfParams;
+use snap::ops::{BackupInput, BackupOptions, RestoreOptions, backup, restore};
+use snap::progress::NoProgress;
+use snap::repo::{InitOptions, Repository};
+use snap::source::ReaderSource;
+
+const PW: &[u8] = b"test password";
+
+fn init_opts() -> InitOptions {
+    InitOptions {
+        kdf: KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 },
+        chunker: snap::chunker::ChunkerParams::with_avg(16 * 1024),
+        pack_size: 1 << 20,
+        ..Default::default()
+    }
+}
+
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    // Half compressible text, half noise, so packs fill at a realistic rate.
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if (x >> 60) < 8 {
+            out.extend_from_slice(format!("{x}\tcustomer-{}\t2026-11-21\n", x % 977).as_bytes());
+        } else {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+fn backup_bytes(repo: &Repository, name: &str, bytes: &[u8]) -> snap::Result<snap::snapshot::Snapshot> {
+    let src = ReaderSource::new(name, bytes);
+    backup(repo, BackupInput::Stream(Box::new(src)), &BackupOptions::default(), &NoProgress).map(|o| o.snapshot)
+}
+
+fn read_back(repo: &Repository, snap: &snap::snapshot::Snapshot, name: &str) -> snap::Result<Vec<u8>> {
+    let tree = repo.load_tree(&snap.manifest)?;
+    let mut out = Vec::new();
+    repo.write_file_to(&tree.get(name).expect("entry").chunks, &mut out)?;
+    Ok(out)
+}
+
+#[test]
+fn disk_full_mid_backup_leaves_no_snapshot_and_a_valid_repository() {
+    let mem = Arc::new(MemoryBackend::new());
+    Repository::init(&*mem, PW, &init_opts()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let first = data(3 << 20, 1);
+    let s1 = {
+        let repo = Repository::open(mem.clone(), PW, cache.path()).unwrap();
+        backup_bytes(&repo, "db/a.sql", &first).unwrap()
+    };
+    let packs_before = mem.list("data/").unwrap().len();
+
+    // The disk fills after two more packs of the next backup.
+    let faulty: Arc<dyn Backend> = Arc::new(FaultyBackend::new(
+        mem.clone(),
+        Fault::DiskFullFromPut { n: 2, prefix: "data/".into() },
+    ));
+    let repo = Repository::open(faulty, PW, cache.path()).unwrap();
+    let err = backup_bytes(&repo, "db/b.sql", &data(8 << 20, 2)).unwrap_err();
+    assert!(err.to_string().contains("No space left on device"), "{err}");
+    drop(repo);
+
+    assert_eq!(mem.list("data/").unwrap().len(), packs_before + 2, "two packs landed before the disk filled");
+    let repo = Repository::open(mem.clone(), PW, cache.path()).unwrap();
+    let snaps = repo.snapshots().unwrap();
+    assert_eq!(snaps.len(), 1, "no snapshot from the failed backup");
+    assert_eq!(snaps[0].id, s1.id);
+    assert_eq!(read_back(&repo, &snaps[0], "db/a.sql").unwrap(), first);
+
+    // With space again, the same backup completes and reuses what already landed.
+    let second = data(8 << 20, 2);
+    let s2 = backup_bytes(&repo, "db/b.sql", &second).unwrap();
+    assert!(s2.manifest.summary.added_raw_bytes < second.len() as u64, "chunks from the failed run are reused");
+    assert_eq!(read_back(&repo, &s2, "db/b.sql").unwrap(), second);
+}
+
+#[test]
+fn disk_full_at_manifest_write_records_nothing() {
+    let mem = Arc::new(MemoryBackend::new());
+    Repository::init(&*mem, PW, &init_opts()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let faulty: Arc<dyn Backend> = Arc::new(FaultyBackend::new(
+        mem.clone(),
+        Fault::DiskFullFromPut { n: 0, prefix: "snapshots/".into() },
+    ));
+    let repo = Repository::open(faulty, PW, cache.path()).unwrap();
+    assert!(backup_bytes(&repo, "x", &data(100_000, 3)).is_err());
+    assert!(repo.snapshots().unwrap().is_empty());
+}
+
+#[test]
+fn damaged_pack_is_detected_and_named() {
+    let mem = Arc::new(MemoryBackend::new());
+    Repository::init(&*mem, PW, &init_opts()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let repo = Repository::open(mem.clone(), PW, cache.path()).unwrap();
+    let bytes = data(200_000, 4);
+    let s = backup_bytes(&repo, "f", &bytes).unwrap();
+    let tree = repo.load_tree(&s.manifest).unwrap();
+    let first_chunk = tree.get("f").unwrap().chunks[0].0;
+    let loc = repo.index().lookup(&first_chunk).unwrap().unwrap();
+    let pack = snap::pack::pack_name(&loc.pack);
+    mem.tamper(&pack, |b| b[loc.offset as usize + 30] ^= 0x04);
+    let err = read_back(&repo, &s, "f").unwrap_err().to_string();
+    assert!(err.contains(&pack) && err.contains(&first_chunk.short()), "{err}");
+
+    // Restore fails loudly instead of writing wrong bytes.
+    let target = tempfile::tempdir().unwrap();
+    let opts = RestoreOptions { target: target.path().join("out"), ..Default::default() };
+    let err = restore(&repo, &s, &opts, &NoProgress).unwrap_err().to_string();
+    assert!(err.contains("authentication failed"), "{err}");
+}
+
+#[test]
+fn short_reads_and_failed_reads_are_errors() {
+    let mem = Arc::new(MemoryBackend::new());
+    Repository::init(&*mem, PW, &init_opts()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let bytes = data(100_000, 5);
+    let s = {
+        let repo = Repository::open(mem.clone(), PW, cache.path()).unwrap();
+        backup_bytes(&repo, "f", &bytes).unwrap()
+    };
+    let short: Arc<dyn Backend> = Arc::new(FaultyBackend::new(mem.clone(), Fault::ShortReads));
+    let repo = Repository::open(short, PW, cache.path()).unwrap();
+    assert!(read_back(&repo, &s, "f").is_err());
+
+    let failing: Arc<dyn Backend> = Arc::new(FaultyBackend::new(mem.clone(), Fault::FailGet { n: 6 }));
+    let repo = Repository::open(failing, PW, cache.path()).unwrap();
+    let err = read_back(&repo, &s, "f").unwrap_err().to_string();
+    assert!(err.contains("injected read failure"), "{err}");
+}
+
+#[test]
+fn lost_cache_is_rebuilt_from_packs() {
+    let mem = Arc::new(MemoryBackend::new());
+    Repository::init(&*mem, PW, &init_opts()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let bytes = data(2 << 20, 6);
+    let s = {
+        let repo = Repository::open(mem.clone(), PW, cache.path()).unwrap();
+        backup_bytes(&repo, "f", &bytes).unwrap()
+    };
+    std::fs::remove_dir_all(cache.path()).unwrap();
+    let repo = Repository::open(mem.clone(), PW, cache.path()).unwrap();
+    assert!(repo.sync_report().packs_added > 0);
+    assert_eq!(read_back(&repo, &s, "f").unwrap(), bytes);
+}
+
+#[test]
+fn index_held_by_another_opener_falls_back_to_a_temporary_index() {
+    let mem = Arc::new(MemoryBackend::new());
+    Repository::init(&*mem, PW, &init_opts()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let first = Repository::open(mem.clone(), PW, cache.path()).unwrap();
+    let s = backup_bytes(&first, "f", b"held").unwrap();
+    let second = Repository::open(mem.clone(), PW, cache.path()).unwrap();
+    assert!(second.index().is_temporary());
+    assert_eq!(read_back(&second, &s, "f").unwrap(), b"held");
+}
+
+#[test]
+fn wrong_password_and_second_key_file() {
+    let mem = Arc::new(MemoryBackend::new());
+    Repository::init(&*mem, PW, &init_opts()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let err = Repository::open(mem.clone(), b"nope", cache.path()).err().unwrap();
+    assert!(matches!(err, snap::Error::WrongPassword));
+    let repo = Repository::open(mem.clone(), PW, cache.path()).unwrap();
+    snap::repo::add_key_file(&*mem, repo.key(), b"second", KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 }).unwrap();
+    let s = backup_bytes(&repo, "f", b"shared data").unwrap();
+    drop(repo);
+    let repo2 = Repository::open(mem.clone(), b"second", cache.path()).unwrap();
+    assert_eq!(read_back(&repo2, &s, "f").unwrap(), b"shared data");
+}
+
+#[test]
+fn dedup_within_and_across_backups() {
+    let mem = Arc::new(MemoryBackend::new());
+    Repository::init(&*mem, PW, &init_opts()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let repo = Repository::open(mem.clone(), PW, cache.path()).unwrap();
+    let block = data(1 << 20, 7);
+    let doubled = [block.clone(), block.clone()].concat();
+    let s1 = backup_bytes(&repo, "f", &doubled).unwrap();
+    // The second copy of the block is (almost) entirely deduplicated within the same backup.
+    assert!(s1.manifest.summary.added_raw_bytes < (block.len() as u64) * 12 / 10, "{:?}", s1.manifest.summary);
+    let s2 = backup_bytes(&repo, "g", &doubled).unwrap();
+    assert_eq!(s2.manifest.summary.chunks_new, 1, "only the new tree chunk: {:?}", s2.manifest.summary);
+    assert_eq!(read_back(&repo, &s2, "g").unwrap(), doubled);
+}
