@@ -203,3 +203,22 @@ fn dedup_within_and_across_backups() {
     assert_eq!(s2.manifest.summary.chunks_new, 1, "only the new tree chunk: {:?}", s2.manifest.summary);
     assert_eq!(read_back(&repo, &s2, "g").unwrap(), doubled);
 }
+
+#[test]
+fn a_damaged_manifest_does_not_hide_the_others_or_block_backups() {
+    let mem = Arc::new(MemoryBackend::new());
+    Repository::init(&*mem, PW, &init_opts()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let repo = Repository::open(mem.clone(), PW, cache.path()).unwrap();
+    let a = backup_bytes(&repo, "a", b"first").unwrap();
+    let b = backup_bytes(&repo, "b", b"second").unwrap();
+    mem.tamper(&format!("snapshots/{}", a.id), |v| v[40] ^= 1);
+    let err = repo.snapshots().unwrap_err().to_string();
+    assert!(err.contains(&a.id.short()), "{err}");
+    let (ok, damaged) = repo.snapshots_and_damaged().unwrap();
+    assert_eq!(ok.iter().map(|s| s.id).collect::<Vec<_>>(), vec![b.id]);
+    assert_eq!(damaged.len(), 1);
+    assert_eq!(damaged[0].0, a.id);
+    assert_eq!(read_back(&repo, &repo.find_snapshot("latest").unwrap(), "b").unwrap(), b"second");
+    backup_bytes(&repo, "c", b"third").unwrap();
+}

@@ -58,8 +58,11 @@ impl<'a> SnapshotJson<'a> {
 
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let repo = g.open()?;
-    let snaps: Vec<Snapshot> = repo
-        .snapshots()?
+    let (all, damaged) = repo.snapshots_and_damaged()?;
+    for (id, e) in &damaged {
+        eprintln!("warning: snapshot {} cannot be read: {e} (run `snap check`)", id.short());
+    }
+    let snaps: Vec<Snapshot> = all
         .into_iter()
         .filter(|s| a.host.as_ref().is_none_or(|h| &s.manifest.host == h))
         .filter(|s| a.tags.iter().all(|t| s.manifest.has_tag(t)))
@@ -67,7 +70,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     if a.json {
         let v: Vec<_> = snaps.iter().map(|s| SnapshotJson::new(s, &[])).collect();
         output::json(&v)?;
-        return Ok(exit::OK);
+        return Ok(if damaged.is_empty() { exit::OK } else { exit::FAILED });
     }
     println!("{:<8}  {:<19}  {:<12}  {:<20}  {:>11}  {:>11}  paths", "id", "time", "host", "tags", "size", "added");
     for s in &snaps {
@@ -84,5 +87,5 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         );
     }
     println!("{} snapshots", snaps.len());
-    Ok(exit::OK)
+    Ok(if damaged.is_empty() { exit::OK } else { exit::FAILED })
 }

@@ -94,7 +94,15 @@ pub fn backup(repo: &Repository, input: BackupInput<'_>, opts: &BackupOptions, p
         BackupInput::Paths(paths) => {
             let roots = normalize_roots(&paths)?;
             let stored: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
-            let parent = find_parent(repo, opts, &host, &stored, SourceKind::Files)?;
+            let parent = match find_parent(repo, opts, &host, &stored, SourceKind::Files) {
+                Ok(p) => p,
+                // A damaged parent must not stop the nightly backup: read everything instead.
+                Err(e) if opts.parent.is_none() => {
+                    progress.warn(&format!("parent snapshot unusable, reading all files: {e}"));
+                    None
+                }
+                Err(e) => return Err(e),
+            };
             progress.start("backup", None);
             backup_files(&mut ctx, &mut tree, &roots, opts, parent.as_ref())?;
             (stored, SourceKind::Files, "files".to_string(), parent.map(|p| p.0))
@@ -208,7 +216,8 @@ fn find_parent(repo: &Repository, opts: &BackupOptions, host: &str, paths: &[Str
     let snap = match &opts.parent {
         Some(spec) => Some(repo.find_snapshot(spec)?),
         None => repo
-            .snapshots()?
+            .snapshots_and_damaged()?
+            .0
             .into_iter()
             .rev()
             .find(|s| s.manifest.host == host && s.manifest.source == kind && s.manifest.paths == paths),

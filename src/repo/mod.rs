@@ -171,17 +171,32 @@ impl Repository {
 
     /// All snapshots, oldest first. A manifest that cannot be read is an error naming it.
     pub fn snapshots(&self) -> Result<Vec<Snapshot>> {
+        let (snaps, mut damaged) = self.snapshots_and_damaged()?;
+        match damaged.pop() {
+            Some((_, e)) => Err(e),
+            None => Ok(snaps),
+        }
+    }
+
+    /// All readable snapshots (oldest first), and the ids of those whose manifest could not be
+    /// read, with the reason — so one damaged manifest does not hide the others.
+    pub fn snapshots_and_damaged(&self) -> Result<(Vec<Snapshot>, Vec<(Id, Error)>)> {
         let mut out = Vec::new();
+        let mut damaged = Vec::new();
         for id in self.snapshot_ids()? {
-            out.push(Snapshot { id, manifest: self.load_manifest(&id)? });
+            match self.load_manifest(&id) {
+                Ok(manifest) => out.push(Snapshot { id, manifest }),
+                Err(e @ Error::Corrupt { .. }) => damaged.push((id, e)),
+                Err(e) => return Err(e),
+            }
         }
         out.sort_by(|a, b| a.manifest.time.cmp(&b.manifest.time).then(a.id.cmp(&b.id)));
-        Ok(out)
+        Ok((out, damaged))
     }
 
     /// `latest`, a full id, or a unique prefix.
     pub fn find_snapshot(&self, spec: &str) -> Result<Snapshot> {
-        let all = self.snapshots()?;
+        let (all, _) = self.snapshots_and_damaged()?;
         crate::snapshot::resolve(&all, spec).cloned()
     }
 
