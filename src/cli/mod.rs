@@ -88,19 +88,39 @@ impl Global {
     }
 
     /// Open the repository, asking for the password as configured.
-    fn open(&self) -> anyhow::Result<Repository> {
+    fn open(&self) -> anyhow::Result<OpenRepo> {
         let backend = self.backend()?;
         if !backend.exists("config")? {
             anyhow::bail!(snap::Error::NotARepository(backend.location()));
         }
         let pw = password::get(self, false)?;
         let repo = Repository::open(backend, pw.as_bytes(), &self.cache_dir())?;
-        if !self.quiet {
-            for (name, why) in &repo.sync_report().unreadable {
-                eprintln!("warning: pack {name} is unreadable and was not indexed: {why} (run `snap check`)");
-            }
+        Ok(OpenRepo { repo, quiet: self.quiet })
+    }
+}
+
+/// An open repository that, when the command is done with it, reports packs the index could
+/// not read (if the command needed the index).
+pub struct OpenRepo {
+    repo: Repository,
+    quiet: bool,
+}
+
+impl std::ops::Deref for OpenRepo {
+    type Target = Repository;
+    fn deref(&self) -> &Repository {
+        &self.repo
+    }
+}
+
+impl Drop for OpenRepo {
+    fn drop(&mut self) {
+        if self.quiet {
+            return;
         }
-        Ok(repo)
+        for (name, why) in self.repo.sync_report().map(|r| r.unreadable.as_slice()).unwrap_or_default() {
+            eprintln!("warning: pack {name} is unreadable and was not indexed: {why} (run `snap check`)");
+        }
     }
 }
 

@@ -86,7 +86,7 @@ pub fn backup(repo: &Repository, input: BackupInput<'_>, opts: &BackupOptions, p
     tags.sort();
     tags.dedup();
     let level = opts.compression.unwrap_or(repo.config().compression);
-    let saver = Saver::new(repo, level);
+    let saver = Saver::new(repo, level)?;
     let mut ctx = Ctx { repo, saver: &saver, progress, summary: Summary::default(), warnings: Vec::new() };
     let mut tree = TreeWriter::new(&saver, repo.chunker());
 
@@ -336,7 +336,7 @@ fn backup_files(ctx: &mut Ctx, tree: &mut TreeWriter, roots: &[PathBuf], opts: &
 
 fn all_indexed(repo: &Repository, chunks: &[ChunkRef]) -> Result<bool> {
     for c in chunks {
-        if !repo.index().contains(c.id())? {
+        if !repo.index()?.contains(c.id())? {
             return Ok(false);
         }
     }

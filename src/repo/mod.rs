@@ -8,7 +8,7 @@ pub use config::{Config, DEFAULT_PACK_SIZE, FORMAT_VERSION};
 pub use saver::{SaveStats, Saver, TreeWriter};
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::backend::Backend;
 use crate::blob::{self, BlobKind};
@@ -52,9 +52,11 @@ pub struct Repository {
     backend: Arc<dyn Backend>,
     key: Arc<MasterKey>,
     config: Config,
-    index: Arc<Index>,
     key_name: String,
-    sync_report: SyncReport,
+    index_path: PathBuf,
+    /// Opened and synced on first use, so commands that read only manifests never touch it.
+    index: OnceLock<(Arc<Index>, SyncReport)>,
+    index_init: Mutex<()>,
 }
 
 impl Repository {
@@ -85,15 +87,15 @@ impl Repository {
             Err(e) => return Err(e),
         };
         let (key, key_name) = unlock(&*backend, password)?;
-        let index = Index::open(&cache_dir.join(&config.id).join("index.redb"), &config.id)?;
-        let sync_report = index.sync(&*backend, &key)?;
+        let index_path = cache_dir.join(&config.id).join("index.redb");
         Ok(Repository {
             backend,
             key: Arc::new(key),
             config,
-            index: Arc::new(index),
             key_name,
-            sync_report,
+            index_path,
+            index: OnceLock::new(),
+            index_init: Mutex::new(()),
         })
     }
 
@@ -106,16 +108,27 @@ impl Repository {
     pub fn key(&self) -> &Arc<MasterKey> {
         &self.key
     }
-    pub fn index(&self) -> &Arc<Index> {
-        &self.index
+    /// The chunk index, opened and brought up to date with the packs on first use.
+    pub fn index(&self) -> Result<&Arc<Index>> {
+        if let Some((i, _)) = self.index.get() {
+            return Ok(i);
+        }
+        let _guard = self.index_init.lock().unwrap();
+        if let Some((i, _)) = self.index.get() {
+            return Ok(i);
+        }
+        let idx = Index::open(&self.index_path, &self.config.id)?;
+        let report = idx.sync(&*self.backend, &self.key)?;
+        let _ = self.index.set((Arc::new(idx), report));
+        Ok(&self.index.get().expect("just set").0)
     }
     /// Name of the key file the password opened.
     pub fn key_name(&self) -> &str {
         &self.key_name
     }
-    /// What bringing the index up to date did at open.
-    pub fn sync_report(&self) -> &SyncReport {
-        &self.sync_report
+    /// What bringing the index up to date did, if the index has been opened.
+    pub fn sync_report(&self) -> Option<&SyncReport> {
+        self.index.get().map(|(_, r)| r)
     }
     pub fn chunker(&self) -> Chunker {
         Chunker::new(self.config.chunker.clone(), self.key.chunker_seed())
@@ -123,7 +136,7 @@ impl Repository {
 
     /// Read one chunk's plaintext: index → ranged get → [`blob::decode`] (which verifies it).
     pub fn read_chunk(&self, id: &Id) -> Result<Vec<u8>> {
-        let loc = self.index.lookup(id)?.ok_or(Error::ChunkMissing(*id))?;
+        let loc = self.index()?.lookup(id)?.ok_or(Error::ChunkMissing(*id))?;
         let name = crate::pack::pack_name(&loc.pack);
         let sealed = self
             .backend

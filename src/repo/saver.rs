@@ -48,7 +48,8 @@ pub struct Saver {
 }
 
 impl Saver {
-    pub fn new(repo: &Repository, level: i32) -> Saver {
+    pub fn new(repo: &Repository, level: i32) -> Result<Saver> {
+        let index = repo.index()?.clone();
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let (jobs_tx, jobs_rx) = bounded::<Job>(threads * 2);
         let (sealed_tx, sealed_rx) = bounded::<Sealed>(threads * 2);
@@ -72,19 +73,19 @@ impl Saver {
         let packer = {
             let backend = repo.backend().clone();
             let key = repo.key().clone();
-            let index = repo.index().clone();
+            let index = index.clone();
             let pending = pending.clone();
             let target = repo.config().pack_size as usize;
             std::thread::spawn(move || run_packer(sealed_rx, &*backend, &key, &index, &pending, target))
         };
-        Saver {
+        Ok(Saver {
             key: repo.key().clone(),
-            index: repo.index().clone(),
+            index,
             pending,
             jobs: Some(jobs_tx),
             workers,
             packer: Mutex::new(Some(packer)),
-        }
+        })
     }
 
     /// Store `data` as a blob of `kind` unless the repository already has it.
