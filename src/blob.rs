@@ -71,11 +71,44 @@ thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
 }
 
+/// zstd's compression parameters for inputs > 256 KiB (`lib/compress/clevels.h`, "default"
+/// table, zstd 1.5.x): W, C, H, S, L, TL, strategy, for levels 1–9.
+///
+/// zstd picks leaner parameters for inputs of ≤ 256 KiB, which most chunks are; measured on SQL
+/// dumps that costs ~0.5–3 % of size at the same speed (`benches/chunk_size.rs`). Chunks are
+/// pieces of large streams, so snap asks for the large-input parameters. Any zstd decoder reads
+/// the result; this is a writer choice, not part of the format.
+const LARGE_INPUT_PARAMS: [(u32, u32, u32, u32, u32, u32, zstd::zstd_safe::Strategy); 9] = {
+    use zstd::zstd_safe::Strategy::*;
+    [
+        (19, 13, 14, 1, 7, 0, ZSTD_fast),
+        (20, 15, 16, 1, 6, 0, ZSTD_fast),
+        (21, 16, 17, 1, 5, 0, ZSTD_dfast),
+        (21, 18, 18, 1, 5, 0, ZSTD_dfast),
+        (21, 18, 19, 3, 5, 2, ZSTD_greedy),
+        (21, 18, 19, 3, 5, 4, ZSTD_lazy),
+        (21, 19, 20, 4, 5, 8, ZSTD_lazy),
+        (21, 19, 20, 4, 5, 16, ZSTD_lazy2),
+        (22, 20, 21, 4, 5, 16, ZSTD_lazy2),
+    ]
+};
+
+fn new_compressor(level: i32) -> zstd::bulk::Compressor<'static> {
+    use zstd::zstd_safe::CParameter::*;
+    let mut c = zstd::bulk::Compressor::new(level).expect("zstd level");
+    if let Some(&(w, cl, h, sl, mm, tl, strat)) = usize::try_from(level - 1).ok().and_then(|i| LARGE_INPUT_PARAMS.get(i)) {
+        for p in [WindowLog(w), ChainLog(cl), HashLog(h), SearchLog(sl), MinMatch(mm), TargetLength(tl), Strategy(strat)] {
+            c.set_parameter(p).expect("valid zstd parameter");
+        }
+    }
+    c
+}
+
 fn compress(level: i32, data: &[u8]) -> Vec<u8> {
     COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
         if c.as_ref().map(|(l, _)| *l) != Some(level) {
-            *c = Some((level, zstd::bulk::Compressor::new(level).expect("zstd level")));
+            *c = Some((level, new_compressor(level)));
         }
         c.as_mut().unwrap().1.compress(data).expect("zstd compress")
     })
@@ -162,6 +195,23 @@ mod tests {
         // Kind and id are bound.
         assert!(decode(&k, BlobKind::Tree, &id, &s).is_err());
         assert!(decode(&k, BlobKind::Data, &Id::random(), &s).is_err());
+    }
+
+    #[test]
+    fn large_input_parameters_compress_chunks_better() {
+        let mut text = Vec::new();
+        let mut x = 1u64;
+        while text.len() < 200_000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            text.extend_from_slice(format!("{}\tuser{}@example.com\t{}\t2026-11-{:02}\n", x % 100_000, x % 7919, x % 1000, x % 28 + 1).as_bytes());
+        }
+        let ours = compress(3, &text).len();
+        let plain = zstd::bulk::compress(&text, 3).unwrap().len();
+        assert!(ours <= plain, "large-input parameters: {ours} vs zstd default {plain}");
+        assert_eq!(zstd::bulk::decompress(&compress(3, &text), text.len()).unwrap(), text);
+        for level in 1..=12 {
+            assert_eq!(zstd::bulk::decompress(&compress(level, &text), text.len()).unwrap(), text);
+        }
     }
 
     #[test]

@@ -313,11 +313,12 @@ fn incremental_backups_reread_only_changed_files() {
     assert_eq!(u(sum, "bytes_read"), data.len() as u64);
     assert!(u(sum, "chunks_new") >= 1);
 
-    // --force re-reads everything (and finds all data already stored).
+    // --force re-reads everything (and finds all data already stored): every file is read
+    // again, and since none changed in content, all count as unchanged.
     let s4 = repo.backup(&[src.as_os_str(), "--force".as_ref()]);
     let sum = &s4["summary"];
-    assert_eq!(u(sum, "files_unchanged"), 0);
-    assert_eq!(u(sum, "files_changed"), files);
+    assert_eq!(u(sum, "files_unchanged"), files);
+    assert_eq!(u(sum, "files_changed"), 0);
     assert_eq!(u(sum, "bytes_read"), info.total_bytes);
     assert!(u(sum, "added_raw_bytes") < 64 << 10, "forced backup of stored data added {}", sum["added_raw_bytes"]);
 
@@ -330,6 +331,22 @@ fn incremental_backups_reread_only_changed_files() {
     assert_trees_equal(&original, &restored_path(&t1, &src));
     let rel = victim.strip_prefix(&src).unwrap();
     assert_ne!(fs::read(restored_path(&t1, &src).join(rel)).unwrap(), data);
+
+    // An explicit --parent: compared with the first snapshot, the one file differs.
+    let s1_id = s1["id"].as_str().unwrap();
+    let sp = repo.backup(&[src.as_os_str(), "--parent".as_ref(), s1_id[..10].as_ref()]);
+    assert_eq!(sp["parent"], s1["id"]);
+    assert_eq!(u(&sp["summary"], "files_changed"), 1);
+    assert_eq!(u(&sp["summary"], "files_unchanged"), files - 1);
+    let (code, _, err) = repo.run(&["backup", src.to_str().unwrap(), "--parent", "abcdef0123"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no snapshot matches"), "{err}");
+    // Another host has no parent: everything is read again (and deduplicated).
+    let sh = repo.backup(&[src.as_os_str(), "--host".as_ref(), "elsewhere".as_ref()]);
+    assert!(sh["parent"].is_null());
+    assert_eq!(u(&sh["summary"], "files_new"), files);
+    assert_eq!(u(&sh["summary"], "bytes_read"), info.total_bytes);
+    assert!(u(&sh["summary"], "added_raw_bytes") < 64 << 10);
 
     // A new file is counted as new, the rest unchanged.
     fs::write(src.join("brand new.txt"), b"new").unwrap();
@@ -496,6 +513,22 @@ fn restore_into_non_empty_target_needs_overwrite() {
     fs::write(&rl, b"not a link").unwrap();
     repo.restore("latest", &t, &["--overwrite"]);
     assert_trees_equal(&src, &r);
+
+    // A symlink in the target where the snapshot has a directory must not redirect the restore
+    // outside the target: it is replaced by the directory.
+    let outside = repo.path("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("canary"), b"untouched").unwrap();
+    let t2 = repo.path("target2");
+    fs::create_dir(&t2).unwrap();
+    let first = src.components().nth(1).unwrap().as_os_str().to_owned(); // e.g. "tmp"
+    std::os::unix::fs::symlink(&outside, t2.join(&first)).unwrap();
+    repo.restore("latest", &t2, &["--overwrite"]);
+    assert!(fs::symlink_metadata(t2.join(&first)).unwrap().is_dir(), "the symlink was replaced by a directory");
+    assert_trees_equal(&src, &restored_path(&t2, &src));
+    let outside_names: Vec<_> = fs::read_dir(&outside).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(outside_names, vec![std::ffi::OsString::from("canary")], "restore wrote outside its target");
+    assert_eq!(fs::read(outside.join("canary")).unwrap(), b"untouched");
 }
 
 #[test]
@@ -547,7 +580,14 @@ fn command_backup_round_trips_via_cat() {
     let expected: String = (1..=300000).map(|i| format!("{i}\n")).collect();
     let got = repo.cat("latest", "db/numbers.txt");
     assert!(got == expected.as_bytes(), "seq output differs ({} vs {} bytes)", got.len(), expected.len());
-    assert_eq!(repo.snapshots().len(), 2);
+
+    // A command that writes a lot to stderr before its output must not deadlock snap.
+    let mut c = repo.cmd();
+    c.args(["backup", "--command", "head -c 3000000 /dev/zero | tr '\\0' e >&2; printf done", "--stdin-name", "noisy"]);
+    let (code, _, err) = run_with_timeout(c, std::time::Duration::from_secs(60));
+    assert_eq!(code, 0, "{}", &err[..err.len().min(2000)]);
+    assert_eq!(repo.cat("latest", "noisy"), b"done");
+    assert_eq!(repo.snapshots().len(), 3);
 }
 
 #[test]
@@ -566,6 +606,19 @@ fn failing_command_records_no_snapshot() {
     assert!(err.contains("pg_dump: error: connection to server failed"), "{err}");
     assert!(err.contains("exit code 3") && err.contains("no snapshot"), "{err}");
     assert_eq!(repo.snapshot_ids(), before, "a failed command must not record a snapshot");
+
+    // Only the tail of a huge stderr is reported, and it includes the last line.
+    let (code, _, err) = repo.run(&[
+        "backup",
+        "--command",
+        "seq 1 200000 >&2; echo 'FATAL: the very last line' >&2; exit 2",
+        "--stdin-name",
+        "x",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("FATAL: the very last line") && err.contains("exit code 2"), "{}", &err[err.len().saturating_sub(500)..]);
+    assert!(err.len() < 64 << 10, "stderr of the command is not bounded: {} bytes", err.len());
+    assert_eq!(repo.snapshot_ids(), before);
 
     // Killed by a signal: also no snapshot.
     let (code, _, err) = repo.run(&["backup", "--command", "printf x; kill -9 $$", "--stdin-name", "k"]);
@@ -649,4 +702,38 @@ fn several_roots_and_single_file_root() {
     assert_trees_equal(&a, &restored_path(&t, &a));
     assert_trees_equal(&b, &restored_path(&t, &b));
     assert_trees_equal(&single, &restored_path(&t, &single));
+}
+
+#[test]
+fn non_utf8_name_is_skipped_with_warning() {
+    use std::os::unix::ffi::OsStrExt;
+    let repo = TestRepo::new();
+    let src = repo.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("good.txt"), b"good").unwrap();
+    let bad = src.join(std::ffi::OsStr::from_bytes(b"bad \xff\xfe name"));
+    fs::write(&bad, b"bad").unwrap();
+    let (code, out, err) = repo.run(&["backup", src.to_str().unwrap()]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(err.contains("not UTF-8"), "{err}");
+    let listed = ls_paths(&repo, "latest", Some(&stored(&src)));
+    assert_eq!(listed, BTreeSet::from([stored(&src), format!("{}/good.txt", stored(&src))]));
+}
+
+#[test]
+fn relative_source_and_target_paths() {
+    let repo = TestRepo::new();
+    let work = repo.path("work");
+    fs::create_dir_all(work.join("data/inner")).unwrap();
+    fs::write(work.join("data/inner/f.txt"), b"relative").unwrap();
+    let (code, out, err) =
+        output_parts(repo.cmd().current_dir(work.join("data/inner")).args(["backup", "--json", "../../data/./inner/.."]).output().unwrap());
+    assert_eq!(code, 0, "{err}");
+    let s: Value = serde_json::from_str(&out).unwrap();
+    let abs = work.join("data");
+    assert_eq!(s["paths"], serde_json::json!([abs.to_str().unwrap()]));
+    let (code, _, err) =
+        output_parts(repo.cmd().current_dir(&work).args(["restore", "latest", "--target", "out"]).output().unwrap());
+    assert_eq!(code, 0, "{err}");
+    assert_trees_equal(&abs, &restored_path(&work.join("out"), &abs));
 }

@@ -4,31 +4,9 @@ mod support;
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
-
-/// Run a command, killing it if it does not finish within `limit` (a hang is a failure).
-fn run_with_timeout(mut c: Command, limit: Duration) -> (i32, String, String) {
-    let mut child = c
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn snap");
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return output_parts(child.wait_with_output().unwrap());
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let o = child.wait_with_output().unwrap();
-            panic!("snap hung (killed after {limit:?}); stderr:\n{}", String::from_utf8_lossy(&o.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// A repository with one small snapshot in it.
 fn repo_with_snapshot() -> TestRepo {

@@ -56,7 +56,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     for e in entries {
-        let link = e.target.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default();
+        let link = e.target.as_ref().map(|t| format!(" -> {}", output::path(t))).unwrap_or_default();
         println!(
             "{} {:>5} {:>5} {:>12} {} /{}{}",
             output::mode(e.kind, e.mode),
@@ -64,7 +64,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
             e.gid,
             e.size,
             output::time_ns(e.mtime_ns),
-            e.path,
+            output::path(&e.path),
             link
         );
     }

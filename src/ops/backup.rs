@@ -235,6 +235,12 @@ fn find_parent(repo: &Repository, opts: &BackupOptions, host: &str, paths: &[Str
 
 fn backup_files(ctx: &mut Ctx, tree: &mut TreeWriter, roots: &[PathBuf], opts: &BackupOptions, parent: Option<&ParentFiles>) -> Result<()> {
     let excludes = Excludes::new(&opts.excludes)?;
+    if let Some(r) = roots.iter().find(|r| excludes.is_excluded(r)) {
+        return Err(Error::Invalid(format!(
+            "{} is given as a path to back up but matches an exclude pattern; nothing of it would be saved",
+            r.display()
+        )));
+    }
     for item in source::walk(roots, &excludes) {
         let item = match item {
             Ok(i) => i,
@@ -317,10 +323,10 @@ fn backup_files(ctx: &mut Ctx, tree: &mut TreeWriter, roots: &[PathBuf], opts: &
                         continue;
                     }
                 }
-                if old.is_some() {
-                    ctx.summary.files_changed += 1;
-                } else {
-                    ctx.summary.files_new += 1;
+                match old {
+                    Some(o) if o.chunks == e.chunks => ctx.summary.files_unchanged += 1,
+                    Some(_) => ctx.summary.files_changed += 1,
+                    None => ctx.summary.files_new += 1,
                 }
             }
             ctx.summary.files += 1;

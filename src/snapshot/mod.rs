@@ -38,6 +38,8 @@ pub struct Summary {
     pub bytes_read: u64,
     pub files_new: u64,
     pub files_changed: u64,
+    /// Files reused from the parent without reading, plus files read again (changed metadata
+    /// or `--force`) whose content turned out identical.
     pub files_unchanged: u64,
     /// Chunks stored by this backup (not already in the repository).
     pub chunks_new: u64,

@@ -62,6 +62,24 @@ pub fn output_parts(o: Output) -> (i32, String, String) {
     )
 }
 
+/// Run a command, killing it if it does not finish within `limit` (a hang is a failure).
+pub fn run_with_timeout(mut c: Command, limit: std::time::Duration) -> (i32, String, String) {
+    let child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn snap");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(o) => output_parts(o.expect("wait snap")),
+        Err(_) => {
+            // SAFETY: plain kill(2) of the child we spawned (it has not been reaped yet).
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("snap hung and was killed after {limit:?}");
+        }
+    }
+}
+
 /// A repository (and its index cache) in a temporary directory.
 pub struct TestRepo {
     pub dir: tempfile::TempDir,
@@ -364,6 +382,9 @@ const NAMES: &[&str] = &[
     "notes.md",
     "README",
     "x",
+    "new\nline",
+    "back\\slash",
+    "tab\tand \"quotes\"",
 ];
 
 const FILE_MODES: &[u32] = &[0o600, 0o644, 0o755, 0o640, 0o444, 0o700];
