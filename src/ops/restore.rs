@@ -149,15 +149,30 @@ fn restore_file(repo: &Repository, e: &Entry, p: &Path, overwrite: bool, progres
         .custom_flags(libc::O_NOFOLLOW)
         .open(p)
         .map_err(|err| Error::io(p, err))?;
+    // Decode batch k+1 (in parallel) while batch k is written.
+    let decode = |batch: &[crate::snapshot::ChunkRef]| -> Vec<Result<Vec<u8>>> {
+        batch.par_iter().map(|c| repo.read_chunk(c.id())).collect()
+    };
+    let batches: Vec<_> = e.chunks.chunks(BATCH).collect();
+    let mut next = batches.first().map(|b| decode(b));
     let mut written = 0u64;
-    for batch in e.chunks.chunks(BATCH) {
-        let datas: Vec<Result<Vec<u8>>> = batch.par_iter().map(|c| repo.read_chunk(c.id())).collect();
-        for d in datas {
-            let d = d.map_err(|err| Error::corrupt(format!("file {}", e.path), err.to_string()))?;
-            f.write_all(&d).map_err(|err| Error::io(p, err))?;
-            written += d.len() as u64;
-            progress.bytes(d.len() as u64);
-        }
+    for i in 0..batches.len() {
+        let current = next.take().expect("decoded ahead");
+        let (w, n) = rayon::join(
+            || -> Result<u64> {
+                let mut n = 0;
+                for d in current {
+                    let d = d.map_err(|err| Error::corrupt(format!("file {}", e.path), err.to_string()))?;
+                    f.write_all(&d).map_err(|err| Error::io(p, err))?;
+                    n += d.len() as u64;
+                    progress.bytes(d.len() as u64);
+                }
+                Ok(n)
+            },
+            || batches.get(i + 1).map(|b| decode(b)),
+        );
+        written += w?;
+        next = n;
     }
     if written != e.size {
         return Err(Error::corrupt(format!("file {}", e.path), format!("{written} bytes restored, {} expected", e.size)));

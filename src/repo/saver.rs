@@ -141,37 +141,47 @@ fn stopped() -> Error {
 
 fn run_packer(
     rx: Receiver<Sealed>,
-    backend: &dyn Backend,
+    backend: &(dyn Backend + 'static),
     key: &MasterKey,
     index: &Index,
     pending: &Mutex<HashSet<Id>>,
     target: usize,
 ) -> Result<SaveStats> {
+    // Finished packs go to an uploader thread, so a slow put (fsync, network) does not stall
+    // compression; at most one pack waits while one uploads and one fills.
+    let (up_tx, up_rx) = bounded::<(Id, Vec<u8>, Vec<pack::PackEntry>)>(1);
     let mut stats = SaveStats::default();
-    let mut writer = PackWriter::new();
-    let flush = |w: PackWriter, stats: &mut SaveStats| -> Result<()> {
-        let (pid, bytes, entries) = w.finish(key);
-        backend.put(&pack::pack_name(&pid), &bytes)?;
-        index.add_pack(&pid, bytes.len() as u64, &entries)?;
-        let mut p = pending.lock().unwrap();
-        for e in &entries {
-            p.remove(&e.id);
+    let uploaded = std::thread::scope(|scope| {
+        let uploader = scope.spawn(move || -> Result<(u64, u64)> {
+            let (mut packs, mut bytes_added) = (0u64, 0u64);
+            for (pid, bytes, entries) in up_rx {
+                backend.put(&pack::pack_name(&pid), &bytes)?;
+                index.add_pack(&pid, bytes.len() as u64, &entries)?;
+                let mut p = pending.lock().unwrap();
+                for e in &entries {
+                    p.remove(&e.id);
+                }
+                packs += 1;
+                bytes_added += bytes.len() as u64;
+            }
+            Ok((packs, bytes_added))
+        });
+        let mut writer = PackWriter::new();
+        for (kind, id, raw_len, sealed) in rx {
+            writer.add(kind, id, raw_len, &sealed);
+            stats.chunks_new += 1;
+            stats.raw_bytes_new += raw_len as u64;
+            if writer.len() >= target && up_tx.send(std::mem::take(&mut writer).finish(key)).is_err() {
+                break; // the uploader failed; its error is returned below
+            }
         }
-        stats.packs += 1;
-        stats.bytes_added += bytes.len() as u64;
-        Ok(())
-    };
-    for (kind, id, raw_len, sealed) in rx {
-        writer.add(kind, id, raw_len, &sealed);
-        stats.chunks_new += 1;
-        stats.raw_bytes_new += raw_len as u64;
-        if writer.len() >= target {
-            flush(std::mem::take(&mut writer), &mut stats)?;
+        if !writer.is_empty() {
+            let _ = up_tx.send(writer.finish(key));
         }
-    }
-    if !writer.is_empty() {
-        flush(writer, &mut stats)?;
-    }
+        drop(up_tx);
+        uploader.join().expect("uploader thread panicked")
+    })?;
+    (stats.packs, stats.bytes_added) = uploaded;
     Ok(stats)
 }
 
