@@ -394,9 +394,10 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
     println!("machine: {} cores; MB = 10^6 bytes; MB/s = input bytes / wall time; RSS = peak of the child (wait4)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let restic = restic_available();
+    let restic = if common::smoke_test() { None } else { restic_available() };
     match &restic {
         Some(v) => println!("comparing with {v}"),
+        None if common::smoke_test() => println!("smoke test (cargo test): small inputs, no restic comparison; run `cargo bench --bench e2e` for figures"),
         None => println!("restic was not found on PATH: skipping the comparison"),
     }
     println!();

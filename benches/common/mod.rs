@@ -68,8 +68,16 @@ fn mix(a: u64, b: u64) -> u64 {
     r.next()
 }
 
-/// Size from the environment variable `var` in MB (10^6 bytes), else `default_mb`.
+/// True when the bench binary runs under `cargo test` (no `--bench` argument): then benches
+/// run a small smoke version, so the test suite proves they work without paying for them.
+pub fn smoke_test() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
+/// Size from the environment variable `var` in MB (10^6 bytes), else `default_mb`
+/// (2 MB in a smoke test).
 pub fn env_mb(var: &str, default_mb: u64) -> u64 {
+    let default_mb = if smoke_test() { 2 } else { default_mb };
     let mb = std::env::var(var)
         .ok()
         .and_then(|s| s.trim().parse::<f64>().ok())
