@@ -20,6 +20,9 @@ pub enum BlobKind {
     Tree = 2,
     Trailer = 3,
     Manifest = 4,
+    Lock = 5,
+    /// A prune deletion plan (`prune/<id>`), see repo-format.md §Prune.
+    DeletionPlan = 6,
 }
 
 impl BlobKind {
@@ -29,6 +32,8 @@ impl BlobKind {
             2 => BlobKind::Tree,
             3 => BlobKind::Trailer,
             4 => BlobKind::Manifest,
+            5 => BlobKind::Lock,
+            6 => BlobKind::DeletionPlan,
             _ => return None,
         })
     }
@@ -38,6 +43,8 @@ impl BlobKind {
             BlobKind::Tree => "tree chunk",
             BlobKind::Trailer => "pack trailer",
             BlobKind::Manifest => "snapshot manifest",
+            BlobKind::Lock => "lock",
+            BlobKind::DeletionPlan => "deletion plan",
         }
     }
 }

@@ -68,6 +68,9 @@ pub enum Error {
     #[error("the local index at {path} is in use by another snap process; wait for it to finish or use another --cache-dir")]
     IndexBusy { path: PathBuf },
 
+    #[error("the repository is locked: {0}")]
+    Locked(String),
+
     #[error("index error: {0}")]
     Index(String),
 

@@ -2,6 +2,7 @@
 //! and snapshot manifests.
 
 mod config;
+pub mod lock;
 mod saver;
 
 pub use config::{Config, DEFAULT_PACK_SIZE, FORMAT_VERSION};
@@ -132,6 +133,11 @@ impl Repository {
     }
     pub fn chunker(&self) -> Chunker {
         Chunker::new(self.config.chunker.clone(), self.key.chunker_seed())
+    }
+
+    /// Take a repository lock for `command`; released when the guard drops.
+    pub fn lock(&self, kind: lock::LockKind, command: &str) -> Result<lock::LockGuard> {
+        lock::acquire(self.backend.clone(), self.key.clone(), kind, command)
     }
 
     /// Read one chunk's plaintext: index → ranged get → [`blob::decode`] (which verifies it).
