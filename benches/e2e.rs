@@ -15,79 +15,13 @@ mod common;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
+use common::proc::{Outcome, run};
 use common::{Dump, Rng, ZstdCounter, mb};
 
 const PASSWORD: &str = "correct horse battery staple e2e";
-
-struct Outcome {
-    wall: Duration,
-    cpu: Duration,
-    maxrss_kib: u64,
-    stdout: String,
-}
-
-/// Run `cmd` (stdin from `input` through a pipe, if given) and collect its resource usage with
-/// `wait4`, which reports this child alone. Panics with its output if it fails.
-fn run(mut cmd: Command, input: Option<&Path>) -> Outcome {
-    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let started = Instant::now();
-    // Reaped below by wait4, which also yields this child's own rusage.
-    #[allow(clippy::zombie_processes)]
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
-    let feeder = input.map(|p| {
-        let mut f = fs::File::open(p).expect("open input");
-        let mut stdin = child.stdin.take().unwrap();
-        std::thread::spawn(move || {
-            // A child that fails early closes the pipe; its exit status tells why.
-            let _ = io::copy(&mut f, &mut stdin);
-        })
-    });
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-        if r == pid {
-            break;
-        }
-        let e = io::Error::last_os_error();
-        assert_eq!(e.kind(), io::ErrorKind::Interrupted, "wait4: {e}");
-    }
-    let wall = started.elapsed();
-    if let Some(t) = feeder {
-        t.join().unwrap();
-    }
-    let stdout = out_t.join().unwrap();
-    let stderr = err_t.join().unwrap();
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    if !ok {
-        panic!("{cmd:?} failed (wait status {status}):\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    }
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    Outcome {
-        wall,
-        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
-        // Linux reports ru_maxrss in KiB.
-        maxrss_kib: ru.ru_maxrss as u64,
-        stdout,
-    }
-}
 
 fn dir_bytes(p: &Path) -> u64 {
     walkdir::WalkDir::new(p)

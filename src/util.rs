@@ -32,9 +32,33 @@ pub fn mask_secret_url(s: &str) -> String {
     s.to_string()
 }
 
+/// Parse a byte size: `4096`, `500K`, `500KiB`, `500KB`, `2M`, `1.5GiB`, `1T` (binary units).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let v: f64 = num.parse().map_err(|_| format!("bad size {s:?}"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return Err(format!("bad size {s:?}: use e.g. 500MiB or 2GiB")),
+    };
+    Ok((v * mult as f64) as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1.5KiB").unwrap(), 1536);
+        assert_eq!(parse_size("7").unwrap(), 7);
+        assert!(parse_size("7 parsecs").is_err());
+    }
 
     #[test]
     fn masks_passwords() {

@@ -3,6 +3,8 @@
 //! seeds through a small PRNG, so every run sees byte-identical inputs.
 #![allow(dead_code)]
 
+pub mod proc;
+
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 

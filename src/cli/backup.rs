@@ -43,6 +43,10 @@ pub struct Args {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// Record this snapshot time (RFC 3339) instead of now: for imports and for tests of
+    /// retention with chosen times.
+    #[arg(long, hide = true, value_parser = chrono::DateTime::parse_from_rfc3339)]
+    time: Option<chrono::DateTime<chrono::FixedOffset>>,
 }
 
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
@@ -66,7 +70,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         }
         BackupInput::Paths(a.paths.clone())
     };
-    let repo = g.open()?;
+    let (repo, _lock) = g.open_locked(snap::repo::lock::LockKind::Shared, "backup")?;
     let opts = BackupOptions {
         host: a.host.clone(),
         tags: a.tags.clone(),
@@ -74,7 +78,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         force: a.force,
         parent: a.parent.clone(),
         compression: a.compression,
-        time: None,
+        time: a.time,
     };
     let out = backup(&repo, input, &opts, &output::Warnings { quiet: g.quiet })?;
     let s = &out.snapshot.manifest.summary;

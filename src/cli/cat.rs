@@ -13,7 +13,7 @@ pub struct Args {
 }
 
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
-    let repo = g.open()?;
+    let (repo, _lock) = g.open_locked(snap::repo::lock::LockKind::Shared, "cat")?;
     let snap = repo.find_snapshot(&a.snapshot)?;
     let tree = repo.load_tree(&snap.manifest)?;
     let path = a.path.trim_matches('/');

@@ -29,7 +29,7 @@ struct EntryJson<'a> {
 }
 
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
-    let repo = g.open()?;
+    let (repo, _lock) = g.open_locked(snap::repo::lock::LockKind::Shared, "ls")?;
     let snap = repo.find_snapshot(&a.snapshot)?;
     let tree = repo.load_tree(&snap.manifest)?;
     let base = a.path.as_deref().unwrap_or("").trim_matches('/');

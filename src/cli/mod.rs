@@ -2,12 +2,20 @@
 
 mod backup;
 mod cat;
+mod check;
+mod diff;
+mod forget;
 mod init;
+mod key;
 mod ls;
 mod output;
 mod password;
+mod prune;
+mod repair;
 mod restore;
 mod snapshots;
+mod stats;
+mod unlock;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,8 +31,7 @@ pub mod exit {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;
     pub const USAGE: u8 = 2;
-    /// Reserved: the repository is locked by another process.
-    #[allow(dead_code)]
+    /// The repository is locked by another process.
     pub const LOCKED: u8 = 3;
     /// A snapshot was saved, but some files could not be read and are missing from it.
     pub const INCOMPLETE: u8 = 4;
@@ -42,19 +49,19 @@ pub struct Cli {
 #[derive(clap::Args, Clone)]
 pub struct Global {
     /// Repository location (a directory).
-    #[arg(long, short = 'r', env = "SNAP_REPO", global = true)]
+    #[arg(long, short = 'r', env = "SNAP_REPO", global = true, help_heading = "Global options")]
     repo: Option<String>,
     /// Read the repository password from this file (first line).
-    #[arg(long, env = "SNAP_PASSWORD_FILE", global = true)]
+    #[arg(long, env = "SNAP_PASSWORD_FILE", global = true, help_heading = "Global options")]
     password_file: Option<PathBuf>,
     /// Run this shell command and use its output (first line) as the password.
-    #[arg(long, env = "SNAP_PASSWORD_COMMAND", global = true)]
+    #[arg(long, env = "SNAP_PASSWORD_COMMAND", global = true, help_heading = "Global options")]
     password_command: Option<String>,
     /// Directory for the local index cache (default: $XDG_CACHE_HOME/snap).
-    #[arg(long, env = "SNAP_CACHE_DIR", global = true)]
+    #[arg(long, env = "SNAP_CACHE_DIR", global = true, help_heading = "Global options")]
     cache_dir: Option<PathBuf>,
     /// Print no warnings or progress (errors are still printed).
-    #[arg(long, short = 'q', global = true)]
+    #[arg(long, short = 'q', global = true, help_heading = "Global options")]
     quiet: bool,
 }
 
@@ -72,6 +79,24 @@ enum Command {
     Restore(restore::Args),
     /// Write one file of a snapshot to standard output.
     Cat(cat::Args),
+    /// Verify the repository: structure, and with --read-data every chunk.
+    Check(check::Args),
+    /// Remove snapshots according to a retention policy (default: keep 21 days).
+    Forget(forget::Args),
+    /// Delete data no snapshot references (two-phase, safe with concurrent backups).
+    Prune(prune::Args),
+    /// Manage the passwords (key files) that open the repository.
+    #[command(subcommand)]
+    Key(key::Command),
+    /// Rebuild derived data.
+    #[command(subcommand)]
+    Repair(repair::Command),
+    /// Remove stale locks (or all locks with --remove-all).
+    Unlock(unlock::Args),
+    /// Repository size, logical size, dedup and compression ratios, chunk and pack counts.
+    Stats(stats::Args),
+    /// Show paths added, removed and changed between two snapshots.
+    Diff(diff::Args),
 }
 
 impl Global {
@@ -96,6 +121,13 @@ impl Global {
         let pw = password::get(self, false)?;
         let repo = Repository::open(backend, pw.as_bytes(), &self.cache_dir())?;
         Ok(OpenRepo { repo, quiet: self.quiet })
+    }
+
+    /// Open the repository and take a lock for `command` (held until the guard drops).
+    fn open_locked(&self, kind: snap::repo::lock::LockKind, command: &str) -> anyhow::Result<(OpenRepo, snap::repo::lock::LockGuard)> {
+        let repo = self.open()?;
+        let lock = repo.lock(kind, command)?;
+        Ok((repo, lock))
     }
 }
 
@@ -139,12 +171,21 @@ pub fn main() -> ExitCode {
         Command::Ls(a) => ls::run(&cli.global, a),
         Command::Restore(a) => restore::run(&cli.global, a),
         Command::Cat(a) => cat::run(&cli.global, a),
+        Command::Check(a) => check::run(&cli.global, a),
+        Command::Forget(a) => forget::run(&cli.global, a),
+        Command::Prune(a) => prune::run(&cli.global, a),
+        Command::Key(c) => key::run(&cli.global, c),
+        Command::Repair(c) => repair::run(&cli.global, c),
+        Command::Unlock(a) => unlock::run(&cli.global, a),
+        Command::Stats(a) => stats::run(&cli.global, a),
+        Command::Diff(a) => diff::run(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(exit::FAILED)
+            let locked = e.chain().any(|c| matches!(c.downcast_ref::<snap::Error>(), Some(snap::Error::Locked(_))));
+            ExitCode::from(if locked { exit::LOCKED } else { exit::FAILED })
         }
     }
 }

@@ -55,3 +55,28 @@ fn prompt(confirm: bool) -> anyhow::Result<Zeroizing<String>> {
     }
     Ok(p)
 }
+
+/// A NEW password (for `key add` / `key passwd`): from `file` (first line), else
+/// `SNAP_NEW_PASSWORD`, else asked twice on the terminal. Never printed.
+pub fn get_new(file: Option<&std::path::Path>) -> anyhow::Result<Zeroizing<String>> {
+    let pw = if let Some(f) = file {
+        let s = std::fs::read_to_string(f).with_context(|| format!("reading new password file {}", f.display()))?;
+        first_line(s)
+    } else if let Ok(p) = std::env::var("SNAP_NEW_PASSWORD") {
+        Zeroizing::new(p)
+    } else {
+        if !std::io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_err() {
+            bail!("no new password given: pass --new-password-file or set SNAP_NEW_PASSWORD (no terminal to ask on)");
+        }
+        let p = Zeroizing::new(rpassword::prompt_password("new password: ").context("reading the new password")?);
+        let again = Zeroizing::new(rpassword::prompt_password("repeat new password: ").context("reading the new password")?);
+        if *again != *p {
+            bail!("the new passwords do not match");
+        }
+        p
+    };
+    if pw.is_empty() {
+        bail!("the new password is empty");
+    }
+    Ok(pw)
+}

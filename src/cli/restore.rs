@@ -22,7 +22,7 @@ pub struct Args {
 }
 
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
-    let repo = g.open()?;
+    let (repo, _lock) = g.open_locked(snap::repo::lock::LockKind::Shared, "restore")?;
     let snap = repo.find_snapshot(&a.snapshot)?;
     let opts = RestoreOptions { target: a.target.clone(), includes: a.includes.clone(), overwrite: a.overwrite };
     let started = std::time::Instant::now();

@@ -63,6 +63,14 @@ pub struct SyncReport {
     pub unreadable: Vec<(String, String)>,
 }
 
+/// redb's page cache. Lookups are random, so a big cache buys little, and redb would otherwise
+/// grow it towards the size of the index (≈ 100 MB per million chunks).
+const CACHE_BYTES: usize = 32 << 20;
+
+fn create_db(path: &Path) -> std::result::Result<Database, DatabaseError> {
+    Database::builder().set_cache_size(CACHE_BYTES).create(path)
+}
+
 pub struct Index {
     db: Database,
     path: PathBuf,
@@ -76,13 +84,13 @@ impl Index {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let db = match Database::create(path) {
+        let db = match create_db(path) {
             Ok(db) => db,
             Err(DatabaseError::DatabaseAlreadyOpen) => return Index::temporary(repo_id),
             Err(e) => {
                 // A damaged cache file is rebuilt, never trusted.
                 let _ = std::fs::remove_file(path);
-                Database::create(path).map_err(|_| Error::Index(format!("{}: {e}", path.display())))?
+                create_db(path).map_err(|_| Error::Index(format!("{}: {e}", path.display())))?
             }
         };
         let idx = Index { db, path: path.to_path_buf(), _temp: None };
@@ -94,7 +102,7 @@ impl Index {
     pub fn temporary(repo_id: &str) -> Result<Index> {
         let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
         let path = dir.path().join("index.redb");
-        let db = Database::create(&path).map_err(|e| Error::Index(e.to_string()))?;
+        let db = create_db(&path).map_err(|e| Error::Index(e.to_string()))?;
         let idx = Index { db, path, _temp: Some(dir) };
         idx.ensure_meta(repo_id)?;
         Ok(idx)
@@ -184,6 +192,33 @@ impl Index {
         Ok(())
     }
 
+    /// Forget deleted packs: drop them and every chunk entry pointing into them (one scan).
+    pub fn remove_packs(&self, gone: &HashSet<Id>) -> Result<()> {
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.begin_write()?;
+        {
+            let mut chunks = tx.open_table(CHUNKS)?;
+            let mut dead: Vec<[u8; 32]> = Vec::new();
+            for row in chunks.iter()? {
+                let (k, v) = row?;
+                if gone.contains(&Location::from_bytes(v.value()).pack) {
+                    dead.push(*k.value());
+                }
+            }
+            for k in &dead {
+                chunks.remove(k)?;
+            }
+            let mut packs = tx.open_table(PACKS)?;
+            for p in gone {
+                packs.remove(p.as_bytes())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Ids of all packs the index knows.
     pub fn packs(&self) -> Result<HashSet<Id>> {
         let rtx = self.db.begin_read()?;
@@ -200,6 +235,22 @@ impl Index {
     pub fn chunk_count(&self) -> Result<u64> {
         let rtx = self.db.begin_read()?;
         Ok(rtx.open_table(CHUNKS)?.len()?)
+    }
+
+    /// Call `f` for every indexed chunk (in id order), streaming: memory use does not grow with
+    /// the index.
+    pub fn for_each_chunk(&self, mut f: impl FnMut(Id, Location)) -> Result<()> {
+        let rtx = self.db.begin_read()?;
+        let t = match rtx.open_table(CHUNKS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        for row in t.iter()? {
+            let (k, v) = row?;
+            f(Id(*k.value()), Location::from_bytes(v.value()));
+        }
+        Ok(())
     }
 
     /// Bring the index in line with the packs in `backend`: index packs it lacks (reading their
@@ -238,6 +289,115 @@ impl Index {
         let mut r = self.sync(backend, key)?;
         r.rebuilt = true;
         Ok(r)
+    }
+}
+
+/// Read-only access to an index file, for verification (`snap check`). Nothing is ever written
+/// to `path`: the file is opened in redb's read-only mode, and an index that was not closed
+/// cleanly (which opening it normally would repair in place) is repaired in a private copy.
+pub struct IndexReader {
+    db: ReaderDb,
+    _temp: Option<tempfile::TempDir>,
+}
+
+enum ReaderDb {
+    ReadOnly(redb::ReadOnlyDatabase),
+    Copy(Database),
+}
+
+impl IndexReader {
+    /// Open the index at `path` read-only. Errors: [`Error::IndexBusy`] when another process
+    /// has it open for writing; [`Error::Io`] when it cannot be read (or does not exist);
+    /// [`Error::Index`] when it is not a readable redb file (damaged).
+    pub fn open(path: &Path) -> Result<IndexReader> {
+        match redb::ReadOnlyDatabase::open(path) {
+            Ok(db) => Ok(IndexReader { db: ReaderDb::ReadOnly(db), _temp: None }),
+            Err(DatabaseError::DatabaseAlreadyOpen) => Err(Error::IndexBusy { path: path.to_path_buf() }),
+            Err(DatabaseError::Storage(redb::StorageError::Io(e))) => Err(Error::io(path, e)),
+            Err(DatabaseError::RepairAborted) => {
+                let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+                let copy = dir.path().join("index.redb");
+                std::fs::copy(path, &copy).map_err(|e| Error::io(path, e))?;
+                let db = Database::open(&copy).map_err(|e| {
+                    Error::Index(format!("{}: not closed cleanly, and repairing a copy failed: {e}", path.display()))
+                })?;
+                Ok(IndexReader { db: ReaderDb::Copy(db), _temp: Some(dir) })
+            }
+            Err(e) => Err(Error::Index(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// Whether the file had not been closed cleanly (a snap process was interrupted) and was
+    /// read from a repaired private copy.
+    pub fn was_repaired(&self) -> bool {
+        self._temp.is_some()
+    }
+
+    fn begin_read(&self) -> Result<redb::ReadTransaction> {
+        Ok(match &self.db {
+            ReaderDb::ReadOnly(d) => d.begin_read()?,
+            ReaderDb::Copy(d) => d.begin_read()?,
+        })
+    }
+
+    /// The repository id and layout recorded in the `meta` table (`None` when absent).
+    pub fn meta(&self) -> Result<(Option<String>, Option<String>)> {
+        let rtx = self.begin_read()?;
+        let t = match rtx.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok((None, None)),
+            Err(e) => return Err(e.into()),
+        };
+        let get = |k: &str| -> Result<Option<String>> {
+            Ok(t.get(k)?.map(|v| String::from_utf8_lossy(v.value()).into_owned()))
+        };
+        Ok((get("repo_id")?, get("layout")?))
+    }
+
+    /// Whether the file is an index of repository `repo_id` in the layout this snap writes.
+    pub fn is_current(&self, repo_id: &str) -> Result<bool> {
+        let (id, layout) = self.meta()?;
+        Ok(id.as_deref() == Some(repo_id) && layout.as_deref().map(str::as_bytes) == Some(INDEX_LAYOUT))
+    }
+
+    /// Every pack recorded: (pack id, size in bytes, blob count).
+    pub fn packs(&self) -> Result<Vec<(Id, u64, u32)>> {
+        let rtx = self.begin_read()?;
+        let t = match rtx.open_table(PACKS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let v = v.value();
+            out.push((
+                Id(*k.value()),
+                u64::from_le_bytes(v[..8].try_into().unwrap()),
+                u32::from_le_bytes(v[8..].try_into().unwrap()),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Call `f` for every chunk row, streaming (in id order). The location is `None` when the
+    /// row's kind byte is not a chunk kind (a damaged row).
+    pub fn for_each_chunk(&self, mut f: impl FnMut(Id, Option<Location>)) -> Result<()> {
+        let rtx = self.begin_read()?;
+        let t = match rtx.open_table(CHUNKS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let raw = v.value();
+            let loc = matches!(BlobKind::from_u8(raw[44]), Some(BlobKind::Data | BlobKind::Tree))
+                .then(|| Location::from_bytes(raw));
+            f(Id(*k.value()), loc);
+        }
+        Ok(())
     }
 }
 

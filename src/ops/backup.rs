@@ -141,7 +141,12 @@ pub fn backup(repo: &Repository, input: BackupInput<'_>, opts: &BackupOptions, p
     let mut summary = std::mem::take(&mut ctx.summary);
     let warnings = std::mem::take(&mut ctx.warnings);
     drop(ctx);
-    let stats = saver.finish()?;
+    let mut stats = saver.finish()?;
+    let rescued = rescue_from_condemned(repo, &tree_refs, &stats, level)?;
+    stats.chunks_new += rescued.chunks_new;
+    stats.raw_bytes_new += rescued.raw_bytes_new;
+    stats.bytes_added += rescued.bytes_added;
+    stats.packs += rescued.packs;
     progress.finish();
     summary.chunks_new = stats.chunks_new;
     summary.added_raw_bytes = stats.raw_bytes_new;
@@ -296,7 +301,7 @@ fn backup_files(ctx: &mut Ctx, tree: &mut TreeWriter, roots: &[PathBuf], opts: &
                 !opts.force && o.size == e.size && o.mtime_ns == e.mtime_ns && o.inode == e.inode && o.inode != 0
             });
             let reused = match unchanged {
-                Some(o) if all_indexed(ctx.repo, &o.chunks)? => {
+                Some(o) if all_reusable(ctx.saver, &o.chunks)? => {
                     e.chunks = o.chunks.clone();
                     true
                 }
@@ -340,11 +345,36 @@ fn backup_files(ctx: &mut Ctx, tree: &mut TreeWriter, roots: &[PathBuf], opts: &
     Ok(())
 }
 
-fn all_indexed(repo: &Repository, chunks: &[ChunkRef]) -> Result<bool> {
+fn all_reusable(saver: &Saver, chunks: &[ChunkRef]) -> Result<bool> {
     for c in chunks {
-        if !repo.index()?.contains(c.id())? {
+        if !saver.reusable(c.id())? {
             return Ok(false);
         }
     }
     Ok(true)
+}
+
+/// Before the manifest is written (rule W2 in repo-format.md §9.2): if a prune condemned a pack
+/// this backup deduplicated against, or wrote, while it ran, copy the chunks it needs out of condemned packs (they are still
+/// readable during the grace period), so the snapshot never depends on a pack that a later
+/// prune may delete. Returns the extra stats.
+fn rescue_from_condemned(repo: &Repository, tree: &[ChunkRef], stats: &crate::repo::SaveStats, level: i32) -> Result<crate::repo::SaveStats> {
+    let condemned = repo.condemned_packs()?;
+    if stats.reused_packs.is_disjoint(&condemned) && stats.written_packs.is_disjoint(&condemned) {
+        return Ok(Default::default());
+    }
+    let index = repo.index()?;
+    let needs_copy = |id: &Id| -> Result<bool> { Ok(index.lookup(id)?.is_some_and(|l| condemned.contains(&l.pack))) };
+    let saver = Saver::new(repo, level)?;
+    let mut ids: Vec<(BlobKind, Id)> = tree.iter().map(|c| (BlobKind::Tree, *c.id())).collect();
+    for e in repo.load_tree_refs(tree)?.entries {
+        ids.extend(e.chunks.iter().map(|c| (BlobKind::Data, *c.id())));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (kind, id) in ids {
+        if seen.insert(id) && needs_copy(&id)? {
+            saver.save(kind, repo.read_chunk(&id)?)?;
+        }
+    }
+    saver.finish()
 }

@@ -1,7 +1,12 @@
-//! Operations built on the repository: backup, restore, listing, cat.
+//! Operations built on the repository: backup, restore, check, forget, prune, stats, diff.
 
 pub mod backup;
+pub mod check;
+pub mod diff;
+pub mod forget;
+pub mod prune;
 pub mod restore;
+pub mod stats;
 
 pub use backup::{BackupInput, BackupOptions, BackupOutcome, backup};
 pub use restore::{RestoreOptions, RestoreSummary, restore};

@@ -167,6 +167,9 @@ fn parse_footer_then(
     what: &str,
     fetch: impl FnOnce(u64, u64) -> Result<Vec<u8>>,
 ) -> Result<(Vec<u8>, u64)> {
+    if footer.len() != FOOTER_LEN {
+        return Err(Error::corrupt(what.to_string(), format!("footer read returned {} bytes, not {FOOTER_LEN}", footer.len())));
+    }
     if &footer[4..12] != MAGIC {
         return Err(Error::corrupt(what.to_string(), "no pack magic at the end: truncated or damaged"));
     }
@@ -175,7 +178,11 @@ fn parse_footer_then(
         return Err(Error::corrupt(what.to_string(), format!("trailer length {tlen} does not fit the pack")));
     }
     let start = size - FOOTER_LEN as u64 - tlen as u64;
-    Ok((fetch(start, tlen as u64)?, start))
+    let sealed = fetch(start, tlen as u64)?;
+    if sealed.len() != tlen as usize {
+        return Err(Error::corrupt(what.to_string(), format!("trailer read returned {} bytes, not {tlen}", sealed.len())));
+    }
+    Ok((sealed, start))
 }
 
 fn open_trailer(key: &MasterKey, sealed: &[u8], blobs_end: u64, what: &str) -> Result<Vec<PackEntry>> {
@@ -214,6 +221,14 @@ mod tests {
             let s = b.get_range(&name, e.offset as u64, e.length as u64).unwrap();
             assert_eq!(&blob::decode(&k, e.kind, id, &s).unwrap(), data);
         }
+        // A short footer read (a misbehaving backend) is an error, not a panic.
+        let short = read_trailer(
+            &crate::backend::FaultyBackend::new(b, crate::backend::Fault::ShortReads),
+            &k,
+            &name,
+            bytes.len() as u64,
+        );
+        assert!(short.unwrap_err().to_string().contains("footer read returned 11 bytes"));
         // Truncation and damage are named.
         let err = parse_pack(&k, &bytes[..bytes.len() - 3], "p").unwrap_err().to_string();
         assert!(err.contains("truncated"), "{err}");

@@ -26,7 +26,7 @@ pub const STALE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(30);
 pub enum LockKind {
     /// Backups, restores, checks, forget: many may run at once.
     Shared,
-    /// Prune, key removal: nothing else may run.
+    /// Prune: nothing else may run.
     Exclusive,
 }
 

@@ -2,6 +2,7 @@
 //! and snapshot manifests.
 
 mod config;
+pub mod deletion;
 pub mod lock;
 mod saver;
 
@@ -109,6 +110,11 @@ impl Repository {
     pub fn key(&self) -> &Arc<MasterKey> {
         &self.key
     }
+    /// Where this repository's local index cache lives.
+    pub fn index_path(&self) -> &std::path::Path {
+        &self.index_path
+    }
+
     /// The chunk index, opened and brought up to date with the packs on first use.
     pub fn index(&self) -> Result<&Arc<Index>> {
         if let Some((i, _)) = self.index.get() {
@@ -133,6 +139,11 @@ impl Repository {
     }
     pub fn chunker(&self) -> Chunker {
         Chunker::new(self.config.chunker.clone(), self.key.chunker_seed())
+    }
+
+    /// Packs condemned by a deletion plan (read fresh from the repository).
+    pub fn condemned_packs(&self) -> Result<std::collections::HashSet<Id>> {
+        deletion::condemned_packs(&*self.backend, &self.key)
     }
 
     /// Take a repository lock for `command`; released when the guard drops.
@@ -220,8 +231,13 @@ impl Repository {
     }
 
     pub fn load_tree(&self, m: &Manifest) -> Result<Tree> {
+        self.load_tree_refs(&m.tree)
+    }
+
+    /// Load a tree from its chunk list.
+    pub fn load_tree_refs(&self, tree: &[crate::snapshot::ChunkRef]) -> Result<Tree> {
         let mut bytes = Vec::new();
-        for c in &m.tree {
+        for c in tree {
             bytes.extend_from_slice(&self.read_chunk(c.id())?);
         }
         Tree::parse(&bytes)

@@ -33,6 +33,10 @@ pub struct SaveStats {
     /// Bytes of the pack files written.
     pub bytes_added: u64,
     pub packs: u64,
+    /// Existing packs that chunks were deduplicated against, and the packs this session
+    /// wrote: a backup checks both against deletion plans before writing its manifest.
+    pub reused_packs: HashSet<Id>,
+    pub written_packs: HashSet<Id>,
 }
 
 type Job = (BlobKind, Id, Vec<u8>);
@@ -41,6 +45,9 @@ type Sealed = (BlobKind, Id, u32, Vec<u8>);
 pub struct Saver {
     key: Arc<MasterKey>,
     index: Arc<Index>,
+    /// Packs condemned by deletion plans: never deduplicated against.
+    condemned: HashSet<Id>,
+    reused_packs: Mutex<HashSet<Id>>,
     pending: Arc<Mutex<HashSet<Id>>>,
     jobs: Option<Sender<Job>>,
     workers: Vec<JoinHandle<()>>,
@@ -49,7 +56,15 @@ pub struct Saver {
 
 impl Saver {
     pub fn new(repo: &Repository, level: i32) -> Result<Saver> {
+        Saver::avoiding(repo, level, HashSet::new())
+    }
+
+    /// A saver that also treats the packs in `avoid` as condemned (prune uses this to copy
+    /// live chunks out of packs it is about to condemn).
+    pub fn avoiding(repo: &Repository, level: i32, avoid: HashSet<Id>) -> Result<Saver> {
         let index = repo.index()?.clone();
+        let mut condemned = repo.condemned_packs()?;
+        condemned.extend(avoid);
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let (jobs_tx, jobs_rx) = bounded::<Job>(threads * 2);
         let (sealed_tx, sealed_rx) = bounded::<Sealed>(threads * 2);
@@ -81,6 +96,8 @@ impl Saver {
         Ok(Saver {
             key: repo.key().clone(),
             index,
+            condemned,
+            reused_packs: Mutex::new(HashSet::new()),
             pending,
             jobs: Some(jobs_tx),
             workers,
@@ -93,7 +110,7 @@ impl Saver {
     pub fn save(&self, kind: BlobKind, data: Vec<u8>) -> Result<(Id, bool)> {
         let id = self.key.chunk_id(&data);
         let mut pending = self.pending.lock().unwrap();
-        if pending.contains(&id) || self.index.contains(&id)? {
+        if pending.contains(&id) || self.reusable(&id)? {
             return Ok((id, false));
         }
         pending.insert(id);
@@ -103,6 +120,18 @@ impl Saver {
             return Err(self.packer_result().err().unwrap_or_else(stopped));
         }
         Ok((id, true))
+    }
+
+    /// Whether chunk `id` is stored in a pack no deletion plan condemns (and so may be
+    /// referenced without storing it again). Records the pack for the pre-manifest check.
+    pub fn reusable(&self, id: &Id) -> Result<bool> {
+        match self.index.lookup(id)? {
+            Some(loc) if !self.condemned.contains(&loc.pack) => {
+                self.reused_packs.lock().unwrap().insert(loc.pack);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Wait for the packer and return what it returned (its error, when the pipeline broke).
@@ -119,7 +148,9 @@ impl Saver {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
-        self.packer_result()
+        let mut stats = self.packer_result()?;
+        stats.reused_packs = std::mem::take(&mut *self.reused_packs.lock().unwrap());
+        Ok(stats)
     }
 }
 
@@ -152,8 +183,8 @@ fn run_packer(
     let (up_tx, up_rx) = bounded::<(Id, Vec<u8>, Vec<pack::PackEntry>)>(1);
     let mut stats = SaveStats::default();
     let uploaded = std::thread::scope(|scope| {
-        let uploader = scope.spawn(move || -> Result<(u64, u64)> {
-            let (mut packs, mut bytes_added) = (0u64, 0u64);
+        let uploader = scope.spawn(move || -> Result<(HashSet<Id>, u64)> {
+            let (mut packs, mut bytes_added) = (HashSet::new(), 0u64);
             for (pid, bytes, entries) in up_rx {
                 backend.put(&pack::pack_name(&pid), &bytes)?;
                 index.add_pack(&pid, bytes.len() as u64, &entries)?;
@@ -161,7 +192,7 @@ fn run_packer(
                 for e in &entries {
                     p.remove(&e.id);
                 }
-                packs += 1;
+                packs.insert(pid);
                 bytes_added += bytes.len() as u64;
             }
             Ok((packs, bytes_added))
@@ -181,7 +212,8 @@ fn run_packer(
         drop(up_tx);
         uploader.join().expect("uploader thread panicked")
     })?;
-    (stats.packs, stats.bytes_added) = uploaded;
+    (stats.written_packs, stats.bytes_added) = uploaded;
+    stats.packs = stats.written_packs.len() as u64;
     Ok(stats)
 }
 

@@ -1,0 +1,1502 @@
+//! `snap check`: verify a repository without changing it.
+//!
+//! The structure check reads every key file, every snapshot manifest, every pack trailer (fresh
+//! from the backend, never from the local index) and every snapshot's tree, and verifies that
+//! every chunk a tree references is listed by some readable pack. It then compares the local
+//! index cache with the trailers, opening the cache file read-only. With a data subset
+//! ([`CheckOptions::read_data`]) it also reads the chosen packs whole, checks each pack's BLAKE3
+//! against its name, and decodes every blob through [`blob::decode`] (authenticate, decompress,
+//! re-hash against its id), in parallel, one pack per worker thread.
+//!
+//! Nothing is written: not to the repository (only listing, whole and ranged gets are used),
+//! and not to the local index (it is never opened for writing; an index that was not closed
+//! cleanly is repaired in a private copy). The caller's lock, if any, is the only write.
+//!
+//! Findings have three severities: **problems** (the repository is damaged or could not be
+//! read: data may be lost), **warnings** (the local index cache disagrees with the repository:
+//! no data is at risk, `snap repair index` fixes it) and **info** (garbage for prune, stale
+//! locks, which key file opened the repository, …).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::backend::Backend;
+use crate::blob;
+use crate::crypto::MasterKey;
+use crate::crypto::keyfile::KeyFile;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::index::{Index, IndexReader};
+use crate::pack::{self, PackEntry};
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::snapshot::{Snapshot, Tree};
+
+/// At most this many paths are listed per finding; the rest are counted in `paths_omitted`.
+pub const MAX_PATHS: usize = 100;
+/// At most this many individual local-index disagreements are listed; the rest are counted.
+const MAX_INDEX_MISMATCHES: usize = 20;
+/// Decoded tree chunks kept in memory (snapshots share most of their tree chunks).
+const TREE_CACHE_BYTES: usize = 64 << 20;
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+/// Which packs `--read-data` / `--read-data-subset` reads in full.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataSubset {
+    /// Every pack.
+    All,
+    /// Packs whose id (first 8 bytes as a big-endian u64) % `m` == `n` - 1: a deterministic
+    /// slice; `1/m` … `m/m` together cover every pack exactly once.
+    Slice { n: u64, m: u64 },
+    /// A random `p` percent of the packs (rounded up).
+    Percent(f64),
+    /// Random packs until at least this many bytes are read.
+    Bytes(u64),
+}
+
+impl FromStr for DataSubset {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<DataSubset, String> {
+        let s = s.trim();
+        if let Some((n, m)) = s.split_once('/') {
+            let (n, m): (u64, u64) = match (n.trim().parse(), m.trim().parse()) {
+                (Ok(n), Ok(m)) => (n, m),
+                _ => return Err(format!("bad subset {s:?}: use n/m with whole numbers, e.g. 1/7")),
+            };
+            if m == 0 || n == 0 || n > m {
+                return Err(format!("bad subset {s:?}: n/m needs 1 <= n <= m"));
+            }
+            return Ok(DataSubset::Slice { n, m });
+        }
+        if let Some(p) = s.strip_suffix('%') {
+            let p: f64 = p.trim().parse().map_err(|_| format!("bad subset {s:?}: use a percentage such as 10%"))?;
+            if !(p > 0.0 && p <= 100.0) {
+                return Err(format!("bad subset {s:?}: the percentage must be above 0 and at most 100"));
+            }
+            return Ok(DataSubset::Percent(p));
+        }
+        let b = crate::util::parse_size(s).map_err(|e| format!("{e}; a subset is n/m, P% or a size such as 500MiB"))?;
+        if b == 0 {
+            return Err(format!("bad subset {s:?}: the size must be above 0"));
+        }
+        Ok(DataSubset::Bytes(b))
+    }
+}
+
+impl fmt::Display for DataSubset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataSubset::All => f.write_str("all"),
+            DataSubset::Slice { n, m } => write!(f, "{n}/{m}"),
+            DataSubset::Percent(p) => write!(f, "{p}%"),
+            DataSubset::Bytes(b) => write!(f, "{b} bytes"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// Read these packs in full (`None`: structure only).
+    pub read_data: Option<DataSubset>,
+    /// The local index file to compare with the pack trailers (see [`Repository::index_path`]);
+    /// `None` skips that comparison.
+    pub index_cache: Option<PathBuf>,
+    /// Name of the caller's own lock (`locks/…`), left out of the lock report.
+    pub own_lock: Option<String>,
+}
+
+/// Where the local index of `repo` lives under `cache_dir` (repo-format.md §8).
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    // Problems.
+    /// A key file does not parse, or its content does not match its name.
+    KeyFileDamaged,
+    /// A snapshot manifest does not decrypt or parse, or does not match its name.
+    SnapshotDamaged,
+    /// A snapshot's tree cannot be loaded (a tree chunk is missing or damaged, or the tree does
+    /// not parse): nothing of that snapshot can be restored.
+    TreeDamaged,
+    /// A pack's trailer cannot be read (truncated, no magic, damaged trailer).
+    PackDamaged,
+    /// A pack the local index knows is gone, and snapshots reference chunks only it held.
+    PackMissing,
+    /// A pack's content does not hash to its name (`--read-data`).
+    PackHashMismatch,
+    /// A referenced chunk is listed by no readable pack.
+    ChunkMissing,
+    /// A stored blob fails to decode: authentication, decompression or id check (`--read-data`).
+    ChunkDamaged,
+    /// A tree references a chunk with a length other than the one its pack lists.
+    ChunkLengthMismatch,
+    /// A deletion plan (`prune/…`) cannot be read.
+    DeletionPlanDamaged,
+    /// The backend failed to deliver an object (I/O error).
+    ReadError,
+    // Warnings (the local cache, not the repository).
+    /// The local index file cannot be opened or read.
+    LocalIndexDamaged,
+    /// The local index disagrees with the pack trailers.
+    LocalIndexMismatch,
+    // Information.
+    KeyFileUsed,
+    LocalIndex,
+    UnreferencedPack,
+    UnreferencedChunks,
+    DuplicateChunks,
+    StaleLock,
+    Lock,
+    DeletionPlan,
+    UnexpectedObject,
+}
+
+impl FindingKind {
+    pub fn as_str(self) -> &'static str {
+        use FindingKind::*;
+        match self {
+            KeyFileDamaged => "key_file_damaged",
+            SnapshotDamaged => "snapshot_damaged",
+            TreeDamaged => "tree_damaged",
+            PackDamaged => "pack_damaged",
+            PackMissing => "pack_missing",
+            PackHashMismatch => "pack_hash_mismatch",
+            ChunkMissing => "chunk_missing",
+            ChunkDamaged => "chunk_damaged",
+            ChunkLengthMismatch => "chunk_length_mismatch",
+            DeletionPlanDamaged => "deletion_plan_damaged",
+            ReadError => "read_error",
+            LocalIndexDamaged => "local_index_damaged",
+            LocalIndexMismatch => "local_index_mismatch",
+            KeyFileUsed => "key_file_used",
+            LocalIndex => "local_index",
+            UnreferencedPack => "unreferenced_pack",
+            UnreferencedChunks => "unreferenced_chunks",
+            DuplicateChunks => "duplicate_chunks",
+            StaleLock => "stale_lock",
+            Lock => "lock",
+            DeletionPlan => "deletion_plan",
+            UnexpectedObject => "unexpected_object",
+        }
+    }
+}
+
+/// One finding. Ids are full; `message` is one human sentence naming the objects involved
+/// (short ids), without the snapshot and path lists.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub pack: Option<Id>,
+    pub chunk: Option<Id>,
+    /// A storage name (`keys/…`, `snapshots/…`, `locks/…`) when the finding is about one.
+    pub object: Option<String>,
+    /// Snapshots affected (referencing the chunk, or the snapshot itself), oldest first.
+    pub snapshots: Vec<Id>,
+    /// Paths (as stored in the snapshots) whose content includes the chunk; at most [`MAX_PATHS`].
+    pub paths: Vec<String>,
+    /// References (snapshot, path) beyond the listed `paths`.
+    pub paths_omitted: u64,
+    pub message: String,
+}
+
+impl Finding {
+    fn new(kind: FindingKind, message: impl Into<String>) -> Finding {
+        Finding {
+            kind,
+            pack: None,
+            chunk: None,
+            object: None,
+            snapshots: Vec::new(),
+            paths: Vec::new(),
+            paths_omitted: 0,
+            message: message.into(),
+        }
+    }
+    fn pack(mut self, p: Id) -> Finding {
+        self.pack = Some(p);
+        self
+    }
+    fn chunk(mut self, c: Id) -> Finding {
+        self.chunk = Some(c);
+        self
+    }
+    fn object(mut self, o: impl Into<String>) -> Finding {
+        self.object = Some(o.into());
+        self
+    }
+    fn snapshots(mut self, s: Vec<Id>) -> Finding {
+        self.snapshots = s;
+        self
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CheckSummary {
+    pub key_files: u64,
+    pub snapshots: u64,
+    /// Snapshots whose tree was loaded and checked.
+    pub trees: u64,
+    /// Tree entries (files, dirs, symlinks) over all checked snapshots.
+    pub entries: u64,
+    /// Packs listed in `data/`.
+    pub packs: u64,
+    pub pack_bytes: u64,
+    /// Distinct chunk ids listed by the readable pack trailers.
+    pub chunks: u64,
+    /// Distinct chunk ids referenced by the checked snapshots (data and tree chunks).
+    pub chunks_referenced: u64,
+    /// `off`, `all`, or the subset asked for.
+    pub read_data: String,
+    /// Packs read in full, their bytes, and the blobs decoded from them.
+    pub packs_read: u64,
+    pub bytes_read: u64,
+    pub blobs_read: u64,
+    pub read_data_ms: u64,
+    /// `bytes_read` per second of the read-data phase, in MB (10^6 bytes).
+    pub read_mb_per_s: f64,
+    pub duration_ms: u64,
+    pub problems: u64,
+    pub warnings: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CheckReport {
+    pub problems: Vec<Finding>,
+    pub warnings: Vec<Finding>,
+    pub info: Vec<Finding>,
+    pub summary: CheckSummary,
+}
+
+impl CheckReport {
+    /// No problems (warnings and info do not count).
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+#[derive(Default)]
+struct Findings {
+    problems: Mutex<Vec<Finding>>,
+    warnings: Mutex<Vec<Finding>>,
+    info: Mutex<Vec<Finding>>,
+}
+
+impl Findings {
+    fn problem(&self, f: Finding) {
+        self.problems.lock().unwrap().push(f);
+    }
+    fn warning(&self, f: Finding) {
+        self.warnings.lock().unwrap().push(f);
+    }
+    fn info(&self, f: Finding) {
+        self.info.lock().unwrap().push(f);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packs and chunks as the trailers list them
+
+struct PackRec {
+    id: Id,
+    name: String,
+    size: u64,
+    /// `None` when the trailer could not be read.
+    entries: Option<Vec<PackEntry>>,
+    /// The trailer could not be read because it is damaged (not because of an I/O error).
+    trailer_damaged: bool,
+}
+
+/// One stored copy of a chunk: pack index and entry index into [`PackRec::entries`].
+#[derive(Clone, Copy, Debug)]
+struct Loc {
+    pack: u32,
+    entry: u32,
+}
+
+#[derive(Default)]
+struct ChunkMap {
+    first: HashMap<Id, Loc>,
+    extra: HashMap<Id, Vec<Loc>>,
+}
+
+impl ChunkMap {
+    fn insert(&mut self, id: Id, loc: Loc) {
+        match self.first.entry(id) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(loc);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => self.extra.entry(id).or_default().push(loc),
+        }
+    }
+    fn copies(&self, id: &Id) -> Vec<Loc> {
+        let mut v: Vec<Loc> = self.first.get(id).copied().into_iter().collect();
+        if let Some(x) = self.extra.get(id) {
+            v.extend_from_slice(x);
+        }
+        v
+    }
+}
+
+/// Decoded tree chunks and their total size.
+type TreeCache = (HashMap<Id, std::sync::Arc<Vec<u8>>>, usize);
+
+/// Why a chunk could not be read.
+#[derive(Clone, Debug)]
+enum ChunkFail {
+    /// No readable pack lists it.
+    Missing,
+    /// Every copy failed to decode; the first failing pack and the reason.
+    Damaged { pack: Id, reason: String },
+    /// The backend failed to deliver it.
+    Read { pack: Id, reason: String },
+}
+
+struct Ctx<'a> {
+    backend: &'a dyn Backend,
+    key: &'a MasterKey,
+    packs: Vec<PackRec>,
+    chunks: ChunkMap,
+    tree_cache: Mutex<TreeCache>,
+}
+
+impl Ctx<'_> {
+    fn entry(&self, l: Loc) -> (&PackRec, &PackEntry) {
+        let p = &self.packs[l.pack as usize];
+        (p, &p.entries.as_ref().expect("a located chunk's pack has entries")[l.entry as usize])
+    }
+
+    /// Read and decode a (tree) chunk, trying every copy; cached.
+    fn read_chunk(&self, id: &Id) -> std::result::Result<std::sync::Arc<Vec<u8>>, ChunkFail> {
+        if let Some(b) = self.tree_cache.lock().unwrap().0.get(id) {
+            return Ok(b.clone());
+        }
+        let mut fail = ChunkFail::Missing;
+        for l in self.chunks.copies(id) {
+            let (p, e) = self.entry(l);
+            let r = self
+                .backend
+                .get_range(&p.name, e.offset as u64, e.length as u64)
+                .map_err(|err| ChunkFail::Read { pack: p.id, reason: err.to_string() })
+                .and_then(|sealed| {
+                    blob::decode(self.key, e.kind, id, &sealed)
+                        .map_err(|err| ChunkFail::Damaged { pack: p.id, reason: reason(err) })
+                });
+            match r {
+                Ok(plain) => {
+                    let plain = std::sync::Arc::new(plain);
+                    let mut c = self.tree_cache.lock().unwrap();
+                    if c.1 + plain.len() > TREE_CACHE_BYTES {
+                        c.0.clear();
+                        c.1 = 0;
+                    }
+                    c.1 += plain.len();
+                    c.0.insert(*id, plain.clone());
+                    return Ok(plain);
+                }
+                Err(f) => {
+                    if matches!(fail, ChunkFail::Missing) {
+                        fail = f;
+                    }
+                }
+            }
+        }
+        Err(fail)
+    }
+
+    /// Load and parse a snapshot's tree.
+    fn load_tree(&self, s: &Snapshot) -> std::result::Result<Tree, TreeFail> {
+        let mut bytes = Vec::new();
+        for c in &s.manifest.tree {
+            let plain = self.read_chunk(c.id()).map_err(|f| TreeFail::Chunk(*c.id(), f))?;
+            bytes.extend_from_slice(&plain);
+        }
+        Tree::parse(&bytes).map_err(|e| TreeFail::Parse(e.to_string()))
+    }
+}
+
+/// The detail of a decode error (the caller names the object).
+fn reason(e: Error) -> String {
+    match e {
+        Error::Corrupt { detail, .. } => detail,
+        other => other.to_string(),
+    }
+}
+
+enum TreeFail {
+    Chunk(Id, ChunkFail),
+    Parse(String),
+}
+
+// ---------------------------------------------------------------------------------------------
+// The check
+
+/// Verify `repo` (see the module documentation). Returns the findings; an `Err` only when the
+/// check itself cannot proceed (e.g. the pack listing fails).
+pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) -> Result<CheckReport> {
+    let started = Instant::now();
+    let strict = Strict(&**repo.backend());
+    let backend: &dyn Backend = &strict;
+    let key: &MasterKey = repo.key();
+    let out = Findings::default();
+    let mut summary = CheckSummary { read_data: "off".into(), ..Default::default() };
+    progress.start("check", None);
+
+    // 1. Key files.
+    progress.item("keys/");
+    out.info(
+        Finding::new(FindingKind::KeyFileUsed, format!("the password opened key file {}", repo.key_name()))
+            .object(repo.key_name()),
+    );
+    check_key_files(backend, &out, &mut summary)?;
+
+    // 2. Snapshot manifests.
+    progress.item("snapshots/");
+    let mut snaps: Vec<Snapshot> = Vec::new();
+    let mut all_snapshots_read = true;
+    let mut snapshot_ids = Vec::new();
+    for obj in backend.list("snapshots/")? {
+        match obj.name.strip_prefix("snapshots/").and_then(|n| n.parse::<Id>().ok()) {
+            Some(id) => snapshot_ids.push(id),
+            None => out.info(
+                Finding::new(FindingKind::UnexpectedObject, format!("{} is not a snapshot name; snap ignores it", obj.name))
+                    .object(obj.name.clone()),
+            ),
+        }
+    }
+    summary.snapshots = snapshot_ids.len() as u64;
+    let loaded: Vec<(Id, Result<crate::snapshot::Manifest>)> =
+        snapshot_ids.par_iter().map(|id| (*id, repo.load_manifest(id))).collect();
+    for (id, r) in loaded {
+        let name = format!("snapshots/{id}");
+        match r {
+            Ok(manifest) => snaps.push(Snapshot { id, manifest }),
+            Err(Error::NotFound { .. }) => {
+                out.info(
+                    Finding::new(FindingKind::UnexpectedObject, format!("snapshot {} disappeared during the check (forgotten meanwhile?)", id.short()))
+                        .object(name),
+                );
+            }
+            Err(Error::Corrupt { detail, .. }) => {
+                all_snapshots_read = false;
+                out.problem(
+                    Finding::new(FindingKind::SnapshotDamaged, format!("snapshot {} is damaged: {detail}", id.short()))
+                        .object(name)
+                        .snapshots(vec![id]),
+                );
+            }
+            Err(e) => {
+                all_snapshots_read = false;
+                out.problem(
+                    Finding::new(FindingKind::ReadError, format!("snapshot {} cannot be read: {e}", id.short()))
+                        .object(name)
+                        .snapshots(vec![id]),
+                );
+            }
+        }
+    }
+    for s in &snaps {
+        if s.manifest.version != 1 {
+            // Kept in the list (its tree may still be readable), but named.
+            out.problem(
+                Finding::new(
+                    FindingKind::SnapshotDamaged,
+                    format!("snapshot {} has manifest version {} (this snap knows 1)", s.id.short(), s.manifest.version),
+                )
+                .object(format!("snapshots/{}", s.id))
+                .snapshots(vec![s.id]),
+            );
+        }
+    }
+    snaps.sort_by(|a, b| a.manifest.time.cmp(&b.manifest.time).then(a.id.cmp(&b.id)));
+
+    // 3. Pack trailers, read fresh. Listed after the manifests on purpose: a writer puts every
+    // pack before the manifest that refers to it (repo-format.md §9), so every snapshot listed
+    // above has its packs in this listing even while a backup runs concurrently.
+    progress.item("data/");
+    let mut listed = Vec::new();
+    for obj in backend.list("data/")? {
+        match pack::pack_id_from_name(&obj.name) {
+            Some(id) => listed.push((id, obj.name, obj.size)),
+            None => out.info(
+                Finding::new(FindingKind::UnexpectedObject, format!("{} is not a pack name; snap ignores it", obj.name))
+                    .object(obj.name),
+            ),
+        }
+    }
+    listed.sort();
+    summary.packs = listed.len() as u64;
+    summary.pack_bytes = listed.iter().map(|p| p.2).sum();
+    let packs: Vec<PackRec> = listed
+        .into_par_iter()
+        .map(|(id, name, size)| match pack::read_trailer(backend, key, &name, size) {
+            Ok(entries) => PackRec { id, name, size, entries: Some(entries), trailer_damaged: false },
+            Err(e) => {
+                let damaged = matches!(e, Error::Corrupt { .. });
+                let f = match &e {
+                    Error::Corrupt { detail, .. } => Finding::new(FindingKind::PackDamaged, format!("pack {name}: {detail}")),
+                    Error::NotFound { .. } => Finding::new(
+                        FindingKind::ReadError,
+                        format!("pack {name} disappeared during the check (pruned meanwhile? run check with a lock)"),
+                    ),
+                    _ => Finding::new(FindingKind::ReadError, format!("pack {name}: trailer cannot be read: {e}")),
+                };
+                out.problem(f.pack(id));
+                PackRec { id, name, size, entries: None, trailer_damaged: damaged }
+            }
+        })
+        .collect();
+    let mut chunks = ChunkMap::default();
+    for (pi, p) in packs.iter().enumerate() {
+        for (ei, e) in p.entries.iter().flatten().enumerate() {
+            chunks.insert(e.id, Loc { pack: pi as u32, entry: ei as u32 });
+        }
+    }
+    summary.chunks = chunks.first.len() as u64;
+    let ctx = Ctx { backend, key, packs, chunks, tree_cache: Mutex::new((HashMap::new(), 0)) };
+
+    // 4. Trees: every referenced chunk must be listed by a readable pack.
+    progress.item("trees");
+    let referenced: Mutex<HashSet<Id>> = Mutex::new(HashSet::new());
+    let missing: Mutex<HashSet<Id>> = Mutex::new(HashSet::new());
+    // chunk → (length in the tree, raw length in the pack)
+    let len_mismatch: Mutex<HashMap<Id, (u64, u32)>> = Mutex::new(HashMap::new());
+    // (chunk) → (failure, snapshots) for tree chunks that could not be read
+    let tree_chunk_fail: Mutex<BTreeMap<Id, (ChunkFail, BTreeSet<usize>)>> = Mutex::new(BTreeMap::new());
+    let entries = AtomicU64::new(0);
+    let tree_ok: Vec<bool> = snaps
+        .par_iter()
+        .enumerate()
+        .map(|(si, s)| {
+            let mut local_ref: HashSet<Id> = HashSet::new();
+            let mut local_missing = Vec::new();
+            let mut local_mismatch = Vec::new();
+            let mut check_ref = |id: &Id, len: u64| {
+                if !local_ref.insert(*id) {
+                    return;
+                }
+                match ctx.chunks.first.get(id) {
+                    None => local_missing.push(*id),
+                    Some(l) => {
+                        let (_, e) = ctx.entry(*l);
+                        if e.raw_len as u64 != len {
+                            local_mismatch.push((*id, (len, e.raw_len)));
+                        }
+                    }
+                }
+            };
+            for c in &s.manifest.tree {
+                check_ref(c.id(), c.len());
+            }
+            let ok = match ctx.load_tree(s) {
+                Ok(tree) => {
+                    entries.fetch_add(tree.entries.len() as u64, Ordering::Relaxed);
+                    for e in &tree.entries {
+                        for c in &e.chunks {
+                            check_ref(c.id(), c.len());
+                        }
+                    }
+                    true
+                }
+                Err(TreeFail::Chunk(id, fail)) => {
+                    tree_chunk_fail.lock().unwrap().entry(id).or_insert((fail, BTreeSet::new())).1.insert(si);
+                    false
+                }
+                Err(TreeFail::Parse(reason)) => {
+                    out.problem(
+                        Finding::new(
+                            FindingKind::TreeDamaged,
+                            format!("the tree of snapshot {} does not parse: {reason}", s.id.short()),
+                        )
+                        .snapshots(vec![s.id]),
+                    );
+                    false
+                }
+            };
+            // Tree chunks that are missing are reported as tree_damaged, not as chunk_missing.
+            let tree_ids: HashSet<&Id> = s.manifest.tree.iter().map(|c| c.id()).collect();
+            local_missing.retain(|id| !tree_ids.contains(id));
+            referenced.lock().unwrap().extend(local_ref);
+            missing.lock().unwrap().extend(local_missing);
+            len_mismatch.lock().unwrap().extend(local_mismatch);
+            ok
+        })
+        .collect();
+    let referenced = referenced.into_inner().unwrap();
+    let missing = missing.into_inner().unwrap();
+    let len_mismatch = len_mismatch.into_inner().unwrap();
+    let tree_chunk_fail = tree_chunk_fail.into_inner().unwrap();
+    summary.trees = tree_ok.iter().filter(|ok| **ok).count() as u64;
+    summary.entries = entries.into_inner();
+    summary.chunks_referenced = referenced.len() as u64;
+    let all_trees_read = all_snapshots_read && tree_ok.iter().all(|ok| *ok);
+    // Blobs already named as damaged (chunk, pack), so --read-data does not name them twice.
+    let already_damaged: HashSet<(Id, Id)> = tree_chunk_fail
+        .iter()
+        .filter_map(|(c, (f, _))| match f {
+            ChunkFail::Damaged { pack, .. } => Some((*c, *pack)),
+            _ => None,
+        })
+        .collect();
+    // Referenced chunks no readable pack lists: data chunks, and tree chunks.
+    let mut lost: HashSet<Id> = missing.clone();
+    lost.extend(tree_chunk_fail.iter().filter(|(_, (f, _))| matches!(f, ChunkFail::Missing)).map(|(c, _)| *c));
+
+    // 5. Read data.
+    // (chunk, pack index) → reason, for blobs that fail to decode
+    let mut damaged: BTreeMap<(Id, u32), String> = BTreeMap::new();
+    if let Some(subset) = &opts.read_data {
+        summary.read_data = subset.to_string();
+        let selected = select_packs(&ctx.packs, subset);
+        let total: u64 = selected.iter().map(|i| ctx.packs[*i].size).sum();
+        progress.start("read data", Some(total));
+        let t0 = Instant::now();
+        let bytes_read = AtomicU64::new(0);
+        let packs_read = AtomicU64::new(0);
+        let blobs_read = AtomicU64::new(0);
+        let found: Mutex<Vec<((Id, u32), String)>> = Mutex::new(Vec::new());
+        selected.par_iter().for_each(|&pi| {
+            let p = &ctx.packs[pi];
+            progress.item(&p.name);
+            let bytes = match backend.get(&p.name) {
+                Ok(b) => b,
+                Err(e) => {
+                    out.problem(
+                        Finding::new(FindingKind::ReadError, format!("pack {} cannot be read: {e}", p.name)).pack(p.id),
+                    );
+                    return;
+                }
+            };
+            packs_read.fetch_add(1, Ordering::Relaxed);
+            bytes_read.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            if Id::hash_of(&bytes) != p.id && !p.trailer_damaged {
+                out.problem(
+                    Finding::new(
+                        FindingKind::PackHashMismatch,
+                        format!("pack {}: its content does not hash to its name ({} bytes read)", p.name, bytes.len()),
+                    )
+                    .pack(p.id),
+                );
+            }
+            if let Some(entries) = &p.entries {
+                let mut local = Vec::new();
+                for e in entries {
+                    let (s, l) = (e.offset as usize, e.length as usize);
+                    let r = match bytes.get(s..s + l) {
+                        None => Err(format!("blob at {s}+{l} lies past the end of the pack ({} bytes)", bytes.len())),
+                        Some(sealed) => match blob::decode(key, e.kind, &e.id, sealed) {
+                            Err(err) => Err(reason(err)),
+                            Ok(plain) if plain.len() != e.raw_len as usize => Err(format!(
+                                "decodes to {} bytes but the trailer says {}",
+                                plain.len(),
+                                e.raw_len
+                            )),
+                            Ok(_) => Ok(()),
+                        },
+                    };
+                    blobs_read.fetch_add(1, Ordering::Relaxed);
+                    if let Err(reason) = r {
+                        local.push(((e.id, pi as u32), reason));
+                    }
+                }
+                found.lock().unwrap().extend(local);
+            }
+            progress.bytes(p.size);
+        });
+        progress.finish();
+        for ((chunk, pi), reason) in found.into_inner().unwrap() {
+            if !already_damaged.contains(&(chunk, ctx.packs[pi as usize].id)) {
+                damaged.insert((chunk, pi), reason);
+            }
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        summary.packs_read = packs_read.into_inner();
+        summary.bytes_read = bytes_read.into_inner();
+        summary.blobs_read = blobs_read.into_inner();
+        summary.read_data_ms = (secs * 1000.0) as u64;
+        summary.read_mb_per_s = if secs > 0.0 { summary.bytes_read as f64 / 1e6 / secs } else { 0.0 };
+    }
+
+    // 6. Which snapshots and paths reference the chunks with problems.
+    let mut interest: HashSet<Id> = lost.clone();
+    interest.extend(len_mismatch.keys().copied());
+    interest.extend(damaged.keys().map(|(c, _)| *c));
+    let refs = resolve_refs(&ctx, &snaps, &tree_ok, &interest);
+
+    // 7. The local index cache.
+    let mut cache_pack_of: HashMap<Id, Id> = HashMap::new();
+    let mut gone_packs: BTreeMap<Id, BTreeSet<Id>> = BTreeMap::new();
+    if let Some(path) = &opts.index_cache {
+        progress.item("local index");
+        compare_cache(path, repo, &ctx, &lost, &out, &mut cache_pack_of, &mut gone_packs);
+    }
+
+    // 8. Problem findings for chunks.
+    for (chunk, (fail, sis)) in &tree_chunk_fail {
+        let snapshots: Vec<Id> = sis.iter().map(|i| snaps[*i].id).collect();
+        let f = match fail {
+            ChunkFail::Missing => {
+                let f = Finding::new(
+                    FindingKind::TreeDamaged,
+                    format!("tree chunk {} is listed by no readable pack: the snapshot's tree cannot be loaded", chunk.short()),
+                )
+                .chunk(*chunk);
+                match cache_pack_of.get(chunk) {
+                    Some(p) => {
+                        let mut f = f.pack(*p);
+                        f.message.push_str(&format!(" (the local index places it in pack {})", pack::pack_name(p)));
+                        f
+                    }
+                    None => f,
+                }
+            }
+            ChunkFail::Damaged { pack, reason } => Finding::new(
+                FindingKind::TreeDamaged,
+                format!(
+                    "tree chunk {} in pack {} is damaged ({reason}): the snapshot's tree cannot be loaded",
+                    chunk.short(),
+                    pack::pack_name(pack)
+                ),
+            )
+            .chunk(*chunk)
+            .pack(*pack),
+            ChunkFail::Read { pack, reason } => Finding::new(
+                FindingKind::ReadError,
+                format!("tree chunk {} in pack {} cannot be read: {reason}", chunk.short(), pack::pack_name(pack)),
+            )
+            .chunk(*chunk)
+            .pack(*pack),
+        };
+        out.problem(f.snapshots(snapshots));
+    }
+    let with_refs = |mut f: Finding, chunk: &Id| -> Finding {
+        if let Some(r) = refs.get(chunk) {
+            f.snapshots = r.snapshots.iter().map(|i| snaps[*i].id).collect();
+            f.paths = r.paths.iter().cloned().collect();
+            f.paths_omitted = r.omitted;
+        }
+        f
+    };
+    let mut missing_sorted: Vec<&Id> = missing.iter().collect();
+    missing_sorted.sort();
+    for chunk in missing_sorted {
+        let mut f = Finding::new(
+            FindingKind::ChunkMissing,
+            format!("chunk {} is referenced but listed by no readable pack", chunk.short()),
+        )
+        .chunk(*chunk);
+        if let Some(p) = cache_pack_of.get(chunk) {
+            f.message.push_str(&format!(" (the local index places it in pack {})", pack::pack_name(p)));
+            f = f.pack(*p);
+        }
+        out.problem(with_refs(f, chunk));
+    }
+    for (chunk, (tree_len, raw_len)) in &len_mismatch {
+        let l = ctx.chunks.first[chunk];
+        let p = &ctx.packs[l.pack as usize];
+        let f = Finding::new(
+            FindingKind::ChunkLengthMismatch,
+            format!(
+                "chunk {} is referenced with length {tree_len}, but pack {} lists {raw_len} bytes",
+                chunk.short(),
+                p.name
+            ),
+        )
+        .chunk(*chunk)
+        .pack(p.id);
+        out.problem(with_refs(f, chunk));
+    }
+    for ((chunk, pi), reason) in &damaged {
+        let p = &ctx.packs[*pi as usize];
+        let mut msg = format!("chunk {} in pack {} is damaged: {reason}", chunk.short(), p.name);
+        let others: Vec<String> = ctx
+            .chunks
+            .copies(chunk)
+            .iter()
+            .filter(|l| l.pack != *pi)
+            .map(|l| {
+                let q = &ctx.packs[l.pack as usize];
+                if damaged.contains_key(&(*chunk, l.pack)) { format!("{} (damaged too)", q.name) } else { q.name.clone() }
+            })
+            .collect();
+        if !others.is_empty() {
+            msg.push_str(&format!("; another copy is listed in {}", others.join(", ")));
+        }
+        if !referenced.contains(chunk) && all_trees_read {
+            msg.push_str("; no snapshot references it (garbage for prune)");
+        }
+        let f = Finding::new(FindingKind::ChunkDamaged, msg).chunk(*chunk).pack(p.id);
+        out.problem(with_refs(f, chunk));
+    }
+    for (pack, chunks_lost) in &gone_packs {
+        let name = pack::pack_name(pack);
+        let only_here: Vec<&Id> = chunks_lost.iter().filter(|c| lost.contains(c)).collect();
+        if only_here.is_empty() {
+            out.info(
+                Finding::new(
+                    FindingKind::LocalIndex,
+                    format!("the local index lists pack {name}, which is no longer in the repository (pruned?); it is dropped on next use"),
+                )
+                .pack(*pack),
+            );
+        } else {
+            let mut sis = BTreeSet::new();
+            for c in &only_here {
+                if let Some(r) = refs.get(*c) {
+                    sis.extend(r.snapshots.iter().copied());
+                }
+            }
+            out.problem(
+                Finding::new(
+                    FindingKind::PackMissing,
+                    format!(
+                        "pack {name} is missing from the repository (the local index knows it); {} referenced chunks were only in it",
+                        only_here.len()
+                    ),
+                )
+                .pack(*pack)
+                .snapshots(sis.iter().map(|i| snaps[*i].id).collect()),
+            );
+        }
+    }
+
+    // 9. Garbage, duplicates, locks, deletion plans.
+    let condemned: HashSet<Id> = match crate::repo::deletion::read_plans(backend, key) {
+        Ok(plans) => {
+            for p in &plans {
+                out.info(
+                    Finding::new(
+                        FindingKind::DeletionPlan,
+                        format!(
+                            "deletion plan {} (created {}) condemns {} packs; `snap prune` deletes them",
+                            p.name,
+                            p.plan.created.format("%Y-%m-%d %H:%M:%S UTC"),
+                            p.plan.packs.len()
+                        ),
+                    )
+                    .object(p.name.clone()),
+                );
+            }
+            plans.into_iter().flat_map(|p| p.plan.packs).collect()
+        }
+        Err(e @ Error::Corrupt { .. }) => {
+            out.problem(Finding::new(FindingKind::DeletionPlanDamaged, e.to_string()));
+            HashSet::new()
+        }
+        Err(e) => {
+            out.problem(Finding::new(FindingKind::ReadError, format!("deletion plans cannot be read: {e}")));
+            HashSet::new()
+        }
+    };
+    if all_trees_read {
+        let mut n = 0u64;
+        let mut bytes = 0u64;
+        for (id, l) in &ctx.chunks.first {
+            if !referenced.contains(id) {
+                n += 1;
+                bytes += ctx.entry(*l).1.length as u64;
+            }
+        }
+        for p in &ctx.packs {
+            if let Some(entries) = &p.entries
+                && entries.iter().all(|e| !referenced.contains(&e.id))
+            {
+                let c = if condemned.contains(&p.id) { " (condemned by a deletion plan)" } else { "" };
+                out.info(
+                    Finding::new(
+                        FindingKind::UnreferencedPack,
+                        format!("pack {} ({} bytes) holds no referenced chunk{c}; `snap prune` removes it", p.name, p.size),
+                    )
+                    .pack(p.id),
+                );
+            }
+        }
+        if n > 0 {
+            out.info(Finding::new(
+                FindingKind::UnreferencedChunks,
+                format!("{n} chunks ({bytes} bytes stored) are not referenced by any snapshot; `snap prune` removes them"),
+            ));
+        }
+    } else {
+        out.info(Finding::new(
+            FindingKind::UnreferencedChunks,
+            "unreferenced data was not computed: some snapshots or trees could not be read",
+        ));
+    }
+    if !ctx.chunks.extra.is_empty() {
+        out.info(Finding::new(
+            FindingKind::DuplicateChunks,
+            format!(
+                "{} chunks are stored in more than one pack (harmless: written by concurrent backups)",
+                ctx.chunks.extra.len()
+            ),
+        ));
+    }
+    report_locks(backend, key, opts.own_lock.as_deref(), &out);
+
+    progress.finish();
+    let sort = |v: &mut Vec<Finding>| {
+        v.sort_by(|a, b| {
+            (a.kind, a.pack, a.chunk, &a.object, &a.message).cmp(&(b.kind, b.pack, b.chunk, &b.object, &b.message))
+        })
+    };
+    let mut report = CheckReport {
+        problems: out.problems.into_inner().unwrap(),
+        warnings: out.warnings.into_inner().unwrap(),
+        info: out.info.into_inner().unwrap(),
+        summary,
+    };
+    sort(&mut report.problems);
+    sort(&mut report.warnings);
+    sort(&mut report.info);
+    report.summary.problems = report.problems.len() as u64;
+    report.summary.warnings = report.warnings.len() as u64;
+    report.summary.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Delegates to the repository's backend, turning a ranged read that returns fewer bytes than
+/// asked into an error (as the [`Backend`] contract requires), so a misbehaving backend is
+/// reported as a read error instead of upsetting the parsers.
+struct Strict<'a>(&'a dyn Backend);
+
+impl Backend for Strict<'_> {
+    fn location(&self) -> String {
+        self.0.location()
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<crate::backend::ObjectInfo>> {
+        self.0.list(prefix)
+    }
+    fn get(&self, name: &str) -> Result<Vec<u8>> {
+        self.0.get(name)
+    }
+    fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let v = self.0.get_range(name, offset, len)?;
+        if v.len() as u64 != len {
+            return Err(Error::Backend {
+                path: name.to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("short read: {} of {len} bytes at offset {offset}", v.len()),
+                ),
+            });
+        }
+        Ok(v)
+    }
+    fn put(&self, name: &str, _data: &[u8]) -> Result<()> {
+        debug_assert!(false, "check wrote {name}");
+        Err(Error::Invalid(format!("check must not write {name}")))
+    }
+    fn delete(&self, name: &str) -> Result<()> {
+        debug_assert!(false, "check deleted {name}");
+        Err(Error::Invalid(format!("check must not delete {name}")))
+    }
+    fn exists(&self, name: &str) -> Result<bool> {
+        self.0.exists(name)
+    }
+}
+
+fn check_key_files(backend: &dyn Backend, out: &Findings, summary: &mut CheckSummary) -> Result<()> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for obj in backend.list("keys/")? {
+        summary.key_files += 1;
+        let bytes = match backend.get(&obj.name) {
+            Ok(b) => b,
+            Err(Error::NotFound { .. }) => continue,
+            Err(e) => {
+                out.problem(
+                    Finding::new(FindingKind::ReadError, format!("key file {} cannot be read: {e}", obj.name)).object(obj.name),
+                );
+                continue;
+            }
+        };
+        let named = obj.name.strip_prefix("keys/").and_then(|n| n.parse::<Id>().ok());
+        let why = if named != Some(Id::hash_of(&bytes)) {
+            Some("its content does not match its name".to_string())
+        } else {
+            match KeyFile::from_bytes(&bytes) {
+                Err(Error::Corrupt { detail, .. }) => Some(detail),
+                Err(e) => Some(e.to_string()),
+                Ok(kf) => {
+                    let salt = b64.decode(&kf.kdf.salt).map(|s| s.len());
+                    let wrapped = b64.decode(&kf.wrapped_key).map(|w| w.len());
+                    if kf.version != 1 {
+                        Some(format!("version {} (this snap knows 1)", kf.version))
+                    } else if kf.kdf.algorithm != "argon2id" || kf.kdf.version != 0x13 {
+                        Some(format!("unsupported KDF {} v{}", kf.kdf.algorithm, kf.kdf.version))
+                    } else if salt.as_ref().ok() != Some(&32) {
+                        Some("salt is not 32 bytes of base64".into())
+                    } else if wrapped.as_ref().ok() != Some(&(24 + 32 + 16)) {
+                        Some("wrapped_key is not 72 bytes of base64".into())
+                    } else {
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(why) = why {
+            out.problem(
+                Finding::new(FindingKind::KeyFileDamaged, format!("key file {} is damaged: {why}", obj.name)).object(obj.name),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Indices of the packs `subset` selects (in id order).
+fn select_packs(packs: &[PackRec], subset: &DataSubset) -> Vec<usize> {
+    let all: Vec<usize> = (0..packs.len()).collect();
+    let shuffled = || {
+        let mut v = all.clone();
+        let mut seed = [0u8; 8];
+        crate::crypto::fill_random(&mut seed);
+        let mut x = u64::from_le_bytes(seed) | 1;
+        for i in (1..v.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        v
+    };
+    let mut out = match subset {
+        DataSubset::All => all.clone(),
+        DataSubset::Slice { n, m } => all
+            .iter()
+            .copied()
+            .filter(|i| slice_of(&packs[*i].id, *m) == n - 1)
+            .collect(),
+        DataSubset::Percent(p) => {
+            let k = ((packs.len() as f64) * p / 100.0).ceil() as usize;
+            shuffled().into_iter().take(k.min(packs.len())).collect()
+        }
+        DataSubset::Bytes(limit) => {
+            let mut acc = 0u64;
+            let mut v = Vec::new();
+            for i in shuffled() {
+                if acc >= *limit {
+                    break;
+                }
+                acc += packs[i].size;
+                v.push(i);
+            }
+            v
+        }
+    };
+    out.sort();
+    out
+}
+
+/// The slice (0-based, of `m`) a pack belongs to for `--read-data-subset n/m`.
+pub fn slice_of(pack: &Id, m: u64) -> u64 {
+    u64::from_be_bytes(pack.as_bytes()[..8].try_into().unwrap()) % m
+}
+
+#[derive(Default)]
+struct Refs {
+    snapshots: BTreeSet<usize>,
+    paths: BTreeSet<String>,
+    omitted: u64,
+}
+
+/// For each chunk in `interest`: the snapshots (and file paths) that reference it.
+fn resolve_refs(ctx: &Ctx, snaps: &[Snapshot], tree_ok: &[bool], interest: &HashSet<Id>) -> HashMap<Id, Refs> {
+    let refs: Mutex<HashMap<Id, Refs>> = Mutex::new(HashMap::new());
+    if interest.is_empty() {
+        return HashMap::new();
+    }
+    snaps.par_iter().enumerate().for_each(|(si, s)| {
+        let mut local: Vec<(Id, Option<String>)> = Vec::new();
+        for c in &s.manifest.tree {
+            if interest.contains(c.id()) {
+                local.push((*c.id(), None));
+            }
+        }
+        if tree_ok[si]
+            && let Ok(tree) = ctx.load_tree(s)
+        {
+            for e in &tree.entries {
+                for c in &e.chunks {
+                    if interest.contains(c.id()) {
+                        local.push((*c.id(), Some(e.path.clone())));
+                    }
+                }
+            }
+        }
+        let mut refs = refs.lock().unwrap();
+        for (id, path) in local {
+            let r = refs.entry(id).or_default();
+            r.snapshots.insert(si);
+            if let Some(p) = path
+                && !r.paths.contains(&p)
+            {
+                if r.paths.len() < MAX_PATHS {
+                    r.paths.insert(p);
+                } else {
+                    r.omitted += 1;
+                }
+            }
+        }
+    });
+    refs.into_inner().unwrap()
+}
+
+/// Compare the local index at `path` with the trailers. Fills `cache_pack_of` (missing chunk →
+/// the pack the index places it in) and `gone_packs` (packs the index knows that the repository
+/// no longer lists → the chunks the index places in them).
+fn compare_cache(
+    path: &Path,
+    repo: &Repository,
+    ctx: &Ctx,
+    missing: &HashSet<Id>,
+    out: &Findings,
+    cache_pack_of: &mut HashMap<Id, Id>,
+    gone_packs: &mut BTreeMap<Id, BTreeSet<Id>>,
+) {
+    let shown = path.display();
+    let damaged = |why: String| {
+        out.warning(
+            Finding::new(
+                FindingKind::LocalIndexDamaged,
+                format!("the local index {shown} is damaged ({why}); snap rebuilds it on next use, or run `snap repair index`"),
+            )
+            .object(path.display().to_string()),
+        )
+    };
+    if !path.exists() {
+        out.info(Finding::new(
+            FindingKind::LocalIndex,
+            format!("no local index at {shown}; it is built from the pack trailers on first use"),
+        ));
+        return;
+    }
+    let reader = match IndexReader::open(path) {
+        Ok(r) => r,
+        Err(Error::IndexBusy { .. }) => {
+            out.info(Finding::new(
+                FindingKind::LocalIndex,
+                format!("the local index {shown} is in use by another snap process; it was not compared"),
+            ));
+            return;
+        }
+        Err(Error::Index(why)) => return damaged(why),
+        Err(e) => return damaged(e.to_string()),
+    };
+    if reader.was_repaired() {
+        out.info(Finding::new(
+            FindingKind::LocalIndex,
+            format!("the local index {shown} was not closed cleanly (an interrupted snap); it is repaired on next use"),
+        ));
+    }
+    match reader.is_current(&repo.config().id) {
+        Ok(true) => {}
+        Ok(false) => {
+            out.info(Finding::new(
+                FindingKind::LocalIndex,
+                format!("the local index {shown} belongs to another repository or layout; it is rebuilt on next use"),
+            ));
+            return;
+        }
+        Err(e) => return damaged(e.to_string()),
+    }
+    let mismatches: Mutex<(Vec<Finding>, u64)> = Mutex::new((Vec::new(), 0));
+    let mismatch = |f: Finding| {
+        let mut m = mismatches.lock().unwrap();
+        if m.0.len() < MAX_INDEX_MISMATCHES {
+            m.0.push(f);
+        } else {
+            m.1 += 1;
+        }
+    };
+    let by_id: HashMap<Id, usize> = ctx.packs.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
+    let cache_packs = match reader.packs() {
+        Ok(p) => p,
+        Err(e) => return damaged(e.to_string()),
+    };
+    let mut known: HashSet<Id> = HashSet::new();
+    for (id, size, count) in &cache_packs {
+        known.insert(*id);
+        match by_id.get(id) {
+            None => {
+                gone_packs.insert(*id, BTreeSet::new());
+            }
+            Some(&i) => {
+                let p = &ctx.packs[i];
+                if p.entries.is_none() {
+                    // Named as damaged or unreadable already.
+                } else if p.size != *size {
+                    mismatch(
+                        Finding::new(
+                            FindingKind::LocalIndexMismatch,
+                            format!("the local index records pack {} as {size} bytes; it has {}", p.name, p.size),
+                        )
+                        .pack(p.id),
+                    );
+                } else if let Some(e) = &p.entries
+                    && e.len() as u64 != *count as u64
+                {
+                    mismatch(
+                        Finding::new(
+                            FindingKind::LocalIndexMismatch,
+                            format!("the local index records {count} blobs in pack {}; its trailer lists {}", p.name, e.len()),
+                        )
+                        .pack(p.id),
+                    );
+                }
+            }
+        }
+    }
+    let not_indexed = ctx.packs.iter().filter(|p| !known.contains(&p.id)).count();
+    if not_indexed > 0 {
+        out.info(Finding::new(
+            FindingKind::LocalIndex,
+            format!(
+                "{not_indexed} packs are not in the local index yet (written since it was last updated); they are added on next use"
+            ),
+        ));
+    }
+    let mut cache_ids: HashSet<Id> = HashSet::new();
+    let r = reader.for_each_chunk(|id, loc| {
+        cache_ids.insert(id);
+        let Some(loc) = loc else {
+            mismatch(
+                Finding::new(FindingKind::LocalIndexMismatch, format!("the local index row for chunk {} is malformed", id.short()))
+                    .chunk(id),
+            );
+            return;
+        };
+        if missing.contains(&id) {
+            cache_pack_of.insert(id, loc.pack);
+        }
+        if let Some(chunks) = gone_packs.get_mut(&loc.pack) {
+            chunks.insert(id);
+            return;
+        }
+        let Some(&pi) = by_id.get(&loc.pack) else {
+            mismatch(
+                Finding::new(
+                    FindingKind::LocalIndexMismatch,
+                    format!("the local index places chunk {} in pack {}, which it does not list", id.short(), pack::pack_name(&loc.pack)),
+                )
+                .chunk(id)
+                .pack(loc.pack),
+            );
+            return;
+        };
+        let p = &ctx.packs[pi];
+        if p.entries.is_none() {
+            return; // the pack is named as damaged or unreadable already
+        }
+        let copy = ctx.chunks.copies(&id).into_iter().map(|l| ctx.entry(l)).find(|(q, _)| q.id == loc.pack);
+        match copy {
+            None => mismatch(
+                Finding::new(
+                    FindingKind::LocalIndexMismatch,
+                    format!("the local index places chunk {} in pack {}, whose trailer does not list it", id.short(), p.name),
+                )
+                .chunk(id)
+                .pack(p.id),
+            ),
+            Some((_, e)) => {
+                if (e.offset, e.length, e.raw_len, e.kind) != (loc.offset, loc.length, loc.raw_len, loc.kind) {
+                    mismatch(
+                        Finding::new(
+                            FindingKind::LocalIndexMismatch,
+                            format!(
+                                "the local index places chunk {} in pack {} at offset {} length {} (raw {}, {}); the trailer says offset {} length {} (raw {}, {})",
+                                id.short(),
+                                p.name,
+                                loc.offset,
+                                loc.length,
+                                loc.raw_len,
+                                loc.kind.name(),
+                                e.offset,
+                                e.length,
+                                e.raw_len,
+                                e.kind.name()
+                            ),
+                        )
+                        .chunk(id)
+                        .pack(p.id),
+                    )
+                }
+            }
+        }
+    });
+    if let Err(e) = r {
+        damaged(e.to_string());
+    }
+    for p in &ctx.packs {
+        if !known.contains(&p.id) {
+            continue;
+        }
+        for e in p.entries.iter().flatten() {
+            if !cache_ids.contains(&e.id) {
+                mismatch(
+                    Finding::new(
+                        FindingKind::LocalIndexMismatch,
+                        format!("chunk {} of pack {} is missing from the local index", e.id.short(), p.name),
+                    )
+                    .chunk(e.id)
+                    .pack(p.id),
+                );
+            }
+        }
+    }
+    let (list, more) = mismatches.into_inner().unwrap();
+    let any = !list.is_empty();
+    for f in list {
+        out.warning(f);
+    }
+    if more > 0 {
+        out.warning(Finding::new(FindingKind::LocalIndexMismatch, format!("… and {more} more disagreements with the local index")));
+    }
+    if any {
+        out.warning(Finding::new(
+            FindingKind::LocalIndexMismatch,
+            format!("the local index {shown} disagrees with the pack trailers; run `snap repair index`"),
+        ));
+    }
+}
+
+fn report_locks(backend: &dyn Backend, key: &MasterKey, own: Option<&str>, out: &Findings) {
+    let locks = match crate::repo::lock::list_locks(backend, key, chrono::Utc::now()) {
+        Ok(l) => l,
+        Err(e) => {
+            out.info(Finding::new(FindingKind::Lock, format!("locks could not be listed: {e}")));
+            return;
+        }
+    };
+    for l in locks {
+        if Some(l.name.as_str()) == own {
+            continue;
+        }
+        let f = match (&l.info, l.stale) {
+            (Ok(i), true) => Finding::new(
+                FindingKind::StaleLock,
+                format!("stale lock {}: {}; `snap unlock` removes it", l.name, i.describe()),
+            ),
+            (Err(e), _) => Finding::new(
+                FindingKind::StaleLock,
+                format!("lock {} cannot be read ({e}) and counts as stale; `snap unlock` removes it", l.name),
+            ),
+            (Ok(i), false) => Finding::new(FindingKind::Lock, format!("lock {}: {}", l.name, i.describe())),
+        };
+        out.info(f.object(l.name));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Repair
+
+/// What [`repair_index`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairIndexReport {
+    pub path: PathBuf,
+    pub packs: u64,
+    pub chunks: u64,
+    /// Packs whose trailer could not be read (storage name, reason); their chunks are not indexed.
+    pub unreadable: Vec<(String, String)>,
+    /// The file was damaged beyond what redb opens, and was deleted and created anew.
+    pub recreated: bool,
+}
+
+/// Rebuild the local index at `path` from the pack trailers alone. Fails with
+/// [`Error::IndexBusy`] when another process has the index open.
+pub fn repair_index(repo: &Repository, path: &Path) -> Result<RepairIndexReport> {
+    let id = &repo.config().id;
+    let attempt = || -> Result<(Index, crate::index::SyncReport)> {
+        let idx = Index::open(path, id)?;
+        if idx.is_temporary() {
+            return Err(Error::IndexBusy { path: path.to_path_buf() });
+        }
+        let r = idx.rebuild(&**repo.backend(), repo.key())?;
+        Ok((idx, r))
+    };
+    let (idx, r, recreated) = match attempt() {
+        Ok((idx, r)) => (idx, r, false),
+        Err(Error::Index(_)) => {
+            // Opened, but its pages are damaged: start from an empty file.
+            std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+            let (idx, r) = attempt()?;
+            (idx, r, true)
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(RepairIndexReport {
+        path: path.to_path_buf(),
+        packs: idx.packs()?.len() as u64,
+        chunks: idx.chunk_count()?,
+        unreadable: r.unreadable,
+        recreated,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subset_specs() {
+        assert_eq!("1/7".parse::<DataSubset>().unwrap(), DataSubset::Slice { n: 1, m: 7 });
+        assert_eq!("7/7".parse::<DataSubset>().unwrap(), DataSubset::Slice { n: 7, m: 7 });
+        assert_eq!("10%".parse::<DataSubset>().unwrap(), DataSubset::Percent(10.0));
+        assert_eq!("2.5%".parse::<DataSubset>().unwrap(), DataSubset::Percent(2.5));
+        assert_eq!("500MiB".parse::<DataSubset>().unwrap(), DataSubset::Bytes(500 << 20));
+        assert_eq!("1G".parse::<DataSubset>().unwrap(), DataSubset::Bytes(1 << 30));
+        for bad in ["0/7", "8/7", "1/0", "a/b", "0%", "101%", "x%", "0", "12 parsecs", ""] {
+            assert!(bad.parse::<DataSubset>().is_err(), "{bad:?}");
+        }
+        assert_eq!(DataSubset::Slice { n: 2, m: 3 }.to_string(), "2/3");
+    }
+
+    fn fake_packs(n: usize) -> Vec<PackRec> {
+        (0..n)
+            .map(|i| {
+                let id = Id::hash_of(&(i as u64).to_le_bytes());
+                PackRec { id, name: pack::pack_name(&id), size: 1000 + i as u64, entries: Some(vec![]), trailer_damaged: false }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn slices_partition_the_packs() {
+        let packs = fake_packs(200);
+        for m in [1, 2, 3, 7] {
+            let mut seen = vec![0; packs.len()];
+            for n in 1..=m {
+                for i in select_packs(&packs, &DataSubset::Slice { n, m }) {
+                    seen[i] += 1;
+                    assert_eq!(slice_of(&packs[i].id, m), n - 1);
+                }
+            }
+            assert!(seen.iter().all(|c| *c == 1), "m = {m}");
+        }
+    }
+
+    #[test]
+    fn random_subsets() {
+        let packs = fake_packs(50);
+        assert_eq!(select_packs(&packs, &DataSubset::Percent(10.0)).len(), 5);
+        assert_eq!(select_packs(&packs, &DataSubset::Percent(1.0)).len(), 1, "rounded up");
+        assert_eq!(select_packs(&packs, &DataSubset::Percent(100.0)).len(), 50);
+        // Sizes are 1000..1049: three packs stay below 3500 bytes, the fourth reaches it.
+        assert_eq!(select_packs(&packs, &DataSubset::Bytes(3500)).len(), 4);
+        assert_eq!(select_packs(&packs, &DataSubset::Bytes(1)).len(), 1);
+        assert_eq!(select_packs(&packs, &DataSubset::Bytes(u64::MAX)).len(), 50);
+        assert_eq!(select_packs(&packs, &DataSubset::All).len(), 50);
+    }
+}
