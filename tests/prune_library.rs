@@ -2,6 +2,8 @@
 //! running backup has just written (a prune that ran while the backup's lock was stale) makes
 //! the backup copy its chunks out before writing its manifest.
 
+mod support;
+
 use std::collections::HashSet;
 use std::io::Read;
 use std::sync::Arc;
@@ -58,14 +60,7 @@ fn backup_copies_its_chunks_out_of_packs_condemned_while_it_ran() {
     Repository::init(&*mem, b"pw", &opts).unwrap();
     let cache = tempfile::tempdir().unwrap();
     let repo = Repository::open(mem.clone(), b"pw", cache.path()).unwrap();
-    let mut data = vec![0u8; 8 << 20];
-    let mut x = 99u64;
-    for b in data.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = (x >> 32) as u8;
-    }
+    let data = support::random_bytes(&mut support::Rng::new(99), 8 << 20);
     let condemned = Arc::new(std::sync::Mutex::new(HashSet::new()));
     let reader = CondemningReader {
         data: data.clone(),

@@ -1,4 +1,3 @@
-use snap::crypto::keyfile::KdfParams;
 use snap::repo::{InitOptions, Repository};
 
 use super::{Global, exit, output, password};
@@ -14,12 +13,8 @@ pub struct Args {
     /// Average chunk size in KiB (min = avg/4, max = avg*4).
     #[arg(long, hide = true)]
     chunk_avg_kib: Option<u32>,
-    /// argon2id memory in KiB (default 65536).
-    #[arg(long, hide = true)]
-    kdf_memory_kib: Option<u32>,
-    /// argon2id iterations (default 3).
-    #[arg(long, hide = true)]
-    kdf_iterations: Option<u32>,
+    #[command(flatten)]
+    kdf: password::KdfArgs,
     #[arg(long)]
     json: bool,
 }
@@ -33,12 +28,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     if let Some(avg) = a.chunk_avg_kib {
         opts.chunker = snap::chunker::ChunkerParams::with_avg(avg * 1024);
     }
-    let d = KdfParams::default();
-    opts.kdf = KdfParams {
-        m_cost: a.kdf_memory_kib.unwrap_or(d.m_cost),
-        t_cost: a.kdf_iterations.unwrap_or(d.t_cost),
-        p_cost: d.p_cost,
-    };
+    opts.kdf = a.kdf.params();
     let pw = password::get(g, true)?;
     let config = Repository::init(&*backend, pw.as_bytes(), &opts)?;
     if a.json {

@@ -42,12 +42,8 @@ pub struct NewKeyArgs {
     /// ask twice on the terminal.
     #[arg(long)]
     new_password_file: Option<PathBuf>,
-    /// argon2id memory in KiB (default 65536).
-    #[arg(long, hide = true)]
-    kdf_memory_kib: Option<u32>,
-    /// argon2id iterations (default 3).
-    #[arg(long, hide = true)]
-    kdf_iterations: Option<u32>,
+    #[command(flatten)]
+    kdf: super::password::KdfArgs,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -55,12 +51,7 @@ pub struct NewKeyArgs {
 
 impl NewKeyArgs {
     fn kdf(&self) -> KdfParams {
-        let d = KdfParams::default();
-        KdfParams {
-            m_cost: self.kdf_memory_kib.unwrap_or(d.m_cost),
-            t_cost: self.kdf_iterations.unwrap_or(d.t_cost),
-            p_cost: d.p_cost,
-        }
+        self.kdf.params()
     }
 }
 

@@ -80,3 +80,25 @@ pub fn get_new(file: Option<&std::path::Path>) -> anyhow::Result<Zeroizing<Strin
     }
     Ok(pw)
 }
+
+/// Hidden argon2id cost flags for commands that create key files (tests use cheap values).
+#[derive(clap::Args, Clone, Copy)]
+pub struct KdfArgs {
+    /// argon2id memory in KiB (default 65536).
+    #[arg(long, hide = true)]
+    kdf_memory_kib: Option<u32>,
+    /// argon2id iterations (default 3).
+    #[arg(long, hide = true)]
+    kdf_iterations: Option<u32>,
+}
+
+impl KdfArgs {
+    pub fn params(&self) -> snap::crypto::keyfile::KdfParams {
+        let d = snap::crypto::keyfile::KdfParams::default();
+        snap::crypto::keyfile::KdfParams {
+            m_cost: self.kdf_memory_kib.unwrap_or(d.m_cost),
+            t_cost: self.kdf_iterations.unwrap_or(d.t_cost),
+            p_cost: d.p_cost,
+        }
+    }
+}

@@ -63,6 +63,20 @@ pub struct SyncReport {
     pub unreadable: Vec<(String, String)>,
 }
 
+/// Stream every row of the chunks table (in id order) to `f`.
+fn each_chunk_row(rtx: &redb::ReadTransaction, mut f: impl FnMut(Id, &[u8; 45])) -> Result<()> {
+    let t = match rtx.open_table(CHUNKS) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    for row in t.iter()? {
+        let (k, v) = row?;
+        f(Id(*k.value()), v.value());
+    }
+    Ok(())
+}
+
 /// redb's page cache. Lookups are random, so a big cache buys little, and redb would otherwise
 /// grow it towards the size of the index (≈ 100 MB per million chunks).
 const CACHE_BYTES: usize = 32 << 20;
@@ -240,16 +254,7 @@ impl Index {
     /// Call `f` for every indexed chunk (in id order), streaming: memory use does not grow with
     /// the index.
     pub fn for_each_chunk(&self, mut f: impl FnMut(Id, Location)) -> Result<()> {
-        let rtx = self.db.begin_read()?;
-        let t = match rtx.open_table(CHUNKS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        for row in t.iter()? {
-            let (k, v) = row?;
-            f(Id(*k.value()), Location::from_bytes(v.value()));
-        }
+        each_chunk_row(&self.db.begin_read()?, |id, raw| f(id, Location::from_bytes(raw)))?;
         Ok(())
     }
 
@@ -384,20 +389,11 @@ impl IndexReader {
     /// Call `f` for every chunk row, streaming (in id order). The location is `None` when the
     /// row's kind byte is not a chunk kind (a damaged row).
     pub fn for_each_chunk(&self, mut f: impl FnMut(Id, Option<Location>)) -> Result<()> {
-        let rtx = self.begin_read()?;
-        let t = match rtx.open_table(CHUNKS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        for row in t.iter()? {
-            let (k, v) = row?;
-            let raw = v.value();
+        each_chunk_row(&self.begin_read()?, |id, raw| {
             let loc = matches!(BlobKind::from_u8(raw[44]), Some(BlobKind::Data | BlobKind::Tree))
                 .then(|| Location::from_bytes(raw));
-            f(Id(*k.value()), loc);
-        }
-        Ok(())
+            f(id, loc);
+        })
     }
 }
 
