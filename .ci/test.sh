@@ -4,8 +4,73 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# (Today the tests need only the Rust toolchain; database and FUSE tests will add their
-# apt packages here, installed only when missing.)
+# --- System packages the tests need, installed only when missing -------------------------------
+#
+# PostgreSQL (server + client + contrib): the database tests start throwaway clusters with
+# initdb/pg_ctl from /usr/lib/postgresql/<major>/bin (as the `postgres` OS user when run as root)
+# and use psql, pg_dump and pg_dumpall; the fixture needs the pgcrypto and uuid-ossp extensions.
+
+pg_complete() {
+    local bin ext
+    for bin in /usr/lib/postgresql/*/bin; do
+        ext="/usr/share/postgresql/$(basename "$(dirname "$bin")")/extension"
+        if [ -x "$bin/initdb" ] && [ -x "$bin/pg_ctl" ] && [ -x "$bin/postgres" ] &&
+            [ -x "$bin/psql" ] && [ -x "$bin/pg_dump" ] && [ -x "$bin/pg_dumpall" ] &&
+            [ -f "$ext/pgcrypto.control" ] && [ -f "$ext/uuid-ossp.control" ]; then
+            return 0
+        fi
+    done
+    return 1
+}
+
+apt_updated=0
+apt_install() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "test.sh: missing system packages ($*); run as root or install them" >&2
+        exit 1
+    fi
+    local log
+    log=$(mktemp -t snap-apt.XXXXXX)
+    export DEBIAN_FRONTEND=noninteractive
+    if [ "$apt_updated" -eq 0 ]; then
+        apt-get update -qq >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; exit 1; }
+        apt_updated=1
+    fi
+    echo "test.sh: installing $* ..."
+    if ! apt-get install -y -qq --no-install-recommends \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        "$@" </dev/null >>"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        exit 1
+    fi
+    rm -f "$log"
+}
+
+if ! pg_complete; then
+    if [ "$(id -u)" -eq 0 ] && [ ! -e /etc/postgresql/ ]; then
+        # A fresh install would create and start a "main" cluster on port 5432 that no test
+        # uses (the tests start their own); pg_createcluster reads this directory.
+        mkdir -p /etc/postgresql-common/createcluster.d
+        echo "create_main_cluster = false   # snap CI: tests start their own clusters" \
+            >/etc/postgresql-common/createcluster.d/50-snap-ci.conf
+    fi
+    apt_install postgresql postgresql-contrib
+    pg_complete || { echo "test.sh: PostgreSQL still incomplete after install" >&2; exit 1; }
+fi
+
+# The package creates the `postgres` OS user; initdb refuses to run as root, so the tests run
+# the server as that user.
+if ! id -u postgres >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "test.sh: no 'postgres' OS user; run as root to create it" >&2
+        exit 1
+    fi
+    useradd --system --user-group --home-dir /var/lib/postgresql --no-create-home \
+        --shell /bin/bash postgres
+fi
+
+# --- Build and test ------------------------------------------------------------------------------
 
 cargo build --all-targets --locked
 cargo test --locked --all-targets --no-fail-fast

@@ -7,8 +7,11 @@ use snap::source::{CommandSource, ReaderSource};
 use super::{Global, exit, output};
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
-    /// Files and directories to back up.
+    #[command(subcommand)]
+    what: Option<What>,
+    /// Files and directories to back up (a directory named like a subcommand: write `./db`).
     paths: Vec<PathBuf>,
     /// Back up standard input as one file (name it with --stdin-name).
     #[arg(long, conflicts_with_all = ["paths", "command"])]
@@ -20,10 +23,10 @@ pub struct Args {
     #[arg(long, default_value = "stdin")]
     stdin_name: String,
     /// Tag the snapshot (`key=value`; repeatable).
-    #[arg(long = "tag")]
+    #[arg(long = "tag", global = true)]
     tags: Vec<String>,
     /// Host name to record (default: this machine's).
-    #[arg(long)]
+    #[arg(long, global = true)]
     host: Option<String>,
     /// Exclude paths matching this glob (repeatable). Without a `/` it matches any name.
     #[arg(long = "exclude")]
@@ -38,15 +41,22 @@ pub struct Args {
     #[arg(long)]
     parent: Option<String>,
     /// zstd level for this backup (default: the repository's).
-    #[arg(long, value_parser = clap::value_parser!(i32).range(0..=22))]
+    #[arg(long, global = true, value_parser = clap::value_parser!(i32).range(0..=22))]
     compression: Option<i32>,
     /// Print the result as JSON.
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: bool,
     /// Record this snapshot time (RFC 3339) instead of now: for imports and for tests of
     /// retention with chosen times.
     #[arg(long, hide = true, value_parser = chrono::DateTime::parse_from_rfc3339)]
     time: Option<chrono::DateTime<chrono::FixedOffset>>,
+}
+
+#[derive(clap::Subcommand)]
+enum What {
+    /// Snapshot a Supabase (or plain PostgreSQL) database with pg_dump: roles, schema, data per
+    /// table, migration history, managed schemas and an inventory, from one consistent point in time.
+    Db(super::backup_db::DbArgs),
 }
 
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
@@ -59,6 +69,16 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     for f in &a.exclude_files {
         let s = std::fs::read_to_string(f).with_context(|| format!("reading exclude file {}", f.display()))?;
         excludes.extend(s.lines().map(str::to_string));
+    }
+    if let Some(What::Db(db)) = &a.what {
+        let opts = BackupOptions {
+            host: a.host.clone(),
+            tags: a.tags.clone(),
+            compression: a.compression,
+            time: a.time,
+            ..Default::default()
+        };
+        return super::backup_db::run(g, db, &opts, a.json);
     }
     let input = if a.stdin {
         BackupInput::Stream(Box::new(ReaderSource::new(a.stdin_name.clone(), std::io::stdin())))

@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions and rendering. One file per subcommand.
 
 mod backup;
+mod backup_db;
 mod cat;
 mod check;
 mod diff;

@@ -12,7 +12,7 @@ use crate::id::Id;
 use crate::progress::Progress;
 use crate::repo::{Repository, Saver, TreeWriter};
 use crate::snapshot::{ChunkRef, Entry, EntryKind, Manifest, Snapshot, SourceKind, Summary, path_cmp};
-use crate::source::{self, Excludes, StreamSource};
+use crate::source::{self, EntrySink, Excludes, Source, StreamSource};
 
 #[derive(Debug, Clone, Default)]
 pub struct BackupOptions {
@@ -33,6 +33,8 @@ pub struct BackupOptions {
 pub enum BackupInput<'a> {
     Paths(Vec<PathBuf>),
     Stream(Box<dyn StreamSource + 'a>),
+    /// A source that pushes many entries (a database).
+    Source(Box<dyn Source + 'a>),
 }
 
 #[derive(Debug)]
@@ -40,6 +42,11 @@ pub struct BackupOutcome {
     pub snapshot: Snapshot,
     /// Problems that did not stop the backup (skipped files); the snapshot lacks those entries.
     pub warnings: Vec<String>,
+    /// Things a source wants the user to know that are not problems (e.g. parts skipped on a
+    /// plain Postgres).
+    pub notes: Vec<String>,
+    /// Source-specific figures (see [`Source::summary`]).
+    pub source_summary: serde_json::Value,
 }
 
 struct Ctx<'a> {
@@ -89,6 +96,8 @@ pub fn backup(repo: &Repository, input: BackupInput<'_>, opts: &BackupOptions, p
     let saver = Saver::new(repo, level)?;
     let mut ctx = Ctx { repo, saver: &saver, progress, summary: Summary::default(), warnings: Vec::new() };
     let mut tree = TreeWriter::new(&saver, repo.chunker());
+    let mut source_notes = Vec::new();
+    let mut source_summary = serde_json::Value::Null;
 
     let (paths, kind, description, parent) = match input {
         BackupInput::Paths(paths) => {
@@ -135,6 +144,25 @@ pub fn backup(repo: &Repository, input: BackupInput<'_>, opts: &BackupOptions, p
             ctx.summary.total_bytes += size;
             (vec![name], kind, description, None)
         }
+        BackupInput::Source(mut src) => {
+            let paths = src.paths();
+            let parent = repo
+                .snapshots_and_damaged()?
+                .0
+                .into_iter()
+                .rev()
+                .find(|s| s.manifest.host == host && s.manifest.source == src.kind() && s.manifest.paths == paths)
+                .map(|s| s.id);
+            progress.start("backup", None);
+            let now_ns = time.timestamp_nanos_opt().unwrap_or(0);
+            let mut sink = CollectingSink { ctx: &mut ctx, entries: Vec::new(), notes: Vec::new(), now_ns };
+            src.run(&mut sink)?;
+            let (entries, notes) = (std::mem::take(&mut sink.entries), std::mem::take(&mut sink.notes));
+            write_sorted(&mut ctx, &mut tree, entries, now_ns)?;
+            source_notes = notes;
+            source_summary = src.summary();
+            (paths, src.kind(), src.description(), parent)
+        }
     };
 
     let tree_refs = tree.finish()?;
@@ -167,7 +195,7 @@ pub fn backup(repo: &Repository, input: BackupInput<'_>, opts: &BackupOptions, p
         summary,
     };
     let id = repo.save_manifest(&manifest)?;
-    Ok(BackupOutcome { snapshot: Snapshot { id, manifest }, warnings })
+    Ok(BackupOutcome { snapshot: Snapshot { id, manifest }, warnings, notes: source_notes, source_summary })
 }
 
 fn synthetic(path: String, kind: EntryKind, mode: u32, mtime_ns: i64) -> Entry {
@@ -377,4 +405,56 @@ fn rescue_from_condemned(repo: &Repository, tree: &[ChunkRef], stats: &crate::re
         }
     }
     saver.finish()
+}
+
+/// Collects the entries a [`Source`] pushes (their content goes into the saver right away).
+struct CollectingSink<'c, 'a> {
+    ctx: &'c mut Ctx<'a>,
+    entries: Vec<Entry>,
+    notes: Vec<String>,
+    now_ns: i64,
+}
+
+impl EntrySink for CollectingSink<'_, '_> {
+    fn file(&mut self, path: &str, mode: u32, reader: &mut dyn Read, attrs: BTreeMap<String, serde_json::Value>) -> Result<u64> {
+        crate::snapshot::validate_path(path).map_err(|_| Error::Invalid(format!("a source produced an invalid path {path:?}")))?;
+        self.ctx.progress.item(path);
+        let (chunks, size) = self.ctx.store_stream(reader).map_err(|e| Error::io(path, e))??;
+        let mut e = synthetic(path.to_string(), EntryKind::File, mode, self.now_ns);
+        e.size = size;
+        e.chunks = chunks;
+        e.attrs = attrs;
+        self.entries.push(e);
+        self.ctx.summary.files += 1;
+        self.ctx.summary.files_new += 1;
+        self.ctx.summary.total_bytes += size;
+        Ok(size)
+    }
+
+    fn warn(&mut self, message: String) {
+        self.ctx.progress.warn(&message);
+        self.notes.push(message);
+    }
+}
+
+/// Add the parent directories of `entries`, sort everything by path and write the tree.
+fn write_sorted(ctx: &mut Ctx, tree: &mut TreeWriter, mut entries: Vec<Entry>, now_ns: i64) -> Result<()> {
+    let mut dirs = std::collections::BTreeSet::new();
+    for e in &entries {
+        let mut p = e.path.as_str();
+        while let Some((parent, _)) = p.rsplit_once('/') {
+            dirs.insert(parent.to_string());
+            p = parent;
+        }
+    }
+    ctx.summary.dirs += dirs.len() as u64;
+    entries.extend(dirs.into_iter().map(|d| synthetic(d, EntryKind::Dir, 0o755, now_ns)));
+    entries.sort_by(|a, b| path_cmp(&a.path, &b.path));
+    if let Some(w) = entries.windows(2).find(|w| w[0].path == w[1].path) {
+        return Err(Error::Invalid(format!("a source produced {:?} twice", w[0].path)));
+    }
+    for e in &entries {
+        tree.push(e)?;
+    }
+    Ok(())
 }

@@ -60,6 +60,8 @@ pub enum SourceKind {
     Files,
     Stdin,
     Command,
+    /// A database dumped with pg_dump (`snap backup db`).
+    Database,
 }
 
 /// The decrypted content of `snapshots/<id>`.

@@ -12,25 +12,26 @@ use crate::snapshot::SourceKind;
 /// How much of the child's stderr is kept for the error message.
 const STDERR_TAIL: usize = 16 * 1024;
 
-pub struct CommandSource {
-    name: String,
+/// A running child process whose stdout is read as a stream. Its stderr is drained on a thread
+/// (keeping the tail for the error message); [`ChildStream::finish`] turns a non-zero exit or
+/// death by signal into [`Error::CommandFailed`]. Dropped unfinished, the child is killed.
+pub struct ChildStream {
     display: String,
     child: Child,
     stdout: ChildStdout,
     stderr: Option<JoinHandle<Vec<u8>>>,
 }
 
-impl CommandSource {
-    /// Run `command` through `sh -c`. `display` is how it is shown (secrets masked).
-    pub fn spawn(command: &str, name: impl Into<String>) -> Result<CommandSource> {
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(command)
+impl ChildStream {
+    /// Spawn `cmd` (stdin closed). `display` is how it is named in messages (no secrets).
+    pub fn spawn(mut cmd: Command, display: impl Into<String>) -> Result<ChildStream> {
+        let display = display.into();
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| Error::io("sh", e))?;
+            .map_err(|e| Error::io(cmd.get_program(), e))?;
         let stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
         let drain = std::thread::spawn(move || {
@@ -50,13 +51,58 @@ impl CommandSource {
             }
             tail
         });
-        Ok(CommandSource {
-            name: name.into(),
-            display: crate::util::mask_secret_url(command),
-            child,
-            stdout,
-            stderr: Some(drain),
-        })
+        Ok(ChildStream { display, child, stdout, stderr: Some(drain) })
+    }
+
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    pub fn stdout(&mut self) -> &mut ChildStdout {
+        &mut self.stdout
+    }
+
+    /// Wait for the child; an error (with its stderr) unless it exited 0. Returns its stderr.
+    pub fn finish(mut self) -> Result<String> {
+        let status = self.child.wait().map_err(|e| Error::io("child process", e))?;
+        let stderr = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        let stderr = String::from_utf8_lossy(&stderr).trim_end().to_string();
+        if status.success() {
+            return Ok(stderr);
+        }
+        use std::os::unix::process::ExitStatusExt;
+        let status = match (status.code(), status.signal()) {
+            (Some(c), _) => format!("exit code {c}"),
+            (None, Some(s)) => format!("killed by signal {s}"),
+            _ => status.to_string(),
+        };
+        Err(Error::CommandFailed { command: self.display.clone(), status, stderr })
+    }
+}
+
+impl Drop for ChildStream {
+    fn drop(&mut self) {
+        // If the reader stopped early, do not leave the child running.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `--command`: a shell command whose stdout is backed up as one file.
+pub struct CommandSource {
+    name: String,
+    child: ChildStream,
+}
+
+impl CommandSource {
+    /// Run `command` through `sh -c`; it is shown with URL passwords masked.
+    pub fn spawn(command: &str, name: impl Into<String>) -> Result<CommandSource> {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(command);
+        let child = ChildStream::spawn(cmd, crate::util::mask_secret_url(command))?;
+        Ok(CommandSource { name: name.into(), child })
     }
 }
 
@@ -68,38 +114,13 @@ impl StreamSource for CommandSource {
         SourceKind::Command
     }
     fn description(&self) -> String {
-        self.display.clone()
+        self.child.display().to_string()
     }
     fn reader(&mut self) -> &mut dyn Read {
-        &mut self.stdout
+        self.child.stdout()
     }
-    fn finish(mut self: Box<Self>) -> Result<()> {
-        let status = self.child.wait().map_err(|e| Error::io("child process", e))?;
-        let stderr = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
-        if status.success() {
-            return Ok(());
-        }
-        use std::os::unix::process::ExitStatusExt;
-        let status = match (status.code(), status.signal()) {
-            (Some(c), _) => format!("exit code {c}"),
-            (None, Some(s)) => format!("killed by signal {s}"),
-            _ => status.to_string(),
-        };
-        Err(Error::CommandFailed {
-            command: self.display.clone(),
-            status,
-            stderr: String::from_utf8_lossy(&stderr).trim_end().to_string(),
-        })
-    }
-}
-
-impl Drop for CommandSource {
-    fn drop(&mut self) {
-        // If the backup stopped early, do not leave the child running.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    fn finish(self: Box<Self>) -> Result<()> {
+        self.child.finish().map(|_| ())
     }
 }
 

@@ -2,8 +2,9 @@
 
 mod command;
 pub mod files;
+pub mod postgres;
 
-pub use command::CommandSource;
+pub use command::{ChildStream, CommandSource};
 pub use files::{Excludes, WalkItem, stored_path, walk};
 
 use std::io::Read;
@@ -51,5 +52,36 @@ impl<R: Read + Send> StreamSource for ReaderSource<R> {
     }
     fn finish(self: Box<Self>) -> Result<()> {
         Ok(())
+    }
+}
+
+/// Receives the entries a [`Source`] produces, in any order (the backup sorts them).
+pub trait EntrySink {
+    /// Store a file whose content is `reader` read to its end, at `path` (relative, `/`-separated;
+    /// parent directories are added). Returns the number of bytes stored.
+    fn file(
+        &mut self,
+        path: &str,
+        mode: u32,
+        reader: &mut dyn Read,
+        attrs: std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Result<u64>;
+    /// Something the user should know that does not fail the backup.
+    fn warn(&mut self, message: String);
+}
+
+/// A source that pushes many entries into one snapshot (a database, a storage project).
+pub trait Source {
+    fn kind(&self) -> crate::snapshot::SourceKind;
+    /// What the snapshot holds (recorded as the manifest's `paths`; also used to find the
+    /// parent snapshot), e.g. `["db/postgres"]`.
+    fn paths(&self) -> Vec<String>;
+    /// Human description for the manifest (no secrets).
+    fn description(&self) -> String;
+    /// Produce every entry. An error means no snapshot is recorded.
+    fn run(&mut self, sink: &mut dyn EntrySink) -> Result<()>;
+    /// Source-specific figures for the backup's summary (JSON), after `run`.
+    fn summary(&self) -> serde_json::Value {
+        serde_json::Value::Null
     }
 }

@@ -1,0 +1,124 @@
+//! `snap backup db`: a database snapshot.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use snap::ops::{BackupInput, BackupOptions, backup};
+use snap::repo::lock::LockKind;
+use snap::source::postgres::conn::ConnSpec;
+use snap::source::postgres::{DatabaseSource, DbOptions};
+use zeroize::Zeroizing;
+
+use super::{Global, exit, output};
+
+#[derive(clap::Args)]
+pub struct DbArgs {
+    /// postgresql://user[:password]@host:port/database (a password is better given separately).
+    #[arg(long, required_unless_present = "project_ref", conflicts_with = "project_ref")]
+    db_url: Option<String>,
+    /// Supabase project ref: connects to db.<ref>.supabase.co:5432 (TLS).
+    #[arg(long)]
+    project_ref: Option<String>,
+    /// With --project-ref: use the session pooler at this host (user postgres.<ref>, port 5432).
+    #[arg(long, requires = "project_ref")]
+    pooler_host: Option<String>,
+    /// Read the database password from this file (first line). Else: SNAP_DB_PASSWORD,
+    /// PGPASSWORD, the URL, ~/.pgpass, or a prompt when the server asks for one.
+    #[arg(long)]
+    db_password_file: Option<PathBuf>,
+    /// Directory holding pg_dump, pg_dumpall and psql (default: the installed version closest to
+    /// the server's, at least as new).
+    #[arg(long)]
+    pg_bin: Option<PathBuf>,
+}
+
+fn given_password(a: &DbArgs) -> anyhow::Result<Option<Zeroizing<String>>> {
+    if let Some(f) = &a.db_password_file {
+        let s = std::fs::read_to_string(f).with_context(|| format!("reading database password file {}", f.display()))?;
+        let line = s.lines().next().unwrap_or_default().to_string();
+        return Ok(Some(Zeroizing::new(line)));
+    }
+    for var in ["SNAP_DB_PASSWORD", "PGPASSWORD"] {
+        if let Ok(p) = std::env::var(var) {
+            return Ok(Some(Zeroizing::new(p)));
+        }
+    }
+    Ok(None)
+}
+
+fn spec(a: &DbArgs, password: Option<Zeroizing<String>>) -> snap::Result<ConnSpec> {
+    match (&a.db_url, &a.project_ref) {
+        (Some(u), _) => ConnSpec::from_url(u, password),
+        (None, Some(r)) => ConnSpec::from_project_ref(r, a.pooler_host.as_deref(), password),
+        (None, None) => unreachable!("clap requires one"),
+    }
+}
+
+/// Connect; when the server wants a password nobody gave, ask on the terminal once.
+fn connect(a: &DbArgs) -> anyhow::Result<DatabaseSource> {
+    let conn = spec(a, given_password(a)?)?;
+    let had_password = conn.has_password();
+    let first = DatabaseSource::connect(DbOptions { conn: conn.clone(), pg_bin: a.pg_bin.clone() });
+    match first {
+        Err(snap::Error::CommandFailed { stderr, .. })
+            if !had_password && stderr.contains("no password supplied") && std::io::stdin().is_terminal() =>
+        {
+            let pw = Zeroizing::new(rpassword::prompt_password(format!("password for {}: ", conn.display()))?);
+            Ok(DatabaseSource::connect(DbOptions { conn: spec(a, Some(pw))?, pg_bin: a.pg_bin.clone() })?)
+        }
+        other => Ok(other?),
+    }
+}
+
+pub fn run(g: &Global, a: &DbArgs, opts: &BackupOptions, json: bool) -> anyhow::Result<u8> {
+    let (repo, _lock) = g.open_locked(LockKind::Shared, "backup db")?;
+    let src = connect(a)?;
+    let out = backup(&repo, BackupInput::Source(Box::new(src)), opts, &output::Warnings { quiet: true })?;
+    let m = &out.snapshot.manifest;
+    let s = &m.summary;
+    let secs = s.duration_ms as f64 / 1000.0;
+    let dedup = if s.added_raw_bytes > 0 { s.bytes_read as f64 / s.added_raw_bytes as f64 } else { f64::INFINITY };
+    if json {
+        let mut v = serde_json::to_value(super::snapshots::SnapshotJson::new(&out.snapshot, &out.warnings))?;
+        v["database"] = out.source_summary.clone();
+        v["notes"] = serde_json::json!(out.notes);
+        v["dedup_ratio"] = serde_json::json!(if dedup.is_finite() { Some(dedup) } else { None });
+        v["mb_per_second"] = serde_json::json!(s.bytes_read as f64 / 1e6 / secs.max(0.001));
+        output::json(&v)?;
+        return Ok(exit::OK);
+    }
+    if g.quiet {
+        return Ok(exit::OK);
+    }
+    for n in &out.notes {
+        eprintln!("note: {n}");
+    }
+    let db = &out.source_summary;
+    println!(
+        "snapshot {} of database {} ({}, dumped with {}, snapshot {})",
+        out.snapshot.id.short(),
+        db["database"].as_str().unwrap_or("?"),
+        db["server_version"].as_str().map(|v| format!("PostgreSQL {v}")).unwrap_or_default(),
+        db["pg_dump"].as_str().unwrap_or("?"),
+        db["snapshot"].as_str().unwrap_or("?"),
+    );
+    println!("  {:<24} {:>7} {:>12}", "schema", "tables", "data");
+    for sc in db["schemas"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<24} {:>7} {:>12}",
+            sc["schema"].as_str().unwrap_or("?"),
+            sc["tables"].as_u64().unwrap_or(0),
+            output::bytes(sc["bytes"].as_u64().unwrap_or(0))
+        );
+    }
+    println!(
+        "  read {} in {:.1} s ({:.1} MB/s); added {} to the repository (dedup ratio {})",
+        output::bytes(s.bytes_read),
+        secs,
+        s.bytes_read as f64 / 1e6 / secs.max(0.001),
+        output::bytes(s.added_bytes),
+        if dedup.is_finite() { format!("{dedup:.1}x") } else { "∞ (nothing new)".into() },
+    );
+    Ok(exit::OK)
+}

@@ -1,0 +1,436 @@
+//! A throwaway PostgreSQL cluster for tests: `initdb` into a private temp dir, `pg_ctl start` on
+//! a free port (TCP on 127.0.0.1 plus a private Unix socket directory), stopped and deleted on
+//! drop — also when the test panics. Several clusters can run in parallel.
+//!
+//! When the tests run as root (CI), the server programs run as the `postgres` OS user (initdb
+//! refuses root): the temp dir is chowned to it and `initdb`/`pg_ctl` are spawned with its uid
+//! and gid (what `runuser -u postgres` does, without PAM). Clients (psql, pg_dump, snap) keep
+//! running as the caller. Not root: everything runs as the current user.
+//!
+//! The binaries come from the newest `/usr/lib/postgresql/<major>/bin` (override with
+//! `SNAP_TEST_PG_BIN`). `bash .ci/test.sh` installs PostgreSQL when it is missing.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Password set for `postgres` by [`PgCluster::start`] (TCP connections do not need it there).
+pub const DEFAULT_PASSWORD: &str = "postgres";
+
+/// Row counts of `tests/fixtures/supabase.sql` once loaded (schema-qualified table → rows).
+pub const SUPABASE_FIXTURE_ROWS: &[(&str, i64)] = &[
+    ("auth.users", 50),
+    ("auth.schema_migrations", 3),
+    ("storage.buckets", 3),
+    ("storage.objects", 200),
+    ("storage.migrations", 2),
+    ("supabase_migrations.schema_migrations", 3),
+    ("supabase_functions.hooks", 2000),
+    ("supabase_functions.migrations", 2),
+    ("public.profiles", 50),
+    ("public.orders", 2000),
+    ("public.order_items", 6000),
+    ("billing.invoices", 500),
+];
+
+/// Row counts of `tests/fixtures/plain.sql`.
+pub const PLAIN_FIXTURE_ROWS: &[(&str, i64)] = &[("public.notes", 3), ("public.tags", 2)];
+
+/// `tests/fixtures/<name>`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// The newest installed `/usr/lib/postgresql/<major>/bin` with `initdb` (or `SNAP_TEST_PG_BIN`).
+pub fn bin_dir() -> PathBuf {
+    if let Some(b) = std::env::var_os("SNAP_TEST_PG_BIN") {
+        return PathBuf::from(b);
+    }
+    let mut best: Option<(u32, PathBuf)> = None;
+    if let Ok(rd) = fs::read_dir("/usr/lib/postgresql") {
+        for e in rd.flatten() {
+            let Some(major) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let bin = e.path().join("bin");
+            if bin.join("initdb").is_file() && best.as_ref().is_none_or(|(m, _)| major > *m) {
+                best = Some((major, bin));
+            }
+        }
+    }
+    match best {
+        Some((_, b)) => b,
+        None => panic!(
+            "PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/initdb); \
+             `bash .ci/test.sh` installs them (apt-get install postgresql), or set SNAP_TEST_PG_BIN"
+        ),
+    }
+}
+
+/// Remove every libpq environment variable of the caller (PGHOST, PGPASSWORD, …) from `c`, so
+/// the test's connection settings are the only ones in effect.
+pub fn clear_pg_env(c: &mut Command) -> &mut Command {
+    for (k, _) in std::env::vars_os() {
+        if k.to_str().is_some_and(|k| k.starts_with("PG")) {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// Percent-encode a URL userinfo / path component (everything but unreserved characters).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Quote an SQL identifier.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Quote an SQL string literal (standard_conforming_strings is on).
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// uid and gid of the `postgres` OS user, if we are root (the server must not run as root).
+fn server_identity() -> Option<(u32, u32)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let name = CString::new("postgres").unwrap();
+    // SAFETY: getpwnam with a valid C string; the result is copied out before any other call.
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    assert!(
+        !pw.is_null(),
+        "running as root but there is no `postgres` OS user to run the server as \
+         (`bash .ci/test.sh` installs PostgreSQL, which creates it)"
+    );
+    // SAFETY: pw is non-null and points to a valid passwd struct.
+    Some(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
+}
+
+/// A base directory for the cluster's temp dir that the server user can reach, whose paths are
+/// short enough for a Unix socket (108 bytes) and safe inside pg_ctl's shell-parsed `-o`.
+fn temp_base(as_other_user: bool) -> PathBuf {
+    let t = std::env::temp_dir();
+    let simple = t.to_str().is_some_and(|s| {
+        s.len() <= 60 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+    });
+    let reachable = !as_other_user
+        || t.ancestors().all(|a| fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
+    if simple && reachable { t } else { PathBuf::from("/tmp") }
+}
+
+fn chown(p: &Path, ids: Option<(u32, u32)>) {
+    if let Some((uid, gid)) = ids {
+        std::os::unix::fs::chown(p, Some(uid), Some(gid))
+            .unwrap_or_else(|e| panic!("chown {} to postgres: {e}", p.display()));
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (the OS picks it; a race with another process is handled by
+/// retrying the start).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind 127.0.0.1:0");
+    l.local_addr().unwrap().port()
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "exit status {}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A running throwaway cluster. Superuser `postgres`; trust authentication on the socket;
+/// on TCP (127.0.0.1) trust for [`PgCluster::start`], scram-sha-256 for
+/// [`PgCluster::start_with_password`].
+pub struct PgCluster {
+    pub port: u16,
+    /// The Unix socket directory (use as `host=` / `-h`).
+    pub socket_dir: PathBuf,
+    /// `/usr/lib/postgresql/<major>/bin` the server runs from (its clients live there too).
+    pub bin: PathBuf,
+    pub data_dir: PathBuf,
+    pub log_file: PathBuf,
+    /// The password of `postgres` (needed on TCP only for `start_with_password`).
+    pub password: String,
+    /// Whether TCP connections must present the password.
+    pub password_required: bool,
+    run_as: Option<(u32, u32)>,
+    started: bool,
+    // Last field: dropped (deleted) after `Drop::drop` has stopped the server.
+    dir: tempfile::TempDir,
+}
+
+impl PgCluster {
+    /// A cluster with trust authentication everywhere (the password is still set).
+    pub fn start() -> PgCluster {
+        Self::start_inner(DEFAULT_PASSWORD, false)
+    }
+
+    /// A cluster whose TCP connections need `password` (scram-sha-256); the socket stays trusted.
+    pub fn start_with_password(password: &str) -> PgCluster {
+        Self::start_inner(password, true)
+    }
+
+    fn start_inner(password: &str, password_required: bool) -> PgCluster {
+        let bin = bin_dir();
+        let run_as = server_identity();
+        let dir = tempfile::Builder::new()
+            .prefix("snap-pg-")
+            .tempdir_in(temp_base(run_as.is_some()))
+            .expect("tempdir for the cluster");
+        chown(dir.path(), run_as);
+        let socket_dir = dir.path().join("sock");
+        fs::create_dir(&socket_dir).unwrap();
+        chown(&socket_dir, run_as);
+        let mut c = PgCluster {
+            port: 0,
+            socket_dir,
+            bin,
+            data_dir: dir.path().join("data"),
+            log_file: dir.path().join("postgres.log"),
+            password: password.to_string(),
+            password_required,
+            run_as,
+            started: false,
+            dir,
+        };
+
+        let auth_host = if password_required { "scram-sha-256" } else { "trust" };
+        let o = c
+            .server_cmd("initdb")
+            .arg("-D")
+            .arg(&c.data_dir)
+            .args(["-U", "postgres", "--auth-local=trust", &format!("--auth-host={auth_host}")])
+            .args(["--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"])
+            .output()
+            .expect("spawn initdb");
+        assert!(o.status.success(), "initdb failed: {}", show(&o));
+
+        // The OS picked port may be taken by someone else by the time the server binds it:
+        // retry with another one.
+        let mut last = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let opts = format!(
+                "-k '{}' -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+                 -c full_page_writes=off -c shared_buffers=16MB -c max_connections=40 -c wal_level=logical \
+                 -c max_wal_senders=4 -c max_replication_slots=4 -c log_min_messages=warning",
+                c.socket_dir.display()
+            );
+            let o = c
+                .server_cmd("pg_ctl")
+                .arg("-D")
+                .arg(&c.data_dir)
+                .arg("-l")
+                .arg(&c.log_file)
+                .args(["-w", "-t", "60", "-s", "-o", &opts, "start"])
+                .output()
+                .expect("spawn pg_ctl start");
+            if o.status.success() {
+                c.port = port;
+                c.started = true;
+                break;
+            }
+            let log = fs::read_to_string(&c.log_file).unwrap_or_default();
+            last = format!("{}\nserver log:\n{log}", show(&o));
+            // Make sure nothing half-started stays behind before retrying.
+            let _ = c.server_cmd("pg_ctl").arg("-D").arg(&c.data_dir).args(["-m", "immediate", "-s", "stop"]).output();
+            if !log.contains("could not bind") && !log.contains("Address already in use") {
+                break;
+            }
+        }
+        assert!(c.started, "pg_ctl start failed: {last}");
+
+        c.psql(&format!("ALTER ROLE postgres PASSWORD {}", quote_literal(password)));
+        c
+    }
+
+    /// A server program (initdb, pg_ctl) as the server's OS user, in its temp dir.
+    fn server_cmd(&self, prog: &str) -> Command {
+        let mut c = Command::new(self.bin.join(prog));
+        clear_pg_env(&mut c);
+        c.current_dir(self.dir.path()).env("HOME", self.dir.path()).env("LC_ALL", "C").stdin(Stdio::null());
+        if let Some((uid, gid)) = self.run_as {
+            // std drops the supplementary groups (setgroups(0)) before setuid.
+            c.uid(uid).gid(gid);
+        }
+        c
+    }
+
+    /// A client program (`psql`, `pg_dump`, `pg_dumpall`, …) from the server's bin directory,
+    /// with a clean libpq environment pointing at this cluster's socket as `postgres`
+    /// (PGHOST, PGPORT, PGUSER, PGDATABASE=postgres). Override with arguments or more env.
+    pub fn client(&self, prog: &str) -> Command {
+        let mut c = Command::new(self.bin.join(prog));
+        clear_pg_env(&mut c);
+        c.env("PGHOST", &self.socket_dir)
+            .env("PGPORT", self.port.to_string())
+            .env("PGUSER", "postgres")
+            .env("PGDATABASE", "postgres")
+            .env("PGCLIENTENCODING", "UTF8")
+            .env("PGCONNECT_TIMEOUT", "10")
+            // No ~/.pgpass of the caller's: a test's passwords come only from the test.
+            .env("PGPASSFILE", self.dir.path().join("no-pgpass"))
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// `postgresql://postgres@127.0.0.1:PORT/postgres` (no password in it).
+    pub fn url(&self) -> String {
+        self.url_db("postgres")
+    }
+
+    /// `postgresql://postgres@127.0.0.1:PORT/<db>`.
+    pub fn url_db(&self, db: &str) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/{}", self.port, percent_encode(db))
+    }
+
+    /// The URL with the percent-encoded password in it.
+    pub fn url_with_password(&self, db: &str) -> String {
+        format!("postgresql://postgres:{}@127.0.0.1:{}/{}", percent_encode(&self.password), self.port, percent_encode(db))
+    }
+
+    /// Run SQL in database `postgres` (see [`PgCluster::psql_db`]).
+    pub fn psql(&self, sql: &str) -> String {
+        self.psql_db("postgres", sql)
+    }
+
+    /// Run SQL with `psql -X -A -t -v ON_ERROR_STOP=1` over the socket; returns stdout without
+    /// its trailing newline (rows on lines, columns separated by `|`). Panics with stderr on
+    /// failure.
+    pub fn psql_db(&self, db: &str, sql: &str) -> String {
+        let o = self
+            .client("psql")
+            .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql])
+            .output()
+            .expect("spawn psql");
+        assert!(o.status.success(), "psql -d {db} failed on:\n{sql}\n{}", show(&o));
+        String::from_utf8(o.stdout).expect("psql output is UTF-8").trim_end_matches('\n').to_string()
+    }
+
+    /// Load an SQL file into `db` in one transaction (`psql -1 -v ON_ERROR_STOP=1 -f`); panics
+    /// with stderr on failure.
+    pub fn load_file(&self, db: &str, file: &Path) {
+        let o = self
+            .client("psql")
+            .args(["-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-d", db, "-f"])
+            .arg(file)
+            .output()
+            .expect("spawn psql");
+        assert!(o.status.success(), "loading {} into {db} failed: {}", file.display(), show(&o));
+    }
+
+    /// `CREATE DATABASE "<name>"`.
+    pub fn create_db(&self, name: &str) {
+        self.psql(&format!("CREATE DATABASE {}", quote_ident(name)));
+    }
+
+    /// A new database `name` with `tests/fixtures/supabase.sql` loaded.
+    pub fn create_supabase_db(&self, name: &str) {
+        self.create_db(name);
+        self.load_file(name, &fixture("supabase.sql"));
+    }
+
+    /// The server's major version (e.g. 15).
+    pub fn server_major(&self) -> u32 {
+        let n: u32 = self.psql("SHOW server_version_num").trim().parse().expect("server_version_num");
+        n / 10000
+    }
+
+    /// `SELECT count(*)` of a (schema-qualified, already quoted if needed) table.
+    pub fn count(&self, db: &str, table: &str) -> i64 {
+        self.psql_db(db, &format!("SELECT count(*) FROM {table}")).trim().parse().expect("count")
+    }
+
+    /// Every ordinary/partitioned table outside the system schemas (`schema.table`, unquoted),
+    /// mapped to `rows:md5` of its rows (sorted text form). Two databases with equal maps hold
+    /// the same data.
+    pub fn table_fingerprints(&self, db: &str) -> BTreeMap<String, String> {
+        let tables = self.psql_db(
+            db,
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1",
+        );
+        let tables: Vec<&str> = tables.lines().filter(|l| !l.is_empty()).collect();
+        if tables.is_empty() {
+            return BTreeMap::new();
+        }
+        let q: Vec<String> = tables
+            .iter()
+            .map(|t| {
+                format!(
+                    "SELECT {lit}, (SELECT count(*) || ':' || md5(coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '')) FROM {t} x)",
+                    lit = quote_literal(t)
+                )
+            })
+            .collect();
+        let out = self.psql_db(db, &q.join(" UNION ALL "));
+        out.lines()
+            .filter_map(|l| l.split_once('|'))
+            .map(|(t, f)| (t.replace('"', ""), f.to_string()))
+            .collect()
+    }
+
+    /// The postmaster's pid (from `postmaster.pid`).
+    pub fn pid(&self) -> Option<i32> {
+        fs::read_to_string(self.data_dir.join("postmaster.pid")).ok()?.lines().next()?.trim().parse().ok()
+    }
+
+    /// The cluster's temp dir (data, socket dir and log are inside).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The server log so far (for failure messages).
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        if !self.started {
+            return;
+        }
+        let pid = self.pid();
+        let stopped = self
+            .server_cmd("pg_ctl")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "immediate", "-w", "-t", "30", "-s", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stopped && let Some(pid) = pid {
+            // SAFETY: plain kill(2); SIGQUIT is postgres's immediate shutdown.
+            unsafe { libc::kill(pid, libc::SIGQUIT) };
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        // `dir` (a TempDir) is removed when the fields drop, right after this.
+    }
+}
