@@ -291,3 +291,55 @@ fn a_missing_database_fails_cleanly() {
     assert!(err.contains("database \"nope\" does not exist"), "{err}");
     assert!(repo.snapshots().is_empty());
 }
+
+/// All parts come from one point in time: changes made after the backup started (a new table,
+/// new rows, a new role) appear in no part of the snapshot, although they are committed long
+/// before the later dumps run.
+#[test]
+fn every_part_comes_from_one_point_in_time() {
+    let c = PgCluster::start();
+    c.create_db("live");
+    c.psql_db("live", "CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 5000) g");
+    let repo = TestRepo::new();
+    let bin = repo.path("bin");
+    let gate = repo.path("gate");
+    // The schema dump (the first pg_dump) waits until the test has changed the database.
+    wrapper_bin(
+        &bin,
+        &c.bin,
+        &format!(
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = --schema-only ] && {{ touch '{ready}'; while [ ! -e '{gate}' ]; do sleep 0.05; done; }}; done\nexec 'REAL' \"$@\"\n",
+            ready = repo.path("ready").display(),
+            gate = gate.display()
+        ),
+    );
+    let mut child = repo
+        .cmd()
+        .args(["backup", "db", "--json", "--db-url", &c.url_db("live"), "--pg-bin", bin.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !repo.path("ready").exists() {
+        assert!(std::time::Instant::now() < deadline, "the backup never reached the schema dump");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Changes committed after the snapshot was exported, before any pg_dump ran.
+    c.psql_db("live", "CREATE TABLE late AS SELECT 1 AS x; INSERT INTO orders SELECT g, 'new' FROM generate_series(5001, 6000) g");
+    fs::write(&gate, b"").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let base = "db/live";
+    let schema = text(&repo, &format!("{base}/schema.sql"));
+    assert!(schema.contains("\"orders\"") && !schema.contains("\"late\""), "schema.sql is from before the change");
+    let all = entries(&repo, base);
+    assert!(!all.iter().any(|p| p.contains("late")), "{all:?}");
+    let orders = v["database"]["tables"].as_array().unwrap().iter().find(|t| t["table"] == "orders").unwrap();
+    assert_eq!(orders["rows"], 5000, "the data dump is from before the inserts");
+    assert_eq!(c.count("live", "orders"), 6000);
+    let inv: Value = serde_json::from_slice(&repo.cat("latest", &format!("{base}/inventory.json"))).unwrap();
+    assert!(!inv["tables"].as_array().unwrap().iter().any(|t| t["name"] == "late"), "the inventory is from the same snapshot");
+}
