@@ -23,14 +23,6 @@ use common::{Dump, Rng, ZstdCounter, mb};
 
 const PASSWORD: &str = "correct horse battery staple e2e";
 
-fn dir_bytes(p: &Path) -> u64 {
-    walkdir::WalkDir::new(p)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
-        .sum()
-}
 
 fn same_bytes(a: &Path, b: &Path) -> io::Result<bool> {
     let (mut fa, mut fb) = (io::BufReader::new(fs::File::open(a)?), io::BufReader::new(fs::File::open(b)?));
@@ -115,7 +107,7 @@ impl Runner {
 
     fn step(&mut self, name: &str, cmd: Command, stdin: Option<&Path>, input: u64) {
         let out = run(cmd, stdin);
-        let repo_bytes = dir_bytes(&self.repo);
+        let repo_bytes = common::dir_bytes(&self.repo);
         let step = Step { name: name.to_string(), input, out, repo_bytes };
         print_step(self.name(), &step);
         self.steps.push(step);
@@ -136,7 +128,7 @@ impl Runner {
     }
 
     fn backup_dir(&mut self, name: &str, dir: &Path) {
-        let len = dir_bytes(dir);
+        let len = common::dir_bytes(dir);
         let mut c = self.cmd(&["backup"]);
         c.arg(dir);
         self.step(name, c, None, len);
@@ -300,7 +292,7 @@ fn main() {
     let files = common::mixed_files(files_target, 2);
     let dir = base.join("files");
     write_files(&dir, &files);
-    let files0 = dir_bytes(&dir);
+    let files0 = common::dir_bytes(&dir);
     println!(
         "e2e: dump v0 {:.1} MB ({rows} rows), dump v1 {:.1} MB ({} updated, {} appended to orders, {} deleted); files {:.1} MB in {} files (generated in {:.1} s)",
         mb(len0),
@@ -378,7 +370,7 @@ fn main() {
             total as f64 / (z_dump0 + z_files) as f64,
             mb(z_dump0 + z_dump1 + 2 * z_files),
             total as f64 / (z_dump0 + z_dump1 + 2 * z_files) as f64,
-            mb(dir_bytes(&r.cache))
+            mb(common::dir_bytes(&r.cache))
         );
     }
     if let [snap, restic] = &runners[..] {

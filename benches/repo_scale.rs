@@ -105,7 +105,7 @@ fn check_read_data(base: &Path) {
             run(c, Some(&f));
         }
     }
-    let repo_bytes: u64 = walkdir::WalkDir::new(&repo).into_iter().filter_map(|e| e.ok()).filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum();
+    let repo_bytes = common::dir_bytes(&repo);
     println!("four nightly dumps: {:.1} MB of input, snap repository {:.1} MB", mb(total), mb(repo_bytes));
     let mut c = snap(&repo, &cache);
     c.args(["check", "--read-data"]);

@@ -1115,3 +1115,13 @@ pub fn zstd_size(data: &[u8], level: i32) -> u64 {
 pub fn mb(b: u64) -> f64 {
     b as f64 / 1e6
 }
+
+/// Total size of the regular files below `p` (e.g. a repository on disk).
+pub fn dir_bytes(p: &std::path::Path) -> u64 {
+    walkdir::WalkDir::new(p)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum()
+}
