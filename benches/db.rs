@@ -23,7 +23,7 @@ mod common;
 #[path = "../tests/support/pg.rs"]
 mod pg;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
