@@ -313,7 +313,7 @@ fn every_part_comes_from_one_point_in_time() {
             gate = gate.display()
         ),
     );
-    let mut child = repo
+    let child = repo
         .cmd()
         .args(["backup", "db", "--json", "--db-url", &c.url_db("live"), "--pg-bin", bin.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())

@@ -56,7 +56,7 @@ pub struct Args {
 enum What {
     /// Snapshot a Supabase (or plain PostgreSQL) database with pg_dump: roles, schema, data per
     /// table, migration history, managed schemas and an inventory, from one consistent point in time.
-    Db(super::backup_db::DbArgs),
+    Db(super::backup_db::DbConnArgs),
 }
 
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {

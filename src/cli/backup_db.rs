@@ -1,4 +1,5 @@
-//! `snap backup db`: a database snapshot.
+//! `snap backup db`: a database snapshot; and the connection options it shares with
+//! `snap restore --db`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -12,68 +13,76 @@ use zeroize::Zeroizing;
 
 use super::{Global, exit, output};
 
+/// Where a database is and how to log in.
 #[derive(clap::Args)]
-pub struct DbArgs {
+pub struct DbConnArgs {
     /// postgresql://user[:password]@host:port/database (a password is better given separately).
-    #[arg(long, required_unless_present = "project_ref", conflicts_with = "project_ref")]
-    db_url: Option<String>,
+    #[arg(long, conflicts_with = "project_ref")]
+    pub db_url: Option<String>,
     /// Supabase project ref: connects to db.<ref>.supabase.co:5432 (TLS).
     #[arg(long)]
-    project_ref: Option<String>,
+    pub project_ref: Option<String>,
     /// With --project-ref: use the session pooler at this host (user postgres.<ref>, port 5432).
     #[arg(long, requires = "project_ref")]
-    pooler_host: Option<String>,
+    pub pooler_host: Option<String>,
     /// Read the database password from this file (first line). Else: SNAP_DB_PASSWORD,
     /// PGPASSWORD, the URL, ~/.pgpass, or a prompt when the server asks for one.
     #[arg(long)]
-    db_password_file: Option<PathBuf>,
-    /// Directory holding pg_dump, pg_dumpall and psql (default: the installed version closest to
-    /// the server's, at least as new).
+    pub db_password_file: Option<PathBuf>,
+    /// Directory holding pg_dump, pg_dumpall and psql (default: found among installed versions).
     #[arg(long)]
-    pg_bin: Option<PathBuf>,
+    pub pg_bin: Option<PathBuf>,
 }
 
-fn given_password(a: &DbArgs) -> anyhow::Result<Option<Zeroizing<String>>> {
-    if let Some(f) = &a.db_password_file {
-        let s = std::fs::read_to_string(f).with_context(|| format!("reading database password file {}", f.display()))?;
-        let line = s.lines().next().unwrap_or_default().to_string();
-        return Ok(Some(Zeroizing::new(line)));
+impl DbConnArgs {
+    pub fn given(&self) -> bool {
+        self.db_url.is_some() || self.project_ref.is_some()
     }
-    for var in ["SNAP_DB_PASSWORD", "PGPASSWORD"] {
-        if let Ok(p) = std::env::var(var) {
-            return Ok(Some(Zeroizing::new(p)));
+
+    fn password(&self) -> anyhow::Result<Option<Zeroizing<String>>> {
+        if let Some(f) = &self.db_password_file {
+            let s = std::fs::read_to_string(f).with_context(|| format!("reading database password file {}", f.display()))?;
+            return Ok(Some(Zeroizing::new(s.lines().next().unwrap_or_default().to_string())));
+        }
+        for var in ["SNAP_DB_PASSWORD", "PGPASSWORD"] {
+            if let Ok(p) = std::env::var(var) {
+                return Ok(Some(Zeroizing::new(p)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn spec(&self, password: Option<Zeroizing<String>>) -> anyhow::Result<ConnSpec> {
+        Ok(match (&self.db_url, &self.project_ref) {
+            (Some(u), _) => ConnSpec::from_url(u, password)?,
+            (None, Some(r)) => ConnSpec::from_project_ref(r, self.pooler_host.as_deref(), password)?,
+            (None, None) => anyhow::bail!("no database given: pass --db-url or --project-ref"),
+        })
+    }
+
+    /// Run `f` against the database; when the server wants a password nobody gave, ask on the
+    /// terminal once and run it again.
+    pub fn with_conn<T>(&self, f: impl Fn(ConnSpec) -> snap::Result<T>) -> anyhow::Result<T> {
+        let conn = self.spec(self.password()?)?;
+        let had_password = conn.has_password();
+        match f(conn.clone()) {
+            Err(snap::Error::CommandFailed { stderr, .. })
+                if !had_password && stderr.contains("no password supplied") && std::io::stdin().is_terminal() =>
+            {
+                let pw = Zeroizing::new(rpassword::prompt_password(format!("password for {}: ", conn.display()))?);
+                Ok(f(self.spec(Some(pw))?)?)
+            }
+            other => Ok(other?),
         }
     }
-    Ok(None)
 }
 
-fn spec(a: &DbArgs, password: Option<Zeroizing<String>>) -> snap::Result<ConnSpec> {
-    match (&a.db_url, &a.project_ref) {
-        (Some(u), _) => ConnSpec::from_url(u, password),
-        (None, Some(r)) => ConnSpec::from_project_ref(r, a.pooler_host.as_deref(), password),
-        (None, None) => unreachable!("clap requires one"),
+pub fn run(g: &Global, a: &DbConnArgs, opts: &BackupOptions, json: bool) -> anyhow::Result<u8> {
+    if !a.given() {
+        anyhow::bail!("no database given: pass --db-url or --project-ref");
     }
-}
-
-/// Connect; when the server wants a password nobody gave, ask on the terminal once.
-fn connect(a: &DbArgs) -> anyhow::Result<DatabaseSource> {
-    let conn = spec(a, given_password(a)?)?;
-    let had_password = conn.has_password();
-    let first = DatabaseSource::connect(DbOptions { conn: conn.clone(), pg_bin: a.pg_bin.clone() });
-    match first {
-        Err(snap::Error::CommandFailed { stderr, .. })
-            if !had_password && stderr.contains("no password supplied") && std::io::stdin().is_terminal() =>
-        {
-            let pw = Zeroizing::new(rpassword::prompt_password(format!("password for {}: ", conn.display()))?);
-            Ok(DatabaseSource::connect(DbOptions { conn: spec(a, Some(pw))?, pg_bin: a.pg_bin.clone() })?)
-        }
-        other => Ok(other?),
-    }
-}
-
-pub fn run(g: &Global, a: &DbArgs, opts: &BackupOptions, json: bool) -> anyhow::Result<u8> {
     let (repo, _lock) = g.open_locked(LockKind::Shared, "backup db")?;
-    let src = connect(a)?;
+    let src = a.with_conn(|conn| DatabaseSource::connect(DbOptions { conn, pg_bin: a.pg_bin.clone() }))?;
     let out = backup(&repo, BackupInput::Source(Box::new(src)), opts, &output::Warnings { quiet: true })?;
     let m = &out.snapshot.manifest;
     let s = &m.summary;

@@ -5,6 +5,7 @@ mod backup_db;
 mod cat;
 mod check;
 mod diff;
+mod dump;
 mod forget;
 mod init;
 mod key;
@@ -14,6 +15,7 @@ mod password;
 mod prune;
 mod repair;
 mod restore;
+mod restore_db;
 mod snapshots;
 mod stats;
 mod unlock;
@@ -98,6 +100,8 @@ enum Command {
     Stats(stats::Args),
     /// Show paths added, removed and changed between two snapshots.
     Diff(diff::Args),
+    /// Write a database snapshot as plain SQL files that restore with psql, no snap needed.
+    Dump(dump::Args),
 }
 
 impl Global {
@@ -180,6 +184,7 @@ pub fn main() -> ExitCode {
         Command::Unlock(a) => unlock::run(&cli.global, a),
         Command::Stats(a) => stats::run(&cli.global, a),
         Command::Diff(a) => diff::run(&cli.global, a),
+        Command::Dump(a) => dump::run(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -9,8 +9,22 @@ pub struct Args {
     /// Snapshot id (prefix) or `latest`.
     snapshot: String,
     /// Directory to restore into (created if missing; must be empty unless --overwrite).
+    #[arg(long, required_unless_present = "db")]
+    target: Option<PathBuf>,
+    /// Restore a database snapshot into the database given by --db-url / --project-ref.
+    #[arg(long, conflicts_with_all = ["target", "includes", "overwrite"])]
+    db: bool,
+    #[command(flatten)]
+    conn: super::backup_db::DbConnArgs,
+    /// With --db: which database of the snapshot (when it holds several).
     #[arg(long)]
-    target: PathBuf,
+    database: Option<String>,
+    /// With --db: do not ask for confirmation.
+    #[arg(long)]
+    yes: bool,
+    /// With --db: print the requirement report and the plan; change nothing.
+    #[arg(long)]
+    dry_run: bool,
     /// Restore only this path and what lies below it (repeatable).
     #[arg(long = "include")]
     includes: Vec<String>,
@@ -24,7 +38,11 @@ pub struct Args {
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let (repo, _lock) = g.open_locked(snap::repo::lock::LockKind::Shared, "restore")?;
     let snap = repo.find_snapshot(&a.snapshot)?;
-    let opts = RestoreOptions { target: a.target.clone(), includes: a.includes.clone(), overwrite: a.overwrite };
+    if a.db {
+        return super::restore_db::run(g, &repo, &snap, &a.conn, a.database.as_deref(), a.yes, a.dry_run, a.json);
+    }
+    let target = a.target.clone().expect("clap requires --target without --db");
+    let opts = RestoreOptions { target: target.clone(), includes: a.includes.clone(), overwrite: a.overwrite };
     let started = std::time::Instant::now();
     let s = restore(&repo, &snap, &opts, &output::Warnings { quiet: g.quiet })?;
     if a.json {
@@ -34,7 +52,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         println!(
             "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {} ({:.1} MB/s)",
             snap.id.short(),
-            a.target.display(),
+            target.display(),
             s.files,
             s.dirs,
             s.symlinks,

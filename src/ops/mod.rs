@@ -2,6 +2,8 @@
 
 pub mod backup;
 pub mod check;
+pub mod dbrestore;
+pub mod dbsnap;
 pub mod diff;
 pub mod forget;
 pub mod prune;

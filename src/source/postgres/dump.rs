@@ -124,12 +124,7 @@ impl DatabaseSource {
     /// Connect, read the server version, and pick the client tools to dump it with.
     pub fn connect(opts: DbOptions) -> Result<DatabaseSource> {
         let found = pgbin::candidates(opts.pg_bin.as_deref());
-        let probe = found.iter().max_by_key(|t| t.major).cloned().ok_or_else(|| {
-            Error::Invalid(match &opts.pg_bin {
-                Some(d) => format!("no pg_dump, pg_dumpall and psql in {}", d.display()),
-                None => "no PostgreSQL client tools found (pg_dump, pg_dumpall, psql): install postgresql-client (apt) or pass --pg-bin".into(),
-            })
-        })?;
+        let probe = pgbin::newest(opts.pg_bin.as_deref())?;
         let out = session::query(&probe, &opts.conn, None, "SELECT current_setting('server_version_num') || ' ' || current_setting('server_version') || E'\\n' || current_database();")?;
         let mut lines = out.lines();
         let first = lines.next().unwrap_or_default();

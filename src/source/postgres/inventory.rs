@@ -43,6 +43,13 @@ SELECT json_build_object(
         ORDER BY n.nspname, c.relname), '[]')
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind IN ('v', 'm') AND c.reloptions IS NOT NULL),
-  'roles', (SELECT coalesce(json_agg(rolname ORDER BY rolname), '[]') FROM pg_roles WHERE rolname !~ '^pg_')
+  'roles', (SELECT coalesce(json_agg(rolname ORDER BY rolname), '[]') FROM pg_roles WHERE rolname !~ '^pg_'),
+  'functions', (SELECT coalesce(json_agg(json_build_object('schema', n.nspname, 'name', p.proname,
+        'args', pg_get_function_identity_arguments(p.oid)) ORDER BY n.nspname, p.proname, 3), '[]')
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      LEFT JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
+      WHERE d.objid IS NULL AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'),
+  'policies', (SELECT coalesce(json_agg(json_build_object('schema', schemaname, 'table', tablename, 'policy', policyname)
+        ORDER BY schemaname, tablename, policyname), '[]') FROM pg_policies)
 );
 "#;

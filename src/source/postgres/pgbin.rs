@@ -66,6 +66,16 @@ pub fn candidates(explicit: Option<&Path>) -> Vec<PgTools> {
     out
 }
 
+/// The newest installation found (any psql talks to any supported server).
+pub fn newest(explicit: Option<&Path>) -> Result<PgTools> {
+    candidates(explicit).into_iter().max_by_key(|t| t.major).ok_or_else(|| {
+        Error::Invalid(match explicit {
+            Some(d) => format!("no pg_dump, pg_dumpall and psql in {}", d.display()),
+            None => "no PostgreSQL client tools found (pg_dump, pg_dumpall, psql): install postgresql-client (apt) or pass --pg-bin".into(),
+        })
+    })
+}
+
 /// The installation to dump a server of major version `server_major` with: the oldest whose
 /// major is ≥ the server's (closest to the server, as the Supabase CLI does).
 pub fn choose(found: &[PgTools], server_major: u32) -> Result<PgTools> {

@@ -1,0 +1,361 @@
+//! `snap dump <snapshot> --out DIR`: a database snapshot (`snap backup db`, repo-format.md §7.3)
+//! written out as the plain SQL files of the Supabase restore recipe — `roles.sql`,
+//! `schema.sql`, `data.sql` (reassembled from its per-table parts), `migrations.sql`,
+//! `managed/auth.sql`, `managed/storage.sql` — plus `inventory.json` and a `README.txt` with the
+//! psql command lines that restore them. Nothing but psql is needed afterwards.
+//!
+//! Each file is written to a temporary name in its directory (mode 0600: the files hold the
+//! database's data), synced, then renamed, so a file with a final name is always complete.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use serde_json::Value;
+use snap::ops::dbsnap::{self, DbSnapshot};
+use snap::repo::lock::LockKind;
+use snap::snapshot::Snapshot;
+
+use super::{Global, exit, output};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Snapshot id (prefix) or `latest`.
+    snapshot: String,
+    /// Directory to write the files into (created if missing; must be empty unless --overwrite).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// The database to write, when the snapshot holds several.
+    #[arg(long, value_name = "NAME")]
+    database: Option<String>,
+    /// Write into a non-empty directory, replacing the files of an earlier dump there.
+    #[arg(long)]
+    overwrite: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parts copied as they are, when the snapshot has them (`roles.sql` and `schema.sql` always).
+const OPTIONAL: [&str; 3] = ["migrations.sql", "managed/auth.sql", "managed/storage.sql"];
+
+#[derive(Serialize)]
+struct FileJson {
+    path: String,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct DumpJson<'a> {
+    snapshot: String,
+    database: &'a str,
+    files: &'a [FileJson],
+}
+
+pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
+    // Refuse a non-empty directory before asking for anything.
+    let out = &a.out;
+    match fs::read_dir(out) {
+        Ok(mut rd) => {
+            if rd.next().is_some() && !a.overwrite {
+                bail!(
+                    "{} is not empty; choose an empty or new directory, or pass --overwrite to replace the files of an earlier dump there",
+                    out.display()
+                );
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => bail!("{} exists and is not a directory", out.display()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", out.display())),
+    }
+
+    let (repo, _lock) = g.open_locked(LockKind::Shared, "dump")?;
+    let snap = repo.find_snapshot(&a.snapshot)?;
+    let name = database_dir(&repo, &snap, a.database.as_deref())?;
+    let db = DbSnapshot::open(&repo, &snap, name.as_deref())?;
+
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut files: Vec<FileJson> = Vec::new();
+    let mut put = |rel: &str, f: &mut dyn FnMut(&mut dyn Write) -> anyhow::Result<()>| -> anyhow::Result<()> {
+        let bytes = write_atomic(out, rel, f)?;
+        files.push(FileJson { path: rel.to_string(), bytes });
+        Ok(())
+    };
+    let dbr = &db;
+    let part = |rel: &'static str| move |w: &mut dyn Write| -> anyhow::Result<()> { Ok(dbr.write_part(rel, w).map(drop)?) };
+
+    put("roles.sql", &mut part("roles.sql"))?;
+    put("schema.sql", &mut part("schema.sql"))?;
+    put("data.sql", &mut |w| Ok(dbr.write_data_sql(w).map(drop)?))?;
+    let mut present = vec!["roles.sql", "schema.sql", "data.sql"];
+    let mut managed = Vec::new();
+    for rel in OPTIONAL {
+        let target = out.join(rel);
+        if db.has(rel) {
+            if rel.starts_with("managed/") {
+                let text = db.read_to_vec(rel)?;
+                put(rel, &mut |w| Ok(w.write_all(&text)?))?;
+                managed.push((rel, String::from_utf8_lossy(&text).into_owned()));
+            } else {
+                put(rel, &mut part(rel))?;
+            }
+            present.push(rel);
+        } else if a.overwrite && target.symlink_metadata().is_ok_and(|m| m.is_file()) {
+            // Left from an earlier dump: it does not belong to this snapshot.
+            fs::remove_file(&target).with_context(|| format!("removing {}", target.display()))?;
+        }
+    }
+    if managed.is_empty() && a.overwrite {
+        // An earlier dump's managed/ directory, now empty (fails harmlessly if it is not).
+        let _ = fs::remove_dir(out.join("managed"));
+    }
+    put("inventory.json", &mut part("inventory.json"))?;
+    present.push("inventory.json");
+    let roles = String::from_utf8_lossy(&db.read_to_vec("roles.sql")?).into_owned();
+    let readme = readme(&snap, &db, &present, &roles, &managed);
+    put("README.txt", &mut |w| Ok(w.write_all(readme.as_bytes())?))?;
+    sync_dir(out)?;
+    if out.join("managed").is_dir() {
+        sync_dir(&out.join("managed"))?;
+    }
+
+    if a.json {
+        output::json(&DumpJson { snapshot: snap.id.to_hex(), database: &db.database, files: &files })?;
+    } else if !g.quiet {
+        println!("database {} of snapshot {} written to {}:", db.database, snap.id.short(), output::path(&out.display().to_string()));
+        let width = files.iter().map(|f| f.path.len()).max().unwrap_or(0);
+        for f in &files {
+            println!("  {:<width$}  {:>12}", f.path, output::bytes(f.bytes));
+        }
+        println!("README.txt there has the psql commands that restore it.");
+    }
+    Ok(exit::OK)
+}
+
+/// The stored directory name for `--database NAME`: the name as given when the snapshot has a
+/// directory of that name, else its encoded form (`/`, `%`, control characters percent-encoded)
+/// when that one exists. `DbSnapshot::open` words the errors.
+fn database_dir(repo: &snap::repo::Repository, snap: &Snapshot, name: Option<&str>) -> anyhow::Result<Option<String>> {
+    let Some(n) = name else { return Ok(None) };
+    let encoded = snap::source::postgres::dump::path_component(n);
+    if encoded == n {
+        return Ok(Some(n.to_string()));
+    }
+    let dbs = dbsnap::databases(&repo.load_tree(&snap.manifest)?);
+    Ok(Some(if !dbs.iter().any(|d| d == n) && dbs.contains(&encoded) { encoded } else { n.to_string() }))
+}
+
+/// Write `dir/rel` through a temporary file in the same directory (mode 0600), synced and
+/// renamed into place when complete. Returns the file's size.
+fn write_atomic(dir: &Path, rel: &str, fill: &mut dyn FnMut(&mut dyn Write) -> anyhow::Result<()>) -> anyhow::Result<u64> {
+    let path = dir.join(rel);
+    let parent = path.parent().unwrap_or(dir);
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = parent.join(format!(".{file_name}.snap-tmp-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    struct Cleanup<'p>(&'p Path, bool);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            if !self.1 {
+                let _ = fs::remove_file(self.0);
+            }
+        }
+    }
+    let mut guard = Cleanup(&tmp, false);
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    fill(&mut w).with_context(|| format!("writing {}", path.display()))?;
+    let f = w.into_inner().map_err(|e| e.into_error()).with_context(|| format!("writing {}", path.display()))?;
+    f.sync_all().with_context(|| format!("writing {}", path.display()))?;
+    let bytes = f.metadata()?.len();
+    drop(f);
+    fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    guard.1 = true;
+    Ok(bytes)
+}
+
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))
+}
+
+/// Whole statements (up to a line ending in `;`) that start with one of `prefixes`, from a
+/// pg_dump file.
+fn statements(sql: &str, prefixes: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    for line in sql.lines() {
+        if let Some(s) = cur.as_mut() {
+            s.push('\n');
+            s.push_str(line);
+        } else if prefixes.iter().any(|p| line.starts_with(p)) {
+            cur = Some(line.to_string());
+        }
+        if cur.is_some() && line.trim_end().ends_with(';') {
+            out.extend(cur.take());
+        }
+    }
+    out.extend(cur);
+    out
+}
+
+/// Roles that `roles.sql` creates with LOGIN (their passwords are not in the dump).
+fn login_roles(roles: &str) -> Vec<String> {
+    roles
+        .lines()
+        .filter_map(|l| l.strip_prefix("ALTER ROLE \""))
+        .filter_map(|l| {
+            let (name, rest) = l.split_once("\" WITH ")?;
+            rest.trim_end_matches(';').split_whitespace().any(|w| w == "LOGIN").then(|| name.replace("\"\"", "\""))
+        })
+        .collect()
+}
+
+fn strs<'v>(v: &'v Value, key: &str) -> impl Iterator<Item = &'v Value> {
+    v[key].as_array().map(|a| a.as_slice()).unwrap_or_default().iter()
+}
+
+fn readme(snap: &Snapshot, db: &DbSnapshot, present: &[&str], roles: &str, managed: &[(&str, String)]) -> String {
+    let inv = &db.inventory;
+    let has = |f: &str| present.contains(&f);
+    let supabase = inv["supabase"].as_bool().unwrap_or(false);
+    let m = &snap.manifest;
+    let mut r = String::new();
+    let _ = writeln!(r, "Database {:?} from snap snapshot {} ({}, host {}), written by snap {}.", db.database, snap.id.short(), m.time.to_rfc3339(), m.host, env!("CARGO_PKG_VERSION"));
+    if let (Some(s), Some(d)) = (inv["server_version"].as_str(), inv["pg_dump_version"].as_str()) {
+        let _ = writeln!(r, "Server PostgreSQL {s}; dumped with {d}.");
+    }
+    r.push_str(
+        "\nThese files restore with psql alone (snap is not needed). Use a psql at least as new as the\n\
+         pg_dump above: the files may contain \\restrict lines that older releases do not know.\n\
+         They hold the database's data: keep them private (they are written with mode 0600).\n\n",
+    );
+    let about: [(&str, &str); 7] = [
+        ("roles.sql", "the roles (cluster-wide); Supabase's reserved roles are commented out"),
+        ("schema.sql", "your schemas (the Supabase-managed ones excluded), cleaned as `supabase db dump` does"),
+        ("data.sql", "all rows (auth, storage, supabase_functions included), between\n                       `SET session_replication_role = replica;` and `RESET ALL;`"),
+        ("migrations.sql", "the Supabase CLI's migration history (schema supabase_migrations)"),
+        ("managed/auth.sql", "the auth schema as it was, with your own triggers, policies, functions"),
+        ("managed/storage.sql", "the storage schema as it was, with your own policies, triggers, functions"),
+        ("inventory.json", "versions, sizes, tables, extensions, realtime, webhooks, grants"),
+    ];
+    for (f, what) in about.iter().filter(|(f, _)| has(f)) {
+        let _ = writeln!(r, "  {f:<20} {what}");
+    }
+
+    r.push_str(if supabase {
+        "\nRESTORE INTO A NEW SUPABASE PROJECT (the official recipe), from this directory\n\n"
+    } else {
+        "\nRESTORE INTO A NEW, EMPTY DATABASE (`createdb`), from this directory\n\n"
+    });
+    r.push_str("Before: ");
+    let exts: Vec<String> = strs(inv, "extensions")
+        .filter(|e| e["name"] != "plpgsql")
+        .map(|e| format!("{} (schema {})", e["name"].as_str().unwrap_or("?"), e["schema"].as_str().unwrap_or("?")))
+        .collect();
+    let mut before = Vec::new();
+    if !exts.is_empty() {
+        before.push(format!("enable the extensions this database used: {}", exts.join(", ")));
+    }
+    let hooks = strs(inv, "webhooks").count();
+    if hooks > 0 {
+        before.push(format!("enable Database Webhooks ({hooks} webhook trigger(s) call supabase_functions.http_request)"));
+    }
+    let rt: Vec<String> = strs(&inv["realtime"], "tables")
+        .map(|t| format!("{}.{}", t["schema"].as_str().unwrap_or("?"), t["table"].as_str().unwrap_or("?")))
+        .collect();
+    if !rt.is_empty() {
+        before.push(format!(
+            "enable Realtime (the publication supabase_realtime must exist; schema.sql adds {} to it)",
+            rt.join(", ")
+        ));
+    }
+    if before.is_empty() {
+        before.push("nothing special".into());
+    }
+    let _ = writeln!(r, "{}.", before.join(";\n        "));
+    r.push_str(if supabase {
+        "Then set DB_URL to the project's direct connection (port 5432; Dashboard > Connect):\n\n    \
+         DB_URL='postgresql://postgres:[YOUR-PASSWORD]@db.[PROJECT-REF].supabase.co:5432/postgres'\n\n"
+    } else {
+        "Then set DB_URL to the new database:\n\n    DB_URL='postgresql://postgres@localhost:5432/newdb'\n\n"
+    });
+
+    r.push_str(
+        "1. Roles, schema and data, in one transaction:\n\n    \
+         psql --single-transaction --variable ON_ERROR_STOP=1 --file roles.sql --file schema.sql --command 'SET session_replication_role = replica' --file data.sql --dbname \"$DB_URL\"\n\n",
+    );
+    let mut step = 2;
+    if has("migrations.sql") {
+        let _ = write!(
+            r,
+            "{step}. The migration history (supabase_migrations.schema_migrations):\n\n    \
+             psql --single-transaction --variable ON_ERROR_STOP=1 --file migrations.sql --dbname \"$DB_URL\"\n\n"
+        );
+        step += 1;
+    }
+    if !managed.is_empty() {
+        let _ = write!(
+            r,
+            "{step}. Your own additions to auth and storage. A new project already has those schemas, so do\n   \
+             not run the managed files whole: run the statements in them that are yours (in the SQL\n   \
+             editor, or with psql --command '…' --dbname \"$DB_URL\"), skipping what the project already\n   \
+             has. Triggers and policies found there:\n"
+        );
+        for (f, text) in managed {
+            let found = statements(text, &["CREATE TRIGGER ", "CREATE POLICY "]);
+            let _ = writeln!(r, "\n   {f}:{}", if found.is_empty() { " none" } else { "" });
+            for s in found {
+                let _ = writeln!(r, "    {}", s.replace('\n', "\n    "));
+            }
+        }
+        r.push_str("\n   Functions you added to auth or storage are in the files too (CREATE FUNCTION).\n\n");
+        step += 1;
+    }
+    if supabase {
+        let _ = write!(r, "{step}. Let the API see the new schema:\n\n    psql --command \"NOTIFY pgrst, 'reload schema';\" --dbname \"$DB_URL\"\n\n");
+        step += 1;
+    }
+    let logins = login_roles(roles);
+    if !logins.is_empty() {
+        let quoted: Vec<String> = logins.iter().map(|n| format!("\"{}\"", n.replace('"', "\"\""))).collect();
+        let _ = write!(
+            r,
+            "{step}. Passwords are not in the dump: set them for the login roles {}\n   \
+             (ALTER ROLE \"name\" PASSWORD '…';).\n\n",
+            quoted.join(", ")
+        );
+    }
+    if supabase {
+        r.push_str(
+            "If it fails: a target that is not fresh gives duplicate keys (e.g. in schema_migrations);\n\
+             `GRANT … TO \"postgres\"` or `ALTER … OWNER TO \"supabase_admin\"` lines, \"permission denied for\n\
+             table hooks\" or \"must be owner\" on auth/storage objects need those lines commented out.\n",
+        );
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn statements_and_login_roles() {
+        let sql = "-- c\nCREATE TRIGGER \"t\" AFTER INSERT ON \"auth\".\"users\" FOR EACH ROW EXECUTE FUNCTION \"f\"();\n\
+                   CREATE POLICY \"p\" ON \"storage\".\"objects\"\n  FOR SELECT USING (true);\nCREATE TABLE x ();\n";
+        let s = super::statements(sql, &["CREATE TRIGGER ", "CREATE POLICY "]);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[1], "CREATE POLICY \"p\" ON \"storage\".\"objects\"\n  FOR SELECT USING (true);");
+        let roles = "-- ALTER ROLE \"anon\" WITH NOLOGIN;\nALTER ROLE \"app\" WITH INHERIT LOGIN NOBYPASSRLS;\n\
+                     ALTER ROLE \"ro\" WITH NOLOGIN;\nALTER ROLE \"we\"\"ird\" WITH LOGIN;\n";
+        assert_eq!(super::login_roles(roles), ["app", "we\"ird"]);
+    }
+}
