@@ -40,6 +40,9 @@ struct Setup {
 fn setup() -> Setup {
     let source = PgCluster::start();
     source.create_supabase_db("app");
+    // A hosted project refuses `ALTER … OWNER TO "supabase_admin"`: the restore must skip it
+    // and say so.
+    source.psql_db("app", "ALTER TABLE public.order_items OWNER TO supabase_admin");
     let repo = TestRepo::new();
     let (code, _, err) = repo.run(&["backup", "db", "--db-url", &source.url_db("app")]);
     assert_eq!(code, 0, "{err}");
@@ -83,6 +86,11 @@ fn round_trip_into_a_fresh_project_is_identical_and_verified() {
     assert_eq!(v["supabase_target"], true);
     assert_eq!(v["verified"], true, "{}", v["verification"]);
     assert_eq!(v["restore"]["notified_postgrest"], true);
+    let skipped = v["restore"]["skipped"].as_array().unwrap();
+    assert!(
+        skipped.iter().any(|x| x[0] == "schema.sql" && x[2].as_str().unwrap().contains("\"order_items\" OWNER TO \"supabase_admin\"")),
+        "the refused statement is listed: {skipped:?}"
+    );
     let checks = v["verification"].as_array().unwrap();
     for what in ["row counts", "functions", "policies", "realtime publication tables", "grants"] {
         assert!(checks.iter().any(|c| c["what"].as_str().unwrap().starts_with(what) && c["ok"] == true), "{what}: {checks:?}");

@@ -16,6 +16,7 @@ mod prune;
 mod repair;
 mod restore;
 mod restore_db;
+mod restore_verify;
 mod snapshots;
 mod stats;
 mod unlock;

@@ -25,6 +25,8 @@ pub struct Args {
     /// With --db: print the requirement report and the plan; change nothing.
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    db_opts: super::restore_db::DbRestoreArgs,
     /// Restore only this path and what lies below it (repeatable).
     #[arg(long = "include")]
     includes: Vec<String>,
@@ -39,7 +41,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let (repo, _lock) = g.open_locked(snap::repo::lock::LockKind::Shared, "restore")?;
     let snap = repo.find_snapshot(&a.snapshot)?;
     if a.db {
-        return super::restore_db::run(g, &repo, &snap, &a.conn, a.database.as_deref(), a.yes, a.dry_run, a.json);
+        return super::restore_db::run(g, &repo, &snap, &a.conn, a.database.as_deref(), a.yes, a.dry_run, a.json, &a.db_opts);
     }
     let target = a.target.clone().expect("clap requires --target without --db");
     let opts = RestoreOptions { target: target.clone(), includes: a.includes.clone(), overwrite: a.overwrite };

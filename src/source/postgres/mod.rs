@@ -8,5 +8,6 @@ pub mod pgbin;
 pub mod dump;
 pub mod inventory;
 pub mod session;
+pub mod cluster;
 
 pub use dump::{DatabaseSource, DbOptions};
