@@ -37,19 +37,6 @@ fn data_sql(repo: &TestRepo, base: &str) -> Vec<u8> {
     out
 }
 
-/// What a fresh Supabase project provides before its restore recipe runs (extensions, the
-/// webhook function and hooks table, the realtime publication).
-const FRESH_PROJECT: &str = r#"
-CREATE SCHEMA IF NOT EXISTS extensions;
-CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA extensions;
-CREATE EXTENSION IF NOT EXISTS "uuid-ossp" WITH SCHEMA extensions;
-CREATE SCHEMA supabase_functions;
-CREATE TABLE supabase_functions.hooks (id bigserial PRIMARY KEY, hook_table_id integer NOT NULL,
-  hook_name text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), request_id bigint);
-CREATE FUNCTION supabase_functions.http_request() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
-CREATE PUBLICATION supabase_realtime;
-"#;
-
 fn load(c: &PgCluster, db: &str, name: &str, sql: &[u8], dir: &Path) {
     let f = dir.join(name);
     fs::write(&f, sql).unwrap();
@@ -122,7 +109,7 @@ fn supabase_database_snapshot_has_every_part_and_restores_identically() {
     c.create_db("restored");
     let dir = repo.path("sql");
     fs::create_dir_all(&dir).unwrap();
-    load(&c, "restored", "fresh.sql", FRESH_PROJECT.as_bytes(), &dir);
+    load(&c, "restored", "fresh.sql", pg::FRESH_PROJECT.as_bytes(), &dir);
     // A fresh project already has auth and storage; the managed dumps hold those plus the
     // user's own additions (a trigger on auth.users calling a public function), so: managed
     // (tolerating the additions that need the user schema), schema, then managed again.

@@ -10,25 +10,6 @@ use pg::PgCluster;
 use serde_json::Value;
 use support::*;
 
-/// What a fresh Supabase project has before anything is restored: the reserved roles,
-/// extensions, Database Webhooks' function and table, the realtime publication.
-const FRESH_PROJECT: &str = r#"
-DO $$ DECLARE r text; BEGIN
-  FOREACH r IN ARRAY ARRAY['anon', 'authenticated', 'service_role', 'authenticator', 'supabase_admin',
-      'supabase_auth_admin', 'supabase_storage_admin', 'dashboard_user', 'pgbouncer'] LOOP
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN EXECUTE format('CREATE ROLE %I NOLOGIN', r); END IF;
-  END LOOP;
-END $$;
-CREATE SCHEMA IF NOT EXISTS extensions;
-CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA extensions;
-CREATE EXTENSION IF NOT EXISTS "uuid-ossp" WITH SCHEMA extensions;
-CREATE SCHEMA supabase_functions;
-CREATE TABLE supabase_functions.hooks (id bigserial PRIMARY KEY, hook_table_id integer NOT NULL,
-  hook_name text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), request_id bigint);
-CREATE FUNCTION supabase_functions.http_request() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
-CREATE PUBLICATION supabase_realtime;
-"#;
-
 struct Setup {
     source: PgCluster,
     target: PgCluster,
@@ -49,7 +30,7 @@ fn setup() -> Setup {
     let target = PgCluster::start();
     target.create_db("fresh");
     let f = repo.path("fresh.sql");
-    fs::write(&f, FRESH_PROJECT).unwrap();
+    fs::write(&f, pg::FRESH_PROJECT).unwrap();
     target.load_file("fresh", &f);
     // A fresh project has auth and storage (Supabase's own objects; the user's trigger that
     // needs a public function comes with the restore's managed files later).

@@ -434,3 +434,23 @@ impl Drop for PgCluster {
         // `dir` (a TempDir) is removed when the fields drop, right after this.
     }
 }
+
+/// What a fresh Supabase project has before anything is restored into it: the reserved roles
+/// (created only where missing, so it also runs in a cluster that has them), extensions,
+/// Database Webhooks' function and table, and the realtime publication.
+pub const FRESH_PROJECT: &str = r#"
+DO $$ DECLARE r text; BEGIN
+  FOREACH r IN ARRAY ARRAY['anon', 'authenticated', 'service_role', 'authenticator', 'supabase_admin',
+      'supabase_auth_admin', 'supabase_storage_admin', 'dashboard_user', 'pgbouncer'] LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN EXECUTE format('CREATE ROLE %I NOLOGIN', r); END IF;
+  END LOOP;
+END $$;
+CREATE SCHEMA IF NOT EXISTS extensions;
+CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA extensions;
+CREATE EXTENSION IF NOT EXISTS "uuid-ossp" WITH SCHEMA extensions;
+CREATE SCHEMA supabase_functions;
+CREATE TABLE supabase_functions.hooks (id bigserial PRIMARY KEY, hook_table_id integer NOT NULL,
+  hook_name text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), request_id bigint);
+CREATE FUNCTION supabase_functions.http_request() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE PUBLICATION supabase_realtime;
+"#;
