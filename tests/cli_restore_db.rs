@@ -95,6 +95,11 @@ fn round_trip_into_a_fresh_project_is_identical_and_verified() {
         s.target.psql_db("fresh", "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = 'supabase_realtime'")
     );
     assert_eq!(s.target.psql_db("fresh", "SELECT count(*) FROM supabase_migrations.schema_migrations"), "3");
+    // Sequences continue where the source's were.
+    for seq in ["public.orders_id_seq", "public.invoice_number_seq"] {
+        let q = format!("SELECT last_value || ',' || is_called FROM {seq}");
+        assert_eq!(s.source.psql_db("app", &q), s.target.psql_db("fresh", &q), "{seq}");
+    }
     assert_eq!(s.target.psql_db("fresh", "SELECT rolname FROM pg_roles WHERE rolname = 'app_user'"), "app_user");
 
     // Into the same database again: its tables now hold rows, which blocks.

@@ -15,6 +15,7 @@ pub struct Args {
     chunk_avg_kib: Option<u32>,
     #[command(flatten)]
     kdf: password::KdfArgs,
+    /// Print the result as JSON.
     #[arg(long)]
     json: bool,
 }

@@ -9,6 +9,7 @@ pub struct Args {
     snapshot: String,
     /// Only entries at or below this path.
     path: Option<String>,
+    /// Print the result as JSON.
     #[arg(long)]
     json: bool,
 }

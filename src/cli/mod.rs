@@ -79,7 +79,8 @@ enum Command {
     Snapshots(snapshots::Args),
     /// List the entries of a snapshot.
     Ls(ls::Args),
-    /// Restore a snapshot (or some of its paths) into a directory.
+    /// Restore a snapshot (or some of its paths) into a directory, or a database snapshot into a
+    /// database (--db).
     Restore(restore::Args),
     /// Write one file of a snapshot to standard output.
     Cat(cat::Args),

@@ -17,6 +17,7 @@ pub struct Args {
     /// an earlier prune ran.
     #[arg(long, default_value = "12h", value_parser = parse_grace)]
     grace: chrono::TimeDelta,
+    /// Print the result as JSON.
     #[arg(long)]
     json: bool,
 }

@@ -33,6 +33,7 @@ pub struct Args {
     /// Restore into a non-empty directory, replacing entries at restored paths.
     #[arg(long)]
     overwrite: bool,
+    /// Print the result as JSON.
     #[arg(long)]
     json: bool,
 }

@@ -11,6 +11,7 @@ pub struct Args {
     /// Only snapshots of this host.
     #[arg(long)]
     host: Option<String>,
+    /// Print the result as JSON.
     #[arg(long)]
     json: bool,
 }
