@@ -3,7 +3,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use serde_json::json;
-use snap::ops::dbrestore::{self, Requirement};
+use snap::ops::dbrestore::{self, Requirement, Scope};
 use snap::ops::dbsnap::DbSnapshot;
 use snap::repo::Repository;
 use snap::snapshot::Snapshot;
@@ -64,95 +64,6 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
     if opts.verify {
         return super::restore_verify::run(g, repo, snap, conn, database, json_out);
     }
-    if opts.schema.is_some() || opts.table.is_some() || opts.data_only || opts.jobs.is_some() || opts.clean {
-        return run_scoped(g, repo, snap, conn, database, yes, dry_run, json_out, opts);
-    }
-    if !conn.given() {
-        anyhow::bail!("restore --db needs the target: pass --db-url or --project-ref");
-    }
-    let db = DbSnapshot::open(repo, snap, database)?;
-    let (spec, tools, info) = conn.with_conn(|c| {
-        let tools = pgbin::newest(conn.pg_bin.as_deref())?;
-        let info = dbrestore::inspect(&tools, &c)?;
-        Ok((c, tools, info))
-    })?;
-    let tables: Vec<(String, String)> = db.tables().filter_map(|p| Some((p.schema.clone()?, p.table.clone()?))).collect();
-    let reqs = dbrestore::requirements(&db.inventory, &tables, &info);
-    let blocking = reqs.iter().any(|r| r.blocking);
-    let supabase = info.is_supabase();
-    let parts = dbrestore::restore_parts(&db);
-    let target = spec.display();
-    if dry_run || blocking {
-        if json_out {
-            output::json(&json!({
-                "snapshot": snap.id.to_hex(), "database": db.database, "target": target, "supabase_target": supabase,
-                "dry_run": dry_run, "requirements": reqs, "parts": parts, "tables": tables.len(),
-            }))?;
-        } else {
-            println!("restore snapshot {} (database {}) into {target}{}", snap.id.short(), db.database, if supabase { " (a Supabase project)" } else { "" });
-            println!("  in one transaction: {} ({} tables)", parts.join(" → "), tables.len());
-            print_report(&reqs);
-        }
-        if blocking {
-            if !json_out {
-                eprintln!("error: the target is not ready (BLOCKING above); nothing was changed");
-            }
-            return Ok(exit::FAILED);
-        }
-        if !json_out {
-            println!("dry run: nothing was changed");
-        }
-        return Ok(exit::OK);
-    }
-    if !yes {
-        if !std::io::stdin().is_terminal() {
-            anyhow::bail!("restoring into {target} changes that database: pass --yes to confirm without a terminal");
-        }
-        eprint!("restore snapshot {} (database {}, {} tables) into {target}? [y/N] ", snap.id.short(), db.database, tables.len());
-        std::io::stderr().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            eprintln!("not restored");
-            return Ok(exit::FAILED);
-        }
-    }
-    let started = std::time::Instant::now();
-    let report = dbrestore::restore(&db, &tools, &spec, supabase, &output::Warnings { quiet: g.quiet })?;
-    let checks = dbrestore::verify(&db, &tools, &spec)?;
-    let ok = checks.iter().all(|c| c.ok);
-    if json_out {
-        output::json(&json!({
-            "snapshot": snap.id.to_hex(), "database": db.database, "target": target, "supabase_target": supabase,
-            "requirements": reqs, "restore": report, "verification": checks, "verified": ok,
-            "seconds": started.elapsed().as_secs_f64(),
-        }))?;
-    } else if !g.quiet {
-        println!(
-            "restored snapshot {} (database {}) into {target}: {} in {:.1} s, one transaction",
-            snap.id.short(),
-            db.database,
-            output::bytes(report.bytes),
-            started.elapsed().as_secs_f64()
-        );
-        for (part, line, stmt) in &report.skipped {
-            println!("  skipped on a managed target ({part} line {line}): {stmt}");
-        }
-        if report.notified_postgrest {
-            println!("  sent NOTIFY pgrst, 'reload schema'");
-        }
-        println!("verification:");
-        for c in &checks {
-            println!("  {} {}: {}", if c.ok { "ok  " } else { "FAIL" }, c.what, c.detail);
-        }
-    }
-    Ok(if ok { exit::OK } else { exit::FAILED })
-}
-
-/// `--schema`, `--table`, `--data-only`, `--jobs`, `--clean`.
-#[allow(clippy::too_many_arguments)]
-fn run_scoped(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, database: Option<&str>, yes: bool, dry_run: bool, json_out: bool, opts: &DbRestoreArgs) -> anyhow::Result<u8> {
-    use dbrestore::Scope;
     if !conn.given() {
         anyhow::bail!("restore --db needs the target: pass --db-url or --project-ref");
     }
@@ -184,6 +95,8 @@ fn run_scoped(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs,
         let info = dbrestore::inspect(&tools, &c)?;
         Ok((c, tools, info))
     })?;
+    // `snap restore --db` without options: the whole database in one transaction, roles.sql as is.
+    let whole = scope == Scope::Whole && !opts.data_only && opts.jobs.is_none() && !opts.clean;
     if opts.data_only
         && let Scope::Table(s, t) = &scope
         && !dbrestore::table_exists(&tools, &spec, s, t)?
@@ -234,9 +147,14 @@ fn run_scoped(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs,
         Some(n) => format!("roles and schema in one transaction, then the data of {n} tables at a time (one transaction per table; a failure leaves the schema and loaded tables in place)"),
     };
     let what = format!("{}{}", scope.describe(), if opts.data_only { ", data only" } else { "" });
+    let of_what = if whole { String::new() } else { format!("{what} of ") };
     let show_plan = || {
-        println!("restore {what} of snapshot {} (database {}) into {target}{}", snap.id.short(), db.database, if supabase { " (a Supabase project)" } else { "" });
-        println!("  {mode}: {} tables", tables.len());
+        println!("restore {of_what}snapshot {} (database {}) into {target}{}", snap.id.short(), db.database, if supabase { " (a Supabase project)" } else { "" });
+        if whole {
+            println!("  in one transaction: {} ({} tables)", dbrestore::restore_parts(&db).join(" → "), tables.len());
+        } else {
+            println!("  {mode}: {} tables", tables.len());
+        }
         if !clean.is_empty() {
             println!("  --clean drops first:");
             for (d, _) in &clean {
@@ -246,11 +164,17 @@ fn run_scoped(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs,
     };
     if dry_run || blocking {
         if json_out {
-            output::json(&json!({
+            let mut plan = json!({
                 "snapshot": snap.id.to_hex(), "database": db.database, "target": target, "supabase_target": supabase,
-                "dry_run": dry_run, "scope": scope, "data_only": opts.data_only, "jobs": opts.jobs,
-                "clean": clean.iter().map(|(d, _)| d).collect::<Vec<_>>(), "requirements": reqs, "tables": tables.len(),
-            }))?;
+                "dry_run": dry_run, "requirements": reqs, "tables": tables.len(),
+            });
+            let extra = if whole {
+                json!({ "parts": dbrestore::restore_parts(&db) })
+            } else {
+                json!({ "scope": scope, "data_only": opts.data_only, "jobs": opts.jobs, "clean": clean.iter().map(|(d, _)| d).collect::<Vec<_>>() })
+            };
+            plan.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+            output::json(&plan)?;
         } else {
             show_plan();
             print_report(&reqs);
@@ -269,10 +193,15 @@ fn run_scoped(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs,
     if !yes {
         if !std::io::stdin().is_terminal() {
             let drops = if clean.is_empty() { String::new() } else { format!("; --clean would drop: {}", clean.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>().join(", ")) };
-            anyhow::bail!("restoring {what} into {target} changes that database{drops}: pass --yes to confirm without a terminal");
+            let what = if whole { String::new() } else { format!("{what} ") };
+            anyhow::bail!("restoring {what}into {target} changes that database{drops}: pass --yes to confirm without a terminal");
         }
-        show_plan();
-        eprint!("restore {what} into {target}? [y/N] ");
+        if whole {
+            eprint!("restore snapshot {} (database {}, {} tables) into {target}? [y/N] ", snap.id.short(), db.database, tables.len());
+        } else {
+            show_plan();
+            eprint!("restore {what} into {target}? [y/N] ");
+        }
         std::io::stderr().flush()?;
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
@@ -282,27 +211,35 @@ fn run_scoped(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs,
         }
     }
     let started = std::time::Instant::now();
-    let ropts = dbrestore::ScopedRestore {
-        scope: scope.clone(),
-        data_only: opts.data_only,
-        jobs: opts.jobs,
-        clean: clean.iter().map(|(_, s)| s.clone()).collect(),
-        existing_roles: info.roles.clone(),
-        supabase_target: supabase,
+    let ropts = if whole {
+        dbrestore::RestoreOptions::whole(supabase)
+    } else {
+        dbrestore::RestoreOptions {
+            scope: scope.clone(),
+            data_only: opts.data_only,
+            jobs: opts.jobs,
+            clean: clean.iter().map(|(_, s)| s.clone()).collect(),
+            existing_roles: info.roles.clone(),
+            supabase_target: supabase,
+        }
     };
-    let report = dbrestore::restore_scoped(&db, &tools, &spec, &ropts, &output::Warnings { quiet: g.quiet })?;
-    let checks = dbrestore::verify_scoped(&db, &tools, &spec, &scope)?;
+    let report = dbrestore::restore(&db, &tools, &spec, &ropts, &output::Warnings { quiet: g.quiet })?;
+    let checks = dbrestore::verify(&db, &tools, &spec, &scope)?;
     let ok = checks.iter().all(|c| c.ok);
     if json_out {
-        output::json(&json!({
+        let mut done = json!({
             "snapshot": snap.id.to_hex(), "database": db.database, "target": target, "supabase_target": supabase,
-            "scope": scope, "data_only": opts.data_only, "jobs": opts.jobs, "clean": clean.iter().map(|(d, _)| d).collect::<Vec<_>>(),
             "requirements": reqs, "restore": report, "verification": checks, "verified": ok,
             "seconds": started.elapsed().as_secs_f64(),
-        }))?;
+        });
+        if !whole {
+            let extra = json!({ "scope": scope, "data_only": opts.data_only, "jobs": opts.jobs, "clean": clean.iter().map(|(d, _)| d).collect::<Vec<_>>() });
+            done.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+        }
+        output::json(&done)?;
     } else if !g.quiet {
         println!(
-            "restored {what} of snapshot {} (database {}) into {target}: {} in {:.1} s, {}",
+            "restored {of_what}snapshot {} (database {}) into {target}: {} in {:.1} s, {}",
             snap.id.short(),
             db.database,
             output::bytes(report.bytes),

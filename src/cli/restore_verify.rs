@@ -247,7 +247,7 @@ fn drill(d: &mut Drill, db: &DbSnapshot, cl: &LocalCluster, conn: &DbConnArgs, t
     }
     let warn = output::Warnings { quiet: g.quiet };
     if d.step("restore", |d| {
-        d.restore = Some(dbrestore::restore(db, &tools, &spec, info.is_supabase(), &warn)?);
+        d.restore = Some(dbrestore::restore(db, &tools, &spec, &dbrestore::RestoreOptions::whole(info.is_supabase()), &warn)?);
         Ok(())
     })
     .is_none()
@@ -266,7 +266,7 @@ fn drill(d: &mut Drill, db: &DbSnapshot, cl: &LocalCluster, conn: &DbConnArgs, t
         });
     }
     d.step("verify", |d| {
-        d.verification = dbrestore::verify(db, &tools, &spec)?;
+        d.verification = dbrestore::verify(db, &tools, &spec, &dbrestore::Scope::Whole)?;
         Ok(())
     });
 }

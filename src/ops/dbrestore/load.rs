@@ -1,0 +1,397 @@
+//! Feeding the snapshot's SQL to psql: one routine for every scope, `--jobs` and `--clean`.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::process::Stdio;
+
+use serde::Serialize;
+
+use super::schema_blocks::{filter_schema_sql, is_setval, owned_sequences, setval_in_scope, split_schema_sql};
+use super::{Scope, qi};
+use crate::error::{Error, Result};
+use crate::ops::dbsnap::{DataPart, DbSnapshot};
+use crate::progress::Progress;
+use crate::source::postgres::conn::ConnSpec;
+use crate::source::postgres::pgbin::PgTools;
+use crate::source::postgres::session::{self, PSQL_ARGS};
+
+/// Statements a hosted Supabase project refuses; on such a target they are skipped and listed.
+pub fn refused_on_managed_target(line: &str) -> bool {
+    let l = line.trim_start();
+    if l.starts_with("--") {
+        return false;
+    }
+    (l.starts_with("GRANT ") && (l.contains(" TO \"postgres\"") || l.contains(" TO postgres")))
+        || (l.starts_with("ALTER ") && (l.contains(" OWNER TO \"supabase_admin\"") || l.contains(" OWNER TO supabase_admin")))
+        || l.contains("buckets_vectors")
+        || l.contains("vector_indexes")
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RestoreReport {
+    pub parts: Vec<String>,
+    pub bytes: u64,
+    /// Statements skipped because the target is a hosted Supabase project: (part, line, text).
+    pub skipped: Vec<(String, u64, String)>,
+    pub notified_postgrest: bool,
+}
+
+/// Counts lines written, so psql's `<stdin>:LINE` can be mapped back to a part.
+struct LineCounter<W> {
+    inner: W,
+    lines: u64,
+}
+
+impl<W: Write> Write for LineCounter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The parts restored, in order (relative to the snapshot's `db/<database>/`).
+pub fn restore_parts(db: &DbSnapshot) -> Vec<String> {
+    let mut parts = vec!["roles.sql".to_string(), "schema.sql".into(), "data.sql".into()];
+    if db.has("migrations.sql") {
+        parts.push("migrations.sql".into());
+    }
+    parts
+}
+
+
+/// Rewrite psql's `psql:<stdin>:N: ERROR: …` into the part and line it came from, with the
+/// statement's text (from `text_of`; None: do not quote the statement).
+pub(super) fn locate_in(stderr: &str, starts: &[(String, u64)], text_of: &dyn Fn(&str) -> Option<Vec<u8>>) -> String {
+    let mut out = String::new();
+    for l in stderr.lines() {
+        let loc = l.strip_prefix("psql:<stdin>:").and_then(|r| r.split_once(':')).and_then(|(n, rest)| Some((n.parse::<u64>().ok()?, rest)));
+        match loc {
+            Some((n, rest)) => {
+                let (part, first) = starts.iter().rev().find(|(_, s)| *s <= n).cloned().unwrap_or_default();
+                let line = n - first + 1;
+                out.push_str(&format!("{part} line {line}:{rest}\n"));
+                if let Some(text) = text_of(&part) {
+                    out.push_str(&format!("  statement: {}\n", statement_ending_at(&text, line as usize)));
+                }
+            }
+            None => {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// The statement whose last line is `line` (1-based): back to the line after the previous
+/// statement's `;`, a blank line or a comment (psql reports where a statement ends).
+pub(super) fn statement_ending_at(text: &[u8], line: usize) -> String {
+    let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+    let end = line.min(lines.len()).max(1);
+    let mut start = end - 1;
+    while start > 0 {
+        let prev = String::from_utf8_lossy(lines[start - 1]);
+        let p = prev.trim();
+        if p.is_empty() || p.starts_with("--") || p.ends_with(';') {
+            break;
+        }
+        start -= 1;
+    }
+    lines[start..end].iter().map(|l| String::from_utf8_lossy(l).trim().to_string()).collect::<Vec<_>>().join(" ")
+}
+
+/// Options of [`restore`].
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    pub scope: Scope,
+    pub data_only: bool,
+    /// Load the data of up to N tables in parallel, one session and transaction per table.
+    pub jobs: Option<u32>,
+    /// Statements run first (from [`clean_plan`]).
+    pub clean: Vec<String>,
+    /// Roles the target has: roles.sql does not create them again.
+    pub existing_roles: Vec<String>,
+    pub supabase_target: bool,
+}
+
+impl RestoreOptions {
+    /// The whole database in one transaction, roles.sql as it is (`snap restore --db` without
+    /// options, and the restore drill).
+    pub fn whole(supabase_target: bool) -> RestoreOptions {
+        RestoreOptions { scope: Scope::Whole, data_only: false, jobs: None, clean: vec![], existing_roles: vec![], supabase_target }
+    }
+}
+
+/// The per-table COPY parts of `scope`.
+pub fn scoped_parts<'a>(db: &'a DbSnapshot, scope: &Scope) -> Vec<&'a DataPart> {
+    db.tables().filter(|p| scope.covers_table(p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or(""))).collect()
+}
+
+type Feed<'a> = Box<dyn FnOnce(&mut LineCounter<std::io::BufWriter<std::process::ChildStdin>>, &mut Vec<(String, u64)>, &mut RestoreReport) -> Result<()> + 'a>;
+
+/// Run one psql session fed by `feed`; on failure the error names part and line.
+fn psql_session(tools: &PgTools, conn: &ConnSpec, texts: &[(String, Vec<u8>)], rolled_back: &str, report: &mut RestoreReport, feed: Feed<'_>) -> Result<()> {
+    let mut cmd = tools.command("psql");
+    cmd.args(PSQL_ARGS).args(["--single-transaction", "-f", "-"]);
+    conn.apply(&mut cmd);
+    let display = format!("psql --single-transaction {}", conn.display());
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(|e| Error::io(tools.tool("psql"), e))?;
+    let mut stderr = child.stderr.take().expect("piped");
+    let drain = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut w = LineCounter { inner: std::io::BufWriter::with_capacity(1 << 20, child.stdin.take().expect("piped")), lines: 0 };
+    let mut starts = Vec::new();
+    let fed = feed(&mut w, &mut starts, report).and_then(|_| w.flush().map_err(|e| Error::io("psql stdin", e)));
+    drop(w);
+    let status = child.wait().map_err(|e| Error::io("psql", e))?;
+    let err = drain.join().unwrap_or_default();
+    if !status.success() {
+        return Err(Error::CommandFailed {
+            command: display,
+            status: format!("{status}; {rolled_back}"),
+            stderr: locate_in(&err, &starts, &|part| texts.iter().find(|(p, _)| p == part).map(|(_, t)| t.clone())),
+        });
+    }
+    fed
+}
+
+pub(super) fn put(w: &mut dyn Write, b: &[u8]) -> Result<()> {
+    w.write_all(b).map_err(|e| Error::io("psql stdin", e))
+}
+
+/// Feed an SQL text, skipping what a managed target refuses.
+pub(super) fn feed_text(part: &str, text: &[u8], supabase: bool, w: &mut dyn Write, report: &mut RestoreReport) -> Result<()> {
+    for (i, line) in text.split_inclusive(|b| *b == b'\n').enumerate() {
+        let s = String::from_utf8_lossy(line);
+        if supabase && refused_on_managed_target(&s) {
+            report.skipped.push((part.to_string(), i as u64 + 1, s.trim_end().to_string()));
+            put(w, b"-- snap: skipped on a managed target: ")?;
+        }
+        put(w, line)?;
+    }
+    put(w, b"\n")?;
+    report.bytes += text.len() as u64;
+    Ok(())
+}
+
+/// roles.sql without the `CREATE ROLE` of roles the target already has.
+pub(super) fn roles_for(text: &[u8], existing: &[String]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    for line in text.split_inclusive(|b| *b == b'\n') {
+        let s = String::from_utf8_lossy(line);
+        let exists = s
+            .trim_end()
+            .strip_prefix("CREATE ROLE ")
+            .and_then(|r| r.strip_suffix(';'))
+            .is_some_and(|r| existing.iter().any(|e| qi(e) == r || e == r));
+        if exists {
+            out.extend_from_slice(b"-- snap: the role exists: ");
+        }
+        out.extend_from_slice(line);
+    }
+    out
+}
+
+/// The SQL between COPY parts reduced to `scope` (SET lines kept, other tables' setval out).
+pub(super) fn data_sql_text(db: &DbSnapshot, scope: &Scope, owned: &BTreeSet<String>, with_setval: bool) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for p in db.parts.iter().filter(|p| p.kind != "copy") {
+        for line in db.read_to_vec(&p.path)?.split_inclusive(|b| *b == b'\n') {
+            let s = String::from_utf8_lossy(line);
+            if is_setval(&s) && !(with_setval && setval_in_scope(&s, scope, owned)) {
+                continue;
+            }
+            out.extend_from_slice(line);
+        }
+    }
+    Ok(out)
+}
+
+/// The SET lines of the data parts (what each per-table session of `--jobs` starts with).
+pub(super) fn data_settings(db: &DbSnapshot) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for p in db.parts.iter().filter(|p| p.kind != "copy") {
+        for line in db.read_to_vec(&p.path)?.split_inclusive(|b| *b == b'\n') {
+            let s = String::from_utf8_lossy(line);
+            if s.starts_with("SET ") || s.starts_with("SELECT pg_catalog.set_config(") {
+                out.extend_from_slice(line);
+            }
+        }
+    }
+    out.extend_from_slice(b"SET session_replication_role = replica;\n");
+    Ok(out)
+}
+
+/// Restore `opts.scope` of the snapshot ([`RestoreOptions::whole`]: all of it). Without `jobs`: one transaction (clean → roles →
+/// schema → data → migrations): a failure leaves the target as it was. With `jobs`: clean,
+/// roles and schema in one transaction, then each table's data in its own session and
+/// transaction (up to N at a time), then the sequences and migrations.sql: a failure leaves
+/// the schema and the tables already loaded in place, and names the table that failed.
+pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &RestoreOptions, progress: &dyn Progress) -> Result<RestoreReport> {
+    let scope = &opts.scope;
+    let mut report = RestoreReport::default();
+    let schema_full = String::from_utf8_lossy(&db.read_to_vec("schema.sql")?).into_owned();
+    let owned = match scope {
+        Scope::Table(s, t) => owned_sequences(&split_schema_sql(&schema_full).1, s, t),
+        _ => BTreeSet::new(),
+    };
+    let mut texts: Vec<(String, Vec<u8>)> = Vec::new();
+    if !opts.clean.is_empty() {
+        texts.push(("clean".into(), (opts.clean.join("\n") + "\n").into_bytes()));
+    }
+    if !opts.data_only {
+        texts.push(("roles.sql".into(), roles_for(&db.read_to_vec("roles.sql")?, &opts.existing_roles)));
+        let label = if *scope == Scope::Whole { "schema.sql".to_string() } else { format!("schema.sql ({})", scope.describe()) };
+        texts.push((label, filter_schema_sql(&schema_full, scope).into_bytes()));
+    }
+    let parts = scoped_parts(db, scope);
+    let migrations = *scope == Scope::Whole && db.has("migrations.sql");
+    let tx_note = "the transaction was rolled back, the target is unchanged";
+    progress.start("restore", None);
+    let res = (|| -> Result<()> {
+        match opts.jobs {
+            None => {
+                let data = if *scope == Scope::Whole { None } else { Some(data_sql_text(db, scope, &owned, true)?) };
+                let mut all = texts.clone();
+                if migrations {
+                    all.push(("migrations.sql".into(), db.read_to_vec("migrations.sql")?));
+                }
+                report.parts = texts.iter().map(|(p, _)| p.clone()).collect();
+                report.parts.push(if *scope == Scope::Whole { "data.sql".into() } else { format!("data.sql ({} tables of {})", parts.len(), scope.describe()) });
+                if migrations {
+                    report.parts.push("migrations.sql".into());
+                }
+                let supabase = opts.supabase_target;
+                let texts2 = texts.clone();
+                let parts2 = parts.clone();
+                let mig = all.iter().find(|(p, _)| p == "migrations.sql").map(|(_, t)| t.clone());
+                let data_label = report.parts[texts.len()].clone();
+                psql_session(tools, conn, &all, tx_note, &mut report, Box::new(move |w, starts, report| {
+                    for (part, text) in &texts2 {
+                        progress.item(part);
+                        starts.push((part.clone(), w.lines + 1));
+                        feed_text(part, text, supabase && part != "clean", w, report)?;
+                    }
+                    progress.item(&data_label);
+                    starts.push((data_label.clone(), w.lines + 1));
+                    match &data {
+                        None => report.bytes += db.write_data_sql(w)?,
+                        Some(sqltext) => {
+                            // SET lines and this scope's setval first, then the COPY parts.
+                            put(w, sqltext.strip_suffix(b"RESET ALL;\n").unwrap_or(sqltext))?;
+                            for p in &parts2 {
+                                report.bytes += db.write_part(&p.path, w)?;
+                            }
+                            put(w, b"RESET ALL;\n")?;
+                        }
+                    }
+                    put(w, b"\n")?;
+                    if let Some(m) = &mig {
+                        progress.item("migrations.sql");
+                        starts.push(("migrations.sql".into(), w.lines + 1));
+                        feed_text("migrations.sql", m, false, w, report)?;
+                    }
+                    Ok(())
+                }))
+            }
+            Some(n) => {
+                report.parts = texts.iter().map(|(p, _)| format!("{p} (transaction 1)")).collect();
+                if !texts.is_empty() {
+                    let supabase = opts.supabase_target;
+                    let t2 = texts.clone();
+                    psql_session(tools, conn, &texts, tx_note, &mut report, Box::new(move |w, starts, report| {
+                        for (part, text) in &t2 {
+                            progress.item(part);
+                            starts.push((part.clone(), w.lines + 1));
+                            feed_text(part, text, supabase && part != "clean", w, report)?;
+                        }
+                        Ok(())
+                    }))?;
+                }
+                let settings = data_settings(db)?;
+                let queue = std::sync::Mutex::new(parts.iter().rev().copied().collect::<Vec<&DataPart>>());
+                let failed = std::sync::Mutex::new(None::<(String, Error)>);
+                let loaded = std::sync::Mutex::new(Vec::<String>::new());
+                let bytes = std::sync::atomic::AtomicU64::new(0);
+                let bytes_ref = &bytes;
+                std::thread::scope(|sc| {
+                    for _ in 0..n.max(1) {
+                        sc.spawn(|| {
+                            loop {
+                                if failed.lock().unwrap().is_some() {
+                                    return;
+                                }
+                                let Some(p) = queue.lock().unwrap().pop() else { return };
+                                let name = format!("{}.{}", p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or(""));
+                                let mut r = RestoreReport::default();
+                                let settings = settings.clone();
+                                let path = p.path.clone();
+                                let res = psql_session(tools, conn, &[], "that table's transaction was rolled back", &mut r, Box::new(move |w, starts, _| {
+                                    put(w, &settings)?;
+                                    starts.push((path.clone(), w.lines + 1));
+                                    let n = db.write_part(&path, w)?;
+                                    bytes_ref.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                                    Ok(())
+                                }));
+                                match res {
+                                    Ok(()) => loaded.lock().unwrap().push(name),
+                                    Err(e) => {
+                                        failed.lock().unwrap().get_or_insert((name, e));
+                                        return;
+                                    }
+                                }
+                            }
+                        });
+                    }
+                });
+                report.bytes += bytes.into_inner();
+                let loaded = loaded.into_inner().unwrap();
+                report.parts.push(format!("data: {} tables, one transaction each, {n} at a time", loaded.len()));
+                if let Some((table, e)) = failed.into_inner().unwrap() {
+                    return Err(Error::Invalid(format!(
+                        "--jobs restore failed loading table {table}: {e}\nnot all-or-nothing: the schema and the {} table(s) loaded before stay in place{}",
+                        loaded.len(),
+                        if loaded.is_empty() { String::new() } else { format!(" ({})", loaded.join(", ")) }
+                    )));
+                }
+                let mut tail = data_sql_text(db, scope, &owned, true)?
+                    .split_inclusive(|b| *b == b'\n')
+                    .filter(|l| {
+                        let s = String::from_utf8_lossy(l);
+                        s.starts_with("SET ") || s.starts_with("SELECT pg_catalog.set") || s.starts_with("RESET ")
+                    })
+                    .flatten()
+                    .copied()
+                    .collect::<Vec<u8>>();
+                let mut tail_texts = vec![("sequences".to_string(), std::mem::take(&mut tail))];
+                if migrations {
+                    tail_texts.push(("migrations.sql".into(), db.read_to_vec("migrations.sql")?));
+                    report.parts.push("migrations.sql".into());
+                }
+                let tt = tail_texts.clone();
+                psql_session(tools, conn, &tail_texts, "the sequences and migration history were rolled back; the schema and data stay loaded", &mut report, Box::new(move |w, starts, report| {
+                    for (part, text) in &tt {
+                        starts.push((part.clone(), w.lines + 1));
+                        feed_text(part, text, false, w, report)?;
+                    }
+                    Ok(())
+                }))
+            }
+        }
+    })();
+    progress.finish();
+    res?;
+    if opts.supabase_target {
+        session::query(tools, conn, None, "NOTIFY pgrst, 'reload schema';")?;
+        report.notified_postgrest = true;
+    }
+    Ok(report)
+}
