@@ -166,8 +166,9 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(32))]
         /// Inserting bytes in the middle changes only chunks near the insertion: every chunk
-        /// that ends before it is found again, and the chunker resynchronises within a few
-        /// chunks after it.
+        /// that ends before it is found again (FastCDC-2020 examines bytes in pairs, so a cut
+        /// right at the insertion point may see one inserted byte: "before" means at least two
+        /// bytes before), and the chunker resynchronises within a few chunks after it.
         #[test]
         fn boundaries_stable_under_insert(seed in any::<u64>(), at_frac in 0.1f64..0.9, ins in proptest::collection::vec(any::<u8>(), 1..2000)) {
             let data = pseudo_random(200_000, seed);
@@ -182,11 +183,15 @@ mod tests {
             let mut lost = 0;
             for &(o, l) in &before {
                 if !after.contains(&data[o..o + l]) {
-                    prop_assert!(o + l > at, "chunk at {} ending before the insert at {} changed", o, at);
+                    prop_assert!(o + l + 2 > at, "chunk at {} ending before the insert at {} changed", o, at);
                     lost += 1;
                 }
             }
-            prop_assert!(lost <= 5, "lost {} of {} chunks", lost, before.len());
+            // Resynchronisation usually takes one to three chunks but can take more (a cut must
+            // land on the same content in both streams); a chunker that does not resynchronise
+            // loses every chunk after the insert (about half of them here).
+            prop_assert!(lost <= 12, "lost {} of {} chunks", lost, before.len());
         }
     }
 }
+

@@ -62,6 +62,10 @@ pub enum Error {
         stderr: String,
     },
 
+    /// A tool that is not part of a backup failed (e.g. psql applying SQL leniently).
+    #[error("{tool} failed ({status}): {stderr}")]
+    ToolFailed { tool: String, status: String, stderr: String },
+
     #[error("restore target {0} is not empty; choose an empty directory or pass --overwrite")]
     TargetNotEmpty(PathBuf),
 

@@ -14,8 +14,10 @@
 //!    policies, realtime publication tables, grants to the API roles.
 //!
 //! Files: `requirements` (target inspection and the report), `schema_blocks` (schema.sql by
-//!    TOC block, scope filters, `--clean` plans), `load` (feeding psql), `verify`.
+//!    TOC block, scope filters, `--clean` plans), `load` (feeding psql), `verify`, `drill` (the
+//!    restore drill into a throwaway local cluster, `--verify`).
 
+pub mod drill;
 mod load;
 mod requirements;
 mod schema_blocks;
@@ -25,6 +27,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
+pub use drill::{DrillReport, drill};
 pub use load::{RestoreOptions, RestoreReport, refused_on_managed_target, restore, restore_parts, scoped_parts};
 pub use requirements::{Requirement, TargetInfo, inspect, requirements, scope_inventory, table_exists, tables_with_rows};
 pub use schema_blocks::{SqlBlock, clean_plan, filter_schema_sql, owned_sequences, split_schema_sql, user_schemas};
