@@ -9,7 +9,7 @@ use super::load::scoped_parts;
 use super::requirements::names;
 use super::{Scope, qi};
 use crate::error::{Error, Result};
-use crate::ops::dbsnap::DbSnapshot;
+use crate::ops::dbsnap::{DataPart, DbSnapshot};
 use crate::source::postgres::conn::ConnSpec;
 use crate::source::postgres::pgbin::PgTools;
 use crate::source::postgres::session;
@@ -40,28 +40,9 @@ pub(super) fn set(v: &Value) -> BTreeSet<String> {
 /// Compare the restored whole database with the snapshot.
 fn verify_whole(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
-    let tables: Vec<_> = db.tables().filter(|p| p.schema.is_some() && p.table.is_some()).collect();
+    let tables: Vec<&DataPart> = db.tables().filter(|p| p.schema.is_some() && p.table.is_some()).collect();
     if !tables.is_empty() {
-        let q: Vec<String> = tables
-            .iter()
-            .map(|p| {
-                let (s, t) = (p.schema.as_deref().unwrap(), p.table.as_deref().unwrap());
-                format!("SELECT count(*) FROM \"{}\".\"{}\"", s.replace('"', "\"\""), t.replace('"', "\"\""))
-            })
-            .collect();
-        let out = session::query(tools, conn, None, &format!("{};", q.join(" UNION ALL ")))?;
-        let mut bad = Vec::new();
-        for (p, line) in tables.iter().zip(out.lines()) {
-            let got: u64 = line.trim().parse().unwrap_or(u64::MAX);
-            if Some(got) != p.rows {
-                bad.push(format!("{}.{}: {} rows, snapshot has {}", p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or(""), got, p.rows.unwrap_or(0)));
-            }
-        }
-        checks.push(Check {
-            what: format!("row counts of {} tables", tables.len()),
-            ok: bad.is_empty(),
-            detail: if bad.is_empty() { "all equal".into() } else { bad.join("; ") },
-        });
+        checks.push(row_counts(&tables, format!("row counts of {} tables", tables.len()), tools, conn)?);
     }
     let target: Value = serde_json::from_str(&session::query(tools, conn, None, VERIFY_SQL)?).map_err(|e| Error::Invalid(format!("verification query: {e}")))?;
     let inv = &db.inventory;
@@ -113,6 +94,11 @@ pub fn verify(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, scope: &Scope) 
     if tables.is_empty() {
         return Ok(vec![]);
     }
+    Ok(vec![row_counts(&tables, format!("row counts of {} tables ({})", tables.len(), scope.describe()), tools, conn)?])
+}
+
+/// One check: each table's row count in the target equals the snapshot's.
+fn row_counts(tables: &[&DataPart], what: String, tools: &PgTools, conn: &ConnSpec) -> Result<Check> {
     let q: Vec<String> = tables.iter().map(|p| format!("SELECT count(*) FROM {}.{}", qi(p.schema.as_deref().unwrap_or("")), qi(p.table.as_deref().unwrap_or("")))).collect();
     let out = session::query(tools, conn, None, &format!("{};", q.join(" UNION ALL ")))?;
     let mut bad = Vec::new();
@@ -122,9 +108,5 @@ pub fn verify(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, scope: &Scope) 
             bad.push(format!("{}.{}: {} rows, snapshot has {}", p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or(""), got, p.rows.unwrap_or(0)));
         }
     }
-    Ok(vec![Check {
-        what: format!("row counts of {} tables ({})", tables.len(), scope.describe()),
-        ok: bad.is_empty(),
-        detail: if bad.is_empty() { "all equal".into() } else { bad.join("; ") },
-    }])
+    Ok(Check { what, ok: bad.is_empty(), detail: if bad.is_empty() { "all equal".into() } else { bad.join("; ") } })
 }
