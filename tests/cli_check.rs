@@ -18,7 +18,7 @@ use snap::id::Id;
 use snap::ops::check::{CheckOptions, DataSubset, FindingKind, check, slice_of};
 use snap::pack::{self, PackEntry};
 use snap::progress::NoProgress;
-use snap::repo::{InitOptions, Repository};
+use snap::repo::Repository;
 use snap::snapshot::Snapshot;
 use support::*;
 
@@ -577,12 +577,7 @@ fn local_index_entries_that_disagree_with_the_trailers_are_named() {
 
 fn mem_repo() -> (Arc<MemoryBackend>, tempfile::TempDir) {
     let mem = Arc::new(MemoryBackend::new());
-    let opts = InitOptions {
-        kdf: KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 },
-        chunker: snap::chunker::ChunkerParams::with_avg(16 * 1024),
-        pack_size: 1 << 20,
-        ..Default::default()
-    };
+    let opts = support::fast_init_options();
     Repository::init(&*mem, b"pw", &opts).unwrap();
     let cache = tempfile::tempdir().unwrap();
     let repo = Repository::open(mem.clone(), b"pw", cache.path()).unwrap();

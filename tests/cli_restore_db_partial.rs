@@ -6,7 +6,6 @@ mod support;
 mod pg;
 
 use std::collections::BTreeMap;
-use std::fs;
 
 use pg::PgCluster;
 use serde_json::Value;
@@ -25,15 +24,10 @@ fn setup() -> Setup {
     let (code, _, err) = repo.run(&["backup", "db", "--db-url", &source.url_db("app")]);
     assert_eq!(code, 0, "{err}");
     let target = PgCluster::start();
-    target.create_db("fresh");
-    let f = repo.path("fresh.sql");
-    fs::write(&f, pg::FRESH_PROJECT).unwrap();
-    target.load_file("fresh", &f);
-    for m in ["auth", "storage"] {
-        let p = repo.path(&format!("{m}.sql"));
-        fs::write(&p, repo.cat("latest", &format!("db/app/managed/{m}.sql"))).unwrap();
-        target.client("psql").args(["-X", "-q", "-d", "fresh", "-f"]).arg(&p).output().unwrap();
-    }
+    // A fresh project has auth and storage (Supabase's own objects; the user's trigger that
+    // needs a public function comes with the restore's managed files later).
+    let managed: Vec<(&str, Vec<u8>)> = ["auth", "storage"].iter().map(|m| (*m, repo.cat("latest", &format!("db/app/managed/{m}.sql")))).collect();
+    target.create_fresh_project("fresh", &managed);
     Setup { source, target, repo }
 }
 

@@ -9,11 +9,10 @@ use std::io::Read;
 use std::sync::Arc;
 
 use snap::backend::{Backend, MemoryBackend};
-use snap::crypto::keyfile::KdfParams;
 use snap::ops::prune::{self, PruneOptions};
 use snap::ops::{BackupInput, BackupOptions, backup};
 use snap::progress::NoProgress;
-use snap::repo::{InitOptions, Repository, deletion};
+use snap::repo::{Repository, deletion};
 use snap::source::ReaderSource;
 
 /// Yields `data`; once `at` bytes are out, waits for packs to exist and condemns all of them.
@@ -51,12 +50,7 @@ impl Read for CondemningReader {
 #[test]
 fn backup_copies_its_chunks_out_of_packs_condemned_while_it_ran() {
     let mem = Arc::new(MemoryBackend::new());
-    let opts = InitOptions {
-        kdf: KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 },
-        chunker: snap::chunker::ChunkerParams::with_avg(16 * 1024),
-        pack_size: 1 << 20,
-        ..Default::default()
-    };
+    let opts = support::fast_init_options();
     Repository::init(&*mem, b"pw", &opts).unwrap();
     let cache = tempfile::tempdir().unwrap();
     let repo = Repository::open(mem.clone(), b"pw", cache.path()).unwrap();

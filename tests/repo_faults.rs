@@ -2,24 +2,21 @@
 //! leaves no half-written snapshot and a valid repository; damage is detected and named;
 //! a lost index cache costs a rebuild, not data.
 
+mod support;
+
 use std::sync::Arc;
 
 use snap::backend::{Backend, Fault, FaultyBackend, MemoryBackend};
 use snap::crypto::keyfile::KdfParams;
 use snap::ops::{BackupInput, BackupOptions, RestoreOptions, backup, restore};
 use snap::progress::NoProgress;
-use snap::repo::{InitOptions, Repository};
+use snap::repo::Repository;
 use snap::source::ReaderSource;
 
 const PW: &[u8] = b"test password";
 
-fn init_opts() -> InitOptions {
-    InitOptions {
-        kdf: KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 },
-        chunker: snap::chunker::ChunkerParams::with_avg(16 * 1024),
-        pack_size: 1 << 20,
-        ..Default::default()
-    }
+fn init_opts() -> snap::repo::InitOptions {
+    support::fast_init_options()
 }
 
 fn data(len: usize, seed: u64) -> Vec<u8> {

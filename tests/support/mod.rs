@@ -684,3 +684,14 @@ pub fn set_mtime(p: &Path, secs: i64, nanos: u32) {
     let t = FileTime::from_unix_time(secs, nanos);
     filetime::set_symlink_file_times(p, t, t).unwrap();
 }
+
+/// Repository options for library-level tests: a cheap KDF, 16 KiB chunks and 1 MiB packs, so
+/// small data gives many chunks and packs.
+pub fn fast_init_options() -> snap::repo::InitOptions {
+    snap::repo::InitOptions {
+        kdf: snap::crypto::keyfile::KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 },
+        chunker: snap::chunker::ChunkerParams::with_avg(16 * 1024),
+        pack_size: 1 << 20,
+        ..Default::default()
+    }
+}

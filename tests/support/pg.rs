@@ -409,6 +409,23 @@ impl PgCluster {
     }
 }
 
+impl PgCluster {
+    /// Create `db` as a fresh Supabase project would be before a restore: [`FRESH_PROJECT`],
+    /// then Supabase's own auth and storage schemas from a snapshot's `managed/*.sql`, applied
+    /// leniently (the user's own additions there may need objects the restore creates).
+    pub fn create_fresh_project(&self, db: &str, managed: &[(&str, Vec<u8>)]) {
+        self.create_db(db);
+        let f = self.dir().join(format!("{db}-fresh.sql"));
+        fs::write(&f, FRESH_PROJECT).unwrap();
+        self.load_file(db, &f);
+        for (name, sql) in managed {
+            let p = self.dir().join(format!("{db}-{name}.sql"));
+            fs::write(&p, sql).unwrap();
+            self.client("psql").args(["-X", "-q", "-d", db, "-f"]).arg(&p).output().unwrap();
+        }
+    }
+}
+
 impl Drop for PgCluster {
     fn drop(&mut self) {
         if !self.started {
