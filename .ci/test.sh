@@ -70,6 +70,24 @@ if ! id -u postgres >/dev/null 2>&1; then
         --shell /bin/bash postgres
 fi
 
+# FUSE 3 (`snap mount` tests mount real file systems): fusermount3 and /dev/fuse.
+if ! command -v fusermount3 >/dev/null 2>&1; then
+    apt_install fuse3
+fi
+
+# An S3-compatible server for the object-storage tests: moto's server from PyPI (pure Python,
+# installs without compiling). The tests start it on loopback with signature checking on.
+if ! python3 -c 'import moto.server, flask' >/dev/null 2>&1; then
+    echo "test.sh: installing moto[server] from PyPI ..."
+    log=$(mktemp -t snap-pip.XXXXXX)
+    if ! python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6' >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        exit 1
+    fi
+    rm -f "$log"
+fi
+
 # --- Build and test ------------------------------------------------------------------------------
 
 cargo build --all-targets --locked
