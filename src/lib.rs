@@ -28,6 +28,7 @@
 pub mod backend;
 pub mod blob;
 pub mod chunker;
+pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod id;

@@ -16,6 +16,13 @@ pub struct Args {
     /// Back up standard input as one file (name it with --stdin-name).
     #[arg(long, conflicts_with_all = ["paths", "command"])]
     stdin: bool,
+    /// Back up the projects of this configuration file, one snapshot each (see `snap config
+    /// init`); the repository and its password come from the file.
+    #[arg(long, env = "SNAP_CONFIG", conflicts_with_all = ["paths", "stdin", "command"])]
+    config: Option<PathBuf>,
+    /// With --config: only this project (repeatable; default: all).
+    #[arg(long = "project", value_name = "NAME", requires = "config")]
+    projects: Vec<String>,
     /// Back up the standard output of this shell command; no snapshot unless it exits 0.
     #[arg(long, conflicts_with = "paths")]
     command: Option<String>,
@@ -70,6 +77,9 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         let s = std::fs::read_to_string(f).with_context(|| format!("reading exclude file {}", f.display()))?;
         excludes.extend(s.lines().map(str::to_string));
     }
+    if let Some(cfg) = &a.config {
+        return from_config(g, a, cfg);
+    }
     if let Some(What::Db(db)) = &a.what {
         let opts = BackupOptions {
             host: a.host.clone(),
@@ -100,21 +110,18 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         compression: a.compression,
         time: a.time,
     };
-    let out = backup(&repo, input, &opts, &output::Warnings { quiet: g.quiet })?;
+    let out = backup(&repo, input, &opts, &super::progress::Bars::new(g.quiet))?;
     let s = &out.snapshot.manifest.summary;
     if a.json {
         output::json(&super::snapshots::SnapshotJson::new(&out.snapshot, &out.warnings))?;
     } else if !g.quiet {
-        let secs = s.duration_ms as f64 / 1000.0;
         println!(
-            "snapshot {} saved: {} files, {} dirs, {} in total; read {} ({:.1} MB/s), added {} to the repository",
+            "snapshot {} saved: {} files, {} dirs, {} in total; {}",
             out.snapshot.id.short(),
             s.files,
             s.dirs,
             output::bytes(s.total_bytes),
-            output::bytes(s.bytes_read),
-            s.bytes_read as f64 / 1e6 / secs.max(0.001),
-            output::bytes(s.added_bytes),
+            output::backup_line(&snap::ops::summary::BackupFigures::of(&out)),
         );
         if s.files_unchanged > 0 {
             println!("  {} files unchanged since the parent snapshot (not read again)", s.files_unchanged);
@@ -125,4 +132,57 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         return Ok(exit::INCOMPLETE);
     }
     Ok(exit::OK)
+}
+
+/// `snap backup --config F [--project NAME]`: one snapshot per project; a failing project does
+/// not stop the others (exit 1 if any failed).
+fn from_config(g: &Global, a: &Args, path: &std::path::Path) -> anyhow::Result<u8> {
+    use snap::ops::nightly;
+    if a.what.is_some() {
+        anyhow::bail!("--config backs up the projects of the file: give no `db` subcommand with it");
+    }
+    let cfg = match snap::config::Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let projects: Vec<&snap::config::Project> = if a.projects.is_empty() {
+        cfg.projects.iter().collect()
+    } else {
+        a.projects.iter().map(|n| cfg.project(n)).collect::<snap::Result<_>>()?
+    };
+    let repo = nightly::open_repository(&cfg)?;
+    let progress = super::progress::Bars::new(g.quiet);
+    let mut results = Vec::new();
+    let mut failed = false;
+    for p in projects {
+        match nightly::backup_project(&repo, &cfg, p, a.time, &progress) {
+            Ok(out) => {
+                let f = snap::ops::summary::BackupFigures::of(&out);
+                failed |= !f.warnings.is_empty();
+                if !a.json && !g.quiet {
+                    println!("project {}: snapshot {}", p.name, f.short_id);
+                    for row in output::source_rows(&f) {
+                        println!("  {row}");
+                    }
+                    println!("  {}", output::backup_line(&f));
+                }
+                results.push(serde_json::json!({ "project": p.name, "ok": f.warnings.is_empty(), "backup": f }));
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("error: project {}: {e}", p.name);
+                if matches!(e, snap::Error::Locked(_)) {
+                    return Ok(exit::LOCKED);
+                }
+                results.push(serde_json::json!({ "project": p.name, "ok": false, "error": e.to_string() }));
+            }
+        }
+    }
+    if a.json {
+        output::json(&results)?;
+    }
+    Ok(if failed { exit::FAILED } else { exit::OK })
 }

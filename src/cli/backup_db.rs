@@ -83,17 +83,14 @@ pub fn run(g: &Global, a: &DbConnArgs, opts: &BackupOptions, json: bool) -> anyh
     }
     let (repo, _lock) = g.open_locked(LockKind::Shared, "backup db")?;
     let src = a.with_conn(|conn| DatabaseSource::connect(DbOptions { conn, pg_bin: a.pg_bin.clone() }))?;
-    let out = backup(&repo, BackupInput::Source(Box::new(src)), opts, &output::Warnings { quiet: true })?;
-    let m = &out.snapshot.manifest;
-    let s = &m.summary;
-    let secs = s.duration_ms as f64 / 1000.0;
-    let dedup = if s.added_raw_bytes > 0 { s.bytes_read as f64 / s.added_raw_bytes as f64 } else { f64::INFINITY };
+    let out = backup(&repo, BackupInput::Source(Box::new(src)), opts, &super::progress::Bars::bars_only(g.quiet))?;
+    let f = snap::ops::summary::BackupFigures::of(&out);
     if json {
         let mut v = serde_json::to_value(super::snapshots::SnapshotJson::new(&out.snapshot, &out.warnings))?;
         v["database"] = out.source_summary.clone();
         v["notes"] = serde_json::json!(out.notes);
-        v["dedup_ratio"] = serde_json::json!(if dedup.is_finite() { Some(dedup) } else { None });
-        v["mb_per_second"] = serde_json::json!(s.bytes_read as f64 / 1e6 / secs.max(0.001));
+        v["dedup_ratio"] = serde_json::json!(f.dedup_ratio);
+        v["mb_per_second"] = serde_json::json!(f.mb_per_s);
         output::json(&v)?;
         return Ok(exit::OK);
     }
@@ -121,13 +118,6 @@ pub fn run(g: &Global, a: &DbConnArgs, opts: &BackupOptions, json: bool) -> anyh
             output::bytes(sc["bytes"].as_u64().unwrap_or(0))
         );
     }
-    println!(
-        "  read {} in {:.1} s ({:.1} MB/s); added {} to the repository (dedup ratio {})",
-        output::bytes(s.bytes_read),
-        secs,
-        s.bytes_read as f64 / 1e6 / secs.max(0.001),
-        output::bytes(s.added_bytes),
-        if dedup.is_finite() { format!("{dedup:.1}x") } else { "∞ (nothing new)".into() },
-    );
+    println!("  {}", output::backup_line(&f));
     Ok(exit::OK)
 }

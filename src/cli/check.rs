@@ -1,10 +1,5 @@
 //! `snap check`: render the findings of [`snap::ops::check`].
 
-use std::io::IsTerminal;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
 use snap::ops::check::{CheckOptions, CheckReport, DataSubset, Finding, check};
 use snap::repo::lock::LockKind;
 
@@ -60,7 +55,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         index_cache: Some(repo.index_path().to_path_buf()),
         own_lock: lock.as_ref().map(|l| l.name().to_string()),
     };
-    let progress = Progress::new(!g.quiet && std::io::stderr().is_terminal());
+    let progress = super::progress::Bars::bars_only(g.quiet);
     let report = check(&repo, &opts, &progress)?;
     drop(lock);
     if a.json {
@@ -141,54 +136,5 @@ fn render(r: &CheckReport, quiet: bool) {
         0 => println!("no problems found{warnings}"),
         1 => println!("1 problem found{warnings}"),
         n => println!("{n} problems found{warnings}"),
-    }
-}
-
-/// A one-line byte counter on a terminal during the read-data phase.
-struct Progress {
-    on: bool,
-    total: AtomicU64,
-    done: AtomicU64,
-    last: Mutex<Option<Instant>>,
-}
-
-impl Progress {
-    fn new(on: bool) -> Progress {
-        Progress { on, total: AtomicU64::new(0), done: AtomicU64::new(0), last: Mutex::new(None) }
-    }
-}
-
-impl snap::progress::Progress for Progress {
-    fn start(&self, _phase: &str, total_bytes: Option<u64>) {
-        self.total.store(total_bytes.unwrap_or(0), Ordering::Relaxed);
-        self.done.store(0, Ordering::Relaxed);
-    }
-    fn bytes(&self, n: u64) {
-        let done = self.done.fetch_add(n, Ordering::Relaxed) + n;
-        if !self.on {
-            return;
-        }
-        let mut last = self.last.lock().unwrap();
-        if last.is_some_and(|t| t.elapsed() < Duration::from_millis(200)) {
-            return;
-        }
-        *last = Some(Instant::now());
-        let total = self.total.load(Ordering::Relaxed).max(1);
-        eprint!(
-            "\rreading data: {} of {} ({:.0}%)\x1b[K",
-            output::bytes(done),
-            output::bytes(total),
-            done as f64 * 100.0 / total as f64
-        );
-    }
-    fn warn(&self, message: &str) {
-        if self.on {
-            eprintln!("\r\x1b[Kwarning: {message}");
-        }
-    }
-    fn finish(&self) {
-        if self.on && self.last.lock().unwrap().take().is_some() {
-            eprint!("\r\x1b[K");
-        }
     }
 }

@@ -4,6 +4,8 @@ mod backup;
 mod backup_db;
 mod cat;
 mod check;
+mod completions;
+mod config;
 mod diff;
 mod dump;
 mod forget;
@@ -12,11 +14,13 @@ mod key;
 mod ls;
 mod output;
 mod password;
+mod progress;
 mod prune;
 mod repair;
 mod restore;
 mod restore_db;
 mod restore_verify;
+mod run;
 mod snapshots;
 mod stats;
 mod unlock;
@@ -104,6 +108,15 @@ enum Command {
     Diff(diff::Args),
     /// Write a database snapshot as plain SQL files that restore with psql, no snap needed.
     Dump(dump::Args),
+    /// The nightly configuration file: print a template, validate one.
+    #[command(subcommand)]
+    Config(config::Command),
+    /// The nightly job from a configuration file: backup, forget, prune, check.
+    Run(run::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
+    /// Print the manual page (roff) to standard output.
+    Man,
 }
 
 impl Global {
@@ -187,6 +200,10 @@ pub fn main() -> ExitCode {
         Command::Stats(a) => stats::run(&cli.global, a),
         Command::Diff(a) => diff::run(&cli.global, a),
         Command::Dump(a) => dump::run(&cli.global, a),
+        Command::Config(c) => config::run(&cli.global, c),
+        Command::Run(a) => run::run(&cli.global, a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man => completions::man(),
     };
     match result {
         Ok(code) => ExitCode::from(code),

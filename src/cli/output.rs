@@ -74,15 +74,45 @@ pub fn json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Progress that prints warnings to stderr (unless quiet).
-pub struct Warnings {
-    pub quiet: bool,
+/// A dedup ratio: `4.2x`, or `∞` when nothing new was stored.
+pub fn ratio(r: Option<f64>) -> String {
+    r.map(|d| format!("{d:.1}x")).unwrap_or_else(|| "∞ (nothing new)".into())
 }
 
-impl snap::progress::Progress for Warnings {
-    fn warn(&self, message: &str) {
-        if !self.quiet {
-            eprintln!("warning: {message}");
-        }
-    }
+/// `read 1.20 MiB in 3.1 s (0.4 MB/s); added 300.00 KiB to the repository (dedup ratio 4.2x)`:
+/// the one line every backup summary ends with.
+pub fn backup_line(f: &snap::ops::summary::BackupFigures) -> String {
+    format!(
+        "read {} in {:.1} s ({:.1} MB/s); added {} to the repository (dedup ratio {})",
+        bytes(f.bytes_read),
+        f.duration_ms as f64 / 1000.0,
+        f.mb_per_s,
+        bytes(f.bytes_added),
+        ratio(f.dedup_ratio),
+    )
+}
+
+/// The rows of a backup's sources: `db/app  database  8 tables  12 files  1.20 MiB  0.4 MB/s`.
+pub fn source_rows(f: &snap::ops::summary::BackupFigures) -> Vec<String> {
+    f.sources
+        .iter()
+        .map(|s| {
+            let mut counts = Vec::new();
+            if let Some(t) = s.tables {
+                counts.push(format!("{t} tables"));
+            }
+            if let Some(n) = s.files {
+                counts.push(format!("{n} files"));
+            }
+            format!(
+                "{:<24} {:<9} {:<22} {:>12} in {:.1} s ({:.1} MB/s)",
+                path(&s.path),
+                s.kind,
+                counts.join(", "),
+                bytes(s.bytes),
+                s.duration_ms as f64 / 1000.0,
+                s.mb_per_s
+            )
+        })
+        .collect()
 }

@@ -55,7 +55,7 @@ fn prune_with(g: &Global, opts: &PruneOptions, json: bool) -> anyhow::Result<u8>
         }
         return Ok(exit::OK);
     }
-    let report = prune::execute(&repo, &plan, opts, &output::Warnings { quiet: g.quiet })?;
+    let report = prune::execute(&repo, &plan, opts, &super::progress::Bars::new(g.quiet))?;
     if json {
         output::json(&serde_json::json!({ "dry_run": false, "plan": plan, "report": report }))?;
     } else if !g.quiet {

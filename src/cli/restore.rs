@@ -47,7 +47,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let target = a.target.clone().expect("clap requires --target without --db");
     let opts = RestoreOptions { target: target.clone(), includes: a.includes.clone(), overwrite: a.overwrite };
     let started = std::time::Instant::now();
-    let s = restore(&repo, &snap, &opts, &output::Warnings { quiet: g.quiet })?;
+    let s = restore(&repo, &snap, &opts, &super::progress::Bars::new(g.quiet))?;
     if a.json {
         output::json(&s)?;
     } else if !g.quiet {

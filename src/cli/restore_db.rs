@@ -223,7 +223,7 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
             supabase_target: supabase,
         }
     };
-    let report = dbrestore::restore(&db, &tools, &spec, &ropts, &output::Warnings { quiet: g.quiet })?;
+    let report = dbrestore::restore(&db, &tools, &spec, &ropts, &super::progress::Bars::new(g.quiet))?;
     let checks = dbrestore::verify(&db, &tools, &spec, &scope)?;
     let ok = checks.iter().all(|c| c.ok);
     if json_out {

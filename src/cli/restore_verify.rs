@@ -16,7 +16,7 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
     if db.inventory["server_version_num"].as_u64().unwrap_or(0) == 0 {
         anyhow::bail!("snapshot {} (database {}): its inventory has no server_version_num; cannot choose a server for the drill", snap.id.short(), db.database);
     }
-    let d = dbrestore::drill(snap, &db, conn.pg_bin.as_deref(), &output::Warnings { quiet: g.quiet })?;
+    let d = dbrestore::drill(snap, &db, conn.pg_bin.as_deref(), &super::progress::Bars::new(g.quiet))?;
     if json_out {
         // Through a Value, so the keys come out as before (sorted).
         output::json(&serde_json::to_value(&d)?)?;

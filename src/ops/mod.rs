@@ -6,9 +6,11 @@ pub mod dbrestore;
 pub mod dbsnap;
 pub mod diff;
 pub mod forget;
+pub mod nightly;
 pub mod prune;
 pub mod restore;
 pub mod stats;
+pub mod summary;
 
 pub use backup::{BackupInput, BackupOptions, BackupOutcome, backup};
 pub use restore::{RestoreOptions, RestoreSummary, restore};

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# The nightly job from nothing to a restored database, on a throwaway local PostgreSQL:
+#   1. builds snap (cargo build --release), unless SNAP_BIN names a snap binary,
+#   2. starts a throwaway PostgreSQL in a temp dir (stopped and deleted on exit) with two
+#      databases, "app" and "shop" (tests/fixtures/plain.sql as sample data),
+#   3. creates a repository, and a configuration file from `snap config init` with two projects,
+#      the repository password in a file (never in the configuration),
+#   4. `snap config check`, then `snap run` twice (the second night deduplicates),
+#   5. restores the latest snapshot of "shop" into a new database "shop_restored" and compares
+#      the row counts.
+# Optional argument: the work directory (default: a new temp dir, kept afterwards).
+#
+# Needs PostgreSQL (server and client: `apt-get install postgresql`, or `bash .ci/test.sh`,
+# which installs it). Run as root, the server runs as the `postgres` OS user.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGPASSFILE PGSERVICE PGOPTIONS PGSSLMODE
+unset SNAP_REPO SNAP_PASSWORD SNAP_PASSWORD_FILE SNAP_PASSWORD_COMMAND SNAP_CACHE_DIR SNAP_CONFIG
+
+say() { printf '\n== %s\n' "$*"; }
+run() {
+    printf '+ %s\n' "$*"
+    "$@"
+}
+
+# --- 1. snap -------------------------------------------------------------------------------------
+if [ -n "${SNAP_BIN:-}" ]; then
+    SNAP=$SNAP_BIN
+else
+    say "building snap (cargo build --release)"
+    cargo build --release --quiet
+    SNAP="$ROOT/target/release/snap"
+fi
+
+# --- 2. a throwaway PostgreSQL -------------------------------------------------------------------
+PGBIN=""
+for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n); do
+    [ -x "$d/initdb" ] && PGBIN=$d
+done
+if [ -z "$PGBIN" ]; then
+    echo "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb)." >&2
+    echo "Install it with: apt-get install postgresql   (or run: bash .ci/test.sh)" >&2
+    exit 1
+fi
+export PATH="$PGBIN:$PATH"
+
+PGDIR=$(mktemp -d /tmp/snap-nightly-pg.XXXXXX)
+if [ "$(id -u)" -eq 0 ]; then
+    id -u postgres >/dev/null 2>&1 || { echo "no 'postgres' OS user (install postgresql)" >&2; exit 1; }
+    chown postgres: "$PGDIR"
+    if command -v runuser >/dev/null; then
+        as_server() { (cd "$PGDIR" && runuser -u postgres -- "$@"); }
+    else
+        as_server() { (cd "$PGDIR" && setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"); }
+    fi
+else
+    as_server() { (cd "$PGDIR" && "$@"); }
+fi
+
+PG_STARTED=0
+cleanup() {
+    local rc=$?
+    if [ "$PG_STARTED" = 1 ]; then
+        echo "== stopping the throwaway PostgreSQL"
+        as_server "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate -s stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$PGDIR"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+say "starting a throwaway PostgreSQL $(basename "$(dirname "$PGBIN")") in $PGDIR"
+as_server mkdir "$PGDIR/sock"
+as_server "$PGBIN/initdb" -D "$PGDIR/data" -U postgres --auth-local=trust --auth-host=trust \
+    --encoding=UTF8 --locale=C --no-sync --no-instructions >"$PGDIR/initdb.log" 2>&1 ||
+    { cat "$PGDIR/initdb.log" >&2; exit 1; }
+PORT=""
+for _ in 1 2 3 4 5; do
+    p=$((20000 + RANDOM % 30000))
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi
+    if as_server "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/postgres.log" -w -t 60 -s \
+        -o "-k '$PGDIR/sock' -p $p -c listen_addresses=127.0.0.1 -c fsync=off" start; then
+        PORT=$p
+        PG_STARTED=1
+        break
+    fi
+done
+if [ -z "$PORT" ]; then
+    echo "could not start PostgreSQL; its log:" >&2
+    cat "$PGDIR/postgres.log" >&2 || true
+    exit 1
+fi
+psql_() { psql -X -q -v ON_ERROR_STOP=1 -h "$PGDIR/sock" -p "$PORT" -U postgres "$@"; }
+
+say "two databases with sample data: app and shop"
+for db in app shop; do
+    psql_ -d postgres -c "CREATE DATABASE $db"
+    psql_ -1 -d "$db" -f "$ROOT/tests/fixtures/plain.sql"
+done
+psql_ -d shop -c "INSERT INTO public.notes (title) SELECT 'order ' || g FROM generate_series(1, 1000) g"
+
+# --- 3. a repository and a configuration ---------------------------------------------------------
+WORK="${1:-$(mktemp -d -t snap-nightly.XXXXXX)}"
+mkdir -p "$WORK"
+CONF="$WORK/snap.toml"
+PWFILE="$WORK/repo-password"
+( umask 077 && printf 'nightly-example-password\n' >"$PWFILE" )
+
+say "snap init (repository $WORK/repo)"
+run "$SNAP" init --repo "$WORK/repo" --cache-dir "$WORK/cache" --password-file "$PWFILE"
+
+say "snap config init > $CONF, adapted to this machine"
+"$SNAP" config init >"$CONF"
+# The template's values, replaced: repository, password file, cache, and the two projects.
+sed -i \
+    -e "s#^location = .*#location = \"$WORK/repo\"#" \
+    -e "s#^password_file = .*#password_file = \"$PWFILE\"#" \
+    -e "s#^cache_dir = .*#cache_dir = \"$WORK/cache\"#" \
+    -e "s#^name = \"prod\"#name = \"app\"#" \
+    -e "s#^tags = \[\"env=prod\"\]#tags = [\"env=example\"]#" \
+    -e "s#^db_url = .*#db_url = \"postgresql://postgres@127.0.0.1:$PORT/app\"#" \
+    -e "/^db_password_file = /d" \
+    "$CONF"
+cat >>"$CONF" <<CONF
+
+[[projects]]
+name = "shop"
+tags = ["env=example"]
+[projects.db]
+db_url = "postgresql://postgres@127.0.0.1:$PORT/shop"
+CONF
+# (the throwaway server trusts local connections: no database password file here)
+run "$SNAP" config check --config "$CONF"
+
+# --- 4. two nights -------------------------------------------------------------------------------
+say "snap run (the first night)"
+run "$SNAP" run --config "$CONF"
+psql_ -d shop -c "INSERT INTO public.notes (title) VALUES ('a new order')"
+say "snap run (the second night: only the changes are added)"
+run "$SNAP" run --config "$CONF"
+say "snap snapshots"
+run "$SNAP" snapshots --repo "$WORK/repo" --cache-dir "$WORK/cache" --password-file "$PWFILE"
+
+# --- 5. restore ----------------------------------------------------------------------------------
+say "restore the latest snapshot of project shop into a new database shop_restored"
+psql_ -d postgres -c "CREATE DATABASE shop_restored"
+SHOP=$("$SNAP" snapshots --repo "$WORK/repo" --cache-dir "$WORK/cache" --password-file "$PWFILE" \
+    --tag project=shop --json | grep -o '"id": *"[0-9a-f]*"' | tail -n 1 | grep -o '[0-9a-f]\{64\}')
+run "$SNAP" restore "$SHOP" --db --db-url "postgresql://postgres@127.0.0.1:$PORT/shop_restored" --yes \
+    --repo "$WORK/repo" --cache-dir "$WORK/cache" --password-file "$PWFILE"
+orig=$(psql_ -At -d shop -c "SELECT count(*) FROM public.notes")
+back=$(psql_ -At -d shop_restored -c "SELECT count(*) FROM public.notes")
+echo "public.notes: $orig rows in shop, $back rows in shop_restored"
+[ "$orig" = "$back" ] || { echo "row counts differ" >&2; exit 1; }
+
+echo
+echo "done: the repository, snap.toml and the password file are in $WORK (the PostgreSQL is removed)"
