@@ -234,3 +234,18 @@ fn a_failing_project_fails_the_run_and_pings_failure_while_the_other_succeeds() 
     assert_eq!(line, "POST /ping/3f2a HTTP/1.1");
     assert!(body.contains("\"ok\":true"), "{body}");
 }
+
+/// examples/nightly.sh, the walk-through from nothing to a restored database, with the binary
+/// under test (about 15 s).
+#[test]
+fn the_nightly_walkthrough_example_runs() {
+    let work = tempfile::tempdir().unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nightly.sh");
+    let mut c = Command::new("bash");
+    c.arg(&script).arg(work.path().join("work")).env("SNAP_BIN", snap_bin()).stdin(std::process::Stdio::null());
+    let (code, out, err) = run_with_timeout(c, std::time::Duration::from_secs(180));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("is valid"), "config check ran: {out}");
+    assert_eq!(out.matches("nightly run succeeded").count(), 2, "{out}");
+    assert!(out.contains("public.notes: 1004 rows in shop, 1004 rows in shop_restored"), "{out}");
+}

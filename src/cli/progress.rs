@@ -29,8 +29,8 @@ impl Bars {
 
     fn style(total: Option<u64>) -> ProgressStyle {
         let t = match total {
-            Some(_) => "{prefix:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {wide_msg}",
-            None => "{prefix:>10} {spinner} {bytes} {bytes_per_sec} {elapsed} {wide_msg}",
+            Some(_) => "{prefix:>9} [{bar:20}] {bytes}/{total_bytes} {bytes_per_sec} {eta:>3} {wide_msg}",
+            None => "{prefix:>9} {spinner} {bytes} {bytes_per_sec} {elapsed:>3} {wide_msg}",
         };
         ProgressStyle::with_template(t).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> ")
     }

@@ -36,6 +36,7 @@ pub struct SourceFigures {
     pub path: String,
     /// `database`, `storage`, …
     pub kind: String,
+    /// Objects (storage sources).
     pub files: Option<u64>,
     pub tables: Option<u64>,
     pub bytes: u64,
@@ -84,11 +85,10 @@ pub fn source_figures(v: &serde_json::Value) -> Vec<SourceFigures> {
     if let Some(db) = v["database"].as_str() {
         let bytes = v["bytes_dumped"].as_u64().unwrap_or(0);
         let d = ms(v);
-        let files = v["parts"].as_array().map(|p| p.len() as u64);
         return vec![SourceFigures {
             path: format!("db/{}", crate::source::postgres::dump::path_component(db)),
             kind: "database".into(),
-            files,
+            files: None,
             tables: v["tables"].as_array().map(|t| t.len() as u64),
             bytes,
             duration_ms: d,
@@ -127,7 +127,7 @@ mod tests {
     fn sources_of_summaries() {
         let db = json!({"database": "app", "tables": [{}, {}], "parts": [{}, {}, {}], "bytes_dumped": 2_000_000, "seconds": 2.0});
         let f = super::source_figures(&db);
-        assert_eq!((f[0].path.as_str(), f[0].tables, f[0].files, f[0].mb_per_s), ("db/app", Some(2), Some(3), 1.0));
+        assert_eq!((f[0].path.as_str(), f[0].tables, f[0].files, f[0].mb_per_s), ("db/app", Some(2), None, 1.0));
         let project = json!({"db": db, "storage": [{"bucket": "avatars", "objects": 5, "bytes": 10, "seconds": 0.0}]});
         let f = super::source_figures(&project);
         assert_eq!(f.len(), 2);
