@@ -1,7 +1,8 @@
 //! snap: deduplicated, encrypted snapshots of Supabase projects (Postgres + Storage).
 //!
 //! Layers, bottom up: [`crypto`] → [`chunker`] → [`blob`] → [`pack`] → [`index`] →
-//! [`backend`] → [`repo`] → [`ops`]. The library prints nothing; the `snap` binary is a thin CLI.
+//! [`backend`] → [`repo`] → [`ops`]; [`config`] is the nightly configuration file that
+//! [`ops::nightly`] runs. The library prints nothing; the `snap` binary is a thin CLI.
 //!
 //! ```
 //! use std::sync::Arc;

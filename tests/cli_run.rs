@@ -149,6 +149,21 @@ fn nightly_run_backs_up_two_projects_applies_retention_prunes_and_checks() {
     assert!(out.contains("db/app") && out.contains("2 tables"), "{out}");
     assert!(!out.contains("shop"), "{out}");
     assert!(out.contains("nightly run succeeded"), "{out}");
+
+    // Damage: one unreadable snapshot manifest. Backups still run; forget names the damage and
+    // fails; prune is skipped (it could free data that snapshot needs); check runs and fails.
+    let victim = repo.repo.join("snapshots").join(repo.snapshot_ids()[0].clone());
+    std::fs::write(&victim, b"not a manifest").unwrap();
+    let (code, out, err) = snap(&repo, &["run", "--config", cfg, "--time", "2026-01-26T03:00:00Z", "--json"]);
+    assert_eq!(code, 1, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        steps(&v),
+        sv(&[("app", "backup", "ok"), ("app", "forget", "failed"), ("shop", "backup", "ok"), ("shop", "forget", "skipped"), ("-", "prune", "skipped"), ("-", "check", "failed")])
+    );
+    assert!(step(&v, Some("app"), "forget")["message"].as_str().unwrap().contains("cannot be read"), "{v}");
+    assert!(step(&v, None, "prune")["message"].as_str().unwrap().contains("repository damage was reported"), "{v}");
+    assert!(err.lines().any(|l| l.contains("level=warn step=prune msg=\"skipped: repository damage")), "{err}");
 }
 
 /// A one-thread HTTP server that answers 200 to every request and reports
@@ -199,6 +214,10 @@ fn a_failing_project_fails_the_run_and_pings_failure_while_the_other_succeeds() 
         &format!("[healthcheck]\nurl = {url:?}\n"),
     );
     let cfg = cfg.to_str().unwrap();
+
+    let (code, _, err) = snap(&repo, &["run", "--config", cfg, "--project", "nope"]);
+    assert_eq!(code, 2, "an unknown project is a usage error: {err}");
+    assert!(err.contains("no project \"nope\"") && err.contains("good, broken"), "{err}");
 
     let (code, out, err) = snap(&repo, &["run", "--config", cfg, "--json"]);
     assert_eq!(code, 1, "{err}");

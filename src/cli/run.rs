@@ -12,7 +12,9 @@ use super::{Global, exit, output};
 const AFTER_HELP: &str = "\
 For each project of the configuration file: backup (one snapshot, tagged project=<name>), then
 forget (the [retention] policy, default keep-within 21d, applied to that project's snapshots);
-then, once for the repository, prune and check (--read-data-subset from [check]).
+then, once for the repository, prune and check (--read-data-subset from [check]). The
+repository, its password and the cache directory come from the file: --repo, --password-file,
+--password-command and --cache-dir do not apply.
 
 A failed backup does not stop the other projects. forget still runs for a project whose backup
 failed (retention counts back from the newest snapshot, so nothing more is removed than the
@@ -51,6 +53,10 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
             return Ok(exit::USAGE);
         }
     };
+    if let Some(Err(e)) = a.projects.iter().map(|n| cfg.project(n)).find(Result::is_err) {
+        eprintln!("error: {e}");
+        return Ok(exit::USAGE);
+    }
     let bars = Bars::bars_only(g.quiet);
     let log = LogLines { quiet: g.quiet, bars: &bars };
     let opts = NightlyOptions { projects: a.projects.clone(), time: a.time };

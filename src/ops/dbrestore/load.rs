@@ -255,7 +255,9 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
     let parts = scoped_parts(db, scope);
     let migrations = *scope == Scope::Whole && db.has("migrations.sql");
     let tx_note = "the transaction was rolled back, the target is unchanged";
-    progress.start("restore", None);
+    // The data is nearly all of it: the bar counts its bytes (sizes recorded at backup time).
+    let data_parts: Vec<&DataPart> = if *scope == Scope::Whole { db.parts.iter().collect() } else { parts.clone() };
+    progress.start("restore", Some(data_parts.iter().filter_map(|p| p.bytes).sum()));
     let res = (|| -> Result<()> {
         match opts.jobs {
             None => {
@@ -283,12 +285,22 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
                     progress.item(&data_label);
                     starts.push((data_label.clone(), w.lines + 1));
                     match &data {
-                        None => report.bytes += db.write_data_sql(w)?,
+                        None => {
+                            for p in &db.parts {
+                                progress.item(&p.path);
+                                let n = db.write_part(&p.path, w)?;
+                                report.bytes += n;
+                                progress.bytes(n);
+                            }
+                        }
                         Some(sqltext) => {
                             // SET lines and this scope's setval first, then the COPY parts.
                             put(w, sqltext.strip_suffix(b"RESET ALL;\n").unwrap_or(sqltext))?;
                             for p in &parts2 {
-                                report.bytes += db.write_part(&p.path, w)?;
+                                progress.item(&p.path);
+                                let n = db.write_part(&p.path, w)?;
+                                report.bytes += n;
+                                progress.bytes(n);
                             }
                             put(w, b"RESET ALL;\n")?;
                         }
@@ -337,8 +349,10 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
                                 let res = psql_session(tools, conn, &[], "that table's transaction was rolled back", &mut r, Box::new(move |w, starts, _| {
                                     put(w, &settings)?;
                                     starts.push((path.clone(), w.lines + 1));
+                                    progress.item(&path);
                                     let n = db.write_part(&path, w)?;
                                     bytes_ref.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                                    progress.bytes(n);
                                     Ok(())
                                 }));
                                 match res {
