@@ -18,7 +18,7 @@ pub struct Args {
     stdin: bool,
     /// Back up the projects of this configuration file, one snapshot each (see `snap config
     /// init`); the repository and its password come from the file.
-    #[arg(long, env = "SNAP_CONFIG", conflicts_with_all = ["paths", "stdin", "command"])]
+    #[arg(long, conflicts_with_all = ["paths", "stdin", "command"])]
     config: Option<PathBuf>,
     /// With --config: only this project (repeatable; default: all).
     #[arg(long = "project", value_name = "NAME", requires = "config")]

@@ -21,7 +21,7 @@ cache_dir = "/var/cache/snap"
 
 # Which snapshots `snap run` keeps, per project. A snapshot is kept if any rule keeps it; the
 # newest is always kept. Durations count back from the project's NEWEST snapshot, not from now,
-# so if backups stop failing nights never remove the last good snapshots.
+# so nights whose backup fails never remove the last good snapshots.
 # Without any keep_* key: keep_within = "21d".
 [retention]
 keep_within = "21d"          # h, d, w, m (months), y; combinable: "1y6m"
