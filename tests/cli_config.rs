@@ -125,3 +125,33 @@ fn systemd_units_pass_systemd_analyze_verify() {
     assert_eq!(code, 0, "systemd-analyze verify failed:\n{out}\n{err}");
     assert!(err.trim().is_empty(), "systemd-analyze verify warned:\n{err}");
 }
+
+/// Progress bars appear on a terminal (a real pseudo-terminal from `script`), and not with
+/// --quiet; every other test runs without a terminal and sees none.
+#[test]
+fn progress_bars_are_drawn_on_a_terminal_only() {
+    let script = Path::new("/usr/bin/script");
+    if !script.exists() {
+        eprintln!("script (util-linux) not installed: skipping");
+        return;
+    }
+    let repo = TestRepo::new();
+    let data = repo.path("data.bin");
+    let mut rng = Rng::new(7);
+    fs::write(&data, random_bytes(&mut rng, 8 << 20)).unwrap();
+    for (quiet, want_bar) in [("", true), ("--quiet", false)] {
+        let cmd = format!("{} backup --repo {} {quiet} {}", snap_bin(), repo.repo.display(), data.display());
+        let o = std::process::Command::new(script)
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("SNAP_PASSWORD", &repo.password)
+            .env("SNAP_CACHE_DIR", &repo.cache)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let (code, out, err) = output_parts(o);
+        assert_eq!(code, 0, "{out}\n{err}");
+        // indicatif redraws its line with "erase line" (ESC [2K); the bar names the phase.
+        let bar = out.contains("\u{1b}[2K") && out.lines().any(|l| l.contains("backup") && l.contains("B/s"));
+        assert_eq!(bar, want_bar, "quiet={quiet:?}:\n{out}");
+    }
+}

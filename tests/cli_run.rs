@@ -268,3 +268,18 @@ fn the_nightly_walkthrough_example_runs() {
     assert_eq!(out.matches("nightly run succeeded").count(), 2, "{out}");
     assert!(out.contains("public.notes: 1004 rows in shop, 1004 rows in shop_restored"), "{out}");
 }
+
+#[test]
+fn a_repository_that_cannot_be_opened_skips_every_step() {
+    let repo = TestRepo::uninit();
+    let cfg = write_config(&repo, &[("app", "postgresql://postgres@127.0.0.1:9/app".to_string())], "");
+    let (code, out, err) = snap(&repo, &["run", "--config", cfg.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 1, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        steps(&v),
+        sv(&[("-", "open", "failed"), ("app", "backup", "skipped"), ("app", "forget", "skipped"), ("-", "prune", "skipped"), ("-", "check", "skipped")])
+    );
+    assert!(step(&v, None, "open")["message"].as_str().unwrap().contains("snap init"), "{v}");
+    assert!(err.lines().any(|l| l.contains("level=error step=open")), "{err}");
+}
