@@ -2,6 +2,7 @@
 
 mod backup;
 mod backup_db;
+mod backup_storage;
 mod cat;
 mod check;
 mod diff;
@@ -16,6 +17,7 @@ mod prune;
 mod repair;
 mod restore;
 mod restore_db;
+mod restore_storage;
 mod restore_verify;
 mod snapshots;
 mod stats;

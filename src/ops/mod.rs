@@ -9,6 +9,7 @@ pub mod forget;
 pub mod prune;
 pub mod restore;
 pub mod stats;
+pub mod storage_restore;
 
 pub use backup::{BackupInput, BackupOptions, BackupOutcome, backup};
 pub use restore::{RestoreOptions, RestoreSummary, restore};
