@@ -328,9 +328,10 @@ async fn handle(st: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body
         let status = [StatusCode::SERVICE_UNAVAILABLE, StatusCode::INTERNAL_SERVER_ERROR, StatusCode::TOO_MANY_REQUESTS][n as usize % 3];
         return Ok(json_resp(status, json!({"statusCode": status.as_u16().to_string(), "error": "Unavailable", "message": "try again"})));
     }
-    // The gateway wants `apikey`; the storage server checks the bearer JWT.
+    // Behind the gateway (`/storage/v1/…`) `apikey` must be a valid key; the storage server
+    // itself checks the bearer JWT.
     let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
-    if header("apikey").as_deref() != Some(st.key.as_str()) {
+    if req.uri().path().starts_with("/storage/v1/") && header("apikey").as_deref() != Some(st.key.as_str()) {
         return Ok(json_resp(StatusCode::UNAUTHORIZED, json!({"message": "Invalid API key"})));
     }
     match header("authorization") {

@@ -45,6 +45,8 @@ pub struct V1Walker {
     pending: Vec<String>,
     /// The folder being listed and the offset of its next page.
     current: Option<(String, usize)>,
+    /// Subfolders found in the current folder so far (visited once it is listed).
+    found: Vec<String>,
     limit: usize,
 }
 
@@ -56,7 +58,7 @@ impl Default for V1Walker {
 
 impl V1Walker {
     pub fn new(limit: usize) -> V1Walker {
-        V1Walker { pending: Vec::new(), current: Some((String::new(), 0)), limit }
+        V1Walker { pending: Vec::new(), current: Some((String::new(), 0)), found: Vec::new(), limit }
     }
 
     /// The next request body, or `None` when every folder is listed.
@@ -78,20 +80,21 @@ impl V1Walker {
         let Some((prefix, offset)) = self.current.take() else { return Vec::new() };
         let n = items.len();
         let mut objects = Vec::new();
-        let mut folders = Vec::new();
         for item in items {
             let full = if prefix.is_empty() { item.name.clone() } else { format!("{prefix}/{}", item.name) };
             // Folders are the entries without an id and without metadata.
             if item.id.is_none() && item.metadata.is_none() {
-                folders.push(full);
+                self.found.push(full);
             } else {
                 objects.push(ObjectInfo::from_item(full, item));
             }
         }
-        // Visit folders in name order (the stack pops the last pushed first).
-        self.pending.extend(folders.into_iter().rev());
         if n >= self.limit {
             self.current = Some((prefix, offset + n));
+        } else {
+            // Depth first, folders in name order (the stack pops the last pushed first).
+            let found = std::mem::take(&mut self.found);
+            self.pending.extend(found.into_iter().rev());
         }
         objects
     }
@@ -124,6 +127,8 @@ mod tests {
         assert_eq!(r["prefix"], "a");
         let got = w.feed(vec![obj("x"), folder("ü")]);
         assert_eq!(got[0].name, "a/x");
+        assert_eq!(w.next_request().unwrap()["offset"], 2);
+        assert!(w.feed(vec![]).is_empty());
         let r = w.next_request().unwrap();
         assert_eq!(r["prefix"], "a/ü");
         assert_eq!(w.feed(vec![obj(".emptyFolderPlaceholder")])[0].name, "a/ü/.emptyFolderPlaceholder");
