@@ -255,6 +255,8 @@ fn object_deleted_mid_backup_is_counted_and_warned_about() {
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(err.contains("b/b was deleted during the backup"), "{err}");
     assert!(err.contains("1 objects were deleted or changed"), "{err}");
+    eprintln!("{out}");
+    assert!(out.contains("2 objects: 2 downloaded") && out.contains("dedup ratio") && out.contains("MB/s"), "{out}");
     let snaps = env.repo.snapshots();
     let id = snaps[0]["id"].as_str().unwrap();
     assert_eq!(env.repo.cat(id, "storage/b/c"), b"c");

@@ -146,7 +146,7 @@ pub fn execute(repo: &Repository, plan: &StorageRestorePlan, opts: &StorageResto
     }
     progress.start("restore", Some(plan.bytes()));
     let work: Mutex<_> = Mutex::new(plan.buckets.iter().flat_map(|b| b.objects.iter().map(move |o| (b.bucket.id.as_str(), o))));
-    let out = Mutex::new(&mut summary);
+    let out = Mutex::new(StorageRestoreSummary::default());
     let fatal: Mutex<Option<Error>> = Mutex::new(None);
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -175,7 +175,12 @@ pub fn execute(repo: &Repository, plan: &StorageRestorePlan, opts: &StorageResto
             });
         }
     });
-    drop(out);
+    let done = out.into_inner().unwrap();
+    summary.uploaded = done.uploaded;
+    summary.bytes_uploaded = done.bytes_uploaded;
+    summary.skipped = done.skipped;
+    summary.failed = done.failed;
+    summary.failed.sort_by(|a, b| (&a.bucket, &a.name).cmp(&(&b.bucket, &b.name)));
     rt.shutdown_background();
     progress.finish();
     if let Some(e) = fatal.into_inner().unwrap() {
@@ -194,10 +199,7 @@ enum Outcome {
 #[allow(clippy::too_many_arguments)]
 fn upload(rt: &tokio::runtime::Runtime, client: &Client, repo: &Repository, bucket: &str, obj: &StoredObject, entry: &Entry, overwrite: bool, progress: &dyn Progress) -> Result<Outcome> {
     let url = client.object_url(bucket, &obj.name);
-    let meta = match &obj.user_metadata {
-        Some(v) => Some(base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(v).expect("json serializes"))),
-        None => None,
-    };
+    let meta = obj.user_metadata.as_ref().map(|v| base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(v).expect("json serializes")));
     let mut attempt = 1;
     loop {
         let (tx, mut rx) = mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(4);
