@@ -198,6 +198,9 @@ fn backup_completes_through_transient_faults() {
     let id = snap["id"].as_str().unwrap();
     assert!(env.repo.cat(id, "storage/b/big.bin") == storage_server::generated(3, 0, (4 * MIB) as usize), "resumed download is byte-exact");
     assert_eq!(s.faults().reset_mid_body, 0, "the resets happened");
+    // The first two requests are slower than the 1 s timeout (the client gives up before their
+    // error answer), then 3 error answers, then 3 broken bodies: each one retried.
+    assert!(snap["storage"]["retries"].as_u64().unwrap() >= 8, "{}", snap["storage"]);
 }
 
 #[test]
@@ -292,12 +295,14 @@ fn restore_skips_existing_reports_refused_names_and_a_rerun_completes() {
     assert_eq!(dst.objects("b")["ok/5.txt"].user_metadata, Some(json!({"i": 5})));
     assert_eq!(dst.objects("b")["ok/5.txt"].cache_control, "max-age=5");
 
-    // The server is fixed; the same restore completes the rest.
+    // The server is fixed; the same restore completes the rest, through a burst of 5xx.
     dst.set_strict_names(false);
+    dst.faults().errors_5xx = 3;
     let (code, out, err) = env.restore(&id, &dst, &["--yes", "--json"]);
     assert_eq!(code, 0, "{out}\n{err}");
     let r: Value = serde_json::from_str(&out).unwrap();
     assert_eq!((r["uploaded"].as_u64(), r["skipped"].as_u64()), (Some(1), Some(10)));
+    assert_eq!(dst.faults().errors_5xx, 0, "the errors happened");
 
     // --overwrite replaces, --prefix limits.
     let (code, out, err) = env.restore(&id, &dst, &["--yes", "--overwrite", "--prefix", "ok/0", "--json"]);
@@ -311,44 +316,24 @@ fn restore_skips_existing_reports_refused_names_and_a_rerun_completes() {
 #[path = "../benches/common/proc.rs"]
 mod proc;
 
-/// Peak RSS of `snap backup storage` stays flat: downloading a 128 MiB bucket (one 80 MiB
-/// object and three of 16 MiB, 4 at a time, generated on the fly by the server) peaks within a
-/// small margin of a plain files backup of the same number of bytes (whose own peak is the
-/// saver's bounded pipeline): no object is ever held in memory. The 1 GiB run is in
-/// benches/storage.rs.
+/// Peak RSS of `snap backup storage` stays flat: a bucket of 336 MiB (one 288 MiB object and
+/// three of 16 MiB, 4 transfers at once, generated on the fly by the server) is backed up with a
+/// peak well below the size of its largest object: no object is ever held in memory. (The
+/// saver's own pipeline needs about 100–150 MiB at any size; benches/storage.rs runs 1 GiB.)
 #[test]
 fn memory_stays_flat_whatever_the_object_sizes() {
     let s = StorageServer::start(KEY);
     s.create_bucket("big", false, None, None);
-    for (i, mib) in [80u64, 16, 16, 16].into_iter().enumerate() {
+    for (i, mib) in [288u64, 16, 16, 16].into_iter().enumerate() {
         s.put("big", &format!("o{i}.bin"), Content::Generated { seed: 100 + i as u64, len: mib * MIB }, "application/octet-stream", "no-cache", None);
     }
     let env = Env::new();
-    let file = env.repo.path("plain.bin");
-    {
-        use std::io::Write;
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
-        for k in 0..128u64 {
-            f.write_all(&storage_server::generated(7, k * MIB, MIB as usize)).unwrap();
-        }
-    }
-    let mut c = env.repo.cmd();
-    c.args(["backup", "--json"]).arg(&file);
-    let files = proc::run(c, None);
     let mut c = env.repo.cmd();
     c.args(["backup", "storage", "--json", "--storage-url", &s.storage_url(), "--concurrency", "4", "--service-key-file"]);
     c.arg(&env.key_file);
     let storage = proc::run(c, None);
     let v: Value = serde_json::from_str(&storage.stdout).unwrap();
-    assert_eq!(v["summary"]["bytes_read"].as_u64(), Some(128 * MIB));
-    eprintln!(
-        "peak RSS for 128 MiB: files backup {} KiB ({:?}), storage backup {} KiB ({:?})",
-        files.maxrss_kib, files.wall, storage.maxrss_kib, storage.wall
-    );
-    assert!(
-        storage.maxrss_kib < files.maxrss_kib + 32 * 1024,
-        "storage backup peaked at {} KiB, a files backup of the same size at {} KiB",
-        storage.maxrss_kib,
-        files.maxrss_kib
-    );
+    assert_eq!(v["summary"]["bytes_read"].as_u64(), Some(336 * MIB));
+    eprintln!("peak RSS for a 336 MiB bucket (largest object 288 MiB): {} KiB ({:?})", storage.maxrss_kib, storage.wall);
+    assert!(storage.maxrss_kib < 192 * 1024, "storage backup peaked at {} KiB", storage.maxrss_kib);
 }

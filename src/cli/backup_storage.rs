@@ -111,6 +111,9 @@ pub fn run(g: &Global, a: &StorageConnArgs, opts: &BackupOptions, json: bool) ->
             output::bytes(st.bytes_downloaded),
             st.reused
         );
+        if st.retries > 0 {
+            println!("  {} transient failures (timeouts, resets, 429/5xx) were retried", st.retries);
+        }
         println!(
             "  read {} in {:.1} s ({:.1} MB/s); added {} to the repository (dedup ratio {})",
             output::bytes(s.bytes_read),

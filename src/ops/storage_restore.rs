@@ -77,6 +77,8 @@ pub struct StorageRestoreSummary {
     /// Objects that already existed (not replaced without `overwrite`).
     pub skipped: u64,
     pub failed: Vec<FailedObject>,
+    /// Transient failures (timeouts, resets, 429, 5xx) retried.
+    pub retries: u64,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -180,6 +182,7 @@ pub fn execute(repo: &Repository, plan: &StorageRestorePlan, opts: &StorageResto
     summary.bytes_uploaded = done.bytes_uploaded;
     summary.skipped = done.skipped;
     summary.failed = done.failed;
+    summary.retries = client.retries();
     summary.failed.sort_by(|a, b| (&a.bucket, &a.name).cmp(&(&b.bucket, &b.name)));
     rt.shutdown_background();
     progress.finish();
@@ -248,6 +251,7 @@ fn upload(rt: &tokio::runtime::Runtime, client: &Client, repo: &Repository, buck
             Err(e) => match e.failure {
                 Failure::Exists => return Ok(Outcome::Exists),
                 Failure::Transient if attempt < client.retry.attempts => {
+                    client.count_retry();
                     std::thread::sleep(client.retry.delay(attempt));
                     attempt += 1;
                 }

@@ -64,6 +64,8 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     pub retry: RetryPolicy,
+    /// Transient failures retried so far (shared by clones).
+    retries: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A transport failure (no HTTP answer): always worth retrying.
@@ -100,7 +102,23 @@ impl Client {
             .user_agent(concat!("snap/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| crate::Error::Invalid(format!("cannot set up the HTTP client: {e}")))?;
-        Ok(Client { http, base: base.trim_end_matches('/').to_string(), retry })
+        Ok(Client { http, base: base.trim_end_matches('/').to_string(), retry, retries: Default::default() })
+    }
+
+    /// Wait before retry number `retry` (and count it).
+    pub async fn backoff(&self, retry: u32) {
+        self.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(self.retry.delay(retry)).await;
+    }
+
+    /// Transient failures retried so far.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Count a retry made outside [`Client::backoff`] (a blocking caller sleeps itself).
+    pub fn count_retry(&self) {
+        self.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn base(&self) -> &str {
@@ -128,7 +146,7 @@ impl Client {
         loop {
             match self.send_once(build(&self.http)).await {
                 Err(e) if e.failure == Failure::Transient && attempt < self.retry.attempts => {
-                    tokio::time::sleep(self.retry.delay(attempt)).await;
+                    self.backoff(attempt).await;
                     attempt += 1;
                 }
                 other => return other,
@@ -148,9 +166,8 @@ impl Client {
                         message: format!("unexpected answer from the Storage API ({e}); is this a Storage API base URL?"),
                     });
                 }
-                Err(e) if attempt < self.retry.attempts => {
-                    let _ = e;
-                    tokio::time::sleep(self.retry.delay(attempt)).await;
+                Err(_) if attempt < self.retry.attempts => {
+                    self.backoff(attempt).await;
                     attempt += 1;
                 }
                 Err(e) => return Err(network(e)),

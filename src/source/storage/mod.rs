@@ -137,6 +137,8 @@ pub struct StorageSummary {
     /// Objects the server refused to serve (not in the snapshot).
     pub failed: u64,
     pub failed_objects: Vec<String>,
+    /// Transient failures (timeouts, resets, 429, 5xx) retried.
+    pub retries: u64,
 }
 
 /// Supabase Storage (some or all buckets) as a [`Source`].
@@ -233,6 +235,7 @@ impl Source for StorageSource {
             self.summary.objects += bs.objects;
             self.summary.buckets.push(bs);
         }
+        self.summary.retries = client.retries();
         rt.shutdown_background();
         Ok(())
     }
@@ -457,7 +460,7 @@ async fn download(client: Arc<Client>, bucket: String, name: String, want_info: 
                 let _ = tx.send(Msg::Failed(e)).await;
                 return;
             }
-            tokio::time::sleep(client.retry.delay(retry)).await;
+            client.backoff(retry).await;
         }
         let resp = match client.get_object(&bucket, &name, offset).await {
             Ok(r) => r,
