@@ -335,5 +335,5 @@ fn memory_stays_flat_whatever_the_object_sizes() {
     let v: Value = serde_json::from_str(&storage.stdout).unwrap();
     assert_eq!(v["summary"]["bytes_read"].as_u64(), Some(336 * MIB));
     eprintln!("peak RSS for a 336 MiB bucket (largest object 288 MiB): {} KiB ({:?})", storage.maxrss_kib, storage.wall);
-    assert!(storage.maxrss_kib < 192 * 1024, "storage backup peaked at {} KiB", storage.maxrss_kib);
+    assert!(storage.maxrss_kib < 208 * 1024, "storage backup peaked at {} KiB", storage.maxrss_kib);
 }
