@@ -40,12 +40,8 @@ pub struct ListItem {
     #[serde(default)]
     pub metadata: Option<Value>,
     /// Present only on servers that list it; otherwise read per object with `GET /object/info`.
-    #[serde(default = "absent")]
+    #[serde(default)]
     pub user_metadata: Option<Value>,
-}
-
-fn absent() -> Option<Value> {
-    None
 }
 
 /// `POST /object/list-v2/{bucket}` answer.
