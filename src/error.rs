@@ -80,6 +80,10 @@ pub enum Error {
 
     #[error("invalid argument: {0}")]
     Invalid(String),
+
+    /// A Supabase Storage API request failed for good (after retries, or a refused key).
+    #[error("{0}")]
+    StorageApi(String),
 }
 
 impl Error {

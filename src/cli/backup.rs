@@ -64,6 +64,9 @@ enum What {
     /// Snapshot a Supabase (or plain PostgreSQL) database with pg_dump: roles, schema, data per
     /// table, migration history, managed schemas and an inventory, from one consistent point in time.
     Db(super::backup_db::DbConnArgs),
+    /// Snapshot Supabase Storage: every bucket's configuration and every object with its
+    /// metadata (content type, cache control, user metadata, eTag, times).
+    Storage(super::backup_storage::StorageConnArgs),
 }
 
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
@@ -80,7 +83,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     if let Some(cfg) = &a.config {
         return from_config(g, a, cfg);
     }
-    if let Some(What::Db(db)) = &a.what {
+    if let Some(what) = &a.what {
         let opts = BackupOptions {
             host: a.host.clone(),
             tags: a.tags.clone(),
@@ -88,7 +91,10 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
             time: a.time,
             ..Default::default()
         };
-        return super::backup_db::run(g, db, &opts, a.json);
+        return match what {
+            What::Db(db) => super::backup_db::run(g, db, &opts, a.json),
+            What::Storage(st) => super::backup_storage::run(g, st, &opts, a.json),
+        };
     }
     let input = if a.stdin {
         BackupInput::Stream(Box::new(ReaderSource::new(a.stdin_name.clone(), std::io::stdin())))

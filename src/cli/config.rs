@@ -106,7 +106,6 @@ struct StorageJson {
     service_key: SecretJson,
     buckets: Vec<String>,
     concurrency: usize,
-    available: bool,
 }
 
 fn summary(c: &Config) -> Summary {
@@ -152,7 +151,6 @@ fn summary(c: &Config) -> Summary {
                     service_key: secret(&s.service_key),
                     buckets: s.buckets.clone(),
                     concurrency: s.concurrency,
-                    available: snap::ops::nightly::STORAGE_SUPPORTED,
                 }),
             })
             .collect(),
@@ -189,9 +187,6 @@ fn print_summary(s: &Summary) {
             let buckets = if st.buckets.is_empty() { "all buckets".to_string() } else { st.buckets.join(", ") };
             println!("  storage      {} ({buckets}, concurrency {})", st.api_base, st.concurrency);
             println!("  service key  {}", secret_line(&st.service_key));
-            if !st.available {
-                println!("  WARNING: storage backups are not available in this build; `snap run` will fail this project");
-            }
         }
     }
 }

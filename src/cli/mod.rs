@@ -2,6 +2,7 @@
 
 mod backup;
 mod backup_db;
+mod backup_storage;
 mod cat;
 mod check;
 mod completions;
@@ -19,6 +20,7 @@ mod prune;
 mod repair;
 mod restore;
 mod restore_db;
+mod restore_storage;
 mod restore_verify;
 mod run;
 mod snapshots;

@@ -9,17 +9,27 @@ pub struct Args {
     /// Snapshot id (prefix) or `latest`.
     snapshot: String,
     /// Directory to restore into (created if missing; must be empty unless --overwrite).
-    #[arg(long, required_unless_present = "db")]
+    #[arg(long, required_unless_present_any = ["db", "storage"])]
     target: Option<PathBuf>,
     /// Restore a database snapshot into the database given by --db-url / --project-ref.
     #[arg(long, conflicts_with_all = ["target", "includes", "overwrite"])]
     db: bool,
     #[command(flatten)]
     conn: super::backup_db::DbConnArgs,
+    /// Restore the storage buckets and objects of the snapshot into the Storage API given by
+    /// --url / --storage-url (missing buckets are created; existing objects are skipped unless
+    /// --overwrite).
+    #[arg(long, conflicts_with_all = ["target", "includes", "db"])]
+    storage: bool,
+    #[command(flatten)]
+    storage_conn: super::backup_storage::StorageConnArgs,
+    /// With --storage: restore only objects whose name starts with this.
+    #[arg(long, requires = "storage")]
+    prefix: Option<String>,
     /// With --db: which database of the snapshot (when it holds several).
     #[arg(long)]
     database: Option<String>,
-    /// With --db: do not ask for confirmation.
+    /// With --db or --storage: do not ask for confirmation.
     #[arg(long)]
     yes: bool,
     /// With --db: print the requirement report and the plan; change nothing.
@@ -30,7 +40,8 @@ pub struct Args {
     /// Restore only this path and what lies below it (repeatable).
     #[arg(long = "include")]
     includes: Vec<String>,
-    /// Restore into a non-empty directory, replacing entries at restored paths.
+    /// Restore into a non-empty directory, replacing entries at restored paths (with --storage:
+    /// replace existing objects).
     #[arg(long)]
     overwrite: bool,
     /// Print the result as JSON.
@@ -43,6 +54,9 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let snap = repo.find_snapshot(&a.snapshot)?;
     if a.db {
         return super::restore_db::run(g, &repo, &snap, &a.conn, a.database.as_deref(), a.yes, a.dry_run, a.json, &a.db_opts);
+    }
+    if a.storage {
+        return super::restore_storage::run(g, &repo, &snap, &a.storage_conn, a.prefix.clone(), a.overwrite, a.yes, a.json);
     }
     let target = a.target.clone().expect("clap requires --target without --db");
     let opts = RestoreOptions { target: target.clone(), includes: a.includes.clone(), overwrite: a.overwrite };

@@ -146,22 +146,28 @@ pub fn backup(repo: &Repository, input: BackupInput<'_>, opts: &BackupOptions, p
         }
         BackupInput::Source(mut src) => {
             let paths = src.paths();
-            let parent = repo
-                .snapshots_and_damaged()?
-                .0
-                .into_iter()
-                .rev()
-                .find(|s| s.manifest.host == host && s.manifest.source == src.kind() && s.manifest.paths == paths)
-                .map(|s| s.id);
+            let parent = match find_parent(repo, opts, &host, &paths, src.kind()) {
+                Ok(p) => p,
+                Err(e) if opts.parent.is_none() => {
+                    progress.warn(&format!("parent snapshot unusable, reading everything: {e}"));
+                    None
+                }
+                Err(e) => return Err(e),
+            };
+            let (parent_id, parent_files) = match parent {
+                Some((id, files)) if !opts.force => (Some(id), files),
+                Some((id, _)) => (Some(id), HashMap::new()),
+                None => (None, HashMap::new()),
+            };
             progress.start("backup", None);
             let now_ns = time.timestamp_nanos_opt().unwrap_or(0);
-            let mut sink = CollectingSink { ctx: &mut ctx, entries: Vec::new(), notes: Vec::new(), now_ns };
+            let mut sink = CollectingSink { ctx: &mut ctx, entries: Vec::new(), dirs: Vec::new(), notes: Vec::new(), now_ns, parent: parent_files };
             src.run(&mut sink)?;
-            let (entries, notes) = (std::mem::take(&mut sink.entries), std::mem::take(&mut sink.notes));
-            write_sorted(&mut ctx, &mut tree, entries, now_ns)?;
+            let (entries, dirs, notes) = (std::mem::take(&mut sink.entries), std::mem::take(&mut sink.dirs), std::mem::take(&mut sink.notes));
+            write_sorted(&mut ctx, &mut tree, entries, dirs, now_ns)?;
             source_notes = notes;
             source_summary = src.summary();
-            (paths, src.kind(), src.description(), parent)
+            (paths, src.kind(), src.description(), parent_id)
         }
     };
 
@@ -411,24 +417,74 @@ fn rescue_from_condemned(repo: &Repository, tree: &[ChunkRef], stats: &crate::re
 struct CollectingSink<'c, 'a> {
     ctx: &'c mut Ctx<'a>,
     entries: Vec<Entry>,
+    /// Directories the source declared (with attributes).
+    dirs: Vec<Entry>,
     notes: Vec<String>,
     now_ns: i64,
+    /// The parent snapshot's files by path (empty without a parent or with `--force`).
+    parent: HashMap<String, Entry>,
+}
+
+impl CollectingSink<'_, '_> {
+    fn valid(path: &str) -> Result<()> {
+        crate::snapshot::validate_path(path).map_err(|_| Error::Invalid(format!("a source produced an invalid path {path:?}")))
+    }
 }
 
 impl EntrySink for CollectingSink<'_, '_> {
     fn file(&mut self, path: &str, mode: u32, reader: &mut dyn Read, attrs: BTreeMap<String, serde_json::Value>) -> Result<u64> {
-        crate::snapshot::validate_path(path).map_err(|_| Error::Invalid(format!("a source produced an invalid path {path:?}")))?;
+        let now = self.now_ns;
+        self.file_at(path, mode, now, reader, attrs)
+    }
+
+    fn file_at(&mut self, path: &str, mode: u32, mtime_ns: i64, reader: &mut dyn Read, attrs: BTreeMap<String, serde_json::Value>) -> Result<u64> {
+        Self::valid(path)?;
         self.ctx.progress.item(path);
         let (chunks, size) = self.ctx.store_stream(reader).map_err(|e| Error::io(path, e))??;
-        let mut e = synthetic(path.to_string(), EntryKind::File, mode, self.now_ns);
+        let mut e = synthetic(path.to_string(), EntryKind::File, mode, mtime_ns);
         e.size = size;
         e.chunks = chunks;
         e.attrs = attrs;
+        match self.parent.get(path) {
+            Some(o) if o.chunks == e.chunks => self.ctx.summary.files_unchanged += 1,
+            Some(_) => self.ctx.summary.files_changed += 1,
+            None => self.ctx.summary.files_new += 1,
+        }
         self.entries.push(e);
         self.ctx.summary.files += 1;
-        self.ctx.summary.files_new += 1;
         self.ctx.summary.total_bytes += size;
         Ok(size)
+    }
+
+    fn dir(&mut self, path: &str, attrs: BTreeMap<String, serde_json::Value>) -> Result<()> {
+        Self::valid(path)?;
+        let mut e = synthetic(path.to_string(), EntryKind::Dir, 0o755, self.now_ns);
+        e.attrs = attrs;
+        self.dirs.push(e);
+        Ok(())
+    }
+
+    fn parent_entry(&self, path: &str) -> Option<&Entry> {
+        self.parent.get(path)
+    }
+
+    fn reuse(&mut self, path: &str, mtime_ns: i64, attrs: BTreeMap<String, serde_json::Value>) -> Result<Option<u64>> {
+        Self::valid(path)?;
+        let Some(old) = self.parent.get(path) else { return Ok(None) };
+        if !all_reusable(self.ctx.saver, &old.chunks)? {
+            return Ok(None);
+        }
+        let mut e = synthetic(path.to_string(), EntryKind::File, old.mode, mtime_ns);
+        e.size = old.size;
+        e.chunks = old.chunks.clone();
+        e.attrs = attrs;
+        self.ctx.progress.item(path);
+        self.ctx.summary.files += 1;
+        self.ctx.summary.files_unchanged += 1;
+        self.ctx.summary.total_bytes += e.size;
+        let size = e.size;
+        self.entries.push(e);
+        Ok(Some(size))
     }
 
     fn warn(&mut self, message: String) {
@@ -438,8 +494,16 @@ impl EntrySink for CollectingSink<'_, '_> {
 }
 
 /// Add the parent directories of `entries`, sort everything by path and write the tree.
-fn write_sorted(ctx: &mut Ctx, tree: &mut TreeWriter, mut entries: Vec<Entry>, now_ns: i64) -> Result<()> {
+fn write_sorted(ctx: &mut Ctx, tree: &mut TreeWriter, mut entries: Vec<Entry>, declared: Vec<Entry>, now_ns: i64) -> Result<()> {
     let mut dirs = std::collections::BTreeSet::new();
+    for d in &declared {
+        let mut p = d.path.as_str();
+        dirs.insert(p.to_string());
+        while let Some((parent, _)) = p.rsplit_once('/') {
+            dirs.insert(parent.to_string());
+            p = parent;
+        }
+    }
     for e in &entries {
         let mut p = e.path.as_str();
         while let Some((parent, _)) = p.rsplit_once('/') {
@@ -448,7 +512,8 @@ fn write_sorted(ctx: &mut Ctx, tree: &mut TreeWriter, mut entries: Vec<Entry>, n
         }
     }
     ctx.summary.dirs += dirs.len() as u64;
-    entries.extend(dirs.into_iter().map(|d| synthetic(d, EntryKind::Dir, 0o755, now_ns)));
+    let mut declared: HashMap<String, Entry> = declared.into_iter().map(|d| (d.path.clone(), d)).collect();
+    entries.extend(dirs.into_iter().map(|d| declared.remove(&d).unwrap_or_else(|| synthetic(d, EntryKind::Dir, 0o755, now_ns))));
     entries.sort_by(|a, b| path_cmp(&a.path, &b.path));
     if let Some(w) = entries.windows(2).find(|w| w[0].path == w[1].path) {
         return Err(Error::Invalid(format!("a source produced {:?} twice", w[0].path)));

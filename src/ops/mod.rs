@@ -10,6 +10,7 @@ pub mod nightly;
 pub mod prune;
 pub mod restore;
 pub mod stats;
+pub mod storage_restore;
 pub mod summary;
 
 pub use backup::{BackupInput, BackupOptions, BackupOutcome, backup};

@@ -27,7 +27,7 @@ use std::time::Instant;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 
-use crate::config::{Config, Db, DbTarget, Project};
+use crate::config::{Config, Db, DbTarget, Project, Storage};
 use crate::error::{Error, Result};
 use crate::ops::check::{CheckOptions, check};
 use crate::ops::forget::{self, Filter, GroupBy};
@@ -38,6 +38,8 @@ use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::repo::lock::LockKind;
 use crate::source::Source;
+use crate::source::project::ProjectSource;
+use crate::source::storage::{StorageOptions, StorageSource};
 use crate::source::postgres::conn::ConnSpec;
 use crate::source::postgres::{DatabaseSource, DbOptions};
 
@@ -229,21 +231,28 @@ pub fn plan<'c>(cfg: &'c Config, opts: &NightlyOptions) -> Result<Vec<Step<'c>>>
 // ---------------------------------------------------------------------------------------------
 // Sources and the repository
 
-/// Whether [`project_source`] can back up Storage buckets (`snap config check` says so).
-pub const STORAGE_SUPPORTED: bool = false;
-
-/// The source of one project's snapshot. The ONE place that decides what a project's snapshot
-/// holds (`db/<database>/…` today; the database and Storage buckets together once Storage
-/// backups are built in).
+/// The source of one project's snapshot — the ONE place that decides what it holds: the
+/// database under `db/<database>/` and the Storage buckets under `storage/<bucket>/`, together in
+/// one snapshot (so rows in `storage.objects` and the files they describe are from the same night).
 pub fn project_source(p: &Project) -> Result<Box<dyn Source>> {
-    if p.storage.is_some() {
-        return Err(Error::Invalid(format!(
-            "project {}: storage backups are not available in this build; remove its [projects.storage] table",
-            p.name
-        )));
+    let db = p.db.as_ref().map(database_source).transpose()?;
+    let storage = p.storage.as_ref().map(storage_source).transpose()?;
+    match (db, storage) {
+        (Some(db), None) => Ok(Box::new(db)),
+        (None, Some(st)) => Ok(Box::new(st)),
+        (db, st @ Some(_)) => Ok(Box::new(ProjectSource::new(db, st))),
+        (None, None) => Err(Error::Invalid(format!("project {}: nothing to back up (give a db or a storage table)", p.name))),
     }
-    let db = p.db.as_ref().ok_or_else(|| Error::Invalid(format!("project {}: nothing to back up", p.name)))?;
-    Ok(Box::new(database_source(db)?))
+}
+
+fn storage_source(st: &Storage) -> Result<StorageSource> {
+    StorageSource::new(StorageOptions {
+        api_base: st.api_base.clone(),
+        service_key: st.service_key.read()?,
+        buckets: st.buckets.clone(),
+        concurrency: st.concurrency,
+        ..Default::default()
+    })
 }
 
 fn database_source(db: &Db) -> Result<DatabaseSource> {

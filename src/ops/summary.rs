@@ -109,7 +109,7 @@ pub fn source_figures(v: &serde_json::Value) -> Vec<SourceFigures> {
         }];
     }
     let mut out = Vec::new();
-    for key in ["db", "storage", "buckets", "sources"] {
+    for key in ["db", "database", "storage", "buckets", "sources"] {
         match &v[key] {
             serde_json::Value::Array(a) => a.iter().for_each(|x| out.extend(source_figures(x))),
             x @ serde_json::Value::Object(_) => out.extend(source_figures(x)),
@@ -132,6 +132,11 @@ mod tests {
         let f = super::source_figures(&project);
         assert_eq!(f.len(), 2);
         assert_eq!((f[1].path.as_str(), f[1].files, f[1].mb_per_s), ("storage/avatars", Some(5), 0.0));
+        // The shape of `ProjectSource::summary()`: a database and a storage summary side by side.
+        let project = json!({"database": db, "storage": {"listing": "v2", "objects": 7, "buckets": [{"bucket": "a", "objects": 3, "bytes": 30}, {"bucket": "b", "objects": 4, "bytes": 40}]}});
+        let f = super::source_figures(&project);
+        let paths: Vec<_> = f.iter().map(|x| (x.path.as_str(), x.files)).collect();
+        assert_eq!(paths, [("db/app", None), ("storage/a", Some(3)), ("storage/b", Some(4))]);
         assert!(super::source_figures(&serde_json::Value::Null).is_empty());
     }
 }

@@ -62,6 +62,10 @@ pub enum SourceKind {
     Command,
     /// A database dumped with pg_dump (`snap backup db`).
     Database,
+    /// Supabase Storage buckets and objects (`snap backup storage`).
+    Storage,
+    /// A whole project in one snapshot: a database and/or its storage.
+    Project,
 }
 
 /// The decrypted content of `snapshots/<id>`.

@@ -3,6 +3,8 @@
 mod command;
 pub mod files;
 pub mod postgres;
+pub mod project;
+pub mod storage;
 
 pub use command::{ChildStream, CommandSource};
 pub use files::{Excludes, WalkItem, stored_path, walk};
@@ -66,6 +68,30 @@ pub trait EntrySink {
         reader: &mut dyn Read,
         attrs: std::collections::BTreeMap<String, serde_json::Value>,
     ) -> Result<u64>;
+    /// Like [`EntrySink::file`], with a modification time (ns since the epoch) for the entry.
+    fn file_at(
+        &mut self,
+        path: &str,
+        mode: u32,
+        mtime_ns: i64,
+        reader: &mut dyn Read,
+        attrs: std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Result<u64>;
+    /// Store a directory entry carrying `attrs` (e.g. a storage bucket's configuration).
+    /// Directories a source does not declare are added without attributes.
+    fn dir(&mut self, path: &str, attrs: std::collections::BTreeMap<String, serde_json::Value>) -> Result<()>;
+    /// The entry at `path` in the parent snapshot (the latest snapshot of the same source), so a
+    /// source can tell whether an item changed since.
+    fn parent_entry(&self, path: &str) -> Option<&crate::snapshot::Entry>;
+    /// Store the parent's file at `path` again without reading it: its chunk list is reused, with
+    /// new `attrs` and `mtime_ns`. Returns its size, or `None` when the parent has no such file or
+    /// its chunks are no longer all in the repository (then the source must read the content).
+    fn reuse(
+        &mut self,
+        path: &str,
+        mtime_ns: i64,
+        attrs: std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Result<Option<u64>>;
     /// Something the user should know that does not fail the backup.
     fn warn(&mut self, message: String);
 }

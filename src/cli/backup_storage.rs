@@ -1,0 +1,133 @@
+//! `snap backup storage`: a snapshot of Supabase Storage buckets; and the connection options it
+//! shares with `snap restore --storage`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use snap::ops::{BackupInput, BackupOptions, backup};
+use snap::repo::lock::LockKind;
+use snap::source::storage::{StorageOptions, StorageSource, StorageSummary, resolve_api_base};
+use zeroize::Zeroizing;
+
+use super::{Global, exit, output};
+
+/// Where a Storage API is and the key that opens it.
+#[derive(clap::Args, Clone)]
+pub struct StorageConnArgs {
+    /// Project URL (SUPABASE_URL, e.g. https://<ref>.supabase.co); /storage/v1 is appended.
+    #[arg(long, conflicts_with = "storage_url")]
+    pub url: Option<String>,
+    /// Storage API base as is (self-hosted, or a storage server of its own serving at /).
+    #[arg(long)]
+    pub storage_url: Option<String>,
+    /// Read the service_role key from this file (first line). Else: SUPABASE_SERVICE_ROLE_KEY,
+    /// or a prompt on a terminal. The key is never printed.
+    #[arg(long)]
+    pub service_key_file: Option<PathBuf>,
+    /// Storage buckets to include (repeatable; default: all).
+    #[arg(long = "bucket")]
+    pub buckets: Vec<String>,
+    /// Transfers at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub concurrency: u32,
+    /// Seconds to wait for a connection or for more data before retrying.
+    #[arg(long, hide = true, default_value_t = 60)]
+    pub storage_timeout: u64,
+}
+
+impl StorageConnArgs {
+    pub fn given(&self) -> bool {
+        self.url.is_some() || self.storage_url.is_some()
+    }
+
+    fn service_key(&self) -> anyhow::Result<Zeroizing<String>> {
+        if let Some(f) = &self.service_key_file {
+            let s = Zeroizing::new(std::fs::read_to_string(f).with_context(|| format!("reading service key file {}", f.display()))?);
+            let key = Zeroizing::new(s.lines().next().unwrap_or_default().trim().to_string());
+            if key.is_empty() {
+                anyhow::bail!("service key file {} is empty", f.display());
+            }
+            return Ok(key);
+        }
+        if let Ok(k) = std::env::var("SUPABASE_SERVICE_ROLE_KEY")
+            && !k.trim().is_empty()
+        {
+            return Ok(Zeroizing::new(k.trim().to_string()));
+        }
+        if std::io::stdin().is_terminal() {
+            let k = Zeroizing::new(rpassword::prompt_password("Supabase service_role key: ")?);
+            return Ok(Zeroizing::new(k.trim().to_string()));
+        }
+        anyhow::bail!("no service key: pass --service-key-file or set SUPABASE_SERVICE_ROLE_KEY (the project's service_role key)")
+    }
+
+    /// Storage options (asks for the key when needed).
+    pub fn options(&self) -> anyhow::Result<StorageOptions> {
+        let api_base = resolve_api_base(self.url.as_deref(), self.storage_url.as_deref())?;
+        Ok(StorageOptions {
+            api_base,
+            service_key: self.service_key()?,
+            buckets: self.buckets.clone(),
+            concurrency: self.concurrency as usize,
+            timeout: std::time::Duration::from_secs(self.storage_timeout.max(1)),
+            ..Default::default()
+        })
+    }
+}
+
+pub fn run(g: &Global, a: &StorageConnArgs, opts: &BackupOptions, json: bool) -> anyhow::Result<u8> {
+    if !a.given() {
+        anyhow::bail!("no Storage API given: pass --url https://<ref>.supabase.co or --storage-url");
+    }
+    let src = StorageSource::new(a.options()?)?;
+    let (repo, _lock) = g.open_locked(LockKind::Shared, "backup storage")?;
+    let out = backup(&repo, BackupInput::Source(Box::new(src)), opts, &super::progress::Bars::new(g.quiet || json))?;
+    let st: StorageSummary = serde_json::from_value(out.source_summary.clone()).unwrap_or_default();
+    let s = &out.snapshot.manifest.summary;
+    let secs = s.duration_ms as f64 / 1000.0;
+    let mbps = s.bytes_read as f64 / 1e6 / secs.max(0.001);
+    let dedup = if s.added_raw_bytes > 0 { s.bytes_read as f64 / s.added_raw_bytes as f64 } else { f64::INFINITY };
+    let code = if st.failed > 0 { exit::INCOMPLETE } else { exit::OK };
+    if json {
+        let mut v = serde_json::to_value(super::snapshots::SnapshotJson::new(&out.snapshot, &out.warnings))?;
+        v["storage"] = out.source_summary.clone();
+        v["notes"] = serde_json::json!(out.notes);
+        v["dedup_ratio"] = serde_json::json!(if dedup.is_finite() { Some(dedup) } else { None });
+        v["mb_per_second"] = serde_json::json!(mbps);
+        output::json(&v)?;
+        return Ok(code);
+    }
+    if !g.quiet {
+        println!("snapshot {} of Supabase Storage at {} ({} listing)", out.snapshot.id.short(), st.api_base, st.listing);
+        println!("  {:<32} {:>9} {:>12}", "bucket", "objects", "size");
+        for b in &st.buckets {
+            println!("  {:<32} {:>9} {:>12}", output::path(&b.bucket), b.objects, output::bytes(b.bytes));
+        }
+        println!(
+            "  {} objects: {} downloaded ({}), {} unchanged since the parent snapshot (reused, not downloaded)",
+            st.objects,
+            st.downloaded,
+            output::bytes(st.bytes_downloaded),
+            st.reused
+        );
+        if st.retries > 0 {
+            println!("  {} transient failures (timeouts, resets, 429/5xx) were retried", st.retries);
+        }
+        println!(
+            "  read {} in {:.1} s ({:.1} MB/s); added {} to the repository (dedup ratio {})",
+            output::bytes(s.bytes_read),
+            secs,
+            mbps,
+            output::bytes(s.added_bytes),
+            if dedup.is_finite() { format!("{dedup:.1}x") } else { "∞ (nothing new)".into() },
+        );
+    }
+    if st.vanished > 0 {
+        eprintln!("warning: {} objects were deleted or changed during the backup and are not in the snapshot", st.vanished);
+    }
+    if st.failed > 0 {
+        eprintln!("warning: {} objects could not be backed up; the snapshot is incomplete", st.failed);
+    }
+    Ok(code)
+}

@@ -1,0 +1,70 @@
+//! `snap restore <id> --storage`: buckets and objects of a snapshot back into a Storage API.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use snap::ops::storage_restore::{self, StorageRestoreOptions};
+use snap::repo::Repository;
+use snap::snapshot::Snapshot;
+
+use super::backup_storage::StorageConnArgs;
+use super::{Global, exit, output};
+
+#[allow(clippy::too_many_arguments)]
+pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &StorageConnArgs, prefix: Option<String>, overwrite: bool, yes: bool, json: bool) -> anyhow::Result<u8> {
+    if !conn.given() {
+        anyhow::bail!("no Storage API given: pass --url https://<ref>.supabase.co or --storage-url");
+    }
+    let opts = StorageRestoreOptions { storage: conn.options()?, prefix, overwrite };
+    let plan = storage_restore::plan(repo, snap, &opts)?;
+    let busy = plan.non_empty();
+    if !busy.is_empty() && !yes {
+        let what = format!(
+            "bucket(s) {} at {} already hold objects; existing objects are {}",
+            busy.join(", "),
+            opts.storage.api_base,
+            if overwrite { "REPLACED (--overwrite)" } else { "kept (skipped)" }
+        );
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!("{what}: pass --yes to restore into them without a terminal");
+        }
+        eprint!("{what}. Restore {} objects ({}) from snapshot {}? [y/N] ", plan.objects(), output::bytes(plan.bytes()), snap.id.short());
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("not restored");
+            return Ok(exit::FAILED);
+        }
+    }
+    let started = std::time::Instant::now();
+    let s = storage_restore::execute(repo, &plan, &opts, &super::progress::Bars::new(g.quiet || json))?;
+    let code = if s.failed.is_empty() { exit::OK } else { exit::FAILED };
+    if json {
+        output::json(&s)?;
+        return Ok(code);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if !g.quiet {
+        println!(
+            "restored snapshot {} to {}: {} buckets ({} created), {} objects uploaded ({}, {:.1} MB/s), {} skipped (already there{}), {} failed",
+            snap.id.short(),
+            opts.storage.api_base,
+            s.buckets,
+            s.buckets_created.len(),
+            s.uploaded,
+            output::bytes(s.bytes_uploaded),
+            s.bytes_uploaded as f64 / 1e6 / secs.max(0.001),
+            s.skipped,
+            if overwrite { "" } else { "; --overwrite replaces them" },
+            s.failed.len()
+        );
+    }
+    if !s.failed.is_empty() {
+        eprintln!("error: {} objects were not restored:", s.failed.len());
+        for f in &s.failed {
+            eprintln!("  {}/{}: {}", output::path(&f.bucket), output::path(&f.name), f.reason);
+        }
+        eprintln!("fix what the server refused, then run the same restore again: objects already restored are skipped");
+    }
+    Ok(code)
+}

@@ -1,0 +1,266 @@
+//! `snap restore --storage`: put a snapshot's buckets and objects back into a Storage API.
+//! Plan (what the snapshot holds, what the destination already has), then execute: missing
+//! buckets are created with their configuration, objects uploaded with their content type,
+//! cache control and user metadata, `concurrency` at a time, each streamed from the repository
+//! (bounded memory) and retried on transient failures. Existing objects are skipped (counted)
+//! unless `overwrite`, so running it again after a partial failure completes the rest.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use base64::Engine;
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::snapshot::{Entry, Snapshot};
+use crate::source::storage::api::{ApiError, Bucket, Failure};
+use crate::source::storage::client::Client;
+use crate::source::storage::layout::{self, StoredObject};
+use crate::source::storage::{StorageOptions, api_error};
+
+#[derive(Debug, Clone, Default)]
+pub struct StorageRestoreOptions {
+    /// The destination (its `buckets` limits which buckets of the snapshot are restored).
+    pub storage: StorageOptions,
+    /// Restore only objects whose name starts with this.
+    pub prefix: Option<String>,
+    /// Replace existing objects (`x-upsert: true`); otherwise they are skipped.
+    pub overwrite: bool,
+}
+
+/// One bucket to restore.
+#[derive(Debug, Clone)]
+pub struct BucketPlan {
+    pub bucket: Bucket,
+    /// The destination already has a bucket with this id.
+    pub exists: bool,
+    /// … and it holds objects.
+    pub non_empty: bool,
+    pub objects: Vec<(StoredObject, Entry)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageRestorePlan {
+    pub buckets: Vec<BucketPlan>,
+}
+
+impl StorageRestorePlan {
+    pub fn objects(&self) -> usize {
+        self.buckets.iter().map(|b| b.objects.len()).sum()
+    }
+    pub fn bytes(&self) -> u64 {
+        self.buckets.iter().flat_map(|b| &b.objects).map(|(_, e)| e.size).sum()
+    }
+    /// Buckets of the destination that already hold objects (ask before writing into them).
+    pub fn non_empty(&self) -> Vec<&str> {
+        self.buckets.iter().filter(|b| b.non_empty).map(|b| b.bucket.id.as_str()).collect()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedObject {
+    pub bucket: String,
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StorageRestoreSummary {
+    pub buckets: u64,
+    pub buckets_created: Vec<String>,
+    pub uploaded: u64,
+    pub bytes_uploaded: u64,
+    /// Objects that already existed (not replaced without `overwrite`).
+    pub skipped: u64,
+    pub failed: Vec<FailedObject>,
+    /// Transient failures (timeouts, resets, 429, 5xx) retried.
+    pub retries: u64,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| Error::io("tokio runtime", e))
+}
+
+/// What restoring `snap` would do: its buckets and objects (filtered), and the destination's state.
+pub fn plan(repo: &Repository, snap: &Snapshot, opts: &StorageRestoreOptions) -> Result<StorageRestorePlan> {
+    let tree = repo.load_tree(&snap.manifest)?;
+    let mut buckets: Vec<BucketPlan> = Vec::new();
+    for e in tree.under(layout::ROOT) {
+        if let Some(b) = layout::bucket_of(e) {
+            if e.path == layout::bucket_path(&b.id) {
+                buckets.push(BucketPlan { bucket: b, exists: false, non_empty: false, objects: Vec::new() });
+            }
+            continue;
+        }
+        let Some(o) = layout::object_of(e) else { continue };
+        let Some(bp) = buckets.iter_mut().rev().find(|b| crate::snapshot::tree::is_under(&e.path, &layout::bucket_path(&b.bucket.id))) else {
+            continue;
+        };
+        if opts.prefix.as_deref().is_none_or(|p| o.name.starts_with(p)) {
+            bp.objects.push((o, e.clone()));
+        }
+    }
+    if buckets.is_empty() {
+        return Err(Error::Invalid(format!("snapshot {} holds no storage buckets", snap.id.short())));
+    }
+    let wanted = &opts.storage.buckets;
+    for w in wanted {
+        if !buckets.iter().any(|b| &b.bucket.id == w) {
+            let names: Vec<&str> = buckets.iter().map(|b| b.bucket.id.as_str()).collect();
+            return Err(Error::Invalid(format!("bucket {w:?} is not in snapshot {}; it holds {names:?}", snap.id.short())));
+        }
+    }
+    buckets.retain(|b| wanted.is_empty() || wanted.contains(&b.bucket.id));
+
+    let rt = runtime()?;
+    let client = opts.storage.client()?;
+    let existing = rt.block_on(client.list_buckets()).map_err(|e| api_error("listing the destination's buckets", e))?;
+    for bp in &mut buckets {
+        bp.exists = existing.iter().any(|x| x.id == bp.bucket.id);
+        if bp.exists {
+            let body = serde_json::json!({"prefix": "", "limit": 1, "offset": 0, "sortBy": {"column": "name", "order": "asc"}});
+            let items = rt
+                .block_on(client.list_v1(&bp.bucket.id, &body))
+                .map_err(|e| api_error(&format!("listing bucket {:?} of the destination", bp.bucket.id), e))?;
+            bp.non_empty = !items.is_empty();
+        }
+    }
+    rt.shutdown_background();
+    Ok(StorageRestorePlan { buckets })
+}
+
+/// Carry out `plan`. Fails as a whole only when the key is refused or the server is unreachable;
+/// objects the server refuses are listed in the summary's `failed`.
+pub fn execute(repo: &Repository, plan: &StorageRestorePlan, opts: &StorageRestoreOptions, progress: &dyn Progress) -> Result<StorageRestoreSummary> {
+    let rt = runtime()?;
+    let client = opts.storage.client()?;
+    let mut summary = StorageRestoreSummary { buckets: plan.buckets.len() as u64, ..Default::default() };
+    for bp in plan.buckets.iter().filter(|b| !b.exists) {
+        match rt.block_on(client.create_bucket(&bp.bucket)) {
+            Ok(()) => summary.buckets_created.push(bp.bucket.id.clone()),
+            Err(e) if e.failure == Failure::Exists => {}
+            Err(e) => return Err(api_error(&format!("creating bucket {:?}", bp.bucket.id), e)),
+        }
+    }
+    progress.start("restore", Some(plan.bytes()));
+    let work: Mutex<_> = Mutex::new(plan.buckets.iter().flat_map(|b| b.objects.iter().map(move |o| (b.bucket.id.as_str(), o))));
+    let out = Mutex::new(StorageRestoreSummary::default());
+    let fatal: Mutex<Option<Error>> = Mutex::new(None);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..opts.storage.concurrency.max(1) {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let Some((bucket, (obj, entry))) = work.lock().unwrap().next() else { break };
+                    progress.item(&entry.path);
+                    match upload(&rt, &client, repo, bucket, obj, entry, opts.overwrite, progress) {
+                        Ok(Outcome::Uploaded) => {
+                            let mut o = out.lock().unwrap();
+                            o.uploaded += 1;
+                            o.bytes_uploaded += entry.size;
+                        }
+                        Ok(Outcome::Exists) => out.lock().unwrap().skipped += 1,
+                        Ok(Outcome::Refused(reason)) => {
+                            progress.warn(&format!("{bucket}/{}: {reason}", obj.name));
+                            out.lock().unwrap().failed.push(FailedObject { bucket: bucket.into(), name: obj.name.clone(), reason });
+                        }
+                        Err(e) => {
+                            stop.store(true, Ordering::Relaxed);
+                            fatal.lock().unwrap().get_or_insert(e);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let done = out.into_inner().unwrap();
+    summary.uploaded = done.uploaded;
+    summary.bytes_uploaded = done.bytes_uploaded;
+    summary.skipped = done.skipped;
+    summary.failed = done.failed;
+    summary.retries = client.retries();
+    summary.failed.sort_by(|a, b| (&a.bucket, &a.name).cmp(&(&b.bucket, &b.name)));
+    rt.shutdown_background();
+    progress.finish();
+    if let Some(e) = fatal.into_inner().unwrap() {
+        return Err(e);
+    }
+    Ok(summary)
+}
+
+enum Outcome {
+    Uploaded,
+    Exists,
+    /// The server refused this object (its name, type or size); the reason.
+    Refused(String),
+}
+
+#[allow(clippy::too_many_arguments)]
+fn upload(rt: &tokio::runtime::Runtime, client: &Client, repo: &Repository, bucket: &str, obj: &StoredObject, entry: &Entry, overwrite: bool, progress: &dyn Progress) -> Result<Outcome> {
+    let url = client.object_url(bucket, &obj.name);
+    let meta = obj.user_metadata.as_ref().map(|v| base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(v).expect("json serializes")));
+    let mut attempt = 1;
+    loop {
+        let (tx, mut rx) = mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(4);
+        let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let mut req = client
+            .http()
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, obj.content_type.as_deref().unwrap_or("application/octet-stream"))
+            .header(reqwest::header::CONTENT_LENGTH, entry.size)
+            .body(reqwest::Body::wrap_stream(stream));
+        if let Some(cc) = &obj.cache_control {
+            req = req.header(reqwest::header::CACHE_CONTROL, cc);
+        }
+        if overwrite {
+            req = req.header("x-upsert", "true");
+        }
+        if let Some(m) = &meta {
+            req = req.header("x-metadata", m);
+        }
+        let c = client.clone();
+        let call = rt.spawn(async move { c.send_once(req).await.map(drop) });
+        let mut read_error = None;
+        for chunk in &entry.chunks {
+            match repo.read_chunk(chunk.id()) {
+                Ok(data) => {
+                    let n = data.len() as u64;
+                    if tx.blocking_send(Ok(Bytes::from(data))).is_err() {
+                        break; // the request ended early; its answer says why
+                    }
+                    progress.bytes(n);
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(std::io::Error::other("repository read failed")));
+                    read_error = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let answer = rt.block_on(call).unwrap_or_else(|e| Err(ApiError { failure: Failure::Permanent, status: 0, message: format!("upload task failed: {e}") }));
+        if let Some(e) = read_error {
+            return Err(e);
+        }
+        match answer {
+            Ok(()) => return Ok(Outcome::Uploaded),
+            Err(e) => match e.failure {
+                Failure::Exists => return Ok(Outcome::Exists),
+                Failure::Transient if attempt < client.retry.attempts => {
+                    client.count_retry();
+                    std::thread::sleep(client.retry.delay(attempt));
+                    attempt += 1;
+                }
+                Failure::Auth | Failure::Transient => return Err(api_error(&format!("uploading {bucket}/{}", obj.name), e)),
+                Failure::NotFound if e.message.to_ascii_lowercase().contains("bucket") => {
+                    return Err(api_error(&format!("uploading {bucket}/{}", obj.name), e));
+                }
+                _ => return Ok(Outcome::Refused(e.to_string())),
+            },
+        }
+    }
+}

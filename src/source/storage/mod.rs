@@ -1,0 +1,524 @@
+//! Supabase Storage as a backup source: every bucket's configuration and every object, with its
+//! metadata, under `storage/<bucket>/<object name>` (layout: repo-format.md §7.4).
+//!
+//! Listing first (list-v2 with cursors, or v1 folder by folder), then downloads: up to
+//! `concurrency` transfers run ahead on a tokio runtime, each into a small bounded channel, while
+//! the (synchronous) sink stores the objects one after another in listing order. Memory is bounded
+//! by `concurrency × channel depth × body chunk`, whatever the object sizes. A transfer that
+//! breaks mid-body resumes with a `Range` request.
+
+pub mod api;
+pub mod client;
+pub mod list;
+pub mod layout;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use zeroize::Zeroizing;
+
+use self::api::{ApiError, Bucket, Failure, ObjectInfo};
+use self::client::{Client, RetryPolicy};
+use crate::error::{Error, Result};
+use crate::snapshot::{Entry, SourceKind};
+use crate::source::{EntrySink, Source};
+
+/// Where the Storage API is and how to use it.
+#[derive(Clone)]
+pub struct StorageOptions {
+    /// The Storage API base: `https://<ref>.supabase.co/storage/v1`, or a storage server's root.
+    pub api_base: String,
+    /// The project's service_role key (sent as `Authorization: Bearer` and `apikey`).
+    pub service_key: Zeroizing<String>,
+    /// Buckets to back up (empty = all).
+    pub buckets: Vec<String>,
+    /// Transfers running at once.
+    pub concurrency: usize,
+    /// Longest wait for a connection or for the next bytes of an answer.
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            api_base: String::new(),
+            service_key: Zeroizing::new(String::new()),
+            buckets: Vec::new(),
+            concurrency: 4,
+            timeout: Duration::from_secs(60),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for StorageOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageOptions")
+            .field("api_base", &self.api_base)
+            .field("service_key", &"***")
+            .field("buckets", &self.buckets)
+            .field("concurrency", &self.concurrency)
+            .finish()
+    }
+}
+
+impl StorageOptions {
+    pub fn client(&self) -> Result<Client> {
+        Client::new(&self.api_base, &self.service_key, self.timeout, self.retry.clone())
+    }
+}
+
+/// The Storage API base from a project URL (`SUPABASE_URL`; `/storage/v1` is appended) or from a
+/// Storage API base given as is (self-hosted, or a storage server run on its own).
+pub fn resolve_api_base(project_url: Option<&str>, storage_url: Option<&str>) -> Result<String> {
+    let (raw, append) = match (project_url, storage_url) {
+        (Some(u), None) => (u, true),
+        (None, Some(u)) => (u, false),
+        (Some(_), Some(_)) => return Err(Error::Invalid("give either --url or --storage-url, not both".into())),
+        (None, None) => return Err(Error::Invalid("no Storage API given: pass --url https://<ref>.supabase.co or --storage-url".into())),
+    };
+    let parsed = url::Url::parse(raw).map_err(|e| Error::Invalid(format!("{}: not a URL ({e})", crate::util::mask_secret_url(raw))))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(Error::Invalid(format!("{}: expected an http(s) URL", crate::util::mask_secret_url(raw))));
+    }
+    if parsed.password().is_some() || !parsed.username().is_empty() {
+        return Err(Error::Invalid("the Storage URL must not hold credentials; give the service key with --service-key-file or SUPABASE_SERVICE_ROLE_KEY".into()));
+    }
+    let base = raw.trim_end_matches('/');
+    Ok(if append && !base.ends_with("/storage/v1") { format!("{base}/storage/v1") } else { base.to_string() })
+}
+
+/// Turn a failed API call into the library error, with what the user can do.
+pub fn api_error(what: &str, e: ApiError) -> Error {
+    match e.failure {
+        Failure::Auth => Error::StorageApi(format!(
+            "{what}: the Storage API refused the key ({e}). Give the project's service_role key \
+             (--service-key-file or SUPABASE_SERVICE_ROLE_KEY), not the anon key, and check the URL's project"
+        )),
+        Failure::Transient => Error::StorageApi(format!("{what}: {e}; gave up after retries. Check that the Storage API is reachable and run again")),
+        _ => Error::StorageApi(format!("{what}: {e}")),
+    }
+}
+
+/// A bucket's figures in the backup summary.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BucketSummary {
+    pub bucket: String,
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+/// What a storage backup did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageSummary {
+    pub api_base: String,
+    /// v2 (cursor) or v1 (folder by folder).
+    pub listing: String,
+    pub buckets: Vec<BucketSummary>,
+    /// Objects in the snapshot.
+    pub objects: u64,
+    /// Objects downloaded (new or changed).
+    pub downloaded: u64,
+    pub bytes_downloaded: u64,
+    /// Objects unchanged since the parent snapshot (same eTag, size, updated_at): not downloaded.
+    pub reused: u64,
+    /// Objects listed but gone (404) or changed when downloaded: not in the snapshot.
+    pub vanished: u64,
+    /// Objects the server refused to serve (not in the snapshot).
+    pub failed: u64,
+    pub failed_objects: Vec<String>,
+    /// Transient failures (timeouts, resets, 429, 5xx) retried.
+    pub retries: u64,
+}
+
+/// Supabase Storage (some or all buckets) as a [`Source`].
+pub struct StorageSource {
+    opts: StorageOptions,
+    summary: StorageSummary,
+}
+
+impl StorageSource {
+    pub fn new(opts: StorageOptions) -> Result<StorageSource> {
+        if opts.api_base.is_empty() {
+            return Err(Error::Invalid("no Storage API base given".into()));
+        }
+        if opts.concurrency == 0 {
+            return Err(Error::Invalid("concurrency must be at least 1".into()));
+        }
+        let summary = StorageSummary { api_base: opts.api_base.clone(), ..Default::default() };
+        Ok(StorageSource { opts, summary })
+    }
+
+    pub fn storage_summary(&self) -> &StorageSummary {
+        &self.summary
+    }
+}
+
+/// Messages from a download task to the sink, in order: `Start`, `Data`…, `End` — or one of the
+/// others instead.
+enum Msg {
+    Start { user_metadata: Option<Value> },
+    Data(Bytes),
+    End,
+    /// 404 before the first byte: deleted since the listing.
+    Vanished,
+    /// The object changed while being downloaded (a resumed transfer saw another version).
+    Changed(String),
+    Failed(ApiError),
+}
+
+/// Channel depth per transfer (messages are body chunks of a few KiB to a few hundred KiB).
+const DEPTH: usize = 8;
+
+impl Source for StorageSource {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Storage
+    }
+
+    fn paths(&self) -> Vec<String> {
+        if self.opts.buckets.is_empty() {
+            return vec![layout::ROOT.to_string()];
+        }
+        let mut p: Vec<String> = self.opts.buckets.iter().map(|b| layout::bucket_path(b)).collect();
+        p.sort();
+        p.dedup();
+        p
+    }
+
+    fn description(&self) -> String {
+        format!("Supabase Storage at {}", crate::util::mask_secret_url(&self.opts.api_base))
+    }
+
+    fn run(&mut self, sink: &mut dyn EntrySink) -> Result<()> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("tokio runtime", e))?;
+        let client = Arc::new(self.opts.client()?);
+        let all = rt.block_on(client.list_buckets()).map_err(|e| api_error("listing buckets", e))?;
+        let buckets = select_buckets(all, &self.opts.buckets)?;
+        let mut v2 = true;
+        for bucket in buckets {
+            sink.dir(&layout::bucket_path(&bucket.id), layout::bucket_attrs(&bucket))?;
+            let objects = rt.block_on(list_all(&client, &bucket.id, &mut v2))?;
+            self.summary.listing = if v2 { "v2".into() } else { "v1".into() };
+            let (planned, skipped) = layout::plan_paths(&bucket.id, objects);
+            for w in skipped {
+                sink.warn(w);
+                self.summary.failed += 1;
+            }
+            let mut bs = BucketSummary { bucket: bucket.id.clone(), ..Default::default() };
+            let mut fetch = Vec::new();
+            for (info, path) in planned {
+                if let Some(attrs) = unchanged(sink.parent_entry(&path), &info)
+                    && let Some(size) = sink.reuse(&path, layout::mtime_ns(&info), attrs)?
+                {
+                    self.summary.reused += 1;
+                    bs.objects += 1;
+                    bs.bytes += size;
+                    continue;
+                }
+                fetch.push((info, path));
+            }
+            self.download_all(&rt, &client, &bucket.id, fetch, sink, &mut bs)?;
+            self.summary.objects += bs.objects;
+            self.summary.buckets.push(bs);
+        }
+        self.summary.retries = client.retries();
+        rt.shutdown_background();
+        Ok(())
+    }
+
+    fn summary(&self) -> Value {
+        serde_json::to_value(&self.summary).unwrap_or(Value::Null)
+    }
+}
+
+fn select_buckets(all: Vec<Bucket>, wanted: &[String]) -> Result<Vec<Bucket>> {
+    if all.is_empty() {
+        return Err(Error::StorageApi(
+            "the Storage API lists no buckets. If the project has buckets, the key is probably the anon key \
+             (it sees no private buckets): give the service_role key. Nothing was backed up"
+                .into(),
+        ));
+    }
+    if wanted.is_empty() {
+        let mut all = all;
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        return Ok(all);
+    }
+    let mut by_id: HashMap<String, Bucket> = all.into_iter().map(|b| (b.id.clone(), b)).collect();
+    let mut out = Vec::new();
+    for w in wanted {
+        match by_id.remove(w) {
+            Some(b) => out.push(b),
+            None if out.iter().any(|b: &Bucket| &b.id == w) => {}
+            None => {
+                let mut names: Vec<&String> = by_id.keys().collect();
+                names.sort();
+                return Err(Error::Invalid(format!("bucket {w:?} does not exist (or the key cannot see it); buckets: {names:?}")));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The attributes to record when `info` is unchanged since the parent's entry (same eTag, size
+/// and updated_at), taking the user metadata from the parent when the listing lacks it.
+fn unchanged(parent: Option<&Entry>, info: &ObjectInfo) -> Option<BTreeMap<String, Value>> {
+    let p = parent?;
+    let same = |k: &str, v: Option<Value>| v.is_some() && p.attrs.get(k) == v.as_ref();
+    let ok = same("etag", info.etag().map(Value::from))
+        && same("size", info.size().map(Value::from))
+        && same("updated_at", info.updated_at.clone().map(Value::from))
+        && p.size == info.size().unwrap_or(u64::MAX);
+    if !ok {
+        return None;
+    }
+    let user = info.user_metadata.clone().or_else(|| p.attrs.get("user_metadata").cloned());
+    Some(layout::object_attrs(info, user.as_ref()))
+}
+
+/// Every object of a bucket: list-v2 while the server has it, else v1 (`v2` remembers which).
+async fn list_all(client: &Client, bucket: &str, v2: &mut bool) -> Result<Vec<ObjectInfo>> {
+    let what = || format!("listing bucket {bucket:?}");
+    let mut out = Vec::new();
+    if *v2 {
+        let mut pager = list::V2Pager::default();
+        while let Some(body) = pager.next_request() {
+            match client.list_v2(bucket, &body).await {
+                Ok(page) => out.extend(pager.feed(page)),
+                Err(e) if out.is_empty() && matches!(e.failure, Failure::FeatureNotEnabled) => {
+                    *v2 = false;
+                    break;
+                }
+                Err(e) if out.is_empty() && e.failure == Failure::NotFound && e.message.contains("list-v2") => {
+                    *v2 = false;
+                    break;
+                }
+                Err(e) => return Err(api_error(&what(), e)),
+            }
+        }
+        if *v2 {
+            return Ok(out);
+        }
+    }
+    let mut walker = list::V1Walker::default();
+    while let Some(body) = walker.next_request() {
+        let items = client.list_v1(bucket, &body).await.map_err(|e| api_error(&what(), e))?;
+        out.extend(walker.feed(items));
+    }
+    Ok(out)
+}
+
+impl StorageSource {
+    fn download_all(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        client: &Arc<Client>,
+        bucket: &str,
+        fetch: Vec<(ObjectInfo, String)>,
+        sink: &mut dyn EntrySink,
+        bs: &mut BucketSummary,
+    ) -> Result<()> {
+        let spawn = |(info, path): (ObjectInfo, String)| {
+            let (tx, rx) = mpsc::channel(DEPTH);
+            let want_info = info.user_metadata.is_none();
+            rt.spawn(download(client.clone(), bucket.to_string(), info.name.clone(), want_info, tx));
+            (info, path, rx)
+        };
+        let mut todo = fetch.into_iter();
+        let mut running: VecDeque<_> = todo.by_ref().take(self.opts.concurrency).map(&spawn).collect();
+        while let Some((info, path, mut rx)) = running.pop_front() {
+            if let Some(next) = todo.next() {
+                running.push_back(spawn(next));
+            }
+            let user_metadata = match rx.blocking_recv() {
+                Some(Msg::Start { user_metadata }) => user_metadata.or(info.user_metadata.clone()),
+                Some(Msg::Vanished) => {
+                    sink.warn(format!("storage object {bucket}/{} was deleted during the backup (not in the snapshot)", info.name));
+                    self.summary.vanished += 1;
+                    continue;
+                }
+                Some(Msg::Failed(e)) => {
+                    self.object_failed(bucket, &info.name, e, sink)?;
+                    continue;
+                }
+                Some(Msg::Changed(why)) => {
+                    sink.warn(format!("storage object {bucket}/{} changed during the backup ({why}); not in the snapshot", info.name));
+                    self.summary.vanished += 1;
+                    continue;
+                }
+                Some(Msg::Data(_) | Msg::End) | None => return Err(Error::StorageApi(format!("download of {bucket}/{} ended unexpectedly", info.name))),
+            };
+            let attrs = layout::object_attrs(&info, user_metadata.as_ref());
+            let mut reader = ChannelReader { rx, buf: Bytes::new(), outcome: None };
+            match sink.file_at(&path, 0o644, layout::mtime_ns(&info), &mut reader, attrs) {
+                Ok(n) => {
+                    self.summary.downloaded += 1;
+                    self.summary.bytes_downloaded += n;
+                    bs.objects += 1;
+                    bs.bytes += n;
+                }
+                Err(e) => match reader.outcome.take() {
+                    Some(Msg::Vanished) => {
+                        sink.warn(format!("storage object {bucket}/{} was deleted during its download (not in the snapshot)", info.name));
+                        self.summary.vanished += 1;
+                    }
+                    Some(Msg::Changed(why)) => {
+                        sink.warn(format!("storage object {bucket}/{} changed during its download ({why}); not in the snapshot", info.name));
+                        self.summary.vanished += 1;
+                    }
+                    Some(Msg::Failed(api)) => self.object_failed(bucket, &info.name, api, sink)?,
+                    _ => return Err(e),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// A download failed for good: a refused key or an unreachable server ends the backup (no
+    /// snapshot); anything else is this object's problem (warned, counted, left out).
+    fn object_failed(&mut self, bucket: &str, name: &str, e: ApiError, sink: &mut dyn EntrySink) -> Result<()> {
+        let what = format!("downloading {bucket}/{name}");
+        if matches!(e.failure, Failure::Auth | Failure::Transient) {
+            return Err(api_error(&what, e));
+        }
+        sink.warn(format!("{what}: {e} (not in the snapshot)"));
+        self.summary.failed += 1;
+        self.summary.failed_objects.push(format!("{bucket}/{name}"));
+        Ok(())
+    }
+}
+
+/// Reads a transfer's body from its channel; remembers why it stopped early.
+struct ChannelReader {
+    rx: mpsc::Receiver<Msg>,
+    buf: Bytes,
+    outcome: Option<Msg>,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.buf.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Msg::Data(b)) => self.buf = b,
+                Some(Msg::End) => return Ok(0),
+                Some(m @ (Msg::Vanished | Msg::Changed(_) | Msg::Failed(_))) => {
+                    self.outcome = Some(m);
+                    return Err(std::io::Error::other("download failed"));
+                }
+                Some(Msg::Start { .. }) | None => {
+                    self.outcome = Some(Msg::Failed(ApiError { failure: Failure::Permanent, status: 0, message: "download ended unexpectedly".into() }));
+                    return Err(std::io::Error::other("download ended unexpectedly"));
+                }
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf.split_to(n));
+        Ok(n)
+    }
+}
+
+/// One object's transfer: optional `GET /object/info` (user metadata), then the body, resumed
+/// with `Range` after a broken connection, retried with backoff on transient failures.
+async fn download(client: Arc<Client>, bucket: String, name: String, want_info: bool, tx: mpsc::Sender<Msg>) {
+    let mut user_metadata = None;
+    if want_info {
+        match client.object_info(&bucket, &name).await {
+            Ok(v) => user_metadata = v.get("user_metadata").cloned().filter(|v| !v.is_null()),
+            Err(e) if e.failure == Failure::NotFound => {
+                let _ = tx.send(Msg::Vanished).await;
+                return;
+            }
+            Err(e) => {
+                let _ = tx.send(Msg::Failed(e)).await;
+                return;
+            }
+        }
+    }
+    let mut offset = 0u64;
+    let mut started = false;
+    let mut first_etag: Option<String> = None;
+    let mut retry = 0u32;
+    let mut last_error: Option<ApiError> = None;
+    loop {
+        if let Some(e) = last_error.take() {
+            retry += 1;
+            if retry >= client.retry.attempts {
+                let _ = tx.send(Msg::Failed(e)).await;
+                return;
+            }
+            client.backoff(retry).await;
+        }
+        let resp = match client.get_object(&bucket, &name, offset).await {
+            Ok(r) => r,
+            Err(e) if e.failure == Failure::NotFound => {
+                let _ = tx.send(if started { Msg::Changed("deleted while downloading".into()) } else { Msg::Vanished }).await;
+                return;
+            }
+            Err(e) if e.failure == Failure::Transient => {
+                last_error = Some(e);
+                continue;
+            }
+            Err(e) => {
+                let _ = tx.send(Msg::Failed(e)).await;
+                return;
+            }
+        };
+        let etag = resp.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
+        // A server that ignores Range sends everything again: skip what was already stored.
+        let mut skip = if offset > 0 && resp.status() != reqwest::StatusCode::PARTIAL_CONTENT { offset } else { 0 };
+        if started {
+            if etag.is_some() && first_etag.is_some() && etag != first_etag {
+                let _ = tx.send(Msg::Changed("its eTag changed while resuming".into())).await;
+                return;
+            }
+        } else {
+            started = true;
+            first_etag = etag;
+            if tx.send(Msg::Start { user_metadata: user_metadata.take() }).await.is_err() {
+                return;
+            }
+        }
+        let mut body = resp.bytes_stream();
+        loop {
+            match body.next().await {
+                Some(Ok(mut b)) => {
+                    if skip > 0 {
+                        let n = (skip as usize).min(b.len());
+                        let _ = b.split_to(n);
+                        skip -= n as u64;
+                        if b.is_empty() {
+                            continue;
+                        }
+                    }
+                    offset += b.len() as u64;
+                    retry = 0;
+                    if tx.send(Msg::Data(b)).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Err(e)) => {
+                    last_error = Some(ApiError { failure: Failure::Transient, status: 0, message: format!("connection broke during the download: {e}") });
+                    break;
+                }
+                None => {
+                    let _ = tx.send(Msg::End).await;
+                    return;
+                }
+            }
+        }
+    }
+}
