@@ -4,6 +4,7 @@ mod backup;
 mod backup_db;
 mod cat;
 mod check;
+mod copy;
 mod diff;
 mod dump;
 mod forget;
@@ -52,7 +53,8 @@ pub struct Cli {
 
 #[derive(clap::Args, Clone)]
 pub struct Global {
-    /// Repository location (a directory).
+    /// Repository location: a directory, or s3:https://host[:port]/bucket/prefix (s3:bucket/prefix
+    /// for AWS); S3 credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
     #[arg(long, short = 'r', env = "SNAP_REPO", global = true, help_heading = "Global options")]
     repo: Option<String>,
     /// Read the repository password from this file (first line).
@@ -104,6 +106,8 @@ enum Command {
     Diff(diff::Args),
     /// Write a database snapshot as plain SQL files that restore with psql, no snap needed.
     Dump(dump::Args),
+    /// Copy snapshots to another repository (e.g. off-site on S3), sending only what it lacks.
+    Copy(copy::Args),
 }
 
 impl Global {
@@ -187,6 +191,7 @@ pub fn main() -> ExitCode {
         Command::Stats(a) => stats::run(&cli.global, a),
         Command::Diff(a) => diff::run(&cli.global, a),
         Command::Dump(a) => dump::run(&cli.global, a),
+        Command::Copy(a) => copy::run(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
