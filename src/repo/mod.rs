@@ -192,6 +192,9 @@ impl Repository {
         let sealed = blob::encode(&self.key, BlobKind::Manifest, &Id::default(), &json, 3);
         let id = Id::hash_of(&sealed);
         self.backend.put(&format!("snapshots/{id}"), &sealed)?;
+        if let Some(p) = self.manifest_cache_path(&id) {
+            write_cache_file(&p, &sealed);
+        }
         Ok(id)
     }
 
