@@ -104,6 +104,28 @@ fn two_hosts_back_up_into_one_s3_repository_at_once() {
         assert_trees_equal(src, &restored_path(&target, src));
     }
     r.ok(&["check", "--read-data"]);
+    // Locks on S3: while a backup holds its shared lock, prune is refused with exit code 3.
+    let go = r.path("go");
+    let script = format!("while [ ! -e {} ]; do sleep 0.05; done; echo night", go.display());
+    let backup = r
+        .cmd()
+        .args(["backup", "--command", &script, "--stdin-name", "db/x.sql"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let locks = server.backend("shared");
+    while locks.list("locks/").unwrap().is_empty() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (code, _, err) = r.run(&["prune"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("shared lock held by `snap backup`"), "{err}");
+    std::fs::write(&go, b"").unwrap();
+    let (code, out, err) = output_parts(backup.wait_with_output().unwrap());
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(locks.list("locks/").unwrap().is_empty(), "the lock is released");
+    r.ok(&["prune"]);
 }
 
 /// A fresh cache costs one GET per pack trailer and manifest; a warm cache costs none of those.

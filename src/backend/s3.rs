@@ -330,4 +330,24 @@ mod tests {
         assert!(!e.contains("secret") && e.contains("AWS_ACCESS_KEY_ID"), "{e}");
         assert!(S3Location::parse("ftp://host/b").is_err());
     }
+
+    #[test]
+    fn errors_map_to_typed_errors() {
+        let boxed = |m: &str| -> Box<dyn std::error::Error + Send + Sync> { m.into() };
+        let nf = object_store::Error::NotFound { path: "p/config".into(), source: boxed("404") };
+        assert!(matches!(map_error("s3:x", "config", nf), Error::NotFound { path } if path == "config"));
+        let denied = object_store::Error::PermissionDenied { path: "p/config".into(), source: boxed("403") };
+        let e = map_error("s3:x", "config", denied);
+        assert!(!e.is_transient() && e.to_string().contains("AWS_SECRET_ACCESS_KEY"), "{e}");
+        let refused = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "tcp connect error: Connection refused")),
+        };
+        let e = map_error("s3:x", "config", refused);
+        assert!(e.is_transient(), "a dead network is transient: {e}");
+        let timeout = object_store::Error::Generic { store: "S3", source: boxed("operation timed out") };
+        assert!(map_error("s3:x", "config", timeout).is_transient());
+        let bad = object_store::Error::Generic { store: "S3", source: boxed("400 Bad Request: InvalidArgument") };
+        assert!(!map_error("s3:x", "config", bad).is_transient());
+    }
 }
