@@ -36,6 +36,10 @@ fn every_command_works_on_an_s3_repository() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("already holds a snap repository") && err.contains("s3:http://127.0.0.1"), "{err}");
     assert!(!err.contains(&server.secret_key));
+    let nobucket = TestRepo::uninit_at(&format!("s3:{}/no-such-bucket/x", server.endpoint), server.env());
+    let (code, _, err) = nobucket.init(&[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("bucket does not exist"), "{err}");
 
     let src = r.path("src");
     gen_tree(&src, 7, &small_spec());

@@ -219,7 +219,17 @@ impl Backend for S3Backend {
         let metas: Vec<object_store::ObjectMeta> = self
             .rt
             .block_on(self.store.list(dir_path.as_ref()).try_collect())
-            .map_err(|e| self.err(prefix, e))?;
+            .map_err(|e| match e {
+                // A listing finds nothing rather than "not found"; a 404 means no bucket.
+                object_store::Error::NotFound { .. } => Error::Backend {
+                    path: self.display.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "the bucket does not exist; create it first (snap does not create buckets)",
+                    ),
+                },
+                e => self.err(prefix, e),
+            })?;
         Ok(metas
             .into_iter()
             .filter_map(|m| {
