@@ -112,7 +112,12 @@ fn main() {
         );
     }
     let local_bytes = common::dir_bytes(Path::new(local));
-    println!("local repository: {:.1} MB for {:.1} MB of dumps; S3: moto on loopback ({})", mb(local_bytes), mb(logical), server.endpoint);
+    println!(
+        "local repository: {:.1} MB for {:.1} MB of dumps; S3: moto on loopback ({})",
+        mb(local_bytes),
+        mb(logical),
+        server.endpoint
+    );
     if common::smoke_test() {
         println!("smoke test (cargo test): 2 MB dumps; run `cargo bench --bench copy` for figures");
     }
@@ -135,5 +140,9 @@ fn main() {
     let o = run(c, None);
     let restored = restore.join(file.strip_prefix("/").unwrap());
     assert_eq!(fs::read(&restored).unwrap(), fs::read(&file).unwrap(), "restored dump differs");
-    println!("restore of the last night from S3 with a cold cache: {:.2} s ({:.1} MB/s)", o.wall.as_secs_f64(), mb(fs::metadata(&file).unwrap().len()) / o.wall.as_secs_f64());
+    println!(
+        "restore of the last night from S3 with a cold cache: {:.2} s ({:.1} MB/s)",
+        o.wall.as_secs_f64(),
+        mb(fs::metadata(&file).unwrap().len()) / o.wall.as_secs_f64()
+    );
 }

@@ -3,12 +3,12 @@
 //! specific to S3: multipart uploads, prefixes isolating repositories, auth errors, and the
 //! request counter.
 
-mod support;
 #[path = "support/s3.rs"]
 mod s3;
+mod support;
 
-use snap::backend::{Backend, CountingBackend, LocalBackend, MemoryBackend, contract};
 use s3::S3Server;
+use snap::backend::{Backend, CountingBackend, LocalBackend, MemoryBackend, contract};
 
 #[test]
 fn local_backend_meets_the_contract() {

@@ -2,19 +2,19 @@
 //! restores, shared and different master keys, dry runs, incremental re-runs, and an
 //! interrupted copy that resumes without ever exposing a partial snapshot.
 
-mod support;
 #[path = "support/s3.rs"]
 mod s3;
+mod support;
 
 use std::sync::Arc;
 
+use s3::S3Server;
 use serde_json::Value;
 use snap::backend::{Backend, Fault, FaultyBackend, MemoryBackend};
 use snap::ops::copy::{CopyMode, CopyOptions, copy};
 use snap::ops::{BackupInput, BackupOptions, backup};
 use snap::progress::NoProgress;
 use snap::repo::Repository;
-use s3::S3Server;
 use support::*;
 
 fn spec() -> TreeSpec {
@@ -120,7 +120,10 @@ fn copy_local_to_s3_and_back_with_shared_and_different_keys() {
     cmd.envs(server.env()).args(["copy", "--to", d.repo.to_str().unwrap(), "--key-from-repo"]);
     let (code, out, err) = output_parts(cmd.output().unwrap());
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("MB/s") && out.contains("destination requests:") && out.contains("copied 2 snapshots"), "{out}");
+    assert!(
+        out.contains("MB/s") && out.contains("destination requests:") && out.contains("copied 2 snapshots"),
+        "{out}"
+    );
     // A missing destination password is a usage error.
     let (code, _, err) = a.run(&["copy", "--to", "/nonexistent"]);
     assert_eq!(code, 2, "{err}");
@@ -136,7 +139,7 @@ fn backup_tree(repo: &Repository, dir: &std::path::Path) {
 /// Copy with the destination's disk "full" after `n` pack puts, then resume on the healthy
 /// destination: the failed run leaves no snapshot whose data is missing, the resumed run
 /// finishes the job without re-sending what already arrived, and everything restores.
-fn interrupted_then_resumed(shared_key: bool) {
+fn interrupted_then_resumed(shared_key: bool, dst_store: Arc<dyn Backend>) {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let opts = fast_init_options();
@@ -149,13 +152,14 @@ fn interrupted_then_resumed(shared_key: bool) {
     std::fs::write(tree.join("more"), vec![3u8; 300_000]).unwrap();
     backup_tree(&src, &tree);
 
-    let dst_mem = Arc::new(MemoryBackend::new());
+    let dst_mem = dst_store;
     if shared_key {
         Repository::init_sharing_key(&*dst_mem, &src, b"pw2", &opts).unwrap();
     } else {
         Repository::init(&*dst_mem, b"pw2", &opts).unwrap();
     }
-    let faulty: Arc<dyn Backend> = Arc::new(FaultyBackend::new(dst_mem.clone(), Fault::DiskFullFromPut { n: 2, prefix: "data/".into() }));
+    let faulty: Arc<dyn Backend> =
+        Arc::new(FaultyBackend::new(dst_mem.clone(), Fault::DiskFullFromPut { n: 2, prefix: "data/".into() }));
     let dst = Repository::open(faulty, b"pw2", &dir.path().join("cache-dst")).unwrap();
     let copy_opts = CopyOptions { parallel: 2, ..Default::default() };
     let err = copy(&src, &dst, &copy_opts, &NoProgress).unwrap_err();
@@ -189,16 +193,29 @@ fn interrupted_then_resumed(shared_key: bool) {
     let ropts = snap::ops::RestoreOptions { target: target.clone(), includes: Vec::new(), overwrite: false };
     snap::ops::restore(&dst, latest, &ropts, &NoProgress).unwrap();
     assert_trees_equal(&tree, &restored_path(&target, &tree));
-    let check = snap::ops::check::check(&dst, &snap::ops::check::CheckOptions { read_data: Some(snap::ops::check::DataSubset::All), ..Default::default() }, &NoProgress).unwrap();
+    let check = snap::ops::check::check(
+        &dst,
+        &snap::ops::check::CheckOptions { read_data: Some(snap::ops::check::DataSubset::All), ..Default::default() },
+        &NoProgress,
+    )
+    .unwrap();
     assert!(check.is_ok(), "{check:?}");
 }
 
 #[test]
 fn interrupted_same_key_copy_resumes() {
-    interrupted_then_resumed(true);
+    interrupted_then_resumed(true, Arc::new(MemoryBackend::new()));
 }
 
 #[test]
 fn interrupted_rechunking_copy_resumes() {
-    interrupted_then_resumed(false);
+    interrupted_then_resumed(false, Arc::new(MemoryBackend::new()));
+}
+
+/// Into S3, where packs are uploaded by several threads at once (one of them failing).
+#[test]
+fn interrupted_copies_into_s3_resume() {
+    let server = S3Server::start();
+    interrupted_then_resumed(true, Arc::new(server.backend("same-key")));
+    interrupted_then_resumed(false, Arc::new(server.backend("rechunk")));
 }

@@ -2,16 +2,16 @@
 //! every everyday command through the real binary, two hosts backing up at once, and the local
 //! cache that keeps a remote repository cheap to open.
 
-mod support;
 #[path = "support/s3.rs"]
 mod s3;
+mod support;
 
 use std::process::Stdio;
 use std::sync::Arc;
 
+use s3::S3Server;
 use snap::backend::{Backend, CountingBackend};
 use snap::repo::Repository;
-use s3::S3Server;
 use support::*;
 
 fn small_spec() -> TreeSpec {

@@ -50,7 +50,9 @@ impl S3Location {
         let (endpoint, path) = if rest.starts_with("http://") || rest.starts_with("https://") {
             let url = url::Url::parse(rest).map_err(|e| bad(&e.to_string()))?;
             if !url.username().is_empty() || url.password().is_some() {
-                return Err(bad("credentials do not belong in the location; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"));
+                return Err(bad(
+                    "credentials do not belong in the location; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+                ));
             }
             let host = url.host_str().ok_or_else(|| bad("no host"))?;
             let endpoint = match url.port() {
@@ -106,7 +108,12 @@ impl S3Backend {
 
     /// Open `s3:…` with explicit credentials instead of the environment (library callers,
     /// tests). The secret is handed to the client only; it is never shown.
-    pub fn open_with_credentials(rest: &str, access_key_id: &str, secret_access_key: &str, region: &str) -> Result<S3Backend> {
+    pub fn open_with_credentials(
+        rest: &str,
+        access_key_id: &str,
+        secret_access_key: &str,
+        region: &str,
+    ) -> Result<S3Backend> {
         let b = AmazonS3Builder::new()
             .with_access_key_id(access_key_id)
             .with_secret_access_key(secret_access_key)
@@ -118,14 +125,9 @@ impl S3Backend {
         let loc = S3Location::parse(rest)?;
         let mut b = builder.with_bucket_name(&loc.bucket);
         if let Some(ep) = &loc.endpoint {
-            b = b
-                .with_endpoint(ep)
-                .with_virtual_hosted_style_request(false)
-                .with_allow_http(ep.starts_with("http://"));
+            b = b.with_endpoint(ep).with_virtual_hosted_style_request(false).with_allow_http(ep.starts_with("http://"));
         }
-        let store = b.build().map_err(|e| {
-            Error::Invalid(format!("S3 repository {}: {e}", loc.display()))
-        })?;
+        let store = b.build().map_err(|e| Error::Invalid(format!("S3 repository {}: {e}", loc.display())))?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("snap-s3")
@@ -187,7 +189,10 @@ fn map_error(location: &str, name: &str, e: object_store::Error) -> Error {
             let lower = chain.to_ascii_lowercase();
             let kind = if lower.contains("timed out") || lower.contains("timeout") {
                 ErrorKind::TimedOut
-            } else if lower.contains("connect") || lower.contains("connection") || lower.contains("error sending request") {
+            } else if lower.contains("connect")
+                || lower.contains("connection")
+                || lower.contains("error sending request")
+            {
                 ErrorKind::ConnectionReset
             } else {
                 ErrorKind::Other
@@ -216,10 +221,8 @@ impl Backend for S3Backend {
         let full_dir = format!("{}{dir}", self.prefix);
         let full_dir = full_dir.trim_end_matches('/');
         let dir_path = (!full_dir.is_empty()).then(|| Path::from(full_dir));
-        let metas: Vec<object_store::ObjectMeta> = self
-            .rt
-            .block_on(self.store.list(dir_path.as_ref()).try_collect())
-            .map_err(|e| match e {
+        let metas: Vec<object_store::ObjectMeta> =
+            self.rt.block_on(self.store.list(dir_path.as_ref()).try_collect()).map_err(|e| match e {
                 // A listing finds nothing rather than "not found"; a 404 means no bucket.
                 object_store::Error::NotFound { .. } => Error::Backend {
                     path: self.display.clone(),
@@ -330,7 +333,10 @@ mod tests {
         assert_eq!((l.bucket.as_str(), l.prefix.as_str()), ("bucket", "some/prefix"));
         assert_eq!(l.display(), "s3:https://s3.example.com:9000/bucket/some/prefix");
         let l = S3Location::parse("http://127.0.0.1:5000/b").unwrap();
-        assert_eq!((l.endpoint.as_deref(), l.bucket.as_str(), l.prefix.as_str()), (Some("http://127.0.0.1:5000"), "b", ""));
+        assert_eq!(
+            (l.endpoint.as_deref(), l.bucket.as_str(), l.prefix.as_str()),
+            (Some("http://127.0.0.1:5000"), "b", "")
+        );
         let l = S3Location::parse("mybucket/p").unwrap();
         assert_eq!((l.endpoint, l.bucket.as_str(), l.prefix.as_str()), (None, "mybucket", "p"));
         assert!(S3Location::parse("").is_err());
@@ -351,7 +357,10 @@ mod tests {
         assert!(!e.is_transient() && e.to_string().contains("AWS_SECRET_ACCESS_KEY"), "{e}");
         let refused = object_store::Error::Generic {
             store: "S3",
-            source: Box::new(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "tcp connect error: Connection refused")),
+            source: Box::new(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "tcp connect error: Connection refused",
+            )),
         };
         let e = map_error("s3:x", "config", refused);
         assert!(e.is_transient(), "a dead network is transient: {e}");

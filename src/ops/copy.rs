@@ -296,7 +296,13 @@ impl<'a> SameKey<'a> {
 
     /// Fetch each source pack once and upload the blobs in `by_pack` to the destination, with
     /// `parallel` workers. Returns when every pack is durable and indexed.
-    fn send_packs(&self, by_pack: HashMap<Id, HashSet<Id>>, dst_index: &Index, condemned: &HashSet<Id>, progress: &dyn Progress) -> Result<Sent> {
+    fn send_packs(
+        &self,
+        by_pack: HashMap<Id, HashSet<Id>>,
+        dst_index: &Index,
+        condemned: &HashSet<Id>,
+        progress: &dyn Progress,
+    ) -> Result<Sent> {
         let work: Vec<(Id, HashSet<Id>)> = by_pack.into_iter().collect();
         let next = AtomicUsize::new(0);
         let target = self.dst.config().pack_size as usize;
@@ -321,7 +327,10 @@ impl<'a> SameKey<'a> {
                 let name = pack::pack_name(pid);
                 let data = self.src.backend().get(&name)?;
                 if Id::hash_of(&data) != *pid {
-                    return Err(Error::corrupt(format!("pack {name}"), "content does not match its name; run `snap check` on the source"));
+                    return Err(Error::corrupt(
+                        format!("pack {name}"),
+                        "content does not match its name; run `snap check` on the source",
+                    ));
                 }
                 let entries = pack::parse_pack(self.src.key(), &data, &format!("pack {name}"))?;
                 chunks.fetch_add(wanted.len() as u64, Relaxed);

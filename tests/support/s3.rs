@@ -88,7 +88,9 @@ impl S3Server {
                 Ok(())
             });
         }
-        let child = cmd.spawn().expect("start moto: is moto[server] installed? (`pip install 'moto[server]'`, or run bash .ci/test.sh)");
+        let child = cmd
+            .spawn()
+            .expect("start moto: is moto[server] installed? (`pip install 'moto[server]'`, or run bash .ci/test.sh)");
         let endpoint = format!("http://127.0.0.1:{port}");
         let mut server = S3Server { child, endpoint, access_key: String::new(), secret_key: String::new() };
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
