@@ -42,11 +42,17 @@ impl S3Location {
     /// Parse the part after `s3:`.
     pub fn parse(rest: &str) -> Result<S3Location> {
         let bad = |why: &str| {
+            // Whatever precedes an `@` may be a secret: never echo it.
+            let shown = match rest.rfind('@') {
+                Some(at) => format!("***{}", &rest[at..]),
+                None => rest.to_string(),
+            };
             Error::Invalid(format!(
-                "repository location s3:{}: {why}; use s3:https://host[:port]/bucket/prefix or s3:bucket/prefix",
-                crate::util::mask_secret_url(rest)
+                "repository location s3:{shown}: {why}; use s3:https://host[:port]/bucket/prefix or s3:bucket/prefix"
             ))
         };
+        // `s3://bucket/prefix` (the usual URL form) is `s3:bucket/prefix`.
+        let rest_aws = rest.strip_prefix("//");
         let (endpoint, path) = if rest.starts_with("http://") || rest.starts_with("https://") {
             let url = url::Url::parse(rest).map_err(|e| bad(&e.to_string()))?;
             if !url.username().is_empty() || url.password().is_some() {
@@ -63,12 +69,21 @@ impl S3Location {
         } else if rest.contains("://") {
             return Err(bad("only http:// and https:// endpoints are supported"));
         } else {
-            (None, rest.to_string())
+            (None, rest_aws.unwrap_or(rest).to_string())
         };
         let path = path.trim_matches('/');
         let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
+        if bucket.contains('@') {
+            return Err(bad("credentials do not belong in the location; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"));
+        }
         if bucket.is_empty() {
             return Err(bad("no bucket"));
+        }
+        // S3 bucket names: 3 to 63 of a-z, 0-9, `.` and `-`.
+        if !(3..=63).contains(&bucket.len())
+            || !bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        {
+            return Err(bad("the bucket name must be 3 to 63 characters of a-z, 0-9, `.` and `-`"));
         }
         let prefix = prefix.trim_matches('/').to_string();
         if prefix.split('/').any(|c| c == "." || c == "..") || prefix.contains("//") {
@@ -198,7 +213,9 @@ fn map_error(location: &str, name: &str, e: object_store::Error) -> Error {
                 ErrorKind::Other
             };
             // The top-level message already quotes its sources.
-            let msg = if lower.contains("signaturedoesnotmatch") || lower.contains("invalidaccesskeyid") {
+            let msg = if lower.contains("169.254.169.254") {
+                "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the EC2 instance metadata service, the last place looked, did not answer)".to_string()
+            } else if lower.contains("signaturedoesnotmatch") || lower.contains("invalidaccesskeyid") {
                 format!("access denied ({e}); check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
             } else {
                 e.to_string()
@@ -332,18 +349,23 @@ mod tests {
         assert_eq!(l.endpoint.as_deref(), Some("https://s3.example.com:9000"));
         assert_eq!((l.bucket.as_str(), l.prefix.as_str()), ("bucket", "some/prefix"));
         assert_eq!(l.display(), "s3:https://s3.example.com:9000/bucket/some/prefix");
-        let l = S3Location::parse("http://127.0.0.1:5000/b").unwrap();
+        let l = S3Location::parse("http://127.0.0.1:5000/bkt").unwrap();
         assert_eq!(
             (l.endpoint.as_deref(), l.bucket.as_str(), l.prefix.as_str()),
-            (Some("http://127.0.0.1:5000"), "b", "")
+            (Some("http://127.0.0.1:5000"), "bkt", "")
         );
         let l = S3Location::parse("mybucket/p").unwrap();
         assert_eq!((l.endpoint, l.bucket.as_str(), l.prefix.as_str()), (None, "mybucket", "p"));
         assert!(S3Location::parse("").is_err());
         assert!(S3Location::parse("https://host").is_err());
-        assert!(S3Location::parse("b/../x").is_err());
-        let e = S3Location::parse("https://AKIA:secret@host/b").unwrap_err().to_string();
-        assert!(!e.contains("secret") && e.contains("AWS_ACCESS_KEY_ID"), "{e}");
+        assert!(S3Location::parse("bkt/../x").is_err());
+        for loc in ["https://AKIA:secret@host/b", "//user:secret@host/bucket", "user:secret@host/bucket"] {
+            let e = S3Location::parse(loc).unwrap_err().to_string();
+            assert!(!e.contains("secret") && e.contains("AWS_ACCESS_KEY_ID"), "{e}");
+        }
+        let l = S3Location::parse("//my-bucket/some/prefix").unwrap();
+        assert_eq!((l.endpoint, l.bucket.as_str(), l.prefix.as_str()), (None, "my-bucket", "some/prefix"));
+        assert!(S3Location::parse("Bad_Bucket/x").is_err());
         assert!(S3Location::parse("ftp://host/b").is_err());
     }
 
