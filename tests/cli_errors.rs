@@ -155,10 +155,16 @@ fn not_a_repository() {
     assert!(!r.repo.join("config").exists());
     // Remote schemes are refused with a clear message.
     let (code, _, err) = output_parts(
-        bare_snap(r.dir.path()).env("SNAP_PASSWORD", PASSWORD).args(["--repo", "s3://user:hunter2@host/bucket", "snapshots"]).output().unwrap(),
+        bare_snap(r.dir.path()).env("SNAP_PASSWORD", PASSWORD).args(["--repo", "sftp://user:hunter2@host/bucket", "snapshots"]).output().unwrap(),
     );
     assert_eq!(code, 1);
     assert!(err.contains("not supported") && !err.contains("hunter2"), "{err}");
+    // An s3: location with credentials in it is refused without echoing them.
+    let (code, _, err) = output_parts(
+        bare_snap(r.dir.path()).env("SNAP_PASSWORD", PASSWORD).args(["--repo", "s3://user:hunter2@host/bucket", "snapshots"]).output().unwrap(),
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("AWS_ACCESS_KEY_ID") && !err.contains("hunter2"), "{err}");
 }
 
 #[test]

@@ -90,4 +90,7 @@ impl<B: Backend> Backend for FaultyBackend<B> {
     fn exists(&self, name: &str) -> Result<bool> {
         self.inner.exists(name)
     }
+    fn is_remote(&self) -> bool {
+        self.inner.is_remote()
+    }
 }

@@ -1,3 +1,4 @@
+use anyhow::Context;
 use snap::repo::{InitOptions, Repository};
 
 use super::{Global, exit, output, password};
@@ -15,6 +16,14 @@ pub struct Args {
     chunk_avg_kib: Option<u32>,
     #[command(flatten)]
     kdf: password::KdfArgs,
+    /// Share the master key (and chunking) of this existing repository, so `snap copy` between
+    /// the two moves packs without re-encrypting. Its password: --copy-key-from-password-file,
+    /// else the new repository's password.
+    #[arg(long, value_name = "REPO")]
+    copy_key_from: Option<String>,
+    /// Password file (first line) of the --copy-key-from repository.
+    #[arg(long, value_name = "FILE", requires = "copy_key_from")]
+    copy_key_from_password_file: Option<std::path::PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -31,7 +40,25 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     }
     opts.kdf = a.kdf.params();
     let pw = password::get(g, true)?;
-    let config = Repository::init(&*backend, pw.as_bytes(), &opts)?;
+    let config = match &a.copy_key_from {
+        None => Repository::init(&*backend, pw.as_bytes(), &opts)?,
+        Some(other) => {
+            let mut og = g.clone();
+            og.repo = Some(other.clone());
+            let other_pw = match &a.copy_key_from_password_file {
+                Some(f) => {
+                    og.password_file = Some(f.clone());
+                    og.password_command = None;
+                    password::get(&og, false)?
+                }
+                None => pw.clone(),
+            };
+            let other_backend = og.backend()?;
+            let other_repo = Repository::open(other_backend, other_pw.as_bytes(), &g.cache_dir())
+                .with_context(|| format!("opening {other} (--copy-key-from)"))?;
+            Repository::init_sharing_key(&*backend, &other_repo, pw.as_bytes(), &opts)?
+        }
+    };
     if a.json {
         output::json(&config)?;
     } else {

@@ -7,6 +7,7 @@ mod cat;
 mod check;
 mod completions;
 mod config;
+mod copy;
 mod diff;
 mod dump;
 mod forget;
@@ -58,7 +59,8 @@ pub struct Cli {
 
 #[derive(clap::Args, Clone)]
 pub struct Global {
-    /// Repository location (a directory).
+    /// Repository location: a directory, or s3:https://host[:port]/bucket/prefix (s3:bucket/prefix
+    /// for AWS); S3 credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
     #[arg(long, short = 'r', env = "SNAP_REPO", global = true, help_heading = "Global options")]
     repo: Option<String>,
     /// Read the repository password from this file (first line).
@@ -119,6 +121,8 @@ enum Command {
     Completions(completions::Args),
     /// Print the manual page (roff) to standard output.
     Man,
+    /// Copy snapshots to another repository (e.g. off-site on S3), sending only what it lacks.
+    Copy(copy::Args),
 }
 
 impl Global {
@@ -206,6 +210,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(&cli.global, a),
         Command::Completions(a) => completions::run(a),
         Command::Man => completions::man(),
+        Command::Copy(a) => copy::run(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

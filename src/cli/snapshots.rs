@@ -31,6 +31,9 @@ pub struct SnapshotJson<'a> {
     size: u64,
     added_bytes: u64,
     summary: &'a Summary,
+    /// Set on snapshots made by `snap copy`: the original snapshot's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    copied_from: Option<String>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     warnings: &'a [String],
 }
@@ -52,6 +55,7 @@ impl<'a> SnapshotJson<'a> {
             size: m.summary.total_bytes,
             added_bytes: m.summary.added_bytes,
             summary: &m.summary,
+            copied_from: m.copied_from.map(|p| p.to_hex()),
             warnings,
         }
     }

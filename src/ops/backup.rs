@@ -199,6 +199,7 @@ pub fn backup(repo: &Repository, input: BackupInput<'_>, opts: &BackupOptions, p
         parent,
         tree: tree_refs,
         summary,
+        copied_from: None,
     };
     let id = repo.save_manifest(&manifest)?;
     Ok(BackupOutcome { snapshot: Snapshot { id, manifest }, warnings, notes: source_notes, source_summary })
@@ -392,7 +393,7 @@ fn all_reusable(saver: &Saver, chunks: &[ChunkRef]) -> Result<bool> {
 /// this backup deduplicated against, or wrote, while it ran, copy the chunks it needs out of condemned packs (they are still
 /// readable during the grace period), so the snapshot never depends on a pack that a later
 /// prune may delete. Returns the extra stats.
-fn rescue_from_condemned(repo: &Repository, tree: &[ChunkRef], stats: &crate::repo::SaveStats, level: i32) -> Result<crate::repo::SaveStats> {
+pub(crate) fn rescue_from_condemned(repo: &Repository, tree: &[ChunkRef], stats: &crate::repo::SaveStats, level: i32) -> Result<crate::repo::SaveStats> {
     let condemned = repo.condemned_packs()?;
     if stats.reused_packs.is_disjoint(&condemned) && stats.written_packs.is_disjoint(&condemned) {
         return Ok(Default::default());

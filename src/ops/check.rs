@@ -478,7 +478,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
     }
     summary.snapshots = snapshot_ids.len() as u64;
     let loaded: Vec<(Id, Result<crate::snapshot::Manifest>)> =
-        snapshot_ids.par_iter().map(|id| (*id, repo.load_manifest(id))).collect();
+        snapshot_ids.par_iter().map(|id| (*id, repo.load_manifest_uncached(id))).collect();
     for (id, r) in loaded {
         let name = format!("snapshots/{id}");
         match r {

@@ -507,6 +507,7 @@ mod tests {
                 parent: None,
                 tree: Vec::new(),
                 summary: Summary::default(),
+                copied_from: None,
             },
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod check;
+pub mod copy;
 pub mod dbrestore;
 pub mod dbsnap;
 pub mod diff;

@@ -64,6 +64,18 @@ pub struct Repository {
 impl Repository {
     /// Create a repository: key file first, `config` last (its presence marks a repository).
     pub fn init(backend: &dyn Backend, password: &[u8], opts: &InitOptions) -> Result<Config> {
+        Repository::init_with_key(backend, &MasterKey::generate(), password, opts)
+    }
+
+    /// Create a repository that shares `other`'s master key and chunker parameters (`snap init
+    /// --copy-key-from`): chunk ids and chunk boundaries match, so `snap copy` between the two
+    /// moves packs as they are, without re-chunking or re-encrypting.
+    pub fn init_sharing_key(backend: &dyn Backend, other: &Repository, password: &[u8], opts: &InitOptions) -> Result<Config> {
+        let opts = InitOptions { chunker: other.config.chunker.clone(), ..opts.clone() };
+        Repository::init_with_key(backend, &other.key, password, &opts)
+    }
+
+    fn init_with_key(backend: &dyn Backend, key: &MasterKey, password: &[u8], opts: &InitOptions) -> Result<Config> {
         if backend.exists("config")? {
             return Err(Error::AlreadyInitialized(backend.location()));
         }
@@ -74,10 +86,14 @@ impl Repository {
             )));
         }
         opts.chunker.validate()?;
-        let key = MasterKey::generate();
         let config = Config::new(opts.chunker.clone(), opts.pack_size, opts.compression);
-        add_key_file(backend, &key, password, opts.kdf)?;
-        backend.put("config", &config.to_bytes())?;
+        let key_name = add_key_file(backend, key, password, opts.kdf)?;
+        // Conditional create: of two racing inits, the second fails instead of replacing the
+        // first's config (on servers that honour If-None-Match; repo-format.md §9.3).
+        if !backend.put_new("config", &config.to_bytes())? {
+            let _ = backend.delete(&key_name);
+            return Err(Error::AlreadyInitialized(backend.location()));
+        }
         Ok(config)
     }
 
@@ -176,18 +192,49 @@ impl Repository {
         let sealed = blob::encode(&self.key, BlobKind::Manifest, &Id::default(), &json, 3);
         let id = Id::hash_of(&sealed);
         self.backend.put(&format!("snapshots/{id}"), &sealed)?;
+        if let Some(p) = self.manifest_cache_path(&id) {
+            write_cache_file(&p, &sealed);
+        }
         Ok(id)
     }
 
+    /// Read a manifest. For remote repositories the sealed bytes are kept in the local cache
+    /// (`<cache>/<repository id>/snapshots/<id>`): a manifest never changes (its name is the hash
+    /// of its bytes, checked on every read), so a cached copy saves a request per snapshot and
+    /// command; a lost or damaged cache file is fetched again.
     pub fn load_manifest(&self, id: &Id) -> Result<Manifest> {
+        self.load_manifest_via(id, self.manifest_cache_path(id))
+    }
+
+    /// Read a manifest from the repository itself, never from the cache (`snap check`).
+    pub fn load_manifest_uncached(&self, id: &Id) -> Result<Manifest> {
+        self.load_manifest_via(id, None)
+    }
+
+    fn load_manifest_via(&self, id: &Id, cached: Option<PathBuf>) -> Result<Manifest> {
         let name = format!("snapshots/{id}");
-        let sealed = self.backend.get(&name)?;
+        let sealed = match cached.as_deref().and_then(|p| std::fs::read(p).ok()).filter(|b| Id::hash_of(b) == *id) {
+            Some(b) => b,
+            None => {
+                let b = self.backend.get(&name)?;
+                if let Some(p) = &cached
+                    && Id::hash_of(&b) == *id
+                {
+                    write_cache_file(p, &b);
+                }
+                b
+            }
+        };
         if Id::hash_of(&sealed) != *id {
             return Err(Error::corrupt(format!("snapshot {}", id.short()), "content does not match its name"));
         }
         let json = blob::decode(&self.key, BlobKind::Manifest, &Id::default(), &sealed)
             .map_err(|e| Error::corrupt(format!("snapshot {}", id.short()), e.to_string()))?;
         serde_json::from_slice(&json).map_err(|e| Error::corrupt(format!("snapshot {}", id.short()), e.to_string()))
+    }
+
+    fn manifest_cache_path(&self, id: &Id) -> Option<PathBuf> {
+        self.backend.is_remote().then(|| self.index_path.with_file_name("snapshots").join(id.to_hex()))
     }
 
     pub fn snapshot_ids(&self) -> Result<Vec<Id>> {
@@ -252,6 +299,20 @@ impl Repository {
             n += data.len() as u64;
         }
         Ok(n)
+    }
+}
+
+/// Best effort: a cache file that cannot be written only costs a request next time.
+fn write_cache_file(path: &std::path::Path, bytes: &[u8]) {
+    let Some(dir) = path.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    if let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) {
+        use std::io::Write;
+        if tmp.write_all(bytes).is_ok() {
+            let _ = tmp.persist(path);
+        }
     }
 }
 

@@ -40,6 +40,8 @@ pub struct SaveStats {
 }
 
 type Job = (BlobKind, Id, Vec<u8>);
+/// Packs uploaded at once to a remote backend ([`Backend::is_remote`]).
+pub const REMOTE_UPLOADS: usize = 4;
 type Sealed = (BlobKind, Id, u32, Vec<u8>);
 
 pub struct Saver {
@@ -178,12 +180,14 @@ fn run_packer(
     pending: &Mutex<HashSet<Id>>,
     target: usize,
 ) -> Result<SaveStats> {
-    // Finished packs go to an uploader thread, so a slow put (fsync, network) does not stall
-    // compression; at most one pack waits while one uploads and one fills.
+    // Finished packs go to uploader threads, so a slow put (fsync, network) does not stall
+    // compression; at most one pack waits while the uploaders upload and one fills. A remote
+    // backend gets several uploaders (each put is a network round trip); a local one gets one.
+    let uploaders = if backend.is_remote() { REMOTE_UPLOADS } else { 1 };
     let (up_tx, up_rx) = bounded::<(Id, Vec<u8>, Vec<pack::PackEntry>)>(1);
     let mut stats = SaveStats::default();
     let uploaded = std::thread::scope(|scope| {
-        let uploader = scope.spawn(move || -> Result<(HashSet<Id>, u64)> {
+        let upload = move |up_rx: Receiver<(Id, Vec<u8>, Vec<pack::PackEntry>)>| -> Result<(HashSet<Id>, u64)> {
             let (mut packs, mut bytes_added) = (HashSet::new(), 0u64);
             for (pid, bytes, entries) in up_rx {
                 backend.put(&pack::pack_name(&pid), &bytes)?;
@@ -196,7 +200,14 @@ fn run_packer(
                 bytes_added += bytes.len() as u64;
             }
             Ok((packs, bytes_added))
-        });
+        };
+        let handles: Vec<_> = (0..uploaders)
+            .map(|_| {
+                let rx = up_rx.clone();
+                scope.spawn(move || upload(rx))
+            })
+            .collect();
+        drop(up_rx);
         let mut writer = PackWriter::new();
         for (kind, id, raw_len, sealed) in rx {
             writer.add(kind, id, raw_len, &sealed);
@@ -210,7 +221,23 @@ fn run_packer(
             let _ = up_tx.send(writer.finish(key));
         }
         drop(up_tx);
-        uploader.join().expect("uploader thread panicked")
+        let mut all = (HashSet::new(), 0u64);
+        let mut first_err = None;
+        for h in handles {
+            match h.join().expect("uploader thread panicked") {
+                Ok((packs, bytes)) => {
+                    all.0.extend(packs);
+                    all.1 += bytes;
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(all),
+        }
     })?;
     (stats.written_packs, stats.bytes_added) = uploaded;
     stats.packs = stats.written_packs.len() as u64;

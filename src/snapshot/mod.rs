@@ -10,7 +10,7 @@ use crate::id::Id;
 
 /// A reference to a stored chunk and its plaintext length; a file is the concatenation of its
 /// chunks, so the chunk holding byte offset `o` is found from the running sum of lengths.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ChunkRef(pub Id, pub u32);
 
 impl ChunkRef {
@@ -87,11 +87,23 @@ pub struct Manifest {
     /// The tree: JSON Lines of entries, stored as tree chunks, in this order.
     pub tree: Vec<ChunkRef>,
     pub summary: Summary,
+    /// Set by `snap copy`: the id of the snapshot this one is a copy of, in the repository it
+    /// was copied from (the original's id when copying a copy). Absent for backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_from: Option<Id>,
 }
 
 impl Manifest {
     pub fn has_tag(&self, tag: &str) -> bool {
         self.tags.iter().any(|t| t == tag)
+    }
+}
+
+impl Snapshot {
+    /// The snapshot this one originally is: `copied_from` for copies, else its own id. Two
+    /// snapshots with the same origin hold the same content (`snap copy` skips them).
+    pub fn origin(&self) -> Id {
+        self.manifest.copied_from.unwrap_or(self.id)
     }
 }
 

@@ -88,6 +88,8 @@ pub struct TestRepo {
     pub password: String,
     /// Pass the repository through `SNAP_REPO` instead of `--repo`.
     pub via_env: bool,
+    /// Extra environment for every `snap` run (S3 credentials, see s3.rs).
+    pub env: Vec<(String, String)>,
 }
 
 impl TestRepo {
@@ -96,7 +98,16 @@ impl TestRepo {
         let dir = tempfile::Builder::new().prefix("snap-e2e-").tempdir().expect("tempdir");
         let repo = dir.path().join("repo");
         let cache = dir.path().join("cache");
-        TestRepo { dir, repo, cache, password: PASSWORD.to_string(), via_env: false }
+        TestRepo { dir, repo, cache, password: PASSWORD.to_string(), via_env: false, env: Vec::new() }
+    }
+
+    /// A repository at a location that is not a local path (e.g. `s3:http://…`), not created
+    /// yet; every run gets `env` (e.g. the S3 credentials).
+    pub fn uninit_at(location: &str, env: Vec<(String, String)>) -> TestRepo {
+        let mut r = Self::uninit();
+        r.repo = location.into();
+        r.env = env;
+        r
     }
 
     /// A fresh repository created with a cheap KDF and default chunking.
@@ -130,6 +141,7 @@ impl TestRepo {
         let mut c = bare_snap(self.dir.path());
         c.env("SNAP_PASSWORD", &self.password);
         c.env("SNAP_CACHE_DIR", &self.cache);
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         if self.via_env {
             c.env("SNAP_REPO", &self.repo);
         } else {
