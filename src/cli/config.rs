@@ -82,6 +82,7 @@ struct Summary {
     prune: Option<String>,
     check: Option<String>,
     healthcheck: Option<String>,
+    offsite: Option<String>,
     projects: Vec<ProjectJson>,
 }
 
@@ -131,6 +132,7 @@ fn summary(c: &Config) -> Summary {
         }),
         // The path of a ping URL is its secret: show where it goes, not the whole URL.
         healthcheck: c.healthcheck.as_ref().map(|h| format!("{}://{}/… (timeout {})", h.url.scheme(), h.url.host_str().unwrap_or("?"), humantime::format_duration(h.timeout))),
+        offsite: c.offsite.as_ref().map(|o| format!("{} (parallel {})", snap::util::mask_secret_url(&o.location), o.parallel)),
         projects: c
             .projects
             .iter()
@@ -174,6 +176,7 @@ fn print_summary(s: &Summary) {
     println!("  prune        {}", s.prune.as_deref().unwrap_or("disabled"));
     println!("  check        {}", s.check.as_deref().unwrap_or("disabled"));
     println!("  healthcheck  {}", s.healthcheck.as_deref().unwrap_or("none"));
+    println!("  offsite      {}", s.offsite.as_deref().unwrap_or("none"));
     for p in &s.projects {
         println!("project {} (tags {})", p.name, p.tags.join(", "));
         if let Some(d) = &p.db {

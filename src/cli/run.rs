@@ -163,6 +163,16 @@ fn print_table(r: &NightlyReport) {
                 c.problems
             ));
         }
+        if let Some(c) = &s.copy {
+            details.push(format!(
+                "to {}: {} snapshots copied ({} already there), {} sent ({:.1} MB/s)",
+                c.destination,
+                c.snapshots_copied,
+                c.snapshots_present,
+                output::bytes(c.bytes_sent),
+                c.mb_per_s
+            ));
+        }
         if let Some(m) = &s.message {
             details.push(m.clone());
         }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 pub use error::ConfigError;
-pub use schema::{Check, Db, DbTarget, Healthcheck, Prune, Retention, Secret, Storage, DEFAULT_READ_DATA_SUBSET, DEFAULT_SERVICE_KEY_ENV};
+pub use schema::{Check, Db, DbTarget, Healthcheck, Offsite, Prune, Retention, Secret, Storage, DEFAULT_READ_DATA_SUBSET, DEFAULT_SERVICE_KEY_ENV};
 pub use template::TEMPLATE;
 
 use crate::error::{Error, Result};
@@ -27,6 +27,8 @@ pub struct Config {
     pub prune: Prune,
     pub check: Check,
     pub healthcheck: Option<Healthcheck>,
+    /// Where `snap run` copies the snapshots after checking (the off-site copy).
+    pub offsite: Option<Offsite>,
     pub projects: Vec<Project>,
 }
 
@@ -94,6 +96,7 @@ impl Config {
             prune: file.prune,
             check: file.check,
             healthcheck: file.healthcheck,
+            offsite: file.offsite,
             projects,
         })
     }

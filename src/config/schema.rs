@@ -19,6 +19,7 @@ pub struct File {
     #[serde(default)]
     pub check: Check,
     pub healthcheck: Option<Healthcheck>,
+    pub offsite: Option<Offsite>,
     #[serde(deserialize_with = "non_empty_projects")]
     pub projects: Vec<Project>,
 }
@@ -74,6 +75,50 @@ impl TryFrom<RawRepository> for Repository {
             _ => return Err("password_file, password_command and password_env exclude each other: keep one".into()),
         };
         Ok(Repository { location: r.location, password, cache_dir: r.cache_dir, host: r.host })
+    }
+}
+
+/// A second repository (e.g. `s3:https://…/bucket/offsite`) that `snap run` copies every snapshot
+/// to, after check. Created beforehand, ideally with `snap init --copy-key-from <repository>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawOffsite")]
+pub struct Offsite {
+    pub location: String,
+    pub password: Secret,
+    /// Packs fetched and uploaded at once.
+    pub parallel: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOffsite {
+    #[serde(deserialize_with = "non_empty")]
+    location: String,
+    #[serde(default, deserialize_with = "opt_non_empty")]
+    password_file: Option<String>,
+    #[serde(default, deserialize_with = "opt_non_empty")]
+    password_command: Option<String>,
+    #[serde(default, deserialize_with = "opt_env_name")]
+    password_env: Option<String>,
+    #[serde(default = "default_concurrency")]
+    parallel: usize,
+}
+
+impl TryFrom<RawOffsite> for Offsite {
+    type Error = String;
+    fn try_from(r: RawOffsite) -> Result<Self, String> {
+        let repo = Repository::try_from(RawRepository {
+            location: r.location,
+            password_file: r.password_file,
+            password_command: r.password_command,
+            password_env: r.password_env,
+            cache_dir: None,
+            host: None,
+        })?;
+        if r.parallel == 0 {
+            return Err("parallel must be at least 1".into());
+        }
+        Ok(Offsite { location: repo.location, password: repo.password, parallel: r.parallel })
     }
 }
 

@@ -43,6 +43,16 @@ grace = "12h"                # condemned packs stay readable this long
 enabled = true
 read_data_subset = "5%"      # also read and verify this share of the packs ("n/m", "P%", a size, or "off")
 
+# Optional: the off-site copy. After check, `snap run` copies every snapshot the other repository
+# lacks (only the chunks it lacks travel; an interrupted copy resumes next night). Create it
+# once with the same master key, so packs travel without re-encryption:
+#   snap init --repo s3:https://s3.example.com/bucket/snap --copy-key-from /var/lib/snap/repo
+# S3 credentials come from the AWS_* environment variables (EnvironmentFile= in the unit).
+# [offsite]
+# location = "s3:https://s3.example.com/bucket/snap"
+# password_file = "${CREDENTIALS_DIRECTORY}/offsite-password"
+# parallel = 4               # packs fetched and uploaded at once
+
 # Optional: ping a healthchecks.io-style URL with the run's JSON summary
 # (POST <url> on success, <url>/fail on failure; a failed ping is logged, not fatal).
 # [healthcheck]

@@ -30,6 +30,7 @@ use serde::Serialize;
 use crate::config::{Config, Db, DbTarget, Project, Storage};
 use crate::error::{Error, Result};
 use crate::ops::check::{CheckOptions, check};
+use crate::ops::copy::{self, CopyOptions};
 use crate::ops::forget::{self, Filter, GroupBy};
 use crate::ops::prune::{self, PruneOptions};
 use crate::ops::summary::BackupFigures;
@@ -97,6 +98,7 @@ pub enum StepKind {
     Forget,
     Prune,
     Check,
+    Copy,
 }
 
 impl StepKind {
@@ -107,6 +109,7 @@ impl StepKind {
             StepKind::Forget => "forget",
             StepKind::Prune => "prune",
             StepKind::Check => "check",
+            StepKind::Copy => "copy",
         }
     }
 }
@@ -149,6 +152,19 @@ pub struct CheckFigures {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct CopyFigures {
+    /// Without any credentials.
+    pub destination: String,
+    pub snapshots_copied: usize,
+    /// Snapshots the destination already held.
+    pub snapshots_present: usize,
+    pub bytes_sent: u64,
+    pub mb_per_s: f64,
+    /// Requests made to the destination, when its backend counts them.
+    pub destination_requests: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct StepReport {
     pub step: StepKind,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -166,6 +182,8 @@ pub struct StepReport {
     pub prune: Option<PruneFigures>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckFigures>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy: Option<CopyFigures>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -197,6 +215,8 @@ pub enum Step<'c> {
     Forget(&'c Project),
     Prune,
     Check,
+    /// The off-site copy (`[offsite]`).
+    Copy,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -224,6 +244,9 @@ pub fn plan<'c>(cfg: &'c Config, opts: &NightlyOptions) -> Result<Vec<Step<'c>>>
     }
     if cfg.check.enabled {
         steps.push(Step::Check);
+    }
+    if cfg.offsite.is_some() {
+        steps.push(Step::Copy);
     }
     Ok(steps)
 }
@@ -272,6 +295,21 @@ pub fn open_repository(cfg: &Config) -> Result<Repository> {
         return Err(Error::NotARepository(backend.location()));
     }
     let pw = cfg.repository.password.read()?;
+    Repository::open(backend, pw.as_bytes(), &cfg.cache_dir())
+}
+
+/// Open the `[offsite]` repository (its index cache lives beside the main one's, keyed by its id).
+fn open_offsite(cfg: &Config, off: &crate::config::Offsite) -> Result<Repository> {
+    let backend: Arc<dyn crate::backend::Backend> = Arc::from(crate::backend::open_location(&off.location)?);
+    if !backend.exists("config")? {
+        return Err(Error::Invalid(format!(
+            "the off-site repository {} does not exist yet: create it once with `snap init --repo {} --copy-key-from {}`",
+            backend.location(),
+            backend.location(),
+            crate::util::mask_secret_url(&cfg.repository.location)
+        )));
+    }
+    let pw = off.password.read()?;
     Repository::open(backend, pw.as_bytes(), &cfg.cache_dir())
 }
 
@@ -405,18 +443,19 @@ fn describe<'c>(s: &Step<'c>) -> (StepKind, Option<&'c str>) {
         Step::Forget(p) => (StepKind::Forget, Some(p.name.as_str())),
         Step::Prune => (StepKind::Prune, None),
         Step::Check => (StepKind::Check, None),
+        Step::Copy => (StepKind::Copy, None),
     }
 }
 
 fn step_report(step: StepKind, project: Option<String>, status: Status, duration_ms: u64, message: Option<String>) -> StepReport {
-    StepReport { step, project, status, duration_ms, message, backup: None, forget: None, prune: None, check: None }
+    StepReport { step, project, status, duration_ms, message, backup: None, forget: None, prune: None, check: None, copy: None }
 }
 
 /// Why step `s` must not run now (the rules of the module documentation).
 fn skip_reason(s: &Step<'_>, state: &State) -> Option<String> {
     match s {
         Step::Backup(_) | Step::Check => None,
-        Step::Forget(_) => state.corruption.as_ref().map(|c| format!("repository damage was reported ({c}); run `snap check`")),
+        Step::Forget(_) | Step::Copy => state.corruption.as_ref().map(|c| format!("repository damage was reported ({c}); run `snap check`")),
         Step::Prune => {
             if let Some(c) = &state.corruption {
                 Some(format!("repository damage was reported ({c}); run `snap check`"))
@@ -502,9 +541,25 @@ fn run_step(s: &Step<'_>, cfg: &Config, opts: &NightlyOptions, repo: &Repository
             });
             if !rep.is_ok() {
                 let first: Vec<&str> = rep.problems.iter().take(3).map(|f| f.message.as_str()).collect();
+                state.corruption.get_or_insert_with(|| format!("check found {} problems", rep.problems.len()));
                 r.status = Status::Failed;
                 r.message = Some(format!("{} problems found (first: {}); run `snap check` for all of them", rep.problems.len(), first.join("; ")));
             }
+        }
+        Step::Copy => {
+            let off = cfg.offsite.as_ref().ok_or_else(|| Error::Invalid("no [offsite] table".into()))?;
+            let dst = open_offsite(cfg, off)?;
+            let _src_lock = repo.lock(LockKind::Shared, "copy")?;
+            let _dst_lock = dst.lock(LockKind::Shared, "copy")?;
+            let rep = copy::copy(repo, &dst, &CopyOptions { parallel: off.parallel, ..Default::default() }, progress)?;
+            r.copy = Some(CopyFigures {
+                destination: crate::util::mask_secret_url(&off.location),
+                snapshots_copied: rep.copied.len(),
+                snapshots_present: rep.skipped.len(),
+                bytes_sent: rep.bytes_sent,
+                mb_per_s: rep.mb_per_s(),
+                destination_requests: rep.destination_requests.map(|c| c.requests()),
+            });
         }
     }
     Ok(())
@@ -534,6 +589,13 @@ fn step_fields(r: &StepReport) -> Vec<(&'static str, String)> {
         f.push(("bytes_deleted", x.bytes_deleted.to_string()));
         f.push(("packs_condemned", x.packs_condemned.to_string()));
         f.push(("bytes_repacked", x.bytes_repacked.to_string()));
+    }
+    if let Some(x) = &r.copy {
+        f.push(("destination", x.destination.clone()));
+        f.push(("copied", x.snapshots_copied.to_string()));
+        f.push(("present", x.snapshots_present.to_string()));
+        f.push(("bytes_sent", x.bytes_sent.to_string()));
+        f.push(("mb_per_s", format!("{:.1}", x.mb_per_s)));
     }
     if let Some(x) = &r.check {
         f.push(("read_data", x.read_data.clone()));
