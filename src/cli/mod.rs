@@ -10,6 +10,7 @@ mod forget;
 mod init;
 mod key;
 mod ls;
+mod mount;
 mod output;
 mod password;
 mod prune;
@@ -104,6 +105,8 @@ enum Command {
     Diff(diff::Args),
     /// Write a database snapshot as plain SQL files that restore with psql, no snap needed.
     Dump(dump::Args),
+    /// Mount the repository read-only (FUSE) to browse and copy from any snapshot.
+    Mount(mount::Args),
 }
 
 impl Global {
@@ -121,13 +124,17 @@ impl Global {
 
     /// Open the repository, asking for the password as configured.
     fn open(&self) -> anyhow::Result<OpenRepo> {
+        Ok(OpenRepo { repo: self.open_repository()?, quiet: self.quiet })
+    }
+
+    /// [`Global::open`] without the end-of-command report (for a long-lived `mount`).
+    fn open_repository(&self) -> anyhow::Result<Repository> {
         let backend = self.backend()?;
         if !backend.exists("config")? {
             anyhow::bail!(snap::Error::NotARepository(backend.location()));
         }
         let pw = password::get(self, false)?;
-        let repo = Repository::open(backend, pw.as_bytes(), &self.cache_dir())?;
-        Ok(OpenRepo { repo, quiet: self.quiet })
+        Ok(Repository::open(backend, pw.as_bytes(), &self.cache_dir())?)
     }
 
     /// Open the repository and take a lock for `command` (held until the guard drops).
@@ -187,6 +194,7 @@ pub fn main() -> ExitCode {
         Command::Stats(a) => stats::run(&cli.global, a),
         Command::Diff(a) => diff::run(&cli.global, a),
         Command::Dump(a) => dump::run(&cli.global, a),
+        Command::Mount(a) => mount::run(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -50,6 +50,16 @@ pub fn databases(tree: &Tree) -> Vec<String> {
         .collect()
 }
 
+/// The parts of `data.sql` listed in the `data-order.json` of `<base>` (e.g. `db/postgres`).
+pub fn parse_data_order(bytes: &[u8], base: &str) -> Result<Vec<DataPart>> {
+    let what = || format!("{base}/data-order.json");
+    let order: DataOrder = serde_json::from_slice(bytes).map_err(|e| Error::corrupt(what(), e.to_string()))?;
+    if order.version != 1 {
+        return Err(Error::corrupt(what(), format!("unknown version {}", order.version)));
+    }
+    Ok(order.parts)
+}
+
 impl<'r> DbSnapshot<'r> {
     /// The database `name` (the stored directory name) of `snap`, or its only database.
     pub fn open(repo: &'r Repository, snap: &Snapshot, name: Option<&str>) -> Result<DbSnapshot<'r>> {
@@ -75,12 +85,7 @@ impl<'r> DbSnapshot<'r> {
         if let Some(n) = db.inventory["database"].as_str() {
             db.database = n.to_string();
         }
-        let order: DataOrder = serde_json::from_slice(&db.read_to_vec("data-order.json")?)
-            .map_err(|e| Error::corrupt(format!("{}/data-order.json", db.base), e.to_string()))?;
-        if order.version != 1 {
-            return Err(Error::corrupt(format!("{}/data-order.json", db.base), format!("unknown version {}", order.version)));
-        }
-        db.parts = order.parts;
+        db.parts = parse_data_order(&db.read_to_vec("data-order.json")?, &db.base)?;
         Ok(db)
     }
 

@@ -1,4 +1,4 @@
-//! Operations built on the repository: backup, restore, check, forget, prune, stats, diff.
+//! Operations built on the repository: backup, restore, check, forget, prune, stats, diff, mount.
 
 pub mod backup;
 pub mod check;
@@ -6,6 +6,7 @@ pub mod dbrestore;
 pub mod dbsnap;
 pub mod diff;
 pub mod forget;
+pub mod mount;
 pub mod prune;
 pub mod restore;
 pub mod stats;
