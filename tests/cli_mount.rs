@@ -158,6 +158,7 @@ fn mounted_snapshots_match_their_sources_and_listings_follow_backups() {
         assert_eq!(&buf[..n], &want[off as usize..end], "read of {len} bytes at {off}");
     }
     assert_eq!(f.read_at(&mut [0u8; 10], want.len() as u64).unwrap(), 0, "reading at the end gives nothing");
+    drop(f);
 
     // Read-only.
     assert!(fs::write(mnt.join("latest").join(stored(&other)).join("new-file"), b"x").is_err());
