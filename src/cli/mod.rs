@@ -124,17 +124,18 @@ impl Global {
 
     /// Open the repository, asking for the password as configured.
     fn open(&self) -> anyhow::Result<OpenRepo> {
-        Ok(OpenRepo { repo: self.open_repository()?, quiet: self.quiet })
+        Ok(OpenRepo { repo: self.open_repository(&self.cache_dir())?, quiet: self.quiet })
     }
 
-    /// [`Global::open`] without the end-of-command report (for a long-lived `mount`).
-    fn open_repository(&self) -> anyhow::Result<Repository> {
+    /// [`Global::open`] with the index cache in `cache_dir`, without the end-of-command report
+    /// (for a long-lived `mount`).
+    fn open_repository(&self, cache_dir: &std::path::Path) -> anyhow::Result<Repository> {
         let backend = self.backend()?;
         if !backend.exists("config")? {
             anyhow::bail!(snap::Error::NotARepository(backend.location()));
         }
         let pw = password::get(self, false)?;
-        Ok(Repository::open(backend, pw.as_bytes(), &self.cache_dir())?)
+        Ok(Repository::open(backend, pw.as_bytes(), cache_dir)?)
     }
 
     /// Open the repository and take a lock for `command` (held until the guard drops).

@@ -44,7 +44,10 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     // Before asking for a password: is there anything to mount on?
     mount::check_mountpoint(&a.mountpoint)?;
     mount::check_fuse_available()?;
-    let repo = g.open_repository()?;
+    // A private copy of the index: the shared one stays free for backups while mounted.
+    let private_cache = tempfile::Builder::new().prefix("snap-mount-").tempdir().context("creating a temporary index directory")?;
+    let repo = g.open_repository(private_cache.path())?;
+    mount::copy_shared_index(&repo, &g.cache_dir())?;
     let signals = block_stop_signals();
     let opts = MountOptions {
         cache_bytes: a.cache_mib << 20,

@@ -10,3 +10,33 @@ pub mod model;
 
 pub use fs::{MountOptions, SnapFs};
 pub use fuse::{MountSession, Unmounter, check_fuse_available, check_mountpoint, mount};
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::repo::Repository;
+
+/// Give `repo` — opened with a private cache directory, before it first used its index — a copy
+/// of the index kept in `shared_cache_dir`. A mount runs for a long time: holding the shared
+/// index file that long would make every backup meanwhile build a temporary index from all pack
+/// trailers. Without a shared index (or while another process holds it), the private one is
+/// built from the trailers on first use, as after a lost cache.
+pub fn copy_shared_index(repo: &Repository, shared_cache_dir: &Path) -> Result<()> {
+    let id = &repo.config().id;
+    let shared = shared_cache_dir.join(id).join("index.redb");
+    let private = repo.index_path();
+    if !shared.is_file() || shared == private {
+        return Ok(());
+    }
+    // Opening it takes its lock, so nobody writes it while it is copied.
+    let held = Index::open(&shared, id)?;
+    if held.is_temporary() {
+        return Ok(());
+    }
+    if let Some(dir) = private.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    std::fs::copy(&shared, private).map_err(|e| Error::io(private, e))?;
+    Ok(())
+}
