@@ -120,6 +120,7 @@ fn mounted_snapshots_match_their_sources_and_listings_follow_backups() {
     let second = repo.backup(&[other.to_str().unwrap(), "--host", "db-2"]);
     let snaps = repo.snapshots();
     let (a, b) = (dir_name(&snaps[0]), dir_name(&snaps[1]));
+    assert_ne!(a, b);
     assert_eq!(snaps[0]["id"], first["id"]);
     assert_eq!(snaps[1]["id"], second["id"]);
 
@@ -138,10 +139,19 @@ fn mounted_snapshots_match_their_sources_and_listings_follow_backups() {
     assert_eq!(names(&mnt.join("hosts")), ["db-1", "db-2"]);
     assert_eq!(names(&mnt.join("hosts/db-2")), [b.clone(), "latest".into()]);
 
-    // Every path, type, mode, mtime, symlink target and byte — through a tag link too.
+    // Every path, type, mode, mtime, symlink target and byte.
+    assert_trees_equal(&other, &mnt.join("latest").join(stored(&other)));
+
+    // The mount holds no lock: prune runs meanwhile. The second snapshot is forgotten (its
+    // manifest removed, as `forget` does) and its data pruned; the first one still reads
+    // entirely (nothing of it has been read through the mount yet).
+    fs::remove_file(repo.repo.join("snapshots").join(second["id"].as_str().unwrap())).unwrap();
+    repo.ok(&["prune", "--grace", "0s"]);
+    repo.ok(&["prune", "--grace", "0s"]);
+    assert_eq!(names(&mnt.join("snapshots")), [a.clone(), "latest".into()]);
+    assert_eq!(names(&mnt.join("hosts")), ["db-1"]);
     assert_trees_equal(&src, &mnt.join("snapshots").join(&a).join(stored(&src)));
     assert_trees_equal(&src, &mnt.join("tags/env=prod/latest").join(stored(&src)));
-    assert_trees_equal(&other, &mnt.join("latest").join(stored(&other)));
     assert!(!info.symlinks.is_empty() && !info.large_files.is_empty(), "the tree has symlinks and a large file");
 
     // Reads at random offsets of the large file, without reading it from the start.
@@ -161,7 +171,8 @@ fn mounted_snapshots_match_their_sources_and_listings_follow_backups() {
     drop(f);
 
     // Read-only.
-    assert!(fs::write(mnt.join("latest").join(stored(&other)).join("new-file"), b"x").is_err());
+    let e = fs::write(mnt.join("latest").join(stored(&src)).join("new-file"), b"x").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
 
     // A snapshot made while mounted shows up in the next listing.
     let third = repo.backup(&[src.to_str().unwrap(), "--tag", "env=prod", "--host", "db-1"]);
