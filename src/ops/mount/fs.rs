@@ -245,16 +245,15 @@ impl SnapFs {
             DirEntry { name: ".".into(), ino, kind: EntryKind::Dir },
             DirEntry { name: "..".into(), ino: parent, kind: EntryKind::Dir },
         ];
-        // Files are usually read right after their directory is listed (`cp -r`): start
-        // decoding their first chunks.
+        // Files are often read right after their directory is listed (`cp -r`): start decoding
+        // the first chunk of each (reading a file then reads ahead within it).
         let mut budget = self.opts.readahead_bytes;
         for c in children.iter().filter(|c| c.kind == EntryKind::File) {
-            if budget == 0 {
+            let Some(first) = model.file(c.ino).and_then(|f| f.chunks().first().copied()) else { continue };
+            if budget < first.len() || !self.queue(first.id()) {
                 break;
             }
-            if let Some(f) = model.file(c.ino) {
-                budget = self.read_ahead(&f, 0, budget);
-            }
+            budget -= first.len();
         }
         out.extend(children);
         Ok(Some(out))
@@ -275,7 +274,7 @@ impl SnapFs {
         let f = self.model.read().unwrap().file(ino).ok_or_else(|| Error::Invalid(format!("inode {ino} is not a file")))?;
         let pieces = f.pieces(offset, size as u64);
         if let Some(last) = pieces.last() {
-            self.read_ahead(&f, last.chunk + 1, self.opts.readahead_bytes);
+            self.read_ahead(&f, last.chunk + 1);
         }
         let mut out = Vec::with_capacity(pieces.iter().map(|p| p.len).sum());
         for p in pieces {
@@ -289,19 +288,21 @@ impl SnapFs {
         Ok(out)
     }
 
-    /// Queue chunks of `f` from index `from` for background decoding, up to `budget` bytes;
-    /// returns what is left of the budget.
-    fn read_ahead(&self, f: &FileContent, from: usize, mut budget: u64) -> u64 {
+    /// Queue the chunks of `f` from index `from` on, up to the readahead size, for background
+    /// decoding.
+    fn read_ahead(&self, f: &FileContent, from: usize) {
+        let mut queued = 0;
         for c in f.chunks().iter().skip(from) {
-            if budget == 0 {
+            if queued >= self.opts.readahead_bytes || !self.queue(c.id()) {
                 break;
             }
-            budget = budget.saturating_sub(c.len());
-            if !self.cache.contains(c.id()) && self.readahead.try_send(*c.id()).is_err() {
-                break;
-            }
+            queued += c.len();
         }
-        budget
+    }
+
+    /// Queue chunk `id` for background decoding unless it is cached; false if the queue is full.
+    fn queue(&self, id: &Id) -> bool {
+        self.cache.contains(id) || self.readahead.try_send(*id).is_ok()
     }
 
     /// Plaintext bytes held by the chunk cache.
