@@ -236,7 +236,8 @@ impl SnapFs {
     }
 
     /// A directory's entries, `.` and `..` first; `Ok(None)` if `ino` is not a directory.
-    pub fn readdir(&self, ino: Ino) -> Result<Option<Vec<DirEntry>>> {
+    /// `first` marks the first call of a listing (it starts readahead of the files).
+    pub fn readdir(&self, ino: Ino, first: bool) -> Result<Option<Vec<DirEntry>>> {
         self.prepare_dir(ino)?;
         let model = self.model.read().unwrap();
         let Some(children) = model.children(ino) else { return Ok(None) };
@@ -247,7 +248,7 @@ impl SnapFs {
         ];
         // Files are often read right after their directory is listed (`cp -r`): start decoding
         // the first chunk of each (reading a file then reads ahead within it).
-        let mut budget = self.opts.readahead_bytes;
+        let mut budget = if first { self.opts.readahead_bytes } else { 0 };
         for c in children.iter().filter(|c| c.kind == EntryKind::File) {
             let Some(first) = model.file(c.ino).and_then(|f| f.chunks().first().copied()) else { continue };
             if budget < first.len() || !self.queue(first.id()) {
@@ -369,10 +370,10 @@ mod tests {
         }
         assert!(fs.cached_bytes() > 0);
 
-        let snaps = fs.readdir(2).unwrap().unwrap();
+        let snaps = fs.readdir(2, true).unwrap().unwrap();
         assert_eq!(snaps.len(), 2 + 2, "., .., one snapshot, latest");
         stream(&repo, "dump/second.bin", b"hello");
-        let snaps = fs.readdir(2).unwrap().unwrap();
+        let snaps = fs.readdir(2, true).unwrap().unwrap();
         assert_eq!(snaps.len(), 2 + 3, "the new snapshot is listed");
         let s = walk(&fs, super::super::model::ROOT, "latest/dump/second.bin");
         assert_eq!(fs.read(s.ino, 0, 100).unwrap(), b"hello");

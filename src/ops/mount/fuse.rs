@@ -147,7 +147,7 @@ impl Filesystem for Adapter {
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        match self.fs.readdir(ino.0) {
+        match self.fs.readdir(ino.0, offset == 0) {
             Ok(Some(entries)) => {
                 for (i, e) in entries.iter().enumerate().skip(offset as usize) {
                     if reply.add(INodeNo(e.ino), i as u64 + 1, file_type(e.kind), &e.name) {
