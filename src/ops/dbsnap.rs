@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::repo::Repository;
-use crate::snapshot::{EntryKind, Snapshot, Tree};
+use crate::snapshot::{ChunkRef, EntryKind, Snapshot, Tree};
 
 /// One part of `data.sql`, as listed in `data-order.json`.
 #[derive(Debug, Clone, Deserialize)]
@@ -58,6 +58,22 @@ pub fn parse_data_order(bytes: &[u8], base: &str) -> Result<Vec<DataPart>> {
         return Err(Error::corrupt(what(), format!("unknown version {}", order.version)));
     }
     Ok(order.parts)
+}
+
+/// The chunks of `data.sql` of the database directory `base` (`db/<name>`) in `tree`: each part's
+/// chunks, in the order of `parts` — so `data.sql` can be read at any offset without being
+/// written out (`snap mount`).
+pub fn data_sql_chunks(tree: &Tree, base: &str, parts: &[DataPart]) -> Result<Vec<ChunkRef>> {
+    let mut chunks = Vec::new();
+    for part in parts {
+        let path = format!("{base}/{}", part.path);
+        let e = tree
+            .get(&path)
+            .filter(|e| e.kind == EntryKind::File)
+            .ok_or_else(|| Error::corrupt(format!("{base}/data-order.json"), format!("part {path} is not in the snapshot")))?;
+        chunks.extend_from_slice(&e.chunks);
+    }
+    Ok(chunks)
 }
 
 impl<'r> DbSnapshot<'r> {

@@ -193,16 +193,7 @@ impl SnapFs {
                     self.repo.write_file_to(&order.chunks, &mut b)?;
                     Ok(b)
                 })?;
-                let mut chunks = Vec::new();
-                for part in dbsnap::parse_data_order(&bytes, &base)? {
-                    let path = format!("{base}/{}", part.path);
-                    let e = tree
-                        .get(&path)
-                        .filter(|e| e.kind == EntryKind::File)
-                        .ok_or_else(|| Error::corrupt(format!("{base}/data-order.json"), format!("part {path} is not in the snapshot")))?;
-                    chunks.extend_from_slice(&e.chunks);
-                }
-                Ok(chunks)
+                dbsnap::data_sql_chunks(tree, &base, &dbsnap::parse_data_order(&bytes, &base)?)
             })();
             match assembled {
                 Ok(chunks) => out.push(VirtualFile {
