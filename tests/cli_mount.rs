@@ -265,3 +265,39 @@ fn mount_errors_are_clear() {
     let (code, _, err) = repo.run(&["mount"]);
     assert_eq!(code, 2, "a missing mountpoint argument is a usage error: {err}");
 }
+
+#[test]
+fn a_busy_mount_is_detached_by_a_second_ctrl_c() {
+    let repo = TestRepo::new();
+    let src = repo.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f"), b"content").unwrap();
+    repo.backup(&[&src]);
+    let mnt = repo.path("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let m = Mount::start(&repo, &mnt, &[]);
+
+    // A process whose working directory is inside the mount keeps it busy.
+    let mut user = Command::new("sleep").arg("60").current_dir(mnt.join("latest")).spawn().unwrap();
+    let wait_for = |what: &dyn Fn() -> bool, why: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !what() {
+            assert!(Instant::now() < deadline, "{why}: {}", m.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // SAFETY: plain kill(2) of our own child.
+    unsafe { libc::kill(m.pid(), libc::SIGINT) };
+    wait_for(&|| m.stderr().contains("press Ctrl-C again"), "the first Ctrl-C reports the busy mount");
+    assert!(m.stderr().contains("cannot unmount") && m.stderr().contains("busy"), "{}", m.stderr());
+    assert!(is_mounted(&mnt), "still mounted and served");
+    assert_eq!(fs::read(mnt.join("latest").join(stored(&src)).join("f")).unwrap(), b"content");
+
+    unsafe { libc::kill(m.pid(), libc::SIGINT) };
+    wait_for(&|| !is_mounted(&mnt), "the second Ctrl-C detaches the mount");
+    user.kill().unwrap();
+    user.wait().unwrap();
+    let (code, _, err) = m.wait();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("detached"), "{err}");
+}

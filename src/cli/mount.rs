@@ -57,15 +57,21 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let fs = SnapFs::new(Arc::new(repo), opts, Arc::new(output::Warnings { quiet: g.quiet }))?;
     let mut session = mount::mount(fs, &a.mountpoint)?;
     let mut unmounter = session.unmounter();
-    let shown = a.mountpoint.display().to_string();
+    let point = a.mountpoint.clone();
     std::thread::spawn(move || {
+        wait_for_stop(&signals);
+        let Err(e) = unmounter.unmount() else { return };
+        eprintln!(
+            "error: cannot unmount: {e}. Close the files and shells using it; press Ctrl-C again to detach it now (it goes away when the last of them closes)"
+        );
         loop {
             wait_for_stop(&signals);
-            match unmounter.unmount() {
-                Ok(()) => break,
-                Err(e) => eprintln!(
-                    "error: cannot unmount {shown}: {e} (is a file open or a shell inside it? close it and press Ctrl-C again, or run `fusermount3 -u -z {shown}`)"
-                ),
+            match mount::unmount_lazy(&point) {
+                Ok(()) => {
+                    eprintln!("detached {}; snap exits when the last file or shell inside it closes", point.display());
+                    break;
+                }
+                Err(e) => eprintln!("error: {e}"),
             }
         }
     });

@@ -207,15 +207,37 @@ pub fn check_fuse_available() -> Result<()> {
 /// unmounted (by [`Unmounter::unmount`] or `fusermount3 -u`).
 pub struct MountSession {
     session: fuser::Session<Adapter>,
+    mountpoint: std::path::PathBuf,
 }
 
 /// Unmounts a [`MountSession`] from another thread (e.g. on Ctrl-C).
-pub struct Unmounter(fuser::SessionUnmounter);
+pub struct Unmounter(fuser::SessionUnmounter, std::path::PathBuf);
 
 impl Unmounter {
+    /// Unmount; fails (and cannot be retried: use [`unmount_lazy`]) while the mount is busy.
     pub fn unmount(&mut self) -> Result<()> {
-        self.0.unmount().map_err(|e| Error::io("<unmount>", e))
+        self.0.unmount().map_err(|e| Error::io(&self.1, e))
     }
+}
+
+/// Detach the mount at `mountpoint` now, even while it is busy (`fusermount3 -u -z`): it goes
+/// away for good when the last open file or shell inside it is closed, and then the serving
+/// [`MountSession::run`] returns.
+pub fn unmount_lazy(mountpoint: &Path) -> Result<()> {
+    let out = std::process::Command::new("fusermount3")
+        .arg("-u")
+        .arg("-z")
+        .arg(mountpoint)
+        .output()
+        .map_err(|e| Error::io("fusermount3", e))?;
+    if !out.status.success() {
+        return Err(Error::ToolFailed {
+            tool: "fusermount3 -u -z".into(),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Check the mountpoint and FUSE, then mount `fs` read-only at `mountpoint`.
@@ -233,12 +255,12 @@ pub fn mount(fs: SnapFs, mountpoint: &Path) -> Result<MountSession> {
     config.n_threads = Some(THREADS);
     let session = fuser::Session::new(Adapter { fs: Arc::new(fs) }, mountpoint, &config)
         .map_err(|e| Error::Invalid(format!("cannot mount at {}: {e}", mountpoint.display())))?;
-    Ok(MountSession { session })
+    Ok(MountSession { session, mountpoint: mountpoint.to_path_buf() })
 }
 
 impl MountSession {
     pub fn unmounter(&mut self) -> Unmounter {
-        Unmounter(self.session.unmount_callable())
+        Unmounter(self.session.unmount_callable(), self.mountpoint.clone())
     }
 
     /// Serve requests until the filesystem is unmounted.

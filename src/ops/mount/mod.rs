@@ -9,7 +9,7 @@ pub mod fuse;
 pub mod model;
 
 pub use fs::{MountOptions, SnapFs};
-pub use fuse::{MountSession, Unmounter, check_fuse_available, check_mountpoint, mount};
+pub use fuse::{MountSession, Unmounter, check_fuse_available, check_mountpoint, mount, unmount_lazy};
 
 use std::path::Path;
 
