@@ -17,6 +17,9 @@ use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::snapshot::{ChunkRef, EntryKind, Manifest, Tree};
 
+/// How many of the following files of a directory a read from a file's start queues.
+const SIBLINGS_AHEAD: usize = 32;
+
 /// Tuning of a mount.
 #[derive(Debug, Clone)]
 pub struct MountOptions {
@@ -267,6 +270,16 @@ impl SnapFs {
         let pieces = f.pieces(offset, size as u64);
         if let Some(last) = pieces.last() {
             self.read_ahead(&f, last.chunk + 1);
+        }
+        if offset == 0 {
+            // A file read from its start is often one of many copied in turn (`cp -r`): start
+            // decoding the next files of its directory.
+            let next = self.model.read().unwrap().following_first_chunks(ino, SIBLINGS_AHEAD, self.opts.readahead_bytes);
+            for c in next {
+                if !self.queue(c.id()) {
+                    break;
+                }
+            }
         }
         let mut out = Vec::with_capacity(pieces.iter().map(|p| p.len).sum());
         for p in pieces {

@@ -155,6 +155,8 @@ struct Node {
     pending: Option<Id>,
     /// Made by the listings (may change on a refresh), not by a snapshot's tree.
     dynamic: bool,
+    /// Its name in its parent (nodes of a snapshot's tree only).
+    name: String,
 }
 
 /// The whole virtual tree.
@@ -205,7 +207,7 @@ impl Model {
     fn push(&mut self, parent: Ino, mut attr: Attr, content: Content) -> Ino {
         let ino = self.nodes.len() as Ino + 1;
         attr.ino = ino;
-        self.nodes.push(Node { attr, parent, content, pending: None, dynamic: false });
+        self.nodes.push(Node { attr, parent, content, pending: None, dynamic: false, name: String::new() });
         ino
     }
 
@@ -411,6 +413,7 @@ impl Model {
     fn add_child(&mut self, parent: Ino, name: &str, attr: Attr, content: Content) -> Ino {
         let is_dir = attr.kind == EntryKind::Dir;
         let ino = self.push(parent, attr, content);
+        self.node_mut(ino).name = name.to_string();
         let p = self.node_mut(parent);
         if let Content::Dir(children) = &mut p.content {
             children.insert(name.to_string(), ino);
@@ -447,6 +450,31 @@ impl Model {
             ),
             _ => None,
         }
+    }
+
+    /// The first chunks of the files that follow file `ino` in its directory (in listing
+    /// order, as `cp -r` reads them): at most `max_files`, of at most `budget` bytes together.
+    pub fn following_first_chunks(&self, ino: Ino, max_files: usize, budget: u64) -> Vec<ChunkRef> {
+        use std::ops::Bound;
+        let Some(n) = self.node(ino).filter(|n| !n.name.is_empty()) else { return Vec::new() };
+        let Some(Content::Dir(siblings)) = self.node(n.parent).map(|p| &p.content) else { return Vec::new() };
+        let mut out = Vec::new();
+        let mut left = budget;
+        for (_, &c) in siblings.range::<str, _>((Bound::Excluded(n.name.as_str()), Bound::Unbounded)) {
+            if out.len() >= max_files {
+                break;
+            }
+            if let Content::File(f) = &self.nodes[(c - 1) as usize].content
+                && let Some(first) = f.chunks().first()
+            {
+                if first.len() > left {
+                    break;
+                }
+                left -= first.len();
+                out.push(*first);
+            }
+        }
+        out
     }
 
     pub fn readlink(&self, ino: Ino) -> Option<&str> {
@@ -588,6 +616,9 @@ mod tests {
         let all = m.attr(m.lookup(data, "all").unwrap()).unwrap();
         assert_eq!((all.size, all.mode), (7, 0o600));
         assert_eq!(m.parent(a), Some(data));
+        let next: Vec<Id> = m.following_first_chunks(a, 10, 1 << 20).iter().map(|c| c.0).collect();
+        assert_eq!(next, vec![id(9)], "the virtual file `all` follows a.txt; link and sub are no files");
+        assert!(m.following_first_chunks(a, 10, 3).is_empty(), "over the budget");
         // Attaching again does nothing.
         m.attach_tree(root, &Tree::default(), &[]);
         assert_eq!(names(&m, data).len(), 4);
