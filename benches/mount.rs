@@ -98,34 +98,46 @@ fn main() {
     run(snap(&repo, &cache, &["restore", "latest", "--target", warm.to_str().unwrap()]), None);
     fs::remove_dir_all(&warm).unwrap();
 
-    let restored = base.join("restored");
-    let r = run(snap(&repo, &cache, &["restore", "latest", "--target", restored.to_str().unwrap()]), None);
-    assert!(same_tree(&src, &restored.join(&stored)).unwrap(), "restore differs from the source");
-    let restore_mbs = mb(total) / r.wall.as_secs_f64();
-    println!("snap restore:          {:>8.1} MB/s  ({:.2} s, CPU {:.2} s, peak RSS {} MiB)", restore_mbs, r.wall.as_secs_f64(), r.cpu.as_secs_f64(), r.maxrss_kib / 1024);
-    fs::remove_dir_all(&restored).unwrap();
-
+    // Best of `runs` for each (the machine may be shared): restore, then cp -r through a fresh
+    // mount each time (a remount starts with empty caches).
+    let runs = if common::smoke_test() { 1 } else { 3 };
+    let mut best_restore = Duration::MAX;
+    for _ in 0..runs {
+        let restored = base.join("restored");
+        let r = run(snap(&repo, &cache, &["restore", "latest", "--target", restored.to_str().unwrap()]), None);
+        assert!(same_tree(&src, &restored.join(&stored)).unwrap(), "restore differs from the source");
+        println!("  snap restore: {:.2} s (CPU {:.2} s, peak RSS {} MiB)", r.wall.as_secs_f64(), r.cpu.as_secs_f64(), r.maxrss_kib / 1024);
+        best_restore = best_restore.min(r.wall);
+        fs::remove_dir_all(&restored).unwrap();
+    }
     let mnt = base.join("mnt");
     fs::create_dir(&mnt).unwrap();
-    let child = snap(&repo, &cache, &["mount", mnt.to_str().unwrap()]).stdout(Stdio::null()).spawn().expect("spawn snap mount");
-    let mut mounted = Mounted(child, mnt.clone());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !is_mounted(&mnt) {
-        assert!(mounted.0.try_wait().unwrap().is_none(), "snap mount exited before mounting");
-        assert!(Instant::now() < deadline, "not mounted after 60 s");
-        std::thread::sleep(Duration::from_millis(20));
+    let mut best_cp = Duration::MAX;
+    for _ in 0..runs {
+        let child = snap(&repo, &cache, &["mount", mnt.to_str().unwrap()]).stdout(Stdio::null()).spawn().expect("spawn snap mount");
+        let mut mounted = Mounted(child, mnt.clone());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !is_mounted(&mnt) {
+            assert!(mounted.0.try_wait().unwrap().is_none(), "snap mount exited before mounting");
+            assert!(Instant::now() < deadline, "not mounted after 60 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let copy = base.join("copy");
+        let mut cp = Command::new("cp");
+        cp.arg("-r").arg(mnt.join("latest").join(&stored)).arg(&copy);
+        let c = run(cp, None);
+        println!("  cp -r through the mount: {:.2} s", c.wall.as_secs_f64());
+        best_cp = best_cp.min(c.wall);
+        assert!(same_tree(&src, &copy).unwrap(), "the copy through the mount differs from the source");
+        fs::remove_dir_all(&copy).unwrap();
+        let o = Command::new("fusermount3").arg("-u").arg(&mnt).output().unwrap();
+        assert!(o.status.success(), "fusermount3 -u: {}", String::from_utf8_lossy(&o.stderr));
+        let status = mounted.0.wait().unwrap();
+        assert!(status.success(), "snap mount exited with {status}");
     }
-    let copy = base.join("copy");
-    let mut cp = Command::new("cp");
-    cp.arg("-r").arg(mnt.join("latest").join(&stored)).arg(&copy);
-    let c = run(cp, None);
-    let cp_mbs = mb(total) / c.wall.as_secs_f64();
-    println!("cp -r through the mount:{:>8.1} MB/s  ({:.2} s)", cp_mbs, c.wall.as_secs_f64());
-    println!("ratio mount / restore:  {:>8.2}", cp_mbs / restore_mbs);
-    assert!(same_tree(&src, &copy).unwrap(), "the copy through the mount differs from the source");
-
-    let o = Command::new("fusermount3").arg("-u").arg(&mnt).output().unwrap();
-    assert!(o.status.success(), "fusermount3 -u: {}", String::from_utf8_lossy(&o.stderr));
-    let status = mounted.0.wait().unwrap();
-    assert!(status.success(), "snap mount exited with {status}");
+    let restore_mbs = mb(total) / best_restore.as_secs_f64();
+    let cp_mbs = mb(total) / best_cp.as_secs_f64();
+    println!("snap restore:            {restore_mbs:>8.1} MB/s (best of {runs})");
+    println!("cp -r through the mount: {cp_mbs:>8.1} MB/s (best of {runs})");
+    println!("ratio mount / restore:   {:>8.2}", cp_mbs / restore_mbs);
 }
