@@ -14,6 +14,7 @@ mod forget;
 mod init;
 mod key;
 mod ls;
+mod mount;
 mod output;
 mod password;
 mod progress;
@@ -123,6 +124,8 @@ enum Command {
     Man,
     /// Copy snapshots to another repository (e.g. off-site on S3), sending only what it lacks.
     Copy(copy::Args),
+    /// Mount the repository read-only (FUSE) to browse and copy from any snapshot.
+    Mount(mount::Args),
 }
 
 impl Global {
@@ -140,13 +143,18 @@ impl Global {
 
     /// Open the repository, asking for the password as configured.
     fn open(&self) -> anyhow::Result<OpenRepo> {
+        Ok(OpenRepo { repo: self.open_repository(&self.cache_dir())?, quiet: self.quiet })
+    }
+
+    /// [`Global::open`] with the index cache in `cache_dir`, without the end-of-command report
+    /// (for a long-lived `mount`).
+    fn open_repository(&self, cache_dir: &std::path::Path) -> anyhow::Result<Repository> {
         let backend = self.backend()?;
         if !backend.exists("config")? {
             anyhow::bail!(snap::Error::NotARepository(backend.location()));
         }
         let pw = password::get(self, false)?;
-        let repo = Repository::open(backend, pw.as_bytes(), &self.cache_dir())?;
-        Ok(OpenRepo { repo, quiet: self.quiet })
+        Ok(Repository::open(backend, pw.as_bytes(), cache_dir)?)
     }
 
     /// Open the repository and take a lock for `command` (held until the guard drops).
@@ -211,6 +219,7 @@ pub fn main() -> ExitCode {
         Command::Completions(a) => completions::run(a),
         Command::Man => completions::man(),
         Command::Copy(a) => copy::run(&cli.global, a),
+        Command::Mount(a) => mount::run(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -27,6 +27,11 @@ impl Bars {
         Bars { on: !quiet && std::io::stderr().is_terminal(), warnings: false, bar: Mutex::new(None) }
     }
 
+    /// No bars (a long-lived command such as `mount`), warnings unless `quiet`.
+    pub fn warnings_only(quiet: bool) -> Bars {
+        Bars { on: false, warnings: !quiet, bar: Mutex::new(None) }
+    }
+
     fn style(total: Option<u64>) -> ProgressStyle {
         let t = match total {
             Some(_) => "{prefix:>9} [{bar:20}] {bytes}/{total_bytes} {bytes_per_sec} {eta:>3} {wide_msg}",

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::repo::Repository;
-use crate::snapshot::{EntryKind, Snapshot, Tree};
+use crate::snapshot::{ChunkRef, EntryKind, Snapshot, Tree};
 
 /// One part of `data.sql`, as listed in `data-order.json`.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,6 +50,32 @@ pub fn databases(tree: &Tree) -> Vec<String> {
         .collect()
 }
 
+/// The parts of `data.sql` listed in the `data-order.json` of `<base>` (e.g. `db/postgres`).
+pub fn parse_data_order(bytes: &[u8], base: &str) -> Result<Vec<DataPart>> {
+    let what = || format!("{base}/data-order.json");
+    let order: DataOrder = serde_json::from_slice(bytes).map_err(|e| Error::corrupt(what(), e.to_string()))?;
+    if order.version != 1 {
+        return Err(Error::corrupt(what(), format!("unknown version {}", order.version)));
+    }
+    Ok(order.parts)
+}
+
+/// The chunks of `data.sql` of the database directory `base` (`db/<name>`) in `tree`: each part's
+/// chunks, in the order of `parts` — so `data.sql` can be read at any offset without being
+/// written out (`snap mount`).
+pub fn data_sql_chunks(tree: &Tree, base: &str, parts: &[DataPart]) -> Result<Vec<ChunkRef>> {
+    let mut chunks = Vec::new();
+    for part in parts {
+        let path = format!("{base}/{}", part.path);
+        let e = tree
+            .get(&path)
+            .filter(|e| e.kind == EntryKind::File)
+            .ok_or_else(|| Error::corrupt(format!("{base}/data-order.json"), format!("part {path} is not in the snapshot")))?;
+        chunks.extend_from_slice(&e.chunks);
+    }
+    Ok(chunks)
+}
+
 impl<'r> DbSnapshot<'r> {
     /// The database `name` (the stored directory name) of `snap`, or its only database.
     pub fn open(repo: &'r Repository, snap: &Snapshot, name: Option<&str>) -> Result<DbSnapshot<'r>> {
@@ -75,12 +101,7 @@ impl<'r> DbSnapshot<'r> {
         if let Some(n) = db.inventory["database"].as_str() {
             db.database = n.to_string();
         }
-        let order: DataOrder = serde_json::from_slice(&db.read_to_vec("data-order.json")?)
-            .map_err(|e| Error::corrupt(format!("{}/data-order.json", db.base), e.to_string()))?;
-        if order.version != 1 {
-            return Err(Error::corrupt(format!("{}/data-order.json", db.base), format!("unknown version {}", order.version)));
-        }
-        db.parts = order.parts;
+        db.parts = parse_data_order(&db.read_to_vec("data-order.json")?, &db.base)?;
         Ok(db)
     }
 

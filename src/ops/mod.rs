@@ -1,4 +1,5 @@
-//! Operations built on the repository: backup, restore, check, forget, prune, stats, diff.
+//! Operations built on the repository: backup, restore, check, forget, prune, stats, diff, copy,
+//! mount, and the nightly job.
 
 pub mod backup;
 pub mod check;
@@ -7,6 +8,7 @@ pub mod dbrestore;
 pub mod dbsnap;
 pub mod diff;
 pub mod forget;
+pub mod mount;
 pub mod nightly;
 pub mod prune;
 pub mod restore;

@@ -145,6 +145,12 @@ impl Repository {
         let _ = self.index.set((Arc::new(idx), report));
         Ok(&self.index.get().expect("just set").0)
     }
+    /// Bring the (already opened) index in line with the packs again — for a long-lived reader
+    /// (`snap mount`) that meets packs written or deleted since it opened the index.
+    pub fn resync_index(&self) -> Result<()> {
+        self.index()?.sync(&*self.backend, &self.key).map(|_| ())
+    }
+
     /// Name of the key file the password opened.
     pub fn key_name(&self) -> &str {
         &self.key_name

@@ -1,0 +1,385 @@
+//! The mounted repository as plain calls (lookup, getattr, readdir, readlink, read) over the
+//! [`Model`], loading what the model needs from the repository: the snapshot list (refreshed
+//! when a listing is older than [`MountOptions::refresh`]), a snapshot's tree when its
+//! directory is first used, and chunks through the [`ChunkCache`], with readahead on a few
+//! decode threads. No FUSE here: `fuse.rs` adapts this to the kernel.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use super::cache::ChunkCache;
+use super::model::{Attr, DirEntry, FileContent, Ino, Model, SnapshotInfo, VirtualFile};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::ops::dbsnap;
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::snapshot::{ChunkRef, EntryKind, Manifest, Tree};
+
+/// How many of the following files of a directory a read from a file's start queues.
+const SIBLINGS_AHEAD: usize = 32;
+
+/// Tuning of a mount.
+#[derive(Debug, Clone)]
+pub struct MountOptions {
+    /// Decoded chunks kept in memory (bytes of plaintext).
+    pub cache_bytes: u64,
+    /// How far ahead of a read (and into the files of a listed directory) chunks are decoded
+    /// in the background.
+    pub readahead_bytes: u64,
+    /// Listings of snapshots older than this are read again when used.
+    pub refresh: Duration,
+    /// Threads decoding chunks ahead of reads.
+    pub readahead_threads: usize,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            cache_bytes: 256 << 20,
+            readahead_bytes: 16 << 20,
+            refresh: Duration::from_secs(5),
+            readahead_threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8),
+        }
+    }
+}
+
+pub struct SnapFs {
+    repo: Arc<Repository>,
+    model: RwLock<Model>,
+    cache: Arc<ChunkCache>,
+    /// Manifests read so far (a snapshot's tree is loaded from its manifest on first use).
+    manifests: Mutex<HashMap<Id, Manifest>>,
+    /// When the snapshot list was last read; held while reading it.
+    listed_at: Mutex<Option<Instant>>,
+    /// Held while a tree is loaded (so two lookups do not load it twice).
+    load_lock: Mutex<()>,
+    readahead: crossbeam_channel::Sender<Id>,
+    opts: MountOptions,
+    progress: Arc<dyn Progress>,
+    /// Damaged manifests already reported.
+    warned: Mutex<HashSet<Id>>,
+}
+
+/// Run `f`; if it failed because the index does not know a chunk or points at a pack that is
+/// gone (a backup or prune ran since the index was read), bring the index up to date and run it
+/// once more.
+fn with_resync<T>(repo: &Repository, f: impl Fn() -> Result<T>) -> Result<T> {
+    match f() {
+        Err(Error::ChunkMissing(_) | Error::Corrupt { .. }) => {
+            repo.resync_index()?;
+            f()
+        }
+        other => other,
+    }
+}
+
+fn load_chunk(repo: &Repository, id: &Id) -> Result<Vec<u8>> {
+    with_resync(repo, || repo.read_chunk(id))
+}
+
+impl SnapFs {
+    /// Read the snapshot list (manifests only; trees are loaded when first used).
+    pub fn new(repo: Arc<Repository>, opts: MountOptions, progress: Arc<dyn Progress>) -> Result<SnapFs> {
+        let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let cache = Arc::new(ChunkCache::new(opts.cache_bytes));
+        let (tx, rx) = crossbeam_channel::bounded::<Id>(4096);
+        for n in 0..opts.readahead_threads.max(1) {
+            let (rx, repo, cache) = (rx.clone(), repo.clone(), cache.clone());
+            std::thread::Builder::new()
+                .name(format!("snap-readahead-{n}"))
+                .spawn(move || {
+                    for id in rx {
+                        // Errors surface when the data is actually read.
+                        let _ = cache.get(&id, || load_chunk(&repo, &id));
+                    }
+                })
+                .map_err(|e| Error::io("<readahead thread>", e))?;
+        }
+        let fs = SnapFs {
+            repo,
+            model: RwLock::new(Model::new(uid, gid, now_ns)),
+            cache,
+            manifests: Mutex::new(HashMap::new()),
+            listed_at: Mutex::new(None),
+            load_lock: Mutex::new(()),
+            readahead: tx,
+            opts,
+            progress,
+            warned: Mutex::new(HashSet::new()),
+        };
+        fs.refresh(true)?;
+        Ok(fs)
+    }
+
+    pub fn progress(&self) -> &dyn Progress {
+        &*self.progress
+    }
+
+    /// Read the snapshot list again if it is older than the refresh interval (or `force`).
+    fn refresh(&self, force: bool) -> Result<()> {
+        let mut listed_at = self.listed_at.lock().unwrap();
+        if !force && listed_at.is_some_and(|t| t.elapsed() < self.opts.refresh) {
+            return Ok(());
+        }
+        let ids = self.repo.snapshot_ids()?;
+        let mut manifests = self.manifests.lock().unwrap();
+        for id in &ids {
+            if manifests.contains_key(id) {
+                continue;
+            }
+            match self.repo.load_manifest(id) {
+                Ok(m) => {
+                    manifests.insert(*id, m);
+                }
+                // Forgotten between listing and reading.
+                Err(Error::NotFound { .. }) => {}
+                Err(e) => {
+                    if self.warned.lock().unwrap().insert(*id) {
+                        self.progress.warn(&format!("snapshot {} is not shown: {e}", id.short()));
+                    }
+                }
+            }
+        }
+        let mut infos: Vec<SnapshotInfo> = ids
+            .iter()
+            .filter_map(|id| {
+                let m = manifests.get(id)?;
+                Some(SnapshotInfo { id: *id, time: m.time, host: m.host.clone(), tags: m.tags.clone() })
+            })
+            .collect();
+        drop(manifests);
+        infos.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
+        self.model.write().unwrap().set_snapshots(&infos);
+        *listed_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Make `ino` ready to be listed or searched: refresh a stale listing, load a pending tree.
+    fn prepare_dir(&self, ino: Ino) -> Result<()> {
+        if self.model.read().unwrap().is_listing(ino) {
+            self.refresh(false)?;
+        }
+        let Some(id) = self.model.read().unwrap().pending_tree(ino) else { return Ok(()) };
+        let _loading = self.load_lock.lock().unwrap();
+        if self.model.read().unwrap().pending_tree(ino).is_none() {
+            return Ok(());
+        }
+        let refs = self
+            .manifests
+            .lock()
+            .unwrap()
+            .get(&id)
+            .map(|m| m.tree.clone())
+            .ok_or_else(|| Error::SnapshotNotFound(id.short()))?;
+        let tree = with_resync(&self.repo, || self.repo.load_tree_refs(&refs))?;
+        let virtual_files = self.virtual_files(&id, &tree);
+        self.model.write().unwrap().attach_tree(ino, &tree, &virtual_files);
+        Ok(())
+    }
+
+    /// `db/<database>/data.sql` for each database of `tree`: the parts `data-order.json` lists,
+    /// in order, as one file. A database whose parts cannot be assembled gets a warning.
+    fn virtual_files(&self, snapshot: &Id, tree: &Tree) -> Vec<VirtualFile> {
+        let mut out = Vec::new();
+        for db in dbsnap::databases(tree) {
+            let base = format!("db/{db}");
+            let Some(order) = tree.get(&format!("{base}/data-order.json")).filter(|e| e.kind == EntryKind::File) else {
+                continue;
+            };
+            let assembled = (|| -> Result<Vec<ChunkRef>> {
+                let bytes = with_resync(&self.repo, || {
+                    let mut b = Vec::new();
+                    self.repo.write_file_to(&order.chunks, &mut b)?;
+                    Ok(b)
+                })?;
+                dbsnap::data_sql_chunks(tree, &base, &dbsnap::parse_data_order(&bytes, &base)?)
+            })();
+            match assembled {
+                Ok(chunks) => out.push(VirtualFile {
+                    path: format!("{base}/data.sql"),
+                    chunks,
+                    mode: order.mode,
+                    mtime_ns: order.mtime_ns,
+                    uid: order.uid,
+                    gid: order.gid,
+                }),
+                Err(e) => self.progress.warn(&format!("snapshot {}: {base}/data.sql is not shown: {e}", snapshot.short())),
+            }
+        }
+        out
+    }
+
+    pub fn getattr(&self, ino: Ino) -> Option<Attr> {
+        self.model.read().unwrap().attr(ino)
+    }
+
+    /// Whether `ino`'s attributes may change (so the kernel should cache them only briefly).
+    pub fn is_dynamic(&self, ino: Ino) -> bool {
+        self.model.read().unwrap().is_dynamic(ino)
+    }
+
+    /// The entry `name` in directory `parent`; `Ok(None)` if there is none.
+    pub fn lookup(&self, parent: Ino, name: &str) -> Result<Option<Attr>> {
+        self.prepare_dir(parent)?;
+        let model = self.model.read().unwrap();
+        Ok(model.lookup(parent, name).and_then(|ino| model.attr(ino)))
+    }
+
+    /// A directory's entries, `.` and `..` first; `Ok(None)` if `ino` is not a directory.
+    /// `first` marks the first call of a listing (it starts readahead of the files).
+    pub fn readdir(&self, ino: Ino, first: bool) -> Result<Option<Vec<DirEntry>>> {
+        self.prepare_dir(ino)?;
+        let model = self.model.read().unwrap();
+        let Some(children) = model.children(ino) else { return Ok(None) };
+        let parent = model.parent(ino).unwrap_or(ino);
+        let mut out = vec![
+            DirEntry { name: ".".into(), ino, kind: EntryKind::Dir },
+            DirEntry { name: "..".into(), ino: parent, kind: EntryKind::Dir },
+        ];
+        // Files are often read right after their directory is listed (`cp -r`): start decoding
+        // the first chunk of each (reading a file then reads ahead within it).
+        let mut budget = if first { self.opts.readahead_bytes } else { 0 };
+        for c in children.iter().filter(|c| c.kind == EntryKind::File) {
+            let Some(first) = model.file(c.ino).and_then(|f| f.chunks().first().copied()) else { continue };
+            if budget < first.len() || !self.queue(first.id()) {
+                break;
+            }
+            budget -= first.len();
+        }
+        out.extend(children);
+        Ok(Some(out))
+    }
+
+    pub fn readlink(&self, ino: Ino) -> Option<String> {
+        self.model.read().unwrap().readlink(ino).map(str::to_string)
+    }
+
+    /// Whether `ino` is a regular file.
+    pub fn is_file(&self, ino: Ino) -> bool {
+        self.model.read().unwrap().file(ino).is_some()
+    }
+
+    /// Up to `size` bytes of file `ino` from `offset` (fewer only at the end of the file). The
+    /// chunks are found from the cumulative chunk lengths, so no earlier chunk is read.
+    pub fn read(&self, ino: Ino, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let f = self.model.read().unwrap().file(ino).ok_or_else(|| Error::Invalid(format!("inode {ino} is not a file")))?;
+        let pieces = f.pieces(offset, size as u64);
+        if let Some(last) = pieces.last() {
+            self.read_ahead(&f, last.chunk + 1);
+        }
+        if offset == 0 {
+            // A file read from its start is often one of many copied in turn (`cp -r`): start
+            // decoding the next files of its directory.
+            let next = self.model.read().unwrap().following_first_chunks(ino, SIBLINGS_AHEAD, self.opts.readahead_bytes);
+            for c in next {
+                if !self.queue(c.id()) {
+                    break;
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(pieces.iter().map(|p| p.len).sum());
+        for p in pieces {
+            let c = &f.chunks()[p.chunk];
+            let data = self.cache.get(c.id(), || load_chunk(&self.repo, c.id()))?;
+            let bytes = data.get(p.start..p.start + p.len).ok_or_else(|| {
+                Error::corrupt(format!("chunk {}", c.id().short()), format!("holds {} bytes, the tree says {}", data.len(), c.len()))
+            })?;
+            out.extend_from_slice(bytes);
+        }
+        Ok(out)
+    }
+
+    /// Queue the chunks of `f` from index `from` on, up to the readahead size, for background
+    /// decoding.
+    fn read_ahead(&self, f: &FileContent, from: usize) {
+        let mut queued = 0;
+        for c in f.chunks().iter().skip(from) {
+            if queued >= self.opts.readahead_bytes || !self.queue(c.id()) {
+                break;
+            }
+            queued += c.len();
+        }
+    }
+
+    /// Queue chunk `id` for background decoding unless it is cached; false if the queue is full.
+    fn queue(&self, id: &Id) -> bool {
+        self.cache.contains(id) || self.readahead.try_send(*id).is_ok()
+    }
+
+    /// Plaintext bytes held by the chunk cache.
+    pub fn cached_bytes(&self) -> u64 {
+        self.cache.bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Backend, MemoryBackend};
+    use crate::ops::{BackupInput, BackupOptions, backup};
+    use crate::progress::NoProgress;
+    use crate::repo::{InitOptions, Repository};
+    use crate::source::ReaderSource;
+
+    fn repo() -> (Arc<Repository>, tempfile::TempDir) {
+        let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+        let init = InitOptions {
+            kdf: crate::crypto::keyfile::KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 },
+            chunker: crate::chunker::ChunkerParams::with_avg(16 * 1024),
+            pack_size: 1 << 20,
+            ..Default::default()
+        };
+        Repository::init(&*backend, b"pw", &init).unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        (Arc::new(Repository::open(backend, b"pw", cache.path()).unwrap()), cache)
+    }
+
+    fn stream(repo: &Repository, name: &str, data: &[u8]) {
+        let src = ReaderSource::new(name, data);
+        backup(repo, BackupInput::Stream(Box::new(src)), &BackupOptions::default(), &NoProgress).unwrap();
+    }
+
+    fn walk(fs: &SnapFs, mut ino: Ino, path: &str) -> Attr {
+        let mut attr = fs.getattr(ino).unwrap();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            attr = fs.lookup(ino, part).unwrap().unwrap_or_else(|| panic!("{part} of {path} not found"));
+            if attr.kind == EntryKind::Symlink {
+                // Only the top-level `latest` is followed here.
+                let target = fs.readlink(attr.ino).unwrap();
+                attr = walk(fs, super::super::model::ROOT, &target);
+            }
+            ino = attr.ino;
+        }
+        attr
+    }
+
+    #[test]
+    fn reads_at_any_offset_and_sees_new_snapshots() {
+        let (repo, _c) = repo();
+        let data: Vec<u8> = (0..600_000u32).flat_map(|i| (i.wrapping_mul(2654435761)).to_le_bytes()).collect();
+        stream(&repo, "dump/big.bin", &data);
+        let opts = MountOptions { refresh: Duration::ZERO, ..Default::default() };
+        let fs = SnapFs::new(repo.clone(), opts, Arc::new(NoProgress)).unwrap();
+        let f = walk(&fs, super::super::model::ROOT, "latest/dump/big.bin");
+        assert_eq!(f.size, data.len() as u64);
+        assert!(fs.model.read().unwrap().file(f.ino).unwrap().chunks().len() > 10);
+        for (off, len) in [(0u64, 10u32), (1_234_567, 100_000), (data.len() as u64 - 5, 100), (data.len() as u64, 10)] {
+            let got = fs.read(f.ino, off, len).unwrap();
+            let end = (off as usize + len as usize).min(data.len());
+            assert_eq!(got, &data[off as usize..end], "read at {off}");
+        }
+        assert!(fs.cached_bytes() > 0);
+
+        let snaps = fs.readdir(2, true).unwrap().unwrap();
+        assert_eq!(snaps.len(), 2 + 2, "., .., one snapshot, latest");
+        stream(&repo, "dump/second.bin", b"hello");
+        let snaps = fs.readdir(2, true).unwrap().unwrap();
+        assert_eq!(snaps.len(), 2 + 3, "the new snapshot is listed");
+        let s = walk(&fs, super::super::model::ROOT, "latest/dump/second.bin");
+        assert_eq!(fs.read(s.ino, 0, 100).unwrap(), b"hello");
+    }
+}
