@@ -12,16 +12,17 @@ use super::{Global, exit, output};
 const AFTER_HELP: &str = "\
 For each project of the configuration file: backup (one snapshot, tagged project=<name>), then
 forget (the [retention] policy, default keep-within 21d, applied to that project's snapshots);
-then, once for the repository, prune and check (--read-data-subset from [check]). The
+then, once for the repository, prune, check (--read-data-subset from [check]) and, with an
+[offsite] table, copy to the off-site repository. The
 repository, its password and the cache directory come from the file: --repo, --password-file,
 --password-command and --cache-dir do not apply.
 
 A failed backup does not stop the other projects. forget still runs for a project whose backup
 failed (retention counts back from the newest snapshot, so nothing more is removed than the
 night before); prune runs only if a forget ran and no step reported repository damage; check
-always runs. See README \"Nightly operation\".
+always runs; copy runs unless a step reported damage. See README \"Nightly operation\".
 
-Log lines (stderr): ts=… level=info|warn|error project=… step=backup|forget|prune|check msg=… and
+Log lines (stderr): ts=… level=info|warn|error project=… step=backup|forget|prune|check|copy msg=… and
 figures (bytes_read=…, bytes_added=…). Exit status: 0 when every step succeeded, 1 when any step
 failed, 2 when the configuration file is invalid.";
 

@@ -1,5 +1,5 @@
 //! `snap run`: the nightly job a [`Config`] describes. Each project is backed up (one snapshot)
-//! and its retention applied, then the repository is pruned and checked. Nothing is printed:
+//! and its retention applied, then the repository is pruned, checked and copied off-site. Nothing is printed:
 //! every step reports through [`Events`] and the result is a [`NightlyReport`].
 //!
 //! The steps run in this order, each only when it is safe (README "Nightly operation"):
@@ -19,7 +19,9 @@
 //! 5. **check** (shared lock), once, with the configured `read_data_subset`: whenever enabled
 //!    and the repository opened, whatever happened before.
 //!
-//! A later off-site copy step is one more [`Step`] variant, planned after `check`.
+//! 6. **copy** to the `[offsite]` repository (shared locks on both), once, when configured:
+//!    skipped when any step reported corruption (including problems `check` found), so a
+//!    damaged repository is never shipped over a good off-site copy.
 
 use std::sync::Arc;
 use std::time::Instant;
