@@ -28,69 +28,10 @@ cargo build --release --quiet
 SNAP="$ROOT/target/release/snap"
 
 # --- 2. a throwaway PostgreSQL -------------------------------------------------------------------
-PGBIN=""
-for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n); do
-    [ -x "$d/initdb" ] && PGBIN=$d
-done
-if [ -z "$PGBIN" ]; then
-    echo "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb)." >&2
-    echo "Install it with: apt-get install postgresql   (or run: bash .ci/test.sh)" >&2
-    exit 1
-fi
-# snap runs pg_dump/pg_dumpall/psql from PATH: use the ones of the server's version.
-export PATH="$PGBIN:$PATH"
-
-PGDIR=$(mktemp -d /tmp/snap-db-quickstart-pg.XXXXXX)
-if [ "$(id -u)" -eq 0 ]; then
-    # initdb refuses to run as root: the server runs as the `postgres` OS user.
-    id -u postgres >/dev/null 2>&1 || { echo "no 'postgres' OS user (install postgresql)" >&2; exit 1; }
-    chown postgres: "$PGDIR"
-    if command -v runuser >/dev/null; then
-        as_server() { (cd "$PGDIR" && runuser -u postgres -- "$@"); }
-    else
-        as_server() { (cd "$PGDIR" && setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"); }
-    fi
-else
-    as_server() { (cd "$PGDIR" && "$@"); }
-fi
-
-PG_STARTED=0
-cleanup() {
-    local rc=$?
-    if [ "$PG_STARTED" = 1 ]; then
-        echo "== stopping the throwaway PostgreSQL"
-        as_server "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate -s stop >/dev/null 2>&1 || true
-    fi
-    rm -rf "$PGDIR"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-say "starting a throwaway PostgreSQL $(basename "$(dirname "$PGBIN")") in $PGDIR"
-as_server mkdir "$PGDIR/sock"
-as_server "$PGBIN/initdb" -D "$PGDIR/data" -U postgres --auth-local=trust --auth-host=trust \
-    --encoding=UTF8 --locale=C --no-sync --no-instructions >"$PGDIR/initdb.log" 2>&1 ||
-    { cat "$PGDIR/initdb.log" >&2; exit 1; }
-PORT=""
-for _ in 1 2 3 4 5; do
-    p=$((20000 + RANDOM % 30000))
-    # Skip ports something already listens on.
-    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi
-    if as_server "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/postgres.log" -w -t 60 -s \
-        -o "-k '$PGDIR/sock' -p $p -c listen_addresses=127.0.0.1 -c fsync=off -c wal_level=logical" \
-        start; then
-        PORT=$p
-        PG_STARTED=1
-        break
-    fi
-done
-if [ -z "$PORT" ]; then
-    echo "could not start PostgreSQL; its log:" >&2
-    cat "$PGDIR/postgres.log" >&2 || true
-    exit 1
-fi
+PG_TMP_PREFIX=snap-db-quickstart-pg
+PG_EXTRA_OPTS="-c wal_level=logical"
+# shellcheck source=examples/lib/throwaway-pg.sh
+source "$ROOT/examples/lib/throwaway-pg.sh"
 DB_URL="postgresql://postgres@127.0.0.1:$PORT/postgres"
 echo "listening on 127.0.0.1:$PORT (trust authentication, local only): $DB_URL"
 

@@ -116,3 +116,13 @@ pub fn source_rows(f: &snap::ops::summary::BackupFigures) -> Vec<String> {
         })
         .collect()
 }
+
+/// Ask `question` on the terminal (stderr) and read a yes/no answer; anything but y/yes is no.
+pub fn confirm(question: &str) -> std::io::Result<bool> {
+    use std::io::{BufRead, Write};
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}

@@ -1,6 +1,6 @@
 //! `snap restore <id> --db`: load a database snapshot into a target database.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 
 use serde_json::json;
 use snap::ops::dbrestore::{self, Requirement, Scope};
@@ -196,16 +196,13 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
             let what = if whole { String::new() } else { format!("{what} ") };
             anyhow::bail!("restoring {what}into {target} changes that database{drops}: pass --yes to confirm without a terminal");
         }
-        if whole {
-            eprint!("restore snapshot {} (database {}, {} tables) into {target}? [y/N] ", snap.id.short(), db.database, tables.len());
+        let question = if whole {
+            format!("restore snapshot {} (database {}, {} tables) into {target}?", snap.id.short(), db.database, tables.len())
         } else {
             show_plan();
-            eprint!("restore {what} into {target}? [y/N] ");
-        }
-        std::io::stderr().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            format!("restore {what} into {target}?")
+        };
+        if !output::confirm(&question)? {
             eprintln!("not restored");
             return Ok(exit::FAILED);
         }

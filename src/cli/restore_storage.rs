@@ -1,6 +1,6 @@
 //! `snap restore <id> --storage`: buckets and objects of a snapshot back into a Storage API.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 
 use snap::ops::storage_restore::{self, StorageRestoreOptions};
 use snap::repo::Repository;
@@ -27,11 +27,7 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &StorageConnArg
         if !std::io::stdin().is_terminal() {
             anyhow::bail!("{what}: pass --yes to restore into them without a terminal");
         }
-        eprint!("{what}. Restore {} objects ({}) from snapshot {}? [y/N] ", plan.objects(), output::bytes(plan.bytes()), snap.id.short());
-        std::io::stderr().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        if !output::confirm(&format!("{what}. Restore {} objects ({}) from snapshot {}?", plan.objects(), output::bytes(plan.bytes()), snap.id.short()))? {
             eprintln!("not restored");
             return Ok(exit::FAILED);
         }
