@@ -60,71 +60,46 @@ pub trait Backend: Send + Sync {
     }
 }
 
-impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
-    fn location(&self) -> String {
-        (**self).location()
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        (**self).list(prefix)
-    }
-    fn get(&self, name: &str) -> Result<Vec<u8>> {
-        (**self).get(name)
-    }
-    fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        (**self).get_range(name, offset, len)
-    }
-    fn put(&self, name: &str, data: &[u8]) -> Result<()> {
-        (**self).put(name, data)
-    }
-    fn put_new(&self, name: &str, data: &[u8]) -> Result<bool> {
-        (**self).put_new(name, data)
-    }
-    fn delete(&self, name: &str) -> Result<()> {
-        (**self).delete(name)
-    }
-    fn exists(&self, name: &str) -> Result<bool> {
-        (**self).exists(name)
-    }
-    fn counts(&self) -> Option<RequestCounts> {
-        (**self).counts()
-    }
-    fn is_remote(&self) -> bool {
-        (**self).is_remote()
-    }
+/// A smart pointer to a backend is that backend (`Arc<dyn Backend>`, `Box<dyn Backend>`).
+macro_rules! delegate_backend {
+    ($($ptr:ident)::+) => {
+        impl<B: Backend + ?Sized> Backend for $($ptr)::+<B> {
+            fn location(&self) -> String {
+                (**self).location()
+            }
+            fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+                (**self).list(prefix)
+            }
+            fn get(&self, name: &str) -> Result<Vec<u8>> {
+                (**self).get(name)
+            }
+            fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+                (**self).get_range(name, offset, len)
+            }
+            fn put(&self, name: &str, data: &[u8]) -> Result<()> {
+                (**self).put(name, data)
+            }
+            fn put_new(&self, name: &str, data: &[u8]) -> Result<bool> {
+                (**self).put_new(name, data)
+            }
+            fn delete(&self, name: &str) -> Result<()> {
+                (**self).delete(name)
+            }
+            fn exists(&self, name: &str) -> Result<bool> {
+                (**self).exists(name)
+            }
+            fn counts(&self) -> Option<RequestCounts> {
+                (**self).counts()
+            }
+            fn is_remote(&self) -> bool {
+                (**self).is_remote()
+            }
+        }
+    };
 }
 
-impl<B: Backend + ?Sized> Backend for Box<B> {
-    fn location(&self) -> String {
-        (**self).location()
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        (**self).list(prefix)
-    }
-    fn get(&self, name: &str) -> Result<Vec<u8>> {
-        (**self).get(name)
-    }
-    fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        (**self).get_range(name, offset, len)
-    }
-    fn put(&self, name: &str, data: &[u8]) -> Result<()> {
-        (**self).put(name, data)
-    }
-    fn put_new(&self, name: &str, data: &[u8]) -> Result<bool> {
-        (**self).put_new(name, data)
-    }
-    fn delete(&self, name: &str) -> Result<()> {
-        (**self).delete(name)
-    }
-    fn exists(&self, name: &str) -> Result<bool> {
-        (**self).exists(name)
-    }
-    fn counts(&self) -> Option<RequestCounts> {
-        (**self).counts()
-    }
-    fn is_remote(&self) -> bool {
-        (**self).is_remote()
-    }
-}
+delegate_backend!(std::sync::Arc);
+delegate_backend!(Box);
 
 /// Open the backend a `--repo` string names: `s3:…` (see [`S3Backend`]) or a local directory.
 /// Every backend is wrapped in a [`CountingBackend`], so commands can report requests made.
