@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, MountOption,
-    OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+    OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
 };
 
 use super::fs::SnapFs;
@@ -29,6 +29,9 @@ const THREADS: usize = 4;
 
 struct Adapter {
     fs: Arc<SnapFs>,
+    /// The kernel accepts ENOSYS from `open` as "no open needed" (FUSE_NO_OPEN_SUPPORT): it
+    /// then opens files without asking (keeping their page cache) and sends no releases.
+    no_open: bool,
 }
 
 fn system_time(ns: i64) -> SystemTime {
@@ -84,6 +87,10 @@ impl Filesystem for Adapter {
         }
         let _ = config.set_max_background(64);
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_PARALLEL_DIROPS);
+        // Listings carry the attributes of their entries (`cp -r`, `ls -l`, `find` need no
+        // lookup per entry).
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS);
+        self.no_open = config.add_capabilities(fuser::InitFlags::FUSE_NO_OPEN_SUPPORT).is_ok();
         Ok(())
     }
 
@@ -116,6 +123,11 @@ impl Filesystem for Adapter {
         }
         if !self.fs.is_file(ino.0) {
             return reply.error(Errno::EISDIR);
+        }
+        if self.no_open {
+            // No open or release round trip per file from now on; the kernel then keeps the
+            // page cache across opens (FOPEN_KEEP_CACHE), as below.
+            return reply.error(Errno::ENOSYS);
         }
         // Snapshot content never changes: keep the page cache across opens.
         reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE);
@@ -151,6 +163,22 @@ impl Filesystem for Adapter {
             Ok(Some(entries)) => {
                 for (i, e) in entries.iter().enumerate().skip(offset as usize) {
                     if reply.add(INodeNo(e.ino), i as u64 + 1, file_type(e.kind), &e.name) {
+                        break;
+                    }
+                }
+                reply.ok()
+            }
+            Ok(None) => reply.error(Errno::ENOTDIR),
+            Err(e) => reply.error(self.fail(&format!("listing of inode {}", ino.0), e)),
+        }
+    }
+
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        match self.fs.readdir(ino.0, offset == 0) {
+            Ok(Some(entries)) => {
+                for (i, e) in entries.iter().enumerate().skip(offset as usize) {
+                    let Some(a) = self.fs.getattr(e.ino) else { continue };
+                    if reply.add(INodeNo(e.ino), i as u64 + 1, &e.name, &self.ttl(e.ino), &file_attr(&a), Generation(0)) {
                         break;
                     }
                 }
@@ -253,7 +281,7 @@ pub fn mount(fs: SnapFs, mountpoint: &Path) -> Result<MountSession> {
         MountOption::Subtype("snap".into()),
     ];
     config.n_threads = Some(THREADS);
-    let session = fuser::Session::new(Adapter { fs: Arc::new(fs) }, mountpoint, &config)
+    let session = fuser::Session::new(Adapter { fs: Arc::new(fs), no_open: false }, mountpoint, &config)
         .map_err(|e| Error::Invalid(format!("cannot mount at {}: {e}", mountpoint.display())))?;
     Ok(MountSession { session, mountpoint: mountpoint.to_path_buf() })
 }
