@@ -5,7 +5,7 @@
 //!
 //! Run: `cargo bench --bench mount`. `SNAP_BENCH_MB` sets the dump size (default 200),
 //! `SNAP_BENCH_FILES_MB` the files corpus (default 100), `SNAP_BENCH_DIR` where the temporary
-//! directory goes. Under `cargo test` a small smoke version runs.
+//! directory goes; `SNAP_BENCH_SETUP_ONLY=1` only builds (and keeps) the source and repository. Under `cargo test` a small smoke version runs.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -68,7 +68,8 @@ fn main() {
     let files_target = common::env_mb("SNAP_BENCH_FILES_MB", 100);
     let base_dir = std::env::var_os("SNAP_BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
     let tmp = tempfile::Builder::new().prefix("snap-mount-bench-").tempdir_in(&base_dir).expect("tempdir");
-    let base = tmp.path();
+    let base = tmp.path().to_path_buf();
+    let base = base.as_path();
     let (repo, cache) = (base.join("repo"), base.join("cache"));
 
     let src = base.join("src");
@@ -94,6 +95,12 @@ fn main() {
         println!("smoke test (cargo test): small inputs; run `cargo bench --bench mount` for figures");
     }
 
+    if std::env::var_os("SNAP_BENCH_SETUP_ONLY").is_some() {
+        // For profiling by hand: keep the source and repository, measure nothing.
+        let kept = tmp.keep();
+        println!("kept {} (repo/, cache/, src/; password {PASSWORD:?})", kept.display());
+        return;
+    }
     // The packs are read once first, so both measurements start with them in the page cache.
     let warm = base.join("warm");
     run(snap(&repo, &cache, &["restore", "latest", "--target", warm.to_str().unwrap()]), None);

@@ -76,6 +76,19 @@ pub fn aad(kind: BlobKind, id: &Id) -> [u8; 38] {
 
 thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    /// One decompression context per thread: creating one per chunk cost as much as
+    /// decompressing a small chunk.
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+fn decompress(body: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        d.as_mut().expect("set above").decompress(body, raw_len)
+    })
 }
 
 /// zstd's compression parameters for inputs > 256 KiB (`lib/compress/clevels.h`, "default"
@@ -157,7 +170,7 @@ pub fn decode(key: &MasterKey, kind: BlobKind, id: &Id, sealed: &[u8]) -> Result
     let body = &payload[HEADER_LEN..];
     let plain = match payload[0] {
         0 => body.to_vec(),
-        1 => zstd::bulk::decompress(body, raw_len)
+        1 => decompress(body, raw_len)
             .map_err(|e| Error::corrupt(what(), format!("zstd: {e}")))?,
         2 => {
             return Err(Error::corrupt(

@@ -3,10 +3,19 @@
 //! when a listing is older than [`MountOptions::refresh`]), a snapshot's tree when its
 //! directory is first used, and chunks through the [`ChunkCache`], with readahead on a few
 //! decode threads. No FUSE here: `fuse.rs` adapts this to the kernel.
+//!
+//! Copying many small files (`cp -r`) costs one kernel round trip per file, far more than
+//! decoding it. So a read from a file's start is taken as the start of a walk through its
+//! directory: the files that follow are decoded ahead and, given a [`KernelCache`], placed into
+//! the kernel's page cache, where the copy then finds them without asking. The window grows
+//! while the walk goes on (a lone `cat` pushes little).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
+
+use lru::LruCache;
 
 use super::cache::ChunkCache;
 use super::model::{Attr, DirEntry, FileContent, Ino, Model, SnapshotInfo, VirtualFile};
@@ -17,8 +26,27 @@ use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::snapshot::{ChunkRef, EntryKind, Manifest, Tree};
 
-/// How many of the following files of a directory a read from a file's start queues.
-const SIBLINGS_AHEAD: usize = 32;
+/// The first window of following files a read from a file's start prepares (bytes); each
+/// further read from a start in the same directory doubles it, up to
+/// [`MountOptions::readahead_bytes`].
+const WALK_WINDOW_START: u64 = 1 << 20;
+/// At most this many following files per window.
+const WALK_MAX_FILES: usize = 4096;
+/// Files up to this size are placed into the kernel's page cache whole; larger ones are read
+/// by the kernel's own readahead (a few large requests each).
+const PUSH_FILE_MAX: u64 = 1 << 20;
+/// Directories whose walk window is remembered, and files remembered as pushed.
+const WALKS_REMEMBERED: usize = 1024;
+const PUSHED_REMEMBERED: usize = 1 << 16;
+
+/// What the kernel caches of the mount, driven from here (FUSE notifications).
+pub trait KernelCache: Send + Sync {
+    /// Put `data` at `offset` of file `ino` into the page cache before it is read, so reading
+    /// it needs no request to this process. An error only means the kernel will ask instead.
+    fn store(&self, ino: Ino, offset: u64, data: &[u8]) -> std::io::Result<()>;
+    /// Make the kernel forget what it cached of `ino` (attributes, data, a link's target).
+    fn invalidate(&self, ino: Ino) -> std::io::Result<()>;
+}
 
 /// Tuning of a mount.
 #[derive(Debug, Clone)]
@@ -60,6 +88,14 @@ pub struct SnapFs {
     progress: Arc<dyn Progress>,
     /// Damaged manifests already reported.
     warned: Mutex<HashSet<Id>>,
+    /// The kernel's cache of the mount (set by [`SnapFs::attach_kernel_cache`]).
+    kernel: OnceLock<Arc<dyn KernelCache>>,
+    /// Files to place into the kernel's page cache.
+    push: OnceLock<crossbeam_channel::Sender<(Ino, Arc<FileContent>)>>,
+    /// Per directory: the size of the next walk window.
+    walks: Mutex<LruCache<Ino, u64>>,
+    /// Files already queued for pushing.
+    pushed: Mutex<LruCache<Ino, ()>>,
 }
 
 /// Run `f`; if it failed because the index does not know a chunk or points at a pack that is
@@ -110,6 +146,10 @@ impl SnapFs {
             opts,
             progress,
             warned: Mutex::new(HashSet::new()),
+            kernel: OnceLock::new(),
+            push: OnceLock::new(),
+            walks: Mutex::new(LruCache::new(NonZeroUsize::new(WALKS_REMEMBERED).expect("not zero"))),
+            pushed: Mutex::new(LruCache::new(NonZeroUsize::new(PUSHED_REMEMBERED).expect("not zero"))),
         };
         fs.refresh(true)?;
         Ok(fs)
@@ -117,6 +157,36 @@ impl SnapFs {
 
     pub fn progress(&self) -> &dyn Progress {
         &*self.progress
+    }
+
+    /// From now on, tell `kernel` when a link moves, and place the files a directory walk is
+    /// about to read into its page cache (one background thread; an error from
+    /// [`KernelCache::store`] stops the pushing, reads work as before).
+    pub fn attach_kernel_cache(&self, kernel: Arc<dyn KernelCache>) -> Result<()> {
+        let (tx, rx) = crossbeam_channel::bounded::<(Ino, Arc<FileContent>)>(WALK_MAX_FILES);
+        let (repo, cache, store) = (self.repo.clone(), self.cache.clone(), kernel.clone());
+        std::thread::Builder::new()
+            .name("snap-pagestore".into())
+            .spawn(move || {
+                let mut buf = Vec::new();
+                'files: for (ino, f) in rx {
+                    buf.clear();
+                    for c in f.chunks() {
+                        match cache.get(c.id(), || load_chunk(&repo, c.id())) {
+                            Ok(d) if d.len() as u64 == c.len() => buf.extend_from_slice(&d),
+                            // The read path reports what is wrong.
+                            _ => continue 'files,
+                        }
+                    }
+                    if store.store(ino, 0, &buf).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| Error::io("<page store thread>", e))?;
+        let _ = self.kernel.set(kernel);
+        let _ = self.push.set(tx);
+        Ok(())
     }
 
     /// Read the snapshot list again if it is older than the refresh interval (or `force`).
@@ -153,8 +223,19 @@ impl SnapFs {
             .collect();
         drop(manifests);
         infos.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
-        self.model.write().unwrap().set_snapshots(&infos);
+        let moved = self.model.write().unwrap().set_snapshots(&infos);
         *listed_at = Some(Instant::now());
+        drop(listed_at);
+        // Links the kernel may have cached (`FUSE_CACHE_SYMLINKS`) that now point elsewhere.
+        // Sent with no lock held: the kernel may need another request (a readlink in
+        // flight) answered first.
+        if let Some(kernel) = self.kernel.get() {
+            for ino in moved {
+                if let Err(e) = kernel.invalidate(ino) {
+                    self.progress.warn(&format!("the kernel did not take a changed link (inode {ino}): {e}"));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -272,14 +353,7 @@ impl SnapFs {
             self.read_ahead(&f, last.chunk + 1);
         }
         if offset == 0 {
-            // A file read from its start is often one of many copied in turn (`cp -r`): start
-            // decoding the next files of its directory.
-            let next = self.model.read().unwrap().following_first_chunks(ino, SIBLINGS_AHEAD, self.opts.readahead_bytes);
-            for c in next {
-                if !self.queue(c.id()) {
-                    break;
-                }
-            }
+            self.walk_ahead(ino);
         }
         let mut out = Vec::with_capacity(pieces.iter().map(|p| p.len).sum());
         for p in pieces {
@@ -291,6 +365,49 @@ impl SnapFs {
             out.extend_from_slice(bytes);
         }
         Ok(out)
+    }
+
+    /// File `ino` is read from its start, often one of many copied in turn (`cp -r`): decode
+    /// the files that follow it in its directory and push the small ones into the kernel's
+    /// page cache, within a window that doubles with each such read in the directory.
+    fn walk_ahead(&self, ino: Ino) {
+        let (dir, files) = {
+            let model = self.model.read().unwrap();
+            let Some(dir) = model.parent(ino) else { return };
+            (dir, model.following_files(ino, WALK_MAX_FILES))
+        };
+        if files.is_empty() {
+            return;
+        }
+        let window = {
+            let mut walks = self.walks.lock().unwrap();
+            let w = walks.get(&dir).map_or(WALK_WINDOW_START, |w| w.saturating_mul(2)).min(self.opts.readahead_bytes.max(WALK_WINDOW_START));
+            walks.put(dir, w);
+            w
+        };
+        let push = self.push.get();
+        let mut left = window;
+        for (file, f) in files {
+            if f.size() > left {
+                // Only the start of a file past the window: reading it continues the walk.
+                if let Some(c) = f.chunks().first().filter(|c| c.len() <= left) {
+                    self.queue(c.id());
+                }
+                break;
+            }
+            left -= f.size();
+            if !f.chunks().iter().all(|c| self.queue(c.id())) {
+                break;
+            }
+            if let Some(push) = push
+                && f.size() > 0
+                && f.size() <= PUSH_FILE_MAX
+                && self.pushed.lock().unwrap().put(file, ()).is_none()
+                && push.try_send((file, f)).is_err()
+            {
+                break;
+            }
+        }
     }
 
     /// Queue the chunks of `f` from index `from` on, up to the readahead size, for background
@@ -355,6 +472,83 @@ mod tests {
             ino = attr.ino;
         }
         attr
+    }
+
+    /// Records what the filesystem tells the kernel.
+    #[derive(Default)]
+    struct Recorder {
+        stored: Mutex<Vec<(Ino, u64, Vec<u8>)>>,
+        invalidated: Mutex<Vec<Ino>>,
+    }
+
+    impl KernelCache for Recorder {
+        fn store(&self, ino: Ino, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.stored.lock().unwrap().push((ino, offset, data.to_vec()));
+            Ok(())
+        }
+        fn invalidate(&self, ino: Ino) -> std::io::Result<()> {
+            self.invalidated.lock().unwrap().push(ino);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_walk_through_a_directory_pushes_the_following_files_and_moved_links_are_invalidated() {
+        let (repo, _c) = repo();
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<(String, Vec<u8>)> = (0..40u32)
+            .map(|i| (format!("f{i:02}"), (0..(i * 997 + 1)).map(|b| (b * 31 + i) as u8).collect()))
+            .collect();
+        for (name, data) in &files {
+            std::fs::write(dir.path().join(name), data).unwrap();
+        }
+        // One larger than what is pushed whole; still decoded ahead, never pushed.
+        std::fs::write(dir.path().join("zz-large"), vec![7u8; (PUSH_FILE_MAX + 1) as usize]).unwrap();
+        backup(&repo, BackupInput::Paths(vec![dir.path().to_path_buf()]), &BackupOptions::default(), &NoProgress).unwrap();
+
+        let opts = MountOptions { refresh: Duration::ZERO, ..Default::default() };
+        let fs = SnapFs::new(repo.clone(), opts, Arc::new(NoProgress)).unwrap();
+        let kernel = Arc::new(Recorder::default());
+        fs.attach_kernel_cache(kernel.clone()).unwrap();
+        let root = super::super::model::ROOT;
+        let stored_dir = dir.path().to_str().unwrap().trim_start_matches('/');
+        let d = walk(&fs, root, &format!("latest/{stored_dir}"));
+        let ino_of = |name: &str| fs.lookup(d.ino, name).unwrap().unwrap().ino;
+
+        // Reading a file at an offset other than its start is no walk.
+        fs.read(ino_of("f05"), 1, 10).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(kernel.stored.lock().unwrap().is_empty());
+
+        // Reading f00 from its start pushes the files after it, whole and byte-exact, within
+        // the first window (1 MiB).
+        assert_eq!(fs.read(ino_of("f00"), 0, 1 << 20).unwrap(), files[0].1);
+        let want: HashMap<Ino, &Vec<u8>> = files.iter().map(|(n, d)| (ino_of(n), d)).collect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while kernel.stored.lock().unwrap().len() < 39 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let stored = kernel.stored.lock().unwrap().clone();
+        assert_eq!(stored.len(), 39, "f01..f39 are pushed (together {} bytes)", files[1..].iter().map(|f| f.1.len()).sum::<usize>());
+        for (ino, offset, data) in &stored {
+            assert_eq!((*offset, data), (0, want[ino]), "inode {ino}");
+        }
+        assert!(!stored.iter().any(|(ino, ..)| *ino == ino_of("zz-large")), "too large to push");
+
+        // A second walk pushes nothing twice.
+        fs.read(ino_of("f01"), 0, 10).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(kernel.stored.lock().unwrap().len(), 39);
+
+        // A new snapshot moves `latest`: the kernel is told to forget the cached targets.
+        let latest = fs.lookup(root, "latest").unwrap().unwrap().ino;
+        let old_snapshot = walk(&fs, root, "latest").ino;
+        stream(&repo, "other", b"x");
+        fs.readdir(super::super::model::ROOT, true).unwrap();
+        let invalidated = kernel.invalidated.lock().unwrap().clone();
+        assert!(invalidated.contains(&latest), "{invalidated:?}");
+        assert_eq!(fs.lookup(root, "latest").unwrap().unwrap().ino, latest);
+        assert_ne!(walk(&fs, root, "latest").ino, old_snapshot, "`latest` is the new snapshot");
     }
 
     #[test]

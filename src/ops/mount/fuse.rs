@@ -11,7 +11,7 @@ use fuser::{
     OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
 };
 
-use super::fs::SnapFs;
+use super::fs::{KernelCache, SnapFs};
 use super::model::Attr;
 use crate::error::{Error, Result};
 use crate::snapshot::EntryKind;
@@ -91,6 +91,9 @@ impl Filesystem for Adapter {
         // lookup per entry).
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS);
         self.no_open = config.add_capabilities(fuser::InitFlags::FUSE_NO_OPEN_SUPPORT).is_ok();
+        // The kernel may keep link targets (paths through `latest` then cost no readlink
+        // each): a refresh that moves a link invalidates it (`SnapFs::refresh`).
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_CACHE_SYMLINKS);
         Ok(())
     }
 
@@ -194,6 +197,20 @@ impl Filesystem for Adapter {
     }
 }
 
+/// The kernel's caches of the mount, through FUSE notifications.
+struct Notifications(fuser::Notifier);
+
+impl KernelCache for Notifications {
+    fn store(&self, ino: u64, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.0.store(INodeNo(ino), offset, data)
+    }
+
+    fn invalidate(&self, ino: u64) -> std::io::Result<()> {
+        // Offset 0 and length 0: attributes and all cached data (a link's target).
+        self.0.inval_inode(INodeNo(ino), 0, 0)
+    }
+}
+
 /// The mountpoint must be an existing, empty directory.
 pub fn check_mountpoint(p: &Path) -> Result<()> {
     let meta = std::fs::metadata(p).map_err(|e| match e.kind() {
@@ -281,8 +298,10 @@ pub fn mount(fs: SnapFs, mountpoint: &Path) -> Result<MountSession> {
         MountOption::Subtype("snap".into()),
     ];
     config.n_threads = Some(THREADS);
-    let session = fuser::Session::new(Adapter { fs: Arc::new(fs), no_open: false }, mountpoint, &config)
+    let fs = Arc::new(fs);
+    let session = fuser::Session::new(Adapter { fs: fs.clone(), no_open: false }, mountpoint, &config)
         .map_err(|e| Error::Invalid(format!("cannot mount at {}: {e}", mountpoint.display())))?;
+    fs.attach_kernel_cache(Arc::new(Notifications(session.notifier())))?;
     Ok(MountSession { session, mountpoint: mountpoint.to_path_buf() })
 }
 

@@ -238,7 +238,14 @@ impl Model {
         ino
     }
 
-    fn symlink(&mut self, key: String, parent: Ino, target: String, mtime_ns: i64) -> Ino {
+    /// The listing link `key` pointing at `target`; if it pointed elsewhere before (`latest`
+    /// after a backup), it is added to `moved`.
+    fn symlink(&mut self, key: String, parent: Ino, target: String, mtime_ns: i64, moved: &mut Vec<Ino>) -> Ino {
+        if let Some(&ino) = self.named.get(&key)
+            && !matches!(&self.node(ino).map(|n| &n.content), Some(Content::Symlink(t)) if *t == target)
+        {
+            moved.push(ino);
+        }
         let attr = Attr {
             ino: 0,
             kind: EntryKind::Symlink,
@@ -262,8 +269,9 @@ impl Model {
 
     /// Rebuild the listings from `snaps` (oldest first). Inodes of snapshots seen before stay
     /// the same (with their loaded trees); snapshots no longer listed disappear from the
-    /// listings.
-    pub fn set_snapshots(&mut self, snaps: &[SnapshotInfo]) {
+    /// listings. Returns the links whose target moved (whatever cached them must forget it).
+    pub fn set_snapshots(&mut self, snaps: &[SnapshotInfo]) -> Vec<Ino> {
+        let mut moved = Vec::new();
         let newest_ns = snaps.last().map(|s| s.time_ns()).unwrap_or(0);
         let mut snapshots = BTreeMap::new();
         let mut tags: BTreeMap<String, Vec<&SnapshotInfo>> = BTreeMap::new();
@@ -285,9 +293,9 @@ impl Model {
             [("snapshots".to_string(), SNAPSHOTS), ("tags".to_string(), TAGS), ("hosts".to_string(), HOSTS)].into();
         if let Some(last) = snaps.last() {
             let name = last.dir_name();
-            let l = self.symlink("latest:snapshots".into(), SNAPSHOTS, name.clone(), newest_ns);
+            let l = self.symlink("latest:snapshots".into(), SNAPSHOTS, name.clone(), newest_ns, &mut moved);
             snapshots.insert("latest".into(), l);
-            let l = self.symlink("latest:root".into(), ROOT, format!("snapshots/{name}"), newest_ns);
+            let l = self.symlink("latest:root".into(), ROOT, format!("snapshots/{name}"), newest_ns, &mut moved);
             root.insert("latest".into(), l);
         }
         self.set_children(SNAPSHOTS, snapshots, newest_ns);
@@ -300,11 +308,11 @@ impl Model {
                 let mut links = BTreeMap::new();
                 for s in &members {
                     let n = s.dir_name();
-                    let l = self.symlink(format!("{prefix}:{name}:{}", s.id), dir, format!("../../snapshots/{n}"), s.time_ns());
+                    let l = self.symlink(format!("{prefix}:{name}:{}", s.id), dir, format!("../../snapshots/{n}"), s.time_ns(), &mut moved);
                     links.insert(n, l);
                 }
                 if let Some(last) = members.last() {
-                    let l = self.symlink(format!("{prefix}:{name}:latest"), dir, last.dir_name(), group_ns);
+                    let l = self.symlink(format!("{prefix}:{name}:latest"), dir, last.dir_name(), group_ns, &mut moved);
                     links.insert("latest".into(), l);
                 }
                 self.set_children(dir, links, group_ns);
@@ -313,6 +321,7 @@ impl Model {
             self.set_children(top, dirs, newest_ns);
         }
         self.set_children(ROOT, root, newest_ns);
+        moved
     }
 
     /// Whether `ino` is a directory built from the snapshot list (worth refreshing when listed).
@@ -452,29 +461,20 @@ impl Model {
         }
     }
 
-    /// The first chunks of the files that follow file `ino` in its directory (in listing
-    /// order, as `cp -r` reads them): at most `max_files`, of at most `budget` bytes together.
-    pub fn following_first_chunks(&self, ino: Ino, max_files: usize, budget: u64) -> Vec<ChunkRef> {
+    /// The files that follow file `ino` in its directory (in listing order, about the order
+    /// `cp -r` reads them), at most `max_files`.
+    pub fn following_files(&self, ino: Ino, max_files: usize) -> Vec<(Ino, Arc<FileContent>)> {
         use std::ops::Bound;
         let Some(n) = self.node(ino).filter(|n| !n.name.is_empty()) else { return Vec::new() };
         let Some(Content::Dir(siblings)) = self.node(n.parent).map(|p| &p.content) else { return Vec::new() };
-        let mut out = Vec::new();
-        let mut left = budget;
-        for (_, &c) in siblings.range::<str, _>((Bound::Excluded(n.name.as_str()), Bound::Unbounded)) {
-            if out.len() >= max_files {
-                break;
-            }
-            if let Content::File(f) = &self.nodes[(c - 1) as usize].content
-                && let Some(first) = f.chunks().first()
-            {
-                if first.len() > left {
-                    break;
-                }
-                left -= first.len();
-                out.push(*first);
-            }
-        }
-        out
+        siblings
+            .range::<str, _>((Bound::Excluded(n.name.as_str()), Bound::Unbounded))
+            .filter_map(|(_, &c)| match &self.nodes[(c - 1) as usize].content {
+                Content::File(f) => Some((c, f.clone())),
+                _ => None,
+            })
+            .take(max_files)
+            .collect()
     }
 
     pub fn readlink(&self, ino: Ino) -> Option<&str> {
@@ -573,7 +573,18 @@ mod tests {
         // A refresh keeps inodes; a vanished snapshot leaves the listings.
         let a_ino = m.lookup(SNAPSHOTS, &a.dir_name()).unwrap();
         let c = snap(3, 1_700_000_200, "db-1", &[]);
-        m.set_snapshots(&[a.clone(), c.clone()]);
+        let mut links_before = [
+            latest,
+            m.lookup(SNAPSHOTS, "latest").unwrap(),
+            m.lookup(prod, "latest").unwrap(),
+            m.lookup(db1, "latest").unwrap(),
+        ];
+        links_before.sort();
+        let mut moved = m.set_snapshots(&[a.clone(), c.clone()]);
+        moved.sort();
+        assert_eq!(moved, links_before, "every `latest` moved (db-1's to c), no other link did");
+        assert_eq!(m.lookup(ROOT, "latest"), Some(latest), "a moved link keeps its inode");
+        assert!(m.set_snapshots(&[a.clone(), c.clone()]).is_empty(), "nothing moved");
         assert_eq!(m.lookup(SNAPSHOTS, &a.dir_name()), Some(a_ino));
         assert_eq!(m.lookup(SNAPSHOTS, &b.dir_name()), None);
         assert_eq!(m.readlink(m.lookup(ROOT, "latest").unwrap()), Some(format!("snapshots/{}", c.dir_name()).as_str()));
@@ -616,9 +627,12 @@ mod tests {
         let all = m.attr(m.lookup(data, "all").unwrap()).unwrap();
         assert_eq!((all.size, all.mode), (7, 0o600));
         assert_eq!(m.parent(a), Some(data));
-        let next: Vec<Id> = m.following_first_chunks(a, 10, 1 << 20).iter().map(|c| c.0).collect();
-        assert_eq!(next, vec![id(9)], "the virtual file `all` follows a.txt; link and sub are no files");
-        assert!(m.following_first_chunks(a, 10, 3).is_empty(), "over the budget");
+        let all_ino = m.lookup(data, "all").unwrap();
+        let next: Vec<Ino> = m.following_files(a, 10).iter().map(|(i, _)| *i).collect();
+        assert_eq!(next, vec![all_ino], "the virtual file `all` follows a.txt; link and sub are no files");
+        assert_eq!(m.following_files(a, 10)[0].1.chunks()[0].0, id(9));
+        assert!(m.following_files(a, 0).is_empty());
+        assert!(m.following_files(all_ino, 10).is_empty(), "nothing follows the last file");
         // Attaching again does nothing.
         m.attach_tree(root, &Tree::default(), &[]);
         assert_eq!(names(&m, data).len(), 4);
