@@ -35,9 +35,34 @@ const WALK_MAX_FILES: usize = 4096;
 /// Files up to this size are placed into the kernel's page cache whole; larger ones are read
 /// by the kernel's own readahead (a few large requests each).
 const PUSH_FILE_MAX: u64 = 1 << 20;
-/// Directories whose walk window is remembered, and files remembered as pushed.
+/// The first part of a file past a read that is pushed (bytes); doubled while the file is
+/// read on from where the last push ended, up to [`MountOptions::readahead_bytes`].
+const STREAM_WINDOW_START: u64 = 1 << 20;
+/// The largest single store into the kernel's page cache.
+const STORE_MAX: u64 = 1 << 20;
+/// Directories whose walk window is remembered, files remembered as pushed, and files whose
+/// sequential reading is followed.
 const WALKS_REMEMBERED: usize = 1024;
 const PUSHED_REMEMBERED: usize = 1 << 16;
+const STREAMS_REMEMBERED: usize = 256;
+/// Page size assumed for aligning pushes (a smaller real page size only means more pushes
+/// land on whole pages).
+const PAGE: u64 = 4096;
+
+/// Bytes `from..to` of file `ino`, to be placed into the kernel's page cache.
+struct Push {
+    ino: Ino,
+    content: Arc<FileContent>,
+    from: u64,
+    to: u64,
+}
+
+/// A file being read on sequentially: where its last push ended, and the next window.
+#[derive(Clone, Copy)]
+struct Stream {
+    pushed_to: u64,
+    window: u64,
+}
 
 /// What the kernel caches of the mount, driven from here (FUSE notifications).
 pub trait KernelCache: Send + Sync {
@@ -90,12 +115,14 @@ pub struct SnapFs {
     warned: Mutex<HashSet<Id>>,
     /// The kernel's cache of the mount (set by [`SnapFs::attach_kernel_cache`]).
     kernel: OnceLock<Arc<dyn KernelCache>>,
-    /// Files to place into the kernel's page cache.
-    push: OnceLock<crossbeam_channel::Sender<(Ino, Arc<FileContent>)>>,
+    /// Parts of files to place into the kernel's page cache.
+    push: OnceLock<crossbeam_channel::Sender<Push>>,
     /// Per directory: the size of the next walk window.
     walks: Mutex<LruCache<Ino, u64>>,
-    /// Files already queued for pushing.
+    /// Files already queued for pushing whole.
     pushed: Mutex<LruCache<Ino, ()>>,
+    /// Files being read sequentially.
+    streams: Mutex<LruCache<Ino, Stream>>,
 }
 
 /// Run `f`; if it failed because the index does not know a chunk or points at a pack that is
@@ -150,6 +177,7 @@ impl SnapFs {
             push: OnceLock::new(),
             walks: Mutex::new(LruCache::new(NonZeroUsize::new(WALKS_REMEMBERED).expect("not zero"))),
             pushed: Mutex::new(LruCache::new(NonZeroUsize::new(PUSHED_REMEMBERED).expect("not zero"))),
+            streams: Mutex::new(LruCache::new(NonZeroUsize::new(STREAMS_REMEMBERED).expect("not zero"))),
         };
         fs.refresh(true)?;
         Ok(fs)
@@ -163,23 +191,32 @@ impl SnapFs {
     /// about to read into its page cache (one background thread; an error from
     /// [`KernelCache::store`] stops the pushing, reads work as before).
     pub fn attach_kernel_cache(&self, kernel: Arc<dyn KernelCache>) -> Result<()> {
-        let (tx, rx) = crossbeam_channel::bounded::<(Ino, Arc<FileContent>)>(WALK_MAX_FILES);
+        let (tx, rx) = crossbeam_channel::bounded::<Push>(WALK_MAX_FILES);
         let (repo, cache, store) = (self.repo.clone(), self.cache.clone(), kernel.clone());
         std::thread::Builder::new()
             .name("snap-pagestore".into())
             .spawn(move || {
                 let mut buf = Vec::new();
-                'files: for (ino, f) in rx {
-                    buf.clear();
-                    for c in f.chunks() {
-                        match cache.get(c.id(), || load_chunk(&repo, c.id())) {
-                            Ok(d) if d.len() as u64 == c.len() => buf.extend_from_slice(&d),
-                            // The read path reports what is wrong.
-                            _ => continue 'files,
+                for job in rx {
+                    let mut at = job.from;
+                    while at < job.to {
+                        let len = (job.to - at).min(STORE_MAX);
+                        buf.clear();
+                        for p in job.content.pieces(at, len) {
+                            let c = &job.content.chunks()[p.chunk];
+                            match cache.get(c.id(), || load_chunk(&repo, c.id())) {
+                                Ok(d) if d.len() as u64 == c.len() => buf.extend_from_slice(&d[p.start..p.start + p.len]),
+                                // The read path reports what is wrong.
+                                _ => break,
+                            }
                         }
-                    }
-                    if store.store(ino, 0, &buf).is_err() {
-                        return;
+                        if buf.len() as u64 != len {
+                            break;
+                        }
+                        if store.store(job.ino, at, &buf).is_err() {
+                            return;
+                        }
+                        at += len;
                     }
                 }
             })
@@ -352,6 +389,8 @@ impl SnapFs {
         if let Some(last) = pieces.last() {
             self.read_ahead(&f, last.chunk + 1);
         }
+        let end = offset + pieces.iter().map(|p| p.len as u64).sum::<u64>();
+        self.stream_ahead(ino, &f, offset, end);
         if offset == 0 {
             self.walk_ahead(ino);
         }
@@ -403,11 +442,37 @@ impl SnapFs {
                 && f.size() > 0
                 && f.size() <= PUSH_FILE_MAX
                 && self.pushed.lock().unwrap().put(file, ()).is_none()
-                && push.try_send((file, f)).is_err()
+                && push.try_send(Push { ino: file, from: 0, to: f.size(), content: f }).is_err()
             {
                 break;
             }
         }
+    }
+
+    /// Bytes `offset..end` of file `ino` are being read: push the part after them into the
+    /// kernel's page cache, so a sequential reader (`cp` of a large file) finds it there. The
+    /// window doubles while the reads continue where the last push ended; a read elsewhere
+    /// starts over small.
+    fn stream_ahead(&self, ino: Ino, f: &Arc<FileContent>, offset: u64, end: u64) {
+        let Some(push) = self.push.get() else { return };
+        if end >= f.size() {
+            return;
+        }
+        let max = self.opts.readahead_bytes.max(STREAM_WINDOW_START);
+        let mut streams = self.streams.lock().unwrap();
+        let (from, window) = match streams.get(&ino) {
+            // Within (or just at the end of) what was pushed: the reader follows the pushes.
+            Some(s) if offset <= s.pushed_to && offset + s.window >= s.pushed_to => (s.pushed_to.max(end), (s.window * 2).min(max)),
+            _ => (end, STREAM_WINDOW_START),
+        };
+        let from = from / PAGE * PAGE;
+        let to = (end + window).min(f.size());
+        if to <= from {
+            return;
+        }
+        streams.put(ino, Stream { pushed_to: to, window });
+        drop(streams);
+        let _ = push.try_send(Push { ino, content: f.clone(), from, to });
     }
 
     /// Queue the chunks of `f` from index `from` on, up to the readahead size, for background
