@@ -109,7 +109,7 @@ fn main() {
     // Best of `runs` for each (the machine may be shared), alternating restore and cp -r through
     // a fresh mount (empty caches), each after a `sync` so neither pays for the other's
     // writeback.
-    let runs = if common::smoke_test() { 1 } else { 3 };
+    let runs = if common::smoke_test() { 1 } else { 5 };
     let sync = || assert!(Command::new("sync").status().unwrap().success());
     let mnt = base.join("mnt");
     fs::create_dir(&mnt).unwrap();

@@ -201,19 +201,30 @@ impl SnapFs {
                     let mut at = job.from;
                     while at < job.to {
                         let len = (job.to - at).min(STORE_MAX);
-                        buf.clear();
-                        for p in job.content.pieces(at, len) {
+                        let pieces = job.content.pieces(at, len);
+                        let mut decoded = Vec::with_capacity(pieces.len());
+                        for p in &pieces {
                             let c = &job.content.chunks()[p.chunk];
                             match cache.get(c.id(), || load_chunk(&repo, c.id())) {
-                                Ok(d) if d.len() as u64 == c.len() => buf.extend_from_slice(&d[p.start..p.start + p.len]),
+                                Ok(d) if d.len() as u64 == c.len() => decoded.push(d),
                                 // The read path reports what is wrong.
                                 _ => break,
                             }
                         }
-                        if buf.len() as u64 != len {
+                        if decoded.len() != pieces.len() {
                             break;
                         }
-                        if store.store(job.ino, at, &buf).is_err() {
+                        let stored = if let ([p], [d]) = (&pieces[..], &decoded[..]) {
+                            // Most small files are one chunk: no copy.
+                            store.store(job.ino, at, &d[p.start..p.start + p.len])
+                        } else {
+                            buf.clear();
+                            for (p, d) in pieces.iter().zip(&decoded) {
+                                buf.extend_from_slice(&d[p.start..p.start + p.len]);
+                            }
+                            store.store(job.ino, at, &buf)
+                        };
+                        if stored.is_err() {
                             return;
                         }
                         at += len;
@@ -568,7 +579,8 @@ mod tests {
             std::fs::write(dir.path().join(name), data).unwrap();
         }
         // One larger than what is pushed whole; still decoded ahead, never pushed.
-        std::fs::write(dir.path().join("zz-large"), vec![7u8; (PUSH_FILE_MAX + 1) as usize]).unwrap();
+        let large: Vec<u8> = (0..3 * PUSH_FILE_MAX + 1).map(|i| (i % 251) as u8 ^ (i >> 12) as u8).collect();
+        std::fs::write(dir.path().join("zz-large"), &large).unwrap();
         backup(&repo, BackupInput::Paths(vec![dir.path().to_path_buf()]), &BackupOptions::default(), &NoProgress).unwrap();
 
         let opts = MountOptions { refresh: Duration::ZERO, ..Default::default() };
@@ -580,30 +592,59 @@ mod tests {
         let d = walk(&fs, root, &format!("latest/{stored_dir}"));
         let ino_of = |name: &str| fs.lookup(d.ino, name).unwrap().unwrap().ino;
 
-        // Reading a file at an offset other than its start is no walk.
+        let wait_for = |n: usize| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while kernel.stored.lock().unwrap().len() < n && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            std::mem::take(&mut *kernel.stored.lock().unwrap())
+        };
+
+        // Reading a file at an offset other than its start is no walk: only the rest of that
+        // file is pushed (from the page the read ended in).
         fs.read(ino_of("f05"), 1, 10).unwrap();
-        std::thread::sleep(Duration::from_millis(200));
-        assert!(kernel.stored.lock().unwrap().is_empty());
+        let f05 = &files[5].1;
+        assert_eq!(wait_for(1), vec![(ino_of("f05"), 0, f05.clone())]);
 
         // Reading f00 from its start pushes the files after it, whole and byte-exact, within
         // the first window (1 MiB).
         assert_eq!(fs.read(ino_of("f00"), 0, 1 << 20).unwrap(), files[0].1);
         let want: HashMap<Ino, &Vec<u8>> = files.iter().map(|(n, d)| (ino_of(n), d)).collect();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while kernel.stored.lock().unwrap().len() < 39 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let stored = kernel.stored.lock().unwrap().clone();
+        let stored = wait_for(39);
         assert_eq!(stored.len(), 39, "f01..f39 are pushed (together {} bytes)", files[1..].iter().map(|f| f.1.len()).sum::<usize>());
         for (ino, offset, data) in &stored {
             assert_eq!((*offset, data), (0, want[ino]), "inode {ino}");
         }
         assert!(!stored.iter().any(|(ino, ..)| *ino == ino_of("zz-large")), "too large to push");
 
-        // A second walk pushes nothing twice.
-        fs.read(ino_of("f01"), 0, 10).unwrap();
-        std::thread::sleep(Duration::from_millis(200));
-        assert_eq!(kernel.stored.lock().unwrap().len(), 39);
+        // A second walk pushes nothing twice (f01 itself is short: nothing follows the read).
+        fs.read(ino_of("f01"), 0, 1 << 20).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(wait_for(0).is_empty());
+
+        // A large file read on sequentially: the part after each read is pushed, 1 MiB first,
+        // twice as much when the reader goes on where the push ended; a read elsewhere starts
+        // over small.
+        let big = ino_of("zz-large");
+        let check = |stored: &[(Ino, u64, Vec<u8>)], from: u64, to: u64| {
+            let mut at = from;
+            for (ino, off, data) in stored {
+                assert_eq!((*ino, *off), (big, at));
+                assert!(data.len() as u64 <= STORE_MAX);
+                assert_eq!(&data[..], &large[at as usize..at as usize + data.len()]);
+                at += data.len() as u64;
+            }
+            assert_eq!(at, to, "pushed {from}..{at}, wanted ..{to}");
+        };
+        let read = 128 * 1024;
+        fs.read(big, 0, read as u32).unwrap();
+        check(&wait_for(1), read, read + STREAM_WINDOW_START);
+        let next = read + STREAM_WINDOW_START;
+        fs.read(big, next, read as u32).unwrap();
+        check(&wait_for(2), next + read, (next + read + 2 * STREAM_WINDOW_START).min(large.len() as u64));
+        fs.read(big, 5 * PAGE + 1, 10).unwrap();
+        check(&wait_for(1), 5 * PAGE, 5 * PAGE + 11 + STREAM_WINDOW_START);
 
         // A new snapshot moves `latest`: the kernel is told to forget the cached targets.
         let latest = fs.lookup(root, "latest").unwrap().unwrap().ino;
