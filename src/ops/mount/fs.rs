@@ -484,6 +484,16 @@ impl SnapFs {
         streams.put(ino, Stream { pushed_to: to, window });
         drop(streams);
         let _ = push.try_send(Push { ino, content: f.clone(), from, to });
+        // No read comes while the reader is inside the pushed part: decode the next window now,
+        // so the push that the read at its end asks for finds its chunks ready.
+        let next = f.pieces(to, window);
+        if let (Some(first), Some(last)) = (next.first(), next.last()) {
+            for c in &f.chunks()[first.chunk..=last.chunk] {
+                if !self.queue(c.id()) {
+                    break;
+                }
+            }
+        }
     }
 
     /// Queue the chunks of `f` from index `from` on, up to the readahead size, for background
