@@ -1070,6 +1070,38 @@ pub fn mixed_files(total: u64, seed: u64) -> Vec<FileData> {
     files
 }
 
+/// A Supabase Storage-like set of objects of about `total` bytes, as `storage/<bucket>/…`
+/// paths: avatars (8–256 KiB, incompressible), documents (64 KiB–4 MiB, incompressible) and
+/// CSV-like exports (256 KiB–8 MiB, compressible), in per-user folders.
+pub fn storage_objects(total: u64, seed: u64) -> Vec<FileData> {
+    let mut r = Rng::new(seed);
+    let total = total as usize;
+    let mut files: Vec<FileData> = Vec::new();
+    for (bucket, share, lo, hi, ext) in [
+        ("avatars", 30, 8 << 10, 256 << 10, "png"),
+        ("documents", 50, 64 << 10, 4 << 20, "pdf"),
+        ("exports", 20, 256 << 10, 8 << 20, "csv"),
+    ] {
+        let budget = total * share / 100;
+        let (mut used, mut n) = (0, 0usize);
+        while used < budget {
+            n += 1;
+            let size = log_size(&mut r, lo, hi).min((budget - used).max(1));
+            let data = if bucket == "exports" {
+                structured_binary(&mut r, size)
+            } else {
+                let mut d = vec![0u8; size];
+                r.fill(&mut d);
+                d
+            };
+            used += data.len();
+            files.push((format!("storage/{bucket}/user-{:04}/{bucket}_{n:05}.{ext}", r.below(400)), data));
+        }
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files
+}
+
 /// Bytes of zstd at `level` over everything written to it (the zstd crate, streaming, like
 /// `zstd -<level>` of the whole input).
 pub struct ZstdCounter {

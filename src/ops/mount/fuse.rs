@@ -27,8 +27,6 @@ const BLKSIZE: u32 = 1 << 20;
 /// Threads serving kernel requests.
 const THREADS: usize = 4;
 
-pub static ST: [std::sync::atomic::AtomicU64; 10] = [const { std::sync::atomic::AtomicU64::new(0) }; 10];
-fn st(i: usize) { ST[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed); }
 struct Adapter {
     fs: Arc<SnapFs>,
     /// The kernel accepts ENOSYS from `open` as "no open needed" (FUSE_NO_OPEN_SUPPORT): it
@@ -99,11 +97,7 @@ impl Filesystem for Adapter {
         Ok(())
     }
 
-    fn destroy(&mut self) {
-        eprintln!("STATS lookup getattr read0 readN readdir readlink open store read0_us readN_us: {:?}", ST.iter().map(|a| a.load(std::sync::atomic::Ordering::Relaxed)).collect::<Vec<_>>());
-    }
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        st(0);
         let Some(name) = name.to_str() else { return reply.error(Errno::ENOENT) };
         match self.fs.lookup(parent.0, name) {
             Ok(Some(a)) => reply.entry(&self.ttl(a.ino), &file_attr(&a), Generation(0)),
@@ -113,7 +107,6 @@ impl Filesystem for Adapter {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        st(1);
         match self.fs.getattr(ino.0) {
             Some(a) => reply.attr(&self.ttl(ino.0), &file_attr(&a)),
             None => reply.error(Errno::ENOENT),
@@ -121,7 +114,6 @@ impl Filesystem for Adapter {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        st(5);
         match self.fs.readlink(ino.0) {
             Some(t) => reply.data(t.as_bytes()),
             None => reply.error(Errno::EINVAL),
@@ -129,7 +121,6 @@ impl Filesystem for Adapter {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        st(6);
         if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
             return reply.error(Errno::EROFS);
         }
@@ -156,11 +147,7 @@ impl Filesystem for Adapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        st(if offset == 0 { 2 } else { 3 });
-        let t0 = std::time::Instant::now();
-        let r = self.fs.read(ino.0, offset, size);
-        ST[if offset == 0 { 8 } else { 9 }].fetch_add(t0.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
-        match r {
+        match self.fs.read(ino.0, offset, size) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(self.fail(&format!("read of inode {} at offset {offset}", ino.0), e)),
         }
@@ -190,7 +177,6 @@ impl Filesystem for Adapter {
     }
 
     fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        st(4);
         match self.fs.readdir(ino.0, offset == 0) {
             Ok(Some(entries)) => {
                 for (i, e) in entries.iter().enumerate().skip(offset as usize) {
@@ -216,7 +202,6 @@ struct Notifications(fuser::Notifier);
 
 impl KernelCache for Notifications {
     fn store(&self, ino: u64, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        st(7);
         self.0.store(INodeNo(ino), offset, data)
     }
 
