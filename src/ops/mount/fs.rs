@@ -421,20 +421,14 @@ impl SnapFs {
     /// the files that follow it in its directory and push the small ones into the kernel's
     /// page cache, within a window that doubles with each such read in the directory.
     fn walk_ahead(&self, ino: Ino) {
-        let (dir, files) = {
-            let model = self.model.read().unwrap();
-            let Some(dir) = model.parent(ino) else { return };
-            (dir, model.following_files(ino, WALK_MAX_FILES))
-        };
-        if files.is_empty() {
-            return;
-        }
+        let Some(dir) = self.model.read().unwrap().parent(ino) else { return };
         let window = {
             let mut walks = self.walks.lock().unwrap();
             let w = walks.get(&dir).map_or(WALK_WINDOW_START, |w| w.saturating_mul(2)).min(self.opts.readahead_bytes.max(WALK_WINDOW_START));
             walks.put(dir, w);
             w
         };
+        let files = self.model.read().unwrap().following_files(ino, WALK_MAX_FILES, window);
         let push = self.push.get();
         let mut left = window;
         for (file, f) in files {

@@ -462,19 +462,24 @@ impl Model {
     }
 
     /// The files that follow file `ino` in its directory (in listing order, about the order
-    /// `cp -r` reads them), at most `max_files`.
-    pub fn following_files(&self, ino: Ino, max_files: usize) -> Vec<(Ino, Arc<FileContent>)> {
+    /// `cp -r` reads them): at most `max_files`, and no more once their sizes add up to over
+    /// `max_bytes` (the file that crosses it is the last one returned).
+    pub fn following_files(&self, ino: Ino, max_files: usize, max_bytes: u64) -> Vec<(Ino, Arc<FileContent>)> {
         use std::ops::Bound;
         let Some(n) = self.node(ino).filter(|n| !n.name.is_empty()) else { return Vec::new() };
         let Some(Content::Dir(siblings)) = self.node(n.parent).map(|p| &p.content) else { return Vec::new() };
-        siblings
-            .range::<str, _>((Bound::Excluded(n.name.as_str()), Bound::Unbounded))
-            .filter_map(|(_, &c)| match &self.nodes[(c - 1) as usize].content {
-                Content::File(f) => Some((c, f.clone())),
-                _ => None,
-            })
-            .take(max_files)
-            .collect()
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        for (_, &c) in siblings.range::<str, _>((Bound::Excluded(n.name.as_str()), Bound::Unbounded)) {
+            if out.len() >= max_files || bytes > max_bytes {
+                break;
+            }
+            if let Content::File(f) = &self.nodes[(c - 1) as usize].content {
+                bytes = bytes.saturating_add(f.size());
+                out.push((c, f.clone()));
+            }
+        }
+        out
     }
 
     pub fn readlink(&self, ino: Ino) -> Option<&str> {
@@ -628,11 +633,13 @@ mod tests {
         assert_eq!((all.size, all.mode), (7, 0o600));
         assert_eq!(m.parent(a), Some(data));
         let all_ino = m.lookup(data, "all").unwrap();
-        let next: Vec<Ino> = m.following_files(a, 10).iter().map(|(i, _)| *i).collect();
+        let next: Vec<Ino> = m.following_files(a, 10, u64::MAX).iter().map(|(i, _)| *i).collect();
         assert_eq!(next, vec![all_ino], "the virtual file `all` follows a.txt; link and sub are no files");
-        assert_eq!(m.following_files(a, 10)[0].1.chunks()[0].0, id(9));
-        assert!(m.following_files(a, 0).is_empty());
-        assert!(m.following_files(all_ino, 10).is_empty(), "nothing follows the last file");
+        assert_eq!(m.following_files(a, 10, 0)[0].1.chunks()[0].0, id(9), "the file crossing the byte limit is the last one");
+        assert!(m.following_files(a, 0, u64::MAX).is_empty());
+        assert!(m.following_files(all_ino, 10, u64::MAX).is_empty(), "nothing follows the last file");
+        let root_files = m.following_files(srv, 10, u64::MAX);
+        assert!(root_files.is_empty(), "srv is a directory, its siblings no files");
         // Attaching again does nothing.
         m.attach_tree(root, &Tree::default(), &[]);
         assert_eq!(names(&m, data).len(), 4);
