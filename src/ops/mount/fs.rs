@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use lru::LruCache;
 
 use super::cache::ChunkCache;
-use super::model::{Attr, DirEntry, FileContent, Ino, Model, SnapshotInfo, VirtualFile};
+use super::model::{Attr, DirEntry, FileContent, Ino, Model, Piece, SnapshotInfo, VirtualFile};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::ops::dbsnap;
@@ -142,6 +142,29 @@ fn load_chunk(repo: &Repository, id: &Id) -> Result<Vec<u8>> {
     with_resync(repo, || repo.read_chunk(id))
 }
 
+/// The decoded chunks that hold `pieces` of `f` (from the cache or loaded into it), each
+/// checked to hold its piece.
+fn decode_pieces(repo: &Repository, cache: &ChunkCache, f: &FileContent, pieces: &[Piece]) -> Result<Vec<Arc<Vec<u8>>>> {
+    pieces
+        .iter()
+        .map(|p| {
+            let c = &f.chunks()[p.chunk];
+            let data = cache.get(c.id(), || load_chunk(repo, c.id()))?;
+            if data.len() < p.start + p.len {
+                return Err(Error::corrupt(format!("chunk {}", c.id().short()), format!("holds {} bytes, the tree says {}", data.len(), c.len())));
+            }
+            Ok(data)
+        })
+        .collect()
+}
+
+/// Append the bytes of `pieces`, held by `decoded` (from [`decode_pieces`]), to `out`.
+fn append_pieces(out: &mut Vec<u8>, pieces: &[Piece], decoded: &[Arc<Vec<u8>>]) {
+    for (p, d) in pieces.iter().zip(decoded) {
+        out.extend_from_slice(&d[p.start..p.start + p.len]);
+    }
+}
+
 impl SnapFs {
     /// Read the snapshot list (manifests only; trees are loaded when first used).
     pub fn new(repo: Arc<Repository>, opts: MountOptions, progress: Arc<dyn Progress>) -> Result<SnapFs> {
@@ -202,26 +225,14 @@ impl SnapFs {
                     while at < job.to {
                         let len = (job.to - at).min(STORE_MAX);
                         let pieces = job.content.pieces(at, len);
-                        let mut decoded = Vec::with_capacity(pieces.len());
-                        for p in &pieces {
-                            let c = &job.content.chunks()[p.chunk];
-                            match cache.get(c.id(), || load_chunk(&repo, c.id())) {
-                                Ok(d) if d.len() as u64 == c.len() => decoded.push(d),
-                                // The read path reports what is wrong.
-                                _ => break,
-                            }
-                        }
-                        if decoded.len() != pieces.len() {
-                            break;
-                        }
+                        // On an error the read path reports what is wrong.
+                        let Ok(decoded) = decode_pieces(&repo, &cache, &job.content, &pieces) else { break };
                         let stored = if let ([p], [d]) = (&pieces[..], &decoded[..]) {
                             // Most small files are one chunk: no copy.
                             store.store(job.ino, at, &d[p.start..p.start + p.len])
                         } else {
                             buf.clear();
-                            for (p, d) in pieces.iter().zip(&decoded) {
-                                buf.extend_from_slice(&d[p.start..p.start + p.len]);
-                            }
+                            append_pieces(&mut buf, &pieces, &decoded);
                             store.store(job.ino, at, &buf)
                         };
                         if stored.is_err() {
@@ -398,22 +409,16 @@ impl SnapFs {
         let f = self.model.read().unwrap().file(ino).ok_or_else(|| Error::Invalid(format!("inode {ino} is not a file")))?;
         let pieces = f.pieces(offset, size as u64);
         if let Some(last) = pieces.last() {
-            self.read_ahead(&f, last.chunk + 1);
+            self.queue_chunks(&f, last.chunk + 1, self.opts.readahead_bytes);
         }
-        let end = offset + pieces.iter().map(|p| p.len as u64).sum::<u64>();
-        self.stream_ahead(ino, &f, offset, end);
+        let len: usize = pieces.iter().map(|p| p.len).sum();
+        self.stream_ahead(ino, &f, offset, offset + len as u64);
         if offset == 0 {
             self.walk_ahead(ino);
         }
-        let mut out = Vec::with_capacity(pieces.iter().map(|p| p.len).sum());
-        for p in pieces {
-            let c = &f.chunks()[p.chunk];
-            let data = self.cache.get(c.id(), || load_chunk(&self.repo, c.id()))?;
-            let bytes = data.get(p.start..p.start + p.len).ok_or_else(|| {
-                Error::corrupt(format!("chunk {}", c.id().short()), format!("holds {} bytes, the tree says {}", data.len(), c.len()))
-            })?;
-            out.extend_from_slice(bytes);
-        }
+        let decoded = decode_pieces(&self.repo, &self.cache, &f, &pieces)?;
+        let mut out = Vec::with_capacity(len);
+        append_pieces(&mut out, &pieces, &decoded);
         Ok(out)
     }
 
@@ -480,22 +485,17 @@ impl SnapFs {
         let _ = push.try_send(Push { ino, content: f.clone(), from, to });
         // No read comes while the reader is inside the pushed part: decode the next window now,
         // so the push that the read at its end asks for finds its chunks ready.
-        let next = f.pieces(to, window);
-        if let (Some(first), Some(last)) = (next.first(), next.last()) {
-            for c in &f.chunks()[first.chunk..=last.chunk] {
-                if !self.queue(c.id()) {
-                    break;
-                }
-            }
+        if let Some((chunk, within)) = f.locate(to) {
+            self.queue_chunks(f, chunk, within + window);
         }
     }
 
-    /// Queue the chunks of `f` from index `from` on, up to the readahead size, for background
+    /// Queue the chunks of `f` from index `from` on, `budget` bytes of them, for background
     /// decoding.
-    fn read_ahead(&self, f: &FileContent, from: usize) {
+    fn queue_chunks(&self, f: &FileContent, from: usize, budget: u64) {
         let mut queued = 0;
         for c in f.chunks().iter().skip(from) {
-            if queued >= self.opts.readahead_bytes || !self.queue(c.id()) {
+            if queued >= budget || !self.queue(c.id()) {
                 break;
             }
             queued += c.len();
