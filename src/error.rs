@@ -55,12 +55,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("command `{command}` failed ({status}); no snapshot was recorded. Its stderr ended with:\n{stderr}")]
+    #[error("command `{command}` failed ({status}). Its stderr ended with:\n{stderr}")]
     CommandFailed {
         command: String,
         status: String,
         stderr: String,
     },
+
+    /// A backup's source failed: nothing was written that a snapshot refers to.
+    #[error("{0}\nno snapshot was recorded")]
+    BackupSourceFailed(Box<Error>),
 
     /// A tool that is not part of a backup failed (e.g. psql applying SQL leniently).
     #[error("{tool} failed ({status}): {stderr}")]
@@ -87,6 +91,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// The stderr of a failed command, also when a backup wrapped it.
+    pub fn command_stderr(&self) -> Option<&str> {
+        match self {
+            Error::CommandFailed { stderr, .. } => Some(stderr),
+            Error::BackupSourceFailed(e) => e.command_stderr(),
+            _ => None,
+        }
+    }
+
     pub fn corrupt(what: impl Into<String>, detail: impl Into<String>) -> Error {
         Error::Corrupt {
             what: what.into(),

@@ -66,8 +66,8 @@ impl DbConnArgs {
         let conn = self.spec(self.password()?)?;
         let had_password = conn.has_password();
         match f(conn.clone()) {
-            Err(snap::Error::CommandFailed { stderr, .. })
-                if !had_password && stderr.contains("no password supplied") && std::io::stdin().is_terminal() =>
+            Err(e)
+                if !had_password && e.command_stderr().is_some_and(|s| s.contains("no password supplied")) && std::io::stdin().is_terminal() =>
             {
                 let pw = Zeroizing::new(rpassword::prompt_password(format!("password for {}: ", conn.display()))?);
                 Ok(f(self.spec(Some(pw))?)?)

@@ -139,6 +139,8 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
             });
         }
     }
+    let data = dbrestore::data_plan(&db, &scope, &info)?;
+    reqs.extend(dbrestore::plan_notes(&data));
     let blocking = reqs.iter().any(|r| r.blocking);
     let supabase = info.is_supabase();
     let target = spec.display();
@@ -209,7 +211,7 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
     }
     let started = std::time::Instant::now();
     let ropts = if whole {
-        dbrestore::RestoreOptions::whole(supabase)
+        dbrestore::RestoreOptions { data, ..dbrestore::RestoreOptions::whole(supabase) }
     } else {
         dbrestore::RestoreOptions {
             scope: scope.clone(),
@@ -218,10 +220,11 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
             clean: clean.iter().map(|(_, s)| s.clone()).collect(),
             existing_roles: info.roles.clone(),
             supabase_target: supabase,
+            data,
         }
     };
     let report = dbrestore::restore(&db, &tools, &spec, &ropts, &super::progress::Bars::new(g.quiet))?;
-    let checks = dbrestore::verify(&db, &tools, &spec, &scope)?;
+    let checks = dbrestore::verify(&db, &tools, &spec, &scope, &ropts.data)?;
     let ok = checks.iter().all(|c| c.ok);
     if json_out {
         let mut done = json!({
@@ -248,6 +251,12 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
         }
         for (part, line, stmt) in &report.skipped {
             println!("  skipped on a managed target ({part} line {line}): {stmt}");
+        }
+        if report.cron_jobs_scheduled > 0 {
+            println!("  recreated {} pg_cron job(s) with cron.schedule_in_database", report.cron_jobs_scheduled);
+        }
+        for l in &report.left_out {
+            println!("  not restored: {}: {}", l.what, l.reason);
         }
         if report.notified_postgrest {
             println!("  sent NOTIFY pgrst, 'reload schema'");

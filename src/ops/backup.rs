@@ -162,7 +162,11 @@ pub fn backup(repo: &Repository, input: BackupInput<'_>, opts: &BackupOptions, p
             progress.start("backup", None);
             let now_ns = time.timestamp_nanos_opt().unwrap_or(0);
             let mut sink = CollectingSink { ctx: &mut ctx, entries: Vec::new(), dirs: Vec::new(), notes: Vec::new(), now_ns, parent: parent_files };
-            src.run(&mut sink)?;
+            // A failed dump (pg_dump, a --command) ends the backup before any manifest.
+            src.run(&mut sink).map_err(|e| match e {
+                e @ Error::CommandFailed { .. } => Error::BackupSourceFailed(Box::new(e)),
+                e => e,
+            })?;
             let (entries, dirs, notes) = (std::mem::take(&mut sink.entries), std::mem::take(&mut sink.dirs), std::mem::take(&mut sink.notes));
             write_sorted(&mut ctx, &mut tree, entries, dirs, now_ns)?;
             source_notes = notes;

@@ -173,6 +173,9 @@ pub struct PgCluster {
     pub password: String,
     /// Whether TCP connections must present the password.
     pub password_required: bool,
+    /// The role setup SQL and [`PgCluster::psql_db`] run as: `postgres` (the bootstrap
+    /// superuser) for [`PgCluster::start`], `supabase_admin` for [`PgCluster::start_hosted`].
+    pub admin: String,
     run_as: Option<(u32, u32)>,
     started: bool,
     // Last field: dropped (deleted) after `Drop::drop` has stopped the server.
@@ -182,15 +185,27 @@ pub struct PgCluster {
 impl PgCluster {
     /// A cluster with trust authentication everywhere (the password is still set).
     pub fn start() -> PgCluster {
-        Self::start_inner(DEFAULT_PASSWORD, false)
+        Self::start_inner(DEFAULT_PASSWORD, false, false)
     }
 
     /// A cluster whose TCP connections need `password` (scram-sha-256); the socket stays trusted.
     pub fn start_with_password(password: &str) -> PgCluster {
-        Self::start_inner(password, true)
+        Self::start_inner(password, true, false)
     }
 
-    fn start_inner(password: &str, password_required: bool) -> PgCluster {
+    /// A fresh hosted Supabase project, with its privilege model (`../shared/supabase-facts.md`,
+    /// "The privilege model of a hosted project"): the bootstrap superuser is `supabase_admin`,
+    /// `postgres` is NOT a superuser, pg_cron is preloaded, and database `postgres` holds the
+    /// platform of `tests/fixtures/hosted_platform.sql` (what the project has before any app
+    /// touches it). Connect as `postgres` with [`PgCluster::url`]; [`PgCluster::psql_db`] runs
+    /// as supabase_admin, [`PgCluster::psql_as`] as any role.
+    pub fn start_hosted() -> PgCluster {
+        let c = Self::start_inner(DEFAULT_PASSWORD, false, true);
+        c.load_file("postgres", &fixture("hosted_platform.sql"));
+        c
+    }
+
+    fn start_inner(password: &str, password_required: bool, hosted: bool) -> PgCluster {
         let bin = bin_dir();
         let run_as = server_identity();
         let dir = tempfile::Builder::new()
@@ -209,6 +224,7 @@ impl PgCluster {
             log_file: dir.path().join("postgres.log"),
             password: password.to_string(),
             password_required,
+            admin: if hosted { "supabase_admin".into() } else { "postgres".into() },
             run_as,
             started: false,
             dir,
@@ -219,7 +235,7 @@ impl PgCluster {
             .server_cmd("initdb")
             .arg("-D")
             .arg(&c.data_dir)
-            .args(["-U", "postgres", "--auth-local=trust", &format!("--auth-host={auth_host}")])
+            .args(["-U", c.admin.as_str(), "--auth-local=trust", &format!("--auth-host={auth_host}")])
             .args(["--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"])
             .output()
             .expect("spawn initdb");
@@ -233,8 +249,10 @@ impl PgCluster {
             let opts = format!(
                 "-k '{}' -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
                  -c full_page_writes=off -c shared_buffers=16MB -c max_connections=40 -c wal_level=logical \
-                 -c max_wal_senders=4 -c max_replication_slots=4 -c log_min_messages=warning",
-                c.socket_dir.display()
+                 -c max_wal_senders=4 -c max_replication_slots=4 -c log_min_messages=warning{preload}",
+                c.socket_dir.display(),
+                // pg_cron needs shared_preload_libraries and runs in database `postgres`.
+                preload = if hosted { " -c shared_preload_libraries=pg_cron -c cron.database_name=postgres" } else { "" }
             );
             let o = c
                 .server_cmd("pg_ctl")
@@ -260,8 +278,41 @@ impl PgCluster {
         }
         assert!(c.started, "pg_ctl start failed: {last}");
 
+        if hosted {
+            // The role users connect as: not a superuser (what supautils leaves it).
+            c.psql(
+                "CREATE ROLE postgres LOGIN NOSUPERUSER CREATEROLE CREATEDB REPLICATION BYPASSRLS; \
+                 GRANT SET ON PARAMETER session_replication_role TO postgres; \
+                 ALTER DATABASE postgres OWNER TO postgres",
+            );
+        }
         c.psql(&format!("ALTER ROLE postgres PASSWORD {}", quote_literal(password)));
         c
+    }
+
+    /// [`PgCluster::psql_db`] as role `user` (e.g. `postgres` on a hosted cluster, where it is
+    /// not a superuser).
+    pub fn psql_as(&self, user: &str, db: &str, sql: &str) -> String {
+        let o = self
+            .client("psql")
+            .env("PGUSER", user)
+            .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql])
+            .output()
+            .expect("spawn psql");
+        assert!(o.status.success(), "psql -U {user} -d {db} failed on:\n{sql}\n{}", show(&o));
+        String::from_utf8(o.stdout).expect("psql output is UTF-8").trim_end_matches('\n').to_string()
+    }
+
+    /// [`PgCluster::load_file`] as role `user`.
+    pub fn load_file_as(&self, user: &str, db: &str, file: &Path) {
+        let o = self
+            .client("psql")
+            .env("PGUSER", user)
+            .args(["-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-d", db, "-f"])
+            .arg(file)
+            .output()
+            .expect("spawn psql");
+        assert!(o.status.success(), "loading {} into {db} as {user} failed: {}", file.display(), show(&o));
     }
 
     /// A server program (initdb, pg_ctl) as the server's OS user, in its temp dir.
@@ -284,7 +335,7 @@ impl PgCluster {
         clear_pg_env(&mut c);
         c.env("PGHOST", &self.socket_dir)
             .env("PGPORT", self.port.to_string())
-            .env("PGUSER", "postgres")
+            .env("PGUSER", &self.admin)
             .env("PGDATABASE", "postgres")
             .env("PGCLIENTENCODING", "UTF8")
             .env("PGCONNECT_TIMEOUT", "10")
@@ -471,3 +522,84 @@ CREATE TABLE supabase_functions.hooks (id bigserial PRIMARY KEY, hook_table_id i
 CREATE FUNCTION supabase_functions.http_request() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
 CREATE PUBLICATION supabase_realtime;
 "#;
+
+/// The catalog facts a restore must reproduce, one query per category, each row one line
+/// (`category → sorted lines`). Run with `search_path = ''`, so every name is schema-qualified
+/// and nothing depends on the session. System schemas are left out; everything else (the
+/// platform's schemas included) is compared, so a restore that drops or adds a platform object
+/// shows too. ACLs are the whole ACL (the built-in default spelled out), grantees by name.
+pub const CATALOG_QUERIES: &[(&str, &str)] = &[
+    ("relation ACLs", "SELECT format('%s %s owner=%s acl=%s', c.relkind, c.oid::regclass, pg_get_userbyid(c.relowner), \
+        pg_temp.acl_text(coalesce(c.relacl, acldefault((CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END)::\"char\", c.relowner)))) \
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"),
+    ("column ACLs", "SELECT format('%s.%I %s', a.attrelid::regclass, a.attname, a.attacl) FROM pg_attribute a \
+        JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+        WHERE a.attacl IS NOT NULL AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"),
+    ("function ACLs", "SELECT format('%s owner=%s acl=%s', p.oid::regprocedure, pg_get_userbyid(p.proowner), \
+        pg_temp.acl_text(coalesce(p.proacl, acldefault('f', p.proowner)))) \
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"),
+    ("schema ACLs", "SELECT format('%I owner=%s acl=%s', n.nspname, pg_get_userbyid(n.nspowner), \
+        pg_temp.acl_text(coalesce(n.nspacl, acldefault('n', n.nspowner)))) \
+        FROM pg_namespace n WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"),
+    ("type ACLs", "SELECT format('%s owner=%s acl=%s', t.oid::regtype, pg_get_userbyid(t.typowner), \
+        pg_temp.acl_text(coalesce(t.typacl, acldefault('T', t.typowner)))) \
+        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+        WHERE t.typtype IN ('e', 'd', 'r', 'm') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"),
+    ("default privileges", "SELECT format('%s %s %s %s', pg_get_userbyid(d.defaclrole), coalesce(n.nspname, '-'), d.defaclobjtype, d.defaclacl) \
+        FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace"),
+    ("triggers", "SELECT format('%s %s enabled=%s', t.tgrelid::regclass, pg_get_triggerdef(t.oid), t.tgenabled) FROM pg_trigger t WHERE NOT t.tgisinternal"),
+    ("policies", "SELECT format('%I.%I %I %s %s %s using=%s check=%s', schemaname, tablename, policyname, permissive, roles, cmd, qual, with_check) FROM pg_policies"),
+    ("row security", "SELECT format('%s rls=%s force=%s', c.oid::regclass, c.relrowsecurity, c.relforcerowsecurity) FROM pg_class c \
+        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"),
+    ("functions", "SELECT format('%s %s', p.oid::regprocedure, md5(pg_get_functiondef(p.oid))) FROM pg_proc p \
+        JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind IN ('f', 'p') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"),
+    ("views", "SELECT format('%s %s %s', c.oid::regclass, c.reloptions, md5(pg_get_viewdef(c.oid))) FROM pg_class c \
+        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"),
+    ("constraints", "SELECT format('%s %I %s validated=%s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid), c.convalidated) \
+        FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE c.conrelid <> 0 AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"),
+    ("indexes", "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"),
+    ("publication tables", "SELECT format('%s %I.%I', pubname, schemaname, tablename) FROM pg_publication_tables"),
+    ("extensions", "SELECT format('%s %s %s', e.extname, e.extversion, n.nspname) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"),
+];
+
+/// `pg_temp.acl_text(aclitem[])`: an ACL as sorted `grantee:PRIVILEGE[*]` (grantors left out:
+/// a restore grants as its own user).
+const ACL_TEXT: &str = "CREATE FUNCTION pg_temp.acl_text(acl aclitem[]) RETURNS text LANGUAGE sql STABLE AS $f$ \
+    SELECT string_agg(e, ',' ORDER BY e) FROM (SELECT format('%s:%s%s', CASE WHEN a.grantee = 0 THEN 'PUBLIC' \
+    ELSE pg_catalog.pg_get_userbyid(a.grantee) END, a.privilege_type, CASE WHEN a.is_grantable THEN '*' ELSE '' END) AS e \
+    FROM pg_catalog.aclexplode(acl) a) z $f$;";
+
+impl PgCluster {
+    /// [`CATALOG_QUERIES`] of database `db` (run as the cluster's admin, who sees everything).
+    pub fn catalog(&self, db: &str) -> BTreeMap<String, Vec<String>> {
+        let mut out = BTreeMap::new();
+        for (what, q) in CATALOG_QUERIES {
+            let text = self.psql_db(db, &format!("SET search_path = ''; {ACL_TEXT} SELECT x FROM ({q}) AS t(x) ORDER BY 1"));
+            out.insert(what.to_string(), text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect());
+        }
+        out
+    }
+
+    /// The pg_cron jobs of the cluster: `name|schedule|command|database|user|active`, sorted.
+    pub fn cron_jobs(&self) -> Vec<String> {
+        let t = self.psql_db("postgres", "SELECT concat_ws('|', jobname, schedule, command, database, username, active) FROM cron.job ORDER BY jobname");
+        t.lines().map(str::to_string).collect()
+    }
+}
+
+/// Panic with every difference between two [`PgCluster::catalog`]s, category by category.
+pub fn assert_catalogs_equal(source: &BTreeMap<String, Vec<String>>, target: &BTreeMap<String, Vec<String>>) {
+    let mut diffs = Vec::new();
+    for (what, want) in source {
+        let have = target.get(what).cloned().unwrap_or_default();
+        for l in want.iter().filter(|l| !have.contains(l)) {
+            diffs.push(format!("{what}: only in the source: {l}"));
+        }
+        for l in have.iter().filter(|l| !want.contains(l)) {
+            diffs.push(format!("{what}: only in the target: {l}"));
+        }
+    }
+    assert!(diffs.is_empty(), "the restored catalogs differ from the source's:\n{}", diffs.join("\n"));
+}

@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Check, Requirement, RestoreOptions, RestoreReport, Scope, inspect, requirements, restore, verify};
+use super::{Check, Requirement, RestoreOptions, RestoreReport, Scope, data_plan, inspect, plan_notes, requirements, restore, verify};
 use crate::error::{Error, Result};
 use crate::ops::dbsnap::DbSnapshot;
 use crate::progress::Progress;
@@ -266,11 +266,13 @@ fn run_steps(d: &mut DrillReport, db: &DbSnapshot, cl: &LocalCluster, pg_bin: Op
     if d.step("prepare fresh project", |d| prepare(d, db, &tools, &spec)).is_none() {
         return;
     }
-    let Some(info) = d.step("requirements", |d| {
+    let Some((info, plan)) = d.step("requirements", |d| {
         let info = inspect(&tools, &spec)?;
+        let plan = data_plan(db, &Scope::Whole, &info)?;
         d.requirements = requirements(&db.inventory, tables, &info);
+        d.requirements.extend(plan_notes(&plan));
         d.supabase_target = info.is_supabase();
-        Ok(info)
+        Ok((info, plan))
     }) else {
         return;
     };
@@ -278,7 +280,7 @@ fn run_steps(d: &mut DrillReport, db: &DbSnapshot, cl: &LocalCluster, pg_bin: Op
         return;
     }
     if d.step("restore", |d| {
-        d.restore = Some(restore(db, &tools, &spec, &RestoreOptions::whole(info.is_supabase()), progress)?);
+        d.restore = Some(restore(db, &tools, &spec, &RestoreOptions { data: plan.clone(), ..RestoreOptions::whole(info.is_supabase()) }, progress)?);
         Ok(())
     })
     .is_none()
@@ -297,7 +299,7 @@ fn run_steps(d: &mut DrillReport, db: &DbSnapshot, cl: &LocalCluster, pg_bin: Op
         });
     }
     d.step("verify", |d| {
-        d.verification = verify(db, &tools, &spec, &Scope::Whole)?;
+        d.verification = verify(db, &tools, &spec, &Scope::Whole, &plan)?;
         Ok(())
     });
 }

@@ -6,6 +6,7 @@ use std::process::Stdio;
 
 use serde::Serialize;
 
+use super::data_plan::{DataPlan, Left};
 use super::schema_blocks::{filter_schema_sql, is_setval, owned_sequences, setval_in_scope, split_schema_sql};
 use super::{Scope, qi};
 use crate::error::{Error, Result};
@@ -35,6 +36,10 @@ pub struct RestoreReport {
     /// Statements skipped because the target is a hosted Supabase project: (part, line, text).
     pub skipped: Vec<(String, u64, String)>,
     pub notified_postgrest: bool,
+    /// What the target's user may not write, left out (see [`DataPlan`]).
+    pub left_out: Vec<Left>,
+    /// pg_cron jobs recreated with `cron.schedule_in_database`.
+    pub cron_jobs_scheduled: usize,
 }
 
 /// Counts lines written, so psql's `<stdin>:LINE` can be mapped back to a part.
@@ -117,14 +122,40 @@ pub struct RestoreOptions {
     /// Roles the target has: roles.sql does not create them again.
     pub existing_roles: Vec<String>,
     pub supabase_target: bool,
+    /// Rows and sequence values the target's user may not write, and pg_cron jobs.
+    pub data: DataPlan,
 }
 
 impl RestoreOptions {
     /// The whole database in one transaction, roles.sql as it is (`snap restore --db` without
     /// options, and the restore drill).
     pub fn whole(supabase_target: bool) -> RestoreOptions {
-        RestoreOptions { scope: Scope::Whole, data_only: false, jobs: None, clean: vec![], existing_roles: vec![], supabase_target }
+        RestoreOptions { scope: Scope::Whole, data_only: false, jobs: None, clean: vec![], existing_roles: vec![], supabase_target, data: DataPlan::default() }
     }
+}
+
+/// Feed the data SQL part `rel` without the setvals `plan` leaves out.
+fn write_sql_part(db: &DbSnapshot, rel: &str, plan: &DataPlan, w: &mut dyn Write) -> Result<u64> {
+    let text = db.read_to_vec(rel)?;
+    for line in text.split_inclusive(|b| *b == b'\n') {
+        if plan.feeds_line(&String::from_utf8_lossy(line)) {
+            put(w, line)?;
+        } else {
+            put(w, b"-- snap: left out (the target's user may not set it): ")?;
+            put(w, line)?;
+        }
+    }
+    Ok(text.len() as u64)
+}
+
+/// A COPY part left out, as comments (so psql's line numbers still match data.sql's).
+fn write_left_out(db: &DbSnapshot, rel: &str, w: &mut dyn Write) -> Result<u64> {
+    let text = db.read_to_vec(rel)?;
+    for line in text.split_inclusive(|b| *b == b'\n') {
+        put(w, b"-- snap: left out: ")?;
+        put(w, line)?;
+    }
+    Ok(0)
 }
 
 /// The per-table COPY parts of `scope`.
@@ -201,12 +232,12 @@ pub(super) fn roles_for(text: &[u8], existing: &[String]) -> Vec<u8> {
 }
 
 /// The SQL between COPY parts reduced to `scope` (SET lines kept, other tables' setval out).
-pub(super) fn data_sql_text(db: &DbSnapshot, scope: &Scope, owned: &BTreeSet<String>, with_setval: bool) -> Result<Vec<u8>> {
+pub(super) fn data_sql_text(db: &DbSnapshot, scope: &Scope, owned: &BTreeSet<String>, with_setval: bool, plan: &DataPlan) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     for p in db.parts.iter().filter(|p| p.kind != "copy") {
         for line in db.read_to_vec(&p.path)?.split_inclusive(|b| *b == b'\n') {
             let s = String::from_utf8_lossy(line);
-            if is_setval(&s) && !(with_setval && setval_in_scope(&s, scope, owned)) {
+            if is_setval(&s) && !(with_setval && setval_in_scope(&s, scope, owned) && plan.feeds_line(&s)) {
                 continue;
             }
             out.extend_from_slice(line);
@@ -237,7 +268,9 @@ pub(super) fn data_settings(db: &DbSnapshot) -> Result<Vec<u8>> {
 /// the schema and the tables already loaded in place, and names the table that failed.
 pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &RestoreOptions, progress: &dyn Progress) -> Result<RestoreReport> {
     let scope = &opts.scope;
-    let mut report = RestoreReport::default();
+    let plan = &opts.data;
+    let cron = plan.cron_sql(&db.database);
+    let mut report = RestoreReport { left_out: plan.left_out.clone(), cron_jobs_scheduled: plan.cron_jobs.len(), ..Default::default() };
     let schema_full = String::from_utf8_lossy(&db.read_to_vec("schema.sql")?).into_owned();
     let owned = match scope {
         Scope::Table(s, t) => owned_sequences(&split_schema_sql(&schema_full).1, s, t),
@@ -252,7 +285,7 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
         let label = if *scope == Scope::Whole { "schema.sql".to_string() } else { format!("schema.sql ({})", scope.describe()) };
         texts.push((label, filter_schema_sql(&schema_full, scope).into_bytes()));
     }
-    let parts = scoped_parts(db, scope);
+    let parts: Vec<&DataPart> = scoped_parts(db, scope).into_iter().filter(|p| plan.feeds_table(p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or(""))).collect();
     let migrations = *scope == Scope::Whole && db.has("migrations.sql");
     let tx_note = "the transaction was rolled back, the target is unchanged";
     // The data is nearly all of it: the bar counts its bytes (sizes recorded at backup time).
@@ -261,7 +294,7 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
     let res = (|| -> Result<()> {
         match opts.jobs {
             None => {
-                let data = if *scope == Scope::Whole { None } else { Some(data_sql_text(db, scope, &owned, true)?) };
+                let data = if *scope == Scope::Whole { None } else { Some(data_sql_text(db, scope, &owned, true, plan)?) };
                 let mut all = texts.clone();
                 if migrations {
                     all.push(("migrations.sql".into(), db.read_to_vec("migrations.sql")?));
@@ -287,8 +320,14 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
                     match &data {
                         None => {
                             for p in &db.parts {
-                                progress.item(&p.path);
-                                let n = db.write_part(&p.path, w)?;
+                                let n = match p.kind.as_str() {
+                                    "copy" if !plan.feeds_table(p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or("")) => write_left_out(db, &p.path, w)?,
+                                    "copy" => {
+                                        progress.item(&p.path);
+                                        db.write_part(&p.path, w)?
+                                    }
+                                    _ => write_sql_part(db, &p.path, plan, w)?,
+                                };
                                 report.bytes += n;
                                 progress.bytes(n);
                             }
@@ -306,6 +345,11 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
                         }
                     }
                     put(w, b"\n")?;
+                    if !cron.is_empty() {
+                        progress.item("pg_cron jobs");
+                        starts.push(("pg_cron jobs".into(), w.lines + 1));
+                        put(w, cron.as_bytes())?;
+                    }
                     if let Some(m) = &mig {
                         progress.item("migrations.sql");
                         starts.push(("migrations.sql".into(), w.lines + 1));
@@ -376,7 +420,7 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
                         if loaded.is_empty() { String::new() } else { format!(" ({})", loaded.join(", ")) }
                     )));
                 }
-                let mut tail = data_sql_text(db, scope, &owned, true)?
+                let mut tail = data_sql_text(db, scope, &owned, true, plan)?
                     .split_inclusive(|b| *b == b'\n')
                     .filter(|l| {
                         let s = String::from_utf8_lossy(l);
@@ -386,6 +430,9 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
                     .copied()
                     .collect::<Vec<u8>>();
                 let mut tail_texts = vec![("sequences".to_string(), std::mem::take(&mut tail))];
+                if !cron.is_empty() {
+                    tail_texts.push(("pg_cron jobs".into(), cron.clone().into_bytes()));
+                }
                 if migrations {
                     tail_texts.push(("migrations.sql".into(), db.read_to_vec("migrations.sql")?));
                     report.parts.push("migrations.sql".into());

@@ -17,6 +17,7 @@
 //!    TOC block, scope filters, `--clean` plans), `load` (feeding psql), `verify`, `drill` (the
 //!    restore drill into a throwaway local cluster, `--verify`).
 
+pub mod data_plan;
 pub mod drill;
 mod load;
 mod requirements;
@@ -27,9 +28,10 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
+pub use data_plan::{DataPlan, plan as data_plan};
 pub use drill::{DrillReport, drill};
 pub use load::{RestoreOptions, RestoreReport, refused_on_managed_target, restore, restore_parts, scoped_parts};
-pub use requirements::{Requirement, TargetInfo, inspect, requirements, scope_inventory, table_exists, tables_with_rows};
+pub use requirements::{Requirement, TargetInfo, inspect, plan_notes, requirements, scope_inventory, table_exists, tables_with_rows};
 pub use schema_blocks::{SqlBlock, clean_plan, filter_schema_sql, owned_sequences, split_schema_sql, user_schemas};
 pub use verify::{Check, verify};
 

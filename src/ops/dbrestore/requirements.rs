@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::data_plan::DataPlan;
 use super::{Scope, qi};
 use crate::error::{Error, Result};
 use crate::source::postgres::conn::ConnSpec;
@@ -25,6 +26,18 @@ pub struct TargetInfo {
     /// `schema.table` of user tables that already hold rows.
     pub nonempty_tables: Vec<String>,
     pub has_http_request: bool,
+    /// The role the restore runs as, and whether it is a superuser (on a hosted project
+    /// `postgres` is not).
+    #[serde(default)]
+    pub current_user: String,
+    #[serde(default)]
+    pub superuser: bool,
+    /// `schema.table` of existing tables the current user may not INSERT into.
+    #[serde(default)]
+    pub unwritable_tables: Vec<String>,
+    /// `schema.sequence` of existing sequences the current user may not UPDATE (setval).
+    #[serde(default)]
+    pub unwritable_sequences: Vec<String>,
 }
 
 impl TargetInfo {
@@ -48,6 +61,16 @@ SELECT json_build_object(
       WHERE c.relkind IN ('r', 'p') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
         AND n.nspname NOT IN ('auth', 'storage', 'extensions', 'supabase_functions', 'realtime', 'vault', 'graphql', 'net', 'cron')
         AND (c.reltuples > 0 OR pg_relation_size(c.oid) > 0)),
+  'current_user', current_user,
+  'superuser', (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
+  'unwritable_tables', (SELECT coalesce(json_agg(format('%s.%s', n.nspname, c.relname) ORDER BY 1), '[]')
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+        AND NOT (has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'INSERT'))),
+  'unwritable_sequences', (SELECT coalesce(json_agg(format('%s.%s', n.nspname, c.relname) ORDER BY 1), '[]')
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'S' AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+        AND NOT (has_schema_privilege(n.oid, 'USAGE') AND has_sequence_privilege(c.oid, 'UPDATE'))),
   'has_http_request', EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname = 'supabase_functions' AND p.proname = 'http_request')
 );
@@ -142,6 +165,26 @@ pub fn requirements(inventory: &Value, parts_tables: &[(String, String)], t: &Ta
     out
 }
 
+/// The notes of a [`DataPlan`]: what is recreated through an extension's API and what is left
+/// out, with the reason (never blocking: the rest restores exactly).
+pub fn plan_notes(plan: &DataPlan) -> Vec<Requirement> {
+    let mut out = Vec::new();
+    if !plan.cron_jobs.is_empty() {
+        out.push(Requirement {
+            blocking: false,
+            what: format!(
+                "{} pg_cron job(s) are recreated with cron.schedule_in_database (name, schedule, command, database, user, active), not copied into cron.job",
+                plan.cron_jobs.len()
+            ),
+            fix: None,
+        });
+    }
+    for l in &plan.left_out {
+        out.push(Requirement { blocking: false, what: format!("{} will not be restored: {}", l.what, l.reason), fix: None });
+    }
+    out
+}
+
 /// The inventory limited to `scope` (webhooks and realtime tables of the restored tables only).
 pub fn scope_inventory(inv: &Value, scope: &Scope) -> Value {
     let mut v = inv.clone();
@@ -172,7 +215,9 @@ pub fn tables_with_rows(tools: &PgTools, conn: &ConnSpec, tables: &[(String, Str
         .map(|(s, t)| {
             let lit = format!("{}.{}", qi(s), qi(t)).replace('\'', "''");
             format!(
-                "SELECT '{}' WHERE to_regclass('{lit}') IS NOT NULL AND (xpath('/row/c/text()', query_to_xml('SELECT 1 AS c FROM {} LIMIT 1', false, true, '')))[1] IS NOT NULL",
+                // query_to_xml of an empty table is '' (not a document): compare the text. CASE
+                // keeps a missing table from being queried.
+                "SELECT '{}' WHERE CASE WHEN to_regclass('{lit}') IS NULL THEN false ELSE query_to_xml('SELECT 1 AS c FROM {} LIMIT 1', false, true, '')::text <> '' END",
                 format!("{s}.{t}").replace('\'', "''"),
                 lit
             )

@@ -1,10 +1,11 @@
 //! Comparing the restored target with the snapshot.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::Value;
 
+use super::data_plan::DataPlan;
 use super::load::scoped_parts;
 use super::requirements::names;
 use super::{Scope, qi};
@@ -38,11 +39,14 @@ pub(super) fn set(v: &Value) -> BTreeSet<String> {
 }
 
 /// Compare the restored whole database with the snapshot.
-fn verify_whole(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec) -> Result<Vec<Check>> {
+fn verify_whole(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, plan: &DataPlan) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
-    let tables: Vec<&DataPart> = db.tables().filter(|p| p.schema.is_some() && p.table.is_some()).collect();
+    let tables: Vec<&DataPart> = db.tables().filter(|p| p.schema.is_some() && p.table.is_some() && plan.feeds_table(p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or(""))).collect();
     if !tables.is_empty() {
         checks.push(row_counts(&tables, format!("row counts of {} tables", tables.len()), tools, conn)?);
+    }
+    if !plan.cron_jobs.is_empty() {
+        checks.push(cron_jobs(plan, tools, conn)?);
     }
     let target: Value = serde_json::from_str(&session::query(tools, conn, None, VERIFY_SQL)?).map_err(|e| Error::Invalid(format!("verification query: {e}")))?;
     let inv = &db.inventory;
@@ -86,27 +90,80 @@ fn verify_whole(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec) -> Result<Vec
 /// Compare the restored `scope` with the snapshot: for the whole database row counts,
 /// functions, policies, realtime publication tables and grants; for a schema or table the row
 /// counts of its tables.
-pub fn verify(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, scope: &Scope) -> Result<Vec<Check>> {
+pub fn verify(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, scope: &Scope, plan: &DataPlan) -> Result<Vec<Check>> {
     if *scope == Scope::Whole {
-        return verify_whole(db, tools, conn);
+        return verify_whole(db, tools, conn, plan);
     }
-    let tables = scoped_parts(db, scope);
-    if tables.is_empty() {
-        return Ok(vec![]);
+    let tables: Vec<&DataPart> = scoped_parts(db, scope).into_iter().filter(|p| plan.feeds_table(p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or(""))).collect();
+    let mut checks = Vec::new();
+    if !tables.is_empty() {
+        checks.push(row_counts(&tables, format!("row counts of {} tables ({})", tables.len(), scope.describe()), tools, conn)?);
     }
-    Ok(vec![row_counts(&tables, format!("row counts of {} tables ({})", tables.len(), scope.describe()), tools, conn)?])
+    if !plan.cron_jobs.is_empty() {
+        checks.push(cron_jobs(plan, tools, conn)?);
+    }
+    Ok(checks)
+}
+
+/// One check: every pg_cron job recreated is in `cron.job` as it was (name, schedule,
+/// command, user, active; the database is the target's own for the snapshot's database).
+fn cron_jobs(plan: &DataPlan, tools: &PgTools, conn: &ConnSpec) -> Result<Check> {
+    let out = session::query(
+        tools,
+        conn,
+        None,
+        "SELECT coalesce(json_agg(json_build_array(jobname, schedule, command, username, active)), '[]') FROM cron.job;",
+    )?;
+    let have: Vec<(Option<String>, String, String, String, bool)> =
+        serde_json::from_str(&out).map_err(|e| Error::Invalid(format!("cron.job query returned unexpected output: {e}")))?;
+    let missing: Vec<String> = plan
+        .cron_jobs
+        .iter()
+        .filter(|j| !have.iter().any(|h| h.0 == j.jobname && h.1 == j.schedule && h.2 == j.command && h.3 == j.username && h.4 == j.active))
+        .map(|j| j.jobname.clone().unwrap_or_else(|| format!("({}: {})", j.schedule, j.command)))
+        .collect();
+    Ok(Check {
+        what: format!("pg_cron jobs ({})", plan.cron_jobs.len()),
+        ok: missing.is_empty(),
+        detail: if missing.is_empty() { "all scheduled as they were".into() } else { format!("missing or different: {}", missing.join(", ")) },
+    })
+}
+
+/// `schema.table` of a part.
+fn table_name(p: &DataPart) -> String {
+    format!("{}.{}", p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or(""))
+}
+
+/// The row count of each table, labelled by name (a UNION ALL may come back in any order, e.g.
+/// run as a Parallel Append).
+fn count_rows(tables: &[&DataPart], tools: &PgTools, conn: &ConnSpec) -> Result<BTreeMap<String, u64>> {
+    let q: Vec<String> = tables
+        .iter()
+        .map(|p| {
+            let lit = table_name(p).replace('\'', "''");
+            format!("SELECT '{lit}' AS t, count(*) AS n FROM {}.{}", qi(p.schema.as_deref().unwrap_or("")), qi(p.table.as_deref().unwrap_or("")))
+        })
+        .collect();
+    let out = session::query(tools, conn, None, &format!("SELECT coalesce(json_object_agg(t, n), '{{}}') FROM ({}) AS c;", q.join(" UNION ALL ")))?;
+    serde_json::from_str(&out).map_err(|e| Error::Invalid(format!("row count query returned unexpected output: {e}")))
 }
 
 /// One check: each table's row count in the target equals the snapshot's.
 fn row_counts(tables: &[&DataPart], what: String, tools: &PgTools, conn: &ConnSpec) -> Result<Check> {
-    let q: Vec<String> = tables.iter().map(|p| format!("SELECT count(*) FROM {}.{}", qi(p.schema.as_deref().unwrap_or("")), qi(p.table.as_deref().unwrap_or("")))).collect();
-    let out = session::query(tools, conn, None, &format!("{};", q.join(" UNION ALL ")))?;
+    let got = count_rows(tables, tools, conn)?;
+    Ok(compare_counts(tables, &got, what))
+}
+
+/// Pure part of [`row_counts`].
+fn compare_counts(tables: &[&DataPart], got: &BTreeMap<String, u64>, what: String) -> Check {
     let mut bad = Vec::new();
-    for (p, line) in tables.iter().zip(out.lines()) {
-        let got: u64 = line.trim().parse().unwrap_or(u64::MAX);
-        if Some(got) != p.rows {
-            bad.push(format!("{}.{}: {} rows, snapshot has {}", p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or(""), got, p.rows.unwrap_or(0)));
+    for p in tables {
+        let name = table_name(p);
+        match got.get(&name) {
+            Some(n) if Some(*n) == p.rows => {}
+            Some(n) => bad.push(format!("{name}: {n} rows, snapshot has {}", p.rows.unwrap_or(0))),
+            None => bad.push(format!("{name}: not counted")),
         }
     }
-    Ok(Check { what, ok: bad.is_empty(), detail: if bad.is_empty() { "all equal".into() } else { bad.join("; ") } })
+    Check { what, ok: bad.is_empty(), detail: if bad.is_empty() { "all equal".into() } else { bad.join("; ") } }
 }
