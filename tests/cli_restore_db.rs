@@ -65,7 +65,7 @@ fn round_trip_into_a_fresh_project_is_identical_and_verified() {
         "the refused statement is listed: {skipped:?}"
     );
     let checks = v["verification"].as_array().unwrap();
-    for what in ["row counts", "functions", "policies", "realtime publication tables", "grants"] {
+    for what in ["row counts", "functions", "policies", "realtime publication tables", "privileges"] {
         assert!(checks.iter().any(|c| c["what"].as_str().unwrap().starts_with(what) && c["ok"] == true), "{what}: {checks:?}");
     }
 

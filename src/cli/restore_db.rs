@@ -224,7 +224,7 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
         }
     };
     let report = dbrestore::restore(&db, &tools, &spec, &ropts, &super::progress::Bars::new(g.quiet))?;
-    let checks = dbrestore::verify(&db, &tools, &spec, &scope, &ropts.data)?;
+    let checks = dbrestore::verify(&db, &tools, &spec, &scope, &ropts.data, opts.data_only)?;
     let ok = checks.iter().all(|c| c.ok);
     if json_out {
         let mut done = json!({

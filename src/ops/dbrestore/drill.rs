@@ -299,7 +299,7 @@ fn run_steps(d: &mut DrillReport, db: &DbSnapshot, cl: &LocalCluster, pg_bin: Op
         });
     }
     d.step("verify", |d| {
-        d.verification = verify(db, &tools, &spec, &Scope::Whole, &plan)?;
+        d.verification = verify(db, &tools, &spec, &Scope::Whole, &plan, false)?;
         Ok(())
     });
 }

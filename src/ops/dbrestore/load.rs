@@ -6,6 +6,7 @@ use std::process::Stdio;
 
 use serde::Serialize;
 
+use super::acl;
 use super::data_plan::{DataPlan, Left};
 use super::schema_blocks::{filter_schema_sql, is_setval, owned_sequences, setval_in_scope, split_schema_sql};
 use super::{Scope, qi};
@@ -13,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::ops::dbsnap::{DataPart, DbSnapshot};
 use crate::progress::Progress;
 use crate::source::postgres::conn::ConnSpec;
+use crate::source::postgres::inventory::Acls;
 use crate::source::postgres::pgbin::PgTools;
 use crate::source::postgres::session::{self, PSQL_ARGS};
 
@@ -148,6 +150,24 @@ fn write_sql_part(db: &DbSnapshot, rel: &str, plan: &DataPlan, w: &mut dyn Write
     Ok(text.len() as u64)
 }
 
+/// The part that sets every restored object's privileges exactly ([`acl`]).
+const PRIVILEGES: &str = "privileges";
+
+/// The sequences owned by the table of a `--table` scope (none for other scopes).
+pub(super) fn owned_of(schema_sql: &str, scope: &Scope) -> BTreeSet<String> {
+    match scope {
+        Scope::Table(s, t) => owned_sequences(&split_schema_sql(schema_sql).1, s, t),
+        _ => BTreeSet::new(),
+    }
+}
+
+/// The SQL that sets the privileges of what `scope` restores to the snapshot's, exactly (empty
+/// for a snapshot written before snap recorded ACLs).
+pub fn privileges_sql(db: &DbSnapshot, scope: &Scope, owned: &BTreeSet<String>) -> Result<String> {
+    let Some(acls) = Acls::from_inventory(&db.inventory)? else { return Ok(String::new()) };
+    Ok(acl::set_sql(&acl::objects_in_scope(&acls, scope, owned), &acl::defaults_in_scope(&acls, scope)))
+}
+
 /// A COPY part left out, as comments (so psql's line numbers still match data.sql's).
 fn write_left_out(db: &DbSnapshot, rel: &str, w: &mut dyn Write) -> Result<u64> {
     let text = db.read_to_vec(rel)?;
@@ -272,10 +292,7 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
     let cron = plan.cron_sql(&db.database);
     let mut report = RestoreReport { left_out: plan.left_out.clone(), cron_jobs_scheduled: plan.cron_jobs.len(), ..Default::default() };
     let schema_full = String::from_utf8_lossy(&db.read_to_vec("schema.sql")?).into_owned();
-    let owned = match scope {
-        Scope::Table(s, t) => owned_sequences(&split_schema_sql(&schema_full).1, s, t),
-        _ => BTreeSet::new(),
-    };
+    let owned = owned_of(&schema_full, scope);
     let mut texts: Vec<(String, Vec<u8>)> = Vec::new();
     if !opts.clean.is_empty() {
         texts.push(("clean".into(), (opts.clean.join("\n") + "\n").into_bytes()));
@@ -284,6 +301,10 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
         texts.push(("roles.sql".into(), roles_for(&db.read_to_vec("roles.sql")?, &opts.existing_roles)));
         let label = if *scope == Scope::Whole { "schema.sql".to_string() } else { format!("schema.sql ({})", scope.describe()) };
         texts.push((label, filter_schema_sql(&schema_full, scope).into_bytes()));
+        let privileges = privileges_sql(db, scope, &owned)?;
+        if !privileges.is_empty() {
+            texts.push((PRIVILEGES.into(), privileges.into_bytes()));
+        }
     }
     let parts: Vec<&DataPart> = scoped_parts(db, scope).into_iter().filter(|p| plan.feeds_table(p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or(""))).collect();
     let migrations = *scope == Scope::Whole && db.has("migrations.sql");
@@ -313,7 +334,7 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
                     for (part, text) in &texts2 {
                         progress.item(part);
                         starts.push((part.clone(), w.lines + 1));
-                        feed_text(part, text, supabase && part != "clean", w, report)?;
+                        feed_text(part, text, supabase && part != "clean" && part != PRIVILEGES, w, report)?;
                     }
                     progress.item(&data_label);
                     starts.push((data_label.clone(), w.lines + 1));
@@ -367,7 +388,7 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
                         for (part, text) in &t2 {
                             progress.item(part);
                             starts.push((part.clone(), w.lines + 1));
-                            feed_text(part, text, supabase && part != "clean", w, report)?;
+                            feed_text(part, text, supabase && part != "clean" && part != PRIVILEGES, w, report)?;
                         }
                         Ok(())
                     }))?;

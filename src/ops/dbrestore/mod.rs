@@ -17,6 +17,7 @@
 //!    TOC block, scope filters, `--clean` plans), `load` (feeding psql), `verify`, `drill` (the
 //!    restore drill into a throwaway local cluster, `--verify`).
 
+pub mod acl;
 pub mod data_plan;
 pub mod drill;
 mod load;

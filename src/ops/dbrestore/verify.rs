@@ -6,7 +6,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::data_plan::DataPlan;
-use super::load::scoped_parts;
+use super::acl;
+use super::load::{owned_of, scoped_parts};
+use crate::source::postgres::inventory::Acls;
 use super::requirements::names;
 use super::{Scope, qi};
 use crate::error::{Error, Result};
@@ -28,9 +30,7 @@ SELECT json_build_object(
   'functions', (SELECT coalesce(json_agg(format('%s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))), '[]')
       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace),
   'policies', (SELECT coalesce(json_agg(format('%s.%s.%s', schemaname, tablename, policyname)), '[]') FROM pg_policies),
-  'realtime', (SELECT coalesce(json_agg(format('%s.%s', schemaname, tablename)), '[]') FROM pg_publication_tables WHERE pubname = 'supabase_realtime'),
-  'grants', (SELECT coalesce(json_agg(format('%s %s %s.%s', grantee, privilege_type, table_schema, table_name)), '[]')
-      FROM information_schema.role_table_grants WHERE grantee IN ('anon', 'authenticated', 'service_role'))
+  'realtime', (SELECT coalesce(json_agg(format('%s.%s', schemaname, tablename)), '[]') FROM pg_publication_tables WHERE pubname = 'supabase_realtime')
 );
 "#;
 
@@ -48,6 +48,7 @@ fn verify_whole(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, plan: &DataPl
     if !plan.cron_jobs.is_empty() {
         checks.push(cron_jobs(plan, tools, conn)?);
     }
+    checks.extend(privileges(db, &Scope::Whole, tools, conn)?);
     let target: Value = serde_json::from_str(&session::query(tools, conn, None, VERIFY_SQL)?).map_err(|e| Error::Invalid(format!("verification query: {e}")))?;
     let inv = &db.inventory;
     let want = |key: &str, f: &dyn Fn(&Value) -> Option<String>| -> BTreeSet<String> { names(inv, key).filter_map(f).collect() };
@@ -78,19 +79,13 @@ fn verify_whole(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, plan: &DataPl
         set(&target["realtime"]),
         &mut checks,
     );
-    compare(
-        "grants to anon/authenticated/service_role",
-        want("grants", &|g| if user(g) { Some(format!("{} {} {}.{}", g["grantee"].as_str()?, g["privilege"].as_str()?, g["schema"].as_str()?, g["table"].as_str()?)) } else { None }),
-        set(&target["grants"]),
-        &mut checks,
-    );
     Ok(checks)
 }
 
 /// Compare the restored `scope` with the snapshot: for the whole database row counts,
 /// functions, policies, realtime publication tables and grants; for a schema or table the row
 /// counts of its tables.
-pub fn verify(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, scope: &Scope, plan: &DataPlan) -> Result<Vec<Check>> {
+pub fn verify(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, scope: &Scope, plan: &DataPlan, data_only: bool) -> Result<Vec<Check>> {
     if *scope == Scope::Whole {
         return verify_whole(db, tools, conn, plan);
     }
@@ -102,7 +97,27 @@ pub fn verify(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, scope: &Scope, 
     if !plan.cron_jobs.is_empty() {
         checks.push(cron_jobs(plan, tools, conn)?);
     }
+    if !data_only {
+        checks.extend(privileges(db, scope, tools, conn)?);
+    }
     Ok(checks)
+}
+
+/// One check: every restored object's ACL, and the default privileges of the restored
+/// schemas, equal the snapshot's (none for a snapshot written before snap recorded ACLs).
+fn privileges(db: &DbSnapshot, scope: &Scope, tools: &PgTools, conn: &ConnSpec) -> Result<Option<Check>> {
+    let Some(want) = Acls::from_inventory(&db.inventory)? else { return Ok(None) };
+    let owned = owned_of(&String::from_utf8_lossy(&db.read_to_vec("schema.sql")?), scope);
+    let objects = acl::objects_in_scope(&want, scope, &owned);
+    let defaults = acl::defaults_in_scope(&want, scope);
+    let have = Acls::read(tools, conn, None)?;
+    let mut diffs = acl::differences(&objects, &have);
+    diffs.extend(acl::default_differences(&defaults, &have));
+    Ok(Some(Check {
+        what: format!("privileges of {} objects and {} default privileges (exact)", objects.len(), defaults.len()),
+        ok: diffs.is_empty(),
+        detail: if diffs.is_empty() { "all equal".into() } else { diffs.join("; ") },
+    }))
 }
 
 /// One check: every pg_cron job recreated is in `cron.job` as it was (name, schedule,

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::conn::ConnSpec;
-use super::inventory::INVENTORY_SQL;
+use super::inventory::{Acls, INVENTORY_SQL};
 use super::pgbin::{self, PgTools};
 use super::sanitize::{self, RolesFilter, SchemaFilter};
 use super::session::{self, SnapshotSession};
@@ -255,6 +255,11 @@ impl Source for DatabaseSource {
         self.summary.snapshot = snap.clone();
         let mut inventory: Value = serde_json::from_str(&session::query(&self.tools, &self.conn, Some(&snap), INVENTORY_SQL)?)
             .map_err(|e| Error::Invalid(format!("inventory query returned unexpected output: {e}")))?;
+        // Every object's whole ACL and the default privileges: a restore sets them exactly.
+        let acls = Acls::read(&self.tools, &self.conn, Some(&snap))?;
+        if let Value::Object(m) = &mut inventory {
+            m.insert("acls".into(), serde_json::to_value(&acls).expect("json"));
+        }
         let present: Vec<String> = inventory["schemas"]
             .as_array()
             .map(|a| a.iter().filter_map(|s| s["name"].as_str().map(str::to_string)).collect())

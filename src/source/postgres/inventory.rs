@@ -53,3 +53,117 @@ SELECT json_build_object(
         ORDER BY schemaname, tablename, policyname), '[]') FROM pg_policies)
 );
 "#;
+
+/// Every object's whole ACL, recorded with each snapshot as `inventory.json`'s `acls` (run with
+/// `search_path = ''`, so names and function signatures are schema-qualified and the same
+/// whatever the session's search_path). A NULL ACL (the built-in default) is spelled out with
+/// `acldefault`; the owner's own entries name the owner `=owner`, so they follow ownership.
+/// Extension members and the system schemas are left out. The same query reads a restore's
+/// target for verification, so writer and checker agree on every spelling.
+pub const ACLS_SQL: &str = r#"
+WITH objs AS (
+  SELECT CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END AS kind, n.nspname AS schema,
+         format('%I.%I', n.nspname, c.relname) AS name, c.relname::text AS obj, NULL::text AS col, c.relowner AS owner,
+         coalesce(c.relacl, acldefault((CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END)::"char", c.relowner)) AS acl,
+         c.oid AS oid, 'pg_class'::regclass AS cls
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+  UNION ALL
+  SELECT 'column', n.nspname, format('%I.%I', n.nspname, c.relname), c.relname::text, a.attname::text, c.relowner, a.attacl, c.oid, 'pg_class'::regclass
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL
+  SELECT 'function', n.nspname, format('%I.%I(%s)', n.nspname, p.proname, oidvectortypes(p.proargtypes)), p.proname::text, NULL, p.proowner,
+         coalesce(p.proacl, acldefault('f', p.proowner)), p.oid, 'pg_proc'::regclass
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+  UNION ALL
+  SELECT 'schema', n.nspname, format('%I', n.nspname), n.nspname::text, NULL, n.nspowner, coalesce(n.nspacl, acldefault('n', n.nspowner)),
+         n.oid, 'pg_namespace'::regclass
+    FROM pg_namespace n
+  UNION ALL
+  SELECT 'type', n.nspname, format_type(t.oid, NULL), t.typname::text, NULL, t.typowner, coalesce(t.typacl, acldefault('T', t.typowner)),
+         t.oid, 'pg_type'::regclass
+    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+   WHERE t.typtype IN ('e', 'd', 'r', 'm')
+      OR (t.typtype = 'c' AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c'))
+)
+SELECT json_build_object(
+  'role', current_user,
+  'objects', (SELECT coalesce(json_agg(json_build_object('kind', o.kind, 'schema', o.schema, 'name', o.name, 'object', o.obj, 'column', o.col,
+        'entries', (SELECT coalesce(json_agg(json_build_array(
+              CASE WHEN a.grantee = o.owner THEN '=owner' WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
+              a.privilege_type, a.is_grantable) ORDER BY a.grantee, a.privilege_type), '[]')
+            FROM aclexplode(CASE WHEN cardinality(o.acl) > 0 THEN o.acl END) a))
+        ORDER BY o.kind, o.name, o.col), '[]')
+      FROM objs o
+     WHERE o.schema !~ '^pg_' AND o.schema <> 'information_schema'
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = o.cls AND d.objid = o.oid AND d.deptype = 'e')),
+  'defaults', (SELECT coalesce(json_agg(json_build_object('role', pg_get_userbyid(d.defaclrole), 'schema', n.nspname,
+        'objtype', d.defaclobjtype::text,
+        'entries', (SELECT coalesce(json_agg(json_build_array(
+              CASE WHEN a.grantee = d.defaclrole THEN '=owner' WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
+              a.privilege_type, a.is_grantable) ORDER BY a.grantee, a.privilege_type), '[]')
+            FROM aclexplode(CASE WHEN cardinality(d.defaclacl) > 0 THEN d.defaclacl END) a))
+        ORDER BY 1), '[]')
+      FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace)
+);
+"#;
+
+/// One entry of an ACL: grantee (`=owner` for the object's owner, `PUBLIC`, or a role name),
+/// privilege (`SELECT`, `EXECUTE`, …), with grant option.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct AclEntry(pub String, pub String, pub bool);
+
+/// The whole ACL of one object.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObjectAcl {
+    /// `table` (also views, materialized views, foreign tables), `sequence`, `column`,
+    /// `function` (also procedures and aggregates), `schema` or `type`.
+    pub kind: String,
+    /// The schema the object is in (for a schema: itself).
+    pub schema: String,
+    /// The object as SQL names it, schema-qualified (`"public"."t"`, `"public"."f"(text)`);
+    /// for a column, its table.
+    pub name: String,
+    /// The object's own name, unquoted (a column's table).
+    pub object: String,
+    pub column: Option<String>,
+    pub entries: Vec<AclEntry>,
+}
+
+/// Default privileges (`ALTER DEFAULT PRIVILEGES`) of one role, in one schema or everywhere.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DefaultAcl {
+    pub role: String,
+    /// None: the role's global defaults.
+    pub schema: Option<String>,
+    /// `r` tables, `S` sequences, `f` functions, `T` types, `n` schemas.
+    pub objtype: String,
+    pub entries: Vec<AclEntry>,
+}
+
+/// `inventory.json`'s `acls`: what [`ACLS_SQL`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Acls {
+    /// The role the dump ran as.
+    pub role: String,
+    pub objects: Vec<ObjectAcl>,
+    pub defaults: Vec<DefaultAcl>,
+}
+
+impl Acls {
+    /// The `acls` of an inventory; None for snapshots written before snap recorded them.
+    pub fn from_inventory(inventory: &serde_json::Value) -> crate::error::Result<Option<Acls>> {
+        match inventory.get("acls") {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| crate::error::Error::corrupt("inventory.json acls", e.to_string())),
+        }
+    }
+
+    /// Run [`ACLS_SQL`] (in `snapshot` when given) and parse it.
+    pub fn read(tools: &super::pgbin::PgTools, conn: &super::conn::ConnSpec, snapshot: Option<&str>) -> crate::error::Result<Acls> {
+        let sql = format!("SET LOCAL search_path = '';\n{ACLS_SQL}");
+        let sql = if snapshot.is_some() { sql } else { format!("BEGIN;\n{sql}\nCOMMIT;\n") };
+        let out = super::session::query(tools, conn, snapshot, &sql)?;
+        serde_json::from_str(&out).map_err(|e| crate::error::Error::Invalid(format!("privileges query returned unexpected output: {e}")))
+    }
+}
