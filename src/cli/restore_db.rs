@@ -43,6 +43,11 @@ pub struct DbRestoreArgs {
     /// verify, drop it, and report. Needs no --db-url.
     #[arg(long, conflicts_with_all = ["db_url", "project_ref"])]
     pub verify: bool,
+    /// With --db: do not apply your additions to auth and storage (triggers, policies,
+    /// indexes, functions the snapshot has there beyond the platform's own). By default a
+    /// whole-database restore applies them after the data, in the same transaction.
+    #[arg(long, requires = "db")]
+    pub no_auth_storage_additions: bool,
 }
 
 fn print_report(reqs: &[Requirement]) {
@@ -141,6 +146,12 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
     }
     let data = dbrestore::data_plan(&db, &scope, &info)?;
     reqs.extend(dbrestore::plan_notes(&data));
+    let additions = if scope == Scope::Whole && !opts.data_only && !opts.no_auth_storage_additions {
+        dbrestore::additions_plan(&db, &tools, &spec)?
+    } else {
+        dbrestore::AdditionsPlan::default()
+    };
+    reqs.extend(dbrestore::additions_notes(&additions));
     let blocking = reqs.iter().any(|r| r.blocking);
     let supabase = info.is_supabase();
     let target = spec.display();
@@ -211,7 +222,7 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
     }
     let started = std::time::Instant::now();
     let ropts = if whole {
-        dbrestore::RestoreOptions { data, ..dbrestore::RestoreOptions::whole(supabase) }
+        dbrestore::RestoreOptions { data, additions, ..dbrestore::RestoreOptions::whole(supabase) }
     } else {
         dbrestore::RestoreOptions {
             scope: scope.clone(),
@@ -221,10 +232,11 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
             existing_roles: info.roles.clone(),
             supabase_target: supabase,
             data,
+            additions,
         }
     };
     let report = dbrestore::restore(&db, &tools, &spec, &ropts, &super::progress::Bars::new(g.quiet))?;
-    let checks = dbrestore::verify(&db, &tools, &spec, &scope, &ropts.data, opts.data_only)?;
+    let checks = dbrestore::verify(&db, &tools, &spec, &scope, &ropts)?;
     let ok = checks.iter().all(|c| c.ok);
     if json_out {
         let mut done = json!({
@@ -257,6 +269,9 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
         }
         for l in &report.left_out {
             println!("  not restored: {}: {}", l.what, l.reason);
+        }
+        for a in &report.additions_applied {
+            println!("  applied your addition to auth/storage: {a}");
         }
         if report.notified_postgrest {
             println!("  sent NOTIFY pgrst, 'reload schema'");

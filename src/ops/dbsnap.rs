@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::repo::Repository;
 use crate::snapshot::{ChunkRef, EntryKind, Snapshot, Tree};
+use crate::source::postgres::inventory::Catalog;
 
 /// One part of `data.sql`, as listed in `data-order.json`.
 #[derive(Debug, Clone, Deserialize)]
@@ -103,6 +104,15 @@ impl<'r> DbSnapshot<'r> {
         }
         db.parts = parse_data_order(&db.read_to_vec("data-order.json")?, &db.base)?;
         Ok(db)
+    }
+
+    /// `catalog.json`: every object's ACL and the managed schemas' objects; None for a snapshot
+    /// written before snap recorded them.
+    pub fn catalog(&self) -> Result<Option<Catalog>> {
+        if !self.has(Catalog::FILE) {
+            return Ok(None);
+        }
+        Catalog::parse(&self.read_to_vec(Catalog::FILE)?, &format!("{}/{}", self.base, Catalog::FILE)).map(Some)
     }
 
     /// Whether the snapshot holds part `rel` (e.g. `migrations.sql`, `managed/auth.sql`).

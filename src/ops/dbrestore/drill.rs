@@ -279,8 +279,9 @@ fn run_steps(d: &mut DrillReport, db: &DbSnapshot, cl: &LocalCluster, pg_bin: Op
     if d.requirements.iter().any(|r| r.blocking) {
         return;
     }
+    let ropts = RestoreOptions { data: plan, ..RestoreOptions::whole(info.is_supabase()) };
     if d.step("restore", |d| {
-        d.restore = Some(restore(db, &tools, &spec, &RestoreOptions { data: plan.clone(), ..RestoreOptions::whole(info.is_supabase()) }, progress)?);
+        d.restore = Some(restore(db, &tools, &spec, &ropts, progress)?);
         Ok(())
     })
     .is_none()
@@ -299,7 +300,7 @@ fn run_steps(d: &mut DrillReport, db: &DbSnapshot, cl: &LocalCluster, pg_bin: Op
         });
     }
     d.step("verify", |d| {
-        d.verification = verify(db, &tools, &spec, &Scope::Whole, &plan, false)?;
+        d.verification = verify(db, &tools, &spec, &Scope::Whole, &ropts)?;
         Ok(())
     });
 }

@@ -7,6 +7,7 @@ use std::process::Stdio;
 use serde::Serialize;
 
 use super::acl;
+use super::additions::{self, AdditionsPlan};
 use super::data_plan::{DataPlan, Left};
 use super::schema_blocks::{filter_schema_sql, is_setval, owned_sequences, setval_in_scope, split_schema_sql};
 use super::{Scope, qi};
@@ -14,7 +15,6 @@ use crate::error::{Error, Result};
 use crate::ops::dbsnap::{DataPart, DbSnapshot};
 use crate::progress::Progress;
 use crate::source::postgres::conn::ConnSpec;
-use crate::source::postgres::inventory::Acls;
 use crate::source::postgres::pgbin::PgTools;
 use crate::source::postgres::session::{self, PSQL_ARGS};
 
@@ -42,6 +42,8 @@ pub struct RestoreReport {
     pub left_out: Vec<Left>,
     /// pg_cron jobs recreated with `cron.schedule_in_database`.
     pub cron_jobs_scheduled: usize,
+    /// The user's additions to auth and storage applied (see [`AdditionsPlan`]).
+    pub additions_applied: Vec<String>,
 }
 
 /// Counts lines written, so psql's `<stdin>:LINE` can be mapped back to a part.
@@ -126,13 +128,15 @@ pub struct RestoreOptions {
     pub supabase_target: bool,
     /// Rows and sequence values the target's user may not write, and pg_cron jobs.
     pub data: DataPlan,
+    /// The user's additions to auth and storage, applied after the data.
+    pub additions: AdditionsPlan,
 }
 
 impl RestoreOptions {
     /// The whole database in one transaction, roles.sql as it is (`snap restore --db` without
     /// options, and the restore drill).
     pub fn whole(supabase_target: bool) -> RestoreOptions {
-        RestoreOptions { scope: Scope::Whole, data_only: false, jobs: None, clean: vec![], existing_roles: vec![], supabase_target, data: DataPlan::default() }
+        RestoreOptions { scope: Scope::Whole, data_only: false, jobs: None, clean: vec![], existing_roles: vec![], supabase_target, data: DataPlan::default(), additions: AdditionsPlan::default() }
     }
 }
 
@@ -150,6 +154,9 @@ fn write_sql_part(db: &DbSnapshot, rel: &str, plan: &DataPlan, w: &mut dyn Write
     Ok(text.len() as u64)
 }
 
+/// The part that applies the user's additions to auth and storage.
+const ADDITIONS: &str = "your additions to auth and storage";
+
 /// The part that sets every restored object's privileges exactly ([`acl`]).
 const PRIVILEGES: &str = "privileges";
 
@@ -164,7 +171,7 @@ pub(super) fn owned_of(schema_sql: &str, scope: &Scope) -> BTreeSet<String> {
 /// The SQL that sets the privileges of what `scope` restores to the snapshot's, exactly (empty
 /// for a snapshot written before snap recorded ACLs).
 pub fn privileges_sql(db: &DbSnapshot, scope: &Scope, owned: &BTreeSet<String>) -> Result<String> {
-    let Some(acls) = Acls::from_inventory(&db.inventory)? else { return Ok(String::new()) };
+    let Some(acls) = db.catalog()?.map(|c| c.acls) else { return Ok(String::new()) };
     Ok(acl::set_sql(&acl::objects_in_scope(&acls, scope, owned), &acl::defaults_in_scope(&acls, scope)))
 }
 
@@ -290,7 +297,12 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
     let scope = &opts.scope;
     let plan = &opts.data;
     let cron = plan.cron_sql(&db.database);
-    let mut report = RestoreReport { left_out: plan.left_out.clone(), cron_jobs_scheduled: plan.cron_jobs.len(), ..Default::default() };
+    let acls = db.catalog()?.map(|c| c.acls);
+    let added = opts.additions.sql(acls.as_ref());
+    let mut report = RestoreReport { left_out: plan.left_out.clone(), cron_jobs_scheduled: plan.cron_jobs.len(),
+        additions_applied: opts.additions.apply.iter().map(additions::describe).collect(),
+        ..Default::default()
+    };
     let schema_full = String::from_utf8_lossy(&db.read_to_vec("schema.sql")?).into_owned();
     let owned = owned_of(&schema_full, scope);
     let mut texts: Vec<(String, Vec<u8>)> = Vec::new();
@@ -329,6 +341,9 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
                 let texts2 = texts.clone();
                 let parts2 = parts.clone();
                 let mig = all.iter().find(|(p, _)| p == "migrations.sql").map(|(_, t)| t.clone());
+                // The texts fed after the data, so a failing statement there is quoted too.
+                all.push((ADDITIONS.into(), added.clone().into_bytes()));
+                all.push(("pg_cron jobs".into(), cron.clone().into_bytes()));
                 let data_label = report.parts[texts.len()].clone();
                 psql_session(tools, conn, &all, tx_note, &mut report, Box::new(move |w, starts, report| {
                     for (part, text) in &texts2 {
@@ -366,6 +381,11 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
                         }
                     }
                     put(w, b"\n")?;
+                    if !added.is_empty() {
+                        progress.item(ADDITIONS);
+                        starts.push((ADDITIONS.into(), w.lines + 1));
+                        put(w, added.as_bytes())?;
+                    }
                     if !cron.is_empty() {
                         progress.item("pg_cron jobs");
                         starts.push(("pg_cron jobs".into(), w.lines + 1));
@@ -451,6 +471,9 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
                     .copied()
                     .collect::<Vec<u8>>();
                 let mut tail_texts = vec![("sequences".to_string(), std::mem::take(&mut tail))];
+                if !added.is_empty() {
+                    tail_texts.push((ADDITIONS.into(), added.clone().into_bytes()));
+                }
                 if !cron.is_empty() {
                     tail_texts.push(("pg_cron jobs".into(), cron.clone().into_bytes()));
                 }

@@ -18,6 +18,7 @@
 //!    restore drill into a throwaway local cluster, `--verify`).
 
 pub mod acl;
+pub mod additions;
 pub mod data_plan;
 pub mod drill;
 mod load;
@@ -29,6 +30,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
+pub use additions::{AdditionsPlan, notes as additions_notes, plan as additions_plan};
 pub use data_plan::{DataPlan, plan as data_plan};
 pub use drill::{DrillReport, drill};
 pub use load::{RestoreOptions, RestoreReport, refused_on_managed_target, restore, restore_parts, scoped_parts};

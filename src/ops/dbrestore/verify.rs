@@ -7,6 +7,10 @@ use serde_json::Value;
 
 use super::data_plan::DataPlan;
 use super::acl;
+use super::additions::{self, AdditionsPlan};
+use super::load::RestoreOptions;
+use crate::source::postgres::dump::MANAGED_SCHEMAS;
+use crate::source::postgres::inventory::ManagedObject;
 use super::load::{owned_of, scoped_parts};
 use crate::source::postgres::inventory::Acls;
 use super::requirements::names;
@@ -39,7 +43,7 @@ pub(super) fn set(v: &Value) -> BTreeSet<String> {
 }
 
 /// Compare the restored whole database with the snapshot.
-fn verify_whole(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, plan: &DataPlan) -> Result<Vec<Check>> {
+fn verify_whole(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, plan: &DataPlan, added: &AdditionsPlan) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
     let tables: Vec<&DataPart> = db.tables().filter(|p| p.schema.is_some() && p.table.is_some() && plan.feeds_table(p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or(""))).collect();
     if !tables.is_empty() {
@@ -49,6 +53,15 @@ fn verify_whole(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, plan: &DataPl
         checks.push(cron_jobs(plan, tools, conn)?);
     }
     checks.extend(privileges(db, &Scope::Whole, tools, conn)?);
+    if !added.apply.is_empty() {
+        let have = ManagedObject::read(tools, conn, None, MANAGED_SCHEMAS)?;
+        let diffs = additions::differences(&added.apply, &have);
+        checks.push(Check {
+            what: format!("your additions to auth and storage ({})", added.apply.len()),
+            ok: diffs.is_empty(),
+            detail: if diffs.is_empty() { "all present, as they were".into() } else { diffs.join("; ") },
+        });
+    }
     let target: Value = serde_json::from_str(&session::query(tools, conn, None, VERIFY_SQL)?).map_err(|e| Error::Invalid(format!("verification query: {e}")))?;
     let inv = &db.inventory;
     let want = |key: &str, f: &dyn Fn(&Value) -> Option<String>| -> BTreeSet<String> { names(inv, key).filter_map(f).collect() };
@@ -85,9 +98,10 @@ fn verify_whole(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, plan: &DataPl
 /// Compare the restored `scope` with the snapshot: for the whole database row counts,
 /// functions, policies, realtime publication tables and grants; for a schema or table the row
 /// counts of its tables.
-pub fn verify(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, scope: &Scope, plan: &DataPlan, data_only: bool) -> Result<Vec<Check>> {
+pub fn verify(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, scope: &Scope, opts: &RestoreOptions) -> Result<Vec<Check>> {
+    let (plan, data_only) = (&opts.data, opts.data_only);
     if *scope == Scope::Whole {
-        return verify_whole(db, tools, conn, plan);
+        return verify_whole(db, tools, conn, plan, &opts.additions);
     }
     let tables: Vec<&DataPart> = scoped_parts(db, scope).into_iter().filter(|p| plan.feeds_table(p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or(""))).collect();
     let mut checks = Vec::new();
@@ -106,7 +120,7 @@ pub fn verify(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, scope: &Scope, 
 /// One check: every restored object's ACL, and the default privileges of the restored
 /// schemas, equal the snapshot's (none for a snapshot written before snap recorded ACLs).
 fn privileges(db: &DbSnapshot, scope: &Scope, tools: &PgTools, conn: &ConnSpec) -> Result<Option<Check>> {
-    let Some(want) = Acls::from_inventory(&db.inventory)? else { return Ok(None) };
+    let Some(want) = db.catalog()?.map(|c| c.acls) else { return Ok(None) };
     let owned = owned_of(&String::from_utf8_lossy(&db.read_to_vec("schema.sql")?), scope);
     let objects = acl::objects_in_scope(&want, scope, &owned);
     let defaults = acl::defaults_in_scope(&want, scope);

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::conn::ConnSpec;
-use super::inventory::{Acls, INVENTORY_SQL};
+use super::inventory::{Acls, Catalog, INVENTORY_SQL, ManagedObject};
 use super::pgbin::{self, PgTools};
 use super::sanitize::{self, RolesFilter, SchemaFilter};
 use super::session::{self, SnapshotSession};
@@ -256,10 +256,13 @@ impl Source for DatabaseSource {
         let mut inventory: Value = serde_json::from_str(&session::query(&self.tools, &self.conn, Some(&snap), INVENTORY_SQL)?)
             .map_err(|e| Error::Invalid(format!("inventory query returned unexpected output: {e}")))?;
         // Every object's whole ACL and the default privileges: a restore sets them exactly.
-        let acls = Acls::read(&self.tools, &self.conn, Some(&snap))?;
-        if let Value::Object(m) = &mut inventory {
-            m.insert("acls".into(), serde_json::to_value(&acls).expect("json"));
-        }
+        // The objects of auth and storage with their definitions: a restore re-creates the
+        // user's additions there.
+        let catalog = Catalog {
+            version: Catalog::VERSION,
+            acls: Acls::read(&self.tools, &self.conn, Some(&snap))?,
+            managed_objects: ManagedObject::read(&self.tools, &self.conn, Some(&snap), MANAGED_SCHEMAS)?,
+        };
         let present: Vec<String> = inventory["schemas"]
             .as_array()
             .map(|a| a.iter().filter_map(|s| s["name"].as_str().map(str::to_string)).collect())
@@ -324,6 +327,8 @@ impl Source for DatabaseSource {
             m.insert("skipped".into(), json!(self.summary.skipped));
             m.insert("duration_seconds".into(), json!(self.summary.seconds));
         }
+        let cat = serde_json::to_vec_pretty(&catalog).expect("json");
+        sink.file(&format!("{base}/{}", Catalog::FILE), 0o600, &mut cat.as_slice(), BTreeMap::new())?;
         let inv = serde_json::to_vec_pretty(&inventory).expect("json");
         sink.file(&format!("{base}/inventory.json"), 0o600, &mut inv.as_slice(), BTreeMap::new())?;
         Ok(())

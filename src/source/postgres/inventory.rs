@@ -54,7 +54,7 @@ SELECT json_build_object(
 );
 "#;
 
-/// Every object's whole ACL, recorded with each snapshot as `inventory.json`'s `acls` (run with
+/// Every object's whole ACL, recorded with each snapshot in `catalog.json` ([`Catalog`]) (run with
 /// `search_path = ''`, so names and function signatures are schema-qualified and the same
 /// whatever the session's search_path). A NULL ACL (the built-in default) is spelled out with
 /// `acldefault`; the owner's own entries name the owner `=owner`, so they follow ownership.
@@ -141,7 +141,7 @@ pub struct DefaultAcl {
     pub entries: Vec<AclEntry>,
 }
 
-/// `inventory.json`'s `acls`: what [`ACLS_SQL`] returns.
+/// What [`ACLS_SQL`] returns ([`Catalog::acls`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Acls {
     /// The role the dump ran as.
@@ -151,19 +151,113 @@ pub struct Acls {
 }
 
 impl Acls {
-    /// The `acls` of an inventory; None for snapshots written before snap recorded them.
-    pub fn from_inventory(inventory: &serde_json::Value) -> crate::error::Result<Option<Acls>> {
-        match inventory.get("acls") {
-            None | Some(serde_json::Value::Null) => Ok(None),
-            Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| crate::error::Error::corrupt("inventory.json acls", e.to_string())),
-        }
-    }
-
     /// Run [`ACLS_SQL`] (in `snapshot` when given) and parse it.
     pub fn read(tools: &super::pgbin::PgTools, conn: &super::conn::ConnSpec, snapshot: Option<&str>) -> crate::error::Result<Acls> {
         let sql = format!("SET LOCAL search_path = '';\n{ACLS_SQL}");
         let sql = if snapshot.is_some() { sql } else { format!("BEGIN;\n{sql}\nCOMMIT;\n") };
         let out = super::session::query(tools, conn, snapshot, &sql)?;
         serde_json::from_str(&out).map_err(|e| crate::error::Error::Invalid(format!("privileges query returned unexpected output: {e}")))
+    }
+}
+
+/// The objects of the Supabase-managed schemas users add to (`auth`, `storage`: triggers,
+/// policies, indexes, functions), each with the SQL that creates it, recorded as
+/// `inventory.json`'s `managed_objects` (run with `search_path = ''`, so every name in the
+/// definitions is qualified). The platform's own objects are among them; a restore tells them
+/// apart by comparing with the target (see `ops::dbrestore::additions`). The same query reads
+/// the target.
+pub fn managed_objects_sql(schemas: &[&str]) -> String {
+    let list = schemas.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
+    format!(
+        r#"
+SELECT coalesce(json_agg(x ORDER BY x->>'kind', x->>'schema', x->>'table', x->>'name'), '[]') FROM (
+  SELECT json_build_object('kind', 'function', 'schema', n.nspname, 'table', NULL,
+         'name', format('%I.%I(%s)', n.nspname, p.proname, oidvectortypes(p.proargtypes)),
+         'def', pg_get_functiondef(p.oid), 'owner', pg_get_userbyid(p.proowner)) AS x
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname IN ({list}) AND p.prokind IN ('f', 'p')
+     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+  UNION ALL
+  SELECT json_build_object('kind', 'trigger', 'schema', n.nspname, 'table', c.relname, 'name', t.tgname,
+         'def', pg_get_triggerdef(t.oid), 'enabled', t.tgenabled::text, 'owner', pg_get_userbyid(p.proowner),
+         'function', format('%I.%I', pn.nspname, p.proname))
+    FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
+   WHERE NOT t.tgisinternal AND n.nspname IN ({list})
+  UNION ALL
+  SELECT json_build_object('kind', 'policy', 'schema', n.nspname, 'table', c.relname, 'name', pol.polname,
+         'def', format('CREATE POLICY %I ON %I.%I AS %s FOR %s TO %s%s%s', pol.polname, n.nspname, c.relname,
+            CASE WHEN pol.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+            CASE pol.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+            (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END, ', ' ORDER BY r) FROM unnest(pol.polroles) r),
+            ' USING (' || pg_get_expr(pol.polqual, pol.polrelid) || ')',
+            ' WITH CHECK (' || pg_get_expr(pol.polwithcheck, pol.polrelid) || ')')) AS x
+    FROM pg_policy pol JOIN pg_class c ON c.oid = pol.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname IN ({list})
+  UNION ALL
+  SELECT json_build_object('kind', 'index', 'schema', n.nspname, 'table', c.relname, 'name', ic.relname,
+         'def', pg_get_indexdef(i.indexrelid)) AS x
+    FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname IN ({list}) AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+) z;
+"#
+    )
+}
+
+/// One object of a managed schema ([`managed_objects_sql`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ManagedObject {
+    /// `function`, `trigger`, `policy` or `index`.
+    pub kind: String,
+    pub schema: String,
+    /// The table of a trigger, policy or index.
+    pub table: Option<String>,
+    /// The name (a function: its qualified signature).
+    pub name: String,
+    /// The SQL that creates it (no trailing `;`).
+    pub def: String,
+    /// A trigger's `tgenabled` (`O` on, `D` disabled, `R` replica, `A` always).
+    #[serde(default)]
+    pub enabled: Option<String>,
+    /// A function's owner; a trigger's: its function's owner.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// A trigger's function (`schema.name`).
+    #[serde(default)]
+    pub function: Option<String>,
+}
+
+impl ManagedObject {
+    /// Read [`managed_objects_sql`] (in `snapshot` when given).
+    pub fn read(tools: &super::pgbin::PgTools, conn: &super::conn::ConnSpec, snapshot: Option<&str>, schemas: &[&str]) -> crate::error::Result<Vec<ManagedObject>> {
+        let sql = format!("SET LOCAL search_path = '';\n{}", managed_objects_sql(schemas));
+        let sql = if snapshot.is_some() { sql } else { format!("BEGIN;\n{sql}\nCOMMIT;\n") };
+        let out = super::session::query(tools, conn, snapshot, &sql)?;
+        serde_json::from_str(&out).map_err(|e| crate::error::Error::Invalid(format!("managed-schema query returned unexpected output: {e}")))
+    }
+}
+
+/// `db/<database>/catalog.json` (repo-format.md §7.3): what a restore needs to make the
+/// catalogs exact beyond schema.sql. Kept apart from `inventory.json`, which changes with every
+/// backup (durations, snapshot id), so that this one deduplicates from night to night.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Catalog {
+    pub version: u32,
+    pub acls: Acls,
+    pub managed_objects: Vec<ManagedObject>,
+}
+
+impl Catalog {
+    pub const VERSION: u32 = 1;
+    pub const FILE: &'static str = "catalog.json";
+
+    /// Parse `catalog.json`; an unknown version is an error that says so.
+    pub fn parse(bytes: &[u8], what: &str) -> crate::error::Result<Catalog> {
+        let c: Catalog = serde_json::from_slice(bytes).map_err(|e| crate::error::Error::corrupt(what, e.to_string()))?;
+        if c.version != Catalog::VERSION {
+            return Err(crate::error::Error::corrupt(what, format!("unknown version {} (this snap reads {}); upgrade snap", c.version, Catalog::VERSION)));
+        }
+        Ok(c)
     }
 }

@@ -114,6 +114,13 @@ pub fn is_reserved_role(role: &str) -> bool {
         || role.starts_with("cli_login_")
 }
 
+/// Whether `role` is one of the platform's own service roles (`supabase_admin`,
+/// `supabase_auth_admin`, `supabase_storage_admin`, …): what they own in auth and storage is the
+/// platform's, what other roles made there is the user's.
+pub fn is_platform_role(role: &str) -> bool {
+    role.starts_with("supabase_")
+}
+
 /// Role settings that may be set on reserved roles (supautils' allow-list).
 fn is_allowed_setting(param: &str) -> bool {
     param.starts_with("pgaudit.")
