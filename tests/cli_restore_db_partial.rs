@@ -143,17 +143,17 @@ fn jobs_restore_equals_the_single_transaction_one_and_clean_restores_again() {
     let (code, out, _) = s.repo.run(&["restore", "latest", "--db", "--db-url", &url, "--clean", "--yes"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("--clean drops only user schemas") && out.contains("auth.users"), "{out}");
-    assert!(out.contains("schema billing with everything in it") && out.contains("schema public with everything in it"), "{out}");
+    assert!(out.contains("everything in schema billing") && out.contains("everything in schema public"), "{out}");
     assert_eq!(s.target.count("fresh", "billing.invoices"), s.source.count("app", "billing.invoices"));
 
     // --clean without --yes and without a terminal: refused, with what it would drop.
     let (code, _, err) = s.repo.run(&["restore", "latest", "--db", "--db-url", &url, "--schema", "billing", "--clean"]);
     assert_eq!(code, 1);
-    assert!(err.contains("pass --yes") && err.contains("--clean would drop: schema billing"), "{err}");
+    assert!(err.contains("pass --yes") && err.contains("--clean would drop: everything in schema billing"), "{err}");
     // --dry-run shows the target (no password) and the drop list, and changes nothing.
     let (code, out, err) = s.repo.run(&["restore", "latest", "--db", "--db-url", &url, "--schema", "billing", "--clean", "--dry-run"]);
     assert_eq!(code, 0, "{err}\n{out}");
-    assert!(out.contains("--clean drops first:") && out.contains("schema billing with everything in it") && out.contains("127.0.0.1"), "{out}");
+    assert!(out.contains("--clean drops first:") && out.contains("everything in schema billing") && out.contains("127.0.0.1"), "{out}");
     assert!(!out.contains("schema public") && !out.contains("schema auth"), "{out}");
     // Without --clean the rows block.
     let (code, out, _) = s.repo.run(&["restore", "latest", "--db", "--db-url", &url, "--schema", "billing", "--yes"]);
@@ -163,7 +163,7 @@ fn jobs_restore_equals_the_single_transaction_one_and_clean_restores_again() {
     // --clean --yes over the restored target: restored again, no duplicates.
     let (code, out, err) = s.repo.run(&["restore", "latest", "--db", "--db-url", &url, "--schema", "billing", "--clean", "--yes"]);
     assert_eq!(code, 0, "{err}\n{out}");
-    assert!(out.contains("dropped first: schema billing"), "{out}");
+    assert!(out.contains("dropped first: everything in schema billing"), "{out}");
     assert_eq!(s.target.table_fingerprints("fresh").get("billing.invoices"), src.get("billing.invoices"));
     // --clean of one table with --jobs.
     let (code, out, err) = s.repo.run(&["restore", "latest", "--db", "--db-url", &url, "--table", "public.order_items", "--clean", "--jobs", "2", "--yes"]);

@@ -118,12 +118,17 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
             }
         }
     }
-    let clean = if opts.clean { dbrestore::clean_plan(&String::from_utf8_lossy(&db.read_to_vec("schema.sql")?), &scope) } else { vec![] };
+    let snapshot_managed = db.catalog()?.map(|c| c.managed_objects).unwrap_or_default();
+    let clean = if opts.clean {
+        dbrestore::clean::plan(&String::from_utf8_lossy(&db.read_to_vec("schema.sql")?), &scope, &snapshot_managed, &tools, &spec)?
+    } else {
+        dbrestore::CleanPlan::default()
+    };
     let dropped = |s: &str, t: &str| {
         opts.clean
             && match &scope {
                 Scope::Table(cs, ct) => cs == s && ct == t,
-                _ => clean.iter().any(|(_, stmt)| stmt.starts_with(&format!("DROP SCHEMA IF EXISTS {} ", dbrestore::qi(s)))),
+                _ => clean.schemas.iter().any(|c| c == s),
             }
     };
     let tables: Vec<(String, String)> = dbrestore::scoped_parts(&db, &scope).iter().filter_map(|p| Some((p.schema.clone()?, p.table.clone()?))).collect();
@@ -146,11 +151,18 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
     }
     let data = dbrestore::data_plan(&db, &scope, &info)?;
     reqs.extend(dbrestore::plan_notes(&data));
-    let additions = if scope == Scope::Whole && !opts.data_only && !opts.no_auth_storage_additions {
-        dbrestore::additions_plan(&db, &tools, &spec)?
-    } else {
-        dbrestore::AdditionsPlan::default()
-    };
+    if !clean.blocking.is_empty() {
+        reqs.push(Requirement {
+            blocking: true,
+            what: format!(
+                "--clean would also drop, outside what is restored (CASCADE): {}",
+                clean.blocking.iter().map(|d| d.what.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            fix: Some("restore a wider scope (the schema, or the whole database), or drop or move those objects yourself first".into()),
+        });
+    }
+    let all_additions = scope == Scope::Whole && !opts.data_only && !opts.no_auth_storage_additions;
+    let additions = dbrestore::additions_plan(&db, &tools, &spec, all_additions, &clean.recreate_keys())?;
     reqs.extend(dbrestore::additions_notes(&additions));
     let blocking = reqs.iter().any(|r| r.blocking);
     let supabase = info.is_supabase();
@@ -168,9 +180,9 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
         } else {
             println!("  {mode}: {} tables", tables.len());
         }
-        if !clean.is_empty() {
+        if opts.clean {
             println!("  --clean drops first:");
-            for (d, _) in &clean {
+            for d in clean.describe() {
                 println!("    {d}");
             }
         }
@@ -184,7 +196,7 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
             let extra = if whole {
                 json!({ "parts": dbrestore::restore_parts(&db) })
             } else {
-                json!({ "scope": scope, "data_only": opts.data_only, "jobs": opts.jobs, "clean": clean.iter().map(|(d, _)| d).collect::<Vec<_>>() })
+                json!({ "scope": scope, "data_only": opts.data_only, "jobs": opts.jobs, "clean": clean.describe() })
             };
             plan.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
             output::json(&plan)?;
@@ -205,7 +217,7 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
     }
     if !yes {
         if !std::io::stdin().is_terminal() {
-            let drops = if clean.is_empty() { String::new() } else { format!("; --clean would drop: {}", clean.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>().join(", ")) };
+            let drops = if opts.clean { format!("; --clean would drop: {}", clean.describe().join(", ")) } else { String::new() };
             let what = if whole { String::new() } else { format!("{what} ") };
             anyhow::bail!("restoring {what}into {target} changes that database{drops}: pass --yes to confirm without a terminal");
         }
@@ -228,7 +240,7 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
             scope: scope.clone(),
             data_only: opts.data_only,
             jobs: opts.jobs,
-            clean: clean.iter().map(|(_, s)| s.clone()).collect(),
+            clean: clean.statements(),
             existing_roles: info.roles.clone(),
             supabase_target: supabase,
             data,
@@ -245,7 +257,7 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
             "seconds": started.elapsed().as_secs_f64(),
         });
         if !whole {
-            let extra = json!({ "scope": scope, "data_only": opts.data_only, "jobs": opts.jobs, "clean": clean.iter().map(|(d, _)| d).collect::<Vec<_>>() });
+            let extra = json!({ "scope": scope, "data_only": opts.data_only, "jobs": opts.jobs, "clean": clean.describe() });
             done.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
         }
         output::json(&done)?;
@@ -258,8 +270,10 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
             started.elapsed().as_secs_f64(),
             if opts.jobs.is_some() { "schema in one transaction, then one transaction per table (not all-or-nothing)" } else { "one transaction" }
         );
-        for (d, _) in &clean {
-            println!("  dropped first: {d}");
+        if opts.clean {
+            for d in clean.describe() {
+                println!("  dropped first: {d}");
+            }
         }
         for (part, line, stmt) in &report.skipped {
             println!("  skipped on a managed target ({part} line {line}): {stmt}");

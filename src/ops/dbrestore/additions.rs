@@ -15,6 +15,8 @@
 //! A same-named trigger, policy or index with another definition in the target is left as the
 //! target has it and reported; a function of the user's is replaced (CREATE OR REPLACE).
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
 use super::acl;
@@ -56,9 +58,16 @@ pub fn describe(o: &ManagedObject) -> String {
 impl AdditionsPlan {
     /// Compare the snapshot's managed-schema objects with the target's. Pure.
     pub fn new(snapshot: &[ManagedObject], target: &[ManagedObject]) -> AdditionsPlan {
+        Self::with_dropped(snapshot, target, &BTreeSet::new())
+    }
+
+    /// As [`AdditionsPlan::new`], where `dropped` (kind, schema, table, name) are objects
+    /// `--clean` drops first: they are re-created whatever the target has now.
+    pub fn with_dropped(snapshot: &[ManagedObject], target: &[ManagedObject], dropped: &BTreeSet<(String, String, String, String)>) -> AdditionsPlan {
         let mut plan = AdditionsPlan::default();
         for o in snapshot.iter().filter(|o| users(o)) {
-            let same = target.iter().find(|t| t.kind == o.kind && t.schema == o.schema && t.table == o.table && t.name == o.name);
+            let gone = dropped.contains(&(o.kind.clone(), o.schema.clone(), o.table.clone().unwrap_or_default(), o.name.clone()));
+            let same = target.iter().find(|t| !gone && t.kind == o.kind && t.schema == o.schema && t.table == o.table && t.name == o.name);
             match same {
                 Some(t) if t.def == o.def && t.enabled == o.enabled => {}
                 Some(_) if o.kind != "function" => plan.left_out.push(Left {
@@ -114,13 +123,21 @@ impl AdditionsPlan {
     }
 }
 
-/// The plan for snapshot `db` and the target (read now). A snapshot written before snap
-/// recorded the managed schemas' objects gets an empty plan.
-pub fn plan(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec) -> Result<AdditionsPlan> {
+/// The plan for snapshot `db` and the target (read now): for a whole-database restore every
+/// addition of the user's the target lacks (`all`), else only those `--clean` drops
+/// (`dropped`). A snapshot written before snap recorded the managed schemas' objects gets an
+/// empty plan.
+pub fn plan(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, all: bool, dropped: &BTreeSet<(String, String, String, String)>) -> Result<AdditionsPlan> {
     let Some(catalog) = db.catalog()? else { return Ok(AdditionsPlan::default()) };
-    let snapshot = catalog.managed_objects;
+    if !all && dropped.is_empty() {
+        return Ok(AdditionsPlan::default());
+    }
+    let mut snapshot = catalog.managed_objects;
+    if !all {
+        snapshot.retain(|o| dropped.contains(&(o.kind.clone(), o.schema.clone(), o.table.clone().unwrap_or_default(), o.name.clone())));
+    }
     let target = ManagedObject::read(tools, conn, None, MANAGED_SCHEMAS)?;
-    Ok(AdditionsPlan::new(&snapshot, &target))
+    Ok(AdditionsPlan::with_dropped(&snapshot, &target, dropped))
 }
 
 /// The requirement-report lines of a plan: what is applied after the data, and what not.

@@ -19,6 +19,7 @@
 
 pub mod acl;
 pub mod additions;
+pub mod clean;
 pub mod data_plan;
 pub mod drill;
 mod load;
@@ -35,7 +36,8 @@ pub use data_plan::{DataPlan, plan as data_plan};
 pub use drill::{DrillReport, drill};
 pub use load::{RestoreOptions, RestoreReport, refused_on_managed_target, restore, restore_parts, scoped_parts};
 pub use requirements::{Requirement, TargetInfo, inspect, plan_notes, requirements, scope_inventory, table_exists, tables_with_rows};
-pub use schema_blocks::{SqlBlock, clean_plan, filter_schema_sql, owned_sequences, split_schema_sql, user_schemas};
+pub use clean::CleanPlan;
+pub use schema_blocks::{SqlBlock, filter_schema_sql, owned_sequences, split_schema_sql, user_schemas};
 pub use verify::{Check, verify};
 
 /// Schemas Supabase manages: never dropped by `--clean`.
@@ -824,12 +826,9 @@ ALTER DEFAULT PRIVILEGES FOR ROLE "postgres" IN SCHEMA "public" GRANT ALL ON TAB
 
     #[test]
     fn clean_never_drops_managed_schemas() {
-        let whole = clean_plan(REAL_SCHEMA_SQL, &Scope::Whole);
-        let stmts: Vec<&str> = whole.iter().map(|(_, s)| s.as_str()).collect();
-        assert_eq!(stmts, vec!["DROP SCHEMA IF EXISTS \"billing\" CASCADE;\nCREATE SCHEMA IF NOT EXISTS \"billing\";", "DROP SCHEMA IF EXISTS \"public\" CASCADE;\nCREATE SCHEMA IF NOT EXISTS \"public\";"]);
-        assert!(clean_plan(REAL_SCHEMA_SQL, &Scope::Schema("auth".into())).is_empty());
-        assert!(clean_plan(REAL_SCHEMA_SQL, &Scope::Table("storage".into(), "objects".into())).is_empty());
-        assert_eq!(clean_plan(REAL_SCHEMA_SQL, &Scope::Table("public".into(), "orders".into()))[0].1, "DROP TABLE IF EXISTS \"public\".\"orders\" CASCADE;");
+        use super::clean::cleaned;
+        assert_eq!(cleaned(REAL_SCHEMA_SQL, &Scope::Whole).0, vec!["billing".to_string(), "public".into()]);
+        assert_eq!(cleaned(REAL_SCHEMA_SQL, &Scope::Schema("auth".into())), (vec![], None));
         for s in ["auth", "storage", "extensions", "supabase_migrations", "pg_toast", "realtime", "vault"] {
             assert!(is_managed_schema(s), "{s}");
         }

@@ -142,26 +142,6 @@ pub fn user_schemas(blocks: &[SqlBlock]) -> BTreeSet<String> {
         .collect()
 }
 
-/// What `--clean` drops for `scope`: (description, statement).
-pub fn clean_plan(schema_sql: &str, scope: &Scope) -> Vec<(String, String)> {
-    let (_, blocks) = split_schema_sql(schema_sql);
-    let schemas: Vec<String> = match scope {
-        Scope::Whole => user_schemas(&blocks).into_iter().collect(),
-        Scope::Schema(s) if !is_managed_schema(s) => vec![s.clone()],
-        Scope::Schema(_) => vec![],
-        Scope::Table(s, t) => {
-            if is_managed_schema(s) {
-                return vec![];
-            }
-            return vec![(format!("table {s}.{t} (DROP TABLE … CASCADE)"), format!("DROP TABLE IF EXISTS {}.{} CASCADE;", qi(s), qi(t)))];
-        }
-    };
-    schemas
-        .into_iter()
-        .map(|s| (format!("schema {s} with everything in it (DROP SCHEMA … CASCADE)"), format!("DROP SCHEMA IF EXISTS {q} CASCADE;\nCREATE SCHEMA IF NOT EXISTS {q};", q = qi(&s))))
-        .collect()
-}
-
 /// `SELECT pg_catalog.setval('"S"."seq"', …)` lines of the data parts that belong to `scope`.
 pub(super) fn setval_in_scope(line: &str, scope: &Scope, owned_seqs: &BTreeSet<String>) -> bool {
     let Some(rest) = line.trim_start().strip_prefix("SELECT pg_catalog.setval('") else { return true };
