@@ -163,3 +163,21 @@ fn clean_keeps_the_schema_recreates_your_dependents_and_refuses_to_drop_what_it_
     assert!(out.contains("constraint deal_notes_deal_id_fkey on table public.deal_notes"), "{out}");
     assert_catalogs_equal(&source.catalog("postgres"), &target.catalog("postgres"));
 }
+
+#[test]
+fn a_schema_restore_without_its_users_names_the_orphans_and_trusts_no_foreign_key_over_them() {
+    let (_source, repo) = snapshotted_source();
+    let target = PgCluster::start_hosted();
+    let (code, out, err) = repo.run(&["restore", "latest", "--db", "--db-url", &target.url(), "--schema", "public", "--yes", "--json"]);
+    assert_eq!(code, 1, "verification fails: {err}\n{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let fk = v["verification"].as_array().unwrap().iter().find(|c| c["what"].as_str().unwrap().starts_with("foreign keys")).cloned().unwrap();
+    assert_eq!(fk["ok"], false);
+    let d = fk["detail"].as_str().unwrap();
+    assert!(d.contains("300 rows of public.deals are not in auth.users (deals_user_id_fkey, NOT VALID)"), "{d}");
+    assert!(d.contains("40 rows of public.profiles are not in auth.users"), "{d}");
+    assert_eq!(target.psql_db("postgres", "SELECT string_agg(conname || '=' || convalidated, ',' ORDER BY conname) FROM pg_constraint WHERE contype = 'f' AND confrelid = 'auth.users'::regclass"), "deals_user_id_fkey=false,profiles_id_fkey=false");
+    // The constraints inside the schema hold: deal_notes → deals stays valid.
+    assert_eq!(target.psql_db("postgres", "SELECT convalidated FROM pg_constraint WHERE conname = 'deal_notes_deal_id_fkey'"), "t");
+    assert_eq!(target.count("postgres", "public.deals"), 300);
+}

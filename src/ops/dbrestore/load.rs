@@ -154,6 +154,11 @@ fn write_sql_part(db: &DbSnapshot, rel: &str, plan: &DataPlan, w: &mut dyn Write
     Ok(text.len() as u64)
 }
 
+/// (schema, table) of COPY parts.
+pub(super) fn part_tables(parts: &[&DataPart]) -> Vec<(String, String)> {
+    parts.iter().filter_map(|p| Some((p.schema.clone()?, p.table.clone()?))).collect()
+}
+
 /// The part that applies the user's additions to auth and storage.
 const ADDITIONS: &str = "your additions to auth and storage";
 
@@ -320,6 +325,8 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
     }
     let parts: Vec<&DataPart> = scoped_parts(db, scope).into_iter().filter(|p| plan.feeds_table(p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or(""))).collect();
     let migrations = *scope == Scope::Whole && db.has("migrations.sql");
+    // A selective restore loads into foreign keys it does not check row by row.
+    let fk_sql = if *scope == Scope::Whole { String::new() } else { super::fkeys::enforce_sql(&part_tables(&parts)) };
     let tx_note = "the transaction was rolled back, the target is unchanged";
     // The data is nearly all of it: the bar counts its bytes (sizes recorded at backup time).
     let data_parts: Vec<&DataPart> = if *scope == Scope::Whole { db.parts.iter().collect() } else { parts.clone() };
@@ -381,6 +388,10 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
                         }
                     }
                     put(w, b"\n")?;
+                    if !fk_sql.is_empty() {
+                        starts.push(("foreign keys".into(), w.lines + 1));
+                        put(w, fk_sql.as_bytes())?;
+                    }
                     if !added.is_empty() {
                         progress.item(ADDITIONS);
                         starts.push((ADDITIONS.into(), w.lines + 1));
@@ -471,6 +482,9 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
                     .copied()
                     .collect::<Vec<u8>>();
                 let mut tail_texts = vec![("sequences".to_string(), std::mem::take(&mut tail))];
+                if !fk_sql.is_empty() {
+                    tail_texts.push(("foreign keys".into(), fk_sql.clone().into_bytes()));
+                }
                 if !added.is_empty() {
                     tail_texts.push((ADDITIONS.into(), added.clone().into_bytes()));
                 }

@@ -22,6 +22,7 @@ pub mod additions;
 pub mod clean;
 pub mod data_plan;
 pub mod drill;
+mod fkeys;
 mod load;
 mod requirements;
 mod schema_blocks;

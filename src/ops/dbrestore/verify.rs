@@ -114,6 +114,7 @@ pub fn verify(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, scope: &Scope, 
     if !data_only {
         checks.extend(privileges(db, scope, tools, conn)?);
     }
+    checks.extend(super::fkeys::check(&super::load::part_tables(&tables), tools, conn)?);
     Ok(checks)
 }
 
