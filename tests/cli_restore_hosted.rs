@@ -181,3 +181,18 @@ fn a_schema_restore_without_its_users_names_the_orphans_and_trusts_no_foreign_ke
     assert_eq!(target.psql_db("postgres", "SELECT convalidated FROM pg_constraint WHERE conname = 'deal_notes_deal_id_fkey'"), "t");
     assert_eq!(target.count("postgres", "public.deals"), 300);
 }
+
+#[test]
+fn the_drill_runs_a_real_project_snapshot() {
+    // pg_cron (in pg_catalog, as supautils puts it) and pg_stat_statements need
+    // shared_preload_libraries: the drill's throwaway server preloads them.
+    let (_source, repo) = snapshotted_source();
+    let (code, out, err) = repo.run(&["restore", "latest", "--db", "--verify", "--json"]);
+    let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+    assert_eq!(code, 0, "{err}\n{out}");
+    assert_eq!(v["result"], "PASS", "{out}");
+    let prepared = v["prepared"].to_string();
+    assert!(prepared.contains("shared_preload_libraries = pg_cron,pg_stat_statements"), "{prepared}");
+    let checks = v["verification"].as_array().unwrap();
+    assert!(checks.iter().any(|c| c["what"].as_str().unwrap().starts_with("functions") && c["ok"] == true), "{checks:?}");
+}

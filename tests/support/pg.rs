@@ -251,8 +251,8 @@ impl PgCluster {
                  -c full_page_writes=off -c shared_buffers=16MB -c max_connections=40 -c wal_level=logical \
                  -c max_wal_senders=4 -c max_replication_slots=4 -c log_min_messages=warning{preload}",
                 c.socket_dir.display(),
-                // pg_cron needs shared_preload_libraries and runs in database `postgres`.
-                preload = if hosted { " -c shared_preload_libraries=pg_cron -c cron.database_name=postgres" } else { "" }
+                // pg_cron and pg_stat_statements need shared_preload_libraries; pg_cron runs in database `postgres`.
+                preload = if hosted { " -c shared_preload_libraries=pg_cron,pg_stat_statements -c cron.database_name=postgres" } else { "" }
             );
             let o = c
                 .server_cmd("pg_ctl")

@@ -181,7 +181,12 @@ fn prepare(d: &mut DrillReport, db: &DbSnapshot, tools: &PgTools, conn: &ConnSpe
             ));
             continue;
         }
-        sql.push_str(&format!("CREATE SCHEMA IF NOT EXISTS {};\nCREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {} CASCADE;\n", quote_ident(schema), quote_ident(name), quote_ident(schema)));
+        // Extensions go where the platform puts them; pg_catalog (pg_cron under supautils) and
+        // the other system schemas exist already and cannot be created.
+        if !schema.starts_with("pg_") {
+            sql.push_str(&format!("CREATE SCHEMA IF NOT EXISTS {};\n", quote_ident(schema)));
+        }
+        sql.push_str(&format!("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {} CASCADE;\n", quote_ident(name), quote_ident(schema)));
         exts.push(format!("{name} ({schema})"));
     }
     if !exts.is_empty() {
@@ -209,6 +214,22 @@ fn prepare(d: &mut DrillReport, db: &DbSnapshot, tools: &PgTools, conn: &ConnSpe
     Ok(())
 }
 
+/// What the throwaway server must start with for the snapshot's extensions: the libraries of
+/// those that need `shared_preload_libraries` (where the server has them; a missing one is
+/// reported by the preparation), and pg_cron's database.
+fn server_settings(db: &DbSnapshot, install: &cluster::ServerInstall) -> Vec<(String, String)> {
+    let exts: Vec<&str> = db.inventory["extensions"].as_array().into_iter().flatten().filter_map(|e| e["name"].as_str()).collect();
+    let libs: Vec<&str> = cluster::PRELOADED_EXTENSIONS.iter().filter(|(e, lib)| exts.contains(e) && install.has_library(lib)).map(|(_, lib)| *lib).collect();
+    let mut out = Vec::new();
+    if !libs.is_empty() {
+        out.push(("shared_preload_libraries".to_string(), libs.join(",")));
+    }
+    if libs.contains(&"pg_cron") {
+        out.push(("cron.database_name".to_string(), "postgres".to_string()));
+    }
+    out
+}
+
 /// Run the restore drill for `db` (a database of snapshot `snap`): start a throwaway cluster,
 /// prepare it, check requirements, restore, re-apply the managed schemas, verify, remove the
 /// cluster. Step failures are recorded in the report (`error`, `steps`); `Err` only when the
@@ -229,7 +250,11 @@ pub fn drill(snap: &Snapshot, db: &DbSnapshot, pg_bin: Option<&Path>, progress: 
     let tables: Vec<(String, String)> = db.tables().filter_map(|p| Some((p.schema.clone()?, p.table.clone()?))).collect();
     let mut d = DrillReport::default();
     {
-        let cl = d.step("start throwaway cluster", |_| LocalCluster::start_with(&install));
+        let settings = server_settings(db, &install);
+        if let Some((_, libs)) = settings.iter().find(|(k, _)| k == "shared_preload_libraries") {
+            d.prepared.push(format!("shared_preload_libraries = {libs}"));
+        }
+        let cl = d.step("start throwaway cluster", |_| LocalCluster::start_with(&install, &settings));
         if let Some(cl) = &cl {
             d.cluster_dir = Some(cl.dir().display().to_string());
             d.server = Some(cl.version().to_string());

@@ -14,7 +14,7 @@ use crate::source::postgres::inventory::ManagedObject;
 use super::load::{owned_of, scoped_parts};
 use crate::source::postgres::inventory::Acls;
 use super::requirements::names;
-use super::{Scope, qi};
+use super::{Scope, is_managed_schema, qi};
 use crate::error::{Error, Result};
 use crate::ops::dbsnap::{DataPart, DbSnapshot};
 use crate::source::postgres::conn::ConnSpec;
@@ -73,13 +73,22 @@ fn verify_whole(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, plan: &DataPl
             detail: if missing.is_empty() { "all present".into() } else { format!("missing: {}", missing.join(", ")) },
         });
     };
-    let user = |v: &Value| !matches!(v["schema"].as_str(), Some("auth" | "storage" | "extensions" | "supabase_functions" | "supabase_migrations" | "realtime" | "vault" | "graphql" | "graphql_public" | "net" | "pgbouncer" | "cron"));
-    compare(
-        "functions",
-        want("functions", &|f| if user(f) { Some(format!("{}.{}({})", f["schema"].as_str()?, f["name"].as_str()?, f["args"].as_str()?)) } else { None }),
-        set(&target["functions"]),
-        &mut checks,
-    );
+    let user = |v: &Value| v["schema"].as_str().is_some_and(|s| !is_managed_schema(s));
+    // Functions by a search_path-independent signature (catalog.json's, read back from the
+    // target by the same query); snapshots without it: the inventory's identity arguments.
+    let (want_fns, have_fns) = match db.catalog()? {
+        Some(c) => {
+            let sig = |a: &Acls, mine: bool| -> BTreeSet<String> {
+                a.objects.iter().filter(|o| o.kind == "function" && (!mine || !is_managed_schema(&o.schema))).map(|o| o.name.clone()).collect()
+            };
+            (sig(&c.acls, true), sig(&Acls::read(tools, conn, None)?, false))
+        }
+        None => (
+            want("functions", &|f| if user(f) { Some(format!("{}.{}({})", f["schema"].as_str()?, f["name"].as_str()?, f["args"].as_str()?)) } else { None }),
+            set(&target["functions"]),
+        ),
+    };
+    compare("functions", want_fns, have_fns, &mut checks);
     compare(
         "policies",
         want("policies", &|p| if user(p) { Some(format!("{}.{}.{}", p["schema"].as_str()?, p["table"].as_str()?, p["policy"].as_str()?)) } else { None }),

@@ -25,6 +25,25 @@ pub struct ServerInstall {
     pub bin: PathBuf,
 }
 
+impl ServerInstall {
+    /// Whether the server has the shared library `name` (`$libdir/<name>.so`).
+    pub fn has_library(&self, name: &str) -> bool {
+        self.bin.parent().is_some_and(|d| d.join("lib").join(format!("{name}.so")).is_file())
+    }
+}
+
+/// Extensions that only work from `shared_preload_libraries` (extension → library).
+pub const PRELOADED_EXTENSIONS: &[(&str, &str)] = &[
+    ("pg_cron", "pg_cron"),
+    ("pg_net", "pg_net"),
+    ("pg_stat_statements", "pg_stat_statements"),
+    ("pgaudit", "pgaudit"),
+    ("pg_stat_monitor", "pg_stat_monitor"),
+    ("timescaledb", "timescaledb"),
+    ("pgsodium", "pgsodium"),
+    ("plpgsql_check", "plpgsql_check"),
+];
+
 /// Every installed server (`/usr/lib/postgresql/*/bin/initdb`), newest first.
 pub fn server_installs() -> Vec<ServerInstall> {
     let mut out: Vec<ServerInstall> = fs::read_dir("/usr/lib/postgresql")
@@ -121,11 +140,12 @@ impl LocalCluster {
     /// Start a cluster with the newest installed server, which must be at least `min_major`.
     pub fn start(min_major: u32) -> Result<LocalCluster> {
         let s = newest_server(min_major)?;
-        Self::start_with(&s)
+        Self::start_with(&s, &[])
     }
 
-    /// Start a cluster with the server in `install`.
-    pub fn start_with(install: &ServerInstall) -> Result<LocalCluster> {
+    /// Start a cluster with the server in `install`, with `settings` (`name`, `value`) on its
+    /// command line (e.g. `shared_preload_libraries`).
+    pub fn start_with(install: &ServerInstall, settings: &[(String, String)]) -> Result<LocalCluster> {
         let run_as = server_identity()?;
         let base = temp_base(run_as.is_some());
         let dir = tempfile::Builder::new().prefix("snap-drill-").tempdir_in(&base).map_err(|e| Error::io(&base, e))?;
@@ -173,10 +193,16 @@ impl LocalCluster {
         let mut last = String::new();
         for _ in 0..5 {
             let port = std::net::TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).map_err(|e| Error::io("127.0.0.1:0", e))?.port();
-            let opts = format!(
+            let mut opts = format!(
                 "-k '{}' -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
                 c.socket_dir.display()
             );
+            for (k, v) in settings {
+                // pg_ctl passes -o through a shell: names and values are plain words.
+                if k.bytes().chain(v.bytes()).all(|b| b.is_ascii_alphanumeric() || b"_.,-".contains(&b)) {
+                    opts.push_str(&format!(" -c {k}={v}"));
+                }
+            }
             let o = c
                 .server_cmd("pg_ctl")
                 .arg("-D")
