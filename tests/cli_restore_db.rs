@@ -133,6 +133,7 @@ fn a_failure_half_way_leaves_the_target_unchanged_and_names_the_statement() {
     let (code, _, err) = s.repo.run(&["restore", "latest", "--db", "--db-url", &s.target.url_db("fresh"), "--yes"]);
     assert_eq!(code, 1);
     assert!(err.contains("rolled back, the target is unchanged"), "{err}");
+    assert!(!err.contains("no snapshot was recorded"), "a restore records no snapshot either way: {err}");
     assert!(err.contains("schema.sql line") && err.contains("ERROR:  column \"id\" of relation \"invoices\" does not exist"), "{err}");
     assert!(err.contains("statement: ALTER TABLE ONLY \"billing\".\"invoices\" ADD CONSTRAINT"), "{err}");
     // Nothing of the restore remains: no user tables besides ours, no new role.

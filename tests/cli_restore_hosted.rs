@@ -196,3 +196,41 @@ fn the_drill_runs_a_real_project_snapshot() {
     let checks = v["verification"].as_array().unwrap();
     assert!(checks.iter().any(|c| c["what"].as_str().unwrap().starts_with("functions") && c["ok"] == true), "{checks:?}");
 }
+
+#[test]
+fn the_files_of_snap_dump_restore_exactly_with_psql_alone() {
+    let (source, repo) = snapshotted_source();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("dump");
+    let (code, _, err) = repo.run(&["dump", "latest", "--out", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let readme = std::fs::read_to_string(dir.join("README.txt")).unwrap();
+    assert!(readme.contains("--file schema.sql --file privileges.sql --command 'SET session_replication_role = replica' --file data.sql --file auth-storage-additions.sql --file cron-jobs.sql"), "{readme}");
+    // README lists exactly your additions: not the Storage service's own trigger.
+    assert!(readme.contains("trigger on_auth_user_created on auth.users") && readme.contains("policy Users upload own avatar on storage.objects"), "{readme}");
+    assert!(!readme.contains("update_objects_updated_at"), "{readme}");
+
+    // The README's commands, as postgres, into a fresh project.
+    let target = PgCluster::start_hosted();
+    let psql = |files: &[&str], single: bool| {
+        let mut c = target.client("psql");
+        c.env("PGUSER", "postgres").current_dir(&dir).args(["-X", "-q", "--variable", "ON_ERROR_STOP=1", "-d", "postgres"]);
+        if single {
+            c.arg("--single-transaction");
+        }
+        for f in files {
+            if *f == "replica" {
+                c.args(["--command", "SET session_replication_role = replica"]);
+            } else {
+                c.args(["--file", f]);
+            }
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "psql {files:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    psql(&["roles.sql", "schema.sql", "privileges.sql", "replica", "data.sql", "auth-storage-additions.sql", "cron-jobs.sql"], true);
+    psql(&["migrations.sql"], true);
+    assert_catalogs_equal(&source.catalog("postgres"), &target.catalog("postgres"));
+    assert_eq!(source.cron_jobs(), target.cron_jobs());
+    assert_eq!(target.count("postgres", "public.deals"), 300);
+}

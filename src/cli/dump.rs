@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Serialize;
 use serde_json::Value;
+use snap::ops::dbrestore::{self, Scope};
 use snap::ops::dbsnap::{self, DbSnapshot};
+use std::collections::BTreeSet;
 use snap::repo::lock::LockKind;
 use snap::snapshot::Snapshot;
 
@@ -38,6 +40,40 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// Files written beside the parts for the psql route.
+const PRIVILEGES: &str = "privileges.sql";
+const ADDITIONS: &str = "auth-storage-additions.sql";
+const CRON: &str = "cron-jobs.sql";
+
+/// What the psql route needs beyond the stored parts.
+struct PsqlExtras {
+    plan: dbrestore::DataPlan,
+    privileges: String,
+    additions: String,
+    /// One line per addition (for README.txt).
+    additions_list: Vec<String>,
+    cron: String,
+}
+
+impl PsqlExtras {
+    fn of(db: &DbSnapshot) -> anyhow::Result<PsqlExtras> {
+        let plan = dbrestore::plan_for_psql(db)?;
+        let catalog = db.catalog()?;
+        // Without a target to compare with, functions and triggers are told apart by owner and
+        // every policy counts as yours; indexes cannot be told from the platform's, so they
+        // stay out (managed/*.sql has them).
+        let mut mine = dbrestore::AdditionsPlan::new(&catalog.as_ref().map(|c| c.managed_objects.clone()).unwrap_or_default(), &[]);
+        mine.apply.retain(|o| o.kind != "index");
+        Ok(PsqlExtras {
+            privileges: dbrestore::privileges_sql(db, &Scope::Whole, &BTreeSet::new())?,
+            additions: mine.sql(catalog.as_ref().map(|c| &c.acls)),
+            additions_list: mine.apply.iter().map(dbrestore::additions::describe).collect(),
+            cron: plan.cron_sql(&db.database),
+            plan,
+        })
+    }
 }
 
 /// Parts copied as they are, when the snapshot has them (`roles.sql` and `schema.sql` always).
@@ -90,8 +126,20 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
 
     put("roles.sql", &mut part("roles.sql"))?;
     put("schema.sql", &mut part("schema.sql"))?;
-    put("data.sql", &mut |w| Ok(dbr.write_data_sql(w).map(drop)?))?;
     let mut present = vec!["roles.sql", "schema.sql", "data.sql"];
+    // The psql route gets the same guarantees as `snap restore --db`: every object's privileges
+    // stated exactly, pg_cron jobs through cron.schedule_in_database (postgres may not write
+    // cron.job on a hosted project), your additions to auth and storage in their own file.
+    let extra = PsqlExtras::of(&db)?;
+    put("data.sql", &mut |w| Ok(dbrestore::write_planned_data_sql(dbr, &extra.plan, w).map(drop)?))?;
+    for (rel, text) in [(PRIVILEGES, &extra.privileges), (ADDITIONS, &extra.additions), (CRON, &extra.cron)] {
+        if !text.is_empty() {
+            put(rel, &mut |w| Ok(w.write_all(text.as_bytes())?))?;
+            present.push(rel);
+        } else if a.overwrite && out.join(rel).symlink_metadata().is_ok_and(|m| m.is_file()) {
+            fs::remove_file(out.join(rel)).with_context(|| format!("removing {}", out.join(rel).display()))?;
+        }
+    }
     let mut managed = Vec::new();
     for rel in OPTIONAL {
         let target = out.join(rel);
@@ -116,7 +164,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     put("inventory.json", &mut part("inventory.json"))?;
     present.push("inventory.json");
     let roles = String::from_utf8_lossy(&db.read_to_vec("roles.sql")?).into_owned();
-    let readme = readme(&snap, &db, &present, &roles, &managed);
+    let readme = readme(&snap, &db, &present, &roles, &managed, &extra);
     put("README.txt", &mut |w| Ok(w.write_all(readme.as_bytes())?))?;
     sync_dir(out)?;
     if out.join("managed").is_dir() {
@@ -188,26 +236,6 @@ fn sync_dir(dir: &Path) -> anyhow::Result<()> {
     fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))
 }
 
-/// Whole statements (up to a line ending in `;`) that start with one of `prefixes`, from a
-/// pg_dump file.
-fn statements(sql: &str, prefixes: &[&str]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur: Option<String> = None;
-    for line in sql.lines() {
-        if let Some(s) = cur.as_mut() {
-            s.push('\n');
-            s.push_str(line);
-        } else if prefixes.iter().any(|p| line.starts_with(p)) {
-            cur = Some(line.to_string());
-        }
-        if cur.is_some() && line.trim_end().ends_with(';') {
-            out.extend(cur.take());
-        }
-    }
-    out.extend(cur);
-    out
-}
-
 /// Roles that `roles.sql` creates with LOGIN (their passwords are not in the dump).
 fn login_roles(roles: &str) -> Vec<String> {
     roles
@@ -224,7 +252,7 @@ fn strs<'v>(v: &'v Value, key: &str) -> impl Iterator<Item = &'v Value> {
     v[key].as_array().map(|a| a.as_slice()).unwrap_or_default().iter()
 }
 
-fn readme(snap: &Snapshot, db: &DbSnapshot, present: &[&str], roles: &str, managed: &[(&str, String)]) -> String {
+fn readme(snap: &Snapshot, db: &DbSnapshot, present: &[&str], roles: &str, managed: &[(&str, String)], extra: &PsqlExtras) -> String {
     let inv = &db.inventory;
     let has = |f: &str| present.contains(&f);
     let supabase = inv["supabase"].as_bool().unwrap_or(false);
@@ -239,9 +267,12 @@ fn readme(snap: &Snapshot, db: &DbSnapshot, present: &[&str], roles: &str, manag
          pg_dump above: the files may contain \\restrict lines that older releases do not know.\n\
          They hold the database's data: keep them private (they are written with mode 0600).\n\n",
     );
-    let about: [(&str, &str); 7] = [
+    let about: [(&str, &str); 10] = [
         ("roles.sql", "the roles (cluster-wide); Supabase's reserved roles are commented out"),
         ("schema.sql", "your schemas (the Supabase-managed ones excluded), cleaned as `supabase db dump` does"),
+        (PRIVILEGES, "every object's privileges exactly as they were (a new project's default\n                       privileges grant anon and authenticated ALL on what schema.sql creates)"),
+        (ADDITIONS, "your own triggers, policies and functions in auth and storage"),
+        (CRON, "the pg_cron jobs, through cron.schedule_in_database (postgres may not write cron.job)"),
         ("data.sql", "all rows (auth, storage, supabase_functions included), between\n                       `SET session_replication_role = replica;` and `RESET ALL;`"),
         ("migrations.sql", "the Supabase CLI's migration history (schema supabase_migrations)"),
         ("managed/auth.sql", "the auth schema as it was, with your own triggers, policies, functions"),
@@ -290,10 +321,18 @@ fn readme(snap: &Snapshot, db: &DbSnapshot, present: &[&str], roles: &str, manag
         "Then set DB_URL to the new database:\n\n    DB_URL='postgresql://postgres@localhost:5432/newdb'\n\n"
     });
 
-    r.push_str(
-        "1. Roles, schema and data, in one transaction:\n\n    \
-         psql --single-transaction --variable ON_ERROR_STOP=1 --file roles.sql --file schema.sql --command 'SET session_replication_role = replica' --file data.sql --dbname \"$DB_URL\"\n\n",
+    let file = |f: &str| if has(f) { format!(" --file {f}") } else { String::new() };
+    let _ = write!(
+        r,
+        "1. Roles, schema, privileges and data, in one transaction:\n\n    \
+         psql --single-transaction --variable ON_ERROR_STOP=1 --file roles.sql --file schema.sql{} --command 'SET session_replication_role = replica' --file data.sql{}{} --dbname \"$DB_URL\"\n\n",
+        file(PRIVILEGES),
+        file(ADDITIONS),
+        file(CRON)
     );
+    if has(CRON) {
+        r.push_str("   The pg_cron jobs are scheduled as the role psql connects as (postgres on a hosted project).\n\n");
+    }
     let mut step = 2;
     if has("migrations.sql") {
         let _ = write!(
@@ -303,23 +342,17 @@ fn readme(snap: &Snapshot, db: &DbSnapshot, present: &[&str], roles: &str, manag
         );
         step += 1;
     }
-    if !managed.is_empty() {
-        let _ = write!(
-            r,
-            "{step}. Your own additions to auth and storage. A new project already has those schemas, so do\n   \
-             not run the managed files whole: run the statements in them that are yours (in the SQL\n   \
-             editor, or with psql --command '…' --dbname \"$DB_URL\"), skipping what the project already\n   \
-             has. Triggers and policies found there:\n"
-        );
-        for (f, text) in managed {
-            let found = statements(text, &["CREATE TRIGGER ", "CREATE POLICY "]);
-            let _ = writeln!(r, "\n   {f}:{}", if found.is_empty() { " none" } else { "" });
-            for s in found {
-                let _ = writeln!(r, "    {}", s.replace('\n', "\n    "));
-            }
+    if !extra.additions_list.is_empty() {
+        let _ = writeln!(r, "Your own additions to auth and storage ({ADDITIONS}, applied in step 1):");
+        for a in &extra.additions_list {
+            let _ = writeln!(r, "    {a}");
         }
-        r.push_str("\n   Functions you added to auth or storage are in the files too (CREATE FUNCTION).\n\n");
-        step += 1;
+        r.push_str(
+            "   Indexes you added there cannot be told from the platform's without the target: see\n   \
+             managed/*.sql (snap restore --db compares with the target and applies them too).\n\n",
+        );
+    } else if !managed.is_empty() {
+        r.push_str("No additions of yours to auth or storage were found (triggers, policies, functions).\n\n");
     }
     if supabase {
         let _ = write!(r, "{step}. Let the API see the new schema:\n\n    psql --command \"NOTIFY pgrst, 'reload schema';\" --dbname \"$DB_URL\"\n\n");
@@ -348,12 +381,7 @@ fn readme(snap: &Snapshot, db: &DbSnapshot, present: &[&str], roles: &str, manag
 #[cfg(test)]
 mod tests {
     #[test]
-    fn statements_and_login_roles() {
-        let sql = "-- c\nCREATE TRIGGER \"t\" AFTER INSERT ON \"auth\".\"users\" FOR EACH ROW EXECUTE FUNCTION \"f\"();\n\
-                   CREATE POLICY \"p\" ON \"storage\".\"objects\"\n  FOR SELECT USING (true);\nCREATE TABLE x ();\n";
-        let s = super::statements(sql, &["CREATE TRIGGER ", "CREATE POLICY "]);
-        assert_eq!(s.len(), 2);
-        assert_eq!(s[1], "CREATE POLICY \"p\" ON \"storage\".\"objects\"\n  FOR SELECT USING (true);");
+    fn login_roles() {
         let roles = "-- ALTER ROLE \"anon\" WITH NOLOGIN;\nALTER ROLE \"app\" WITH INHERIT LOGIN NOBYPASSRLS;\n\
                      ALTER ROLE \"ro\" WITH NOLOGIN;\nALTER ROLE \"we\"\"ird\" WITH LOGIN;\n";
         assert_eq!(super::login_roles(roles), ["app", "we\"ird"]);

@@ -287,6 +287,20 @@ pub fn snapshot_setvals(db: &DbSnapshot) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// The plan of the files `snap dump` writes for psql alone, for a hosted project (where the
+/// restoring `postgres` may not write cron.job): pg_cron's jobs are scheduled through its API as
+/// the role psql runs as; nothing else is left out (the target is unknown).
+pub fn plan_for_psql(db: &DbSnapshot) -> Result<DataPlan> {
+    let jobs = snapshot_cron_jobs(db)?;
+    let mut plan = DataPlan::default();
+    if db.tables().any(|p| p.schema.as_deref() == Some("cron") && p.table.as_deref() == Some("job")) {
+        plan.skip_tables.insert(CRON_JOB.into());
+        plan.skip_sequences.extend(CRON_SEQUENCES.iter().map(|s| s.to_string()));
+        plan.cron_jobs = jobs;
+    }
+    Ok(plan)
+}
+
 /// The plan of `scope` for the target `t`.
 pub fn plan(db: &DbSnapshot, scope: &Scope, t: &TargetInfo) -> Result<DataPlan> {
     let tables: Vec<(String, String)> = super::load::scoped_parts(db, scope).iter().filter_map(|p| Some((p.schema.clone()?, p.table.clone()?))).collect();

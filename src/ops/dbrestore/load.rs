@@ -180,6 +180,20 @@ pub fn privileges_sql(db: &DbSnapshot, scope: &Scope, owned: &BTreeSet<String>) 
     Ok(acl::set_sql(&acl::objects_in_scope(&acls, scope, owned), &acl::defaults_in_scope(&acls, scope)))
 }
 
+/// `data.sql` as [`DbSnapshot::write_data_sql`] writes it, without what `plan` leaves out
+/// (commented, so line numbers still match).
+pub fn write_planned_data_sql(db: &DbSnapshot, plan: &DataPlan, w: &mut dyn Write) -> Result<u64> {
+    let mut n = 0;
+    for p in &db.parts {
+        n += match p.kind.as_str() {
+            "copy" if !plan.feeds_table(p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or("")) => write_left_out(db, &p.path, w)?,
+            "copy" => db.write_part(&p.path, w)?,
+            _ => write_sql_part(db, &p.path, plan, w)?,
+        };
+    }
+    Ok(n)
+}
+
 /// A COPY part left out, as comments (so psql's line numbers still match data.sql's).
 fn write_left_out(db: &DbSnapshot, rel: &str, w: &mut dyn Write) -> Result<u64> {
     let text = db.read_to_vec(rel)?;

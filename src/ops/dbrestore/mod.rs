@@ -33,9 +33,9 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 pub use additions::{AdditionsPlan, notes as additions_notes, plan as additions_plan};
-pub use data_plan::{DataPlan, plan as data_plan};
+pub use data_plan::{DataPlan, plan as data_plan, plan_for_psql};
 pub use drill::{DrillReport, drill};
-pub use load::{RestoreOptions, RestoreReport, refused_on_managed_target, restore, restore_parts, scoped_parts};
+pub use load::{RestoreOptions, RestoreReport, privileges_sql, write_planned_data_sql, refused_on_managed_target, restore, restore_parts, scoped_parts};
 pub use requirements::{Requirement, TargetInfo, inspect, plan_notes, requirements, scope_inventory, table_exists, tables_with_rows};
 pub use clean::CleanPlan;
 pub use schema_blocks::{SqlBlock, filter_schema_sql, owned_sequences, split_schema_sql, user_schemas};

@@ -61,7 +61,7 @@ impl ConnSpec {
     fn refuse_transaction_pooler(&self) -> Result<()> {
         if self.url.port() == Some(TRANSACTION_POOLER_PORT) {
             return Err(Error::Invalid(format!(
-                "{} uses port 6543, Supabase's transaction pooler, which breaks pg_dump (it needs one session for the whole dump). \\
+                "{} uses port 6543, Supabase's transaction pooler, which cannot keep the one session a backup or a restore needs. \
                  Use the direct connection (db.<ref>.supabase.co:5432) or the session pooler (port 5432)",
                 self.display()
             )));
@@ -136,6 +136,7 @@ mod tests {
         assert_eq!(c.display(), "postgresql://postgres.abcdefgh@aws-0-eu-central-1.pooler.supabase.com:5432/postgres?sslmode=require");
         let err = ConnSpec::from_url("postgresql://postgres.abc:secret@aws-0-x.pooler.supabase.com:6543/postgres", None).unwrap_err().to_string();
         assert!(err.contains("transaction pooler") && !err.contains("secret"), "{err}");
+        assert!(!err.contains('\\') && !err.contains("  ") && !err.contains("pg_dump"), "one sentence, for backups and restores alike: {err}");
         assert!(ConnSpec::from_project_ref("a/b", None, None).is_err());
         assert!(ConnSpec::from_url("mysql://x@h/db", None).is_err());
     }

@@ -91,7 +91,7 @@ pub fn choose(found: &[PgTools], server_major: u32) -> Result<PgTools> {
                 found.iter().map(|t| format!("{} ({})", t.major, t.dir.display())).collect::<Vec<_>>().join(", ")
             };
             Error::Invalid(format!(
-                "the server runs PostgreSQL {server_major}; dumping it needs pg_dump {server_major} or newer (installed: {have}). \\
+                "the server runs PostgreSQL {server_major}; dumping it needs pg_dump {server_major} or newer (installed: {have}). \
                  Install postgresql-client-{server_major} (apt) or point --pg-bin at its bin directory"
             ))
         })
@@ -112,5 +112,6 @@ mod tests {
         assert_eq!(choose(&found, 16).unwrap().major, 17);
         let err = choose(&found, 18).unwrap_err().to_string();
         assert!(err.contains("PostgreSQL 18") && err.contains("postgresql-client-18") && err.contains("17 (/pg/17)"), "{err}");
+        assert!(!err.contains('\\') && !err.contains("  "), "{err}");
     }
 }
