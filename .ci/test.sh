@@ -59,6 +59,14 @@ if ! pg_complete; then
     pg_complete || { echo "test.sh: PostgreSQL still incomplete after install" >&2; exit 1; }
 fi
 
+# pg_cron (Debian's postgresql-<major>-cron) for the newest server, which the tests use: the
+# hosted-project fixture (tests/fixtures/hosted_platform.sql) preloads and creates it as
+# Supabase does.
+pg_newest_major=$(ls /usr/lib/postgresql | sort -n | tail -1)
+if [ ! -f "/usr/share/postgresql/$pg_newest_major/extension/pg_cron.control" ]; then
+    apt_install "postgresql-$pg_newest_major-cron"
+fi
+
 # The package creates the `postgres` OS user; initdb refuses to run as root, so the tests run
 # the server as that user.
 if ! id -u postgres >/dev/null 2>&1; then
