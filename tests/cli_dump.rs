@@ -14,9 +14,10 @@ use pg::PgCluster;
 use serde_json::Value;
 use support::*;
 
-/// The official restore command line (shared/supabase-facts.md §"Official restore").
-const OFFICIAL: &str = "psql --single-transaction --variable ON_ERROR_STOP=1 --file roles.sql --file schema.sql \
-                        --command 'SET session_replication_role = replica' --file data.sql --dbname \"$DB_URL\"";
+/// The official restore command line (shared/supabase-facts.md §"Official restore"), with the
+/// files that make it exact: privileges, your auth/storage additions.
+const OFFICIAL: &str = "psql --single-transaction --variable ON_ERROR_STOP=1 --file roles.sql --file schema.sql --file privileges.sql \
+                        --command 'SET session_replication_role = replica' --file data.sql --file auth-storage-additions.sql --dbname \"$DB_URL\"";
 
 /// What a fresh Supabase project has before its restore recipe runs, besides the auth and
 /// storage schemas (loaded from the dump's managed files): the reserved roles, the extensions,
@@ -39,8 +40,18 @@ CREATE FUNCTION supabase_functions.http_request() RETURNS trigger LANGUAGE plpgs
 CREATE PUBLICATION supabase_realtime;
 "#;
 
-const FILES: [&str; 8] =
-    ["roles.sql", "schema.sql", "data.sql", "migrations.sql", "managed/auth.sql", "managed/storage.sql", "inventory.json", "README.txt"];
+const FILES: [&str; 10] = [
+    "roles.sql",
+    "schema.sql",
+    "data.sql",
+    "privileges.sql",
+    "auth-storage-additions.sql",
+    "migrations.sql",
+    "managed/auth.sql",
+    "managed/storage.sql",
+    "inventory.json",
+    "README.txt",
+];
 
 fn dump(repo: &TestRepo, args: &[&str]) -> (i32, String, String) {
     let mut a = vec!["dump"];
@@ -155,7 +166,7 @@ fn dump_restores_with_the_official_psql_command_into_a_fresh_cluster() {
         Some(&"psql --single-transaction --variable ON_ERROR_STOP=1 --file migrations.sql --dbname \"$DB_URL\""),
         "{readme}"
     );
-    assert!(readme.contains("on_auth_user_created") && readme.contains("Users upload their own avatar"), "{readme}");
+    assert!(readme.contains("trigger on_auth_user_created on auth.users") && readme.contains("policy Users upload their own avatar on storage.objects"), "{readme}");
     assert!(readme.contains("NOTIFY pgrst, 'reload schema';") && readme.contains("\"app_user\""), "{readme}");
 
     // A fresh "project" on a second cluster (roles are cluster-wide): reserved roles,
@@ -172,14 +183,12 @@ fn dump_restores_with_the_official_psql_command_into_a_fresh_cluster() {
     }
     assert_eq!(t.psql("SELECT count(*) FROM pg_trigger WHERE tgname = 'on_auth_user_created'"), "0");
 
-    // README.txt, as written: the official command, migrations.sql, the user's own triggers
-    // (the policies are already there), NOTIFY.
+    // README.txt, as written: the official command (with your additions: the trigger, and
+    // the policies again, replaced), migrations.sql, NOTIFY.
     let url = t.url();
     for line in readme.lines().filter_map(|l| l.strip_prefix("    ")) {
         if line.starts_with("psql ") {
             sh(&t, &out, line, &url);
-        } else if line.starts_with("CREATE TRIGGER ") {
-            t.psql(line);
         }
     }
     assert_eq!(t.psql("SELECT count(*) FROM pg_trigger WHERE tgname = 'on_auth_user_created'"), "1");
@@ -233,7 +242,7 @@ fn dump_restores_with_the_official_psql_command_into_a_fresh_cluster() {
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["database"], "plain");
-    let files = ["roles.sql", "schema.sql", "data.sql", "inventory.json", "README.txt"];
+    let files = ["roles.sql", "schema.sql", "data.sql", "privileges.sql", "inventory.json", "README.txt"];
     let listed: Vec<&str> = v["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
     assert_eq!(listed, files);
     let mut expect = files.to_vec();
@@ -241,7 +250,9 @@ fn dump_restores_with_the_official_psql_command_into_a_fresh_cluster() {
     assert_eq!(listing(&out), sorted(&expect));
     assert!(!out.join("managed").exists(), "the emptied managed/ directory is removed");
     let readme = fs::read_to_string(out.join("README.txt")).unwrap();
-    assert!(readme.contains(OFFICIAL) && !readme.contains("migrations.sql") && !readme.contains("managed/"), "{readme}");
+    let plain_official = "--file schema.sql --file privileges.sql --command 'SET session_replication_role = replica' --file data.sql --dbname";
+    assert!(readme.contains(plain_official) && !readme.contains("migrations.sql") && !readme.contains("managed/"), "{readme}");
+    assert!(!out.join("auth-storage-additions.sql").exists(), "the earlier dump's additions are removed");
 }
 
 #[test]

@@ -56,12 +56,17 @@ fn schema_table_and_data_only_restores_touch_nothing_else() {
     assert!(err.contains("rolled back, the target is unchanged"), "{err}");
     assert_eq!(s.target.psql_db("fresh", "SELECT count(*) FROM pg_namespace WHERE nspname = 'billing'"), "0");
 
-    // --schema public: public only; billing is not created, auth/storage rows untouched.
+    // --schema public: public only; billing is not created, auth/storage rows untouched. The
+    // fresh project has none of the snapshot's users, so the profiles' foreign key to
+    // auth.users has orphans: it is left NOT VALID and verification says so (exit 1).
     let before = s.target.table_fingerprints("fresh");
     let (code, out, err) = s.repo.run(&["restore", "latest", "--db", "--db-url", &url, "--schema", "public", "--yes", "--json"]);
-    assert_eq!(code, 0, "{err}\n{out}");
+    assert_eq!(code, 1, "{err}\n{out}");
     let v: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["verified"], true, "{}", v["verification"]);
+    let failed: Vec<&Value> = v["verification"].as_array().unwrap().iter().filter(|c| c["ok"] == false).collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0]["detail"].as_str().unwrap().contains("50 rows of public.profiles are not in auth.users (profiles_id_fkey, NOT VALID)"), "{failed:?}");
+    assert_eq!(s.target.psql_db("fresh", "SELECT convalidated FROM pg_constraint WHERE conname = 'profiles_id_fkey'"), "f");
     let after = s.target.table_fingerprints("fresh");
     assert_eq!(only(&after, "public."), only(&src, "public."));
     assert_eq!(without(&after, "public."), without(&before, "public."), "nothing outside public changed");

@@ -68,7 +68,7 @@ impl PsqlExtras {
         mine.apply.retain(|o| o.kind != "index");
         Ok(PsqlExtras {
             privileges: dbrestore::privileges_sql(db, &Scope::Whole, &BTreeSet::new())?,
-            additions: mine.sql(catalog.as_ref().map(|c| &c.acls)),
+            additions: mine.sql(catalog.as_ref().map(|c| &c.acls), true),
             additions_list: mine.apply.iter().map(dbrestore::additions::describe).collect(),
             cron: plan.cron_sql(&db.database),
             plan,

@@ -85,6 +85,15 @@ impl Ctx<'_> {
 
 /// Run a backup and record a snapshot. The manifest is written only after every pack it
 /// references is durable and indexed; on any error nothing is recorded.
+/// A command of the source (pg_dump, a `--command`) failed: the error says no snapshot was
+/// recorded.
+fn source_failed(e: Error) -> Error {
+    match e {
+        e @ Error::CommandFailed { .. } => Error::BackupSourceFailed(Box::new(e)),
+        e => e,
+    }
+}
+
 pub fn backup(repo: &Repository, input: BackupInput<'_>, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupOutcome> {
     let started = Instant::now();
     let time = opts.time.unwrap_or_else(|| chrono::Local::now().fixed_offset());
@@ -134,7 +143,7 @@ pub fn backup(repo: &Repository, input: BackupInput<'_>, opts: &BackupOptions, p
             };
             let (kind, description) = (src.kind(), src.description());
             // A failed command never becomes a snapshot.
-            src.finish()?;
+            src.finish().map_err(source_failed)?;
             let mut file = synthetic(name.clone(), EntryKind::File, 0o600, now_ns);
             file.size = size;
             file.chunks = chunks;
@@ -163,10 +172,7 @@ pub fn backup(repo: &Repository, input: BackupInput<'_>, opts: &BackupOptions, p
             let now_ns = time.timestamp_nanos_opt().unwrap_or(0);
             let mut sink = CollectingSink { ctx: &mut ctx, entries: Vec::new(), dirs: Vec::new(), notes: Vec::new(), now_ns, parent: parent_files };
             // A failed dump (pg_dump, a --command) ends the backup before any manifest.
-            src.run(&mut sink).map_err(|e| match e {
-                e @ Error::CommandFailed { .. } => Error::BackupSourceFailed(Box::new(e)),
-                e => e,
-            })?;
+            src.run(&mut sink).map_err(source_failed)?;
             let (entries, dirs, notes) = (std::mem::take(&mut sink.entries), std::mem::take(&mut sink.dirs), std::mem::take(&mut sink.notes));
             write_sorted(&mut ctx, &mut tree, entries, dirs, now_ns)?;
             source_notes = notes;

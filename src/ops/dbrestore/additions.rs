@@ -88,14 +88,27 @@ impl AdditionsPlan {
     }
 
     /// The SQL that applies the plan (empty when there is nothing to apply). The functions'
-    /// owners and privileges follow the snapshot (`acls`, when it recorded them).
-    pub fn sql(&self, acls: Option<&Acls>) -> String {
+    /// owners and privileges follow the snapshot (`acls`, when it recorded them). `idempotent`
+    /// (for psql alone, where the target is unknown): a trigger or policy of the same name is
+    /// replaced (`CREATE OR REPLACE TRIGGER`, PostgreSQL 14+; `DROP POLICY IF EXISTS` first).
+    pub fn sql(&self, acls: Option<&Acls>, idempotent: bool) -> String {
         if self.apply.is_empty() {
             return String::new();
         }
         let mut out = String::from("-- snap: your additions to the Supabase-managed schemas (auth, storage)\n");
         for o in &self.apply {
-            out.push_str(o.def.trim_end());
+            let def = o.def.trim_end();
+            match (idempotent, o.kind.as_str(), &o.table) {
+                (true, "trigger", _) if def.starts_with("CREATE TRIGGER ") => {
+                    out.push_str("CREATE OR REPLACE TRIGGER ");
+                    out.push_str(&def["CREATE TRIGGER ".len()..]);
+                }
+                (true, "policy", Some(t)) => {
+                    out.push_str(&format!("DROP POLICY IF EXISTS {} ON {}.{};\n", super::qi(&o.name), super::qi(&o.schema), super::qi(t)));
+                    out.push_str(def);
+                }
+                _ => out.push_str(def),
+            }
             out.push_str(";\n");
             if let (Some(t), Some(e)) = (&o.table, o.enabled.as_deref()) {
                 let how = match e {
@@ -216,8 +229,11 @@ mod tests {
         assert!(p.left_out[0].what.contains("Mine") && p.left_out[0].reason.contains("another definition"));
         // Into the same project again: nothing to do.
         assert!(AdditionsPlan::new(&s, &s).apply.is_empty());
-        let sql = p.sql(None);
+        let sql = p.sql(None, false);
         assert!(sql.contains("EXECUTE FUNCTION public.handle_new_user();\n"));
+        let again = p.sql(None, true);
+        assert!(again.contains("CREATE OR REPLACE TRIGGER on_auth_user_created AFTER INSERT"), "{again}");
+        assert!(again.contains("DROP POLICY IF EXISTS \"Avatars are public\" ON \"storage\".\"objects\";\nCREATE POLICY"), "{again}");
         assert!(!sql.contains("update_objects_updated_at"));
         // After the restore, verification finds them all, or names what is missing.
         let mut after = target.clone();
@@ -231,6 +247,6 @@ mod tests {
         let mut t = snapshot()[0].clone();
         t.enabled = Some("D".into());
         let p = AdditionsPlan::new(&[t], &[]);
-        assert!(p.sql(None).contains("ALTER TABLE \"auth\".\"users\" DISABLE TRIGGER \"on_auth_user_created\";"));
+        assert!(p.sql(None, false).contains("ALTER TABLE \"auth\".\"users\" DISABLE TRIGGER \"on_auth_user_created\";"));
     }
 }

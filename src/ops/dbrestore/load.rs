@@ -317,7 +317,7 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
     let plan = &opts.data;
     let cron = plan.cron_sql(&db.database);
     let acls = db.catalog()?.map(|c| c.acls);
-    let added = opts.additions.sql(acls.as_ref());
+    let added = opts.additions.sql(acls.as_ref(), false);
     let mut report = RestoreReport { left_out: plan.left_out.clone(), cron_jobs_scheduled: plan.cron_jobs.len(),
         additions_applied: opts.additions.apply.iter().map(additions::describe).collect(),
         ..Default::default()
