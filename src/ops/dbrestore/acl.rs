@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Scope, is_managed_schema};
+use super::{Scope, is_managed_schema, ql};
 use crate::source::postgres::inventory::{AclEntry, Acls, DefaultAcl, ObjectAcl};
 use crate::source::postgres::sanitize::is_reserved_role;
 
@@ -70,13 +70,8 @@ pub fn defaults_in_scope(acls: &Acls, scope: &Scope) -> Vec<DefaultAcl> {
     out
 }
 
-/// An SQL string literal.
-fn lit(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 fn entries_json(e: &[AclEntry]) -> String {
-    lit(&serde_json::to_string(e).expect("json"))
+    ql(&serde_json::to_string(e).expect("json"))
 }
 
 /// The helper functions (created in pg_temp, dropped at the end of [`set_sql`]). An empty ACL
@@ -186,12 +181,12 @@ pub fn set_sql(objects: &[&ObjectAcl], defaults: &[DefaultAcl]) -> String {
     let mut objs: Vec<&&ObjectAcl> = objects.iter().collect();
     objs.sort_by_key(|o| rank(&o.kind));
     for o in objs {
-        let col = o.column.as_deref().map(lit).unwrap_or_else(|| "NULL".into());
-        out.push_str(&format!("SELECT pg_temp.snap_set_acl({}, {}, {col}, {});\n", lit(&o.kind), lit(&o.name), entries_json(&o.entries)));
+        let col = o.column.as_deref().map(ql).unwrap_or_else(|| "NULL".into());
+        out.push_str(&format!("SELECT pg_temp.snap_set_acl({}, {}, {col}, {});\n", ql(&o.kind), ql(&o.name), entries_json(&o.entries)));
     }
     for d in defaults {
-        let sch = d.schema.as_deref().map(lit).unwrap_or_else(|| "NULL".into());
-        out.push_str(&format!("SELECT pg_temp.snap_set_default_acl({}, {sch}, {}, {});\n", lit(&d.role), lit(&d.objtype), entries_json(&d.entries)));
+        let sch = d.schema.as_deref().map(ql).unwrap_or_else(|| "NULL".into());
+        out.push_str(&format!("SELECT pg_temp.snap_set_default_acl({}, {sch}, {}, {});\n", ql(&d.role), ql(&d.objtype), entries_json(&d.entries)));
     }
     out.push_str(DROP_FUNCTIONS);
     out

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::schema_blocks::{split_schema_sql, user_schemas};
-use super::{Scope, is_managed_schema};
+use super::{Scope, is_managed_schema, ql};
 use crate::error::{Error, Result};
 use crate::source::postgres::conn::ConnSpec;
 use crate::source::postgres::inventory::ManagedObject;
@@ -71,13 +71,13 @@ fn list(names: &[String]) -> String {
     if names.is_empty() {
         return "NULL".into();
     }
-    names.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect::<Vec<_>>().join(", ")
+    names.iter().map(|s| ql(s)).collect::<Vec<_>>().join(", ")
 }
 
 /// The query: objects to drop and outside dependents (one JSON document).
 fn plan_sql(schemas: &[String], table: Option<&(String, String)>) -> String {
     let seed = match table {
-        Some((s, t)) => format!("SELECT 'pg_class'::regclass::oid, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '{}' AND c.relname = '{}'", s.replace('\'', "''"), t.replace('\'', "''")),
+        Some((s, t)) => format!("SELECT 'pg_class'::regclass::oid, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = {} AND c.relname = {}", ql(s), ql(t)),
         None => {
             let l = list(schemas);
             format!(
@@ -160,7 +160,7 @@ pub fn plan(schema_sql: &str, scope: &Scope, additions: &[ManagedObject], tools:
     if schemas.is_empty() && table.is_none() {
         return Ok(CleanPlan::default());
     }
-    let out = session::query(tools, conn, None, &format!("BEGIN;\nSET LOCAL search_path = '';\n{}COMMIT;\n", plan_sql(&schemas, table.as_ref())))?;
+    let out = session::query_qualified(tools, conn, None, &plan_sql(&schemas, table.as_ref()))?;
     let found: Found = serde_json::from_str(&out).map_err(|e| Error::Invalid(format!("--clean planning query returned unexpected output: {e}")))?;
     Ok(classify(schemas, found.dropped, found.outside, additions))
 }

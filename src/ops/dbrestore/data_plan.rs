@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::requirements::TargetInfo;
-use super::Scope;
+use super::{Scope, ql};
 use crate::error::{Error, Result};
 use crate::ops::dbsnap::DbSnapshot;
 
@@ -112,20 +112,20 @@ impl DataPlan {
     pub fn cron_sql(&self, snapshot_database: &str) -> String {
         let mut out = String::new();
         for j in &self.cron_jobs {
-            let db = if j.database == snapshot_database { "current_database()".to_string() } else { lit(&j.database) };
+            let db = if j.database == snapshot_database { "current_database()".to_string() } else { ql(&j.database) };
             match &j.jobname {
                 Some(name) => out.push_str(&format!(
                     "SELECT cron.schedule_in_database({}, {}, {}, {db}, NULL, {});\n",
-                    lit(name),
-                    lit(&j.schedule),
-                    lit(&j.command),
+                    ql(name),
+                    ql(&j.schedule),
+                    ql(&j.command),
                     j.active
                 )),
                 // An unnamed job: schedule it, then move it to its database and state.
                 None => out.push_str(&format!(
                     "SELECT cron.alter_job(cron.schedule({}, {}), database := {db}, active := {});\n",
-                    lit(&j.schedule),
-                    lit(&j.command),
+                    ql(&j.schedule),
+                    ql(&j.command),
                     j.active
                 )),
             }
@@ -141,11 +141,6 @@ impl CronJob {
             None => format!("({}: {})", self.schedule, self.command),
         }
     }
-}
-
-/// An SQL string literal (standard_conforming_strings on, as pg_dump sets it).
-fn lit(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// `schema.sequence` of a `SELECT pg_catalog.setval('"schema"."seq"', …);` line.

@@ -20,7 +20,7 @@ use crate::source::postgres::session;
 fn tables_array(tables: &[(String, String)]) -> String {
     let items: Vec<String> = tables
         .iter()
-        .map(|(s, t)| format!("pg_catalog.to_regclass('{}')", format!("{}.{}", super::qi(s), super::qi(t)).replace('\'', "''")))
+        .map(|(s, t)| format!("pg_catalog.to_regclass({})", super::ql(&format!("{}.{}", super::qi(s), super::qi(t)))))
         .collect();
     format!("ARRAY[{}]::regclass[]", items.join(", "))
 }
@@ -89,12 +89,12 @@ pub fn check(tables: &[(String, String)], tools: &PgTools, conn: &ConnSpec) -> R
         return Ok(None);
     }
     let sql = format!(
-        "BEGIN;\nSET LOCAL search_path = '';\n{FUNCTION}SELECT coalesce(json_agg(json_build_object('table', c.conrelid::regclass::text, 'constraint', c.conname, \
+        "{FUNCTION}SELECT coalesce(json_agg(json_build_object('table', c.conrelid::regclass::text, 'constraint', c.conname, \
          'references', c.confrelid::regclass::text, 'rows', pg_temp.snap_fk_orphans(c.oid), 'valid', c.convalidated) ORDER BY 1), '[]') \
-         FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND (c.conrelid = ANY({arr}) OR c.confrelid = ANY({arr}));\nROLLBACK;\n",
+         FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND (c.conrelid = ANY({arr}) OR c.confrelid = ANY({arr}));",
         arr = tables_array(tables)
     );
-    let out = session::query(tools, conn, None, &sql)?;
+    let out = session::query_qualified(tools, conn, None, &sql)?;
     let found: Vec<Orphans> = serde_json::from_str(&out).map_err(|e| Error::Invalid(format!("foreign key check returned unexpected output: {e}")))?;
     let bad: Vec<String> = found
         .iter()

@@ -87,6 +87,11 @@ impl Scope {
     }
 }
 
+/// `'x'`: an SQL string literal (standard_conforming_strings on, as pg_dump sets it).
+pub(crate) fn ql(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 /// `"x"` with embedded quotes doubled (pg_dump --quote-all-identifiers spelling).
 pub fn qi(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))

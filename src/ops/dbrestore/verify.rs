@@ -206,3 +206,26 @@ fn compare_counts(tables: &[&DataPart], got: &BTreeMap<String, u64>, what: Strin
     }
     Check { what, ok: bad.is_empty(), detail: if bad.is_empty() { "all equal".into() } else { bad.join("; ") } }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(s: &str, t: &str, rows: u64) -> DataPart {
+        DataPart { path: format!("tables/{s}.{t}.sql"), kind: "copy".into(), schema: Some(s.into()), table: Some(t.into()), rows: Some(rows), bytes: None }
+    }
+
+    #[test]
+    fn row_counts_are_matched_by_name_not_position() {
+        let parts = [part("auth", "users", 3001), part("public", "tags", 8)];
+        let refs: Vec<&DataPart> = parts.iter().collect();
+        // The query's answer, in whatever order the server produced it.
+        let got = BTreeMap::from([("public.tags".to_string(), 8), ("auth.users".to_string(), 3001)]);
+        assert!(compare_counts(&refs, &got, "row counts".into()).ok);
+        let got = BTreeMap::from([("public.tags".to_string(), 7), ("auth.users".to_string(), 3001)]);
+        let c = compare_counts(&refs, &got, "row counts".into());
+        assert_eq!(c.detail, "public.tags: 7 rows, snapshot has 8");
+        let c = compare_counts(&refs, &BTreeMap::new(), "row counts".into());
+        assert!(!c.ok && c.detail.contains("auth.users: not counted"));
+    }
+}

@@ -153,9 +153,7 @@ pub struct Acls {
 impl Acls {
     /// Run [`ACLS_SQL`] (in `snapshot` when given) and parse it.
     pub fn read(tools: &super::pgbin::PgTools, conn: &super::conn::ConnSpec, snapshot: Option<&str>) -> crate::error::Result<Acls> {
-        let sql = format!("SET LOCAL search_path = '';\n{ACLS_SQL}");
-        let sql = if snapshot.is_some() { sql } else { format!("BEGIN;\n{sql}\nCOMMIT;\n") };
-        let out = super::session::query(tools, conn, snapshot, &sql)?;
+        let out = super::session::query_qualified(tools, conn, snapshot, ACLS_SQL)?;
         serde_json::from_str(&out).map_err(|e| crate::error::Error::Invalid(format!("privileges query returned unexpected output: {e}")))
     }
 }
@@ -231,9 +229,7 @@ pub struct ManagedObject {
 impl ManagedObject {
     /// Read [`managed_objects_sql`] (in `snapshot` when given).
     pub fn read(tools: &super::pgbin::PgTools, conn: &super::conn::ConnSpec, snapshot: Option<&str>, schemas: &[&str]) -> crate::error::Result<Vec<ManagedObject>> {
-        let sql = format!("SET LOCAL search_path = '';\n{}", managed_objects_sql(schemas));
-        let sql = if snapshot.is_some() { sql } else { format!("BEGIN;\n{sql}\nCOMMIT;\n") };
-        let out = super::session::query(tools, conn, snapshot, &sql)?;
+        let out = super::session::query_qualified(tools, conn, snapshot, &managed_objects_sql(schemas))?;
         serde_json::from_str(&out).map_err(|e| crate::error::Error::Invalid(format!("managed-schema query returned unexpected output: {e}")))
     }
 }

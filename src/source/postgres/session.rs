@@ -123,3 +123,14 @@ pub fn query(tools: &PgTools, conn: &ConnSpec, snapshot: Option<&str>, sql: &str
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
+
+/// [`query`] with `search_path = ''` for the statement (so every name it renders is
+/// schema-qualified, whatever the role's settings): inside the exported `snapshot` when given,
+/// else in a transaction of its own.
+pub fn query_qualified(tools: &PgTools, conn: &ConnSpec, snapshot: Option<&str>, sql: &str) -> Result<String> {
+    let sql = format!("SET LOCAL search_path = '';\n{sql}");
+    match snapshot {
+        Some(_) => query(tools, conn, snapshot, &sql),
+        None => query(tools, conn, None, &format!("BEGIN;\n{sql}\nCOMMIT;\n")),
+    }
+}
