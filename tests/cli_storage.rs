@@ -139,6 +139,27 @@ fn round_trip_into_an_empty_server_and_to_plain_files() {
 }
 
 #[test]
+fn user_metadata_survives_both_shapes_of_the_info_answer() {
+    // storage v1.70 answers user metadata as `metadata` (the default of the in-test server);
+    // servers answering the database row put it in `user_metadata`. Both come back exact.
+    for row_shape in [false, true] {
+        let src = StorageServer::start(KEY);
+        src.set_info_row_shape(row_shape);
+        populate(&src);
+        let with_meta = src.objects("docs").values().chain(src.objects("avatars").values()).filter(|o| o.user_metadata.is_some()).count();
+        assert!(with_meta > 0, "the corpus has user metadata");
+        let env = Env::new();
+        let snap = env.backup_ok(&src, true, &[]);
+        let id = snap["id"].as_str().unwrap().to_string();
+        let dst = StorageServer::start(KEY);
+        dst.set_strict_names(false);
+        let (code, out, err) = env.restore(&id, &dst, &[]);
+        assert_eq!(code, 0, "row shape {row_shape}: {out}\n{err}");
+        assert_same_storage(&src, &dst);
+    }
+}
+
+#[test]
 fn v1_fallback_pages_folders_and_second_backup_reuses_unchanged_objects() {
     let s = StorageServer::start(KEY);
     s.set_v2(false);

@@ -134,6 +134,9 @@ pub struct Shared {
     pub v2: AtomicBool,
     /// Refuse object names outside Supabase's safe ASCII set at upload.
     pub strict_names: AtomicBool,
+    /// Answer `GET /object/info` with the database row (older servers: `metadata` = system,
+    /// `user_metadata` = the user's) instead of storage v1.70's shape.
+    pub info_row_shape: AtomicBool,
     /// Object content downloads answered (GET /object/…, full or ranged).
     pub downloads: AtomicU64,
     pub bytes_served: AtomicU64,
@@ -171,6 +174,7 @@ impl StorageServer {
             faults: Mutex::new(Faults::default()),
             v2: AtomicBool::new(true),
             strict_names: AtomicBool::new(true),
+            info_row_shape: AtomicBool::new(false),
             downloads: AtomicU64::new(0),
             bytes_served: AtomicU64::new(0),
             list_v1_calls: AtomicU64::new(0),
@@ -213,6 +217,10 @@ impl StorageServer {
     pub fn set_v2(&self, on: bool) {
         self.state.v2.store(on, Ordering::SeqCst);
     }
+    pub fn set_info_row_shape(&self, on: bool) {
+        self.state.info_row_shape.store(on, Ordering::SeqCst);
+    }
+
     pub fn set_strict_names(&self, on: bool) {
         self.state.strict_names.store(on, Ordering::SeqCst);
     }
@@ -422,13 +430,30 @@ async fn handle(st: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body
             let d = st.data.lock().unwrap();
             match d.objects.get(&bucket).and_then(|o| o.get(&name)) {
                 None => err(404, "not_found", "Object not found"),
-                Some(o) => json_resp(StatusCode::OK, {
+                Some(o) if st.info_row_shape.load(Ordering::SeqCst) => json_resp(StatusCode::OK, {
+                    // Servers that answer the database row: system metadata in `metadata`,
+                    // the user's in `user_metadata`.
                     let mut v = object_json(&name, o);
                     v["bucket_id"] = json!(bucket);
                     v["owner"] = json!(null);
                     v["user_metadata"] = o.user_metadata.clone().unwrap_or(Value::Null);
                     v
                 }),
+                // storage v1.70, as recorded (storage-api-transcript.md §3.1): the user
+                // metadata is `metadata`, `{}` when none; no `user_metadata` key.
+                Some(o) => json_resp(StatusCode::OK, json!({
+                    "id": o.id,
+                    "name": name,
+                    "version": o.id,
+                    "bucket_id": bucket,
+                    "size": o.content.len(),
+                    "content_type": o.content_type,
+                    "cache_control": o.cache_control,
+                    "etag": o.etag,
+                    "metadata": o.user_metadata.clone().unwrap_or_else(|| json!({})),
+                    "last_modified": o.updated_at,
+                    "created_at": o.created_at,
+                })),
             }
         }
         (Method::GET, ["object", first, rest]) => {

@@ -44,6 +44,51 @@ pub struct ListItem {
     pub user_metadata: Option<Value>,
 }
 
+/// `GET /object/info/{bucket}/{name}` answer. The real server (storage v1.70,
+/// `../shared/storage-api-transcript.md` §3) answers `{id, name, version, bucket_id, size,
+/// content_type, cache_control, etag, metadata, last_modified, created_at}` where `metadata` is
+/// the **user** metadata (`{}` when none). Servers that answer the object's database row instead
+/// carry the user metadata as `user_metadata`, and `metadata` is then the system metadata:
+/// [`InfoAnswer::user_metadata`] reads both shapes.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InfoAnswer {
+    #[serde(default)]
+    pub metadata: Option<Value>,
+    /// `Some(Null)` when the key is there with null (the row shape, no user metadata), `None`
+    /// when it is missing (storage v1.70's shape).
+    #[serde(default, deserialize_with = "present")]
+    pub user_metadata: Option<Value>,
+    #[serde(default)]
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub cache_control: Option<String>,
+    #[serde(default)]
+    pub etag: Option<String>,
+    #[serde(default)]
+    pub size: Option<u64>,
+}
+
+/// A field that is present, null or not: `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+impl InfoAnswer {
+    /// The user metadata, whichever shape the server answered; None when there is none
+    /// (`{}`, null or missing).
+    pub fn user_metadata(&self) -> Option<Value> {
+        let user = match &self.user_metadata {
+            // The row shape: `user_metadata` is the user's, `metadata` the system's.
+            Some(u) => u.clone(),
+            None => self.metadata.clone().unwrap_or(Value::Null),
+        };
+        match &user {
+            Value::Object(m) if !m.is_empty() => Some(user),
+            _ => None,
+        }
+    }
+}
+
 /// `POST /object/list-v2/{bucket}` answer.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ListV2Page {
@@ -183,5 +228,27 @@ mod tests {
         assert_eq!(classify(401, b"").failure, Failure::Auth);
         assert_eq!(classify(502, b"<html>bad gateway</html>").message, "<html>bad gateway</html>");
         assert_eq!(classify(418, b"{}").failure, Failure::Permanent);
+    }
+}
+
+#[cfg(test)]
+mod info_tests {
+    use super::*;
+
+    #[test]
+    fn user_metadata_is_read_from_either_shape_of_the_info_answer() {
+        // storage v1.70, verbatim (storage-api-transcript.md §3.1, with user metadata as in §3).
+        let v170: InfoAnswer = serde_json::from_str(
+            r#"{"id":"b1c502e7-0c0f-42d6-b99f-9b248ec3051b","name":"d/h.txt","version":"709b6960-a5a1-41f1-8f4c-a8769b1e28a9","bucket_id":"pub","size":37,"content_type":"text/plain","cache_control":"max-age=77","etag":"\"030f331ba568f55bedf7356e11a2c628\"","metadata":{"a":"b","n":1},"last_modified":"2026-12-02T05:02:59.338Z","created_at":"2026-12-02T05:02:59.312Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(v170.user_metadata(), Some(serde_json::json!({"a": "b", "n": 1})));
+        let none: InfoAnswer = serde_json::from_str(r#"{"name":"m/m1.txt","metadata":{}}"#).unwrap();
+        assert_eq!(none.user_metadata(), None);
+        // The database-row shape: metadata is the system's; user_metadata the user's.
+        let row: InfoAnswer = serde_json::from_str(r#"{"name":"x","metadata":{"eTag":"\"e\"","size":3},"user_metadata":{"k":"v"}}"#).unwrap();
+        assert_eq!(row.user_metadata(), Some(serde_json::json!({"k": "v"})));
+        let row_none: InfoAnswer = serde_json::from_str(r#"{"name":"x","metadata":{"eTag":"\"e\"","size":3},"user_metadata":null}"#).unwrap();
+        assert_eq!(row_none.user_metadata(), None, "system metadata is never taken for the user's");
     }
 }

@@ -8,7 +8,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use super::api::{ApiError, Bucket, Failure, ListItem, ListV2Page, classify};
+use super::api::{ApiError, Bucket, Failure, InfoAnswer, ListItem, ListV2Page, classify};
 
 /// How often and how patiently transient failures (timeouts, resets, 429, 5xx) are retried.
 #[derive(Debug, Clone)]
@@ -206,8 +206,8 @@ impl Client {
         self.json(|h| post_json(h, &url, body)).await
     }
 
-    /// `GET /object/info/{bucket}/{name}`: the object row (with `user_metadata`).
-    pub async fn object_info(&self, bucket: &str, name: &str) -> Result<Value, ApiError> {
+    /// `GET /object/info/{bucket}/{name}`: the object's attributes and user metadata.
+    pub async fn object_info(&self, bucket: &str, name: &str) -> Result<InfoAnswer, ApiError> {
         let url = format!("{}/object/info/{}/{}", self.base, encode_segment(bucket), encode_name(name));
         self.json(|h| h.get(&url)).await
     }

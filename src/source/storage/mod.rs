@@ -437,7 +437,7 @@ async fn download(client: Arc<Client>, bucket: String, name: String, want_info: 
     let mut user_metadata = None;
     if want_info {
         match client.object_info(&bucket, &name).await {
-            Ok(v) => user_metadata = v.get("user_metadata").cloned().filter(|v| !v.is_null()),
+            Ok(v) => user_metadata = v.user_metadata(),
             Err(e) if e.failure == Failure::NotFound => {
                 let _ = tx.send(Msg::Vanished).await;
                 return;
