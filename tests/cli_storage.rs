@@ -198,6 +198,33 @@ fn v1_fallback_pages_folders_and_second_backup_reuses_unchanged_objects() {
 }
 
 #[test]
+fn a_server_restart_mid_backup_is_waited_out_and_retry_for_bounds_the_wait() {
+    let s = StorageServer::start(KEY);
+    s.create_bucket("b", false, None, None);
+    for i in 0..6 {
+        s.put("b", &format!("o{i}.bin"), Content::Generated { seed: i, len: 300_000 }, "application/octet-stream", "no-cache", None);
+    }
+    let env = Env::new();
+    // Down for 1.5 s at the first download, with a patience of 1 s: given up, and said without
+    // a made-up HTTP status.
+    s.faults().outage_at_next_download = Some(std::time::Duration::from_millis(1500));
+    let (code, out, err) = env.backup(&s, false, &["--retry-for", "1"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.contains("--retry-for") && !err.contains("HTTP 0"), "{err}");
+    assert!(env.repo.snapshots().is_empty());
+    // Down for 7 s (one restart of the real server took that long): the default patience
+    // waits it out, and every byte is right.
+    s.faults().outage_at_next_download = Some(std::time::Duration::from_secs(7));
+    let t = std::time::Instant::now();
+    let snap = env.backup_ok(&s, false, &[]);
+    assert!(t.elapsed() >= std::time::Duration::from_secs(7), "the outage happened");
+    let id = snap["id"].as_str().unwrap();
+    for (name, o) in s.objects("b") {
+        assert_eq!(env.repo.cat(id, &format!("storage/b/{name}")), o.content.all(), "{name}");
+    }
+}
+
+#[test]
 fn backup_completes_through_transient_faults() {
     let s = StorageServer::start(KEY);
     s.create_bucket("b", false, None, None);

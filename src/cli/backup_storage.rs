@@ -34,6 +34,10 @@ pub struct StorageConnArgs {
     /// Seconds to wait for a connection or for more data before retrying.
     #[arg(long, hide = true, default_value_t = 60)]
     pub storage_timeout: u64,
+    /// Seconds to keep retrying a request while the Storage API is unreachable or failing
+    /// (a restart, an outage) before giving up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub retry_for: u64,
 }
 
 impl StorageConnArgs {
@@ -71,6 +75,7 @@ impl StorageConnArgs {
             buckets: self.buckets.clone(),
             concurrency: self.concurrency as usize,
             timeout: std::time::Duration::from_secs(self.storage_timeout.max(1)),
+            retry: snap::source::storage::client::RetryPolicy { patience: std::time::Duration::from_secs(self.retry_for), ..Default::default() },
             ..Default::default()
         })
     }

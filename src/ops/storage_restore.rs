@@ -203,6 +203,7 @@ enum Outcome {
 fn upload(rt: &tokio::runtime::Runtime, client: &Client, repo: &Repository, bucket: &str, obj: &StoredObject, entry: &Entry, overwrite: bool, progress: &dyn Progress) -> Result<Outcome> {
     let url = client.object_url(bucket, &obj.name);
     let meta = obj.user_metadata.as_ref().map(|v| base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(v).expect("json serializes")));
+    let since = std::time::Instant::now();
     let mut attempt = 1;
     loop {
         let (tx, mut rx) = mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(4);
@@ -250,7 +251,7 @@ fn upload(rt: &tokio::runtime::Runtime, client: &Client, repo: &Repository, buck
             Ok(()) => return Ok(Outcome::Uploaded),
             Err(e) => match e.failure {
                 Failure::Exists => return Ok(Outcome::Exists),
-                Failure::Transient if attempt < client.retry.attempts => {
+                Failure::Transient if !client.retry.exhausted(since) => {
                     client.count_retry();
                     std::thread::sleep(client.retry.delay(attempt));
                     attempt += 1;

@@ -9,7 +9,6 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -124,6 +123,11 @@ pub struct Faults {
     pub unauthorized: bool,
     /// Deleted right after the next listing answer is made (so they are listed but gone).
     pub delete_after_list: Vec<(String, String)>,
+    /// At the next object download, the server goes away for this long (a restart): every
+    /// connection is closed without an answer, new ones and open ones alike.
+    pub outage_at_next_download: Option<Duration>,
+    /// Until when the current outage lasts.
+    pub outage_until: Option<std::time::Instant>,
 }
 
 pub struct Shared {
@@ -190,6 +194,10 @@ impl StorageServer {
                 tx.send(listener.local_addr().unwrap()).unwrap();
                 loop {
                     let Ok((sock, _)) = listener.accept().await else { continue };
+                    if st.faults.lock().unwrap().outage_until.is_some_and(|t| std::time::Instant::now() < t) {
+                        drop(sock);
+                        continue;
+                    }
                     let st = st.clone();
                     tokio::spawn(async move {
                         let svc = hyper::service::service_fn(move |req| handle(st.clone(), req));
@@ -310,9 +318,22 @@ fn pct_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-async fn handle(st: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+/// A request answered during an outage: the connection is closed without an answer.
+fn outage() -> std::io::Error {
+    std::io::Error::other("the storage server is down (simulated outage)")
+}
+
+async fn handle(st: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, std::io::Error> {
     let (slow, fail, reset) = {
         let mut f = st.faults.lock().unwrap();
+        if f.outage_until.is_some_and(|t| std::time::Instant::now() < t) {
+            return Err(outage());
+        }
+        let is_download = req.method() == Method::GET && req.uri().path().contains("/object/") && !req.uri().path().contains("/object/info/");
+        if is_download && let Some(d) = f.outage_at_next_download.take() {
+            f.outage_until = Some(std::time::Instant::now() + d);
+            return Err(outage());
+        }
         let slow = if f.slow_next > 0 {
             f.slow_next -= 1;
             f.slow_ms

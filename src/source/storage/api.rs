@@ -166,7 +166,8 @@ pub struct ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "HTTP {}: {}", self.status, self.message)
+        // Status 0: no HTTP answer at all (a refused or broken connection).
+        if self.status == 0 { write!(f, "{}", self.message) } else { write!(f, "HTTP {}: {}", self.status, self.message) }
     }
 }
 

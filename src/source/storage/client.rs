@@ -10,11 +10,13 @@ use zeroize::Zeroizing;
 
 use super::api::{ApiError, Bucket, Failure, InfoAnswer, ListItem, ListV2Page, classify};
 
-/// How often and how patiently transient failures (timeouts, resets, 429, 5xx) are retried.
+/// How patiently transient failures (timeouts, resets, refused connections, 429, 5xx) are
+/// retried: with growing delays until they have gone on for `patience` (a server restart or a
+/// short outage is waited out; `--retry-for` sets it).
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
-    /// Attempts in all (the first one included).
-    pub attempts: u32,
+    /// How long a run of failures of one request may last before it is given up.
+    pub patience: Duration,
     /// Delay before the first retry; doubled each time, with jitter.
     pub base_delay: Duration,
     pub max_delay: Duration,
@@ -22,11 +24,16 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { attempts: 6, base_delay: Duration::from_millis(250), max_delay: Duration::from_secs(8) }
+        RetryPolicy { patience: Duration::from_secs(120), base_delay: Duration::from_millis(250), max_delay: Duration::from_secs(8) }
     }
 }
 
 impl RetryPolicy {
+    /// Whether failures that started at `since` have lasted long enough to give up.
+    pub fn exhausted(&self, since: std::time::Instant) -> bool {
+        since.elapsed() >= self.patience
+    }
+
     /// Delay before retry number `retry` (1-based): `base·2^(retry-1)` capped, times a random
     /// factor in [0.5, 1) so that parallel transfers do not retry in lockstep.
     pub fn delay(&self, retry: u32) -> Duration {
@@ -143,9 +150,10 @@ impl Client {
     /// Send, retrying transient failures per the policy (`build` makes a fresh request each time).
     pub async fn send(&self, build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder) -> Result<reqwest::Response, ApiError> {
         let mut attempt = 1;
+        let since = std::time::Instant::now();
         loop {
             match self.send_once(build(&self.http)).await {
-                Err(e) if e.failure == Failure::Transient && attempt < self.retry.attempts => {
+                Err(e) if e.failure == Failure::Transient && !self.retry.exhausted(since) => {
                     self.backoff(attempt).await;
                     attempt += 1;
                 }
@@ -156,6 +164,7 @@ impl Client {
 
     async fn json<T: serde::de::DeserializeOwned>(&self, build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder) -> Result<T, ApiError> {
         let mut attempt = 1;
+        let since = std::time::Instant::now();
         loop {
             let resp = self.send(&build).await?;
             match resp.bytes().await {
@@ -166,7 +175,7 @@ impl Client {
                         message: format!("unexpected answer from the Storage API ({e}); is this a Storage API base URL?"),
                     });
                 }
-                Err(_) if attempt < self.retry.attempts => {
+                Err(_) if !self.retry.exhausted(since) => {
                     self.backoff(attempt).await;
                     attempt += 1;
                 }
@@ -236,7 +245,9 @@ mod tests {
 
     #[test]
     fn backoff_grows_caps_and_jitters() {
-        let p = RetryPolicy { attempts: 5, base_delay: Duration::from_millis(100), max_delay: Duration::from_millis(300) };
+        let p = RetryPolicy { patience: Duration::from_secs(1), base_delay: Duration::from_millis(100), max_delay: Duration::from_millis(300) };
+        assert!(!p.exhausted(std::time::Instant::now()));
+        assert!(p.exhausted(std::time::Instant::now() - Duration::from_secs(2)));
         for _ in 0..20 {
             let d1 = p.delay(1);
             assert!(d1 >= Duration::from_millis(50) && d1 < Duration::from_millis(100), "{d1:?}");

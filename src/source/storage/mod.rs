@@ -103,7 +103,9 @@ pub fn api_error(what: &str, e: ApiError) -> Error {
             "{what}: the Storage API refused the key ({e}). Give the project's service_role key \
              (--service-key-file or SUPABASE_SERVICE_ROLE_KEY), not the anon key, and check the URL's project"
         )),
-        Failure::Transient => Error::StorageApi(format!("{what}: {e}; gave up after retries. Check that the Storage API is reachable and run again")),
+        Failure::Transient => Error::StorageApi(format!(
+            "{what}: {e}; still failing after retrying for the whole --retry-for time. Check that the Storage API is reachable and run again (or raise --retry-for)"
+        )),
         _ => Error::StorageApi(format!("{what}: {e}")),
     }
 }
@@ -453,10 +455,13 @@ async fn download(client: Arc<Client>, bucket: String, name: String, want_info: 
     let mut first_etag: Option<String> = None;
     let mut retry = 0u32;
     let mut last_error: Option<ApiError> = None;
+    // When the current run of failures began (reset once bytes flow again).
+    let mut failing_since: Option<std::time::Instant> = None;
     loop {
         if let Some(e) = last_error.take() {
             retry += 1;
-            if retry >= client.retry.attempts {
+            let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+            if client.retry.exhausted(since) {
                 let _ = tx.send(Msg::Failed(e)).await;
                 return;
             }
@@ -506,6 +511,7 @@ async fn download(client: Arc<Client>, bucket: String, name: String, want_info: 
                     }
                     offset += b.len() as u64;
                     retry = 0;
+                    failing_since = None;
                     if tx.send(Msg::Data(b)).await.is_err() {
                         return;
                     }
