@@ -225,6 +225,26 @@ fn a_server_restart_mid_backup_is_waited_out_and_retry_for_bounds_the_wait() {
 }
 
 #[test]
+fn an_object_replaced_between_listing_and_download_is_stored_with_its_own_attributes() {
+    let s = StorageServer::start(KEY);
+    s.create_bucket("b", false, None, None);
+    s.put("b", "c/0200.bin", Content::Bytes(b"old bytes".to_vec().into()), "application/octet-stream", "no-cache", None);
+    s.faults().replace_at_download = Some(("b".into(), "c/0200.bin".into(), Content::Bytes(b"new <b>bytes</b>".to_vec().into()), "text/html".into()));
+    let env = Env::new();
+    let snap = env.backup_ok(&s, false, &[]);
+    let id = snap["id"].as_str().unwrap().to_string();
+    assert_eq!(env.repo.cat(&id, "storage/b/c/0200.bin"), b"new <b>bytes</b>");
+    // Restored: the new bytes with the new content type and eTag, not the listing's.
+    let dst = StorageServer::start(KEY);
+    let (code, out, err) = env.restore(&id, &dst, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let o = &dst.objects("b")["c/0200.bin"];
+    assert_eq!(o.content.all(), b"new <b>bytes</b>");
+    assert_eq!(o.content_type, "text/html");
+    assert_same_storage(&s, &dst);
+}
+
+#[test]
 fn backup_completes_through_transient_faults() {
     let s = StorageServer::start(KEY);
     s.create_bucket("b", false, None, None);

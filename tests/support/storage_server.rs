@@ -128,6 +128,9 @@ pub struct Faults {
     pub outage_at_next_download: Option<Duration>,
     /// Until when the current outage lasts.
     pub outage_until: Option<std::time::Instant>,
+    /// (bucket, name, new content, new content type): re-uploaded just before its next download
+    /// is answered, as if a client replaced it between the listing and the download.
+    pub replace_at_download: Option<(String, String, Content, String)>,
 }
 
 pub struct Shared {
@@ -584,6 +587,22 @@ fn list_v2(st: &Shared, bucket: &str, body: &Value) -> Response<Body> {
 }
 
 fn download(st: &Shared, bucket: &str, name: &str, range: Option<&str>) -> Response<Body> {
+    let replace = {
+        let mut f = st.faults.lock().unwrap();
+        match &f.replace_at_download {
+            Some((b, n, ..)) if b == bucket && n == name => f.replace_at_download.take(),
+            _ => None,
+        }
+    };
+    if let Some((_, _, content, ct)) = replace {
+        let mut d = st.data.lock().unwrap();
+        if let Some(o) = d.objects.get_mut(bucket).and_then(|o| o.get_mut(name)) {
+            o.etag = etag_of(&content);
+            o.content = content;
+            o.content_type = ct;
+            o.updated_at = now();
+        }
+    }
     let (obj, reset) = {
         let d = st.data.lock().unwrap();
         let Some(o) = d.objects.get(bucket).and_then(|o| o.get(name)).cloned() else { return err(404, "not_found", "Object not found") };

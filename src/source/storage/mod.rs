@@ -166,10 +166,60 @@ impl StorageSource {
     }
 }
 
+/// What the download's own answer said of the object (its headers): recorded rather than the
+/// listing's, so the attributes stored are those of the bytes stored.
+#[derive(Debug, Default)]
+struct Served {
+    content_type: Option<String>,
+    cache_control: Option<String>,
+    etag: Option<String>,
+    size: Option<u64>,
+}
+
+impl Served {
+    fn of(resp: &reqwest::Response) -> Served {
+        let h = |n: reqwest::header::HeaderName| resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let full = resp.status() == reqwest::StatusCode::OK;
+        Served {
+            content_type: h(reqwest::header::CONTENT_TYPE),
+            cache_control: h(reqwest::header::CACHE_CONTROL),
+            etag: h(reqwest::header::ETAG),
+            size: if full { resp.content_length() } else { None },
+        }
+    }
+
+    /// `info` with the served attributes in place of the listing's.
+    fn apply(&self, info: &ObjectInfo) -> ObjectInfo {
+        let mut out = info.clone();
+        if let Value::Object(m) = &mut out.metadata {
+            let mut set = |k: &str, v: Option<Value>| {
+                if let Some(v) = v {
+                    m.insert(k.to_string(), v);
+                }
+            };
+            set("mimetype", self.content_type.clone().map(Value::from));
+            set("cacheControl", self.cache_control.clone().map(Value::from));
+            set("eTag", self.etag.clone().map(Value::from));
+            set("size", self.size.map(Value::from));
+        }
+        out
+    }
+}
+
+/// Whether two eTags name the same version (a missing one cannot say otherwise; `W/` and the
+/// quotes are spelling).
+fn same_etag(a: Option<&str>, b: Option<&str>) -> bool {
+    let norm = |e: &str| e.trim().trim_start_matches("W/").trim_matches('"').to_string();
+    match (a, b) {
+        (Some(a), Some(b)) => norm(a) == norm(b),
+        _ => true,
+    }
+}
+
 /// Messages from a download task to the sink, in order: `Start`, `Data`…, `End` — or one of the
 /// others instead.
 enum Msg {
-    Start { user_metadata: Option<Value> },
+    Start { user_metadata: Option<Value>, served: Served },
     Data(Bytes),
     End,
     /// 404 before the first byte: deleted since the listing.
@@ -346,8 +396,8 @@ impl StorageSource {
             if let Some(next) = todo.next() {
                 running.push_back(spawn(next));
             }
-            let user_metadata = match rx.blocking_recv() {
-                Some(Msg::Start { user_metadata }) => user_metadata.or(info.user_metadata.clone()),
+            let (user_metadata, info) = match rx.blocking_recv() {
+                Some(Msg::Start { user_metadata, served }) => (user_metadata.or(info.user_metadata.clone()), served.apply(&info)),
                 Some(Msg::Vanished) => {
                     sink.warn(format!("storage object {bucket}/{} was deleted during the backup (not in the snapshot)", info.name));
                     self.summary.vanished += 1;
@@ -433,23 +483,10 @@ impl Read for ChannelReader {
     }
 }
 
-/// One object's transfer: optional `GET /object/info` (user metadata), then the body, resumed
-/// with `Range` after a broken connection, retried with backoff on transient failures.
+/// One object's transfer: the body, resumed with `Range` after a broken connection, retried
+/// with backoff on transient failures; after its first answer, `GET /object/info` for the user
+/// metadata when the listing lacked it.
 async fn download(client: Arc<Client>, bucket: String, name: String, want_info: bool, tx: mpsc::Sender<Msg>) {
-    let mut user_metadata = None;
-    if want_info {
-        match client.object_info(&bucket, &name).await {
-            Ok(v) => user_metadata = v.user_metadata(),
-            Err(e) if e.failure == Failure::NotFound => {
-                let _ = tx.send(Msg::Vanished).await;
-                return;
-            }
-            Err(e) => {
-                let _ = tx.send(Msg::Failed(e)).await;
-                return;
-            }
-        }
-    }
     let mut offset = 0u64;
     let mut started = false;
     let mut first_etag: Option<String> = None;
@@ -492,8 +529,29 @@ async fn download(client: Arc<Client>, bucket: String, name: String, want_info: 
             }
         } else {
             started = true;
+            let served = Served::of(&resp);
+            // The user metadata (only `GET /object/info` has it), read after the download's
+            // answer and checked against its eTag: a re-upload in between is not paired up.
+            let mut user_metadata = None;
+            if want_info {
+                match client.object_info(&bucket, &name).await {
+                    Ok(v) if !same_etag(v.etag.as_deref(), etag.as_deref()) => {
+                        let _ = tx.send(Msg::Changed("re-uploaded during its download".into())).await;
+                        return;
+                    }
+                    Ok(v) => user_metadata = v.user_metadata(),
+                    Err(e) if e.failure == Failure::NotFound => {
+                        let _ = tx.send(Msg::Changed("deleted during its download".into())).await;
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Msg::Failed(e)).await;
+                        return;
+                    }
+                }
+            }
             first_etag = etag;
-            if tx.send(Msg::Start { user_metadata: user_metadata.take() }).await.is_err() {
+            if tx.send(Msg::Start { user_metadata, served }).await.is_err() {
                 return;
             }
         }
