@@ -245,6 +245,32 @@ fn an_object_replaced_between_listing_and_download_is_stored_with_its_own_attrib
 }
 
 #[test]
+fn diff_of_two_storage_snapshots_shows_only_what_changed() {
+    let s = StorageServer::start(KEY);
+    populate(&s);
+    let env = Env::new();
+    let first = env.backup_ok(&s, false, &[]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // One object replaced, one added, one deleted: three changes, however many folders.
+    let (name, _) = s.objects("docs").into_iter().next().unwrap();
+    s.put("docs", &name, Content::Bytes(b"changed".to_vec().into()), "text/plain", "no-cache", None);
+    s.put("docs", "added/now.txt", Content::Bytes(b"new".to_vec().into()), "text/plain", "no-cache", None);
+    let (gone, _) = s.objects("avatars").into_iter().next().unwrap();
+    s.delete("avatars", &gone);
+    let second = env.backup_ok(&s, false, &[]);
+    let d = env.repo.json(&["diff", first["id"].as_str().unwrap(), second["id"].as_str().unwrap(), "--json"]);
+    let changes = d["changes"].as_array().unwrap();
+    let files: Vec<&str> = changes.iter().filter(|c| c["type"] == "file").filter_map(|c| c["path"].as_str()).collect();
+    assert_eq!(files.len(), 3, "the replaced, the added and the deleted object: {d}");
+    // A folder changes only when something below it did (its newest object's time); the empty
+    // bucket, with nothing below, keeps the backup's time. Before, every folder changed.
+    for c in changes.iter().filter(|c| c["type"] == "dir" && c["change"] == "changed") {
+        let p = c["path"].as_str().unwrap();
+        assert!(p == "storage/empty-bucket" || files.iter().any(|f| f.starts_with(&format!("{p}/"))), "{p} changed with nothing changed below it: {d}");
+    }
+}
+
+#[test]
 fn backup_completes_through_transient_faults() {
     let s = StorageServer::start(KEY);
     s.create_bucket("b", false, None, None);

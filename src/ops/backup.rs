@@ -523,8 +523,27 @@ fn write_sorted(ctx: &mut Ctx, tree: &mut TreeWriter, mut entries: Vec<Entry>, d
         }
     }
     ctx.summary.dirs += dirs.len() as u64;
+    // A directory a source did not read from disk (a storage folder, a bucket) takes the newest
+    // mtime below it, not the backup's time: unchanged folders stay unchanged from one snapshot
+    // to the next (`snap diff`), as on a file system. An empty one keeps the backup's time.
+    let mut newest: HashMap<&str, i64> = HashMap::new();
+    for e in &entries {
+        let mut p = e.path.as_str();
+        while let Some((parent, _)) = p.rsplit_once('/') {
+            let m = newest.entry(parent).or_insert(i64::MIN);
+            *m = (*m).max(e.mtime_ns);
+            p = parent;
+        }
+    }
+    let newest: HashMap<String, i64> = newest.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let mtime_of = |d: &str| newest.get(d).copied().unwrap_or(now_ns);
     let mut declared: HashMap<String, Entry> = declared.into_iter().map(|d| (d.path.clone(), d)).collect();
-    entries.extend(dirs.into_iter().map(|d| declared.remove(&d).unwrap_or_else(|| synthetic(d, EntryKind::Dir, 0o755, now_ns))));
+    entries.extend(dirs.into_iter().map(|d| {
+        let mtime = mtime_of(&d);
+        let mut e = declared.remove(&d).unwrap_or_else(|| synthetic(d, EntryKind::Dir, 0o755, now_ns));
+        e.mtime_ns = mtime;
+        e
+    }));
     entries.sort_by(|a, b| path_cmp(&a.path, &b.path));
     if let Some(w) = entries.windows(2).find(|w| w[0].path == w[1].path) {
         return Err(Error::Invalid(format!("a source produced {:?} twice", w[0].path)));
