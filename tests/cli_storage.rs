@@ -271,6 +271,27 @@ fn diff_of_two_storage_snapshots_shows_only_what_changed() {
 }
 
 #[test]
+fn an_existing_bucket_configured_otherwise_is_kept_and_said() {
+    let src = StorageServer::start(KEY);
+    src.create_bucket("b", false, None, Some(&["text/plain"]));
+    src.put("b", "a.txt", Content::Bytes(b"a".to_vec().into()), "text/plain", "no-cache", None);
+    let env = Env::new();
+    let id = env.backup_ok(&src, false, &[])["id"].as_str().unwrap().to_string();
+    let dst = StorageServer::start(KEY);
+    dst.create_bucket("b", true, Some(1_000_000), None);
+    let (code, out, err) = env.restore(&id, &dst, &["--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["buckets_kept_as_they_are"],
+        json!(["b (public: true here, false in the snapshot; file size limit: 1000000 here, none in the snapshot; allowed MIME types: any here, text/plain in the snapshot)"])
+    );
+    let (code, _, err) = env.restore(&id, &dst, &["--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("warning: bucket b (public: true here") && err.contains("kept as it is"), "{err}");
+}
+
+#[test]
 fn backup_completes_through_transient_faults() {
     let s = StorageServer::start(KEY);
     s.create_bucket("b", false, None, None);
@@ -385,6 +406,7 @@ fn restore_skips_existing_reports_refused_names_and_a_rerun_completes() {
     assert_eq!(code, 1, "a refused object fails the restore\n{out}\n{err}");
     assert!(out.contains("9 objects uploaded") && out.contains("1 skipped") && out.contains("1 failed"), "{out}");
     assert!(err.contains("ünïcødé.txt") && err.contains("Invalid key"), "{err}");
+    assert!(!err.contains("kept as it is"), "same configuration: nothing to say: {err}");
     assert_eq!(dst.objects("b")["ok/0.txt"].content.all(), b"already here", "kept without --overwrite");
     assert_eq!(dst.objects("b")["ok/5.txt"].user_metadata, Some(json!({"i": 5})));
     assert_eq!(dst.objects("b")["ok/5.txt"].cache_control, "max-age=5");

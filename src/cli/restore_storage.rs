@@ -55,6 +55,11 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &StorageConnArg
             s.failed.len()
         );
     }
+    for b in &s.buckets_kept_as_they_are {
+        eprintln!(
+            "warning: bucket {b}: it already existed and was kept as it is; change it in the dashboard (or delete the bucket and restore again) if the snapshot's configuration should apply"
+        );
+    }
     if !s.failed.is_empty() {
         eprintln!("error: {} objects were not restored:", s.failed.len());
         for f in &s.failed {

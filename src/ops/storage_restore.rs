@@ -40,6 +40,8 @@ pub struct BucketPlan {
     pub exists: bool,
     /// … and it holds objects.
     pub non_empty: bool,
+    /// … with another configuration than the snapshot's (kept as the destination has it).
+    pub config_differs: Vec<String>,
     pub objects: Vec<(StoredObject, Entry)>,
 }
 
@@ -72,6 +74,8 @@ pub struct FailedObject {
 pub struct StorageRestoreSummary {
     pub buckets: u64,
     pub buckets_created: Vec<String>,
+    /// Existing buckets configured otherwise than in the snapshot, kept as they are: one line each.
+    pub buckets_kept_as_they_are: Vec<String>,
     pub uploaded: u64,
     pub bytes_uploaded: u64,
     /// Objects that already existed (not replaced without `overwrite`).
@@ -85,6 +89,24 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| Error::io("tokio runtime", e))
 }
 
+/// How the destination's bucket `target` is configured otherwise than the snapshot's `want`
+/// (public, size limit, MIME types). Pure.
+pub fn config_differences(want: &crate::source::storage::api::Bucket, target: &crate::source::storage::api::Bucket) -> Vec<String> {
+    let show = |v: &Option<Vec<String>>| v.as_ref().map_or("any".to_string(), |m| m.join(", "));
+    let limit = |v: Option<u64>| v.map_or("none".to_string(), |n| n.to_string());
+    let mut out = Vec::new();
+    if want.public != target.public {
+        out.push(format!("public: {} here, {} in the snapshot", target.public, want.public));
+    }
+    if want.file_size_limit != target.file_size_limit {
+        out.push(format!("file size limit: {} here, {} in the snapshot", limit(target.file_size_limit), limit(want.file_size_limit)));
+    }
+    if want.allowed_mime_types != target.allowed_mime_types {
+        out.push(format!("allowed MIME types: {} here, {} in the snapshot", show(&target.allowed_mime_types), show(&want.allowed_mime_types)));
+    }
+    out
+}
+
 /// What restoring `snap` would do: its buckets and objects (filtered), and the destination's state.
 pub fn plan(repo: &Repository, snap: &Snapshot, opts: &StorageRestoreOptions) -> Result<StorageRestorePlan> {
     let tree = repo.load_tree(&snap.manifest)?;
@@ -92,7 +114,7 @@ pub fn plan(repo: &Repository, snap: &Snapshot, opts: &StorageRestoreOptions) ->
     for e in tree.under(layout::ROOT) {
         if let Some(b) = layout::bucket_of(e) {
             if e.path == layout::bucket_path(&b.id) {
-                buckets.push(BucketPlan { bucket: b, exists: false, non_empty: false, objects: Vec::new() });
+                buckets.push(BucketPlan { bucket: b, exists: false, non_empty: false, config_differs: Vec::new(), objects: Vec::new() });
             }
             continue;
         }
@@ -120,7 +142,9 @@ pub fn plan(repo: &Repository, snap: &Snapshot, opts: &StorageRestoreOptions) ->
     let client = opts.storage.client()?;
     let existing = rt.block_on(client.list_buckets()).map_err(|e| api_error("listing the destination's buckets", e))?;
     for bp in &mut buckets {
-        bp.exists = existing.iter().any(|x| x.id == bp.bucket.id);
+        let there = existing.iter().find(|x| x.id == bp.bucket.id);
+        bp.exists = there.is_some();
+        bp.config_differs = there.map(|t| config_differences(&bp.bucket, t)).unwrap_or_default();
         if bp.exists {
             let body = serde_json::json!({"prefix": "", "limit": 1, "offset": 0, "sortBy": {"column": "name", "order": "asc"}});
             let items = rt
@@ -139,6 +163,9 @@ pub fn execute(repo: &Repository, plan: &StorageRestorePlan, opts: &StorageResto
     let rt = runtime()?;
     let client = opts.storage.client()?;
     let mut summary = StorageRestoreSummary { buckets: plan.buckets.len() as u64, ..Default::default() };
+    for bp in plan.buckets.iter().filter(|b| !b.config_differs.is_empty()) {
+        summary.buckets_kept_as_they_are.push(format!("{} ({})", bp.bucket.id, bp.config_differs.join("; ")));
+    }
     for bp in plan.buckets.iter().filter(|b| !b.exists) {
         match rt.block_on(client.create_bucket(&bp.bucket)) {
             Ok(()) => summary.buckets_created.push(bp.bucket.id.clone()),
