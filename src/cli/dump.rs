@@ -64,11 +64,11 @@ impl PsqlExtras {
         // Without a target to compare with, functions and triggers are told apart by owner and
         // every policy counts as yours; indexes cannot be told from the platform's, so they
         // stay out (managed/*.sql has them).
-        let mut mine = dbrestore::AdditionsPlan::new(&catalog.as_ref().map(|c| c.managed_objects.clone()).unwrap_or_default(), &[]);
+        let mut mine = dbrestore::AdditionsPlan::new(catalog.map(|c| c.managed_objects.as_slice()).unwrap_or_default(), &[]);
         mine.apply.retain(|o| o.kind != "index");
         Ok(PsqlExtras {
             privileges: dbrestore::privileges_sql(db, &Scope::Whole, &BTreeSet::new())?,
-            additions: mine.sql(catalog.as_ref().map(|c| &c.acls), true),
+            additions: mine.sql(catalog.map(|c| &c.acls), true),
             additions_list: mine.apply.iter().map(dbrestore::additions::describe).collect(),
             cron: plan.cron_sql(&db.database),
             plan,

@@ -118,9 +118,9 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
             }
         }
     }
-    let snapshot_managed = db.catalog()?.map(|c| c.managed_objects).unwrap_or_default();
+    let snapshot_managed = db.catalog()?.map(|c| c.managed_objects.as_slice()).unwrap_or_default();
     let clean = if opts.clean {
-        dbrestore::clean::plan(&String::from_utf8_lossy(&db.read_to_vec("schema.sql")?), &scope, &snapshot_managed, &tools, &spec)?
+        dbrestore::clean::plan(&String::from_utf8_lossy(&db.read_to_vec("schema.sql")?), &scope, snapshot_managed, &tools, &spec)?
     } else {
         dbrestore::CleanPlan::default()
     };

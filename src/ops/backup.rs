@@ -506,42 +506,36 @@ impl EntrySink for CollectingSink<'_, '_> {
 
 /// Add the parent directories of `entries`, sort everything by path and write the tree.
 fn write_sorted(ctx: &mut Ctx, tree: &mut TreeWriter, mut entries: Vec<Entry>, declared: Vec<Entry>, now_ns: i64) -> Result<()> {
-    let mut dirs = std::collections::BTreeSet::new();
+    // Every directory (declared, or an ancestor of an entry), with the newest mtime below it.
+    // A directory a source did not read from disk (a storage folder, a bucket) takes that, not
+    // the backup's time: unchanged folders stay unchanged from one snapshot to the next (`snap
+    // diff`), as on a file system. An empty one keeps the backup's time.
+    let mut dirs: std::collections::BTreeMap<String, Option<i64>> = std::collections::BTreeMap::new();
     for d in &declared {
         let mut p = d.path.as_str();
-        dirs.insert(p.to_string());
+        dirs.entry(p.to_string()).or_insert(None);
         while let Some((parent, _)) = p.rsplit_once('/') {
-            dirs.insert(parent.to_string());
+            dirs.entry(parent.to_string()).or_insert(None);
             p = parent;
         }
     }
     for e in &entries {
         let mut p = e.path.as_str();
         while let Some((parent, _)) = p.rsplit_once('/') {
-            dirs.insert(parent.to_string());
+            match dirs.get_mut(parent) {
+                Some(m) => *m = Some(m.map_or(e.mtime_ns, |m| m.max(e.mtime_ns))),
+                None => {
+                    dirs.insert(parent.to_string(), Some(e.mtime_ns));
+                }
+            }
             p = parent;
         }
     }
     ctx.summary.dirs += dirs.len() as u64;
-    // A directory a source did not read from disk (a storage folder, a bucket) takes the newest
-    // mtime below it, not the backup's time: unchanged folders stay unchanged from one snapshot
-    // to the next (`snap diff`), as on a file system. An empty one keeps the backup's time.
-    let mut newest: HashMap<&str, i64> = HashMap::new();
-    for e in &entries {
-        let mut p = e.path.as_str();
-        while let Some((parent, _)) = p.rsplit_once('/') {
-            let m = newest.entry(parent).or_insert(i64::MIN);
-            *m = (*m).max(e.mtime_ns);
-            p = parent;
-        }
-    }
-    let newest: HashMap<String, i64> = newest.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    let mtime_of = |d: &str| newest.get(d).copied().unwrap_or(now_ns);
     let mut declared: HashMap<String, Entry> = declared.into_iter().map(|d| (d.path.clone(), d)).collect();
-    entries.extend(dirs.into_iter().map(|d| {
-        let mtime = mtime_of(&d);
+    entries.extend(dirs.into_iter().map(|(d, newest)| {
         let mut e = declared.remove(&d).unwrap_or_else(|| synthetic(d, EntryKind::Dir, 0o755, now_ns));
-        e.mtime_ns = mtime;
+        e.mtime_ns = newest.unwrap_or(now_ns);
         e
     }));
     entries.sort_by(|a, b| path_cmp(&a.path, &b.path));

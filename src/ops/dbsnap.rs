@@ -39,6 +39,8 @@ pub struct DbSnapshot<'r> {
     pub database: String,
     pub parts: Vec<DataPart>,
     pub inventory: serde_json::Value,
+    /// `catalog.json`, read once (restore, verification and planning all use it).
+    catalog: std::sync::OnceLock<Option<Catalog>>,
 }
 
 /// The databases a tree holds: `db/<name>` directories with an `inventory.json`.
@@ -96,7 +98,7 @@ impl<'r> DbSnapshot<'r> {
             (None, many) => return Err(Error::Invalid(format!("snapshot {} holds several databases ({}); choose one with --database", snap.id.short(), many.join(", ")))),
         };
         let base = format!("db/{dir}");
-        let mut db = DbSnapshot { repo, tree, base, database: dir, parts: Vec::new(), inventory: serde_json::Value::Null };
+        let mut db = DbSnapshot { repo, tree, base, database: dir, parts: Vec::new(), inventory: serde_json::Value::Null, catalog: Default::default() };
         let inv = db.read_to_vec("inventory.json")?;
         db.inventory = serde_json::from_slice(&inv).map_err(|e| Error::corrupt(format!("{}/inventory.json", db.base), e.to_string()))?;
         if let Some(n) = db.inventory["database"].as_str() {
@@ -108,11 +110,16 @@ impl<'r> DbSnapshot<'r> {
 
     /// `catalog.json`: every object's ACL and the managed schemas' objects; None for a snapshot
     /// written before snap recorded them.
-    pub fn catalog(&self) -> Result<Option<Catalog>> {
-        if !self.has(Catalog::FILE) {
-            return Ok(None);
+    pub fn catalog(&self) -> Result<Option<&Catalog>> {
+        if let Some(c) = self.catalog.get() {
+            return Ok(c.as_ref());
         }
-        Catalog::parse(&self.read_to_vec(Catalog::FILE)?, &format!("{}/{}", self.base, Catalog::FILE)).map(Some)
+        let c = if self.has(Catalog::FILE) {
+            Some(Catalog::parse(&self.read_to_vec(Catalog::FILE)?, &format!("{}/{}", self.base, Catalog::FILE))?)
+        } else {
+            None
+        };
+        Ok(self.catalog.get_or_init(|| c).as_ref())
     }
 
     /// Whether the snapshot holds part `rel` (e.g. `migrations.sql`, `managed/auth.sql`).

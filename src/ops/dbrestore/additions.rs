@@ -145,7 +145,7 @@ pub fn plan(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, all: bool, droppe
     if !all && dropped.is_empty() {
         return Ok(AdditionsPlan::default());
     }
-    let mut snapshot = catalog.managed_objects;
+    let mut snapshot = catalog.managed_objects.clone();
     if !all {
         snapshot.retain(|o| dropped.contains(&(o.kind.clone(), o.schema.clone(), o.table.clone().unwrap_or_default(), o.name.clone())));
     }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::requirements::TargetInfo;
 use super::{Scope, ql};
 use crate::error::{Error, Result};
-use crate::ops::dbsnap::DbSnapshot;
+use crate::ops::dbsnap::{DataPart, DbSnapshot};
 
 /// One pg_cron job, as `cron.job` held it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -98,6 +98,11 @@ impl DataPlan {
     /// Whether the COPY part of `schema.table` is fed.
     pub fn feeds_table(&self, schema: &str, table: &str) -> bool {
         !self.skip_tables.contains(&format!("{schema}.{table}"))
+    }
+
+    /// Whether the COPY part `p` is fed.
+    pub fn feeds(&self, p: &DataPart) -> bool {
+        self.feeds_table(p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or(""))
     }
 
     /// Whether the SQL line (a setval of a skipped sequence) is fed.
@@ -298,7 +303,7 @@ pub fn plan_for_psql(db: &DbSnapshot) -> Result<DataPlan> {
 
 /// The plan of `scope` for the target `t`.
 pub fn plan(db: &DbSnapshot, scope: &Scope, t: &TargetInfo) -> Result<DataPlan> {
-    let tables: Vec<(String, String)> = super::load::scoped_parts(db, scope).iter().filter_map(|p| Some((p.schema.clone()?, p.table.clone()?))).collect();
+    let tables = super::load::part_tables(&super::load::scoped_parts(db, scope));
     let jobs = if tables.iter().any(|(s, n)| s == "cron" && n == "job") { snapshot_cron_jobs(db)? } else { vec![] };
     Ok(DataPlan::new(&tables, &snapshot_setvals(db)?, jobs, t))
 }

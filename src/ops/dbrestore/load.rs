@@ -159,6 +159,9 @@ pub(super) fn part_tables(parts: &[&DataPart]) -> Vec<(String, String)> {
     parts.iter().filter_map(|p| Some((p.schema.clone()?, p.table.clone()?))).collect()
 }
 
+/// The part that recreates the pg_cron jobs.
+const CRON: &str = "pg_cron jobs";
+
 /// The part that applies the user's additions to auth and storage.
 const ADDITIONS: &str = "your additions to auth and storage";
 
@@ -176,8 +179,8 @@ pub(super) fn owned_of(schema_sql: &str, scope: &Scope) -> BTreeSet<String> {
 /// The SQL that sets the privileges of what `scope` restores to the snapshot's, exactly (empty
 /// for a snapshot written before snap recorded ACLs).
 pub fn privileges_sql(db: &DbSnapshot, scope: &Scope, owned: &BTreeSet<String>) -> Result<String> {
-    let Some(acls) = db.catalog()?.map(|c| c.acls) else { return Ok(String::new()) };
-    Ok(acl::set_sql(&acl::objects_in_scope(&acls, scope, owned), &acl::defaults_in_scope(&acls, scope)))
+    let Some(acls) = db.catalog()?.map(|c| &c.acls) else { return Ok(String::new()) };
+    Ok(acl::set_sql(&acl::objects_in_scope(acls, scope, owned), &acl::defaults_in_scope(acls, scope)))
 }
 
 /// `data.sql` as [`DbSnapshot::write_data_sql`] writes it, without what `plan` leaves out
@@ -185,13 +188,18 @@ pub fn privileges_sql(db: &DbSnapshot, scope: &Scope, owned: &BTreeSet<String>) 
 pub fn write_planned_data_sql(db: &DbSnapshot, plan: &DataPlan, w: &mut dyn Write) -> Result<u64> {
     let mut n = 0;
     for p in &db.parts {
-        n += match p.kind.as_str() {
-            "copy" if !plan.feeds_table(p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or("")) => write_left_out(db, &p.path, w)?,
-            "copy" => db.write_part(&p.path, w)?,
-            _ => write_sql_part(db, &p.path, plan, w)?,
-        };
+        n += write_planned_part(db, p, plan, w)?;
     }
     Ok(n)
+}
+
+/// One part of `data.sql`, without what `plan` leaves out (commented).
+fn write_planned_part(db: &DbSnapshot, p: &DataPart, plan: &DataPlan, w: &mut dyn Write) -> Result<u64> {
+    match p.kind.as_str() {
+        "copy" if !plan.feeds(p) => write_left_out(db, &p.path, w),
+        "copy" => db.write_part(&p.path, w),
+        _ => write_sql_part(db, &p.path, plan, w),
+    }
 }
 
 /// A COPY part left out, as comments (so psql's line numbers still match data.sql's).
@@ -316,8 +324,7 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
     let scope = &opts.scope;
     let plan = &opts.data;
     let cron = plan.cron_sql(&db.database);
-    let acls = db.catalog()?.map(|c| c.acls);
-    let added = opts.additions.sql(acls.as_ref(), false);
+    let added = opts.additions.sql(db.catalog()?.map(|c| &c.acls), false);
     let mut report = RestoreReport { left_out: plan.left_out.clone(), cron_jobs_scheduled: plan.cron_jobs.len(),
         additions_applied: opts.additions.apply.iter().map(additions::describe).collect(),
         ..Default::default()
@@ -337,7 +344,7 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
             texts.push((PRIVILEGES.into(), privileges.into_bytes()));
         }
     }
-    let parts: Vec<&DataPart> = scoped_parts(db, scope).into_iter().filter(|p| plan.feeds_table(p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or(""))).collect();
+    let parts: Vec<&DataPart> = scoped_parts(db, scope).into_iter().filter(|p| plan.feeds(p)).collect();
     let migrations = *scope == Scope::Whole && db.has("migrations.sql");
     // A selective restore loads into foreign keys it does not check row by row.
     let fk_sql = if *scope == Scope::Whole { String::new() } else { super::fkeys::enforce_sql(&part_tables(&parts)) };
@@ -364,7 +371,7 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
                 let mig = all.iter().find(|(p, _)| p == "migrations.sql").map(|(_, t)| t.clone());
                 // The texts fed after the data, so a failing statement there is quoted too.
                 all.push((ADDITIONS.into(), added.clone().into_bytes()));
-                all.push(("pg_cron jobs".into(), cron.clone().into_bytes()));
+                all.push((CRON.into(), cron.clone().into_bytes()));
                 let data_label = report.parts[texts.len()].clone();
                 psql_session(tools, conn, &all, tx_note, &mut report, Box::new(move |w, starts, report| {
                     for (part, text) in &texts2 {
@@ -377,14 +384,10 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
                     match &data {
                         None => {
                             for p in &db.parts {
-                                let n = match p.kind.as_str() {
-                                    "copy" if !plan.feeds_table(p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or("")) => write_left_out(db, &p.path, w)?,
-                                    "copy" => {
-                                        progress.item(&p.path);
-                                        db.write_part(&p.path, w)?
-                                    }
-                                    _ => write_sql_part(db, &p.path, plan, w)?,
-                                };
+                                if p.kind == "copy" {
+                                    progress.item(&p.path);
+                                }
+                                let n = write_planned_part(db, p, plan, w)?;
                                 report.bytes += n;
                                 progress.bytes(n);
                             }
@@ -412,8 +415,8 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
                         put(w, added.as_bytes())?;
                     }
                     if !cron.is_empty() {
-                        progress.item("pg_cron jobs");
-                        starts.push(("pg_cron jobs".into(), w.lines + 1));
+                        progress.item(CRON);
+                        starts.push((CRON.into(), w.lines + 1));
                         put(w, cron.as_bytes())?;
                     }
                     if let Some(m) = &mig {
@@ -503,7 +506,7 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
                     tail_texts.push((ADDITIONS.into(), added.clone().into_bytes()));
                 }
                 if !cron.is_empty() {
-                    tail_texts.push(("pg_cron jobs".into(), cron.clone().into_bytes()));
+                    tail_texts.push((CRON.into(), cron.clone().into_bytes()));
                 }
                 if migrations {
                     tail_texts.push(("migrations.sql".into(), db.read_to_vec("migrations.sql")?));

@@ -14,7 +14,7 @@ use crate::source::postgres::inventory::ManagedObject;
 use super::load::{owned_of, scoped_parts};
 use crate::source::postgres::inventory::Acls;
 use super::requirements::names;
-use super::{Scope, is_managed_schema, qi};
+use super::{Scope, is_managed_schema, qi, ql};
 use crate::error::{Error, Result};
 use crate::ops::dbsnap::{DataPart, DbSnapshot};
 use crate::source::postgres::conn::ConnSpec;
@@ -45,14 +45,19 @@ pub(super) fn set(v: &Value) -> BTreeSet<String> {
 /// Compare the restored whole database with the snapshot.
 fn verify_whole(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, plan: &DataPlan, added: &AdditionsPlan) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
-    let tables: Vec<&DataPart> = db.tables().filter(|p| p.schema.is_some() && p.table.is_some() && plan.feeds_table(p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or(""))).collect();
+    let tables: Vec<&DataPart> = db.tables().filter(|p| p.schema.is_some() && p.table.is_some() && plan.feeds(p)).collect();
     if !tables.is_empty() {
         checks.push(row_counts(&tables, format!("row counts of {} tables", tables.len()), tools, conn)?);
     }
     if !plan.cron_jobs.is_empty() {
         checks.push(cron_jobs(plan, tools, conn)?);
     }
-    checks.extend(privileges(db, &Scope::Whole, tools, conn)?);
+    // The target's ACLs (and function signatures), read once for both checks below.
+    let have_acls = match db.catalog()? {
+        Some(_) => Some(Acls::read(tools, conn, None)?),
+        None => None,
+    };
+    checks.extend(privileges(db, &Scope::Whole, have_acls.as_ref())?);
     if !added.apply.is_empty() {
         let have = ManagedObject::read(tools, conn, None, MANAGED_SCHEMAS)?;
         let diffs = additions::differences(&added.apply, &have);
@@ -76,14 +81,14 @@ fn verify_whole(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, plan: &DataPl
     let user = |v: &Value| v["schema"].as_str().is_some_and(|s| !is_managed_schema(s));
     // Functions by a search_path-independent signature (catalog.json's, read back from the
     // target by the same query); snapshots without it: the inventory's identity arguments.
-    let (want_fns, have_fns) = match db.catalog()? {
-        Some(c) => {
+    let (want_fns, have_fns) = match (db.catalog()?, &have_acls) {
+        (Some(c), Some(have)) => {
             let sig = |a: &Acls, mine: bool| -> BTreeSet<String> {
                 a.objects.iter().filter(|o| o.kind == "function" && (!mine || !is_managed_schema(&o.schema))).map(|o| o.name.clone()).collect()
             };
-            (sig(&c.acls, true), sig(&Acls::read(tools, conn, None)?, false))
+            (sig(&c.acls, true), sig(have, false))
         }
-        None => (
+        _ => (
             want("functions", &|f| if user(f) { Some(format!("{}.{}({})", f["schema"].as_str()?, f["name"].as_str()?, f["args"].as_str()?)) } else { None }),
             set(&target["functions"]),
         ),
@@ -112,7 +117,7 @@ pub fn verify(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, scope: &Scope, 
     if *scope == Scope::Whole {
         return verify_whole(db, tools, conn, plan, &opts.additions);
     }
-    let tables: Vec<&DataPart> = scoped_parts(db, scope).into_iter().filter(|p| plan.feeds_table(p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or(""))).collect();
+    let tables: Vec<&DataPart> = scoped_parts(db, scope).into_iter().filter(|p| plan.feeds(p)).collect();
     let mut checks = Vec::new();
     if !tables.is_empty() {
         checks.push(row_counts(&tables, format!("row counts of {} tables ({})", tables.len(), scope.describe()), tools, conn)?);
@@ -120,8 +125,8 @@ pub fn verify(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, scope: &Scope, 
     if !plan.cron_jobs.is_empty() {
         checks.push(cron_jobs(plan, tools, conn)?);
     }
-    if !data_only {
-        checks.extend(privileges(db, scope, tools, conn)?);
+    if !data_only && db.catalog()?.is_some() {
+        checks.extend(privileges(db, scope, Some(&Acls::read(tools, conn, None)?))?);
     }
     checks.extend(super::fkeys::check(&super::load::part_tables(&tables), tools, conn)?);
     Ok(checks)
@@ -129,14 +134,14 @@ pub fn verify(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, scope: &Scope, 
 
 /// One check: every restored object's ACL, and the default privileges of the restored
 /// schemas, equal the snapshot's (none for a snapshot written before snap recorded ACLs).
-fn privileges(db: &DbSnapshot, scope: &Scope, tools: &PgTools, conn: &ConnSpec) -> Result<Option<Check>> {
-    let Some(want) = db.catalog()?.map(|c| c.acls) else { return Ok(None) };
+/// `have`: the target's, read with [`Acls::read`].
+fn privileges(db: &DbSnapshot, scope: &Scope, have: Option<&Acls>) -> Result<Option<Check>> {
+    let (Some(want), Some(have)) = (db.catalog()?.map(|c| &c.acls), have) else { return Ok(None) };
     let owned = owned_of(&String::from_utf8_lossy(&db.read_to_vec("schema.sql")?), scope);
-    let objects = acl::objects_in_scope(&want, scope, &owned);
-    let defaults = acl::defaults_in_scope(&want, scope);
-    let have = Acls::read(tools, conn, None)?;
-    let mut diffs = acl::differences(&objects, &have);
-    diffs.extend(acl::default_differences(&defaults, &have));
+    let objects = acl::objects_in_scope(want, scope, &owned);
+    let defaults = acl::defaults_in_scope(want, scope);
+    let mut diffs = acl::differences(&objects, have);
+    diffs.extend(acl::default_differences(&defaults, have));
     Ok(Some(Check {
         what: format!("privileges of {} objects and {} default privileges (exact)", objects.len(), defaults.len()),
         ok: diffs.is_empty(),
@@ -179,8 +184,7 @@ fn count_rows(tables: &[&DataPart], tools: &PgTools, conn: &ConnSpec) -> Result<
     let q: Vec<String> = tables
         .iter()
         .map(|p| {
-            let lit = table_name(p).replace('\'', "''");
-            format!("SELECT '{lit}' AS t, count(*) AS n FROM {}.{}", qi(p.schema.as_deref().unwrap_or("")), qi(p.table.as_deref().unwrap_or("")))
+            format!("SELECT {} AS t, count(*) AS n FROM {}.{}", ql(&table_name(p)), qi(p.schema.as_deref().unwrap_or("")), qi(p.table.as_deref().unwrap_or("")))
         })
         .collect();
     let out = session::query(tools, conn, None, &format!("SELECT coalesce(json_object_agg(t, n), '{{}}') FROM ({}) AS c;", q.join(" UNION ALL ")))?;
