@@ -38,7 +38,13 @@ struct Backup {
 
 /// Store `inputs` (each one file/stream) into the set `known`; count what is new.
 fn store(key: &MasterKey, chunker: &Chunker, inputs: &[&[u8]], known: &mut HashSet<Id>) -> Backup {
-    let mut b = Backup { chunks: 0, unique: 0, stored: 0, cdc_secs: 0.0, total_secs: 0.0 };
+    let mut b = Backup {
+        chunks: 0,
+        unique: 0,
+        stored: 0,
+        cdc_secs: 0.0,
+        total_secs: 0.0,
+    };
     let started = Instant::now();
     for data in inputs {
         let t = Instant::now();
@@ -83,10 +89,17 @@ fn main() {
     let concat: Vec<u8> = files.iter().flat_map(|(_, d)| d.iter().copied()).collect();
     let z_files = zstd_size(&concat, LEVEL);
     drop(concat);
-    let z_files_each: u64 = files.iter().map(|(_, d)| zstd::bulk::compress(d, LEVEL).unwrap().len() as u64).sum();
+    let z_files_each: u64 = files
+        .iter()
+        .map(|(_, d)| zstd::bulk::compress(d, LEVEL).unwrap().len() as u64)
+        .sum();
 
-    println!("chunk_size: default FastCDC average chunk size (real Chunker + blob::encode, zstd {LEVEL}, +{ENTRY_LEN} B trailer entry per chunk)");
-    println!("stored/added = sealed blobs of new unique chunks + {ENTRY_LEN} B each (per-pack footer/trailer seal, trees and manifests not counted)");
+    println!(
+        "chunk_size: default FastCDC average chunk size (real Chunker + blob::encode, zstd {LEVEL}, +{ENTRY_LEN} B trailer entry per chunk)"
+    );
+    println!(
+        "stored/added = sealed blobs of new unique chunks + {ENTRY_LEN} B each (per-pack footer/trailer seal, trees and manifests not counted)"
+    );
     println!(
         "dump: {:.1} MB, {} rows in {} tables; change (i): {} rows; change (ii): {} rows ({} updated, {} appended to orders, {} deleted)",
         mb(v0.len() as u64),
@@ -111,12 +124,26 @@ fn main() {
         mb(z_files),
         mb(z_files_each)
     );
-    println!("(inputs generated in {gen_secs:.1} s; throughput is one thread, this machine: {} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "(inputs generated in {gen_secs:.1} s; throughput is one thread, this machine: {} cores)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
     println!();
     println!("SQL dump");
     println!(
         "{:>8} {:>8} {:>10} {:>9} {:>12} {:>12} {:>10} {:>10} {:>9} {:>12}",
-        "avg", "chunks", "stored MB", "/zstd-3", "added (i)", "added (ii)", "B/row (i)", "B/row (ii)", "CDC MB/s", "CDC+enc MB/s"
+        "avg",
+        "chunks",
+        "stored MB",
+        "/zstd-3",
+        "added (i)",
+        "added (ii)",
+        "B/row (i)",
+        "B/row (ii)",
+        "CDC MB/s",
+        "CDC+enc MB/s"
     );
     let mut file_rows = Vec::new();
     for &avg_kib in AVGS_KIB {

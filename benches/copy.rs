@@ -74,8 +74,13 @@ fn report(name: &str, o: &Outcome) {
 
 fn main() {
     let target = common::env_mb("SNAP_BENCH_MB", 300);
-    let base_dir = std::env::var_os("SNAP_BENCH_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    let tmp = tempfile::Builder::new().prefix("snap-copy-bench-").tempdir_in(&base_dir).expect("tempdir");
+    let base_dir = std::env::var_os("SNAP_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let tmp = tempfile::Builder::new()
+        .prefix("snap-copy-bench-")
+        .tempdir_in(&base_dir)
+        .expect("tempdir");
     let base = tmp.path();
     let server = s3::S3Server::start();
     let local = base.join("local-repo");
@@ -95,9 +100,17 @@ fn main() {
         let edits = if night == 0 {
             common::Edits::none()
         } else {
-            dump.nightly(100 + night, (rows / 1000) as usize, "orders", night * rows / 2000, (rows / 10_000) as usize)
+            dump.nightly(
+                100 + night,
+                (rows / 1000) as usize,
+                "orders",
+                night * rows / 2000,
+                (rows / 10_000) as usize,
+            )
         };
-        let len = dump.write(&edits, io::BufWriter::new(fs::File::create(&file).unwrap())).unwrap();
+        let len = dump
+            .write(&edits, io::BufWriter::new(fs::File::create(&file).unwrap()))
+            .unwrap();
         logical += len;
         let mut c = snap(local, &cache, &server, &["backup", "--json"]);
         c.arg(&dir);
@@ -122,24 +135,54 @@ fn main() {
         println!("smoke test (cargo test): 2 MB dumps; run `cargo bench --bench copy` for figures");
     }
 
-    let o = run(snap(&remote, &cache, &server, &["init", "--copy-key-from", local]), None);
+    let o = run(
+        snap(
+            &remote,
+            &cache,
+            &server,
+            &["init", "--copy-key-from", local],
+        ),
+        None,
+    );
     assert!(o.stdout.contains("created repository"));
-    let copy = || run(snap(local, &cache, &server, &["copy", "--to", &remote, "--key-from-repo", "--json"]), None);
+    let copy = || {
+        run(
+            snap(
+                local,
+                &cache,
+                &server,
+                &["copy", "--to", &remote, "--key-from-repo", "--json"],
+            ),
+            None,
+        )
+    };
     let first = copy();
     report("copy (4 nights, local -> S3)", &first);
     assert_eq!(json(&first)["copied"].as_array().unwrap().len(), 4);
     let second = copy();
     report("copy again (nothing new)", &second);
     assert_eq!(json(&second)["bytes_sent"], 0);
-    println!("second copy: {:.2} s (target: under 2 s)", second.wall.as_secs_f64());
+    println!(
+        "second copy: {:.2} s (target: under 2 s)",
+        second.wall.as_secs_f64()
+    );
 
     // The copy restores byte for byte (the last night).
     let restore = base.join("restore");
-    let mut c = snap(&remote, &base.join("cache-2"), &server, &["restore", "latest", "--target"]);
+    let mut c = snap(
+        &remote,
+        &base.join("cache-2"),
+        &server,
+        &["restore", "latest", "--target"],
+    );
     c.arg(&restore);
     let o = run(c, None);
     let restored = restore.join(file.strip_prefix("/").unwrap());
-    assert_eq!(fs::read(&restored).unwrap(), fs::read(&file).unwrap(), "restored dump differs");
+    assert_eq!(
+        fs::read(&restored).unwrap(),
+        fs::read(&file).unwrap(),
+        "restored dump differs"
+    );
     println!(
         "restore of the last night from S3 with a cold cache: {:.2} s ({:.1} MB/s)",
         o.wall.as_secs_f64(),

@@ -44,41 +44,215 @@ fn sql_array(xs: &[&str]) -> String {
 }
 
 const WORDS: &[&str] = &[
-    "the", "and", "to", "of", "please", "thanks", "order", "customer", "delivery", "package", "update",
-    "account", "payment", "invoice", "shipping", "support", "product", "quality", "price", "return",
-    "refund", "issue", "question", "available", "stock", "size", "color", "address", "today", "tomorrow",
-    "week", "fast", "slow", "gift", "wrap", "leave", "at", "door", "call", "before", "arrival", "fragile",
-    "handle", "with", "care", "express", "standard", "discount", "coupon", "code", "weekend", "office",
+    "the",
+    "and",
+    "to",
+    "of",
+    "please",
+    "thanks",
+    "order",
+    "customer",
+    "delivery",
+    "package",
+    "update",
+    "account",
+    "payment",
+    "invoice",
+    "shipping",
+    "support",
+    "product",
+    "quality",
+    "price",
+    "return",
+    "refund",
+    "issue",
+    "question",
+    "available",
+    "stock",
+    "size",
+    "color",
+    "address",
+    "today",
+    "tomorrow",
+    "week",
+    "fast",
+    "slow",
+    "gift",
+    "wrap",
+    "leave",
+    "at",
+    "door",
+    "call",
+    "before",
+    "arrival",
+    "fragile",
+    "handle",
+    "with",
+    "care",
+    "express",
+    "standard",
+    "discount",
+    "coupon",
+    "code",
+    "weekend",
+    "office",
 ];
 const FIRST: &[&str] = &[
-    "James", "Mary", "John", "Patricia", "Robert", "Jennifer", "Michael", "Linda", "William", "Elizabeth",
-    "David", "Barbara", "Sofia", "Lucas", "Mateo", "Amara", "Ivan", "Olga", "Priya", "Arjun", "Fatima",
-    "Omar", "Chen", "Wei", "Lena", "Noah", "Emma", "Liam", "Mia", "Leon", "Kenji", "Yuki",
+    "James",
+    "Mary",
+    "John",
+    "Patricia",
+    "Robert",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "William",
+    "Elizabeth",
+    "David",
+    "Barbara",
+    "Sofia",
+    "Lucas",
+    "Mateo",
+    "Amara",
+    "Ivan",
+    "Olga",
+    "Priya",
+    "Arjun",
+    "Fatima",
+    "Omar",
+    "Chen",
+    "Wei",
+    "Lena",
+    "Noah",
+    "Emma",
+    "Liam",
+    "Mia",
+    "Leon",
+    "Kenji",
+    "Yuki",
 ];
 const LAST: &[&str] = &[
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez",
-    "Wilson", "Anderson", "Taylor", "Moore", "Lee", "Perez", "White", "Harris", "Clark", "Nguyen", "Tanaka",
-    "Suzuki", "Mueller", "Schmidt", "Kowalski", "Novak", "Ivanov", "Rossi", "Silva", "Kim",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Wilson",
+    "Anderson",
+    "Taylor",
+    "Moore",
+    "Lee",
+    "Perez",
+    "White",
+    "Harris",
+    "Clark",
+    "Nguyen",
+    "Tanaka",
+    "Suzuki",
+    "Mueller",
+    "Schmidt",
+    "Kowalski",
+    "Novak",
+    "Ivanov",
+    "Rossi",
+    "Silva",
+    "Kim",
 ];
-const DOMAINS: &[&str] = &["gmail.com", "yahoo.com", "outlook.com", "icloud.com", "proton.me", "example.com", "gmx.de", "company.io"];
-const STREETS: &[&str] = &["Main", "Oak", "Pine", "Maple", "Cedar", "Elm", "Lake", "Hill", "Park", "River", "Church", "Mill"];
+const DOMAINS: &[&str] = &[
+    "gmail.com",
+    "yahoo.com",
+    "outlook.com",
+    "icloud.com",
+    "proton.me",
+    "example.com",
+    "gmx.de",
+    "company.io",
+];
+const STREETS: &[&str] = &[
+    "Main", "Oak", "Pine", "Maple", "Cedar", "Elm", "Lake", "Hill", "Park", "River", "Church",
+    "Mill",
+];
 const CITIES: &[&str] = &[
-    "Springfield", "Berlin", "London", "Paris", "Tokyo", "Toronto", "Sydney", "Amsterdam", "Stockholm",
-    "Madrid", "Mumbai", "São Paulo", "Austin", "Portland", "Lyon", "Osaka",
+    "Springfield",
+    "Berlin",
+    "London",
+    "Paris",
+    "Tokyo",
+    "Toronto",
+    "Sydney",
+    "Amsterdam",
+    "Stockholm",
+    "Madrid",
+    "Mumbai",
+    "São Paulo",
+    "Austin",
+    "Portland",
+    "Lyon",
+    "Osaka",
 ];
-const COUNTRIES: &[&str] = &["US", "DE", "GB", "FR", "JP", "CA", "AU", "NL", "SE", "ES", "IN", "BR"];
-const STATUSES: &[&str] = &["pending", "paid", "processing", "shipped", "delivered", "cancelled", "refunded"];
+const COUNTRIES: &[&str] = &[
+    "US", "DE", "GB", "FR", "JP", "CA", "AU", "NL", "SE", "ES", "IN", "BR",
+];
+const STATUSES: &[&str] = &[
+    "pending",
+    "paid",
+    "processing",
+    "shipped",
+    "delivered",
+    "cancelled",
+    "refunded",
+];
 const CURRENCIES: &[&str] = &["USD", "EUR", "GBP", "JPY", "CAD", "AUD", "CHF"];
 const PLANS: &[&str] = &["free", "pro", "team", "enterprise"];
-const LOCALES: &[&str] = &["en-US", "en-GB", "de-DE", "fr-FR", "ja-JP", "es-ES", "pt-BR"];
-const TAGS: &[&str] = &["new", "vip", "wholesale", "newsletter", "churn-risk", "beta", "referral"];
+const LOCALES: &[&str] = &[
+    "en-US", "en-GB", "de-DE", "fr-FR", "ja-JP", "es-ES", "pt-BR",
+];
+const TAGS: &[&str] = &[
+    "new",
+    "vip",
+    "wholesale",
+    "newsletter",
+    "churn-risk",
+    "beta",
+    "referral",
+];
 const EVENT_TYPES: &[&str] = &[
-    "page_view", "login", "logout", "signup", "add_to_cart", "remove_from_cart", "checkout_started",
-    "checkout_completed", "payment_failed", "search", "profile_updated", "password_reset", "api_call",
+    "page_view",
+    "login",
+    "logout",
+    "signup",
+    "add_to_cart",
+    "remove_from_cart",
+    "checkout_started",
+    "checkout_completed",
+    "payment_failed",
+    "search",
+    "profile_updated",
+    "password_reset",
+    "api_call",
 ];
 const PATHS: &[&str] = &[
-    "/", "/pricing", "/docs", "/dashboard", "/settings", "/account", "/cart", "/checkout", "/products",
-    "/products/search", "/blog", "/support", "/login", "/signup", "/orders", "/api/v1/items",
+    "/",
+    "/pricing",
+    "/docs",
+    "/dashboard",
+    "/settings",
+    "/account",
+    "/cart",
+    "/checkout",
+    "/products",
+    "/products/search",
+    "/blog",
+    "/support",
+    "/login",
+    "/signup",
+    "/orders",
+    "/api/v1/items",
 ];
 const AGENTS: &[&str] = &[
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
@@ -89,7 +263,14 @@ const AGENTS: &[&str] = &[
     "PostgREST/12.0.2",
     "python-requests/2.31.0",
 ];
-const REFERRERS: &[&str] = &["direct", "google", "newsletter", "twitter", "partner", "ads"];
+const REFERRERS: &[&str] = &[
+    "direct",
+    "google",
+    "newsletter",
+    "twitter",
+    "partner",
+    "ads",
+];
 
 // ---------------------------------------------------------------------------------------------
 // The database
@@ -105,7 +286,11 @@ struct Scale {
 
 impl Scale {
     fn new(orders: u64) -> Scale {
-        Scale { customers: (orders / 12).max(1), orders, events: orders * 7 / 10 }
+        Scale {
+            customers: (orders / 12).max(1),
+            orders,
+            events: orders * 7 / 10,
+        }
     }
 }
 
@@ -117,8 +302,13 @@ fn share(n: u64, pct: f64) -> u64 {
 /// The last line of psql output (after `SELECT setseed(…);` psql prints an empty line first),
 /// as a number.
 fn number(out: &str) -> u64 {
-    let last = out.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or_default();
-    last.parse().unwrap_or_else(|_| panic!("expected a number from psql, got {out:?}"))
+    let last = out
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or_default();
+    last.parse()
+        .unwrap_or_else(|_| panic!("expected a number from psql, got {out:?}"))
 }
 
 fn schema_sql() -> String {
@@ -267,9 +457,27 @@ fn load(pg: &PgCluster, s: Scale) {
     pg.create_db(DB);
     pg.psql_db(DB, &schema_sql());
     let base = "timestamptz '2023-01-01 00:00:00+00'";
-    pg.psql_db(DB, &format!("SELECT setseed(0.11); {}", insert_customers(s.customers, "timestamptz '2022-06-01 00:00:00+00'")));
-    pg.psql_db(DB, &format!("SELECT setseed(0.12); {}", insert_orders(s.orders, s.customers, base)));
-    pg.psql_db(DB, &format!("SELECT setseed(0.13); {}", insert_events(s.events, s.customers, base)));
+    pg.psql_db(
+        DB,
+        &format!(
+            "SELECT setseed(0.11); {}",
+            insert_customers(s.customers, "timestamptz '2022-06-01 00:00:00+00'")
+        ),
+    );
+    pg.psql_db(
+        DB,
+        &format!(
+            "SELECT setseed(0.12); {}",
+            insert_orders(s.orders, s.customers, base)
+        ),
+    );
+    pg.psql_db(
+        DB,
+        &format!(
+            "SELECT setseed(0.13); {}",
+            insert_events(s.events, s.customers, base)
+        ),
+    );
     pg.psql_db(DB, "VACUUM ANALYZE");
     pg.psql_db(DB, "CHECKPOINT");
 }
@@ -295,7 +503,9 @@ fn change(pg: &PgCluster, s: Scale, night: u64) -> Changes {
     let q = |sql: String| number(&pg.psql_db(DB, &sql));
     let day = format!("(timestamptz '2024-06-01 00:00:00+00' + interval '1 day' * {night})");
     let mut c = Changes::default();
-    let sample = |t: &str, pct: f64, rep: u64| format!("id IN (SELECT id FROM {t} TABLESAMPLE BERNOULLI ({pct}) REPEATABLE ({rep}))");
+    let sample = |t: &str, pct: f64, rep: u64| {
+        format!("id IN (SELECT id FROM {t} TABLESAMPLE BERNOULLI ({pct}) REPEATABLE ({rep}))")
+    };
 
     // Updates.
     c.updated += q(format!(
@@ -327,9 +537,21 @@ fn change(pg: &PgCluster, s: Scale, night: u64) -> Changes {
     ));
 
     // Inserts (0.5 % of the initial size of each table; the items come with their orders).
-    c.inserted += q(format!("{}WITH i AS ({} RETURNING 1) SELECT count(*) FROM i", seed(5), insert_customers(share(s.customers, 0.5), &day)));
-    c.inserted += q(format!("{}{}", seed(6), insert_orders(share(s.orders, 0.5), s.customers, &day)));
-    c.inserted += q(format!("{}WITH i AS ({} RETURNING 1) SELECT count(*) FROM i", seed(7), insert_events(share(s.events, 0.5), s.customers, &day)));
+    c.inserted += q(format!(
+        "{}WITH i AS ({} RETURNING 1) SELECT count(*) FROM i",
+        seed(5),
+        insert_customers(share(s.customers, 0.5), &day)
+    ));
+    c.inserted += q(format!(
+        "{}{}",
+        seed(6),
+        insert_orders(share(s.orders, 0.5), s.customers, &day)
+    ));
+    c.inserted += q(format!(
+        "{}WITH i AS ({} RETURNING 1) SELECT count(*) FROM i",
+        seed(7),
+        insert_events(share(s.events, 0.5), s.customers, &day)
+    ));
 
     // Deletes: orders with their items, events.
     c.deleted += q(format!(
@@ -339,7 +561,10 @@ fn change(pg: &PgCluster, s: Scale, night: u64) -> Changes {
          SELECT (SELECT count(*) FROM di) + (SELECT count(*) FROM d)",
         r = night + 400
     ));
-    c.deleted += q(format!("WITH d AS (DELETE FROM events WHERE {} RETURNING 1) SELECT count(*) FROM d", sample("events", 0.1, night + 500)));
+    c.deleted += q(format!(
+        "WITH d AS (DELETE FROM events WHERE {} RETURNING 1) SELECT count(*) FROM d",
+        sample("events", 0.1, night + 500)
+    ));
 
     pg.psql_db(DB, "VACUUM ANALYZE");
     pg.psql_db(DB, "CHECKPOINT");
@@ -347,23 +572,48 @@ fn change(pg: &PgCluster, s: Scale, night: u64) -> Changes {
 }
 
 fn row_counts(pg: &PgCluster) -> Vec<(&'static str, u64)> {
-    TABLES.iter().map(|t| (*t, pg.count(DB, t) as u64)).collect()
+    TABLES
+        .iter()
+        .map(|t| (*t, pg.count(DB, t) as u64))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
 // Measurements
-
 
 /// The three dumps snap runs, without snap: roles, schema and data of the database into
 /// /dev/null, one after the other, over TCP like snap. Returns (roles, schema, data) outcomes.
 fn bare_dumps(pg: &PgCluster, url: &str) -> [Outcome; 3] {
     let dbname = format!("--dbname={url}");
     let mut roles = pg.client("pg_dumpall");
-    roles.args(["--roles-only", "--quote-all-identifiers", "--no-role-passwords", "--no-comments", "--no-password", "--no-sync", "--file=/dev/null", &dbname]);
+    roles.args([
+        "--roles-only",
+        "--quote-all-identifiers",
+        "--no-role-passwords",
+        "--no-comments",
+        "--no-password",
+        "--no-sync",
+        "--file=/dev/null",
+        &dbname,
+    ]);
     let mut schema = pg.client("pg_dump");
-    schema.args(["--schema-only", "--quote-all-identifiers", "--no-password", "--no-sync", "--file=/dev/null", &dbname]);
+    schema.args([
+        "--schema-only",
+        "--quote-all-identifiers",
+        "--no-password",
+        "--no-sync",
+        "--file=/dev/null",
+        &dbname,
+    ]);
     let mut data = pg.client("pg_dump");
-    data.args(["--data-only", "--quote-all-identifiers", "--no-password", "--no-sync", "--file=/dev/null", &dbname]);
+    data.args([
+        "--data-only",
+        "--quote-all-identifiers",
+        "--no-password",
+        "--no-sync",
+        "--file=/dev/null",
+        &dbname,
+    ]);
     [run(roles, None), run(schema, None), run(data, None)]
 }
 
@@ -376,10 +626,19 @@ impl Snap {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_snap"));
         pg::clear_pg_env(&mut c);
-        for v in ["SNAP_REPO", "SNAP_PASSWORD_FILE", "SNAP_PASSWORD_COMMAND", "SNAP_DB_PASSWORD"] {
+        for v in [
+            "SNAP_REPO",
+            "SNAP_PASSWORD_FILE",
+            "SNAP_PASSWORD_COMMAND",
+            "SNAP_DB_PASSWORD",
+        ] {
             c.env_remove(v);
         }
-        c.env("SNAP_PASSWORD", PASSWORD).env("SNAP_CACHE_DIR", &self.cache).arg("--repo").arg(&self.repo).args(args);
+        c.env("SNAP_PASSWORD", PASSWORD)
+            .env("SNAP_CACHE_DIR", &self.cache)
+            .arg("--repo")
+            .arg(&self.repo)
+            .args(args);
         c
     }
 }
@@ -421,11 +680,19 @@ fn night(pg: &PgCluster, snap: &Snap, url: &str, n: u64, changes: Option<Changes
     c.arg(&pg.bin).arg("--json");
     let out = run(c, None);
     let repo_bytes = common::dir_bytes(&snap.repo);
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("snap --json output: {e}\n{}", out.stdout));
+    let v: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("snap --json output: {e}\n{}", out.stdout));
     let summary = &v["summary"];
     let bytes_read = summary["bytes_read"].as_u64().expect("summary.bytes_read");
-    let added_bytes = summary["added_bytes"].as_u64().expect("summary.added_bytes");
-    let snap_dump_seconds = v["database"]["parts"].as_array().into_iter().flatten().filter_map(|p| p["seconds"].as_f64()).sum();
+    let added_bytes = summary["added_bytes"]
+        .as_u64()
+        .expect("summary.added_bytes");
+    let snap_dump_seconds = v["database"]["parts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["seconds"].as_f64())
+        .sum();
     let n = Night {
         night: n,
         rows,
@@ -504,7 +771,18 @@ fn print_summary(nights: &[Night]) {
     println!();
     println!(
         "{:>5} {:>9} {:>7} {:>9} {:>8} {:>6} {:>8} {:>8} {:>9} {:>10} {:>10} {:>8}",
-        "night", "changed", "chg %", "pg_dump s", "snap s", "ratio", "cpu s", "RSS MiB", "read MB", "added MB", "growth MB", "growth %"
+        "night",
+        "changed",
+        "chg %",
+        "pg_dump s",
+        "snap s",
+        "ratio",
+        "cpu s",
+        "RSS MiB",
+        "read MB",
+        "added MB",
+        "growth MB",
+        "growth %"
     );
     for n in nights {
         let changed = n.changes.map(|c| c.total());
@@ -512,7 +790,9 @@ fn print_summary(nights: &[Night]) {
             "{:>5} {:>9} {:>7} {:>9.2} {:>8.2} {:>6.2} {:>8.2} {:>8.1} {:>9.1} {:>10.2} {:>10.2} {:>8.2}",
             n.night,
             changed.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
-            changed.map(|c| format!("{:.2}", 100.0 * c as f64 / n.rows as f64)).unwrap_or_else(|| "-".into()),
+            changed
+                .map(|c| format!("{:.2}", 100.0 * c as f64 / n.rows as f64))
+                .unwrap_or_else(|| "-".into()),
             n.bare_secs(),
             n.snap_secs(),
             n.ratio(),
@@ -534,7 +814,10 @@ fn print_summary(nights: &[Night]) {
     );
     let later = &nights[1..];
     if !later.is_empty() {
-        let growth: Vec<f64> = later.iter().map(|n| 100.0 * n.growth as f64 / n.bytes_read as f64).collect();
+        let growth: Vec<f64> = later
+            .iter()
+            .map(|n| 100.0 * n.growth as f64 / n.bytes_read as f64)
+            .collect();
         let mean = growth.iter().sum::<f64>() / growth.len() as f64;
         let list: Vec<String> = growth.iter().map(|g| format!("{g:.2} %")).collect();
         println!(
@@ -563,8 +846,13 @@ fn main() {
         .unwrap_or(if smoke { 6_000 } else { 600_000 });
     let nights: u64 = if smoke { 2 } else { 4 };
     let scale = Scale::new(orders);
-    let base_dir = std::env::var_os("SNAP_BENCH_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    let tmp = tempfile::Builder::new().prefix("snap-db-bench-").tempdir_in(&base_dir).expect("tempdir");
+    let base_dir = std::env::var_os("SNAP_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let tmp = tempfile::Builder::new()
+        .prefix("snap-db-bench-")
+        .tempdir_in(&base_dir)
+        .expect("tempdir");
 
     // Declared after `tmp`, so it is dropped (stopped and deleted) first — also on a panic.
     let t = Instant::now();
@@ -575,10 +863,14 @@ fn main() {
         pg.psql("SHOW server_version"),
         url,
         t.elapsed().as_secs_f64(),
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     );
     if smoke {
-        println!("smoke test (cargo test): small database, {nights} nights; run `cargo bench --bench db` for figures");
+        println!(
+            "smoke test (cargo test): small database, {nights} nights; run `cargo bench --bench db` for figures"
+        );
     }
 
     let t = Instant::now();
@@ -590,10 +882,16 @@ fn main() {
         "generated {total} rows ({}) in {:.1} s; database size {:.1} MB",
         list.join(", "),
         t.elapsed().as_secs_f64(),
-        mb(pg.psql_db(DB, "SELECT pg_database_size(current_database())").parse::<u64>().unwrap())
+        mb(pg
+            .psql_db(DB, "SELECT pg_database_size(current_database())")
+            .parse::<u64>()
+            .unwrap())
     );
 
-    let snap = Snap { repo: tmp.path().join("repo"), cache: tmp.path().join("cache") };
+    let snap = Snap {
+        repo: tmp.path().join("repo"),
+        cache: tmp.path().join("cache"),
+    };
     run(snap.cmd(&["init"]), None);
     println!();
 
@@ -607,6 +905,10 @@ fn main() {
     // Sanity: every night's snapshot is in the repository.
     let out = run(snap.cmd(&["snapshots", "--json"]), None);
     let snaps: serde_json::Value = serde_json::from_str(&out.stdout).expect("snapshots --json");
-    assert_eq!(snaps.as_array().map(Vec::len), Some(nights as usize), "one snapshot per night");
+    assert_eq!(
+        snaps.as_array().map(Vec::len),
+        Some(nights as usize),
+        "one snapshot per night"
+    );
     drop(pg);
 }

@@ -23,9 +23,11 @@ use common::{Dump, Rng, ZstdCounter, mb};
 
 const PASSWORD: &str = "correct horse battery staple e2e";
 
-
 fn same_bytes(a: &Path, b: &Path) -> io::Result<bool> {
-    let (mut fa, mut fb) = (io::BufReader::new(fs::File::open(a)?), io::BufReader::new(fs::File::open(b)?));
+    let (mut fa, mut fb) = (
+        io::BufReader::new(fs::File::open(a)?),
+        io::BufReader::new(fs::File::open(b)?),
+    );
     if fs::metadata(a)?.len() != fs::metadata(b)?.len() {
         return Ok(false);
     }
@@ -68,7 +70,12 @@ impl Runner {
             Tool::Snap => "snap",
             Tool::Restic => "restic",
         };
-        Runner { tool, repo: base.join(format!("{name}-repo")), cache: base.join(format!("{name}-cache")), steps: Vec::new() }
+        Runner {
+            tool,
+            repo: base.join(format!("{name}-repo")),
+            cache: base.join(format!("{name}-cache")),
+            steps: Vec::new(),
+        }
     }
 
     fn name(&self) -> &'static str {
@@ -108,7 +115,12 @@ impl Runner {
     fn step(&mut self, name: &str, cmd: Command, stdin: Option<&Path>, input: u64) {
         let out = run(cmd, stdin);
         let repo_bytes = common::dir_bytes(&self.repo);
-        let step = Step { name: name.to_string(), input, out, repo_bytes };
+        let step = Step {
+            name: name.to_string(),
+            input,
+            out,
+            repo_bytes,
+        };
         print_step(self.name(), &step);
         self.steps.push(step);
     }
@@ -150,7 +162,11 @@ impl Runner {
             "{:<7} verify: restored {} {} the input ({:.1} s)",
             self.name(),
             restored.display(),
-            if equal { "is byte-identical to" } else { "DIFFERS from" },
+            if equal {
+                "is byte-identical to"
+            } else {
+                "DIFFERS from"
+            },
             t.elapsed().as_secs_f64()
         );
         assert!(equal, "restored dump differs from the input");
@@ -170,7 +186,11 @@ fn print_header() {
 
 fn print_step(tool: &str, s: &Step) {
     let secs = s.out.wall.as_secs_f64();
-    let rate = if s.input > 0 { format!("{:.1}", mb(s.input) / secs) } else { "-".into() };
+    let rate = if s.input > 0 {
+        format!("{:.1}", mb(s.input) / secs)
+    } else {
+        "-".into()
+    };
     println!(
         "{:<7} {:<26} {:>9.1} {:>8.2} {:>8} {:>7.2} {:>9.1} {:>10.3}",
         tool,
@@ -182,7 +202,17 @@ fn print_step(tool: &str, s: &Step) {
         s.out.maxrss_kib as f64 / 1024.0,
         mb(s.repo_bytes)
     );
-    for line in s.out.stdout.lines().filter(|l| !l.trim().is_empty()).rev().take(3).collect::<Vec<_>>().into_iter().rev() {
+    for line in s
+        .out
+        .stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .rev()
+        .take(3)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
         println!("{:<7}   | {}", "", line.trim_end());
     }
 }
@@ -199,8 +229,15 @@ fn write_files(root: &Path, files: &[common::FileData]) {
 /// Returns a one-line description.
 fn change_files(root: &Path, files: &[common::FileData]) -> String {
     let mut r = Rng::new(99);
-    let of = |ext: &str| -> Vec<&String> { files.iter().map(|(p, _)| p).filter(|p| p.ends_with(ext)).collect() };
-    let later = filetime::FileTime::from_unix_time(filetime::FileTime::now().unix_seconds() + 3600, 0);
+    let of = |ext: &str| -> Vec<&String> {
+        files
+            .iter()
+            .map(|(p, _)| p)
+            .filter(|p| p.ends_with(ext))
+            .collect()
+    };
+    let later =
+        filetime::FileTime::from_unix_time(filetime::FileTime::now().unix_seconds() + 3600, 0);
     let (mut touched, mut edited, mut added, mut deleted) = (0, 0, 0, 0);
     let mut changed_bytes = 0u64;
     // Touched: same content, new mtime.
@@ -236,14 +273,20 @@ fn change_files(root: &Path, files: &[common::FileData]) -> String {
     // Small config files appended to.
     let json = of(".json");
     for p in json.iter().step_by((json.len() / 3).max(1)).take(3) {
-        let mut f = fs::OpenOptions::new().append(true).open(root.join(p)).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(root.join(p))
+            .unwrap();
         f.write_all(b"{\"patched\": true}\n").unwrap();
         changed_bytes += 18;
         edited += 1;
     }
     // New files.
     for i in 0..20 {
-        let d = format!("{{\"new_setting_{i}\": {}, \"enabled\": true}}\n", r.below(1000));
+        let d = format!(
+            "{{\"new_setting_{i}\": {}, \"enabled\": true}}\n",
+            r.below(1000)
+        );
         fs::create_dir_all(root.join("config/new")).unwrap();
         fs::write(root.join(format!("config/new/added_{i:02}.json")), &d).unwrap();
         changed_bytes += d.len() as u64;
@@ -259,7 +302,10 @@ fn change_files(root: &Path, files: &[common::FileData]) -> String {
         fs::remove_file(root.join(p)).unwrap();
         deleted += 1;
     }
-    format!("{touched} touched, {edited} edited, {added} added, {deleted} deleted; {:.2} MB of new content", mb(changed_bytes))
+    format!(
+        "{touched} touched, {edited} edited, {added} added, {deleted} deleted; {:.2} MB of new content",
+        mb(changed_bytes)
+    )
 }
 
 fn zstd_of_file(p: &Path) -> u64 {
@@ -270,25 +316,48 @@ fn zstd_of_file(p: &Path) -> u64 {
 
 fn restic_available() -> Option<String> {
     let out = Command::new("restic").arg("version").output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn main() {
     let dump_target = common::env_mb("SNAP_BENCH_MB", 300);
     let files_target = common::env_mb("SNAP_BENCH_FILES_MB", 60);
-    let base_dir = std::env::var_os("SNAP_BENCH_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    let tmp = tempfile::Builder::new().prefix("snap-e2e-").tempdir_in(&base_dir).expect("tempdir");
+    let base_dir = std::env::var_os("SNAP_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let tmp = tempfile::Builder::new()
+        .prefix("snap-e2e-")
+        .tempdir_in(&base_dir)
+        .expect("tempdir");
     let base = tmp.path();
 
     // Inputs.
     let t = Instant::now();
     let dump = Dump::new(dump_target, 1);
     let rows = dump.total_rows();
-    let edits = dump.nightly(21, (rows / 1000) as usize, "orders", rows / 2000, (rows / 10_000) as usize);
+    let edits = dump.nightly(
+        21,
+        (rows / 1000) as usize,
+        "orders",
+        rows / 2000,
+        (rows / 10_000) as usize,
+    );
     let dump0 = base.join("dump-v0.sql");
     let dump1 = base.join("dump-v1.sql");
-    let len0 = dump.write(&common::Edits::none(), io::BufWriter::new(fs::File::create(&dump0).unwrap())).unwrap();
-    let len1 = dump.write(&edits, io::BufWriter::new(fs::File::create(&dump1).unwrap())).unwrap();
+    let len0 = dump
+        .write(
+            &common::Edits::none(),
+            io::BufWriter::new(fs::File::create(&dump0).unwrap()),
+        )
+        .unwrap();
+    let len1 = dump
+        .write(
+            &edits,
+            io::BufWriter::new(fs::File::create(&dump1).unwrap()),
+        )
+        .unwrap();
     let files = common::mixed_files(files_target, 2);
     let dir = base.join("files");
     write_files(&dir, &files);
@@ -319,11 +388,22 @@ fn main() {
         mb(z_files),
         t.elapsed().as_secs_f64()
     );
-    println!("machine: {} cores; MB = 10^6 bytes; MB/s = input bytes / wall time; RSS = peak of the child (wait4)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let restic = if common::smoke_test() { None } else { restic_available() };
+    println!(
+        "machine: {} cores; MB = 10^6 bytes; MB/s = input bytes / wall time; RSS = peak of the child (wait4)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    let restic = if common::smoke_test() {
+        None
+    } else {
+        restic_available()
+    };
     match &restic {
         Some(v) => println!("comparing with {v}"),
-        None if common::smoke_test() => println!("smoke test (cargo test): small inputs, no restic comparison; run `cargo bench --bench e2e` for figures"),
+        None if common::smoke_test() => println!(
+            "smoke test (cargo test): small inputs, no restic comparison; run `cargo bench --bench e2e` for figures"
+        ),
         None => println!("restic was not found on PATH: skipping the comparison"),
     }
     println!();
@@ -375,8 +455,14 @@ fn main() {
     }
     if let [snap, restic] = &runners[..] {
         println!();
-        println!("snap / restic ({} on this machine)", restic_available().unwrap_or_default());
-        println!("{:<26} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8}", "step", "snap MB/s", "restic", "ratio", "snap RSS", "restic", "ratio");
+        println!(
+            "snap / restic ({} on this machine)",
+            restic_available().unwrap_or_default()
+        );
+        println!(
+            "{:<26} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8}",
+            "step", "snap MB/s", "restic", "ratio", "snap RSS", "restic", "ratio"
+        );
         for s in &snap.steps {
             let o = restic.find(&s.name);
             if s.input == 0 {
@@ -395,7 +481,10 @@ fn main() {
                 s.out.maxrss_kib as f64 / o.out.maxrss_kib as f64
             );
         }
-        println!("{:<26} {:>10} {:>10} {:>8}", "repo bytes after", "snap MB", "restic", "ratio");
+        println!(
+            "{:<26} {:>10} {:>10} {:>8}",
+            "repo bytes after", "snap MB", "restic", "ratio"
+        );
         for s in &snap.steps {
             let o = restic.find(&s.name);
             println!(

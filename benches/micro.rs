@@ -7,7 +7,9 @@ mod common;
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime};
+use criterion::{
+    BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
+};
 use snap::blob::{self, BlobKind};
 use snap::chunker::{Chunker, ChunkerParams};
 use snap::crypto::MasterKey;
@@ -38,9 +40,16 @@ fn chunking(c: &mut Criterion) {
     let mut g = c.benchmark_group("fastcdc_default_16MiB_sql");
     quick(&mut g);
     g.throughput(Throughput::Bytes(data.len() as u64));
-    g.bench_function("cut", |b| b.iter(|| black_box(chunker.cut(black_box(&data))).len()));
+    g.bench_function("cut", |b| {
+        b.iter(|| black_box(chunker.cut(black_box(&data))).len())
+    });
     g.bench_function("stream", |b| {
-        b.iter(|| chunker.stream(black_box(&data[..])).map(|c| c.unwrap().len()).sum::<usize>())
+        b.iter(|| {
+            chunker
+                .stream(black_box(&data[..]))
+                .map(|c| c.unwrap().len())
+                .sum::<usize>()
+        })
     });
     g.finish();
 }
@@ -54,11 +63,15 @@ fn per_chunk(c: &mut Criterion) {
     quick(&mut g);
     g.throughput(Throughput::Bytes(CHUNK as u64));
 
-    g.bench_function("chunk_id_keyed_blake3", |b| b.iter(|| key.chunk_id(black_box(&text))));
+    g.bench_function("chunk_id_keyed_blake3", |b| {
+        b.iter(|| key.chunk_id(black_box(&text)))
+    });
 
     let mut comp = zstd::bulk::Compressor::new(3).unwrap();
     let compressed = comp.compress(&text).unwrap();
-    g.bench_function("zstd3_compress_sql", |b| b.iter(|| comp.compress(black_box(&text)).unwrap()));
+    g.bench_function("zstd3_compress_sql", |b| {
+        b.iter(|| comp.compress(black_box(&text)).unwrap())
+    });
     let mut dec = zstd::bulk::Decompressor::new().unwrap();
     g.bench_function("zstd3_decompress_sql", |b| {
         b.iter(|| dec.decompress(black_box(&compressed), CHUNK).unwrap())
@@ -66,8 +79,12 @@ fn per_chunk(c: &mut Criterion) {
 
     let aad = blob::aad(BlobKind::Data, &id);
     let sealed = key.seal(&aad, &text);
-    g.bench_function("xchacha20poly1305_seal", |b| b.iter(|| key.seal(&aad, black_box(&text))));
-    g.bench_function("xchacha20poly1305_open", |b| b.iter(|| key.open(&aad, black_box(&sealed)).unwrap()));
+    g.bench_function("xchacha20poly1305_seal", |b| {
+        b.iter(|| key.seal(&aad, black_box(&text)))
+    });
+    g.bench_function("xchacha20poly1305_open", |b| {
+        b.iter(|| key.open(&aad, black_box(&sealed)).unwrap())
+    });
 
     let encoded = blob::encode(&key, BlobKind::Data, &id, &text, 3);
     g.bench_function("blob_encode_zstd3_sql", |b| {

@@ -23,7 +23,10 @@ const MIB: u64 = 1024 * 1024;
 
 fn snap(repo: &Path, cache: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_snap"));
-    c.env("SNAP_PASSWORD", PASSWORD).env("SNAP_CACHE_DIR", cache).arg("--repo").arg(repo);
+    c.env("SNAP_PASSWORD", PASSWORD)
+        .env("SNAP_CACHE_DIR", cache)
+        .arg("--repo")
+        .arg(repo);
     c
 }
 
@@ -39,10 +42,22 @@ fn report(what: &str, o: &Outcome, bytes: u64) {
 
 fn main() {
     let smoke = common::smoke_test();
-    let total_mib: u64 = std::env::var("SNAP_BENCH_STORAGE_MB").ok().and_then(|s| s.parse().ok()).unwrap_or(if smoke { 16 } else { 1024 });
-    let base_dir = std::env::var_os("SNAP_BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    let tmp = tempfile::Builder::new().prefix("snap-storage-bench-").tempdir_in(&base_dir).expect("tempdir");
-    let (repo, cache, key) = (tmp.path().join("repo"), tmp.path().join("cache"), tmp.path().join("key"));
+    let total_mib: u64 = std::env::var("SNAP_BENCH_STORAGE_MB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if smoke { 16 } else { 1024 });
+    let base_dir = std::env::var_os("SNAP_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let tmp = tempfile::Builder::new()
+        .prefix("snap-storage-bench-")
+        .tempdir_in(&base_dir)
+        .expect("tempdir");
+    let (repo, cache, key) = (
+        tmp.path().join("repo"),
+        tmp.path().join("cache"),
+        tmp.path().join("key"),
+    );
     std::fs::write(&key, KEY).unwrap();
     let mut init = snap(&repo, &cache);
     init.args(["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
@@ -50,22 +65,57 @@ fn main() {
 
     let server = StorageServer::start(KEY);
     server.create_bucket("bench", false, None, None);
-    let sizes = [total_mib * 5 / 8, total_mib / 8, total_mib / 8, total_mib - total_mib * 5 / 8 - 2 * (total_mib / 8)];
+    let sizes = [
+        total_mib * 5 / 8,
+        total_mib / 8,
+        total_mib / 8,
+        total_mib - total_mib * 5 / 8 - 2 * (total_mib / 8),
+    ];
     for (i, mib) in sizes.iter().enumerate() {
-        server.put("bench", &format!("object-{i}.bin"), Content::Generated { seed: i as u64, len: mib * MIB }, "application/octet-stream", "no-cache", None);
+        server.put(
+            "bench",
+            &format!("object-{i}.bin"),
+            Content::Generated {
+                seed: i as u64,
+                len: mib * MIB,
+            },
+            "application/octet-stream",
+            "no-cache",
+            None,
+        );
     }
     let bytes = total_mib * MIB;
-    println!("storage: bucket of {total_mib} MiB in {} objects {sizes:?} MiB, concurrency 4", sizes.len());
-    for night in ["first backup (all downloaded)", "second backup (all unchanged)"] {
+    println!(
+        "storage: bucket of {total_mib} MiB in {} objects {sizes:?} MiB, concurrency 4",
+        sizes.len()
+    );
+    for night in [
+        "first backup (all downloaded)",
+        "second backup (all unchanged)",
+    ] {
         let mut c = snap(&repo, &cache);
-        c.args(["backup", "storage", "--json", "--storage-url", &server.storage_url(), "--service-key-file"]).arg(&key);
+        c.args([
+            "backup",
+            "storage",
+            "--json",
+            "--storage-url",
+            &server.storage_url(),
+            "--service-key-file",
+        ])
+        .arg(&key);
         let o = run(c, None);
         let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
         report(night, &o, v["summary"]["bytes_read"].as_u64().unwrap());
         assert_eq!(v["summary"]["total_bytes"].as_u64(), Some(bytes));
     }
-    assert_eq!(server.downloads(), sizes.len() as u64, "the second backup downloaded nothing");
+    assert_eq!(
+        server.downloads(),
+        sizes.len() as u64,
+        "the second backup downloaded nothing"
+    );
     if smoke {
-        println!("smoke test (cargo test): {total_mib} MiB; run `cargo bench --bench storage` for the 1 GiB figures");
+        println!(
+            "smoke test (cargo test): {total_mib} MiB; run `cargo bench --bench storage` for the 1 GiB figures"
+        );
     }
 }

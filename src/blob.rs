@@ -116,8 +116,19 @@ const LARGE_INPUT_PARAMS: [(u32, u32, u32, u32, u32, u32, zstd::zstd_safe::Strat
 fn new_compressor(level: i32) -> zstd::bulk::Compressor<'static> {
     use zstd::zstd_safe::CParameter::*;
     let mut c = zstd::bulk::Compressor::new(level).expect("zstd level");
-    if let Some(&(w, cl, h, sl, mm, tl, strat)) = usize::try_from(level - 1).ok().and_then(|i| LARGE_INPUT_PARAMS.get(i)) {
-        for p in [WindowLog(w), ChainLog(cl), HashLog(h), SearchLog(sl), MinMatch(mm), TargetLength(tl), Strategy(strat)] {
+    if let Some(&(w, cl, h, sl, mm, tl, strat)) = usize::try_from(level - 1)
+        .ok()
+        .and_then(|i| LARGE_INPUT_PARAMS.get(i))
+    {
+        for p in [
+            WindowLog(w),
+            ChainLog(cl),
+            HashLog(h),
+            SearchLog(sl),
+            MinMatch(mm),
+            TargetLength(tl),
+            Strategy(strat),
+        ] {
             c.set_parameter(p).expect("valid zstd parameter");
         }
     }
@@ -157,9 +168,9 @@ pub fn encode(key: &MasterKey, kind: BlobKind, id: &Id, plaintext: &[u8], level:
 /// `id`, so a blob stored under the wrong name is detected.
 pub fn decode(key: &MasterKey, kind: BlobKind, id: &Id, sealed: &[u8]) -> Result<Vec<u8>> {
     let what = || format!("{} {}", kind.name(), id.short());
-    let payload = key
-        .open(&aad(kind, id), sealed)
-        .map_err(|_| Error::corrupt(what(), "authentication failed (bytes altered or wrong key)"))?;
+    let payload = key.open(&aad(kind, id), sealed).map_err(|_| {
+        Error::corrupt(what(), "authentication failed (bytes altered or wrong key)")
+    })?;
     if payload.len() < HEADER_LEN {
         return Err(Error::corrupt(what(), "payload shorter than its header"));
     }
@@ -170,8 +181,7 @@ pub fn decode(key: &MasterKey, kind: BlobKind, id: &Id, sealed: &[u8]) -> Result
     let body = &payload[HEADER_LEN..];
     let plain = match payload[0] {
         0 => body.to_vec(),
-        1 => decompress(body, raw_len)
-            .map_err(|e| Error::corrupt(what(), format!("zstd: {e}")))?,
+        1 => decompress(body, raw_len).map_err(|e| Error::corrupt(what(), format!("zstd: {e}")))?,
         2 => {
             return Err(Error::corrupt(
                 what(),
@@ -210,7 +220,11 @@ mod tests {
         crate::crypto::fill_random(&mut rnd);
         let id = k.chunk_id(&rnd);
         let s = encode(&k, BlobKind::Data, &id, &rnd, 3);
-        assert_eq!(s.len(), rnd.len() + HEADER_LEN + crate::crypto::SEAL_OVERHEAD, "kept raw");
+        assert_eq!(
+            s.len(),
+            rnd.len() + HEADER_LEN + crate::crypto::SEAL_OVERHEAD,
+            "kept raw"
+        );
         assert_eq!(decode(&k, BlobKind::Data, &id, &s).unwrap(), rnd);
         // Kind and id are bound.
         assert!(decode(&k, BlobKind::Tree, &id, &s).is_err());
@@ -223,14 +237,32 @@ mod tests {
         let mut x = 1u64;
         while text.len() < 200_000 {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-            text.extend_from_slice(format!("{}\tuser{}@example.com\t{}\t2026-11-{:02}\n", x % 100_000, x % 7919, x % 1000, x % 28 + 1).as_bytes());
+            text.extend_from_slice(
+                format!(
+                    "{}\tuser{}@example.com\t{}\t2026-11-{:02}\n",
+                    x % 100_000,
+                    x % 7919,
+                    x % 1000,
+                    x % 28 + 1
+                )
+                .as_bytes(),
+            );
         }
         let ours = compress(3, &text).len();
         let plain = zstd::bulk::compress(&text, 3).unwrap().len();
-        assert!(ours <= plain, "large-input parameters: {ours} vs zstd default {plain}");
-        assert_eq!(zstd::bulk::decompress(&compress(3, &text), text.len()).unwrap(), text);
+        assert!(
+            ours <= plain,
+            "large-input parameters: {ours} vs zstd default {plain}"
+        );
+        assert_eq!(
+            zstd::bulk::decompress(&compress(3, &text), text.len()).unwrap(),
+            text
+        );
         for level in 1..=12 {
-            assert_eq!(zstd::bulk::decompress(&compress(level, &text), text.len()).unwrap(), text);
+            assert_eq!(
+                zstd::bulk::decompress(&compress(level, &text), text.len()).unwrap(),
+                text
+            );
         }
     }
 

@@ -46,7 +46,9 @@ impl ChunkerParams {
     }
 
     pub fn validate(&self) -> Result<()> {
-        use fastcdc::v2020::{AVERAGE_MAX, AVERAGE_MIN, MAXIMUM_MAX, MAXIMUM_MIN, MINIMUM_MAX, MINIMUM_MIN};
+        use fastcdc::v2020::{
+            AVERAGE_MAX, AVERAGE_MIN, MAXIMUM_MAX, MAXIMUM_MIN, MINIMUM_MAX, MINIMUM_MIN,
+        };
         let ok = self.algorithm == "fastcdc-2020"
             && self.normalization <= 3
             && (MINIMUM_MIN..=MINIMUM_MAX).contains(&(self.min_size as usize))
@@ -57,7 +59,10 @@ impl ChunkerParams {
         if ok {
             Ok(())
         } else {
-            Err(Error::corrupt("config", format!("unsupported chunker parameters {self:?}")))
+            Err(Error::corrupt(
+                "config",
+                format!("unsupported chunker parameters {self:?}"),
+            ))
         }
     }
 
@@ -124,7 +129,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (0..n)
             .map(|_| {
                 x ^= x << 13;
@@ -194,4 +201,3 @@ mod tests {
         }
     }
 }
-

@@ -30,20 +30,27 @@ pub enum Error {
     #[error("the repository has no key files (keys/ is empty or unreadable); it cannot be opened")]
     NoKeys,
 
-    #[error("repository format version {found} is not supported by this snap (supports {supported}); upgrade snap")]
+    #[error(
+        "repository format version {found} is not supported by this snap (supports {supported}); upgrade snap"
+    )]
     UnsupportedVersion { found: u32, supported: u32 },
 
     #[error("corrupt {what}: {detail}")]
     Corrupt { what: String, detail: String },
 
-    #[error("chunk {0} is referenced but is not in the index (run `snap repair index`, or the data is lost)")]
+    #[error(
+        "chunk {0} is referenced but is not in the index (run `snap repair index`, or the data is lost)"
+    )]
     ChunkMissing(Id),
 
     #[error("no snapshot matches {0:?}")]
     SnapshotNotFound(String),
 
     #[error("snapshot prefix {prefix:?} is ambiguous: it matches {}", candidates.join(", "))]
-    AmbiguousSnapshot { prefix: String, candidates: Vec<String> },
+    AmbiguousSnapshot {
+        prefix: String,
+        candidates: Vec<String>,
+    },
 
     #[error("path {path:?} is not in snapshot {snapshot}")]
     PathNotInSnapshot { snapshot: String, path: String },
@@ -68,12 +75,18 @@ pub enum Error {
 
     /// A tool that is not part of a backup failed (e.g. psql applying SQL leniently).
     #[error("{tool} failed ({status}): {stderr}")]
-    ToolFailed { tool: String, status: String, stderr: String },
+    ToolFailed {
+        tool: String,
+        status: String,
+        stderr: String,
+    },
 
     #[error("restore target {0} is not empty; choose an empty directory or pass --overwrite")]
     TargetNotEmpty(PathBuf),
 
-    #[error("the local index at {path} is in use by another snap process; wait for it to finish or use another --cache-dir")]
+    #[error(
+        "the local index at {path} is in use by another snap process; wait for it to finish or use another --cache-dir"
+    )]
     IndexBusy { path: PathBuf },
 
     #[error("the repository is locked: {0}")]

@@ -19,7 +19,14 @@ const CHEAP_KDF: [&str; 4] = ["--kdf-memory-kib", "64", "--kdf-iterations", "1"]
 
 /// Run `snap args…` opening the repository with `password`.
 fn run_pw<S: AsRef<OsStr>>(r: &TestRepo, password: &str, args: &[S]) -> (i32, String, String) {
-    output_parts(r.cmd().env_remove("SNAP_NEW_PASSWORD").env("SNAP_PASSWORD", password).args(args).output().unwrap())
+    output_parts(
+        r.cmd()
+            .env_remove("SNAP_NEW_PASSWORD")
+            .env("SNAP_PASSWORD", password)
+            .args(args)
+            .output()
+            .unwrap(),
+    )
 }
 
 fn ok_pw<S: AsRef<OsStr>>(r: &TestRepo, password: &str, args: &[S]) -> String {
@@ -50,11 +57,18 @@ fn password_file(r: &TestRepo, name: &str, password: &str) -> std::path::PathBuf
 
 fn snapshot_ids_pw(r: &TestRepo, password: &str) -> Vec<String> {
     let v = json_pw(r, password, &["snapshots", "--json"]);
-    v.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn key_list(r: &TestRepo, password: &str) -> Vec<Value> {
-    json_pw(r, password, &["key", "list", "--json"]).as_array().unwrap().clone()
+    json_pw(r, password, &["key", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 fn key_file_count(r: &TestRepo) -> usize {
@@ -84,7 +98,12 @@ fn open_lib(r: &TestRepo) -> Repository {
 fn key_add_list_and_remove() {
     let r = repo_with_data();
     let pwf = password_file(&r, "new-pw", NEW_PASSWORD);
-    let mut args: Vec<&OsStr> = vec!["key".as_ref(), "add".as_ref(), "--new-password-file".as_ref(), pwf.as_os_str()];
+    let mut args: Vec<&OsStr> = vec![
+        "key".as_ref(),
+        "add".as_ref(),
+        "--new-password-file".as_ref(),
+        pwf.as_os_str(),
+    ];
     args.extend(CHEAP_KDF.iter().map(OsStr::new));
     let (code, out, err) = r.run(&args);
     assert_eq!(code, 0, "{out}{err}");
@@ -97,7 +116,13 @@ fn key_add_list_and_remove() {
     assert_eq!(ids.len(), 1);
     assert_eq!(snapshot_ids_pw(&r, NEW_PASSWORD), ids);
     let stored_file = format!("{}/file.txt", stored(&r.path("src")));
-    let (code, cat, _) = output_parts(r.cmd().env("SNAP_PASSWORD", NEW_PASSWORD).args(["cat", "latest", &stored_file]).output().unwrap());
+    let (code, cat, _) = output_parts(
+        r.cmd()
+            .env("SNAP_PASSWORD", NEW_PASSWORD)
+            .args(["cat", "latest", &stored_file])
+            .output()
+            .unwrap(),
+    );
     assert_eq!((code, cat.as_str()), (0, "precious data"));
 
     // Two keys, the one each password opened marked current.
@@ -106,21 +131,36 @@ fn key_add_list_and_remove() {
     let current: Vec<&Value> = keys.iter().filter(|k| k["current"] == true).collect();
     assert_eq!(current.len(), 1, "{keys:?}");
     for k in &keys {
-        assert!(k["created"].is_string() && k["host"].is_string() && k["username"].is_string(), "{k}");
+        assert!(
+            k["created"].is_string() && k["host"].is_string() && k["username"].is_string(),
+            "{k}"
+        );
         assert_eq!(k["id"].as_str().unwrap().len(), 64);
     }
     let k1 = current[0]["id"].as_str().unwrap().to_string();
-    let k2 = keys.iter().find(|k| k["current"] == false).unwrap()["id"].as_str().unwrap().to_string();
+    let k2 = keys.iter().find(|k| k["current"] == false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let keys_new = key_list(&r, NEW_PASSWORD);
-    assert_eq!(keys_new.iter().find(|k| k["current"] == true).unwrap()["id"], k2.as_str());
+    assert_eq!(
+        keys_new.iter().find(|k| k["current"] == true).unwrap()["id"],
+        k2.as_str()
+    );
     let human = ok_pw(&r, PASSWORD, &["key", "list"]);
-    assert!(human.contains(&format!("* {}", &k1[..8])) && human.contains(&format!("  {}", &k2[..8])), "{human}");
+    assert!(
+        human.contains(&format!("* {}", &k1[..8])) && human.contains(&format!("  {}", &k2[..8])),
+        "{human}"
+    );
     assert!(human.contains("2 keys"), "{human}");
 
     // The key in use cannot be removed.
     let (code, out, err) = run_pw(&r, PASSWORD, &["key", "remove", &k1[..8]]);
     assert_eq!(code, 1, "{out}{err}");
-    assert!(err.contains("key in use") && err.contains("another password"), "{err}");
+    assert!(
+        err.contains("key in use") && err.contains("another password"),
+        "{err}"
+    );
     assert_eq!(key_file_count(&r), 2);
 
     // Bad and unknown ids.
@@ -155,7 +195,13 @@ fn new_password_sources() {
     // From SNAP_NEW_PASSWORD.
     let mut args = vec!["key", "add", "--json"];
     args.extend(CHEAP_KDF);
-    let (code, out, err) = output_parts(r.cmd().env("SNAP_NEW_PASSWORD", NEW_PASSWORD).args(&args).output().unwrap());
+    let (code, out, err) = output_parts(
+        r.cmd()
+            .env("SNAP_NEW_PASSWORD", NEW_PASSWORD)
+            .args(&args)
+            .output()
+            .unwrap(),
+    );
     assert_eq!(code, 0, "{out}{err}");
     no_password_in(&[&out, &err]);
     let v: Value = serde_json::from_str(&out).unwrap();
@@ -173,15 +219,29 @@ fn new_password_sources() {
         std::time::Duration::from_secs(60),
     );
     assert_eq!(code, 1);
-    assert!(err.contains("no new password given") && err.contains("SNAP_NEW_PASSWORD"), "{err}");
+    assert!(
+        err.contains("no new password given") && err.contains("SNAP_NEW_PASSWORD"),
+        "{err}"
+    );
 
     // The same password as the one in use adds nothing.
-    let (code, _, err) = output_parts(r.cmd().env("SNAP_NEW_PASSWORD", PASSWORD).args(&args).output().unwrap());
+    let (code, _, err) = output_parts(
+        r.cmd()
+            .env("SNAP_NEW_PASSWORD", PASSWORD)
+            .args(&args)
+            .output()
+            .unwrap(),
+    );
     assert_eq!(code, 1);
     assert!(err.contains("same as the one"), "{err}");
     // An empty new password is refused.
     let empty = password_file(&r, "empty", "");
-    let (code, _, err) = r.run(&[OsStr::new("key"), "add".as_ref(), "--new-password-file".as_ref(), empty.as_os_str()]);
+    let (code, _, err) = r.run(&[
+        OsStr::new("key"),
+        "add".as_ref(),
+        "--new-password-file".as_ref(),
+        empty.as_os_str(),
+    ]);
     assert_eq!(code, 1);
     assert!(err.contains("empty"), "{err}");
     assert_eq!(key_file_count(&r), 2);
@@ -189,7 +249,15 @@ fn new_password_sources() {
 
 /// Every object under `dir` (relative name → bytes).
 fn objects(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<_> = walk(dir).into_iter().map(|p| (p.strip_prefix(dir).unwrap().display().to_string(), fs::read(&p).unwrap())).collect();
+    let mut out: Vec<_> = walk(dir)
+        .into_iter()
+        .map(|p| {
+            (
+                p.strip_prefix(dir).unwrap().display().to_string(),
+                fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
     out.sort();
     out
 }
@@ -199,7 +267,11 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     if let Ok(rd) = fs::read_dir(dir) {
         for e in rd {
             let p = e.unwrap().path();
-            if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+            if p.is_dir() {
+                out.extend(walk(&p))
+            } else {
+                out.push(p)
+            }
         }
     }
     out
@@ -209,14 +281,27 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 fn key_passwd_changes_the_password_and_not_the_data() {
     let r = TestRepo::new();
     let src = r.path("tree");
-    gen_tree(&src, 7, &TreeSpec { large_files: 1, large_size: 1 << 20, ..Default::default() });
+    gen_tree(
+        &src,
+        7,
+        &TreeSpec {
+            large_files: 1,
+            large_size: 1 << 20,
+            ..Default::default()
+        },
+    );
     r.backup(&[&src]);
     let ids = r.snapshot_ids();
     let data_before = objects(&r.repo.join("data"));
     let snaps_before = objects(&r.repo.join("snapshots"));
 
     let pwf = password_file(&r, "new-pw", NEW_PASSWORD);
-    let mut args: Vec<&OsStr> = vec!["key".as_ref(), "passwd".as_ref(), "--new-password-file".as_ref(), pwf.as_os_str()];
+    let mut args: Vec<&OsStr> = vec![
+        "key".as_ref(),
+        "passwd".as_ref(),
+        "--new-password-file".as_ref(),
+        pwf.as_os_str(),
+    ];
     args.extend(CHEAP_KDF.iter().map(OsStr::new));
     let (code, out, err) = r.run(&args);
     assert_eq!(code, 0, "{out}{err}");
@@ -229,14 +314,27 @@ fn key_passwd_changes_the_password_and_not_the_data() {
     assert_eq!(snapshot_ids_pw(&r, NEW_PASSWORD), ids);
     assert_eq!(key_file_count(&r), 1);
     assert_eq!(key_list(&r, NEW_PASSWORD)[0]["current"], true);
-    assert_eq!(objects(&r.repo.join("data")), data_before, "packs untouched");
-    assert_eq!(objects(&r.repo.join("snapshots")), snaps_before, "manifests untouched");
+    assert_eq!(
+        objects(&r.repo.join("data")),
+        data_before,
+        "packs untouched"
+    );
+    assert_eq!(
+        objects(&r.repo.join("snapshots")),
+        snaps_before,
+        "manifests untouched"
+    );
 
     let target = r.path("restore");
     let (code, out, err) = output_parts(
         r.cmd()
             .env("SNAP_PASSWORD", NEW_PASSWORD)
-            .args([OsStr::new("restore"), OsStr::new("latest"), OsStr::new("--target"), target.as_os_str()])
+            .args([
+                OsStr::new("restore"),
+                OsStr::new("latest"),
+                OsStr::new("--target"),
+                target.as_os_str(),
+            ])
             .output()
             .unwrap(),
     );
@@ -245,11 +343,19 @@ fn key_passwd_changes_the_password_and_not_the_data() {
 
     // Back again, with --json: the JSON names what was added and removed.
     let old_pwf = password_file(&r, "old-pw", PASSWORD);
-    let mut args: Vec<&OsStr> =
-        vec!["key".as_ref(), "passwd".as_ref(), "--json".as_ref(), "--new-password-file".as_ref(), old_pwf.as_os_str()];
+    let mut args: Vec<&OsStr> = vec![
+        "key".as_ref(),
+        "passwd".as_ref(),
+        "--json".as_ref(),
+        "--new-password-file".as_ref(),
+        old_pwf.as_os_str(),
+    ];
     args.extend(CHEAP_KDF.iter().map(OsStr::new));
     let v = json_pw(&r, NEW_PASSWORD, &args);
-    assert!(v["added"]["id"].is_string() && v["removed"]["id"].is_string(), "{v}");
+    assert!(
+        v["added"]["id"].is_string() && v["removed"]["id"].is_string(),
+        "{v}"
+    );
     assert_eq!(v["old_password_still_opens"], serde_json::json!([]));
     assert_eq!(snapshot_ids_pw(&r, PASSWORD), ids);
     assert_eq!(run_pw(&r, NEW_PASSWORD, &["snapshots"]).0, 1);
@@ -260,7 +366,13 @@ fn key_passwd_changes_the_password_and_not_the_data() {
 
 fn plant_lock(repo: &Repository, info: &LockInfo) -> String {
     let json = serde_json::to_vec(info).unwrap();
-    let sealed = snap::blob::encode(repo.key(), snap::blob::BlobKind::Lock, &snap::Id::default(), &json, 0);
+    let sealed = snap::blob::encode(
+        repo.key(),
+        snap::blob::BlobKind::Lock,
+        &snap::Id::default(),
+        &json,
+        0,
+    );
     let name = format!("locks/{}", snap::Id::random());
     repo.backend().put(&name, &sealed).unwrap();
     name
@@ -289,7 +401,12 @@ fn dead_pid() -> u32 {
 }
 
 fn names(v: &Value) -> Vec<String> {
-    let mut n: Vec<String> = v.as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap().to_string()).collect();
+    let mut n: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_string())
+        .collect();
     n.sort();
     n
 }
@@ -298,8 +415,24 @@ fn names(v: &Value) -> Vec<String> {
 fn unlock_removes_stale_locks_and_keeps_live_ones() {
     let r = repo_with_data();
     let lib = open_lib(&r);
-    let old = plant_lock(&lib, &lock_info(LockKind::Exclusive, "far-away-host", 4242, chrono::TimeDelta::hours(2)));
-    let dead = plant_lock(&lib, &lock_info(LockKind::Shared, &snap::util::hostname(), dead_pid(), chrono::TimeDelta::zero()));
+    let old = plant_lock(
+        &lib,
+        &lock_info(
+            LockKind::Exclusive,
+            "far-away-host",
+            4242,
+            chrono::TimeDelta::hours(2),
+        ),
+    );
+    let dead = plant_lock(
+        &lib,
+        &lock_info(
+            LockKind::Shared,
+            &snap::util::hostname(),
+            dead_pid(),
+            chrono::TimeDelta::zero(),
+        ),
+    );
     let live: LockGuard = lib.lock(LockKind::Shared, "backup").unwrap();
 
     let v = r.json(&["unlock", "--json"]);
@@ -309,14 +442,38 @@ fn unlock_removes_stale_locks_and_keeps_live_ones() {
     assert_eq!(names(&v["remaining"]), vec![live.name().to_string()], "{v}");
     assert_eq!(v["remaining"][0]["pid"], std::process::id());
     assert_eq!(v["remaining"][0]["stale"], false);
-    assert_eq!(v["removed"].as_array().unwrap().iter().find(|l| l["name"] == old.as_str()).unwrap()["host"], "far-away-host");
+    assert_eq!(
+        v["removed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == old.as_str())
+            .unwrap()["host"],
+        "far-away-host"
+    );
     assert_eq!(walk(&r.repo.join("locks")).len(), 1);
 
     // Human output: what was removed, what is still held and how to force it.
-    let again = plant_lock(&lib, &lock_info(LockKind::Exclusive, "far-away-host", 1, chrono::TimeDelta::hours(3)));
+    let again = plant_lock(
+        &lib,
+        &lock_info(
+            LockKind::Exclusive,
+            "far-away-host",
+            1,
+            chrono::TimeDelta::hours(3),
+        ),
+    );
     let out = r.ok(&["unlock"]);
-    assert!(out.contains("removed an exclusive lock held by `snap backup` (pid 1 on far-away-host"), "{out}");
-    assert!(out.contains(&again) && out.contains("still held: a shared lock") && out.contains("--remove-all"), "{out}");
+    assert!(
+        out.contains("removed an exclusive lock held by `snap backup` (pid 1 on far-away-host"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&again)
+            && out.contains("still held: a shared lock")
+            && out.contains("--remove-all"),
+        "{out}"
+    );
     let out = r.ok(&["unlock"]);
     assert!(out.contains("no stale locks to remove"), "{out}");
 
@@ -333,11 +490,21 @@ fn live_exclusive_lock_makes_commands_exit_3() {
     let r = repo_with_data();
     let lib = open_lib(&r);
     let guard = lib.lock(LockKind::Exclusive, "prune").unwrap();
-    for args in [&["stats"][..], &["diff", "latest", "latest"], &["key", "remove", "00"]] {
+    for args in [
+        &["stats"][..],
+        &["diff", "latest", "latest"],
+        &["key", "remove", "00"],
+    ] {
         let (code, out, err) = r.run(args);
         assert_eq!(code, 3, "{args:?}: {out}{err}");
-        assert!(err.contains("exclusive lock held by `snap prune`"), "{args:?}: {err}");
-        assert!(err.contains(&format!("pid {}", std::process::id())), "{args:?}: {err}");
+        assert!(
+            err.contains("exclusive lock held by `snap prune`"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{args:?}: {err}"
+        );
     }
     // Key listing and unlock take no lock.
     assert_eq!(key_list(&r, PASSWORD).len(), 1);
@@ -364,9 +531,24 @@ fn stats_on_a_known_data_set() {
 
     let s = r.json(&["stats", "--json"]);
     for field in [
-        "repo_bytes", "objects", "packs", "pack_bytes", "indexed_chunks", "snapshots", "files", "logical_bytes",
-        "unique_chunks", "unique_raw_bytes", "unique_stored_bytes", "tree_chunks", "tree_stored_bytes",
-        "unreferenced_chunks", "unreferenced_bytes", "missing_chunks", "dedup_ratio", "compression_ratio",
+        "repo_bytes",
+        "objects",
+        "packs",
+        "pack_bytes",
+        "indexed_chunks",
+        "snapshots",
+        "files",
+        "logical_bytes",
+        "unique_chunks",
+        "unique_raw_bytes",
+        "unique_stored_bytes",
+        "tree_chunks",
+        "tree_stored_bytes",
+        "unreferenced_chunks",
+        "unreferenced_bytes",
+        "missing_chunks",
+        "dedup_ratio",
+        "compression_ratio",
     ] {
         assert!(!s[field].is_null(), "missing {field}: {s}");
     }
@@ -385,9 +567,15 @@ fn stats_on_a_known_data_set() {
     assert_eq!(n("indexed_chunks"), n("unique_chunks") + n("tree_chunks"));
     assert!(n("packs") >= 1);
     assert!(n("pack_bytes") >= n("unique_stored_bytes") + n("tree_stored_bytes"));
-    let on_disk: u64 = walk(&r.repo).iter().map(|p| fs::metadata(p).unwrap().len()).sum();
+    let on_disk: u64 = walk(&r.repo)
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
     // stats counts its own lock file, gone once it exits.
-    assert!(n("repo_bytes") > on_disk && n("repo_bytes") < on_disk + 1024, "{s}, on disk {on_disk}");
+    assert!(
+        n("repo_bytes") > on_disk && n("repo_bytes") < on_disk + 1024,
+        "{s}, on disk {on_disk}"
+    );
 
     // The same tree again: logical doubles, nothing new is stored.
     r.backup(&[&src]);
@@ -396,19 +584,31 @@ fn stats_on_a_known_data_set() {
     assert!(approx(&s2["dedup_ratio"], 4.0), "{s2}");
     assert_eq!(s2["unique_stored_bytes"], s["unique_stored_bytes"]);
     let human = r.ok(&["stats"]);
-    assert!(human.contains("dedup ratio       4.00x") && human.contains("logical size      4.00 MiB"), "{human}");
+    assert!(
+        human.contains("dedup ratio       4.00x") && human.contains("logical size      4.00 MiB"),
+        "{human}"
+    );
     assert!(human.contains("snapshots         2"), "{human}");
 
     // A snapshot whose manifest is gone leaves its own chunks unreferenced.
     let other = random_bytes(&mut Rng::new(2), 100_000);
-    let (code, out, err) = r.run_stdin(&["backup", "--stdin", "--stdin-name", "other.bin", "--json"], &other);
+    let (code, out, err) = r.run_stdin(
+        &["backup", "--stdin", "--stdin-name", "other.bin", "--json"],
+        &other,
+    );
     assert_eq!(code, 0, "{out}{err}");
-    let id = serde_json::from_str::<Value>(&out).unwrap()["id"].as_str().unwrap().to_string();
+    let id = serde_json::from_str::<Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     fs::remove_file(r.repo.join("snapshots").join(&id)).unwrap();
     let s3 = r.json(&["stats", "--json"]);
     assert_eq!(s3["snapshots"], 2);
     assert!(s3["unreferenced_chunks"].as_u64().unwrap() >= 1, "{s3}");
-    assert!(s3["unreferenced_bytes"].as_u64().unwrap() >= 100_000, "{s3}");
+    assert!(
+        s3["unreferenced_bytes"].as_u64().unwrap() >= 100_000,
+        "{s3}"
+    );
     assert_eq!(s3["unique_raw_bytes"], 1u64 << 20);
 
     // A damaged manifest: reported, not counted, exit 1; the rest is still summed.
@@ -416,7 +616,10 @@ fn stats_on_a_known_data_set() {
     fs::write(r.repo.join("snapshots").join(&first), b"garbage").unwrap();
     let (code, out, err) = r.run(&["stats", "--json"]);
     assert_eq!(code, 1, "{out}{err}");
-    assert!(err.contains(&format!("snapshot {} cannot be read", &first[..8])), "{err}");
+    assert!(
+        err.contains(&format!("snapshot {} cannot be read", &first[..8])),
+        "{err}"
+    );
     let s4: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(s4["snapshots"], 1);
     assert_eq!(s4["logical_bytes"], 2u64 << 20);
@@ -427,7 +630,12 @@ fn stats_on_a_known_data_set() {
 // diff
 
 fn change<'a>(d: &'a Value, path: &str) -> &'a Value {
-    d["changes"].as_array().unwrap().iter().find(|c| c["path"] == path).unwrap_or_else(|| panic!("{path} not in {d}"))
+    d["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["path"] == path)
+        .unwrap_or_else(|| panic!("{path} not in {d}"))
 }
 
 #[test]
@@ -453,7 +661,11 @@ fn diff_between_backups() {
 
     fs::write(src.join("edit.txt"), vec![b'b'; 300]).unwrap();
     fs::remove_file(src.join("gone.txt")).unwrap();
-    fs::write(src.join("sub/new.bin"), random_bytes(&mut Rng::new(3), 4096)).unwrap();
+    fs::write(
+        src.join("sub/new.bin"),
+        random_bytes(&mut Rng::new(3), 4096),
+    )
+    .unwrap();
     fs::set_permissions(src.join("keep.txt"), fs::Permissions::from_mode(0o600)).unwrap();
     fs::remove_file(src.join("link")).unwrap();
     std::os::unix::fs::symlink("sub/inner.txt", src.join("link")).unwrap();
@@ -465,28 +677,67 @@ fn diff_between_backups() {
     assert_eq!(d["old"]["id"], s1.as_str());
     assert_eq!(d["new"]["id"], s2.as_str());
     let added = change(&d, &p("sub/new.bin"));
-    assert_eq!((&added["change"], &added["new_size"], &added["type"]), (&"added".into(), &4096.into(), &"file".into()));
+    assert_eq!(
+        (&added["change"], &added["new_size"], &added["type"]),
+        (&"added".into(), &4096.into(), &"file".into())
+    );
     assert!(added.get("old_size").is_none());
     let removed = change(&d, &p("gone.txt"));
-    assert_eq!((&removed["change"], &removed["old_size"]), (&"removed".into(), &50.into()));
+    assert_eq!(
+        (&removed["change"], &removed["old_size"]),
+        (&"removed".into(), &50.into())
+    );
     let edited = change(&d, &p("edit.txt"));
-    assert_eq!((&edited["change"], &edited["old_size"], &edited["new_size"]), (&"changed".into(), &100.into(), &300.into()));
+    assert_eq!(
+        (&edited["change"], &edited["old_size"], &edited["new_size"]),
+        (&"changed".into(), &100.into(), &300.into())
+    );
     assert_eq!(edited["fields"][0], "content");
-    assert_eq!(change(&d, &p("keep.txt"))["fields"], serde_json::json!(["mode"]));
+    assert_eq!(
+        change(&d, &p("keep.txt"))["fields"],
+        serde_json::json!(["mode"])
+    );
     assert_eq!(change(&d, &p("link"))["fields"][0], "target");
-    assert!(d["changes"].as_array().unwrap().iter().all(|c| c["path"] != p("sub/inner.txt").as_str()));
+    assert!(
+        d["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["path"] != p("sub/inner.txt").as_str())
+    );
     let sm = &d["summary"];
-    assert_eq!((sm["added"].as_u64(), sm["added_bytes"].as_u64()), (Some(1), Some(4096)));
-    assert_eq!((sm["removed"].as_u64(), sm["removed_bytes"].as_u64()), (Some(1), Some(50)));
+    assert_eq!(
+        (sm["added"].as_u64(), sm["added_bytes"].as_u64()),
+        (Some(1), Some(4096))
+    );
+    assert_eq!(
+        (sm["removed"].as_u64(), sm["removed_bytes"].as_u64()),
+        (Some(1), Some(50))
+    );
     assert_eq!(sm["content_changed"], 2, "edit.txt and link: {d}");
     assert!(sm["changed_new_bytes"].as_u64().unwrap() >= 300);
 
     let human = r.ok(&["diff", &s1, &s2]);
-    assert!(human.contains(&format!("+  /{}  4.00 KiB", p("sub/new.bin"))), "{human}");
-    assert!(human.contains(&format!("-  /{}  50 B", p("gone.txt"))), "{human}");
-    assert!(human.contains(&format!("M  /{}  100 B → 300 B  (content", p("edit.txt"))), "{human}");
-    assert!(human.contains(&format!("U  /{}  9 B  (mode)", p("keep.txt"))), "{human}");
-    assert!(human.contains("added 1 path (4.00 KiB), removed 1 (50 B)"), "{human}");
+    assert!(
+        human.contains(&format!("+  /{}  4.00 KiB", p("sub/new.bin"))),
+        "{human}"
+    );
+    assert!(
+        human.contains(&format!("-  /{}  50 B", p("gone.txt"))),
+        "{human}"
+    );
+    assert!(
+        human.contains(&format!("M  /{}  100 B → 300 B  (content", p("edit.txt"))),
+        "{human}"
+    );
+    assert!(
+        human.contains(&format!("U  /{}  9 B  (mode)", p("keep.txt"))),
+        "{human}"
+    );
+    assert!(
+        human.contains("added 1 path (4.00 KiB), removed 1 (50 B)"),
+        "{human}"
+    );
 
     // Reversed, additions become removals.
     let back = r.json(&["diff", &s2, &s1, "--json"]);

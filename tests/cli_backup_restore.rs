@@ -11,12 +11,17 @@ use serde_json::Value;
 use support::*;
 
 fn u(v: &Value, key: &str) -> u64 {
-    v[key].as_u64().unwrap_or_else(|| panic!("{key} is not a number in {v}"))
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} is not a number in {v}"))
 }
 
 /// Number of ancestor directories snap records above a source root (all but `/`).
 fn ancestors(src: &Path) -> u64 {
-    src.ancestors().skip(1).filter(|a| a.parent().is_some()).count() as u64
+    src.ancestors()
+        .skip(1)
+        .filter(|a| a.parent().is_some())
+        .count() as u64
 }
 
 /// Paths listed by `ls --json`.
@@ -26,36 +31,80 @@ fn ls_paths(repo: &TestRepo, snapshot: &str, under: Option<&str>) -> BTreeSet<St
         args.push(p);
     }
     let v = repo.json(&args);
-    v.as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn small_spec() -> TreeSpec {
-    TreeSpec { max_depth: 2, entries: (3, 6), large_files: 0, large_size: 0, small_max: 4096 }
+    TreeSpec {
+        max_depth: 2,
+        entries: (3, 6),
+        large_files: 0,
+        large_size: 0,
+        small_max: 4096,
+    }
 }
 
 #[test]
 fn random_trees_round_trip() {
-    for (seed, init) in [(1u64, &[][..]), (2, &["--chunk-avg-kib", "16"][..]), (3, &[][..]), (4, &["--chunk-avg-kib", "16"][..])] {
+    for (seed, init) in [
+        (1u64, &[][..]),
+        (2, &["--chunk-avg-kib", "16"][..]),
+        (3, &[][..]),
+        (4, &["--chunk-avg-kib", "16"][..]),
+    ] {
         let repo = TestRepo::with_init_args(init);
         let src = repo.path(&format!("src-{seed}"));
-        let spec = TreeSpec { large_files: 2, large_size: 3 << 20, ..TreeSpec::default() };
+        let spec = TreeSpec {
+            large_files: 2,
+            large_size: 3 << 20,
+            ..TreeSpec::default()
+        };
         let info = gen_tree(&src, seed, &spec);
-        assert!(info.files.len() > 5 && info.symlinks.len() >= 3, "seed {seed}: tree too small: {info:?}");
+        assert!(
+            info.files.len() > 5 && info.symlinks.len() >= 3,
+            "seed {seed}: tree too small: {info:?}"
+        );
 
         let snap = repo.backup(&[&src]);
         let s = &snap["summary"];
         assert_eq!(u(s, "files"), info.files.len() as u64, "seed {seed}: files");
-        assert_eq!(u(s, "symlinks"), info.symlinks.len() as u64, "seed {seed}: symlinks");
-        assert_eq!(u(s, "dirs"), info.dirs.len() as u64 + ancestors(&src), "seed {seed}: dirs");
-        assert_eq!(u(s, "total_bytes"), info.total_bytes, "seed {seed}: total bytes");
-        assert_eq!(u(s, "bytes_read"), info.total_bytes, "seed {seed}: first backup reads everything");
+        assert_eq!(
+            u(s, "symlinks"),
+            info.symlinks.len() as u64,
+            "seed {seed}: symlinks"
+        );
+        assert_eq!(
+            u(s, "dirs"),
+            info.dirs.len() as u64 + ancestors(&src),
+            "seed {seed}: dirs"
+        );
+        assert_eq!(
+            u(s, "total_bytes"),
+            info.total_bytes,
+            "seed {seed}: total bytes"
+        );
+        assert_eq!(
+            u(s, "bytes_read"),
+            info.total_bytes,
+            "seed {seed}: first backup reads everything"
+        );
         assert_eq!(u(s, "files_new"), info.files.len() as u64);
         assert_eq!(u(s, "skipped"), 0);
         assert_eq!(snap["paths"], serde_json::json!([src.to_str().unwrap()]));
 
         let target = repo.path("restore");
         let id = snap["short_id"].as_str().unwrap();
-        let r = repo.json(&["restore", id, "--target", target.to_str().unwrap(), "--json"]);
+        let r = repo.json(&[
+            "restore",
+            id,
+            "--target",
+            target.to_str().unwrap(),
+            "--json",
+        ]);
         assert_eq!(u(&r, "files"), info.files.len() as u64);
         assert_eq!(u(&r, "symlinks"), info.symlinks.len() as u64);
         assert_eq!(u(&r, "bytes"), info.total_bytes);
@@ -72,7 +121,12 @@ fn random_trees_round_trip() {
                 .unwrap_or_else(|| panic!("{} not listed", large.display()));
             let max_chunk: u64 = if init.is_empty() { 1 << 20 } else { 64 << 10 };
             let min_chunks = u(e, "size").div_ceil(max_chunk).max(2);
-            assert!(u(e, "chunks") >= min_chunks, "{}: only {} chunks", large.display(), e["chunks"]);
+            assert!(
+                u(e, "chunks") >= min_chunks,
+                "{}: only {} chunks",
+                large.display(),
+                e["chunks"]
+            );
         }
     }
 }
@@ -94,13 +148,20 @@ fn cat_is_byte_exact_for_large_file() {
     assert_eq!(out.len(), big.len());
     assert!(out == big, "cat output differs from the file");
     // A leading slash is accepted too.
-    assert_eq!(repo.cat("latest", &format!("/{}/small.txt", stored(&src))), b"small\n");
+    assert_eq!(
+        repo.cat("latest", &format!("/{}/small.txt", stored(&src))),
+        b"small\n"
+    );
     assert_eq!(repo.cat("latest", &format!("{}/empty", stored(&src))), b"");
 
     let listing = repo.json(&["ls", "--json", "latest", &path]);
     let e = &listing.as_array().unwrap()[0];
     assert_eq!(u(e, "size"), big.len() as u64);
-    assert!(u(e, "chunks") > 100, "6 MiB at 16 KiB average should be many chunks, got {}", e["chunks"]);
+    assert!(
+        u(e, "chunks") > 100,
+        "6 MiB at 16 KiB average should be many chunks, got {}",
+        e["chunks"]
+    );
 
     let (code, out, err) = repo.run(&["cat", "latest", &stored(&src)]);
     assert_eq!(code, 1, "cat of a directory: {out}{err}");
@@ -122,13 +183,17 @@ fn ls_lists_entries_and_filters() {
     fs::set_permissions(src.join("dir/sub"), fs::Permissions::from_mode(0o700)).unwrap();
     set_mtime(&src.join("dir/a.txt"), 1_600_000_000, 123_456_789);
     set_mtime(&src.join("link"), 1_500_000_000, 5);
-    let id = repo.backup(&[&src])["short_id"].as_str().unwrap().to_string();
+    let id = repo.backup(&[&src])["short_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let base = stored(&src);
-    let mut expected: BTreeSet<String> = ["dir", "dir/a.txt", "dir/sub", "dir/sub/b #1.txt", "link"]
-        .iter()
-        .map(|p| format!("{base}/{p}"))
-        .collect();
+    let mut expected: BTreeSet<String> =
+        ["dir", "dir/a.txt", "dir/sub", "dir/sub/b #1.txt", "link"]
+            .iter()
+            .map(|p| format!("{base}/{p}"))
+            .collect();
     expected.insert(base.clone());
     // Ancestors of the source root are listed too.
     let mut a = src.parent().unwrap();
@@ -139,7 +204,14 @@ fn ls_lists_entries_and_filters() {
     assert_eq!(ls_paths(&repo, &id, None), expected);
 
     let v = repo.json(&["ls", "--json", "latest"]);
-    let find = |p: &str| v.as_array().unwrap().iter().find(|e| e["path"] == format!("{base}/{p}")).unwrap().clone();
+    let find = |p: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"] == format!("{base}/{p}"))
+            .unwrap()
+            .clone()
+    };
     let f = find("dir/a.txt");
     assert_eq!(f["type"], "file");
     assert_eq!(f["mode"], "0640");
@@ -158,17 +230,40 @@ fn ls_lists_entries_and_filters() {
     // Text output: one line per entry, with mode string, size, path and link target.
     let text = repo.ok(&["ls", "latest"]);
     assert_eq!(text.lines().count(), expected.len(), "{text}");
-    let line = text.lines().find(|l| l.ends_with(&format!("/{base}/dir/a.txt"))).expect(&text);
+    let line = text
+        .lines()
+        .find(|l| l.ends_with(&format!("/{base}/dir/a.txt")))
+        .expect(&text);
     assert!(line.starts_with("-rw-r----- "), "{line}");
     assert!(line.contains(" 5 "), "{line}");
-    let line = text.lines().find(|l| l.contains(&format!("/{base}/link"))).expect(&text);
-    assert!(line.starts_with("lrwxrwxrwx") && line.ends_with(" -> dir/a.txt"), "{line}");
-    assert!(text.lines().any(|l| l.starts_with("drwx------ ") && l.ends_with("/dir/sub")), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!("/{base}/link")))
+        .expect(&text);
+    assert!(
+        line.starts_with("lrwxrwxrwx") && line.ends_with(" -> dir/a.txt"),
+        "{line}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("drwx------ ") && l.ends_with("/dir/sub")),
+        "{text}"
+    );
 
     // A path filters to that entry and everything below it (leading slash optional).
-    let sub: BTreeSet<String> = [format!("{base}/dir/sub"), format!("{base}/dir/sub/b #1.txt")].into();
-    assert_eq!(ls_paths(&repo, "latest", Some(&format!("{base}/dir/sub"))), sub);
-    assert_eq!(ls_paths(&repo, "latest", Some(&format!("/{base}/dir/sub/"))), sub);
+    let sub: BTreeSet<String> = [
+        format!("{base}/dir/sub"),
+        format!("{base}/dir/sub/b #1.txt"),
+    ]
+    .into();
+    assert_eq!(
+        ls_paths(&repo, "latest", Some(&format!("{base}/dir/sub"))),
+        sub
+    );
+    assert_eq!(
+        ls_paths(&repo, "latest", Some(&format!("/{base}/dir/sub/"))),
+        sub
+    );
     let text = repo.ok(&["ls", "latest", &format!("{base}/dir")]);
     assert_eq!(text.lines().count(), 4, "{text}");
     assert!(!text.contains("/link"), "{text}");
@@ -188,7 +283,15 @@ fn snapshots_json_fields_tags_and_host() {
     fs::write(src.join("text.txt"), text_bytes(&mut rng, 200_000)).unwrap();
     let before = chrono::Utc::now();
 
-    let first = repo.backup(&[src.as_os_str(), "--tag".as_ref(), "team=a".as_ref(), "--tag".as_ref(), "env=prod".as_ref(), "--host".as_ref(), "db-host-1".as_ref()]);
+    let first = repo.backup(&[
+        src.as_os_str(),
+        "--tag".as_ref(),
+        "team=a".as_ref(),
+        "--tag".as_ref(),
+        "env=prod".as_ref(),
+        "--host".as_ref(),
+        "db-host-1".as_ref(),
+    ]);
     let second = repo.backup(&[&src]);
     let list = repo.snapshots();
     assert_eq!(list.len(), 2);
@@ -196,18 +299,33 @@ fn snapshots_json_fields_tags_and_host() {
     assert_eq!(s["id"], first["id"]);
     let id = s["id"].as_str().unwrap();
     assert_eq!(id.len(), 64);
-    assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{id}");
+    assert!(
+        id.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+        "{id}"
+    );
     assert_eq!(s["short_id"].as_str().unwrap(), &id[..8]);
     let time = chrono::DateTime::parse_from_rfc3339(s["time"].as_str().unwrap()).unwrap();
     let after = chrono::Utc::now();
-    assert!(time >= before - chrono::Duration::seconds(1) && time <= after, "time {time} not in [{before}, {after}]");
+    assert!(
+        time >= before - chrono::Duration::seconds(1) && time <= after,
+        "time {time} not in [{before}, {after}]"
+    );
     assert_eq!(s["host"], "db-host-1");
-    assert_eq!(s["tags"], serde_json::json!(["env=prod", "team=a"]), "tags are stored sorted");
+    assert_eq!(
+        s["tags"],
+        serde_json::json!(["env=prod", "team=a"]),
+        "tags are stored sorted"
+    );
     assert_eq!(s["paths"], serde_json::json!([src.to_str().unwrap()]));
     assert_eq!(s["source"], "files");
     assert_eq!(u(s, "size"), 500_000);
     // Random data does not compress: at least its size was added.
-    assert!(u(s, "added_bytes") >= 300_000 && u(s, "added_bytes") < 600_000, "added_bytes {}", s["added_bytes"]);
+    assert!(
+        u(s, "added_bytes") >= 300_000 && u(s, "added_bytes") < 600_000,
+        "added_bytes {}",
+        s["added_bytes"]
+    );
     assert_eq!(u(s, "added_bytes"), u(&s["summary"], "added_bytes"));
 
     let s2 = &list[1];
@@ -218,22 +336,37 @@ fn snapshots_json_fields_tags_and_host() {
     // Another host: no parent, but every chunk deduplicates against the first snapshot.
     assert!(s2["parent"].is_null(), "{s2}");
     assert_eq!(u(&s2["summary"], "bytes_read"), 500_000);
-    assert!(u(s2, "added_bytes") < 10_000, "dedup: added {}", s2["added_bytes"]);
+    assert!(
+        u(s2, "added_bytes") < 10_000,
+        "dedup: added {}",
+        s2["added_bytes"]
+    );
 
     // Filters.
     let only = |args: &[&str]| -> Vec<String> {
         let mut a = vec!["snapshots", "--json"];
         a.extend_from_slice(args);
-        repo.json(&a).as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect()
+        repo.json(&a)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect()
     };
     assert_eq!(only(&["--tag", "env=prod"]), vec![id.to_string()]);
-    assert_eq!(only(&["--tag", "env=prod", "--tag", "team=a"]), vec![id.to_string()]);
+    assert_eq!(
+        only(&["--tag", "env=prod", "--tag", "team=a"]),
+        vec![id.to_string()]
+    );
     assert!(only(&["--tag", "env=prod", "--tag", "team=b"]).is_empty());
     assert_eq!(only(&["--host", "db-host-1"]), vec![id.to_string()]);
     assert!(only(&["--host", "nope"]).is_empty());
 
     let text = repo.ok(&["snapshots"]);
-    assert!(text.contains(&id[..8]) && text.contains("db-host-1") && text.contains("env=prod,team=a"), "{text}");
+    assert!(
+        text.contains(&id[..8]) && text.contains("db-host-1") && text.contains("env=prod,team=a"),
+        "{text}"
+    );
     assert!(text.trim_end().ends_with("2 snapshots"), "{text}");
 
     // Tags with commas are refused, and nothing is recorded.
@@ -256,21 +389,35 @@ fn snap_repo_env_instead_of_flag() {
     fs::write(src.join("f"), b"via env").unwrap();
     repo.backup(&[&src]);
     assert_eq!(repo.snapshots().len(), 1);
-    assert_eq!(repo.cat("latest", &format!("{}/f", stored(&src))), b"via env");
+    assert_eq!(
+        repo.cat("latest", &format!("{}/f", stored(&src))),
+        b"via env"
+    );
 
     // Without SNAP_REPO and --repo: a clear error.
     let (code, _, err) = output_parts(
-        bare_snap(repo.dir.path()).env("SNAP_PASSWORD", PASSWORD).arg("snapshots").output().unwrap(),
+        bare_snap(repo.dir.path())
+            .env("SNAP_PASSWORD", PASSWORD)
+            .arg("snapshots")
+            .output()
+            .unwrap(),
     );
     assert_eq!(code, 1);
-    assert!(err.contains("no repository given") && err.contains("SNAP_REPO"), "{err}");
+    assert!(
+        err.contains("no repository given") && err.contains("SNAP_REPO"),
+        "{err}"
+    );
 }
 
 #[test]
 fn incremental_backups_reread_only_changed_files() {
     let repo = TestRepo::with_init_args(&["--chunk-avg-kib", "16"]);
     let src = repo.path("src");
-    let spec = TreeSpec { large_files: 1, large_size: 1 << 20, ..small_spec() };
+    let spec = TreeSpec {
+        large_files: 1,
+        large_size: 1 << 20,
+        ..small_spec()
+    };
     let info = gen_tree(&src, 42, &spec);
     let original = repo.path("original");
     copy_tree(&src, &original);
@@ -291,10 +438,19 @@ fn incremental_backups_reread_only_changed_files() {
     assert_eq!(u(sum, "bytes_read"), 0);
     assert_eq!(u(sum, "total_bytes"), info.total_bytes);
     // At most a changed tree chunk (an ancestor directory's mtime may move); never file data.
-    assert!(u(sum, "added_raw_bytes") < 64 << 10, "unchanged backup added {} raw bytes", sum["added_raw_bytes"]);
+    assert!(
+        u(sum, "added_raw_bytes") < 64 << 10,
+        "unchanged backup added {} raw bytes",
+        sum["added_raw_bytes"]
+    );
 
     // Change one file (same size, new content and mtime): only it is read.
-    let victim = info.files.iter().find(|f| fs::metadata(f).unwrap().len() > 100).unwrap().clone();
+    let victim = info
+        .files
+        .iter()
+        .find(|f| fs::metadata(f).unwrap().len() > 100)
+        .unwrap()
+        .clone();
     let mut data = fs::read(&victim).unwrap();
     for b in data.iter_mut().take(64) {
         *b = b.wrapping_add(1);
@@ -320,7 +476,11 @@ fn incremental_backups_reread_only_changed_files() {
     assert_eq!(u(sum, "files_unchanged"), files);
     assert_eq!(u(sum, "files_changed"), 0);
     assert_eq!(u(sum, "bytes_read"), info.total_bytes);
-    assert!(u(sum, "added_raw_bytes") < 64 << 10, "forced backup of stored data added {}", sum["added_raw_bytes"]);
+    assert!(
+        u(sum, "added_raw_bytes") < 64 << 10,
+        "forced backup of stored data added {}",
+        sum["added_raw_bytes"]
+    );
 
     // The third snapshot is the modified tree; the first still is the original.
     let t3 = repo.path("r3");
@@ -361,7 +521,13 @@ fn incremental_backups_reread_only_changed_files() {
 fn exclude_patterns_and_exclude_file() {
     let repo = TestRepo::new();
     let src = repo.path("src");
-    for d in ["sub", "node_modules/pkg", "cache/deep", "other/cache", "logs"] {
+    for d in [
+        "sub",
+        "node_modules/pkg",
+        "cache/deep",
+        "other/cache",
+        "logs",
+    ] {
         fs::create_dir_all(src.join(d)).unwrap();
     }
     for f in [
@@ -391,24 +557,70 @@ fn exclude_patterns_and_exclude_file() {
     ]);
     let got = ls_paths(&repo, s["short_id"].as_str().unwrap(), Some(&base));
     let want: BTreeSet<String> = [
-        "", "keep.txt", "sub", "sub/keep2.txt", "other", "other/cache", "other/cache/y", "logs", "logs/app.log",
-        "logs/keep.txt", "secret.key",
+        "",
+        "keep.txt",
+        "sub",
+        "sub/keep2.txt",
+        "other",
+        "other/cache",
+        "other/cache/y",
+        "logs",
+        "logs/app.log",
+        "logs/keep.txt",
+        "secret.key",
     ]
     .iter()
-    .map(|p| if p.is_empty() { base.clone() } else { format!("{base}/{p}") })
+    .map(|p| {
+        if p.is_empty() {
+            base.clone()
+        } else {
+            format!("{base}/{p}")
+        }
+    })
     .collect();
     assert_eq!(got, want);
 
     let exfile = repo.path("excludes.txt");
-    fs::write(&exfile, format!("# a comment line\n*.log\n\n   \n{}/secret.key\n# *.txt\n", src.display())).unwrap();
-    let s = repo.backup(&[src.as_os_str(), "--exclude-file".as_ref(), exfile.as_os_str(), "--exclude".as_ref(), "sub".as_ref()]);
+    fs::write(
+        &exfile,
+        format!(
+            "# a comment line\n*.log\n\n   \n{}/secret.key\n# *.txt\n",
+            src.display()
+        ),
+    )
+    .unwrap();
+    let s = repo.backup(&[
+        src.as_os_str(),
+        "--exclude-file".as_ref(),
+        exfile.as_os_str(),
+        "--exclude".as_ref(),
+        "sub".as_ref(),
+    ]);
     let got = ls_paths(&repo, s["short_id"].as_str().unwrap(), Some(&base));
     let want: BTreeSet<String> = [
-        "", "a.tmp", "keep.txt", "node_modules", "node_modules/pkg", "node_modules/pkg/index.js", "cache",
-        "cache/deep", "cache/deep/x", "other", "other/cache", "other/cache/y", "logs", "logs/keep.txt",
+        "",
+        "a.tmp",
+        "keep.txt",
+        "node_modules",
+        "node_modules/pkg",
+        "node_modules/pkg/index.js",
+        "cache",
+        "cache/deep",
+        "cache/deep/x",
+        "other",
+        "other/cache",
+        "other/cache/y",
+        "logs",
+        "logs/keep.txt",
     ]
     .iter()
-    .map(|p| if p.is_empty() { base.clone() } else { format!("{base}/{p}") })
+    .map(|p| {
+        if p.is_empty() {
+            base.clone()
+        } else {
+            format!("{base}/{p}")
+        }
+    })
     .collect();
     assert_eq!(got, want);
     // The restore holds exactly the listed files, with their contents.
@@ -416,10 +628,19 @@ fn exclude_patterns_and_exclude_file() {
     repo.restore("latest", &t, &[]);
     let r = restored_path(&t, &src);
     assert_eq!(fs::read(r.join("cache/deep/x")).unwrap(), b"cache/deep/x");
-    assert!(!r.join("logs/app.log").exists() && !r.join("secret.key").exists() && !r.join("sub").exists());
+    assert!(
+        !r.join("logs/app.log").exists()
+            && !r.join("secret.key").exists()
+            && !r.join("sub").exists()
+    );
 
     // A missing exclude file is an error, not an empty list.
-    let (code, _, err) = repo.run(&["backup", src.to_str().unwrap(), "--exclude-file", "/nonexistent/excludes"]);
+    let (code, _, err) = repo.run(&[
+        "backup",
+        src.to_str().unwrap(),
+        "--exclude-file",
+        "/nonexistent/excludes",
+    ]);
     assert_eq!(code, 1);
     assert!(err.contains("exclude file"), "{err}");
     // An invalid glob is refused.
@@ -433,7 +654,17 @@ fn exclude_patterns_and_exclude_file() {
 fn restore_include_restores_only_that_subtree() {
     let repo = TestRepo::new();
     let src = repo.path("src");
-    let info = gen_tree(&src, 7, &TreeSpec { max_depth: 3, entries: (4, 7), large_files: 0, large_size: 0, small_max: 2048 });
+    let info = gen_tree(
+        &src,
+        7,
+        &TreeSpec {
+            max_depth: 3,
+            entries: (4, 7),
+            large_files: 0,
+            large_size: 0,
+            small_max: 2048,
+        },
+    );
     repo.backup(&[&src]);
     // The deepest directory that has content.
     let sub = info
@@ -444,7 +675,15 @@ fn restore_include_restores_only_that_subtree() {
         .expect("a non-empty subdirectory")
         .clone();
     let t = repo.path("restore");
-    let r = repo.json(&["restore", "latest", "--target", t.to_str().unwrap(), "--include", &stored(&sub), "--json"]);
+    let r = repo.json(&[
+        "restore",
+        "latest",
+        "--target",
+        t.to_str().unwrap(),
+        "--include",
+        &stored(&sub),
+        "--json",
+    ]);
     assert!(u(&r, "files") + u(&r, "symlinks") >= 1);
     assert_trees_equal(&sub, &restored_path(&t, &sub));
     // Nothing beside the path to the subtree was restored.
@@ -453,23 +692,54 @@ fn restore_include_restores_only_that_subtree() {
         if parent.parent().is_none() {
             break;
         }
-        let names: Vec<_> = fs::read_dir(restored_path(&t, parent)).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec![p.file_name().unwrap().to_os_string()], "{}", parent.display());
+        let names: Vec<_> = fs::read_dir(restored_path(&t, parent))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![p.file_name().unwrap().to_os_string()],
+            "{}",
+            parent.display()
+        );
         p = parent;
     }
 
     // Two includes: one file at the top plus the subtree.
-    let top_file = info.files.iter().find(|f| f.parent() == Some(&src)).cloned();
+    let top_file = info
+        .files
+        .iter()
+        .find(|f| f.parent() == Some(&src))
+        .cloned();
     if let Some(f) = top_file {
         let t2 = repo.path("restore2");
-        repo.restore("latest", &t2, &["--include", &stored(&f), "--include", &format!("/{}/", stored(&sub))]);
-        assert_eq!(fs::read(restored_path(&t2, &f)).unwrap(), fs::read(&f).unwrap());
+        repo.restore(
+            "latest",
+            &t2,
+            &[
+                "--include",
+                &stored(&f),
+                "--include",
+                &format!("/{}/", stored(&sub)),
+            ],
+        );
+        assert_eq!(
+            fs::read(restored_path(&t2, &f)).unwrap(),
+            fs::read(&f).unwrap()
+        );
         assert_trees_equal(&sub, &restored_path(&t2, &sub));
     }
 
     // An include that is not in the snapshot is an error, and nothing is written.
     let t3 = repo.path("restore3");
-    let (code, _, err) = repo.run(&["restore", "latest", "--target", t3.to_str().unwrap(), "--include", "no/such/path"]);
+    let (code, _, err) = repo.run(&[
+        "restore",
+        "latest",
+        "--target",
+        t3.to_str().unwrap(),
+        "--include",
+        "no/such/path",
+    ]);
     assert_eq!(code, 1);
     assert!(err.contains("is not in snapshot"), "{err}");
     assert!(!t3.exists() || fs::read_dir(&t3).unwrap().next().is_none());
@@ -487,9 +757,19 @@ fn restore_into_non_empty_target_needs_overwrite() {
 
     let (code, out, err) = repo.run(&["restore", "latest", "--target", t.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}{err}");
-    assert!(err.contains("not empty") && err.contains("--overwrite"), "{err}");
-    let names: Vec<_> = fs::read_dir(&t).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("existing.txt")], "nothing may be written");
+    assert!(
+        err.contains("not empty") && err.contains("--overwrite"),
+        "{err}"
+    );
+    let names: Vec<_> = fs::read_dir(&t)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("existing.txt")],
+        "nothing may be written"
+    );
 
     repo.restore("latest", &t, &["--overwrite"]);
     let r = restored_path(&t, &src);
@@ -498,7 +778,11 @@ fn restore_into_non_empty_target_needs_overwrite() {
 
     // Overwrite replaces changed content, a directory where a file belongs and a file where a
     // symlink belongs.
-    let file = info.files.iter().find(|f| fs::metadata(f).unwrap().len() > 0).unwrap();
+    let file = info
+        .files
+        .iter()
+        .find(|f| fs::metadata(f).unwrap().len() > 0)
+        .unwrap();
     let rf = restored_path(&t, file);
     fs::set_permissions(&rf, fs::Permissions::from_mode(0o644)).unwrap();
     fs::write(&rf, b"tampered").unwrap();
@@ -524,10 +808,20 @@ fn restore_into_non_empty_target_needs_overwrite() {
     let first = src.components().nth(1).unwrap().as_os_str().to_owned(); // e.g. "tmp"
     std::os::unix::fs::symlink(&outside, t2.join(&first)).unwrap();
     repo.restore("latest", &t2, &["--overwrite"]);
-    assert!(fs::symlink_metadata(t2.join(&first)).unwrap().is_dir(), "the symlink was replaced by a directory");
+    assert!(
+        fs::symlink_metadata(t2.join(&first)).unwrap().is_dir(),
+        "the symlink was replaced by a directory"
+    );
     assert_trees_equal(&src, &restored_path(&t2, &src));
-    let outside_names: Vec<_> = fs::read_dir(&outside).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(outside_names, vec![std::ffi::OsString::from("canary")], "restore wrote outside its target");
+    let outside_names: Vec<_> = fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        outside_names,
+        vec![std::ffi::OsString::from("canary")],
+        "restore wrote outside its target"
+    );
     assert_eq!(fs::read(outside.join("canary")).unwrap(), b"untouched");
 }
 
@@ -536,8 +830,18 @@ fn stdin_backup_round_trips_via_cat() {
     let repo = TestRepo::new();
     let mut rng = Rng::new(17);
     let data = mixed_bytes(&mut rng, 3 << 20);
-    let (code, out, err) =
-        repo.run_stdin(&["backup", "--stdin", "--stdin-name", "db/data.sql", "--json", "--tag", "kind=dump"], &data);
+    let (code, out, err) = repo.run_stdin(
+        &[
+            "backup",
+            "--stdin",
+            "--stdin-name",
+            "db/data.sql",
+            "--json",
+            "--tag",
+            "kind=dump",
+        ],
+        &data,
+    );
     assert_eq!(code, 0, "{out}{err}");
     let s: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(s["source"], "stdin");
@@ -546,8 +850,14 @@ fn stdin_backup_round_trips_via_cat() {
     assert_eq!(u(&s["summary"], "files"), 1);
     assert_eq!(u(&s["summary"], "dirs"), 1);
 
-    assert!(repo.cat("latest", "db/data.sql") == data, "cat differs from stdin");
-    assert_eq!(ls_paths(&repo, "latest", None), BTreeSet::from(["db".to_string(), "db/data.sql".to_string()]));
+    assert!(
+        repo.cat("latest", "db/data.sql") == data,
+        "cat differs from stdin"
+    );
+    assert_eq!(
+        ls_paths(&repo, "latest", None),
+        BTreeSet::from(["db".to_string(), "db/data.sql".to_string()])
+    );
     let t = repo.path("restore");
     repo.restore("latest", &t, &[]);
     assert!(fs::read(t.join("db/data.sql")).unwrap() == data);
@@ -570,20 +880,44 @@ fn stdin_backup_round_trips_via_cat() {
 #[test]
 fn command_backup_round_trips_via_cat() {
     let repo = TestRepo::new();
-    let s = repo.backup(&["--command", "printf 'hello\\nworld %s\\n' 42", "--stdin-name", "db/shop.sql"]);
+    let s = repo.backup(&[
+        "--command",
+        "printf 'hello\\nworld %s\\n' 42",
+        "--stdin-name",
+        "db/shop.sql",
+    ]);
     assert_eq!(s["source"], "command");
     assert_eq!(s["paths"], serde_json::json!(["db/shop.sql"]));
-    assert_eq!(repo.cat(s["short_id"].as_str().unwrap(), "db/shop.sql"), b"hello\nworld 42\n");
+    assert_eq!(
+        repo.cat(s["short_id"].as_str().unwrap(), "db/shop.sql"),
+        b"hello\nworld 42\n"
+    );
 
     // Larger output, with stderr chatter that must not end up in the data.
-    repo.backup(&["--command", "seq 1 300000; echo progress >&2", "--stdin-name", "db/numbers.txt"]);
+    repo.backup(&[
+        "--command",
+        "seq 1 300000; echo progress >&2",
+        "--stdin-name",
+        "db/numbers.txt",
+    ]);
     let expected: String = (1..=300000).map(|i| format!("{i}\n")).collect();
     let got = repo.cat("latest", "db/numbers.txt");
-    assert!(got == expected.as_bytes(), "seq output differs ({} vs {} bytes)", got.len(), expected.len());
+    assert!(
+        got == expected.as_bytes(),
+        "seq output differs ({} vs {} bytes)",
+        got.len(),
+        expected.len()
+    );
 
     // A command that writes a lot to stderr before its output must not deadlock snap.
     let mut c = repo.cmd();
-    c.args(["backup", "--command", "head -c 3000000 /dev/zero | tr '\\0' e >&2; printf done", "--stdin-name", "noisy"]);
+    c.args([
+        "backup",
+        "--command",
+        "head -c 3000000 /dev/zero | tr '\\0' e >&2; printf done",
+        "--stdin-name",
+        "noisy",
+    ]);
     let (code, _, err) = run_with_timeout(c, std::time::Duration::from_secs(60));
     assert_eq!(code, 0, "{}", &err[..err.len().min(2000)]);
     assert_eq!(repo.cat("latest", "noisy"), b"done");
@@ -603,9 +937,19 @@ fn failing_command_records_no_snapshot() {
         "db/shop.sql",
     ]);
     assert_eq!(code, 1, "{out}{err}");
-    assert!(err.contains("pg_dump: error: connection to server failed"), "{err}");
-    assert!(err.contains("exit code 3") && err.contains("no snapshot"), "{err}");
-    assert_eq!(repo.snapshot_ids(), before, "a failed command must not record a snapshot");
+    assert!(
+        err.contains("pg_dump: error: connection to server failed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("exit code 3") && err.contains("no snapshot"),
+        "{err}"
+    );
+    assert_eq!(
+        repo.snapshot_ids(),
+        before,
+        "a failed command must not record a snapshot"
+    );
 
     // Only the tail of a huge stderr is reported, and it includes the last line.
     let (code, _, err) = repo.run(&[
@@ -616,12 +960,26 @@ fn failing_command_records_no_snapshot() {
         "x",
     ]);
     assert_eq!(code, 1);
-    assert!(err.contains("FATAL: the very last line") && err.contains("exit code 2"), "{}", &err[err.len().saturating_sub(500)..]);
-    assert!(err.len() < 64 << 10, "stderr of the command is not bounded: {} bytes", err.len());
+    assert!(
+        err.contains("FATAL: the very last line") && err.contains("exit code 2"),
+        "{}",
+        &err[err.len().saturating_sub(500)..]
+    );
+    assert!(
+        err.len() < 64 << 10,
+        "stderr of the command is not bounded: {} bytes",
+        err.len()
+    );
     assert_eq!(repo.snapshot_ids(), before);
 
     // Killed by a signal: also no snapshot.
-    let (code, _, err) = repo.run(&["backup", "--command", "printf x; kill -9 $$", "--stdin-name", "k"]);
+    let (code, _, err) = repo.run(&[
+        "backup",
+        "--command",
+        "printf x; kill -9 $$",
+        "--stdin-name",
+        "k",
+    ]);
     assert_eq!(code, 1);
     assert!(err.contains("signal 9"), "{err}");
     assert_eq!(repo.snapshot_ids(), before);
@@ -646,7 +1004,10 @@ fn fifo_is_skipped_with_warning_and_exit_4() {
 
     let (code, out, err) = repo.run(&["backup", "--json", src.to_str().unwrap()]);
     assert_eq!(code, 4, "stdout:\n{out}\nstderr:\n{err}");
-    assert!(err.contains("warning:") && err.contains(fifo.to_str().unwrap()), "{err}");
+    assert!(
+        err.contains("warning:") && err.contains(fifo.to_str().unwrap()),
+        "{err}"
+    );
     assert!(err.contains("snapshot is incomplete"), "{err}");
     let s: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(u(&s["summary"], "skipped"), 1);
@@ -692,9 +1053,18 @@ fn several_roots_and_single_file_root() {
     // `a/..` and `b/.` are normalized; the nested root a/<x> is folded into a.
     let nested = fs::read_dir(&a).unwrap().next().unwrap().unwrap().path();
     let s = repo.backup(&[b.join("."), a.join("..").join("a"), nested, single.clone()]);
-    let mut paths: Vec<String> = s["paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect();
+    let mut paths: Vec<String> = s["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
     paths.sort();
-    let mut want = vec![a.to_str().unwrap().to_string(), b.to_str().unwrap().to_string(), single.to_str().unwrap().to_string()];
+    let mut want = vec![
+        a.to_str().unwrap().to_string(),
+        b.to_str().unwrap().to_string(),
+        single.to_str().unwrap().to_string(),
+    ];
     want.sort();
     assert_eq!(paths, want);
     let t = repo.path("restore");
@@ -717,7 +1087,10 @@ fn non_utf8_name_is_skipped_with_warning() {
     assert_eq!(code, 4, "{out}{err}");
     assert!(err.contains("not UTF-8"), "{err}");
     let listed = ls_paths(&repo, "latest", Some(&stored(&src)));
-    assert_eq!(listed, BTreeSet::from([stored(&src), format!("{}/good.txt", stored(&src))]));
+    assert_eq!(
+        listed,
+        BTreeSet::from([stored(&src), format!("{}/good.txt", stored(&src))])
+    );
 }
 
 #[test]
@@ -726,14 +1099,24 @@ fn relative_source_and_target_paths() {
     let work = repo.path("work");
     fs::create_dir_all(work.join("data/inner")).unwrap();
     fs::write(work.join("data/inner/f.txt"), b"relative").unwrap();
-    let (code, out, err) =
-        output_parts(repo.cmd().current_dir(work.join("data/inner")).args(["backup", "--json", "../../data/./inner/.."]).output().unwrap());
+    let (code, out, err) = output_parts(
+        repo.cmd()
+            .current_dir(work.join("data/inner"))
+            .args(["backup", "--json", "../../data/./inner/.."])
+            .output()
+            .unwrap(),
+    );
     assert_eq!(code, 0, "{err}");
     let s: Value = serde_json::from_str(&out).unwrap();
     let abs = work.join("data");
     assert_eq!(s["paths"], serde_json::json!([abs.to_str().unwrap()]));
-    let (code, _, err) =
-        output_parts(repo.cmd().current_dir(&work).args(["restore", "latest", "--target", "out"]).output().unwrap());
+    let (code, _, err) = output_parts(
+        repo.cmd()
+            .current_dir(&work)
+            .args(["restore", "latest", "--target", "out"])
+            .output()
+            .unwrap(),
+    );
     assert_eq!(code, 0, "{err}");
     assert_trees_equal(&abs, &restored_path(&work.join("out"), &abs));
 }

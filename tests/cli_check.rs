@@ -66,7 +66,14 @@ fn layout(r: &TestRepo) -> Layout {
     let mut packs = BTreeMap::new();
     for obj in backend.list("data/").unwrap() {
         let entries = pack::read_trailer(&*backend, repo.key(), &obj.name, obj.size).unwrap();
-        packs.insert(obj.name.clone(), (pack::pack_id_from_name(&obj.name).unwrap(), obj.size, entries));
+        packs.insert(
+            obj.name.clone(),
+            (
+                pack::pack_id_from_name(&obj.name).unwrap(),
+                obj.size,
+                entries,
+            ),
+        );
     }
     let snaps = repo.snapshots().unwrap();
     let mut refs: HashMap<Id, BTreeSet<(usize, String)>> = HashMap::new();
@@ -81,7 +88,13 @@ fn layout(r: &TestRepo) -> Layout {
             }
         }
     }
-    Layout { packs, snaps, refs, tree_refs, repo_id: repo.config().id.clone() }
+    Layout {
+        packs,
+        snaps,
+        refs,
+        tree_refs,
+        repo_id: repo.config().id.clone(),
+    }
 }
 
 impl Layout {
@@ -91,7 +104,9 @@ impl Layout {
             .packs
             .iter()
             .filter(|(_, (_, _, es))| {
-                es.iter().all(|e| e.kind == BlobKind::Data && self.refs[&e.id].iter().any(|(_, p)| p == path))
+                es.iter().all(|e| {
+                    e.kind == BlobKind::Data && self.refs[&e.id].iter().any(|(_, p)| p == path)
+                })
             })
             .max_by_key(|(_, (_, _, es))| es.len())
             .expect("a pack with only data of that file");
@@ -107,7 +122,10 @@ impl Layout {
     fn users(&self, chunk: &Id) -> (Vec<String>, Vec<String>) {
         let r = &self.refs[chunk];
         let paths: BTreeSet<String> = r.iter().map(|(_, p)| p.clone()).collect();
-        (self.snap_ids(r.iter().map(|(i, _)| *i)), paths.into_iter().collect())
+        (
+            self.snap_ids(r.iter().map(|(i, _)| *i)),
+            paths.into_iter().collect(),
+        )
     }
 
     fn index_path(&self, r: &TestRepo) -> PathBuf {
@@ -116,16 +134,38 @@ impl Layout {
 }
 
 /// One problem as a comparable tuple: (kind, pack, chunk, snapshots, paths).
-type P = (String, Option<String>, Option<String>, Vec<String>, Vec<String>);
+type P = (
+    String,
+    Option<String>,
+    Option<String>,
+    Vec<String>,
+    Vec<String>,
+);
 
-fn p(kind: &str, pack: Option<Id>, chunk: Option<Id>, mut snapshots: Vec<String>, mut paths: Vec<String>) -> P {
+fn p(
+    kind: &str,
+    pack: Option<Id>,
+    chunk: Option<Id>,
+    mut snapshots: Vec<String>,
+    mut paths: Vec<String>,
+) -> P {
     snapshots.sort();
     paths.sort();
-    (kind.to_string(), pack.map(|i| i.to_hex()), chunk.map(|i| i.to_hex()), snapshots, paths)
+    (
+        kind.to_string(),
+        pack.map(|i| i.to_hex()),
+        chunk.map(|i| i.to_hex()),
+        snapshots,
+        paths,
+    )
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array().unwrap_or_else(|| panic!("not an array: {v}")).iter().map(|s| s.as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
 }
 
 fn tuples(list: &Value) -> BTreeSet<P> {
@@ -138,7 +178,13 @@ fn tuples(list: &Value) -> BTreeSet<P> {
             snaps.sort();
             let mut paths = strings(&f["paths"]);
             paths.sort();
-            (f["kind"].as_str().unwrap().to_string(), opt("pack"), opt("chunk"), snaps, paths)
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                opt("pack"),
+                opt("chunk"),
+                snaps,
+                paths,
+            )
         })
         .collect()
 }
@@ -148,23 +194,58 @@ fn check_json(r: &TestRepo, extra: &[&str]) -> (i32, Value) {
     let mut args = vec!["check", "--json"];
     args.extend_from_slice(extra);
     let (code, out, err) = r.run(&args);
-    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("check --json is not JSON ({e}):\n{out}\n{err}"));
+    let v: Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("check --json is not JSON ({e}):\n{out}\n{err}"));
     for key in ["problems", "warnings", "info"] {
-        for f in v[key].as_array().unwrap_or_else(|| panic!("no {key} array: {v}")) {
+        for f in v[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {key} array: {v}"))
+        {
             for field in ["kind", "message"] {
                 assert!(f[field].is_string(), "{key} entry without {field}: {f}");
             }
             for field in ["pack", "chunk", "object"] {
-                assert!(f[field].is_string() || f[field].is_null(), "{key}.{field}: {f}");
+                assert!(
+                    f[field].is_string() || f[field].is_null(),
+                    "{key}.{field}: {f}"
+                );
             }
-            assert!(f["snapshots"].is_array() && f["paths"].is_array() && f["paths_omitted"].is_u64(), "{f}");
+            assert!(
+                f["snapshots"].is_array() && f["paths"].is_array() && f["paths_omitted"].is_u64(),
+                "{f}"
+            );
         }
     }
-    for field in ["packs", "pack_bytes", "chunks", "snapshots", "trees", "packs_read", "bytes_read", "blobs_read", "problems"] {
-        assert!(v["summary"][field].is_u64(), "summary.{field}: {}", v["summary"]);
+    for field in [
+        "packs",
+        "pack_bytes",
+        "chunks",
+        "snapshots",
+        "trees",
+        "packs_read",
+        "bytes_read",
+        "blobs_read",
+        "problems",
+    ] {
+        assert!(
+            v["summary"][field].is_u64(),
+            "summary.{field}: {}",
+            v["summary"]
+        );
     }
-    assert_eq!(v["summary"]["problems"].as_u64().unwrap() as usize, v["problems"].as_array().unwrap().len());
-    assert_eq!(code, if v["problems"].as_array().unwrap().is_empty() { 0 } else { 1 }, "exit code vs problems: {v}");
+    assert_eq!(
+        v["summary"]["problems"].as_u64().unwrap() as usize,
+        v["problems"].as_array().unwrap().len()
+    );
+    assert_eq!(
+        code,
+        if v["problems"].as_array().unwrap().is_empty() {
+            0
+        } else {
+            1
+        },
+        "exit code vs problems: {v}"
+    );
     (code, v)
 }
 
@@ -187,11 +268,20 @@ fn snapshot_files(dir: &Path, skip_locks: bool) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
         let e = e.unwrap();
-        let rel = e.path().strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+        let rel = e
+            .path()
+            .strip_prefix(dir)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         if skip_locks && (rel == "locks" || rel.starts_with("locks/")) {
             continue;
         }
-        let content = if e.file_type().is_file() { fs::read(e.path()).unwrap() } else { b"<dir>".to_vec() };
+        let content = if e.file_type().is_file() {
+            fs::read(e.path()).unwrap()
+        } else {
+            b"<dir>".to_vec()
+        };
         out.insert(rel, content);
     }
     out
@@ -207,16 +297,32 @@ fn clean_repository_passes_with_and_without_read_data() {
     let v = assert_clean(&f.r, &[]);
     let s = &v["summary"];
     assert_eq!(s["packs"].as_u64().unwrap() as usize, l.packs.len());
-    assert!(l.packs.len() >= 4, "the fixture spans several packs: {}", l.packs.len());
-    assert_eq!(s["pack_bytes"].as_u64().unwrap(), l.packs.values().map(|p| p.1).sum::<u64>());
+    assert!(
+        l.packs.len() >= 4,
+        "the fixture spans several packs: {}",
+        l.packs.len()
+    );
+    assert_eq!(
+        s["pack_bytes"].as_u64().unwrap(),
+        l.packs.values().map(|p| p.1).sum::<u64>()
+    );
     assert_eq!(s["snapshots"], 2);
     assert_eq!(s["trees"], 2);
     assert_eq!(s["packs_read"], 0);
     assert_eq!(s["read_data"], "off");
     let chunks: usize = l.packs.values().map(|p| p.2.len()).sum();
     assert_eq!(s["chunks"].as_u64().unwrap() as usize, chunks);
-    assert_eq!(s["chunks_referenced"].as_u64().unwrap() as usize, chunks, "nothing is garbage");
-    let info_kinds: Vec<&str> = v["info"].as_array().unwrap().iter().map(|i| i["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        s["chunks_referenced"].as_u64().unwrap() as usize,
+        chunks,
+        "nothing is garbage"
+    );
+    let info_kinds: Vec<&str> = v["info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(info_kinds, vec!["key_file_used"], "{v:#}");
 
     let v = assert_clean(&f.r, &["--read-data"]);
@@ -229,7 +335,10 @@ fn clean_repository_passes_with_and_without_read_data() {
     // Human output: a summary, no problem lines, exit 0.
     let out = f.r.ok(&["check", "--read-data"]);
     assert!(out.contains("no problems found"), "{out}");
-    assert!(out.contains(&format!("{} packs", l.packs.len())) && out.contains("MB/s"), "{out}");
+    assert!(
+        out.contains(&format!("{} packs", l.packs.len())) && out.contains("MB/s"),
+        "{out}"
+    );
     assert!(!out.contains("problem ["), "{out}");
 }
 
@@ -242,9 +351,21 @@ fn read_data_subsets_cover_every_pack_exactly_once() {
     for n in 1..=3u64 {
         let v = assert_clean(&f.r, &["--read-data-subset", &format!("{n}/3")]);
         let s = &v["summary"];
-        let expect: Vec<_> = l.packs.values().filter(|(id, _, _)| slice_of(id, 3) == n - 1).collect();
-        assert_eq!(s["packs_read"].as_u64().unwrap() as usize, expect.len(), "slice {n}/3");
-        assert_eq!(s["bytes_read"].as_u64().unwrap(), expect.iter().map(|p| p.1).sum::<u64>(), "slice {n}/3");
+        let expect: Vec<_> = l
+            .packs
+            .values()
+            .filter(|(id, _, _)| slice_of(id, 3) == n - 1)
+            .collect();
+        assert_eq!(
+            s["packs_read"].as_u64().unwrap() as usize,
+            expect.len(),
+            "slice {n}/3"
+        );
+        assert_eq!(
+            s["bytes_read"].as_u64().unwrap(),
+            expect.iter().map(|p| p.1).sum::<u64>(),
+            "slice {n}/3"
+        );
         assert_eq!(s["read_data"], format!("{n}/3"));
         packs += s["packs_read"].as_u64().unwrap();
         bytes += s["bytes_read"].as_u64().unwrap();
@@ -254,18 +375,25 @@ fn read_data_subsets_cover_every_pack_exactly_once() {
 
     // A random half (rounded up), and random packs until 1 MiB.
     let v = assert_clean(&f.r, &["--read-data-subset", "50%"]);
-    assert_eq!(v["summary"]["packs_read"].as_u64().unwrap() as usize, l.packs.len().div_ceil(2));
+    assert_eq!(
+        v["summary"]["packs_read"].as_u64().unwrap() as usize,
+        l.packs.len().div_ceil(2)
+    );
     let v = assert_clean(&f.r, &["--read-data-subset", "1MiB"]);
     let read = v["summary"]["bytes_read"].as_u64().unwrap();
     assert!(read >= 1 << 20, "{read}");
-    assert!(v["summary"]["packs_read"].as_u64().unwrap() < l.packs.len() as u64 || read == v["summary"]["pack_bytes"]);
+    assert!(
+        v["summary"]["packs_read"].as_u64().unwrap() < l.packs.len() as u64
+            || read == v["summary"]["pack_bytes"]
+    );
 
     // Bad specs and conflicting flags are usage errors.
     for bad in ["0/3", "4/3", "0%", "lots"] {
         let (code, _, err) = f.r.run(&["check", "--read-data-subset", bad]);
         assert_eq!(code, 2, "{bad}: {err}");
     }
-    let (code, _, _) = f.r.run(&["check", "--read-data", "--read-data-subset", "1/2"]);
+    let (code, _, _) =
+        f.r.run(&["check", "--read-data", "--read-data-subset", "1/2"]);
     assert_eq!(code, 2);
 }
 
@@ -276,10 +404,20 @@ fn check_never_changes_the_repository_or_the_cache() {
     let cache_before = snapshot_files(&f.r.cache, false);
     assert_clean(&f.r, &[]);
     assert_clean(&f.r, &["--read-data"]);
-    assert_eq!(snapshot_files(&f.r.repo, true), before, "check changed the repository");
-    assert_eq!(snapshot_files(&f.r.cache, false), cache_before, "check changed the local index");
+    assert_eq!(
+        snapshot_files(&f.r.repo, true),
+        before,
+        "check changed the repository"
+    );
+    assert_eq!(
+        snapshot_files(&f.r.cache, false),
+        cache_before,
+        "check changed the local index"
+    );
     // The lock it took is gone again.
-    let locks: Vec<_> = fs::read_dir(f.r.repo.join("locks")).map(|d| d.collect()).unwrap_or_default();
+    let locks: Vec<_> = fs::read_dir(f.r.repo.join("locks"))
+        .map(|d| d.collect())
+        .unwrap_or_default();
     assert!(locks.is_empty(), "{locks:?}");
 
     // With --no-lock nothing at all is written, locks/ included; also on a damaged repository.
@@ -292,7 +430,11 @@ fn check_never_changes_the_repository_or_the_cache() {
     assert_eq!(code, 1);
     let (code, _) = check_json(&f.r, &["--no-lock"]);
     assert_eq!(code, 0);
-    assert_eq!(snapshot_files(&f.r.repo, false), before, "check --no-lock wrote something");
+    assert_eq!(
+        snapshot_files(&f.r.repo, false),
+        before,
+        "check --no-lock wrote something"
+    );
     assert!(!f.r.repo.join("locks").exists());
     assert_eq!(snapshot_files(&f.r.cache, false), cache_before);
 }
@@ -303,28 +445,61 @@ fn garbage_and_stale_locks_are_information_only() {
     // An unreferenced pack (as a crashed backup leaves behind) and an unreadable lock file.
     let backend = LocalBackend::new(&f.r.repo);
     let cache = tempfile::tempdir().unwrap();
-    let repo = Repository::open(Arc::new(LocalBackend::new(&f.r.repo)), f.r.password.as_bytes(), cache.path()).unwrap();
+    let repo = Repository::open(
+        Arc::new(LocalBackend::new(&f.r.repo)),
+        f.r.password.as_bytes(),
+        cache.path(),
+    )
+    .unwrap();
     let data = b"orphaned chunk".repeat(100);
     let id = repo.key().chunk_id(&data);
     let mut w = pack::PackWriter::new();
-    w.add(BlobKind::Data, id, data.len() as u32, &snap::blob::encode(repo.key(), BlobKind::Data, &id, &data, 3));
+    w.add(
+        BlobKind::Data,
+        id,
+        data.len() as u32,
+        &snap::blob::encode(repo.key(), BlobKind::Data, &id, &data, 3),
+    );
     let (pack_id, bytes, _) = w.finish(repo.key());
     backend.put(&pack::pack_name(&pack_id), &bytes).unwrap();
     backend.put("locks/0123abcd", b"not a lock").unwrap();
 
     let v = assert_clean(&f.r, &["--read-data", "--no-lock"]);
     let info = v["info"].as_array().unwrap();
-    let of = |kind: &str| info.iter().filter(|i| i["kind"] == kind).collect::<Vec<_>>();
+    let of = |kind: &str| {
+        info.iter()
+            .filter(|i| i["kind"] == kind)
+            .collect::<Vec<_>>()
+    };
     let unref = of("unreferenced_pack");
     assert_eq!(unref.len(), 1, "{v:#}");
     assert_eq!(unref[0]["pack"], pack_id.to_hex());
     let chunks = of("unreferenced_chunks");
-    assert!(chunks.len() == 1 && chunks[0]["message"].as_str().unwrap().starts_with("1 chunks"), "{v:#}");
+    assert!(
+        chunks.len() == 1
+            && chunks[0]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("1 chunks"),
+        "{v:#}"
+    );
     let locks = of("stale_lock");
-    assert!(locks.len() == 1 && locks[0]["object"] == "locks/0123abcd", "{v:#}");
+    assert!(
+        locks.len() == 1 && locks[0]["object"] == "locks/0123abcd",
+        "{v:#}"
+    );
     // The new pack is not in the local index yet: information, not a warning.
-    assert!(of("local_index").iter().any(|i| i["message"].as_str().unwrap().contains("1 packs are not in the local index")), "{v:#}");
-    assert_eq!(v["summary"]["packs_read"].as_u64().unwrap() as usize, layout(&f.r).packs.len());
+    assert!(
+        of("local_index").iter().any(|i| i["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 packs are not in the local index")),
+        "{v:#}"
+    );
+    assert_eq!(
+        v["summary"]["packs_read"].as_u64().unwrap() as usize,
+        layout(&f.r).packs.len()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -348,18 +523,41 @@ fn flipped_bit_in_a_data_blob_is_found_by_read_data_only() {
     assert_eq!(snaps.len(), 2, "a.bin is in both snapshots");
     assert_eq!(paths, vec![a.clone()]);
     let expect = BTreeSet::from([
-        p("chunk_damaged", Some(pack_id), Some(e.id), snaps.clone(), paths.clone()),
+        p(
+            "chunk_damaged",
+            Some(pack_id),
+            Some(e.id),
+            snaps.clone(),
+            paths.clone(),
+        ),
         p("pack_hash_mismatch", Some(pack_id), None, vec![], vec![]),
     ]);
     assert_eq!(tuples(&v["problems"]), expect, "{v:#}");
-    let damaged = v["problems"].as_array().unwrap().iter().find(|p| p["kind"] == "chunk_damaged").unwrap();
-    assert!(damaged["message"].as_str().unwrap().contains("authentication failed"), "{damaged}");
+    let damaged = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "chunk_damaged")
+        .unwrap();
+    assert!(
+        damaged["message"]
+            .as_str()
+            .unwrap()
+            .contains("authentication failed"),
+        "{damaged}"
+    );
 
     // Human output: one line per problem naming pack, chunk, snapshots and path.
     let (code, out, _) = f.r.run(&["check", "--read-data"]);
     assert_eq!(code, 1);
-    let line = out.lines().find(|l| l.starts_with("problem [chunk_damaged]")).unwrap_or_else(|| panic!("{out}"));
-    assert!(line.contains(&name) && line.contains(&e.id.short()) && line.contains(&a), "{line}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("problem [chunk_damaged]"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains(&name) && line.contains(&e.id.short()) && line.contains(&a),
+        "{line}"
+    );
     for s in &l.snaps {
         assert!(line.contains(&s.id.short()), "{line}");
     }
@@ -395,7 +593,10 @@ fn flipped_bit_in_a_pack_trailer() {
     expect.insert(p("pack_damaged", Some(pack_id), None, vec![], vec![]));
     assert_eq!(tuples(&v["problems"]), expect, "{v:#}");
     let msg = v["problems"][0]["message"].as_str().unwrap();
-    assert!(msg.contains(&name) && msg.contains("trailer") && msg.contains("authentication failed"), "{msg}");
+    assert!(
+        msg.contains(&name) && msg.contains("trailer") && msg.contains("authentication failed"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -410,8 +611,16 @@ fn truncated_pack() {
     let mut expect = lost_pack_problems(&l, pack_id, &entries);
     expect.insert(p("pack_damaged", Some(pack_id), None, vec![], vec![]));
     assert_eq!(tuples(&v["problems"]), expect, "{v:#}");
-    let damaged = v["problems"].as_array().unwrap().iter().find(|p| p["kind"] == "pack_damaged").unwrap();
-    assert!(damaged["message"].as_str().unwrap().contains("truncated"), "{damaged}");
+    let damaged = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "pack_damaged")
+        .unwrap();
+    assert!(
+        damaged["message"].as_str().unwrap().contains("truncated"),
+        "{damaged}"
+    );
 }
 
 #[test]
@@ -423,7 +632,13 @@ fn deleted_pack_names_the_missing_chunks_and_the_affected_paths() {
     let (code, v) = check_json(&f.r, &[]);
     assert_eq!(code, 1);
     let mut expect = lost_pack_problems(&l, pack_id, &entries);
-    expect.insert(p("pack_missing", Some(pack_id), None, l.snap_ids(0..2), vec![]));
+    expect.insert(p(
+        "pack_missing",
+        Some(pack_id),
+        None,
+        l.snap_ids(0..2),
+        vec![],
+    ));
     assert_eq!(tuples(&v["problems"]), expect, "{v:#}");
     // Without the local index the pack cannot be named, but every chunk still is.
     fs::remove_dir_all(&f.r.cache).unwrap();
@@ -448,10 +663,27 @@ fn damaged_manifest_names_the_snapshot() {
     flip(&f.r.repo.join(format!("snapshots/{}", s.id)), 50);
     let (code, v) = check_json(&f.r, &[]);
     assert_eq!(code, 1);
-    assert_eq!(tuples(&v["problems"]), BTreeSet::from([p("snapshot_damaged", None, None, vec![s.id.to_hex()], vec![])]), "{v:#}");
+    assert_eq!(
+        tuples(&v["problems"]),
+        BTreeSet::from([p(
+            "snapshot_damaged",
+            None,
+            None,
+            vec![s.id.to_hex()],
+            vec![]
+        )]),
+        "{v:#}"
+    );
     assert_eq!(v["problems"][0]["object"], format!("snapshots/{}", s.id));
     // Garbage cannot be told apart from data only the damaged snapshot used.
-    assert!(v["info"].as_array().unwrap().iter().all(|i| i["kind"] != "unreferenced_pack"), "{v:#}");
+    assert!(
+        v["info"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["kind"] != "unreferenced_pack"),
+        "{v:#}"
+    );
 }
 
 #[test]
@@ -460,22 +692,41 @@ fn damaged_tree_chunk_names_the_snapshot() {
     let l = layout(&f.r);
     let s = &l.snaps[1];
     let tree_chunk = s.manifest.tree[0].0;
-    let (name, (pack_id, _, entries)) =
-        l.packs.iter().find(|(_, (_, _, es))| es.iter().any(|e| e.id == tree_chunk)).unwrap();
+    let (name, (pack_id, _, entries)) = l
+        .packs
+        .iter()
+        .find(|(_, (_, _, es))| es.iter().any(|e| e.id == tree_chunk))
+        .unwrap();
     let e = entries.iter().find(|e| e.id == tree_chunk).unwrap();
     assert_eq!(e.kind, BlobKind::Tree);
     flip(&f.r.repo.join(name), e.offset as u64 + 40);
     let users = l.snap_ids(l.tree_refs[&tree_chunk].iter().copied());
     let (code, v) = check_json(&f.r, &[]);
     assert_eq!(code, 1);
-    assert_eq!(tuples(&v["problems"]), BTreeSet::from([p("tree_damaged", Some(*pack_id), Some(tree_chunk), users.clone(), vec![])]), "{v:#}");
+    assert_eq!(
+        tuples(&v["problems"]),
+        BTreeSet::from([p(
+            "tree_damaged",
+            Some(*pack_id),
+            Some(tree_chunk),
+            users.clone(),
+            vec![]
+        )]),
+        "{v:#}"
+    );
     // --read-data adds the pack's hash, but does not name the same blob twice.
     let (code, v) = check_json(&f.r, &["--read-data"]);
     assert_eq!(code, 1);
     assert_eq!(
         tuples(&v["problems"]),
         BTreeSet::from([
-            p("tree_damaged", Some(*pack_id), Some(tree_chunk), users, vec![]),
+            p(
+                "tree_damaged",
+                Some(*pack_id),
+                Some(tree_chunk),
+                users,
+                vec![]
+            ),
             p("pack_hash_mismatch", Some(*pack_id), None, vec![], vec![]),
         ]),
         "{v:#}"
@@ -487,10 +738,30 @@ fn damaged_key_file_is_reported_and_a_good_one_opens() {
     let f = fixture();
     // A second key file for the same password, written through the library.
     let backend = LocalBackend::new(&f.r.repo);
-    let first: Vec<String> = backend.list("keys/").unwrap().into_iter().map(|o| o.name).collect();
+    let first: Vec<String> = backend
+        .list("keys/")
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
     let cache = tempfile::tempdir().unwrap();
-    let repo = Repository::open(Arc::new(LocalBackend::new(&f.r.repo)), f.r.password.as_bytes(), cache.path()).unwrap();
-    let second = snap::repo::add_key_file(&backend, repo.key(), f.r.password.as_bytes(), KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 }).unwrap();
+    let repo = Repository::open(
+        Arc::new(LocalBackend::new(&f.r.repo)),
+        f.r.password.as_bytes(),
+        cache.path(),
+    )
+    .unwrap();
+    let second = snap::repo::add_key_file(
+        &backend,
+        repo.key(),
+        f.r.password.as_bytes(),
+        KdfParams {
+            m_cost: 64,
+            t_cost: 1,
+            p_cost: 1,
+        },
+    )
+    .unwrap();
     drop(repo);
     assert_clean(&f.r, &[]);
     // Damage the original one.
@@ -500,11 +771,24 @@ fn damaged_key_file_is_reported_and_a_good_one_opens() {
     fs::write(f.r.repo.join(damaged), bytes).unwrap();
     let (code, v) = check_json(&f.r, &[]);
     assert_eq!(code, 1);
-    assert_eq!(tuples(&v["problems"]), BTreeSet::from([p("key_file_damaged", None, None, vec![], vec![])]), "{v:#}");
+    assert_eq!(
+        tuples(&v["problems"]),
+        BTreeSet::from([p("key_file_damaged", None, None, vec![], vec![])]),
+        "{v:#}"
+    );
     assert_eq!(v["problems"][0]["object"], damaged.as_str());
-    let used: Vec<&Value> = v["info"].as_array().unwrap().iter().filter(|i| i["kind"] == "key_file_used").collect();
+    let used: Vec<&Value> = v["info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "key_file_used")
+        .collect();
     assert_eq!(used.len(), 1);
-    assert_eq!(used[0]["object"], second.as_str(), "the good key file opened the repository");
+    assert_eq!(
+        used[0]["object"],
+        second.as_str(),
+        "the good key file opened the repository"
+    );
     assert_eq!(v["summary"]["key_files"], 2);
 }
 
@@ -528,15 +812,33 @@ fn damaged_local_index_is_a_warning_and_repair_index_fixes_it() {
     assert_eq!(w.len(), 1, "{v:#}");
     assert_eq!(w[0]["kind"], "local_index_damaged");
     assert_eq!(w[0]["object"], idx.display().to_string());
-    assert!(w[0]["message"].as_str().unwrap().contains("snap repair index"), "{}", w[0]);
-    assert_eq!(fs::read(&idx).unwrap(), garbage, "check does not touch the cache");
+    assert!(
+        w[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("snap repair index"),
+        "{}",
+        w[0]
+    );
+    assert_eq!(
+        fs::read(&idx).unwrap(),
+        garbage,
+        "check does not touch the cache"
+    );
     let (code, out, _) = f.r.run(&["check"]);
     assert_eq!(code, 0);
-    assert!(out.contains("warning [local_index_damaged]") && out.contains("no problems found (1 warning"), "{out}");
+    assert!(
+        out.contains("warning [local_index_damaged]")
+            && out.contains("no problems found (1 warning"),
+        "{out}"
+    );
 
     let out = f.r.ok(&["repair", "index"]);
     let chunks: usize = l.packs.values().map(|p| p.2.len()).sum();
-    assert!(out.contains(&format!("{} packs, {chunks} chunks indexed", l.packs.len())), "{out}");
+    assert!(
+        out.contains(&format!("{} packs, {chunks} chunks indexed", l.packs.len())),
+        "{out}"
+    );
     assert_clean(&f.r, &["--read-data"]);
     let v = f.r.json(&["repair", "index", "--json"]);
     assert_eq!(v["packs"].as_u64().unwrap() as usize, l.packs.len());
@@ -561,13 +863,27 @@ fn local_index_entries_that_disagree_with_the_trailers_are_named() {
     assert_eq!(code, 0, "a cache problem is a warning: {v:#}");
     let w = v["warnings"].as_array().unwrap();
     assert_eq!(w.len(), 2, "{v:#}");
-    assert!(w.iter().all(|w| w["kind"] == "local_index_mismatch"), "{v:#}");
-    let (named, summary): (Vec<&Value>, Vec<&Value>) = w.iter().partition(|w| w["chunk"].is_string());
+    assert!(
+        w.iter().all(|w| w["kind"] == "local_index_mismatch"),
+        "{v:#}"
+    );
+    let (named, summary): (Vec<&Value>, Vec<&Value>) =
+        w.iter().partition(|w| w["chunk"].is_string());
     assert_eq!(named[0]["chunk"], entries[1].id.to_hex());
     assert_eq!(named[0]["pack"], pack_id.to_hex());
     let msg = named[0]["message"].as_str().unwrap();
-    assert!(msg.contains(&name) && msg.contains(&format!("offset {}", wrong[1].offset)), "{msg}");
-    assert!(summary[0]["message"].as_str().unwrap().contains("snap repair index"), "{}", summary[0]);
+    assert!(
+        msg.contains(&name) && msg.contains(&format!("offset {}", wrong[1].offset)),
+        "{msg}"
+    );
+    assert!(
+        summary[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("snap repair index"),
+        "{}",
+        summary[0]
+    );
     f.r.ok(&["repair", "index"]);
     assert_clean(&f.r, &[]);
 }
@@ -582,9 +898,18 @@ fn mem_repo() -> (Arc<MemoryBackend>, tempfile::TempDir) {
     let cache = tempfile::tempdir().unwrap();
     let repo = Repository::open(mem.clone(), b"pw", cache.path()).unwrap();
     let mut rng = Rng::new(3);
-    for (name, data) in [("db/a.sql", mixed_bytes(&mut rng, 2 << 20)), ("db/b.sql", text_bytes(&mut rng, 500 << 10))] {
+    for (name, data) in [
+        ("db/a.sql", mixed_bytes(&mut rng, 2 << 20)),
+        ("db/b.sql", text_bytes(&mut rng, 500 << 10)),
+    ] {
         let src = snap::source::ReaderSource::new(name, &data[..]);
-        snap::ops::backup(&repo, snap::ops::BackupInput::Stream(Box::new(src)), &Default::default(), &NoProgress).unwrap();
+        snap::ops::backup(
+            &repo,
+            snap::ops::BackupInput::Stream(Box::new(src)),
+            &Default::default(),
+            &NoProgress,
+        )
+        .unwrap();
     }
     (mem, cache)
 }
@@ -592,21 +917,43 @@ fn mem_repo() -> (Arc<MemoryBackend>, tempfile::TempDir) {
 #[test]
 fn every_failed_read_is_reported_as_a_problem() {
     let (mem, cache) = mem_repo();
-    let opts = CheckOptions { read_data: Some(DataSubset::All), ..Default::default() };
-    let clean = check(&Repository::open(mem.clone(), b"pw", cache.path()).unwrap(), &opts, &NoProgress).unwrap();
-    assert!(clean.is_ok() && clean.warnings.is_empty(), "{:#?}", clean.problems);
+    let opts = CheckOptions {
+        read_data: Some(DataSubset::All),
+        ..Default::default()
+    };
+    let clean = check(
+        &Repository::open(mem.clone(), b"pw", cache.path()).unwrap(),
+        &opts,
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(
+        clean.is_ok() && clean.warnings.is_empty(),
+        "{:#?}",
+        clean.problems
+    );
     // Fail each get in turn (0 and 1 are the config and key file read by open).
     let mut n = 2;
     loop {
-        let faulty: Arc<dyn Backend> = Arc::new(FaultyBackend::new(mem.clone(), Fault::FailGet { n }));
+        let faulty: Arc<dyn Backend> =
+            Arc::new(FaultyBackend::new(mem.clone(), Fault::FailGet { n }));
         let repo = Repository::open(faulty, b"pw", cache.path()).unwrap();
-        let report = check(&repo, &opts, &NoProgress).unwrap_or_else(|e| panic!("get {n}: check failed instead of reporting: {e}"));
+        let report = check(&repo, &opts, &NoProgress)
+            .unwrap_or_else(|e| panic!("get {n}: check failed instead of reporting: {e}"));
         if report.is_ok() {
             break; // past the last read
         }
-        let read_errors: Vec<_> = report.problems.iter().filter(|p| p.kind == FindingKind::ReadError).collect();
+        let read_errors: Vec<_> = report
+            .problems
+            .iter()
+            .filter(|p| p.kind == FindingKind::ReadError)
+            .collect();
         assert_eq!(read_errors.len(), 1, "get {n}: {:#?}", report.problems);
-        assert!(read_errors[0].message.contains("injected read failure"), "{:?}", read_errors[0]);
+        assert!(
+            read_errors[0].message.contains("injected read failure"),
+            "{:?}",
+            read_errors[0]
+        );
         assert!(
             read_errors[0].pack.is_some() || read_errors[0].object.is_some(),
             "get {n}: the failed object is named: {:?}",
@@ -615,7 +962,10 @@ fn every_failed_read_is_reported_as_a_problem() {
         n += 1;
         assert!(n < 1000, "check never finished without a failure");
     }
-    assert!(n > 10, "the loop covered manifests, trailers, trees and packs ({n} gets)");
+    assert!(
+        n > 10,
+        "the loop covered manifests, trailers, trees and packs ({n} gets)"
+    );
 }
 
 #[test]
@@ -623,7 +973,10 @@ fn short_reads_are_reported_not_a_crash() {
     let (mem, cache) = mem_repo();
     let short: Arc<dyn Backend> = Arc::new(FaultyBackend::new(mem.clone(), Fault::ShortReads));
     let repo = Repository::open(short, b"pw", cache.path()).unwrap();
-    let opts = CheckOptions { read_data: Some(DataSubset::All), ..Default::default() };
+    let opts = CheckOptions {
+        read_data: Some(DataSubset::All),
+        ..Default::default()
+    };
     let report = check(&repo, &opts, &NoProgress).unwrap();
     // Every ranged read is short: every pack trailer is a read error naming its pack.
     let packs = mem.list("data/").unwrap();
@@ -633,5 +986,10 @@ fn short_reads_are_reported_not_a_crash() {
         .filter(|p| p.kind == FindingKind::ReadError && p.message.contains("short read"))
         .map(|p| pack::pack_name(&p.pack.unwrap()))
         .collect();
-    assert_eq!(read_errors, packs.iter().map(|o| o.name.clone()).collect(), "{:#?}", report.problems);
+    assert_eq!(
+        read_errors,
+        packs.iter().map(|o| o.name.clone()).collect(),
+        "{:#?}",
+        report.problems
+    );
 }

@@ -22,25 +22,43 @@ fn assert_usable(repo: &TestRepo) {
     let snaps = repo.snapshots();
     assert_eq!(snaps.len(), 1);
     let src = repo.path("src");
-    assert_eq!(repo.cat("latest", &format!("{}/file.txt", stored(&src))), b"precious data");
+    assert_eq!(
+        repo.cat("latest", &format!("{}/file.txt", stored(&src))),
+        b"precious data"
+    );
 }
 
 /// Key file names in the repository.
 fn key_files(repo: &Path) -> Vec<std::path::PathBuf> {
-    fs::read_dir(repo.join("keys")).map(|rd| rd.map(|e| e.unwrap().path()).collect()).unwrap_or_default()
+    fs::read_dir(repo.join("keys"))
+        .map(|rd| rd.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default()
 }
 
 #[test]
 fn wrong_password_is_refused_and_never_printed() {
     let repo = repo_with_snapshot();
     let wrong = "Tr0ub4dor&3-not-the-password";
-    for args in [&["snapshots"][..], &["ls", "latest"], &["cat", "latest", "x"], &["backup", "/nonexistent-but-irrelevant"]] {
-        let o = repo.cmd().env("SNAP_PASSWORD", wrong).args(args).output().unwrap();
+    for args in [
+        &["snapshots"][..],
+        &["ls", "latest"],
+        &["cat", "latest", "x"],
+        &["backup", "/nonexistent-but-irrelevant"],
+    ] {
+        let o = repo
+            .cmd()
+            .env("SNAP_PASSWORD", wrong)
+            .args(args)
+            .output()
+            .unwrap();
         let (code, out, err) = output_parts(o);
         assert_eq!(code, 1, "{args:?}: {out}{err}");
         assert!(err.contains("wrong password"), "{args:?}: {err}");
         for secret in [wrong, PASSWORD] {
-            assert!(!out.contains(secret) && !err.contains(secret), "{args:?} printed a password:\n{out}\n{err}");
+            assert!(
+                !out.contains(secret) && !err.contains(secret),
+                "{args:?} printed a password:\n{out}\n{err}"
+            );
         }
     }
     assert_usable(&repo);
@@ -53,20 +71,34 @@ fn password_file_and_password_command() {
     let pwfile = repo.path("pw.txt");
     fs::write(&pwfile, format!("{PASSWORD}\nsecond line is ignored\n")).unwrap();
     let (code, out, err) = output_parts(
-        repo.cmd().env_remove("SNAP_PASSWORD").env("SNAP_PASSWORD_FILE", &pwfile).args(["snapshots", "--json"]).output().unwrap(),
+        repo.cmd()
+            .env_remove("SNAP_PASSWORD")
+            .env("SNAP_PASSWORD_FILE", &pwfile)
+            .args(["snapshots", "--json"])
+            .output()
+            .unwrap(),
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"short_id\""), "{out}");
     // --password-file flag as well.
     let (code, _, err) = output_parts(
-        repo.cmd().env_remove("SNAP_PASSWORD").arg("--password-file").arg(&pwfile).arg("snapshots").output().unwrap(),
+        repo.cmd()
+            .env_remove("SNAP_PASSWORD")
+            .arg("--password-file")
+            .arg(&pwfile)
+            .arg("snapshots")
+            .output()
+            .unwrap(),
     );
     assert_eq!(code, 0, "{err}");
 
     let (code, _, err) = output_parts(
         repo.cmd()
             .env_remove("SNAP_PASSWORD")
-            .env("SNAP_PASSWORD_COMMAND", format!("printf '%s\\nnoise\\n' '{PASSWORD}'"))
+            .env(
+                "SNAP_PASSWORD_COMMAND",
+                format!("printf '%s\\nnoise\\n' '{PASSWORD}'"),
+            )
             .arg("snapshots")
             .output()
             .unwrap(),
@@ -76,27 +108,52 @@ fn password_file_and_password_command() {
     // The file wins over SNAP_PASSWORD: a wrong file is a wrong password even with the right env.
     let bad = repo.path("bad.txt");
     fs::write(&bad, "nope\n").unwrap();
-    let (code, _, err) = output_parts(repo.cmd().env("SNAP_PASSWORD_FILE", &bad).arg("snapshots").output().unwrap());
+    let (code, _, err) = output_parts(
+        repo.cmd()
+            .env("SNAP_PASSWORD_FILE", &bad)
+            .arg("snapshots")
+            .output()
+            .unwrap(),
+    );
     assert_eq!(code, 1);
     assert!(err.contains("wrong password"), "{err}");
 
     // A failing password command is an error that says so.
     let (code, out, err) = output_parts(
-        repo.cmd().env_remove("SNAP_PASSWORD").env("SNAP_PASSWORD_COMMAND", "exit 7").arg("snapshots").output().unwrap(),
+        repo.cmd()
+            .env_remove("SNAP_PASSWORD")
+            .env("SNAP_PASSWORD_COMMAND", "exit 7")
+            .arg("snapshots")
+            .output()
+            .unwrap(),
     );
     assert_eq!(code, 1, "{out}");
     assert!(err.contains("password command failed"), "{err}");
     // A missing password file names the file.
     let (code, _, err) = output_parts(
-        repo.cmd().env_remove("SNAP_PASSWORD").env("SNAP_PASSWORD_FILE", repo.path("missing-pw")).arg("snapshots").output().unwrap(),
+        repo.cmd()
+            .env_remove("SNAP_PASSWORD")
+            .env("SNAP_PASSWORD_FILE", repo.path("missing-pw"))
+            .arg("snapshots")
+            .output()
+            .unwrap(),
     );
     assert_eq!(code, 1);
-    assert!(err.contains("password file") && err.contains("missing-pw"), "{err}");
+    assert!(
+        err.contains("password file") && err.contains("missing-pw"),
+        "{err}"
+    );
     // An empty password is refused.
     let empty = repo.path("empty-pw");
     fs::write(&empty, "\n").unwrap();
-    let (code, _, err) =
-        output_parts(repo.cmd().env_remove("SNAP_PASSWORD").env("SNAP_PASSWORD_FILE", &empty).arg("snapshots").output().unwrap());
+    let (code, _, err) = output_parts(
+        repo.cmd()
+            .env_remove("SNAP_PASSWORD")
+            .env("SNAP_PASSWORD_FILE", &empty)
+            .arg("snapshots")
+            .output()
+            .unwrap(),
+    );
     assert_eq!(code, 1);
     assert!(err.contains("password is empty"), "{err}");
 
@@ -113,7 +170,13 @@ fn password_file_and_password_command() {
             .unwrap(),
     );
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = output_parts(r2.cmd().env("SNAP_PASSWORD", "another secret").arg("snapshots").output().unwrap());
+    let (code, _, err) = output_parts(
+        r2.cmd()
+            .env("SNAP_PASSWORD", "another secret")
+            .arg("snapshots")
+            .output()
+            .unwrap(),
+    );
     assert_eq!(code, 0, "{err}");
 }
 
@@ -124,15 +187,22 @@ fn no_password_and_no_terminal_is_a_clear_error() {
     c.env_remove("SNAP_PASSWORD").arg("snapshots");
     let (code, out, err) = run_with_timeout(c, Duration::from_secs(30));
     assert_eq!(code, 1, "{out}{err}");
-    assert!(err.contains("no password given") && err.contains("SNAP_PASSWORD"), "{err}");
+    assert!(
+        err.contains("no password given") && err.contains("SNAP_PASSWORD"),
+        "{err}"
+    );
     // Same for init, which would otherwise ask twice.
     let r2 = TestRepo::uninit();
     let mut c = r2.cmd();
-    c.env_remove("SNAP_PASSWORD").args(["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
+    c.env_remove("SNAP_PASSWORD")
+        .args(["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
     let (code, _, err) = run_with_timeout(c, Duration::from_secs(30));
     assert_eq!(code, 1);
     assert!(err.contains("no password given"), "{err}");
-    assert!(!r2.repo.join("config").exists(), "init without a password must not create a repository");
+    assert!(
+        !r2.repo.join("config").exists(),
+        "init without a password must not create a repository"
+    );
 }
 
 #[test]
@@ -145,26 +215,50 @@ fn not_a_repository() {
             1 => fs::create_dir_all(&r.repo).unwrap(),
             _ => fs::write(r.repo.join("notes.txt"), b"hello").unwrap(),
         }
-        for args in [&["snapshots"][..], &["backup", "/etc/hostname"], &["restore", "latest", "--target", "/tmp/x"]] {
+        for args in [
+            &["snapshots"][..],
+            &["backup", "/etc/hostname"],
+            &["restore", "latest", "--target", "/tmp/x"],
+        ] {
             let (code, out, err) = r.run(args);
             assert_eq!(code, 1, "{args:?}: {out}{err}");
-            assert!(err.contains("is not a snap repository") && err.contains("snap init"), "{args:?}: {err}");
-            assert!(err.contains(r.repo.to_str().unwrap()), "names the location: {err}");
+            assert!(
+                err.contains("is not a snap repository") && err.contains("snap init"),
+                "{args:?}: {err}"
+            );
+            assert!(
+                err.contains(r.repo.to_str().unwrap()),
+                "names the location: {err}"
+            );
         }
     }
     assert!(!r.repo.join("config").exists());
     // Remote schemes are refused with a clear message.
     let (code, _, err) = output_parts(
-        bare_snap(r.dir.path()).env("SNAP_PASSWORD", PASSWORD).args(["--repo", "sftp://user:hunter2@host/bucket", "snapshots"]).output().unwrap(),
+        bare_snap(r.dir.path())
+            .env("SNAP_PASSWORD", PASSWORD)
+            .args(["--repo", "sftp://user:hunter2@host/bucket", "snapshots"])
+            .output()
+            .unwrap(),
     );
     assert_eq!(code, 1);
-    assert!(err.contains("not supported") && !err.contains("hunter2"), "{err}");
+    assert!(
+        err.contains("not supported") && !err.contains("hunter2"),
+        "{err}"
+    );
     // An s3: location with credentials in it is refused without echoing them.
     let (code, _, err) = output_parts(
-        bare_snap(r.dir.path()).env("SNAP_PASSWORD", PASSWORD).args(["--repo", "s3://user:hunter2@host/bucket", "snapshots"]).output().unwrap(),
+        bare_snap(r.dir.path())
+            .env("SNAP_PASSWORD", PASSWORD)
+            .args(["--repo", "s3://user:hunter2@host/bucket", "snapshots"])
+            .output()
+            .unwrap(),
     );
     assert_eq!(code, 1);
-    assert!(err.contains("AWS_ACCESS_KEY_ID") && !err.contains("hunter2"), "{err}");
+    assert!(
+        err.contains("AWS_ACCESS_KEY_ID") && !err.contains("hunter2"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -175,12 +269,20 @@ fn init_over_existing_repository_is_refused() {
     assert_eq!(keys.len(), 1);
     for pw in [PASSWORD, "a different password"] {
         let (code, out, err) = output_parts(
-            repo.cmd().env("SNAP_PASSWORD", pw).args(["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1"]).output().unwrap(),
+            repo.cmd()
+                .env("SNAP_PASSWORD", pw)
+                .args(["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1"])
+                .output()
+                .unwrap(),
         );
         assert_eq!(code, 1, "{out}{err}");
         assert!(err.contains("already holds a snap repository"), "{err}");
     }
-    assert_eq!(fs::read(repo.repo.join("config")).unwrap(), config, "config must be untouched");
+    assert_eq!(
+        fs::read(repo.repo.join("config")).unwrap(),
+        config,
+        "config must be untouched"
+    );
     assert_eq!(key_files(&repo.repo), keys, "no key file may be added");
     assert_usable(&repo);
 }
@@ -194,7 +296,10 @@ fn init_into_non_empty_directory_is_refused() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("not empty"), "{err}");
     assert!(!r.repo.join("config").exists() && !r.repo.join("keys").exists());
-    assert_eq!(fs::read(r.repo.join("sub/important.doc")).unwrap(), b"do not touch");
+    assert_eq!(
+        fs::read(r.repo.join("sub/important.doc")).unwrap(),
+        b"do not touch"
+    );
     // An empty existing directory is fine.
     let r2 = TestRepo::uninit();
     fs::create_dir_all(&r2.repo).unwrap();
@@ -275,7 +380,13 @@ fn damaged_key_file_next_to_a_good_one() {
     // Opens with the good key, whatever order the files are tried in.
     assert_usable(&repo);
     // A wrong password is still reported as such (not as damage).
-    let (code, _, err) = output_parts(repo.cmd().env("SNAP_PASSWORD", "wrong").arg("snapshots").output().unwrap());
+    let (code, _, err) = output_parts(
+        repo.cmd()
+            .env("SNAP_PASSWORD", "wrong")
+            .arg("snapshots")
+            .output()
+            .unwrap(),
+    );
     assert_eq!(code, 1);
     assert!(err.contains("wrong password"), "{err}");
 
@@ -293,7 +404,10 @@ fn damaged_key_file_next_to_a_good_one() {
     fs::write(k, &bytes[..bytes.len() / 2]).unwrap();
     let (code, _, err) = other.run(&["snapshots"]);
     assert_eq!(code, 1);
-    assert!(err.contains("corrupt key files") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("corrupt key files") && !err.contains("panicked"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -308,7 +422,10 @@ fn unknown_and_ambiguous_snapshot_ids() {
     let mut ids: Vec<String> = Vec::new();
     let shared = loop {
         let n = ids.len();
-        let (code, _, err) = repo.run_stdin(&["backup", "--stdin", "--stdin-name", &format!("f{n}")], format!("data {n}").as_bytes());
+        let (code, _, err) = repo.run_stdin(
+            &["backup", "--stdin", "--stdin-name", &format!("f{n}")],
+            format!("data {n}").as_bytes(),
+        );
         assert_eq!(code, 0, "{err}");
         ids = repo.snapshot_ids();
         assert_eq!(ids.len(), n + 1);
@@ -343,11 +460,22 @@ fn unknown_and_ambiguous_snapshot_ids() {
         .map(|c| format!("{c}0000000"))
         .unwrap_or_else(|| "f".repeat(64));
     for spec in [unknown.as_str(), "not-hex", "LATEST"] {
-        let (code, _, err) = repo.run(&["restore", spec, "--target", repo.path("t").to_str().unwrap()]);
+        let (code, _, err) = repo.run(&[
+            "restore",
+            spec,
+            "--target",
+            repo.path("t").to_str().unwrap(),
+        ]);
         assert_eq!(code, 1, "{spec}");
-        assert!(err.contains(&format!("no snapshot matches {spec:?}")), "{spec}: {err}");
+        assert!(
+            err.contains(&format!("no snapshot matches {spec:?}")),
+            "{spec}: {err}"
+        );
     }
-    assert!(!repo.path("t").exists(), "nothing restored for an unknown snapshot");
+    assert!(
+        !repo.path("t").exists(),
+        "nothing restored for an unknown snapshot"
+    );
 }
 
 #[test]

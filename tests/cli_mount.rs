@@ -2,9 +2,9 @@
 //! a child of the test. Every mount is unmounted (lazily, if need be) and its process reaped by
 //! a guard, also when an assertion fails.
 
-mod support;
 #[path = "support/pg.rs"]
 mod pg;
+mod support;
 
 use std::fs;
 use std::os::unix::fs::FileExt;
@@ -17,7 +17,10 @@ use support::*;
 /// Whether `point` is a mount point of this process's mount namespace.
 fn is_mounted(point: &Path) -> bool {
     let point = point.to_str().unwrap();
-    fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| l.split(' ').nth(4) == Some(point))
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(point))
 }
 
 /// A running `snap mount`; dropping it unmounts (lazily) and kills and reaps the process.
@@ -41,13 +44,25 @@ impl Mount {
             .stderr(fs::File::create(&err).unwrap())
             .spawn()
             .expect("spawn snap mount");
-        let mut m = Mount { child: Some(child), point: point.to_path_buf(), out, err };
+        let mut m = Mount {
+            child: Some(child),
+            point: point.to_path_buf(),
+            out,
+            err,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !is_mounted(point) {
             if let Some(status) = m.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("snap mount exited ({status}) before mounting: {}", m.stderr());
+                panic!(
+                    "snap mount exited ({status}) before mounting: {}",
+                    m.stderr()
+                );
             }
-            assert!(Instant::now() < deadline, "not mounted after 30 s: {}", m.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "not mounted after 30 s: {}",
+                m.stderr()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         m
@@ -71,18 +86,30 @@ impl Mount {
             }
             if Instant::now() > deadline {
                 self.child = Some(child);
-                panic!("snap mount did not exit after being unmounted: {}", self.stderr());
+                panic!(
+                    "snap mount did not exit after being unmounted: {}",
+                    self.stderr()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        (exit_code(status), fs::read_to_string(&self.out).unwrap(), self.stderr())
+        (
+            exit_code(status),
+            fs::read_to_string(&self.out).unwrap(),
+            self.stderr(),
+        )
     }
 }
 
 impl Drop for Mount {
     fn drop(&mut self) {
         if is_mounted(&self.point) {
-            let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(&self.point).stderr(Stdio::null()).status();
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg("-z")
+                .arg(&self.point)
+                .stderr(Stdio::null())
+                .status();
         }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -92,12 +119,23 @@ impl Drop for Mount {
 }
 
 fn fusermount_u(point: &Path) {
-    let o = Command::new("fusermount3").arg("-u").arg(point).output().unwrap();
-    assert!(o.status.success(), "fusermount3 -u: {}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("fusermount3")
+        .arg("-u")
+        .arg(point)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "fusermount3 -u: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     v.sort();
     v
 }
@@ -105,18 +143,34 @@ fn names(dir: &Path) -> Vec<String> {
 /// The directory name a snapshot has under `snapshots/`.
 fn dir_name(snapshot: &serde_json::Value) -> String {
     let time = chrono::DateTime::parse_from_rfc3339(snapshot["time"].as_str().unwrap()).unwrap();
-    format!("{}_{}", time.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H%M%SZ"), &snapshot["id"].as_str().unwrap()[..8])
+    format!(
+        "{}_{}",
+        time.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H%M%SZ"),
+        &snapshot["id"].as_str().unwrap()[..8]
+    )
 }
 
 #[test]
 fn mounted_snapshots_match_their_sources_and_listings_follow_backups() {
     let repo = TestRepo::with_init_args(&["--chunk-avg-kib", "64"]);
     let src = repo.path("src");
-    let spec = TreeSpec { large_files: 1, large_size: 4 << 20, ..Default::default() };
+    let spec = TreeSpec {
+        large_files: 1,
+        large_size: 4 << 20,
+        ..Default::default()
+    };
     let info = gen_tree(&src, 7, &spec);
     let first = repo.backup(&[src.to_str().unwrap(), "--tag", "env=prod", "--host", "db-1"]);
     let other = repo.path("other");
-    gen_tree(&other, 8, &TreeSpec { large_files: 0, max_depth: 1, ..Default::default() });
+    gen_tree(
+        &other,
+        8,
+        &TreeSpec {
+            large_files: 0,
+            max_depth: 1,
+            ..Default::default()
+        },
+    );
     let second = repo.backup(&[other.to_str().unwrap(), "--host", "db-2"]);
     let snaps = repo.snapshots();
     let (a, b) = (dir_name(&snaps[0]), dir_name(&snaps[1]));
@@ -134,11 +188,23 @@ fn mounted_snapshots_match_their_sources_and_listings_follow_backups() {
     both.sort(); // by time, then (within a second) by id
     both.push("latest".into());
     assert_eq!(names(&mnt.join("snapshots")), both);
-    assert_eq!(fs::read_link(mnt.join("latest")).unwrap(), Path::new("snapshots").join(&b));
-    assert_eq!(fs::read_link(mnt.join("snapshots/latest")).unwrap(), Path::new(&b));
+    assert_eq!(
+        fs::read_link(mnt.join("latest")).unwrap(),
+        Path::new("snapshots").join(&b)
+    );
+    assert_eq!(
+        fs::read_link(mnt.join("snapshots/latest")).unwrap(),
+        Path::new(&b)
+    );
     assert_eq!(names(&mnt.join("tags")), ["env=prod"]);
-    assert_eq!(names(&mnt.join("tags/env=prod")), [a.clone(), "latest".into()]);
-    assert_eq!(fs::read_link(mnt.join("tags/env=prod").join(&a)).unwrap(), Path::new("../../snapshots").join(&a));
+    assert_eq!(
+        names(&mnt.join("tags/env=prod")),
+        [a.clone(), "latest".into()]
+    );
+    assert_eq!(
+        fs::read_link(mnt.join("tags/env=prod").join(&a)).unwrap(),
+        Path::new("../../snapshots").join(&a)
+    );
     assert_eq!(names(&mnt.join("hosts")), ["db-1", "db-2"]);
     assert_eq!(names(&mnt.join("hosts/db-2")), [b.clone(), "latest".into()]);
 
@@ -148,14 +214,22 @@ fn mounted_snapshots_match_their_sources_and_listings_follow_backups() {
     // The mount holds no lock: prune runs meanwhile. The second snapshot is forgotten (its
     // manifest removed, as `forget` does) and its data pruned; the first one still reads
     // entirely (nothing of it has been read through the mount yet).
-    fs::remove_file(repo.repo.join("snapshots").join(second["id"].as_str().unwrap())).unwrap();
+    fs::remove_file(
+        repo.repo
+            .join("snapshots")
+            .join(second["id"].as_str().unwrap()),
+    )
+    .unwrap();
     repo.ok(&["prune", "--grace", "0s"]);
     repo.ok(&["prune", "--grace", "0s"]);
     assert_eq!(names(&mnt.join("snapshots")), [a.clone(), "latest".into()]);
     assert_eq!(names(&mnt.join("hosts")), ["db-1"]);
     assert_trees_equal(&src, &mnt.join("snapshots").join(&a).join(stored(&src)));
     assert_trees_equal(&src, &mnt.join("tags/env=prod/latest").join(stored(&src)));
-    assert!(!info.symlinks.is_empty() && !info.large_files.is_empty(), "the tree has symlinks and a large file");
+    assert!(
+        !info.symlinks.is_empty() && !info.large_files.is_empty(),
+        "the tree has symlinks and a large file"
+    );
 
     // Reads at random offsets of the large file, without reading it from the start.
     let big = &info.large_files[0];
@@ -168,9 +242,17 @@ fn mounted_snapshots_match_their_sources_and_listings_follow_backups() {
         let mut buf = vec![0u8; len];
         let n = f.read_at(&mut buf, off).unwrap();
         let end = (off as usize + len).min(want.len());
-        assert_eq!(&buf[..n], &want[off as usize..end], "read of {len} bytes at {off}");
+        assert_eq!(
+            &buf[..n],
+            &want[off as usize..end],
+            "read of {len} bytes at {off}"
+        );
     }
-    assert_eq!(f.read_at(&mut [0u8; 10], want.len() as u64).unwrap(), 0, "reading at the end gives nothing");
+    assert_eq!(
+        f.read_at(&mut [0u8; 10], want.len() as u64).unwrap(),
+        0,
+        "reading at the end gives nothing"
+    );
     drop(f);
 
     // Read-only.
@@ -182,7 +264,10 @@ fn mounted_snapshots_match_their_sources_and_listings_follow_backups() {
     let snaps = repo.snapshots();
     let c = dir_name(snaps.iter().find(|s| s["id"] == third["id"]).unwrap());
     assert!(names(&mnt.join("snapshots")).contains(&c));
-    assert_eq!(fs::read_link(mnt.join("tags/env=prod/latest")).unwrap(), Path::new(&c));
+    assert_eq!(
+        fs::read_link(mnt.join("tags/env=prod/latest")).unwrap(),
+        Path::new(&c)
+    );
     assert_trees_equal(&src, &mnt.join("snapshots").join(&c).join(stored(&src)));
 
     // `fusermount3 -u` ends the process cleanly.
@@ -190,7 +275,10 @@ fn mounted_snapshots_match_their_sources_and_listings_follow_backups() {
     let (code, out, err) = m.wait();
     assert_eq!(code, 0, "{err}");
     assert_eq!(err, "", "no read failed and nothing was reported");
-    assert!(out.contains(&format!("mounted at {}, Ctrl-C to unmount", mnt.display())), "{out}");
+    assert!(
+        out.contains(&format!("mounted at {}, Ctrl-C to unmount", mnt.display())),
+        "{out}"
+    );
     assert!(!is_mounted(&mnt));
 }
 
@@ -213,17 +301,37 @@ fn a_database_snapshot_has_data_sql_and_ctrl_c_unmounts() {
     let m = Mount::start(&repo, &mnt, &[]);
     let db = mnt.join("latest/db/plain");
     let listed = names(&db);
-    for f in ["data-order.json", "data.sql", "inventory.json", "roles.sql", "schema.sql", "tables"] {
+    for f in [
+        "data-order.json",
+        "data.sql",
+        "inventory.json",
+        "roles.sql",
+        "schema.sql",
+        "tables",
+    ] {
         assert!(listed.iter().any(|n| n == f), "{f} in {listed:?}");
     }
-    assert_eq!(fs::read(db.join("data.sql")).unwrap(), want, "the virtual data.sql is the reassembled file");
-    assert_eq!(fs::metadata(db.join("data.sql")).unwrap().len(), want.len() as u64);
+    assert_eq!(
+        fs::read(db.join("data.sql")).unwrap(),
+        want,
+        "the virtual data.sql is the reassembled file"
+    );
+    assert_eq!(
+        fs::metadata(db.join("data.sql")).unwrap().len(),
+        want.len() as u64
+    );
     let f = fs::File::open(db.join("data.sql")).unwrap();
     let mut buf = vec![0u8; 40];
     let off = want.len() as u64 / 2;
     let n = f.read_at(&mut buf, off).unwrap();
-    assert_eq!(&buf[..n], &want[off as usize..(off as usize + 40).min(want.len())]);
-    assert_eq!(fs::read(db.join("schema.sql")).unwrap(), fs::read(dumped.join("schema.sql")).unwrap());
+    assert_eq!(
+        &buf[..n],
+        &want[off as usize..(off as usize + 40).min(want.len())]
+    );
+    assert_eq!(
+        fs::read(db.join("schema.sql")).unwrap(),
+        fs::read(dumped.join("schema.sql")).unwrap()
+    );
     drop(f);
 
     // Ctrl-C (SIGINT) unmounts and exits 0.
@@ -256,14 +364,19 @@ fn mount_errors_are_clear() {
     let empty = repo.path("empty");
     fs::create_dir(&empty).unwrap();
     let mut c = repo.cmd();
-    c.env("SNAP_PASSWORD", "not the password").arg("mount").arg(&empty);
+    c.env("SNAP_PASSWORD", "not the password")
+        .arg("mount")
+        .arg(&empty);
     let (code, _, err) = output_parts(c.output().unwrap());
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("wrong password"), "{err}");
     assert!(!is_mounted(&empty));
 
     let (code, _, err) = repo.run(&["mount"]);
-    assert_eq!(code, 2, "a missing mountpoint argument is a usage error: {err}");
+    assert_eq!(
+        code, 2,
+        "a missing mountpoint argument is a usage error: {err}"
+    );
 }
 
 #[test]
@@ -278,7 +391,11 @@ fn a_busy_mount_is_detached_by_a_second_ctrl_c() {
     let m = Mount::start(&repo, &mnt, &[]);
 
     // A process whose working directory is inside the mount keeps it busy.
-    let mut user = Command::new("sleep").arg("60").current_dir(mnt.join("latest")).spawn().unwrap();
+    let mut user = Command::new("sleep")
+        .arg("60")
+        .current_dir(mnt.join("latest"))
+        .spawn()
+        .unwrap();
     let wait_for = |what: &dyn Fn() -> bool, why: &str| {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !what() {
@@ -288,13 +405,26 @@ fn a_busy_mount_is_detached_by_a_second_ctrl_c() {
     };
     // SAFETY: plain kill(2) of our own child.
     unsafe { libc::kill(m.pid(), libc::SIGINT) };
-    wait_for(&|| m.stderr().contains("press Ctrl-C again"), "the first Ctrl-C reports the busy mount");
-    assert!(m.stderr().contains("cannot unmount") && m.stderr().contains("busy"), "{}", m.stderr());
+    wait_for(
+        &|| m.stderr().contains("press Ctrl-C again"),
+        "the first Ctrl-C reports the busy mount",
+    );
+    assert!(
+        m.stderr().contains("cannot unmount") && m.stderr().contains("busy"),
+        "{}",
+        m.stderr()
+    );
     assert!(is_mounted(&mnt), "still mounted and served");
-    assert_eq!(fs::read(mnt.join("latest").join(stored(&src)).join("f")).unwrap(), b"content");
+    assert_eq!(
+        fs::read(mnt.join("latest").join(stored(&src)).join("f")).unwrap(),
+        b"content"
+    );
 
     unsafe { libc::kill(m.pid(), libc::SIGINT) };
-    wait_for(&|| !is_mounted(&mnt), "the second Ctrl-C detaches the mount");
+    wait_for(
+        &|| !is_mounted(&mnt),
+        "the second Ctrl-C detaches the mount",
+    );
     user.kill().unwrap();
     user.wait().unwrap();
     let (code, _, err) = m.wait();

@@ -3,13 +3,13 @@
 //! both come back from it — the rows into a fresh database, the objects into an empty Storage
 //! server — from the same night.
 
-mod support;
 #[path = "support/pg.rs"]
 mod pg;
 #[path = "support/s3.rs"]
 mod s3;
 #[path = "support/storage_server.rs"]
 mod storage_server;
+mod support;
 
 use serde_json::{Value, json};
 use storage_server::{Content, StorageServer};
@@ -37,12 +37,19 @@ fn run(repo: &TestRepo, args: &[&str]) -> (i32, String, String) {
 
 fn run_env(repo: &TestRepo, args: &[&str], env: &[(String, String)]) -> (i32, String, String) {
     let mut c = bare_snap(repo.dir.path());
-    c.env("SNAP_PASSWORD", &repo.password).envs(env.iter().map(|(k, v)| (k, v))).args(args);
+    c.env("SNAP_PASSWORD", &repo.password)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(args);
     output_parts(c.output().expect("run snap"))
 }
 
 fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["steps"].as_array().unwrap().iter().find(|s| s["step"] == name).unwrap_or_else(|| panic!("no {name} step in {report}"))
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == name)
+        .unwrap_or_else(|| panic!("no {name} step in {report}"))
 }
 
 #[test]
@@ -57,20 +64,49 @@ fn run_puts_database_and_storage_of_a_project_in_one_snapshot_and_both_restore()
     let server = StorageServer::start(KEY);
     server.create_bucket("avatars", true, Some(5 << 20), Some(&["image/png"]));
     server.create_bucket("docs", false, None, None);
-    let avatar: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-    server.put("avatars", "u1/avatar.png", Content::Bytes(avatar.clone().into()), "image/png", "max-age=3600", Some(json!({"user": 1})));
-    server.put("docs", "contracts/2026/a b (1)@v2.txt", Content::Bytes(b"signed".to_vec().into()), "text/plain", "no-cache", None);
+    let avatar: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    server.put(
+        "avatars",
+        "u1/avatar.png",
+        Content::Bytes(avatar.clone().into()),
+        "image/png",
+        "max-age=3600",
+        Some(json!({"user": 1})),
+    );
+    server.put(
+        "docs",
+        "contracts/2026/a b (1)@v2.txt",
+        Content::Bytes(b"signed".to_vec().into()),
+        "text/plain",
+        "no-cache",
+        None,
+    );
 
     let repo = TestRepo::new();
     let key_file = repo.path("service-key");
     std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
-    let cfg = config(&repo, &pg.url_db("app"), &server.storage_url(), &key_file.display().to_string());
+    let cfg = config(
+        &repo,
+        &pg.url_db("app"),
+        &server.storage_url(),
+        &key_file.display().to_string(),
+    );
 
     let (code, out, err) = run(&repo, &["run", "--config", &cfg, "--json"]);
     assert_eq!(code, 0, "snap run failed\nstdout:\n{out}\nstderr:\n{err}");
-    assert!(!out.contains(KEY) && !err.contains(KEY), "the service key was printed");
+    assert!(
+        !out.contains(KEY) && !err.contains(KEY),
+        "the service key was printed"
+    );
     let report: Value = serde_json::from_str(&out).unwrap();
-    let backup = report["steps"].as_array().unwrap().iter().find(|s| s["step"] == "backup").expect("a backup step");
+    let backup = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "backup")
+        .expect("a backup step");
     assert_eq!(backup["status"], "ok", "{backup}");
 
     // ONE snapshot, holding both the database and the buckets.
@@ -78,17 +114,43 @@ fn run_puts_database_and_storage_of_a_project_in_one_snapshot_and_both_restore()
     assert_eq!(snaps.len(), 1, "{snaps:?}");
     let id = snaps[0]["id"].as_str().unwrap().to_string();
     let ls = repo.json(&["ls", &id, "--json"]);
-    let paths: Vec<String> = ls.as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap().to_string()).collect();
-    assert!(paths.iter().any(|p| p == "db/app/inventory.json"), "{paths:?}");
-    assert!(paths.iter().any(|p| p == "storage/avatars/u1/avatar.png"), "{paths:?}");
-    assert!(paths.iter().any(|p| p.starts_with("storage/docs/contracts/2026/")), "{paths:?}");
+    let paths: Vec<String> = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        paths.iter().any(|p| p == "db/app/inventory.json"),
+        "{paths:?}"
+    );
+    assert!(
+        paths.iter().any(|p| p == "storage/avatars/u1/avatar.png"),
+        "{paths:?}"
+    );
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.starts_with("storage/docs/contracts/2026/")),
+        "{paths:?}"
+    );
     // The human summary of `run` names both sources of the project.
     let figures = backup.to_string();
-    assert!(figures.contains("storage/avatars") && figures.contains("db/app"), "{figures}");
+    assert!(
+        figures.contains("storage/avatars") && figures.contains("db/app"),
+        "{figures}"
+    );
 
     // The rows come back into a fresh database …
     pg.create_db("fresh");
-    let (code, out, err) = repo.run(&["restore", &id, "--db", "--db-url", &pg.url_db("fresh"), "--yes"]);
+    let (code, out, err) = repo.run(&[
+        "restore",
+        &id,
+        "--db",
+        "--db-url",
+        &pg.url_db("fresh"),
+        "--yes",
+    ]);
     assert_eq!(code, 0, "restore --db failed\n{out}\n{err}");
     assert_eq!(pg.count("fresh", "public.files"), 300);
 
@@ -111,7 +173,12 @@ fn run_puts_database_and_storage_of_a_project_in_one_snapshot_and_both_restore()
     assert_eq!(a.content_type, "image/png");
     assert_eq!(a.cache_control, "max-age=3600");
     assert_eq!(a.user_metadata, Some(json!({"user": 1})));
-    assert_eq!(empty.objects("docs")["contracts/2026/a b (1)@v2.txt"].content.all(), b"signed");
+    assert_eq!(
+        empty.objects("docs")["contracts/2026/a b (1)@v2.txt"]
+            .content
+            .all(),
+        b"signed"
+    );
     let buckets = empty.buckets();
     assert!(buckets["avatars"].public);
     assert_eq!(buckets["avatars"].file_size_limit, Some(5 << 20));
@@ -153,10 +220,25 @@ fn run_copies_every_night_to_the_offsite_repository() {
     let r1: Value = serde_json::from_str(&out).unwrap();
     let c1 = step(&r1, "copy");
     assert_eq!(c1["status"], "ok", "{c1}");
-    assert_eq!((c1["copy"]["snapshots_copied"].as_u64(), c1["copy"]["snapshots_present"].as_u64()), (Some(1), Some(0)), "{c1}");
+    assert_eq!(
+        (
+            c1["copy"]["snapshots_copied"].as_u64(),
+            c1["copy"]["snapshots_present"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{c1}"
+    );
     assert!(c1["copy"]["bytes_sent"].as_u64().unwrap() > 0);
-    assert!(err.contains("step=copy") && !err.contains(&s3.env()[1].1), "log lines name the step, never the S3 secret\n{err}");
-    let order: Vec<&str> = r1["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert!(
+        err.contains("step=copy") && !err.contains(&s3.env()[1].1),
+        "log lines name the step, never the S3 secret\n{err}"
+    );
+    let order: Vec<&str> = r1["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
     assert_eq!(order, ["backup", "forget", "prune", "check", "copy"]);
 
     // Night 2: a change; only the new snapshot travels.
@@ -165,21 +247,44 @@ fn run_copies_every_night_to_the_offsite_repository() {
     assert_eq!(code, 0, "night 2\n{out}\n{err}");
     let r2: Value = serde_json::from_str(&out).unwrap();
     let c2 = &step(&r2, "copy")["copy"];
-    assert_eq!((c2["snapshots_copied"].as_u64(), c2["snapshots_present"].as_u64()), (Some(1), Some(1)), "{c2}");
-    assert!(c2["bytes_sent"].as_u64().unwrap() < c1["copy"]["bytes_sent"].as_u64().unwrap(), "the second copy sends only what changed");
+    assert_eq!(
+        (
+            c2["snapshots_copied"].as_u64(),
+            c2["snapshots_present"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{c2}"
+    );
+    assert!(
+        c2["bytes_sent"].as_u64().unwrap() < c1["copy"]["bytes_sent"].as_u64().unwrap(),
+        "the second copy sends only what changed"
+    );
     assert_eq!(offsite.snapshots().len(), 2);
 
     // The off-site copy alone restores the database of night 2.
     pg.create_db("fresh");
-    let (code, out, err) = offsite.run(&["restore", "latest", "--db", "--db-url", &pg.url_db("fresh"), "--yes"]);
+    let (code, out, err) = offsite.run(&[
+        "restore",
+        "latest",
+        "--db",
+        "--db-url",
+        &pg.url_db("fresh"),
+        "--yes",
+    ]);
     assert_eq!(code, 0, "restore from off-site\n{out}\n{err}");
-    assert_eq!(pg.psql_db("fresh", "SELECT count(*) FROM public.t WHERE v = 'changed'").trim(), "10");
+    assert_eq!(
+        pg.psql_db("fresh", "SELECT count(*) FROM public.t WHERE v = 'changed'")
+            .trim(),
+        "10"
+    );
     assert_eq!(pg.count("fresh", "public.t"), 2000);
 
     // An off-site repository that does not exist: the copy step fails with what to do, the
     // rest of the night still succeeded.
     let missing = s3.location("nowhere");
-    let text = std::fs::read_to_string(cfg).unwrap().replace(&s3.location("offsite"), &missing);
+    let text = std::fs::read_to_string(cfg)
+        .unwrap()
+        .replace(&s3.location("offsite"), &missing);
     std::fs::write(cfg, text).unwrap();
     let (code, out, err) = run_env(&repo, &["run", "--config", cfg, "--json"], &s3.env());
     assert_eq!(code, 1, "{out}\n{err}");
@@ -187,5 +292,8 @@ fn run_copies_every_night_to_the_offsite_repository() {
     assert_eq!(step(&r3, "backup")["status"], "ok");
     let c3 = step(&r3, "copy");
     assert_eq!(c3["status"], "failed");
-    assert!(c3["message"].as_str().unwrap().contains("--copy-key-from"), "{c3}");
+    assert!(
+        c3["message"].as_str().unwrap().contains("--copy-key-from"),
+        "{c3}"
+    );
 }

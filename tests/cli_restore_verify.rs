@@ -1,8 +1,8 @@
 //! `snap restore <id> --db --verify`: the restore drill into a throwaway local cluster.
 
-mod support;
 #[path = "support/pg.rs"]
 mod pg;
+mod support;
 
 use std::fs;
 use std::path::Path;
@@ -15,7 +15,11 @@ use support::*;
 fn processes_mentioning(needle: &str) -> Vec<String> {
     let mut out = Vec::new();
     for e in fs::read_dir("/proc").unwrap().flatten() {
-        if !e.file_name().to_str().is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit())) {
+        if !e
+            .file_name()
+            .to_str()
+            .is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        {
             continue;
         }
         if let Ok(c) = fs::read(e.path().join("cmdline")) {
@@ -34,10 +38,17 @@ fn drill(repo: &TestRepo, extra: &[&str]) -> (i32, Value, String) {
     let mut args = vec!["restore", "latest", "--db", "--verify", "--json"];
     args.extend_from_slice(extra);
     let (code, out, err) = repo.run(&args);
-    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}\nstderr:\n{err}"));
-    let dir = v["cluster_dir"].as_str().unwrap_or_else(|| panic!("no cluster_dir: {v:#}")).to_string();
+    let v: Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}\nstderr:\n{err}"));
+    let dir = v["cluster_dir"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no cluster_dir: {v:#}"))
+        .to_string();
     assert!(dir.contains("snap-drill-"), "{dir}");
-    assert!(!Path::new(&dir).exists(), "the drill's cluster dir {dir} survived");
+    assert!(
+        !Path::new(&dir).exists(),
+        "the drill's cluster dir {dir} survived"
+    );
     let left = processes_mentioning(&dir);
     assert!(left.is_empty(), "processes of the drill survived: {left:?}");
     (code, v, err)
@@ -58,32 +69,90 @@ fn a_supabase_snapshot_passes_the_drill_and_leaves_nothing_behind() {
     assert_eq!(v["verified"], true);
     assert_eq!(v["database"], "app");
     assert!(v["error"].is_null(), "{v:#}");
-    assert!(v["requirements"].as_array().unwrap().iter().all(|r| r["blocking"] == false), "{v:#}");
+    assert!(
+        v["requirements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["blocking"] == false),
+        "{v:#}"
+    );
     let checks = v["verification"].as_array().unwrap();
     assert!(checks.len() >= 5, "{v:#}");
     assert!(checks.iter().all(|c| c["ok"] == true), "{v:#}");
-    assert!(checks.iter().any(|c| c["what"].as_str().unwrap().starts_with("row counts of") && c["detail"] == "all equal"), "{v:#}");
-    assert!(v["server"].as_str().unwrap().contains("PostgreSQL"), "{v:#}");
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["what"].as_str().unwrap().starts_with("row counts of")
+                && c["detail"] == "all equal"),
+        "{v:#}"
+    );
+    assert!(
+        v["server"].as_str().unwrap().contains("PostgreSQL"),
+        "{v:#}"
+    );
     assert!(v["server_major"].as_u64().unwrap() >= source.server_major() as u64);
-    let steps: Vec<&str> = v["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
-    for s in ["start throwaway cluster", "prepare fresh project", "requirements", "restore", "re-apply managed schemas", "verify", "remove cluster"] {
+    let steps: Vec<&str> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    for s in [
+        "start throwaway cluster",
+        "prepare fresh project",
+        "requirements",
+        "restore",
+        "re-apply managed schemas",
+        "verify",
+        "remove cluster",
+    ] {
         assert!(steps.contains(&s), "{steps:?}");
     }
-    assert!(v["steps"].as_array().unwrap().iter().all(|s| s["ok"] == true && s["seconds"].as_f64().is_some()));
+    assert!(
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["ok"] == true && s["seconds"].as_f64().is_some())
+    );
     assert_eq!(v["supabase_target"], true, "{v:#}");
     let prepared = v["prepared"].to_string();
-    assert!(prepared.contains("supabase_realtime") && prepared.contains("pgcrypto") && prepared.contains("webhooks"), "{prepared}");
-    let managed: Vec<&str> = v["managed"].as_array().unwrap().iter().map(|m| m["part"].as_str().unwrap()).collect();
+    assert!(
+        prepared.contains("supabase_realtime")
+            && prepared.contains("pgcrypto")
+            && prepared.contains("webhooks"),
+        "{prepared}"
+    );
+    let managed: Vec<&str> = v["managed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["part"].as_str().unwrap())
+        .collect();
     assert_eq!(managed, ["managed/auth.sql", "managed/storage.sql"]);
 
     // The text report: the same drill, PASS, exit 0.
     let (code, out, err) = repo.run(&["restore", "latest", "--db", "--verify"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains("verification:") && out.contains("PASS: snapshot") && !out.contains("FAIL"), "{out}");
-    assert!(out.contains("throwaway server: postgres (PostgreSQL)"), "{out}");
+    assert!(
+        out.contains("verification:") && out.contains("PASS: snapshot") && !out.contains("FAIL"),
+        "{out}"
+    );
+    assert!(
+        out.contains("throwaway server: postgres (PostgreSQL)"),
+        "{out}"
+    );
 
     // --verify takes no target.
-    let (code, _, err) = repo.run(&["restore", "latest", "--db", "--verify", "--db-url", &source.url_db("app")]);
+    let (code, _, err) = repo.run(&[
+        "restore",
+        "latest",
+        "--db",
+        "--verify",
+        "--db-url",
+        &source.url_db("app"),
+    ]);
     assert_eq!(code, 2, "{err}");
 }
 
@@ -99,8 +168,22 @@ fn a_plain_database_passes_too() {
     assert_eq!(code, 0, "{v:#}\n{err}");
     assert_eq!(v["result"], "PASS", "{v:#}");
     assert_eq!(v["supabase_target"], false);
-    assert!(v["verification"].as_array().unwrap().iter().all(|c| c["ok"] == true), "{v:#}");
-    assert!(v["managed"].as_array().unwrap().is_empty() || v["managed"].as_array().unwrap().iter().all(|m| m["part"].is_string()));
+    assert!(
+        v["verification"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["ok"] == true),
+        "{v:#}"
+    );
+    assert!(
+        v["managed"].as_array().unwrap().is_empty()
+            || v["managed"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|m| m["part"].is_string())
+    );
 }
 
 #[test]
@@ -124,13 +207,21 @@ fn a_snapshot_that_does_not_restore_fails_the_drill() {
     let (code, v, err) = drill(&repo, &[]);
     assert_eq!(code, 1, "{v:#}\n{err}");
     assert_eq!(v["result"], "FAIL", "{v:#}");
-    let e = v["error"].as_str().unwrap_or_else(|| panic!("no error: {v:#}"));
-    assert!(e.starts_with("restore:") && e.contains("rolled back") && e.contains("a_items"), "{e}");
+    let e = v["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error: {v:#}"));
+    assert!(
+        e.starts_with("restore:") && e.contains("rolled back") && e.contains("a_items"),
+        "{e}"
+    );
 
     // Text mode: FAIL on stdout, the error on stderr, exit 1.
     let (code, out, err) = repo.run(&["restore", "latest", "--db", "--verify"]);
     assert_eq!(code, 1);
-    assert!(out.contains("FAIL: snapshot") && err.contains("error: restore:"), "{out}\n{err}");
+    assert!(
+        out.contains("FAIL: snapshot") && err.contains("error: restore:"),
+        "{out}\n{err}"
+    );
 }
 
 #[test]
@@ -143,7 +234,14 @@ fn a_files_only_snapshot_is_refused() {
     let (code, out, err) = repo.run(&["restore", "latest", "--db", "--verify"]);
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(err.contains("no database snapshot"), "{err}");
-    let (code, _, err) = repo.run(&["restore", "latest", "--db", "--verify", "--database", "nope"]);
+    let (code, _, err) = repo.run(&[
+        "restore",
+        "latest",
+        "--db",
+        "--verify",
+        "--database",
+        "nope",
+    ]);
     assert_eq!(code, 1);
     assert!(err.contains("holds no database \"nope\""), "{err}");
 }

@@ -15,7 +15,13 @@ use snap::repo::Repository;
 use support::*;
 
 fn small_spec() -> TreeSpec {
-    TreeSpec { max_depth: 2, entries: (3, 6), large_files: 1, large_size: 400 << 10, small_max: 8 << 10 }
+    TreeSpec {
+        max_depth: 2,
+        entries: (3, 6),
+        large_files: 1,
+        large_size: 400 << 10,
+        small_max: 8 << 10,
+    }
 }
 
 /// A repository at `prefix` on the server, created with the cheap KDF, 16 KiB chunks and 1 MiB
@@ -23,7 +29,10 @@ fn small_spec() -> TreeSpec {
 fn init_repo(server: &S3Server, prefix: &str) -> TestRepo {
     let r = TestRepo::uninit_at(&server.location(prefix), server.env());
     let (code, out, err) = r.init(&["--chunk-avg-kib", "16", "--pack-size", "1"]);
-    assert_eq!(code, 0, "snap init on S3 failed\nstdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(
+        code, 0,
+        "snap init on S3 failed\nstdout:\n{out}\nstderr:\n{err}"
+    );
     r
 }
 
@@ -34,9 +43,15 @@ fn every_command_works_on_an_s3_repository() {
     // init refuses a second time, and its message names the location without secrets.
     let (code, _, err) = r.init(&[]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("already holds a snap repository") && err.contains("s3:http://127.0.0.1"), "{err}");
+    assert!(
+        err.contains("already holds a snap repository") && err.contains("s3:http://127.0.0.1"),
+        "{err}"
+    );
     assert!(!err.contains(&server.secret_key));
-    let nobucket = TestRepo::uninit_at(&format!("s3:{}/no-such-bucket/x", server.endpoint), server.env());
+    let nobucket = TestRepo::uninit_at(
+        &format!("s3:{}/no-such-bucket/x", server.endpoint),
+        server.env(),
+    );
     let (code, _, err) = nobucket.init(&[]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("bucket does not exist"), "{err}");
@@ -55,7 +70,10 @@ fn every_command_works_on_an_s3_repository() {
     let target = r.path("restore");
     r.restore("latest", &target, &[]);
     assert_trees_equal(&src, &restored_path(&target, &src));
-    assert_eq!(r.cat("latest", &format!("{}/new-file", stored(&src))), b"added after the first backup");
+    assert_eq!(
+        r.cat("latest", &format!("{}/new-file", stored(&src))),
+        b"added after the first backup"
+    );
 
     r.ok(&["check", "--read-data"]);
     let stats = r.json(&["stats", "--json"]);
@@ -94,7 +112,10 @@ fn two_hosts_back_up_into_one_s3_repository_at_once() {
             .spawn()
             .unwrap()
     };
-    let (ca, cb) = (spawn(&a, "host-a", "cache-a"), spawn(&b, "host-b", "cache-b"));
+    let (ca, cb) = (
+        spawn(&a, "host-a", "cache-a"),
+        spawn(&b, "host-b", "cache-b"),
+    );
     for c in [ca, cb] {
         let (code, out, err) = output_parts(c.wait_with_output().unwrap());
         assert_eq!(code, 0, "{out}\n{err}");
@@ -110,7 +131,10 @@ fn two_hosts_back_up_into_one_s3_repository_at_once() {
     r.ok(&["check", "--read-data"]);
     // Locks on S3: while a backup holds its shared lock, prune is refused with exit code 3.
     let go = r.path("go");
-    let script = format!("while [ ! -e {} ]; do sleep 0.05; done; echo night", go.display());
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.05; done; echo night",
+        go.display()
+    );
     let backup = r
         .cmd()
         .args(["backup", "--command", &script, "--stdin-name", "db/x.sql"])
@@ -128,7 +152,10 @@ fn two_hosts_back_up_into_one_s3_repository_at_once() {
     std::fs::write(&go, b"").unwrap();
     let (code, out, err) = output_parts(backup.wait_with_output().unwrap());
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(locks.list("locks/").unwrap().is_empty(), "the lock is released");
+    assert!(
+        locks.list("locks/").unwrap().is_empty(),
+        "the lock is released"
+    );
     r.ok(&["prune"]);
 }
 
@@ -156,7 +183,11 @@ fn the_local_cache_keeps_a_remote_repository_cheap_to_open() {
     assert_eq!(cold.snapshots().unwrap().len(), 3);
     cold.index().unwrap();
     let c = cold.backend().counts().unwrap().since(&before);
-    assert_eq!(c.gets, 3 + 2 * packs, "cold: every manifest, and footer + trailer of every pack: {c:?}");
+    assert_eq!(
+        c.gets,
+        3 + 2 * packs,
+        "cold: every manifest, and footer + trailer of every pack: {c:?}"
+    );
     drop(cold);
 
     let warm = open();
@@ -164,7 +195,11 @@ fn the_local_cache_keeps_a_remote_repository_cheap_to_open() {
     assert_eq!(warm.snapshots().unwrap().len(), 3);
     warm.index().unwrap();
     let c = warm.backend().counts().unwrap().since(&before);
-    assert_eq!((c.gets, c.lists), (0, 2), "warm: two listings (snapshots/, data/), nothing fetched: {c:?}");
+    assert_eq!(
+        (c.gets, c.lists),
+        (0, 2),
+        "warm: two listings (snapshots/, data/), nothing fetched: {c:?}"
+    );
     drop(warm);
 
     // A lost cache costs time, never data.

@@ -27,20 +27,33 @@ fn make_dataset_b(root: &Path, seed: u64) -> u64 {
         fs::write(p, data).unwrap();
     };
     for i in 0..5 {
-        put(root.join(format!("random/blob {i}.bin")), random_bytes(&mut rng, (5 << 20) + i * 77_777));
+        put(
+            root.join(format!("random/blob {i}.bin")),
+            random_bytes(&mut rng, (5 << 20) + i * 77_777),
+        );
     }
     for i in 0..3 {
-        put(root.join(format!("text/ünïcødé ✓/dump {i}.sql")), text_bytes(&mut rng, (7 << 20) + i * 12_345));
+        put(
+            root.join(format!("text/ünïcødé ✓/dump {i}.sql")),
+            text_bytes(&mut rng, (7 << 20) + i * 12_345),
+        );
     }
     for i in 0..3 {
-        put(root.join(format!("mixed/part #{i}.dat")), mixed_bytes(&mut rng, (6 << 20) + i * 4_321));
+        put(
+            root.join(format!("mixed/part #{i}.dat")),
+            mixed_bytes(&mut rng, (6 << 20) + i * 4_321),
+        );
     }
     for d in 0..10 {
         let dir = root.join(format!("small/d{d}"));
         fs::create_dir_all(&dir).unwrap();
         for f in 0..30 {
             let n = rng.range(0, 20_000) as usize;
-            let data = if f % 2 == 0 { random_bytes(&mut rng, n) } else { text_bytes(&mut rng, n) };
+            let data = if f % 2 == 0 {
+                random_bytes(&mut rng, n)
+            } else {
+                text_bytes(&mut rng, n)
+            };
             put(dir.join(format!("f{f}.txt")), data);
         }
     }
@@ -70,7 +83,11 @@ fn check_packs(repo: &Path) -> (usize, usize) {
     }
     for (rel, node) in scan(&data) {
         if node.kind != Kind::File {
-            assert!(matches!(node.kind, Kind::Dir), "unexpected object in data/: {}", rel.display());
+            assert!(
+                matches!(node.kind, Kind::Dir),
+                "unexpected object in data/: {}",
+                rel.display()
+            );
             continue;
         }
         let name = rel.file_name().unwrap().to_str().unwrap();
@@ -79,10 +96,18 @@ fn check_packs(repo: &Path) -> (usize, usize) {
             continue;
         }
         let dir = rel.parent().unwrap().to_str().unwrap();
-        assert!(name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()), "odd name in data/: {}", rel.display());
+        assert!(
+            name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()),
+            "odd name in data/: {}",
+            rel.display()
+        );
         assert_eq!(dir, &name[..2], "pack {name} in the wrong directory");
         let bytes = fs::read(data.join(&rel)).unwrap();
-        assert_eq!(blake3::hash(&bytes).to_hex().as_str(), name, "pack {name} is partial or damaged");
+        assert_eq!(
+            blake3::hash(&bytes).to_hex().as_str(),
+            name,
+            "pack {name} is partial or damaged"
+        );
         assert!(bytes.ends_with(b"SNAPPAK1"), "pack {name} lacks the footer");
         packs += 1;
     }
@@ -95,10 +120,20 @@ const RECHECK_BUDGET: Duration = Duration::from_secs(40);
 
 /// After a kill: the repository opens cleanly, S1 is listed, and every listed snapshot restores
 /// byte-exact (S1 → A, anything else → B).
-fn verify(repo: &TestRepo, s1: &str, a: &Path, b: &Path, round: &str, checked: &mut Checked) -> usize {
+fn verify(
+    repo: &TestRepo,
+    s1: &str,
+    a: &Path,
+    b: &Path,
+    round: &str,
+    checked: &mut Checked,
+) -> usize {
     let (code, out, err) = repo.run(&["snapshots", "--json"]);
     assert_eq!(code, 0, "{round}: snapshots failed after a kill:\n{err}");
-    assert!(!err.contains("warning"), "{round}: opening warned after a kill:\n{err}");
+    assert!(
+        !err.contains("warning"),
+        "{round}: opening warned after a kill:\n{err}"
+    );
     let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
     let ids: Vec<&str> = list.iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&s1), "{round}: S1 is gone: {ids:?}");
@@ -108,7 +143,11 @@ fn verify(repo: &TestRepo, s1: &str, a: &Path, b: &Path, round: &str, checked: &
     for s in &list {
         let id = s["id"].as_str().unwrap();
         let src = if id == s1 { a } else { b };
-        assert_eq!(s["paths"], serde_json::json!([src.to_str().unwrap()]), "{round}: unexpected snapshot {s}");
+        assert_eq!(
+            s["paths"],
+            serde_json::json!([src.to_str().unwrap()]),
+            "{round}: unexpected snapshot {s}"
+        );
         if id != s1 && checked.done.contains(id) && checked.started.elapsed() > RECHECK_BUDGET {
             continue;
         }
@@ -129,16 +168,34 @@ struct Checked {
 #[test]
 fn killed_backups_never_damage_the_repository() {
     let started = Instant::now();
-    let seed: u64 = std::env::var("SNAP_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 % 1_000_000_007
-    });
+    let seed: u64 = std::env::var("SNAP_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                % 1_000_000_007
+        });
     println!("crash test seed: {seed} (replay with SNAP_CRASH_SEED={seed})");
     let mut rng = Rng::new(seed);
-    let mut checked = Checked { started, done: Default::default() };
+    let mut checked = Checked {
+        started,
+        done: Default::default(),
+    };
 
     let repo = TestRepo::with_init_args(INIT);
     let a = repo.path("A");
-    gen_tree(&a, 1, &TreeSpec { large_files: 1, large_size: 1 << 20, ..TreeSpec::default() });
+    gen_tree(
+        &a,
+        1,
+        &TreeSpec {
+            large_files: 1,
+            large_size: 1 << 20,
+            ..TreeSpec::default()
+        },
+    );
     let b = repo.path("B");
     let b_bytes = make_dataset_b(&b, 2);
     println!("dataset B: {:.1} MB", b_bytes as f64 / 1e6);
@@ -151,7 +208,10 @@ fn killed_backups_never_damage_the_repository() {
     let t0 = Instant::now();
     let calib = scratch.backup(&[&b]);
     let full = t0.elapsed();
-    assert!(calib["summary"]["packs_new"].as_u64().unwrap() > 20, "expected many packs: {calib}");
+    assert!(
+        calib["summary"]["packs_new"].as_u64().unwrap() > 20,
+        "expected many packs: {calib}"
+    );
     drop(scratch);
     println!("a full backup of B takes {full:?}");
 
@@ -159,7 +219,11 @@ fn killed_backups_never_damage_the_repository() {
     // never be taken for a pack.
     let leftover_dir = repo.repo.join("data/ab");
     fs::create_dir_all(&leftover_dir).unwrap();
-    fs::write(leftover_dir.join(".tmp-crashed"), b"partial pack bytes without a trailer").unwrap();
+    fs::write(
+        leftover_dir.join(".tmp-crashed"),
+        b"partial pack bytes without a trailer",
+    )
+    .unwrap();
 
     // Kill points as fractions of the expected run time: immediately, a few ms in, then late,
     // middle and early in turn, randomly within each band. Data stored by killed runs is
@@ -178,7 +242,9 @@ fn killed_backups_never_damage_the_repository() {
         let delay = match band {
             None if i == 0 => Duration::ZERO,
             None => Duration::from_millis(rng.range(1, 30)),
-            Some((lo, hi)) => estimate.mul_f64(lo + (hi - lo) * (rng.range(0, 1000) as f64 / 1000.0)),
+            Some((lo, hi)) => {
+                estimate.mul_f64(lo + (hi - lo) * (rng.range(0, 1000) as f64 / 1000.0))
+            }
         };
         let round = format!("kill{i}");
         let log = repo.path(&format!("{round}.log"));
@@ -202,7 +268,11 @@ fn killed_backups_never_damage_the_repository() {
         if let Some(took) = finished {
             completed_early += 1;
             estimate = took;
-            assert_eq!(exit_code(status), 0, "{round}: backup failed on its own:\n{log_text}");
+            assert_eq!(
+                exit_code(status),
+                0,
+                "{round}: backup failed on its own:\n{log_text}"
+            );
         }
         let (packs, temps) = check_packs(&repo.repo);
         max_temps = max_temps.max(temps);
@@ -215,7 +285,10 @@ fn killed_backups_never_damage_the_repository() {
             }
         );
     }
-    println!("{completed_early} of {} backups finished before their kill; at most {max_temps} temp files", plan.len());
+    println!(
+        "{completed_early} of {} backups finished before their kill; at most {max_temps} temp files",
+        plan.len()
+    );
 
     // Finally a backup of B that runs to completion restores byte-exact, and so does S1.
     let done = repo.backup(&[&b]);

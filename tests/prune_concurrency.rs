@@ -40,7 +40,14 @@ fn backup_survives_prune_even_when_its_lock_was_removed() {
     );
     let mut b = repo
         .cmd()
-        .args(["backup", "--json", "--command", &script, "--stdin-name", "db/all.sql"])
+        .args([
+            "backup",
+            "--json",
+            "--command",
+            &script,
+            "--stdin-name",
+            "db/all.sql",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -48,7 +55,11 @@ fn backup_survives_prune_even_when_its_lock_was_removed() {
 
     // Wait until B holds its lock and has had time to push part1 through the pipeline.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::read_dir(repo.repo.join("locks")).map(|d| d.count()).unwrap_or(0) == 0 {
+    while std::fs::read_dir(repo.repo.join("locks"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+        == 0
+    {
         assert!(Instant::now() < deadline, "backup never took its lock");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -59,7 +70,10 @@ fn backup_survives_prune_even_when_its_lock_was_removed() {
 
     // Prune refuses while the backup's lock is live: exit code 3, naming the holder.
     let (code, _, err) = repo.run(&["prune"]);
-    assert_eq!(code, 3, "prune must refuse while a backup holds its lock: {err}");
+    assert_eq!(
+        code, 3,
+        "prune must refuse while a backup holds its lock: {err}"
+    );
     assert!(err.contains("snap backup"), "{err}");
 
     // The lock goes "stale" (removed by force) and prune runs during the backup.
@@ -67,8 +81,15 @@ fn backup_survives_prune_even_when_its_lock_was_removed() {
     assert_eq!(code, 0, "{err}");
     let p1 = repo.json(&["prune", "--json"]);
     let condemned = p1["report"]["packs_condemned"].as_u64().unwrap();
-    assert!(condemned > 0, "part1's packs are unreferenced now and get condemned: {p1}");
-    assert_eq!(p1["report"]["packs_deleted"].as_u64().unwrap(), 0, "phase 1 deletes nothing");
+    assert!(
+        condemned > 0,
+        "part1's packs are unreferenced now and get condemned: {p1}"
+    );
+    assert_eq!(
+        p1["report"]["packs_deleted"].as_u64().unwrap(),
+        0,
+        "phase 1 deletes nothing"
+    );
 
     // The backup finishes.
     std::fs::write(&go, b"").unwrap();
@@ -84,13 +105,25 @@ fn backup_survives_prune_even_when_its_lock_was_removed() {
     // The backup copied what it needed out of the condemned packs before writing its
     // manifest, so nothing needs resurrecting.
     let p2 = repo.json(&["prune", "--grace", "0s", "--json"]);
-    assert!(p2["report"]["packs_deleted"].as_u64().unwrap() > 0, "condemned packs are deleted: {p2}");
-    assert_eq!(p2["report"]["packs_resurrected"].as_u64().unwrap(), 0, "the backup rescued its chunks itself: {p2}");
+    assert!(
+        p2["report"]["packs_deleted"].as_u64().unwrap() > 0,
+        "condemned packs are deleted: {p2}"
+    );
+    assert_eq!(
+        p2["report"]["packs_resurrected"].as_u64().unwrap(),
+        0,
+        "the backup rescued its chunks itself: {p2}"
+    );
 
     // Nothing the finished backup references is missing.
     let expected = [part1.as_slice(), part2.as_slice()].concat();
     let got = repo.cat(snap["id"].as_str().unwrap(), "db/all.sql");
-    assert!(got == expected, "the backup's snapshot lost data ({} vs {} bytes)", got.len(), expected.len());
+    assert!(
+        got == expected,
+        "the backup's snapshot lost data ({} vs {} bytes)",
+        got.len(),
+        expected.len()
+    );
     // And a fresh process (no cached index) agrees, reading every chunk from its pack.
     std::fs::remove_dir_all(&repo.cache).unwrap();
     assert!(repo.cat("latest", "db/all.sql") == expected);
@@ -110,9 +143,18 @@ fn prune_refuses_when_a_snapshot_cannot_be_read() {
     let packs_before = std::fs::read_dir(repo.repo.join("data")).unwrap().count();
     let (code, _, err) = repo.run(&["prune", "--grace", "0s"]);
     assert_eq!(code, 1);
-    assert!(err.contains("prune refuses to run") && err.contains(&s["short_id"].as_str().unwrap()[..8]), "{err}");
-    assert_eq!(std::fs::read_dir(repo.repo.join("data")).unwrap().count(), packs_before);
-    assert!(!repo.repo.join("prune").exists() || std::fs::read_dir(repo.repo.join("prune")).unwrap().count() == 0);
+    assert!(
+        err.contains("prune refuses to run") && err.contains(&s["short_id"].as_str().unwrap()[..8]),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(repo.repo.join("data")).unwrap().count(),
+        packs_before
+    );
+    assert!(
+        !repo.repo.join("prune").exists()
+            || std::fs::read_dir(repo.repo.join("prune")).unwrap().count() == 0
+    );
 }
 
 /// The second layer: a snapshot that references chunks in condemned packs (its manifest
@@ -138,7 +180,11 @@ fn condemned_packs_needed_by_a_late_manifest_are_resurrected() {
     std::fs::write(&manifest, &saved).unwrap();
     let p2 = repo.json(&["prune", "--grace", "0s", "--json"]);
     assert_eq!(p2["report"]["packs_deleted"].as_u64().unwrap(), 0, "{p2}");
-    assert_eq!(p2["report"]["packs_resurrected"].as_u64().unwrap(), condemned, "{p2}");
+    assert_eq!(
+        p2["report"]["packs_resurrected"].as_u64().unwrap(),
+        condemned,
+        "{p2}"
+    );
     assert_eq!(p2["report"]["plans_removed"].as_u64().unwrap(), 1);
     assert!(repo.cat(s1["id"].as_str().unwrap(), &format!("{}/f", stored(&src))) == data);
 

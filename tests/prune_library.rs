@@ -30,14 +30,21 @@ impl Read for CondemningReader {
         if self.pos >= self.at && self.condemned.lock().unwrap().is_empty() {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
             let packs = loop {
-                let p: Vec<snap::Id> = self.backend.list("data/").unwrap().iter().filter_map(|o| snap::pack::pack_id_from_name(&o.name)).collect();
+                let p: Vec<snap::Id> = self
+                    .backend
+                    .list("data/")
+                    .unwrap()
+                    .iter()
+                    .filter_map(|o| snap::pack::pack_id_from_name(&o.name))
+                    .collect();
                 if !p.is_empty() {
                     break p;
                 }
                 assert!(std::time::Instant::now() < deadline, "no pack was uploaded");
                 std::thread::sleep(std::time::Duration::from_millis(10));
             };
-            deletion::write_plan(&*self.backend, &self.key, packs.clone(), chrono::Utc::now()).unwrap();
+            deletion::write_plan(&*self.backend, &self.key, packs.clone(), chrono::Utc::now())
+                .unwrap();
             self.condemned.lock().unwrap().extend(packs);
         }
         let n = buf.len().min(self.data.len() - self.pos).min(64 << 10);
@@ -64,22 +71,42 @@ fn backup_copies_its_chunks_out_of_packs_condemned_while_it_ran() {
         key: repo.key().clone(),
         condemned: condemned.clone(),
     };
-    let out = backup(&repo, BackupInput::Stream(Box::new(ReaderSource::new("big", reader))), &BackupOptions::default(), &NoProgress).unwrap();
+    let out = backup(
+        &repo,
+        BackupInput::Stream(Box::new(ReaderSource::new("big", reader))),
+        &BackupOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
     let condemned = condemned.lock().unwrap().clone();
     assert!(!condemned.is_empty());
 
     // No chunk of the snapshot lives only in a condemned pack.
     let tree = repo.load_tree(&out.snapshot.manifest).unwrap();
     let index = repo.index().unwrap();
-    let chunks = tree.get("big").unwrap().chunks.iter().map(|c| *c.id()).chain(out.snapshot.manifest.tree.iter().map(|c| *c.id()));
+    let chunks = tree
+        .get("big")
+        .unwrap()
+        .chunks
+        .iter()
+        .map(|c| *c.id())
+        .chain(out.snapshot.manifest.tree.iter().map(|c| *c.id()));
     for id in chunks {
         let loc = index.lookup(&id).unwrap().unwrap();
-        assert!(!condemned.contains(&loc.pack), "chunk {} still only in condemned pack {}", id.short(), loc.pack.short());
+        assert!(
+            !condemned.contains(&loc.pack),
+            "chunk {} still only in condemned pack {}",
+            id.short(),
+            loc.pack.short()
+        );
     }
 
     // A prune past the grace period deletes the condemned packs, resurrecting nothing, and the
     // snapshot is still whole.
-    let popts = PruneOptions { grace: chrono::TimeDelta::zero(), ..Default::default() };
+    let popts = PruneOptions {
+        grace: chrono::TimeDelta::zero(),
+        ..Default::default()
+    };
     let plan = prune::plan(&repo, &popts).unwrap();
     assert!(plan.resurrect.is_empty(), "{plan:?}");
     assert_eq!(plan.delete_now.len(), condemned.len());
@@ -88,6 +115,15 @@ fn backup_copies_its_chunks_out_of_packs_condemned_while_it_ran() {
     let repo = Repository::open(mem.clone(), b"pw", cache.path()).unwrap();
     let snap = repo.find_snapshot("latest").unwrap();
     let mut back = Vec::new();
-    repo.write_file_to(&repo.load_tree(&snap.manifest).unwrap().get("big").unwrap().chunks, &mut back).unwrap();
+    repo.write_file_to(
+        &repo
+            .load_tree(&snap.manifest)
+            .unwrap()
+            .get("big")
+            .unwrap()
+            .chunks,
+        &mut back,
+    )
+    .unwrap();
     assert!(back == data);
 }

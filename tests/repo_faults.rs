@@ -37,12 +37,26 @@ fn data(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-fn backup_bytes(repo: &Repository, name: &str, bytes: &[u8]) -> snap::Result<snap::snapshot::Snapshot> {
+fn backup_bytes(
+    repo: &Repository,
+    name: &str,
+    bytes: &[u8],
+) -> snap::Result<snap::snapshot::Snapshot> {
     let src = ReaderSource::new(name, bytes);
-    backup(repo, BackupInput::Stream(Box::new(src)), &BackupOptions::default(), &NoProgress).map(|o| o.snapshot)
+    backup(
+        repo,
+        BackupInput::Stream(Box::new(src)),
+        &BackupOptions::default(),
+        &NoProgress,
+    )
+    .map(|o| o.snapshot)
 }
 
-fn read_back(repo: &Repository, snap: &snap::snapshot::Snapshot, name: &str) -> snap::Result<Vec<u8>> {
+fn read_back(
+    repo: &Repository,
+    snap: &snap::snapshot::Snapshot,
+    name: &str,
+) -> snap::Result<Vec<u8>> {
     let tree = repo.load_tree(&snap.manifest)?;
     let mut out = Vec::new();
     repo.write_file_to(&tree.get(name).expect("entry").chunks, &mut out)?;
@@ -64,14 +78,21 @@ fn disk_full_mid_backup_leaves_no_snapshot_and_a_valid_repository() {
     // The disk fills after two more packs of the next backup.
     let faulty: Arc<dyn Backend> = Arc::new(FaultyBackend::new(
         mem.clone(),
-        Fault::DiskFullFromPut { n: 2, prefix: "data/".into() },
+        Fault::DiskFullFromPut {
+            n: 2,
+            prefix: "data/".into(),
+        },
     ));
     let repo = Repository::open(faulty, PW, cache.path()).unwrap();
     let err = backup_bytes(&repo, "db/b.sql", &data(8 << 20, 2)).unwrap_err();
     assert!(err.to_string().contains("No space left on device"), "{err}");
     drop(repo);
 
-    assert_eq!(mem.list("data/").unwrap().len(), packs_before + 2, "two packs landed before the disk filled");
+    assert_eq!(
+        mem.list("data/").unwrap().len(),
+        packs_before + 2,
+        "two packs landed before the disk filled"
+    );
     let repo = Repository::open(mem.clone(), PW, cache.path()).unwrap();
     let snaps = repo.snapshots().unwrap();
     assert_eq!(snaps.len(), 1, "no snapshot from the failed backup");
@@ -81,7 +102,10 @@ fn disk_full_mid_backup_leaves_no_snapshot_and_a_valid_repository() {
     // With space again, the same backup completes and reuses what already landed.
     let second = data(8 << 20, 2);
     let s2 = backup_bytes(&repo, "db/b.sql", &second).unwrap();
-    assert!(s2.manifest.summary.added_raw_bytes < second.len() as u64, "chunks from the failed run are reused");
+    assert!(
+        s2.manifest.summary.added_raw_bytes < second.len() as u64,
+        "chunks from the failed run are reused"
+    );
     assert_eq!(read_back(&repo, &s2, "db/b.sql").unwrap(), second);
 }
 
@@ -92,7 +116,10 @@ fn disk_full_at_manifest_write_records_nothing() {
     let cache = tempfile::tempdir().unwrap();
     let faulty: Arc<dyn Backend> = Arc::new(FaultyBackend::new(
         mem.clone(),
-        Fault::DiskFullFromPut { n: 0, prefix: "snapshots/".into() },
+        Fault::DiskFullFromPut {
+            n: 0,
+            prefix: "snapshots/".into(),
+        },
     ));
     let repo = Repository::open(faulty, PW, cache.path()).unwrap();
     assert!(backup_bytes(&repo, "x", &data(100_000, 3)).is_err());
@@ -113,12 +140,20 @@ fn damaged_pack_is_detected_and_named() {
     let pack = snap::pack::pack_name(&loc.pack);
     mem.tamper(&pack, |b| b[loc.offset as usize + 30] ^= 0x04);
     let err = read_back(&repo, &s, "f").unwrap_err().to_string();
-    assert!(err.contains(&pack) && err.contains(&first_chunk.short()), "{err}");
+    assert!(
+        err.contains(&pack) && err.contains(&first_chunk.short()),
+        "{err}"
+    );
 
     // Restore fails loudly instead of writing wrong bytes.
     let target = tempfile::tempdir().unwrap();
-    let opts = RestoreOptions { target: target.path().join("out"), ..Default::default() };
-    let err = restore(&repo, &s, &opts, &NoProgress).unwrap_err().to_string();
+    let opts = RestoreOptions {
+        target: target.path().join("out"),
+        ..Default::default()
+    };
+    let err = restore(&repo, &s, &opts, &NoProgress)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("authentication failed"), "{err}");
 }
 
@@ -136,7 +171,8 @@ fn short_reads_and_failed_reads_are_errors() {
     let repo = Repository::open(short, PW, cache.path()).unwrap();
     assert!(read_back(&repo, &s, "f").is_err());
 
-    let failing: Arc<dyn Backend> = Arc::new(FaultyBackend::new(mem.clone(), Fault::FailGet { n: 6 }));
+    let failing: Arc<dyn Backend> =
+        Arc::new(FaultyBackend::new(mem.clone(), Fault::FailGet { n: 6 }));
     let repo = Repository::open(failing, PW, cache.path()).unwrap();
     let err = read_back(&repo, &s, "f").unwrap_err().to_string();
     assert!(err.contains("injected read failure"), "{err}");
@@ -175,10 +211,22 @@ fn wrong_password_and_second_key_file() {
     let mem = Arc::new(MemoryBackend::new());
     Repository::init(&*mem, PW, &init_opts()).unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let err = Repository::open(mem.clone(), b"nope", cache.path()).err().unwrap();
+    let err = Repository::open(mem.clone(), b"nope", cache.path())
+        .err()
+        .unwrap();
     assert!(matches!(err, snap::Error::WrongPassword));
     let repo = Repository::open(mem.clone(), PW, cache.path()).unwrap();
-    snap::repo::add_key_file(&*mem, repo.key(), b"second", KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 }).unwrap();
+    snap::repo::add_key_file(
+        &*mem,
+        repo.key(),
+        b"second",
+        KdfParams {
+            m_cost: 64,
+            t_cost: 1,
+            p_cost: 1,
+        },
+    )
+    .unwrap();
     let s = backup_bytes(&repo, "f", b"shared data").unwrap();
     drop(repo);
     let repo2 = Repository::open(mem.clone(), b"second", cache.path()).unwrap();
@@ -195,9 +243,17 @@ fn dedup_within_and_across_backups() {
     let doubled = [block.clone(), block.clone()].concat();
     let s1 = backup_bytes(&repo, "f", &doubled).unwrap();
     // The second copy of the block is (almost) entirely deduplicated within the same backup.
-    assert!(s1.manifest.summary.added_raw_bytes < (block.len() as u64) * 12 / 10, "{:?}", s1.manifest.summary);
+    assert!(
+        s1.manifest.summary.added_raw_bytes < (block.len() as u64) * 12 / 10,
+        "{:?}",
+        s1.manifest.summary
+    );
     let s2 = backup_bytes(&repo, "g", &doubled).unwrap();
-    assert_eq!(s2.manifest.summary.chunks_new, 1, "only the new tree chunk: {:?}", s2.manifest.summary);
+    assert_eq!(
+        s2.manifest.summary.chunks_new, 1,
+        "only the new tree chunk: {:?}",
+        s2.manifest.summary
+    );
     assert_eq!(read_back(&repo, &s2, "g").unwrap(), doubled);
 }
 
@@ -216,6 +272,9 @@ fn a_damaged_manifest_does_not_hide_the_others_or_block_backups() {
     assert_eq!(ok.iter().map(|s| s.id).collect::<Vec<_>>(), vec![b.id]);
     assert_eq!(damaged.len(), 1);
     assert_eq!(damaged[0].0, a.id);
-    assert_eq!(read_back(&repo, &repo.find_snapshot("latest").unwrap(), "b").unwrap(), b"second");
+    assert_eq!(
+        read_back(&repo, &repo.find_snapshot("latest").unwrap(), "b").unwrap(),
+        b"second"
+    );
     backup_bytes(&repo, "c", b"third").unwrap();
 }

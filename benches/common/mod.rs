@@ -92,57 +92,362 @@ pub fn env_mb(var: &str, default_mb: u64) -> u64 {
 // Vocabulary
 
 const WORDS: &[&str] = &[
-    "the", "and", "to", "of", "a", "in", "is", "for", "on", "that", "with", "it", "this", "you", "we",
-    "order", "please", "thanks", "can", "be", "not", "are", "from", "at", "have", "will", "your", "our",
-    "customer", "delivery", "package", "update", "account", "payment", "invoice", "shipping", "support",
-    "team", "product", "review", "great", "quality", "price", "return", "refund", "issue", "problem",
-    "question", "available", "stock", "size", "color", "address", "email", "phone", "time", "today",
-    "tomorrow", "week", "month", "service", "fast", "slow", "new", "old", "good", "bad", "really",
-    "just", "also", "still", "again", "when", "where", "how", "what", "why", "there", "here", "some",
-    "any", "all", "more", "less", "very", "much", "many", "first", "last", "next", "back", "out",
-    "about", "would", "could", "should", "after", "before", "because", "if", "then", "than", "so",
-    "subscription", "plan", "upgrade", "downgrade", "cancel", "trial", "feature", "dashboard", "login",
-    "password", "reset", "verify", "confirm", "notification", "settings", "profile", "project",
-    "storage", "bucket", "upload", "download", "file", "image", "video", "document", "report",
-    "analytics", "database", "query", "table", "row", "column", "index", "backup", "restore",
-    "error", "timeout", "retry", "success", "failed", "pending", "processing", "shipped", "delivered",
-    "warehouse", "tracking", "number", "label", "carrier", "express", "standard", "discount", "coupon",
-    "code", "gift", "card", "balance", "credit", "debit", "bank", "transfer", "wallet", "receipt",
-    "morning", "evening", "weekend", "holiday", "office", "home", "city", "street", "country",
+    "the",
+    "and",
+    "to",
+    "of",
+    "a",
+    "in",
+    "is",
+    "for",
+    "on",
+    "that",
+    "with",
+    "it",
+    "this",
+    "you",
+    "we",
+    "order",
+    "please",
+    "thanks",
+    "can",
+    "be",
+    "not",
+    "are",
+    "from",
+    "at",
+    "have",
+    "will",
+    "your",
+    "our",
+    "customer",
+    "delivery",
+    "package",
+    "update",
+    "account",
+    "payment",
+    "invoice",
+    "shipping",
+    "support",
+    "team",
+    "product",
+    "review",
+    "great",
+    "quality",
+    "price",
+    "return",
+    "refund",
+    "issue",
+    "problem",
+    "question",
+    "available",
+    "stock",
+    "size",
+    "color",
+    "address",
+    "email",
+    "phone",
+    "time",
+    "today",
+    "tomorrow",
+    "week",
+    "month",
+    "service",
+    "fast",
+    "slow",
+    "new",
+    "old",
+    "good",
+    "bad",
+    "really",
+    "just",
+    "also",
+    "still",
+    "again",
+    "when",
+    "where",
+    "how",
+    "what",
+    "why",
+    "there",
+    "here",
+    "some",
+    "any",
+    "all",
+    "more",
+    "less",
+    "very",
+    "much",
+    "many",
+    "first",
+    "last",
+    "next",
+    "back",
+    "out",
+    "about",
+    "would",
+    "could",
+    "should",
+    "after",
+    "before",
+    "because",
+    "if",
+    "then",
+    "than",
+    "so",
+    "subscription",
+    "plan",
+    "upgrade",
+    "downgrade",
+    "cancel",
+    "trial",
+    "feature",
+    "dashboard",
+    "login",
+    "password",
+    "reset",
+    "verify",
+    "confirm",
+    "notification",
+    "settings",
+    "profile",
+    "project",
+    "storage",
+    "bucket",
+    "upload",
+    "download",
+    "file",
+    "image",
+    "video",
+    "document",
+    "report",
+    "analytics",
+    "database",
+    "query",
+    "table",
+    "row",
+    "column",
+    "index",
+    "backup",
+    "restore",
+    "error",
+    "timeout",
+    "retry",
+    "success",
+    "failed",
+    "pending",
+    "processing",
+    "shipped",
+    "delivered",
+    "warehouse",
+    "tracking",
+    "number",
+    "label",
+    "carrier",
+    "express",
+    "standard",
+    "discount",
+    "coupon",
+    "code",
+    "gift",
+    "card",
+    "balance",
+    "credit",
+    "debit",
+    "bank",
+    "transfer",
+    "wallet",
+    "receipt",
+    "morning",
+    "evening",
+    "weekend",
+    "holiday",
+    "office",
+    "home",
+    "city",
+    "street",
+    "country",
 ];
 
 const FIRST: &[&str] = &[
-    "james", "mary", "john", "patricia", "robert", "jennifer", "michael", "linda", "william",
-    "elizabeth", "david", "barbara", "richard", "susan", "joseph", "jessica", "thomas", "sarah",
-    "charles", "karen", "christopher", "lisa", "daniel", "nancy", "matthew", "betty", "anthony",
-    "margaret", "mark", "sandra", "donald", "ashley", "steven", "kimberly", "paul", "emily", "andrew",
-    "donna", "joshua", "michelle", "kenji", "yuki", "sofia", "lucas", "mateo", "amara", "ivan", "olga",
-    "priya", "arjun", "fatima", "omar", "chen", "wei", "lena", "noah", "emma", "liam", "mia", "leon",
+    "james",
+    "mary",
+    "john",
+    "patricia",
+    "robert",
+    "jennifer",
+    "michael",
+    "linda",
+    "william",
+    "elizabeth",
+    "david",
+    "barbara",
+    "richard",
+    "susan",
+    "joseph",
+    "jessica",
+    "thomas",
+    "sarah",
+    "charles",
+    "karen",
+    "christopher",
+    "lisa",
+    "daniel",
+    "nancy",
+    "matthew",
+    "betty",
+    "anthony",
+    "margaret",
+    "mark",
+    "sandra",
+    "donald",
+    "ashley",
+    "steven",
+    "kimberly",
+    "paul",
+    "emily",
+    "andrew",
+    "donna",
+    "joshua",
+    "michelle",
+    "kenji",
+    "yuki",
+    "sofia",
+    "lucas",
+    "mateo",
+    "amara",
+    "ivan",
+    "olga",
+    "priya",
+    "arjun",
+    "fatima",
+    "omar",
+    "chen",
+    "wei",
+    "lena",
+    "noah",
+    "emma",
+    "liam",
+    "mia",
+    "leon",
 ];
 
 const LAST: &[&str] = &[
-    "smith", "johnson", "williams", "brown", "jones", "garcia", "miller", "davis", "rodriguez",
-    "martinez", "hernandez", "lopez", "gonzalez", "wilson", "anderson", "thomas", "taylor", "moore",
-    "jackson", "martin", "lee", "perez", "thompson", "white", "harris", "sanchez", "clark", "ramirez",
-    "lewis", "robinson", "walker", "young", "allen", "king", "wright", "scott", "torres", "nguyen",
-    "hill", "flores", "green", "adams", "nelson", "baker", "hall", "rivera", "campbell", "mitchell",
-    "tanaka", "suzuki", "mueller", "schmidt", "kowalski", "novak", "ivanov", "rossi", "silva", "kim",
+    "smith",
+    "johnson",
+    "williams",
+    "brown",
+    "jones",
+    "garcia",
+    "miller",
+    "davis",
+    "rodriguez",
+    "martinez",
+    "hernandez",
+    "lopez",
+    "gonzalez",
+    "wilson",
+    "anderson",
+    "thomas",
+    "taylor",
+    "moore",
+    "jackson",
+    "martin",
+    "lee",
+    "perez",
+    "thompson",
+    "white",
+    "harris",
+    "sanchez",
+    "clark",
+    "ramirez",
+    "lewis",
+    "robinson",
+    "walker",
+    "young",
+    "allen",
+    "king",
+    "wright",
+    "scott",
+    "torres",
+    "nguyen",
+    "hill",
+    "flores",
+    "green",
+    "adams",
+    "nelson",
+    "baker",
+    "hall",
+    "rivera",
+    "campbell",
+    "mitchell",
+    "tanaka",
+    "suzuki",
+    "mueller",
+    "schmidt",
+    "kowalski",
+    "novak",
+    "ivanov",
+    "rossi",
+    "silva",
+    "kim",
 ];
 
 const DOMAINS: &[&str] = &[
-    "gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com", "proton.me", "example.com",
-    "fastmail.com", "gmx.de", "web.de", "mail.ru", "company.io", "acme.co", "startup.dev",
+    "gmail.com",
+    "yahoo.com",
+    "outlook.com",
+    "hotmail.com",
+    "icloud.com",
+    "proton.me",
+    "example.com",
+    "fastmail.com",
+    "gmx.de",
+    "web.de",
+    "mail.ru",
+    "company.io",
+    "acme.co",
+    "startup.dev",
 ];
 
 const EVENT_TYPES: &[&str] = &[
-    "page_view", "login", "logout", "signup", "add_to_cart", "remove_from_cart", "checkout_started",
-    "checkout_completed", "payment_failed", "search", "profile_updated", "password_reset",
-    "file_uploaded", "file_downloaded", "api_call", "webhook_delivered", "email_opened", "email_clicked",
+    "page_view",
+    "login",
+    "logout",
+    "signup",
+    "add_to_cart",
+    "remove_from_cart",
+    "checkout_started",
+    "checkout_completed",
+    "payment_failed",
+    "search",
+    "profile_updated",
+    "password_reset",
+    "file_uploaded",
+    "file_downloaded",
+    "api_call",
+    "webhook_delivered",
+    "email_opened",
+    "email_clicked",
 ];
 
 const PATHS: &[&str] = &[
-    "/", "/pricing", "/docs", "/dashboard", "/settings", "/account", "/cart", "/checkout",
-    "/products", "/products/search", "/blog", "/support", "/login", "/signup", "/orders", "/api/v1/items",
+    "/",
+    "/pricing",
+    "/docs",
+    "/dashboard",
+    "/settings",
+    "/account",
+    "/cart",
+    "/checkout",
+    "/products",
+    "/products/search",
+    "/blog",
+    "/support",
+    "/login",
+    "/signup",
+    "/orders",
+    "/api/v1/items",
 ];
 
 const AGENTS: &[&str] = &[
@@ -151,16 +456,40 @@ const AGENTS: &[&str] = &[
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
     "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
-    "supabase-js/2.43.1", "PostgREST/12.0.2", "python-requests/2.31.0", "okhttp/4.12.0",
+    "supabase-js/2.43.1",
+    "PostgREST/12.0.2",
+    "python-requests/2.31.0",
+    "okhttp/4.12.0",
 ];
 
-const STATUSES: &[&str] = &["pending", "paid", "processing", "shipped", "delivered", "cancelled", "refunded"];
+const STATUSES: &[&str] = &[
+    "pending",
+    "paid",
+    "processing",
+    "shipped",
+    "delivered",
+    "cancelled",
+    "refunded",
+];
 const CURRENCIES: &[&str] = &["USD", "EUR", "GBP", "JPY", "CAD", "AUD", "CHF"];
-const COUNTRIES: &[&str] = &["US", "DE", "GB", "FR", "JP", "CA", "AU", "NL", "SE", "BR", "IN", "ES"];
+const COUNTRIES: &[&str] = &[
+    "US", "DE", "GB", "FR", "JP", "CA", "AU", "NL", "SE", "BR", "IN", "ES",
+];
 const PLANS: &[&str] = &["free", "pro", "team", "enterprise"];
-const LOCALES: &[&str] = &["en-US", "en-GB", "de-DE", "fr-FR", "ja-JP", "es-ES", "pt-BR"];
+const LOCALES: &[&str] = &[
+    "en-US", "en-GB", "de-DE", "fr-FR", "ja-JP", "es-ES", "pt-BR",
+];
 const TAGS: &[&str] = &[
-    "new", "sale", "popular", "limited", "eco", "premium", "bundle", "gift", "clearance", "featured",
+    "new",
+    "sale",
+    "popular",
+    "limited",
+    "eco",
+    "premium",
+    "bundle",
+    "gift",
+    "clearance",
+    "featured",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -321,7 +650,10 @@ const TABLES: &[TableDef] = &[
         columns: &[
             ("id", "bigint NOT NULL"),
             ("event_id", "uuid DEFAULT gen_random_uuid() NOT NULL"),
-            ("occurred_at", "timestamp with time zone DEFAULT now() NOT NULL"),
+            (
+                "occurred_at",
+                "timestamp with time zone DEFAULT now() NOT NULL",
+            ),
             ("actor_id", "uuid"),
             ("event_type", "text NOT NULL"),
             ("ip", "inet"),
@@ -340,7 +672,10 @@ const TABLES: &[TableDef] = &[
             ("sender_id", "uuid NOT NULL"),
             ("body", "text NOT NULL"),
             ("attachments", "jsonb"),
-            ("created_at", "timestamp with time zone DEFAULT now() NOT NULL"),
+            (
+                "created_at",
+                "timestamp with time zone DEFAULT now() NOT NULL",
+            ),
             ("edited_at", "timestamp with time zone"),
             ("is_read", "boolean DEFAULT false NOT NULL"),
         ],
@@ -356,7 +691,10 @@ const TABLES: &[TableDef] = &[
             ("quantity", "integer NOT NULL"),
             ("unit_price", "numeric(12,2) NOT NULL"),
             ("discount", "numeric(12,2) DEFAULT 0 NOT NULL"),
-            ("created_at", "timestamp with time zone DEFAULT now() NOT NULL"),
+            (
+                "created_at",
+                "timestamp with time zone DEFAULT now() NOT NULL",
+            ),
         ],
         weight: 0.11,
     },
@@ -366,14 +704,23 @@ const TABLES: &[TableDef] = &[
         columns: &[
             ("id", "bigint NOT NULL"),
             ("user_id", "uuid NOT NULL"),
-            ("status", "public.order_status DEFAULT 'pending'::public.order_status NOT NULL"),
+            (
+                "status",
+                "public.order_status DEFAULT 'pending'::public.order_status NOT NULL",
+            ),
             ("currency", "character(3) NOT NULL"),
             ("subtotal", "numeric(12,2) NOT NULL"),
             ("tax", "numeric(12,2) NOT NULL"),
             ("total", "numeric(12,2) NOT NULL"),
             ("shipping_address", "jsonb"),
-            ("created_at", "timestamp with time zone DEFAULT now() NOT NULL"),
-            ("updated_at", "timestamp with time zone DEFAULT now() NOT NULL"),
+            (
+                "created_at",
+                "timestamp with time zone DEFAULT now() NOT NULL",
+            ),
+            (
+                "updated_at",
+                "timestamp with time zone DEFAULT now() NOT NULL",
+            ),
             ("notes", "text"),
         ],
         weight: 0.16,
@@ -390,8 +737,14 @@ const TABLES: &[TableDef] = &[
             ("stock", "integer DEFAULT 0 NOT NULL"),
             ("tags", "text[] DEFAULT '{}'::text[] NOT NULL"),
             ("thumbnail", "bytea"),
-            ("created_at", "timestamp with time zone DEFAULT now() NOT NULL"),
-            ("updated_at", "timestamp with time zone DEFAULT now() NOT NULL"),
+            (
+                "created_at",
+                "timestamp with time zone DEFAULT now() NOT NULL",
+            ),
+            (
+                "updated_at",
+                "timestamp with time zone DEFAULT now() NOT NULL",
+            ),
         ],
         weight: 0.06,
     },
@@ -406,8 +759,14 @@ const TABLES: &[TableDef] = &[
             ("email", "text NOT NULL"),
             ("avatar_url", "text"),
             ("bio", "text"),
-            ("created_at", "timestamp with time zone DEFAULT now() NOT NULL"),
-            ("updated_at", "timestamp with time zone DEFAULT now() NOT NULL"),
+            (
+                "created_at",
+                "timestamp with time zone DEFAULT now() NOT NULL",
+            ),
+            (
+                "updated_at",
+                "timestamp with time zone DEFAULT now() NOT NULL",
+            ),
             ("metadata", "jsonb DEFAULT '{}'::jsonb NOT NULL"),
         ],
         weight: 0.13,
@@ -621,7 +980,9 @@ fn render_row(out: &mut Vec<u8>, kind: Kind, id: u64, rows: u64, fixed: &mut Rng
             push_email(out, fixed);
             out.push(b'\t');
             if var.chance(60) {
-                out.extend_from_slice(b"https://xyzcompany.supabase.co/storage/v1/object/public/avatars/");
+                out.extend_from_slice(
+                    b"https://xyzcompany.supabase.co/storage/v1/object/public/avatars/",
+                );
                 push_uuid(out, var);
                 out.extend_from_slice(b".png");
             } else {
@@ -714,7 +1075,14 @@ impl Dump {
 
     /// A "nightly change": `updates` random rows updated in place, `appends` rows appended to
     /// `append_table`, `deletes` random rows deleted. Deterministic in `seed`.
-    pub fn nightly(&self, seed: u64, updates: usize, append_table: &str, appends: u64, deletes: usize) -> Edits {
+    pub fn nightly(
+        &self,
+        seed: u64,
+        updates: usize,
+        append_table: &str,
+        appends: u64,
+        deletes: usize,
+    ) -> Edits {
         let mut r = Rng::new(seed);
         let total = self.total_rows();
         let pick = |r: &mut Rng| -> (usize, u64) {
@@ -727,7 +1095,10 @@ impl Dump {
             }
             unreachable!()
         };
-        let mut e = Edits { appended: vec![0; TABLES.len()], ..Default::default() };
+        let mut e = Edits {
+            appended: vec![0; TABLES.len()],
+            ..Default::default()
+        };
         while e.updated.len() < updates {
             let at = pick(&mut r);
             e.updated.insert(at, 1);
@@ -758,7 +1129,9 @@ impl Dump {
             let extra = edits.appended.get(t).copied().unwrap_or(0);
             buf.extend_from_slice(b"--\n-- Data for Name: ");
             buf.extend_from_slice(def.name.as_bytes());
-            buf.extend_from_slice(b"; Type: TABLE DATA; Schema: public; Owner: postgres\n--\n\nCOPY public.");
+            buf.extend_from_slice(
+                b"; Type: TABLE DATA; Schema: public; Owner: postgres\n--\n\nCOPY public.",
+            );
             buf.extend_from_slice(def.name.as_bytes());
             buf.extend_from_slice(b" (");
             for (i, (c, _)) in def.columns.iter().enumerate() {
@@ -798,7 +1171,10 @@ impl Dump {
 
 fn row_rngs(seed: u64, table: usize, row: u64, version: u32) -> (Rng, Rng) {
     let base = mix(mix(seed, table as u64 + 1), row);
-    (Rng::new(base), Rng::new(mix(base, 0x7777_0000 + version as u64)))
+    (
+        Rng::new(base),
+        Rng::new(mix(base, 0x7777_0000 + version as u64)),
+    )
 }
 
 fn schema_ddl(out: &mut Vec<u8>) {
@@ -820,7 +1196,9 @@ SET default_tablespace = '';\n\nSET default_table_access_method = heap;\n\n",
     for def in TABLES {
         out.extend_from_slice(b"--\n-- Name: ");
         out.extend_from_slice(def.name.as_bytes());
-        out.extend_from_slice(b"; Type: TABLE; Schema: public; Owner: postgres\n--\n\nCREATE TABLE public.");
+        out.extend_from_slice(
+            b"; Type: TABLE; Schema: public; Owner: postgres\n--\n\nCREATE TABLE public.",
+        );
         out.extend_from_slice(def.name.as_bytes());
         out.extend_from_slice(b" (\n");
         for (i, (c, ty)) in def.columns.iter().enumerate() {
@@ -828,7 +1206,11 @@ SET default_tablespace = '';\n\nSET default_table_access_method = heap;\n\n",
             out.extend_from_slice(c.as_bytes());
             out.push(b' ');
             out.extend_from_slice(ty.as_bytes());
-            out.extend_from_slice(if i + 1 < def.columns.len() { b",\n" } else { b"\n" });
+            out.extend_from_slice(if i + 1 < def.columns.len() {
+                b",\n"
+            } else {
+                b"\n"
+            });
         }
         out.extend_from_slice(b");\n\n\nALTER TABLE public.");
         out.extend_from_slice(def.name.as_bytes());
@@ -850,7 +1232,9 @@ fn post_data_ddl(out: &mut Vec<u8>, dump: &Dump, edits: &Edits) {
         let last = dump.rows[t] + edits.appended.get(t).copied().unwrap_or(0);
         out.extend_from_slice(b"--\n-- Name: ");
         out.extend_from_slice(def.name.as_bytes());
-        out.extend_from_slice(b"_id_seq; Type: SEQUENCE SET; Schema: public; Owner: postgres\n--\n\n");
+        out.extend_from_slice(
+            b"_id_seq; Type: SEQUENCE SET; Schema: public; Owner: postgres\n--\n\n",
+        );
         out.extend_from_slice(b"SELECT pg_catalog.setval('public.");
         out.extend_from_slice(def.name.as_bytes());
         out.extend_from_slice(b"_id_seq', ");
@@ -886,8 +1270,8 @@ const CODE_WORDS: &[&str] = &[
     "impl", "struct", "async", "await", "import", "export", "from", "function", "class", "new",
     "this", "value", "result", "error", "config", "options", "data", "items", "index", "count",
     "user", "request", "response", "client", "server", "handler", "context", "state", "props",
-    "true", "false", "null", "None", "Some", "Ok", "Err", "String", "Vec", "map", "filter",
-    "len", "push", "get", "set", "insert", "remove", "path", "name", "id", "key", "buffer",
+    "true", "false", "null", "None", "Some", "Ok", "Err", "String", "Vec", "map", "filter", "len",
+    "push", "get", "set", "insert", "remove", "path", "name", "id", "key", "buffer",
 ];
 
 fn code_file(r: &mut Rng, size: usize) -> Vec<u8> {
@@ -1017,7 +1401,10 @@ pub fn mixed_files(total: u64, seed: u64) -> Vec<FileData> {
     let mut r = Rng::new(seed);
     let mut files: Vec<FileData> = Vec::new();
     let total = total as usize;
-    let add = |budget: usize, r: &mut Rng, files: &mut Vec<FileData>, make: &mut dyn FnMut(&mut Rng, usize) -> FileData| {
+    let add = |budget: usize,
+               r: &mut Rng,
+               files: &mut Vec<FileData>,
+               make: &mut dyn FnMut(&mut Rng, usize) -> FileData| {
         let mut used = 0;
         while used < budget {
             let (p, d) = make(r, budget - used);
@@ -1030,7 +1417,10 @@ pub fn mixed_files(total: u64, seed: u64) -> Vec<FileData> {
         n += 1;
         let size = log_size(r, 1 << 10, 256 << 10).min(left.max(1));
         let ext = ["rs", "ts", "py", "go", "sql"][r.below(5) as usize];
-        (format!("src/module_{:02}/file_{n:04}.{ext}", n % 23), code_file(r, size))
+        (
+            format!("src/module_{:02}/file_{n:04}.{ext}", n % 23),
+            code_file(r, size),
+        )
     });
     let mut n = 0usize;
     add(total * 38 / 100, &mut r, &mut files, &mut |r, left| {
@@ -1045,13 +1435,19 @@ pub fn mixed_files(total: u64, seed: u64) -> Vec<FileData> {
     add(total * 10 / 100, &mut r, &mut files, &mut |r, left| {
         n += 1;
         let size = log_size(r, 256 << 10, 4 << 20).min(left.max(1));
-        (format!("data/series_{n:03}.bin"), structured_binary(r, size))
+        (
+            format!("data/series_{n:03}.bin"),
+            structured_binary(r, size),
+        )
     });
     let mut n = 0usize;
     add(total * 12 / 100, &mut r, &mut files, &mut |r, left| {
         n += 1;
         let size = log_size(r, 64, 4 << 10).min(left.max(1));
-        (format!("config/{:03}/settings_{n:05}.json", n % 101), small_file(r, size))
+        (
+            format!("config/{:03}/settings_{n:05}.json", n % 101),
+            small_file(r, size),
+        )
     });
     // Duplicates: the same vendored files under several paths.
     let dup_budget = total * 5 / 100;
@@ -1095,7 +1491,13 @@ pub fn storage_objects(total: u64, seed: u64) -> Vec<FileData> {
                 d
             };
             used += data.len();
-            files.push((format!("storage/{bucket}/user-{:04}/{bucket}_{n:05}.{ext}", r.below(400)), data));
+            files.push((
+                format!(
+                    "storage/{bucket}/user-{:04}/{bucket}_{n:05}.{ext}",
+                    r.below(400)
+                ),
+                data,
+            ));
         }
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
@@ -1122,7 +1524,9 @@ impl Write for Counter {
 
 impl ZstdCounter {
     pub fn new(level: i32) -> ZstdCounter {
-        ZstdCounter { enc: zstd::stream::write::Encoder::new(Counter(0), level).expect("zstd") }
+        ZstdCounter {
+            enc: zstd::stream::write::Encoder::new(Counter(0), level).expect("zstd"),
+        }
     }
     pub fn finish(self) -> u64 {
         self.enc.finish().expect("zstd").0

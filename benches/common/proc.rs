@@ -16,12 +16,18 @@ pub struct Outcome {
 /// Run `cmd` (stdin from `input` through a pipe, if given) and collect its resource usage with
 /// `wait4`, which reports this child alone. Panics with its output if it fails.
 pub fn run(mut cmd: Command, input: Option<&Path>) -> Outcome {
-    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let started = Instant::now();
     // Reaped below by wait4, which also yields this child's own rusage.
     #[allow(clippy::zombie_processes)]
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
     let feeder = input.map(|p| {
         let mut f = fs::File::open(p).expect("open input");
         let mut stdin = child.stdin.take().unwrap();
@@ -57,7 +63,11 @@ pub fn run(mut cmd: Command, input: Option<&Path>) -> Outcome {
                     std::thread::sleep(Duration::from_millis(1));
                     continue;
                 }
-                let Some(kib) = s.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()) else {
+                let Some(kib) = s
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                else {
                     break; // exited (zombie): no memory figures any more
                 };
                 hwm.fetch_max(kib, std::sync::atomic::Ordering::Relaxed);
@@ -94,4 +104,3 @@ pub fn run(mut cmd: Command, input: Option<&Path>) -> Outcome {
         stdout,
     }
 }
-

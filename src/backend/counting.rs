@@ -56,7 +56,10 @@ pub struct CountingBackend<B> {
 
 impl<B: Backend> CountingBackend<B> {
     pub fn new(inner: B) -> Self {
-        CountingBackend { inner, c: Counters::default() }
+        CountingBackend {
+            inner,
+            c: Counters::default(),
+        }
     }
     pub fn inner(&self) -> &B {
         &self.inner

@@ -26,7 +26,12 @@ pub struct FaultyBackend<B> {
 
 impl<B: Backend> FaultyBackend<B> {
     pub fn new(inner: B, fault: Fault) -> Self {
-        FaultyBackend { inner, fault, puts: Mutex::new(0), gets: Mutex::new(0) }
+        FaultyBackend {
+            inner,
+            fault,
+            puts: Mutex::new(0),
+            gets: Mutex::new(0),
+        }
     }
 
     pub fn inner(&self) -> &B {

@@ -30,7 +30,9 @@ impl LocalBackend {
 
     fn err(&self, name: &str, e: std::io::Error) -> Error {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::NotFound { path: name.to_string() }
+            Error::NotFound {
+                path: name.to_string(),
+            }
         } else {
             Error::Backend {
                 path: self.path(name).display().to_string(),
@@ -62,8 +64,14 @@ impl Backend for LocalBackend {
         let mut out = Vec::new();
         for entry in walkdir::WalkDir::new(&start).follow_links(false) {
             let entry = entry.map_err(|e| {
-                let path = e.path().map(|p| p.display().to_string()).unwrap_or_default();
-                Error::Backend { path, source: e.into() }
+                let path = e
+                    .path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                Error::Backend {
+                    path,
+                    source: e.into(),
+                }
             })?;
             if !entry.file_type().is_file() {
                 continue;
@@ -80,7 +88,10 @@ impl Backend for LocalBackend {
             if !name.starts_with(prefix) {
                 continue;
             }
-            let size = entry.metadata().map_err(|e| self.err(&name, e.into()))?.len();
+            let size = entry
+                .metadata()
+                .map_err(|e| self.err(&name, e.into()))?
+                .len();
             out.push(ObjectInfo { name, size });
         }
         Ok(out)
@@ -92,7 +103,8 @@ impl Backend for LocalBackend {
 
     fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let mut f = fs::File::open(self.path(name)).map_err(|e| self.err(name, e))?;
-        f.seek(SeekFrom::Start(offset)).map_err(|e| self.err(name, e))?;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| self.err(name, e))?;
         let mut buf = vec![0u8; len as usize];
         f.read_exact(&mut buf).map_err(|e| self.err(name, e))?;
         Ok(buf)
@@ -100,7 +112,10 @@ impl Backend for LocalBackend {
 
     fn put(&self, name: &str, data: &[u8]) -> Result<()> {
         let path = self.path(name);
-        let dir = path.parent().expect("object has a parent dir").to_path_buf();
+        let dir = path
+            .parent()
+            .expect("object has a parent dir")
+            .to_path_buf();
         if !dir.exists() {
             fs::create_dir_all(&dir).map_err(|e| self.err(name, e))?;
             if let Some(up) = dir.parent() {

@@ -24,7 +24,9 @@ impl MemoryBackend {
 }
 
 fn not_found(name: &str) -> Error {
-    Error::NotFound { path: name.to_string() }
+    Error::NotFound {
+        path: name.to_string(),
+    }
 }
 
 impl Backend for MemoryBackend {
@@ -35,11 +37,19 @@ impl Backend for MemoryBackend {
         let m = self.objects.read().unwrap();
         Ok(m.range(prefix.to_string()..)
             .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| ObjectInfo { name: k.clone(), size: v.len() as u64 })
+            .map(|(k, v)| ObjectInfo {
+                name: k.clone(),
+                size: v.len() as u64,
+            })
             .collect())
     }
     fn get(&self, name: &str) -> Result<Vec<u8>> {
-        self.objects.read().unwrap().get(name).cloned().ok_or_else(|| not_found(name))
+        self.objects
+            .read()
+            .unwrap()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| not_found(name))
     }
     fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let m = self.objects.read().unwrap();
@@ -48,17 +58,28 @@ impl Backend for MemoryBackend {
         if e > v.len() {
             return Err(Error::Backend {
                 path: name.into(),
-                source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "range past end of object"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "range past end of object",
+                ),
             });
         }
         Ok(v[s..e].to_vec())
     }
     fn put(&self, name: &str, data: &[u8]) -> Result<()> {
-        self.objects.write().unwrap().insert(name.to_string(), data.to_vec());
+        self.objects
+            .write()
+            .unwrap()
+            .insert(name.to_string(), data.to_vec());
         Ok(())
     }
     fn delete(&self, name: &str) -> Result<()> {
-        self.objects.write().unwrap().remove(name).map(|_| ()).ok_or_else(|| not_found(name))
+        self.objects
+            .write()
+            .unwrap()
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| not_found(name))
     }
     fn exists(&self, name: &str) -> Result<bool> {
         Ok(self.objects.read().unwrap().contains_key(name))

@@ -134,7 +134,10 @@ pub mod contract {
     pub fn check_with_big(b: &dyn Backend, big_len: usize) {
         assert!(b.list("").unwrap().is_empty(), "backend starts empty");
         assert!(matches!(b.get("config"), Err(Error::NotFound { .. })));
-        assert!(matches!(b.get_range("config", 0, 1), Err(Error::NotFound { .. })));
+        assert!(matches!(
+            b.get_range("config", 0, 1),
+            Err(Error::NotFound { .. })
+        ));
         assert!(!b.exists("config").unwrap());
         b.put("config", b"hello").unwrap();
         assert!(b.exists("config").unwrap());
@@ -147,15 +150,29 @@ pub mod contract {
         // Conditional create.
         assert!(b.put_new("keys/k1", b"first").unwrap());
         assert!(!b.put_new("keys/k1", b"second").unwrap());
-        assert_eq!(b.get("keys/k1").unwrap(), b"first", "put_new leaves an existing object alone");
+        assert_eq!(
+            b.get("keys/k1").unwrap(),
+            b"first",
+            "put_new leaves an existing object alone"
+        );
         b.put("data/ab/ab01", b"0123456789").unwrap();
         b.put("data/cd/cd02", b"x").unwrap();
         b.put("datafile", b"not under data/").unwrap();
         assert_eq!(b.get_range("data/ab/ab01", 3, 4).unwrap(), b"3456");
-        assert_eq!(b.get_range("data/ab/ab01", 6, 4).unwrap(), b"6789", "range ending at the end");
+        assert_eq!(
+            b.get_range("data/ab/ab01", 6, 4).unwrap(),
+            b"6789",
+            "range ending at the end"
+        );
         assert_eq!(b.get_range("data/ab/ab01", 0, 10).unwrap(), b"0123456789");
-        assert!(b.get_range("data/ab/ab01", 8, 4).is_err(), "short range is an error");
-        assert!(b.get_range("data/ab/ab01", 20, 1).is_err(), "range past the end is an error");
+        assert!(
+            b.get_range("data/ab/ab01", 8, 4).is_err(),
+            "short range is an error"
+        );
+        assert!(
+            b.get_range("data/ab/ab01", 20, 1).is_err(),
+            "range past the end is an error"
+        );
         let sorted = |mut v: Vec<ObjectInfo>| {
             v.sort_by(|a, b| a.name.cmp(&b.name));
             v
@@ -163,13 +180,31 @@ pub mod contract {
         assert_eq!(
             sorted(b.list("data/").unwrap()),
             vec![
-                ObjectInfo { name: "data/ab/ab01".into(), size: 10 },
-                ObjectInfo { name: "data/cd/cd02".into(), size: 1 },
+                ObjectInfo {
+                    name: "data/ab/ab01".into(),
+                    size: 10
+                },
+                ObjectInfo {
+                    name: "data/cd/cd02".into(),
+                    size: 1
+                },
             ]
         );
         // Nested prefixes: a directory, a partial name, and nothing.
-        assert_eq!(sorted(b.list("data/ab/").unwrap()), vec![ObjectInfo { name: "data/ab/ab01".into(), size: 10 }]);
-        assert_eq!(b.list("data/c").unwrap(), vec![ObjectInfo { name: "data/cd/cd02".into(), size: 1 }]);
+        assert_eq!(
+            sorted(b.list("data/ab/").unwrap()),
+            vec![ObjectInfo {
+                name: "data/ab/ab01".into(),
+                size: 10
+            }]
+        );
+        assert_eq!(
+            b.list("data/c").unwrap(),
+            vec![ObjectInfo {
+                name: "data/cd/cd02".into(),
+                size: 1
+            }]
+        );
         assert!(b.list("data/ef/").unwrap().is_empty());
         assert!(b.list("nothing/").unwrap().is_empty());
         assert_eq!(b.list("").unwrap().len(), 5);
@@ -177,16 +212,30 @@ pub mod contract {
         assert_eq!(b.list("data/").unwrap().len(), 1);
         assert!(!b.exists("data/cd/cd02").unwrap());
         assert!(
-            matches!(b.delete("data/cd/cd02"), Ok(()) | Err(Error::NotFound { .. })),
+            matches!(
+                b.delete("data/cd/cd02"),
+                Ok(()) | Err(Error::NotFound { .. })
+            ),
             "deleting a missing object succeeds or says NotFound"
         );
         // A big-ish object round-trips, whole and by range.
-        let big: Vec<u8> = (0..big_len).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let big: Vec<u8> = (0..big_len)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         b.put("data/ef/big", &big).unwrap();
         assert_eq!(b.get("data/ef/big").unwrap(), big);
         let tail = big_len as u64 - 100;
-        assert_eq!(b.get_range("data/ef/big", tail, 100).unwrap(), &big[tail as usize..]);
-        assert_eq!(b.list("data/ef/").unwrap(), vec![ObjectInfo { name: "data/ef/big".into(), size: big_len as u64 }]);
+        assert_eq!(
+            b.get_range("data/ef/big", tail, 100).unwrap(),
+            &big[tail as usize..]
+        );
+        assert_eq!(
+            b.list("data/ef/").unwrap(),
+            vec![ObjectInfo {
+                name: "data/ef/big".into(),
+                size: big_len as u64
+            }]
+        );
         for o in b.list("").unwrap() {
             b.delete(&o.name).unwrap();
         }

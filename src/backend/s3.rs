@@ -74,22 +74,32 @@ impl S3Location {
         let path = path.trim_matches('/');
         let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
         if bucket.contains('@') {
-            return Err(bad("credentials do not belong in the location; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"));
+            return Err(bad(
+                "credentials do not belong in the location; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            ));
         }
         if bucket.is_empty() {
             return Err(bad("no bucket"));
         }
         // S3 bucket names: 3 to 63 of a-z, 0-9, `.` and `-`.
         if !(3..=63).contains(&bucket.len())
-            || !bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+            || !bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
         {
-            return Err(bad("the bucket name must be 3 to 63 characters of a-z, 0-9, `.` and `-`"));
+            return Err(bad(
+                "the bucket name must be 3 to 63 characters of a-z, 0-9, `.` and `-`",
+            ));
         }
         let prefix = prefix.trim_matches('/').to_string();
         if prefix.split('/').any(|c| c == "." || c == "..") || prefix.contains("//") {
             return Err(bad("the prefix has empty, `.` or `..` components"));
         }
-        Ok(S3Location { endpoint, bucket: bucket.to_string(), prefix })
+        Ok(S3Location {
+            endpoint,
+            bucket: bucket.to_string(),
+            prefix,
+        })
     }
 
     fn display(&self) -> String {
@@ -140,16 +150,25 @@ impl S3Backend {
         let loc = S3Location::parse(rest)?;
         let mut b = builder.with_bucket_name(&loc.bucket);
         if let Some(ep) = &loc.endpoint {
-            b = b.with_endpoint(ep).with_virtual_hosted_style_request(false).with_allow_http(ep.starts_with("http://"));
+            b = b
+                .with_endpoint(ep)
+                .with_virtual_hosted_style_request(false)
+                .with_allow_http(ep.starts_with("http://"));
         }
-        let store = b.build().map_err(|e| Error::Invalid(format!("S3 repository {}: {e}", loc.display())))?;
+        let store = b
+            .build()
+            .map_err(|e| Error::Invalid(format!("S3 repository {}: {e}", loc.display())))?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("snap-s3")
             .enable_all()
             .build()
             .map_err(|e| Error::io("<tokio runtime>", e))?;
-        let prefix = if loc.prefix.is_empty() { String::new() } else { format!("{}/", loc.prefix) };
+        let prefix = if loc.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", loc.prefix)
+        };
         Ok(S3Backend {
             store: Arc::new(store),
             prefix,
@@ -184,8 +203,13 @@ fn map_error(location: &str, name: &str, e: object_store::Error) -> Error {
     use std::io::ErrorKind;
     let path = format!("{location}/{name}");
     let (kind, msg) = match &e {
-        object_store::Error::NotFound { .. } => return Error::NotFound { path: name.to_string() },
-        object_store::Error::Unauthenticated { .. } | object_store::Error::PermissionDenied { .. } => (
+        object_store::Error::NotFound { .. } => {
+            return Error::NotFound {
+                path: name.to_string(),
+            };
+        }
+        object_store::Error::Unauthenticated { .. }
+        | object_store::Error::PermissionDenied { .. } => (
             ErrorKind::PermissionDenied,
             format!(
                 "access denied ({e}); check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) and the bucket policy"
@@ -215,7 +239,9 @@ fn map_error(location: &str, name: &str, e: object_store::Error) -> Error {
             // The top-level message already quotes its sources.
             let msg = if lower.contains("169.254.169.254") {
                 "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the EC2 instance metadata service, the last place looked, did not answer)".to_string()
-            } else if lower.contains("signaturedoesnotmatch") || lower.contains("invalidaccesskeyid") {
+            } else if lower.contains("signaturedoesnotmatch")
+                || lower.contains("invalidaccesskeyid")
+            {
                 format!("access denied ({e}); check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
             } else {
                 e.to_string()
@@ -223,7 +249,10 @@ fn map_error(location: &str, name: &str, e: object_store::Error) -> Error {
             (kind, msg)
         }
     };
-    Error::Backend { path, source: std::io::Error::new(kind, msg) }
+    Error::Backend {
+        path,
+        source: std::io::Error::new(kind, msg),
+    }
 }
 
 impl Backend for S3Backend {
@@ -238,8 +267,10 @@ impl Backend for S3Backend {
         let full_dir = format!("{}{dir}", self.prefix);
         let full_dir = full_dir.trim_end_matches('/');
         let dir_path = (!full_dir.is_empty()).then(|| Path::from(full_dir));
-        let metas: Vec<object_store::ObjectMeta> =
-            self.rt.block_on(self.store.list(dir_path.as_ref()).try_collect()).map_err(|e| match e {
+        let metas: Vec<object_store::ObjectMeta> = self
+            .rt
+            .block_on(self.store.list(dir_path.as_ref()).try_collect())
+            .map_err(|e| match e {
                 // A listing finds nothing rather than "not found"; a 404 means no bucket.
                 object_store::Error::NotFound { .. } => Error::Backend {
                     path: self.display.clone(),
@@ -253,8 +284,13 @@ impl Backend for S3Backend {
         Ok(metas
             .into_iter()
             .filter_map(|m| {
-                let name = m.location.as_ref().strip_prefix(self.prefix.as_str())?.to_string();
-                name.starts_with(prefix).then_some(ObjectInfo { name, size: m.size })
+                let name = m
+                    .location
+                    .as_ref()
+                    .strip_prefix(self.prefix.as_str())?
+                    .to_string();
+                name.starts_with(prefix)
+                    .then_some(ObjectInfo { name, size: m.size })
             })
             .collect())
     }
@@ -273,13 +309,19 @@ impl Backend for S3Backend {
         }
         let path = self.path(name);
         let range: Range<u64> = offset..offset + len;
-        let bytes = self.rt.block_on(self.store.get_range(&path, range)).map_err(|e| self.err(name, e))?;
+        let bytes = self
+            .rt
+            .block_on(self.store.get_range(&path, range))
+            .map_err(|e| self.err(name, e))?;
         if bytes.len() as u64 != len {
             return Err(Error::Backend {
                 path: format!("{}/{name}", self.display),
                 source: std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
-                    format!("asked for {len} bytes at offset {offset}, got {}", bytes.len()),
+                    format!(
+                        "asked for {len} bytes at offset {offset}, got {}",
+                        bytes.len()
+                    ),
                 ),
             });
         }
@@ -290,7 +332,9 @@ impl Backend for S3Backend {
         let path = self.path(name);
         if data.len() < self.multipart_from {
             let payload = PutPayload::from(bytes::Bytes::copy_from_slice(data));
-            self.rt.block_on(self.store.put(&path, payload)).map_err(|e| self.err(name, e))?;
+            self.rt
+                .block_on(self.store.put(&path, payload))
+                .map_err(|e| self.err(name, e))?;
             return Ok(());
         }
         // Multipart: the object appears only when the upload completes, so the put stays atomic.
@@ -311,10 +355,16 @@ impl Backend for S3Backend {
     fn put_new(&self, name: &str, data: &[u8]) -> Result<bool> {
         let path = self.path(name);
         let payload = PutPayload::from(bytes::Bytes::copy_from_slice(data));
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
         match self.rt.block_on(self.store.put_opts(&path, payload, opts)) {
             Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(false),
             Err(e) => Err(self.err(name, e)),
         }
     }
@@ -322,7 +372,9 @@ impl Backend for S3Backend {
     fn delete(&self, name: &str) -> Result<()> {
         // S3 answers 204 whether or not the object existed (the trait allows that).
         let path = self.path(name);
-        self.rt.block_on(self.store.delete(&path)).map_err(|e| self.err(name, e))
+        self.rt
+            .block_on(self.store.delete(&path))
+            .map_err(|e| self.err(name, e))
     }
 
     fn is_remote(&self) -> bool {
@@ -347,24 +399,43 @@ mod tests {
     fn locations_parse() {
         let l = S3Location::parse("https://s3.example.com:9000/bucket/some/prefix/").unwrap();
         assert_eq!(l.endpoint.as_deref(), Some("https://s3.example.com:9000"));
-        assert_eq!((l.bucket.as_str(), l.prefix.as_str()), ("bucket", "some/prefix"));
-        assert_eq!(l.display(), "s3:https://s3.example.com:9000/bucket/some/prefix");
+        assert_eq!(
+            (l.bucket.as_str(), l.prefix.as_str()),
+            ("bucket", "some/prefix")
+        );
+        assert_eq!(
+            l.display(),
+            "s3:https://s3.example.com:9000/bucket/some/prefix"
+        );
         let l = S3Location::parse("http://127.0.0.1:5000/bkt").unwrap();
         assert_eq!(
             (l.endpoint.as_deref(), l.bucket.as_str(), l.prefix.as_str()),
             (Some("http://127.0.0.1:5000"), "bkt", "")
         );
         let l = S3Location::parse("mybucket/p").unwrap();
-        assert_eq!((l.endpoint, l.bucket.as_str(), l.prefix.as_str()), (None, "mybucket", "p"));
+        assert_eq!(
+            (l.endpoint, l.bucket.as_str(), l.prefix.as_str()),
+            (None, "mybucket", "p")
+        );
         assert!(S3Location::parse("").is_err());
         assert!(S3Location::parse("https://host").is_err());
         assert!(S3Location::parse("bkt/../x").is_err());
-        for loc in ["https://AKIA:secret@host/b", "//user:secret@host/bucket", "user:secret@host/bucket"] {
+        for loc in [
+            "https://AKIA:secret@host/b",
+            "//user:secret@host/bucket",
+            "user:secret@host/bucket",
+        ] {
             let e = S3Location::parse(loc).unwrap_err().to_string();
-            assert!(!e.contains("secret") && e.contains("AWS_ACCESS_KEY_ID"), "{e}");
+            assert!(
+                !e.contains("secret") && e.contains("AWS_ACCESS_KEY_ID"),
+                "{e}"
+            );
         }
         let l = S3Location::parse("//my-bucket/some/prefix").unwrap();
-        assert_eq!((l.endpoint, l.bucket.as_str(), l.prefix.as_str()), (None, "my-bucket", "some/prefix"));
+        assert_eq!(
+            (l.endpoint, l.bucket.as_str(), l.prefix.as_str()),
+            (None, "my-bucket", "some/prefix")
+        );
         assert!(S3Location::parse("Bad_Bucket/x").is_err());
         assert!(S3Location::parse("ftp://host/b").is_err());
     }
@@ -372,11 +443,22 @@ mod tests {
     #[test]
     fn errors_map_to_typed_errors() {
         let boxed = |m: &str| -> Box<dyn std::error::Error + Send + Sync> { m.into() };
-        let nf = object_store::Error::NotFound { path: "p/config".into(), source: boxed("404") };
-        assert!(matches!(map_error("s3:x", "config", nf), Error::NotFound { path } if path == "config"));
-        let denied = object_store::Error::PermissionDenied { path: "p/config".into(), source: boxed("403") };
+        let nf = object_store::Error::NotFound {
+            path: "p/config".into(),
+            source: boxed("404"),
+        };
+        assert!(
+            matches!(map_error("s3:x", "config", nf), Error::NotFound { path } if path == "config")
+        );
+        let denied = object_store::Error::PermissionDenied {
+            path: "p/config".into(),
+            source: boxed("403"),
+        };
         let e = map_error("s3:x", "config", denied);
-        assert!(!e.is_transient() && e.to_string().contains("AWS_SECRET_ACCESS_KEY"), "{e}");
+        assert!(
+            !e.is_transient() && e.to_string().contains("AWS_SECRET_ACCESS_KEY"),
+            "{e}"
+        );
         let refused = object_store::Error::Generic {
             store: "S3",
             source: Box::new(std::io::Error::new(
@@ -386,9 +468,15 @@ mod tests {
         };
         let e = map_error("s3:x", "config", refused);
         assert!(e.is_transient(), "a dead network is transient: {e}");
-        let timeout = object_store::Error::Generic { store: "S3", source: boxed("operation timed out") };
+        let timeout = object_store::Error::Generic {
+            store: "S3",
+            source: boxed("operation timed out"),
+        };
         assert!(map_error("s3:x", "config", timeout).is_transient());
-        let bad = object_store::Error::Generic { store: "S3", source: boxed("400 Bad Request: InvalidArgument") };
+        let bad = object_store::Error::Generic {
+            store: "S3",
+            source: boxed("400 Bad Request: InvalidArgument"),
+        };
         assert!(!map_error("s3:x", "config", bad).is_transient());
     }
 }

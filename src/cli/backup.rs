@@ -77,7 +77,8 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     }
     let mut excludes = a.excludes.clone();
     for f in &a.exclude_files {
-        let s = std::fs::read_to_string(f).with_context(|| format!("reading exclude file {}", f.display()))?;
+        let s = std::fs::read_to_string(f)
+            .with_context(|| format!("reading exclude file {}", f.display()))?;
         excludes.extend(s.lines().map(str::to_string));
     }
     if let Some(cfg) = &a.config {
@@ -97,7 +98,10 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         };
     }
     let input = if a.stdin {
-        BackupInput::Stream(Box::new(ReaderSource::new(a.stdin_name.clone(), std::io::stdin())))
+        BackupInput::Stream(Box::new(ReaderSource::new(
+            a.stdin_name.clone(),
+            std::io::stdin(),
+        )))
     } else if let Some(cmd) = &a.command {
         BackupInput::Stream(Box::new(CommandSource::spawn(cmd, a.stdin_name.clone())?))
     } else {
@@ -119,7 +123,10 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let out = backup(&repo, input, &opts, &super::progress::Bars::new(g.quiet))?;
     let s = &out.snapshot.manifest.summary;
     if a.json {
-        output::json(&super::snapshots::SnapshotJson::new(&out.snapshot, &out.warnings))?;
+        output::json(&super::snapshots::SnapshotJson::new(
+            &out.snapshot,
+            &out.warnings,
+        ))?;
     } else if !g.quiet {
         println!(
             "snapshot {} saved: {} files, {} dirs, {} in total; {}",
@@ -130,11 +137,17 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
             output::backup_line(&snap::ops::summary::BackupFigures::of(&out)),
         );
         if s.files_unchanged > 0 {
-            println!("  {} files unchanged since the parent snapshot (not read again)", s.files_unchanged);
+            println!(
+                "  {} files unchanged since the parent snapshot (not read again)",
+                s.files_unchanged
+            );
         }
     }
     if !out.warnings.is_empty() {
-        eprintln!("warning: {} entries could not be backed up; the snapshot is incomplete", out.warnings.len());
+        eprintln!(
+            "warning: {} entries could not be backed up; the snapshot is incomplete",
+            out.warnings.len()
+        );
         return Ok(exit::INCOMPLETE);
     }
     Ok(exit::OK)
@@ -145,7 +158,9 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
 fn from_config(g: &Global, a: &Args, path: &std::path::Path) -> anyhow::Result<u8> {
     use snap::ops::nightly;
     if a.what.is_some() {
-        anyhow::bail!("--config backs up the projects of the file: give no `db` subcommand with it");
+        anyhow::bail!(
+            "--config backs up the projects of the file: give no `db` subcommand with it"
+        );
     }
     let cfg = match snap::config::Config::load(path) {
         Ok(c) => c,
@@ -157,7 +172,10 @@ fn from_config(g: &Global, a: &Args, path: &std::path::Path) -> anyhow::Result<u
     let projects: Vec<&snap::config::Project> = if a.projects.is_empty() {
         cfg.projects.iter().collect()
     } else {
-        a.projects.iter().map(|n| cfg.project(n)).collect::<snap::Result<_>>()?
+        a.projects
+            .iter()
+            .map(|n| cfg.project(n))
+            .collect::<snap::Result<_>>()?
     };
     let repo = nightly::open_repository(&cfg)?;
     let progress = super::progress::Bars::new(g.quiet);
@@ -183,7 +201,9 @@ fn from_config(g: &Global, a: &Args, path: &std::path::Path) -> anyhow::Result<u
                 if matches!(e, snap::Error::Locked(_)) {
                     return Ok(exit::LOCKED);
                 }
-                results.push(serde_json::json!({ "project": p.name, "ok": false, "error": e.to_string() }));
+                results.push(
+                    serde_json::json!({ "project": p.name, "ok": false, "error": e.to_string() }),
+                );
             }
         }
     }

@@ -41,8 +41,11 @@ impl DbConnArgs {
 
     fn password(&self) -> anyhow::Result<Option<Zeroizing<String>>> {
         if let Some(f) = &self.db_password_file {
-            let s = std::fs::read_to_string(f).with_context(|| format!("reading database password file {}", f.display()))?;
-            return Ok(Some(Zeroizing::new(s.lines().next().unwrap_or_default().to_string())));
+            let s = std::fs::read_to_string(f)
+                .with_context(|| format!("reading database password file {}", f.display()))?;
+            return Ok(Some(Zeroizing::new(
+                s.lines().next().unwrap_or_default().to_string(),
+            )));
         }
         for var in ["SNAP_DB_PASSWORD", "PGPASSWORD"] {
             if let Ok(p) = std::env::var(var) {
@@ -55,7 +58,9 @@ impl DbConnArgs {
     fn spec(&self, password: Option<Zeroizing<String>>) -> anyhow::Result<ConnSpec> {
         Ok(match (&self.db_url, &self.project_ref) {
             (Some(u), _) => ConnSpec::from_url(u, password)?,
-            (None, Some(r)) => ConnSpec::from_project_ref(r, self.pooler_host.as_deref(), password)?,
+            (None, Some(r)) => {
+                ConnSpec::from_project_ref(r, self.pooler_host.as_deref(), password)?
+            }
             (None, None) => anyhow::bail!("no database given: pass --db-url or --project-ref"),
         })
     }
@@ -67,9 +72,15 @@ impl DbConnArgs {
         let had_password = conn.has_password();
         match f(conn.clone()) {
             Err(e)
-                if !had_password && e.command_stderr().is_some_and(|s| s.contains("no password supplied")) && std::io::stdin().is_terminal() =>
+                if !had_password
+                    && e.command_stderr()
+                        .is_some_and(|s| s.contains("no password supplied"))
+                    && std::io::stdin().is_terminal() =>
             {
-                let pw = Zeroizing::new(rpassword::prompt_password(format!("password for {}: ", conn.display()))?);
+                let pw = Zeroizing::new(rpassword::prompt_password(format!(
+                    "password for {}: ",
+                    conn.display()
+                ))?);
                 Ok(f(self.spec(Some(pw))?)?)
             }
             other => Ok(other?),
@@ -82,11 +93,24 @@ pub fn run(g: &Global, a: &DbConnArgs, opts: &BackupOptions, json: bool) -> anyh
         anyhow::bail!("no database given: pass --db-url or --project-ref");
     }
     let (repo, _lock) = g.open_locked(LockKind::Shared, "backup db")?;
-    let src = a.with_conn(|conn| DatabaseSource::connect(DbOptions { conn, pg_bin: a.pg_bin.clone() }))?;
-    let out = backup(&repo, BackupInput::Source(Box::new(src)), opts, &super::progress::Bars::bars_only(g.quiet))?;
+    let src = a.with_conn(|conn| {
+        DatabaseSource::connect(DbOptions {
+            conn,
+            pg_bin: a.pg_bin.clone(),
+        })
+    })?;
+    let out = backup(
+        &repo,
+        BackupInput::Source(Box::new(src)),
+        opts,
+        &super::progress::Bars::bars_only(g.quiet),
+    )?;
     let f = snap::ops::summary::BackupFigures::of(&out);
     if json {
-        let mut v = serde_json::to_value(super::snapshots::SnapshotJson::new(&out.snapshot, &out.warnings))?;
+        let mut v = serde_json::to_value(super::snapshots::SnapshotJson::new(
+            &out.snapshot,
+            &out.warnings,
+        ))?;
         v["database"] = out.source_summary.clone();
         v["notes"] = serde_json::json!(out.notes);
         v["dedup_ratio"] = serde_json::json!(f.dedup_ratio);
@@ -105,7 +129,10 @@ pub fn run(g: &Global, a: &DbConnArgs, opts: &BackupOptions, json: bool) -> anyh
         "snapshot {} of database {} ({}, dumped with {}, snapshot {})",
         out.snapshot.id.short(),
         db["database"].as_str().unwrap_or("?"),
-        db["server_version"].as_str().map(|v| format!("PostgreSQL {v}")).unwrap_or_default(),
+        db["server_version"]
+            .as_str()
+            .map(|v| format!("PostgreSQL {v}"))
+            .unwrap_or_default(),
         db["pg_dump"].as_str().unwrap_or("?"),
         db["snapshot"].as_str().unwrap_or("?"),
     );

@@ -47,7 +47,10 @@ impl StorageConnArgs {
 
     fn service_key(&self) -> anyhow::Result<Zeroizing<String>> {
         if let Some(f) = &self.service_key_file {
-            let s = Zeroizing::new(std::fs::read_to_string(f).with_context(|| format!("reading service key file {}", f.display()))?);
+            let s = Zeroizing::new(
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("reading service key file {}", f.display()))?,
+            );
             let key = Zeroizing::new(s.lines().next().unwrap_or_default().trim().to_string());
             if key.is_empty() {
                 anyhow::bail!("service key file {} is empty", f.display());
@@ -63,7 +66,9 @@ impl StorageConnArgs {
             let k = Zeroizing::new(rpassword::prompt_password("Supabase service_role key: ")?);
             return Ok(Zeroizing::new(k.trim().to_string()));
         }
-        anyhow::bail!("no service key: pass --service-key-file or set SUPABASE_SERVICE_ROLE_KEY (the project's service_role key)")
+        anyhow::bail!(
+            "no service key: pass --service-key-file or set SUPABASE_SERVICE_ROLE_KEY (the project's service_role key)"
+        )
     }
 
     /// Storage options (asks for the key when needed).
@@ -75,27 +80,53 @@ impl StorageConnArgs {
             buckets: self.buckets.clone(),
             concurrency: self.concurrency as usize,
             timeout: std::time::Duration::from_secs(self.storage_timeout.max(1)),
-            retry: snap::source::storage::client::RetryPolicy { patience: std::time::Duration::from_secs(self.retry_for), ..Default::default() },
+            retry: snap::source::storage::client::RetryPolicy {
+                patience: std::time::Duration::from_secs(self.retry_for),
+                ..Default::default()
+            },
             ..Default::default()
         })
     }
 }
 
-pub fn run(g: &Global, a: &StorageConnArgs, opts: &BackupOptions, json: bool) -> anyhow::Result<u8> {
+pub fn run(
+    g: &Global,
+    a: &StorageConnArgs,
+    opts: &BackupOptions,
+    json: bool,
+) -> anyhow::Result<u8> {
     if !a.given() {
-        anyhow::bail!("no Storage API given: pass --url https://<ref>.supabase.co or --storage-url");
+        anyhow::bail!(
+            "no Storage API given: pass --url https://<ref>.supabase.co or --storage-url"
+        );
     }
     let src = StorageSource::new(a.options()?)?;
     let (repo, _lock) = g.open_locked(LockKind::Shared, "backup storage")?;
-    let out = backup(&repo, BackupInput::Source(Box::new(src)), opts, &super::progress::Bars::new(g.quiet || json))?;
+    let out = backup(
+        &repo,
+        BackupInput::Source(Box::new(src)),
+        opts,
+        &super::progress::Bars::new(g.quiet || json),
+    )?;
     let st: StorageSummary = serde_json::from_value(out.source_summary.clone()).unwrap_or_default();
     let s = &out.snapshot.manifest.summary;
     let secs = s.duration_ms as f64 / 1000.0;
     let mbps = s.bytes_read as f64 / 1e6 / secs.max(0.001);
-    let dedup = if s.added_raw_bytes > 0 { s.bytes_read as f64 / s.added_raw_bytes as f64 } else { f64::INFINITY };
-    let code = if st.failed > 0 { exit::INCOMPLETE } else { exit::OK };
+    let dedup = if s.added_raw_bytes > 0 {
+        s.bytes_read as f64 / s.added_raw_bytes as f64
+    } else {
+        f64::INFINITY
+    };
+    let code = if st.failed > 0 {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    };
     if json {
-        let mut v = serde_json::to_value(super::snapshots::SnapshotJson::new(&out.snapshot, &out.warnings))?;
+        let mut v = serde_json::to_value(super::snapshots::SnapshotJson::new(
+            &out.snapshot,
+            &out.warnings,
+        ))?;
         v["storage"] = out.source_summary.clone();
         v["notes"] = serde_json::json!(out.notes);
         v["dedup_ratio"] = serde_json::json!(if dedup.is_finite() { Some(dedup) } else { None });
@@ -104,10 +135,20 @@ pub fn run(g: &Global, a: &StorageConnArgs, opts: &BackupOptions, json: bool) ->
         return Ok(code);
     }
     if !g.quiet {
-        println!("snapshot {} of Supabase Storage at {} ({} listing)", out.snapshot.id.short(), st.api_base, st.listing);
+        println!(
+            "snapshot {} of Supabase Storage at {} ({} listing)",
+            out.snapshot.id.short(),
+            st.api_base,
+            st.listing
+        );
         println!("  {:<32} {:>9} {:>12}", "bucket", "objects", "size");
         for b in &st.buckets {
-            println!("  {:<32} {:>9} {:>12}", output::path(&b.bucket), b.objects, output::bytes(b.bytes));
+            println!(
+                "  {:<32} {:>9} {:>12}",
+                output::path(&b.bucket),
+                b.objects,
+                output::bytes(b.bytes)
+            );
         }
         println!(
             "  {} objects: {} downloaded ({}), {} unchanged since the parent snapshot (reused, not downloaded)",
@@ -117,7 +158,10 @@ pub fn run(g: &Global, a: &StorageConnArgs, opts: &BackupOptions, json: bool) ->
             st.reused
         );
         if st.retries > 0 {
-            println!("  {} transient failures (timeouts, resets, 429/5xx) were retried", st.retries);
+            println!(
+                "  {} transient failures (timeouts, resets, 429/5xx) were retried",
+                st.retries
+            );
         }
         println!(
             "  read {} in {:.1} s ({:.1} MB/s); added {} to the repository (dedup ratio {})",
@@ -125,14 +169,24 @@ pub fn run(g: &Global, a: &StorageConnArgs, opts: &BackupOptions, json: bool) ->
             secs,
             mbps,
             output::bytes(s.added_bytes),
-            if dedup.is_finite() { format!("{dedup:.1}x") } else { "∞ (nothing new)".into() },
+            if dedup.is_finite() {
+                format!("{dedup:.1}x")
+            } else {
+                "∞ (nothing new)".into()
+            },
         );
     }
     if st.vanished > 0 {
-        eprintln!("warning: {} objects were deleted or changed during the backup and are not in the snapshot", st.vanished);
+        eprintln!(
+            "warning: {} objects were deleted or changed during the backup and are not in the snapshot",
+            st.vanished
+        );
     }
     if st.failed > 0 {
-        eprintln!("warning: {} objects could not be backed up; the snapshot is incomplete", st.failed);
+        eprintln!(
+            "warning: {} objects could not be backed up; the snapshot is incomplete",
+            st.failed
+        );
     }
     Ok(code)
 }

@@ -19,7 +19,10 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let path = a.path.trim_matches('/');
     let e = tree
         .get(path)
-        .ok_or_else(|| snap::Error::PathNotInSnapshot { snapshot: snap.id.short(), path: path.into() })?;
+        .ok_or_else(|| snap::Error::PathNotInSnapshot {
+            snapshot: snap.id.short(),
+            path: path.into(),
+        })?;
     if e.kind != EntryKind::File {
         anyhow::bail!("/{path} is not a file in snapshot {}", snap.id.short());
     }

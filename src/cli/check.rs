@@ -51,7 +51,11 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         (repo, Some(lock))
     };
     let opts = CheckOptions {
-        read_data: if a.read_data { Some(DataSubset::All) } else { a.read_data_subset.clone() },
+        read_data: if a.read_data {
+            Some(DataSubset::All)
+        } else {
+            a.read_data_subset.clone()
+        },
         index_cache: Some(repo.index_path().to_path_buf()),
         own_lock: lock.as_ref().map(|l| l.name().to_string()),
     };
@@ -63,18 +67,38 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     } else {
         render(&report, g.quiet);
     }
-    Ok(if report.is_ok() { exit::OK } else { exit::FAILED })
+    Ok(if report.is_ok() {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
 }
 
 fn line(level: &str, f: &Finding) -> String {
-    let mut s = format!("{level} [{}]: {}", f.kind.as_str(), output::path(&f.message));
+    let mut s = format!(
+        "{level} [{}]: {}",
+        f.kind.as_str(),
+        output::path(&f.message)
+    );
     if !f.snapshots.is_empty() {
         let ids: Vec<String> = f.snapshots.iter().map(|i| i.short()).collect();
-        s.push_str(&format!("; snapshot{} {}", if ids.len() == 1 { "" } else { "s" }, ids.join(", ")));
+        s.push_str(&format!(
+            "; snapshot{} {}",
+            if ids.len() == 1 { "" } else { "s" },
+            ids.join(", ")
+        ));
     }
     if !f.paths.is_empty() {
-        let paths: Vec<String> = f.paths.iter().map(|p| output::path(p).into_owned()).collect();
-        s.push_str(&format!("; path{} {}", if paths.len() == 1 { "" } else { "s" }, paths.join(", ")));
+        let paths: Vec<String> = f
+            .paths
+            .iter()
+            .map(|p| output::path(p).into_owned())
+            .collect();
+        s.push_str(&format!(
+            "; path{} {}",
+            if paths.len() == 1 { "" } else { "s" },
+            paths.join(", ")
+        ));
     }
     if f.paths_omitted > 0 {
         s.push_str(&format!(" and {} more", f.paths_omitted));
@@ -100,7 +124,11 @@ fn render(r: &CheckReport, quiet: bool) {
         }
         for (kind, n) in shown {
             if n > INFO_PER_KIND {
-                println!("info [{}]: … and {} more (see --json)", kind.as_str(), n - INFO_PER_KIND);
+                println!(
+                    "info [{}]: … and {} more (see --json)",
+                    kind.as_str(),
+                    n - INFO_PER_KIND
+                );
             }
         }
     }

@@ -61,14 +61,29 @@ struct SecretJson {
 
 fn secret(s: &Secret) -> SecretJson {
     let (readable, problem) = match s {
-        Secret::File(f) => match snap::config::expand(f).and_then(|p| std::fs::File::open(&p).map_err(|e| snap::Error::io(&p, e))) {
+        Secret::File(f) => match snap::config::expand(f)
+            .and_then(|p| std::fs::File::open(&p).map_err(|e| snap::Error::io(&p, e)))
+        {
             Ok(_) => (Some(true), None),
-            Err(e) => (Some(false), Some(e.to_string().trim_start_matches("invalid argument: ").to_string())),
+            Err(e) => (
+                Some(false),
+                Some(
+                    e.to_string()
+                        .trim_start_matches("invalid argument: ")
+                        .to_string(),
+                ),
+            ),
         },
-        Secret::Env(v) if std::env::var_os(v).is_none() => (None, Some(format!("{v} is not set in this environment"))),
+        Secret::Env(v) if std::env::var_os(v).is_none() => {
+            (None, Some(format!("{v} is not set in this environment")))
+        }
         _ => (None, None),
     };
-    SecretJson { source: s.describe(), readable, problem }
+    SecretJson {
+        source: s.describe(),
+        readable,
+        problem,
+    }
 }
 
 #[derive(Serialize)]
@@ -123,7 +138,12 @@ fn summary(c: &Config) -> Summary {
                 snap::ops::prune::RepackLimit::Percent(p) => format!("{p}%"),
                 snap::ops::prune::RepackLimit::Bytes(b) => output::bytes(b),
             };
-            let grace = c.prune.grace.to_std().map(|d| humantime::format_duration(d).to_string()).unwrap_or_default();
+            let grace = c
+                .prune
+                .grace
+                .to_std()
+                .map(|d| humantime::format_duration(d).to_string())
+                .unwrap_or_default();
             format!("max-repack {repack}, grace {grace}")
         }),
         check: c.check.enabled.then(|| match &c.check.read_data_subset {
@@ -131,8 +151,21 @@ fn summary(c: &Config) -> Summary {
             None => "structure only".into(),
         }),
         // The path of a ping URL is its secret: show where it goes, not the whole URL.
-        healthcheck: c.healthcheck.as_ref().map(|h| format!("{}://{}/… (timeout {})", h.url.scheme(), h.url.host_str().unwrap_or("?"), humantime::format_duration(h.timeout))),
-        offsite: c.offsite.as_ref().map(|o| format!("{} (parallel {})", snap::util::mask_secret_url(&o.location), o.parallel)),
+        healthcheck: c.healthcheck.as_ref().map(|h| {
+            format!(
+                "{}://{}/… (timeout {})",
+                h.url.scheme(),
+                h.url.host_str().unwrap_or("?"),
+                humantime::format_duration(h.timeout)
+            )
+        }),
+        offsite: c.offsite.as_ref().map(|o| {
+            format!(
+                "{} (parallel {})",
+                snap::util::mask_secret_url(&o.location),
+                o.parallel
+            )
+        }),
         projects: c
             .projects
             .iter()
@@ -142,8 +175,14 @@ fn summary(c: &Config) -> Summary {
                 db: p.db.as_ref().map(|d| DbJson {
                     target: match &d.target {
                         DbTarget::Url(u) => snap::util::mask_secret_url(u),
-                        DbTarget::ProjectRef { project_ref, pooler_host: None } => format!("project {project_ref} (db.{project_ref}.supabase.co:5432)"),
-                        DbTarget::ProjectRef { project_ref, pooler_host: Some(h) } => format!("project {project_ref} via session pooler {h}:5432"),
+                        DbTarget::ProjectRef {
+                            project_ref,
+                            pooler_host: None,
+                        } => format!("project {project_ref} (db.{project_ref}.supabase.co:5432)"),
+                        DbTarget::ProjectRef {
+                            project_ref,
+                            pooler_host: Some(h),
+                        } => format!("project {project_ref} via session pooler {h}:5432"),
                     },
                     password: d.password.as_ref().map(secret),
                     pg_bin: d.pg_bin.clone(),
@@ -173,22 +212,44 @@ fn print_summary(s: &Summary) {
     println!("  cache        {}", s.cache_dir);
     println!("  host         {}", s.host);
     println!("  retention    {}", s.retention);
-    println!("  prune        {}", s.prune.as_deref().unwrap_or("disabled"));
-    println!("  check        {}", s.check.as_deref().unwrap_or("disabled"));
-    println!("  healthcheck  {}", s.healthcheck.as_deref().unwrap_or("none"));
+    println!(
+        "  prune        {}",
+        s.prune.as_deref().unwrap_or("disabled")
+    );
+    println!(
+        "  check        {}",
+        s.check.as_deref().unwrap_or("disabled")
+    );
+    println!(
+        "  healthcheck  {}",
+        s.healthcheck.as_deref().unwrap_or("none")
+    );
     println!("  offsite      {}", s.offsite.as_deref().unwrap_or("none"));
     for p in &s.projects {
         println!("project {} (tags {})", p.name, p.tags.join(", "));
         if let Some(d) = &p.db {
             println!("  db           {}", d.target);
-            println!("  db password  {}", d.password.as_ref().map(secret_line).unwrap_or_else(|| "none (~/.pgpass or no password)".into()));
+            println!(
+                "  db password  {}",
+                d.password
+                    .as_ref()
+                    .map(secret_line)
+                    .unwrap_or_else(|| "none (~/.pgpass or no password)".into())
+            );
             if let Some(b) = &d.pg_bin {
                 println!("  pg_bin       {b}");
             }
         }
         if let Some(st) = &p.storage {
-            let buckets = if st.buckets.is_empty() { "all buckets".to_string() } else { st.buckets.join(", ") };
-            println!("  storage      {} ({buckets}, concurrency {})", st.api_base, st.concurrency);
+            let buckets = if st.buckets.is_empty() {
+                "all buckets".to_string()
+            } else {
+                st.buckets.join(", ")
+            };
+            println!(
+                "  storage      {} ({buckets}, concurrency {})",
+                st.api_base, st.concurrency
+            );
             println!("  service key  {}", secret_line(&st.service_key));
         }
     }

@@ -65,7 +65,9 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         dst_global.password_command = None;
     }
     let since = match a.since {
-        Some(d) => Some(chrono::Utc::now() - chrono::TimeDelta::from_std(d).context("--since is too long")?),
+        Some(d) => Some(
+            chrono::Utc::now() - chrono::TimeDelta::from_std(d).context("--since is too long")?,
+        ),
         None => None,
     };
     let (src, _src_lock) = g.open_locked(LockKind::Shared, "copy")?;
@@ -80,7 +82,12 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         dry_run: a.dry_run,
         parallel: a.parallel as usize,
     };
-    let report = copy::copy(&src, &dst, &opts, &super::progress::Bars::new(g.quiet || a.json))?;
+    let report = copy::copy(
+        &src,
+        &dst,
+        &opts,
+        &super::progress::Bars::new(g.quiet || a.json),
+    )?;
     if a.json {
         output::json(&report)?;
     } else {
@@ -99,7 +106,10 @@ fn print_report(r: &CopyReport, to: &str) {
         println!("  {}  already there as {}", src.short(), dst.short());
     }
     for c in &r.copied {
-        let dest = c.destination.map(|d| format!(" -> {}", d.short())).unwrap_or_default();
+        let dest = c
+            .destination
+            .map(|d| format!(" -> {}", d.short()))
+            .unwrap_or_default();
         println!(
             "  {}{dest}  {}  {}  {}  {}",
             c.source.short(),
@@ -111,7 +121,11 @@ fn print_report(r: &CopyReport, to: &str) {
     }
     let total: u64 = r.copied.iter().map(|c| c.bytes).sum();
     if r.dry_run {
-        let bound = if r.mode == CopyMode::Rechunk { "at most " } else { "" };
+        let bound = if r.mode == CopyMode::Rechunk {
+            "at most "
+        } else {
+            ""
+        };
         println!(
             "dry run: would copy {} snapshots ({} already there), sending {bound}{}; nothing was changed",
             r.copied.len(),
@@ -130,7 +144,10 @@ fn print_report(r: &CopyReport, to: &str) {
         r.duration_ms as f64 / 1000.0,
         r.mb_per_s()
     );
-    for (name, c) in [("source", r.source_requests), ("destination", r.destination_requests)] {
+    for (name, c) in [
+        ("source", r.source_requests),
+        ("destination", r.destination_requests),
+    ] {
         if let Some(c) = c {
             println!(
                 "{name} requests: {} ({} list, {} get, {} put, {} delete, {} head; {} down, {} up)",

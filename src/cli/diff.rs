@@ -27,7 +27,11 @@ struct SnapJson {
 
 impl SnapJson {
     fn new(s: &Snapshot) -> Self {
-        SnapJson { id: s.id.to_hex(), short_id: s.id.short(), time: s.manifest.time.to_rfc3339() }
+        SnapJson {
+            id: s.id.to_hex(),
+            short_id: s.id.short(),
+            time: s.manifest.time.to_rfc3339(),
+        }
     }
 }
 
@@ -82,7 +86,13 @@ fn line(c: &Change<'_>) -> String {
     let e = c.new.or(c.old).expect("a change has a side");
     let slash = if e.kind == EntryKind::Dir { "/" } else { "" };
     let path = format!("/{}{slash}", output::path(c.path));
-    let size = |e: &snap::snapshot::Entry| if e.kind == EntryKind::File { output::bytes(e.size) } else { kind_name(e.kind).into() };
+    let size = |e: &snap::snapshot::Entry| {
+        if e.kind == EntryKind::File {
+            output::bytes(e.size)
+        } else {
+            kind_name(e.kind).into()
+        }
+    };
     match c.kind {
         ChangeKind::Added => format!("+  {path}  {}", size(e)),
         ChangeKind::Removed => format!("-  {path}  {}", size(e)),
@@ -95,8 +105,16 @@ fn line(c: &Change<'_>) -> String {
             } else {
                 'U'
             };
-            let sizes = if o.kind != n.kind || o.size != n.size { format!("{} → {}", size(o), size(n)) } else { size(n) };
-            let mut what: Vec<String> = c.fields.iter().map(|f| field_name(*f).to_string()).collect();
+            let sizes = if o.kind != n.kind || o.size != n.size {
+                format!("{} → {}", size(o), size(n))
+            } else {
+                size(n)
+            };
+            let mut what: Vec<String> = c
+                .fields
+                .iter()
+                .map(|f| field_name(*f).to_string())
+                .collect();
             if c.fields.contains(&Field::Target)
                 && let (Some(a), Some(b)) = (&o.target, &n.target)
             {
@@ -127,17 +145,37 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
                 path: c.path,
                 change: c.kind,
                 kind: c.new.or(c.old).expect("a change has a side").kind,
-                old_type: c.fields.contains(&Field::Type).then(|| c.old.expect("old side").kind),
+                old_type: c
+                    .fields
+                    .contains(&Field::Type)
+                    .then(|| c.old.expect("old side").kind),
                 old_size: c.old.map(|e| e.size),
                 new_size: c.new.map(|e| e.size),
                 fields: &c.fields,
             })
             .collect();
-        output::json(&DiffJson { old: SnapJson::new(old), new: SnapJson::new(new), changes, summary: &d.summary })?;
+        output::json(&DiffJson {
+            old: SnapJson::new(old),
+            new: SnapJson::new(new),
+            changes,
+            summary: &d.summary,
+        })?;
         return Ok(exit::OK);
     }
-    let when = |s: &Snapshot| s.manifest.time.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string();
-    println!("comparing snapshot {} ({}) with {} ({})", old.id.short(), when(old), new.id.short(), when(new));
+    let when = |s: &Snapshot| {
+        s.manifest
+            .time
+            .with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    };
+    println!(
+        "comparing snapshot {} ({}) with {} ({})",
+        old.id.short(),
+        when(old),
+        new.id.short(),
+        when(new)
+    );
     for c in &d.changes {
         println!("{}", line(c));
     }

@@ -18,9 +18,9 @@ use serde::Serialize;
 use serde_json::Value;
 use snap::ops::dbrestore::{self, Scope};
 use snap::ops::dbsnap::{self, DbSnapshot};
-use std::collections::BTreeSet;
 use snap::repo::lock::LockKind;
 use snap::snapshot::Snapshot;
+use std::collections::BTreeSet;
 
 use super::{Global, exit, output};
 
@@ -64,12 +64,21 @@ impl PsqlExtras {
         // Without a target to compare with, functions and triggers are told apart by owner and
         // every policy counts as yours; indexes cannot be told from the platform's, so they
         // stay out (managed/*.sql has them).
-        let mut mine = dbrestore::AdditionsPlan::new(catalog.map(|c| c.managed_objects.as_slice()).unwrap_or_default(), &[]);
+        let mut mine = dbrestore::AdditionsPlan::new(
+            catalog
+                .map(|c| c.managed_objects.as_slice())
+                .unwrap_or_default(),
+            &[],
+        );
         mine.apply.retain(|o| o.kind != "index");
         Ok(PsqlExtras {
             privileges: dbrestore::privileges_sql(db, &Scope::Whole, &BTreeSet::new())?,
             additions: mine.sql(catalog.map(|c| &c.acls), true),
-            additions_list: mine.apply.iter().map(dbrestore::additions::describe).collect(),
+            additions_list: mine
+                .apply
+                .iter()
+                .map(dbrestore::additions::describe)
+                .collect(),
             cron: plan.cron_sql(&db.database),
             plan,
         })
@@ -105,7 +114,9 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => bail!("{} exists and is not a directory", out.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            bail!("{} exists and is not a directory", out.display())
+        }
         Err(e) => return Err(e).with_context(|| format!("reading {}", out.display())),
     }
 
@@ -114,15 +125,26 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let name = database_dir(&repo, &snap, a.database.as_deref())?;
     let db = DbSnapshot::open(&repo, &snap, name.as_deref())?;
 
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(out).with_context(|| format!("creating {}", out.display()))?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(out)
+        .with_context(|| format!("creating {}", out.display()))?;
     let mut files: Vec<FileJson> = Vec::new();
-    let mut put = |rel: &str, f: &mut dyn FnMut(&mut dyn Write) -> anyhow::Result<()>| -> anyhow::Result<()> {
+    let mut put = |rel: &str,
+                   f: &mut dyn FnMut(&mut dyn Write) -> anyhow::Result<()>|
+     -> anyhow::Result<()> {
         let bytes = write_atomic(out, rel, f)?;
-        files.push(FileJson { path: rel.to_string(), bytes });
+        files.push(FileJson {
+            path: rel.to_string(),
+            bytes,
+        });
         Ok(())
     };
     let dbr = &db;
-    let part = |rel: &'static str| move |w: &mut dyn Write| -> anyhow::Result<()> { Ok(dbr.write_part(rel, w).map(drop)?) };
+    let part = |rel: &'static str| {
+        move |w: &mut dyn Write| -> anyhow::Result<()> { Ok(dbr.write_part(rel, w).map(drop)?) }
+    };
 
     put("roles.sql", &mut part("roles.sql"))?;
     put("schema.sql", &mut part("schema.sql"))?;
@@ -131,13 +153,20 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     // stated exactly, pg_cron jobs through cron.schedule_in_database (postgres may not write
     // cron.job on a hosted project), your additions to auth and storage in their own file.
     let extra = PsqlExtras::of(&db)?;
-    put("data.sql", &mut |w| Ok(dbrestore::write_planned_data_sql(dbr, &extra.plan, w).map(drop)?))?;
-    for (rel, text) in [(PRIVILEGES, &extra.privileges), (ADDITIONS, &extra.additions), (CRON, &extra.cron)] {
+    put("data.sql", &mut |w| {
+        Ok(dbrestore::write_planned_data_sql(dbr, &extra.plan, w).map(drop)?)
+    })?;
+    for (rel, text) in [
+        (PRIVILEGES, &extra.privileges),
+        (ADDITIONS, &extra.additions),
+        (CRON, &extra.cron),
+    ] {
         if !text.is_empty() {
             put(rel, &mut |w| Ok(w.write_all(text.as_bytes())?))?;
             present.push(rel);
         } else if a.overwrite && out.join(rel).symlink_metadata().is_ok_and(|m| m.is_file()) {
-            fs::remove_file(out.join(rel)).with_context(|| format!("removing {}", out.join(rel).display()))?;
+            fs::remove_file(out.join(rel))
+                .with_context(|| format!("removing {}", out.join(rel).display()))?;
         }
     }
     let mut managed = Vec::new();
@@ -172,9 +201,18 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     }
 
     if a.json {
-        output::json(&DumpJson { snapshot: snap.id.to_hex(), database: &db.database, files: &files })?;
+        output::json(&DumpJson {
+            snapshot: snap.id.to_hex(),
+            database: &db.database,
+            files: &files,
+        })?;
     } else if !g.quiet {
-        println!("database {} of snapshot {} written to {}:", db.database, snap.id.short(), output::path(&out.display().to_string()));
+        println!(
+            "database {} of snapshot {} written to {}:",
+            db.database,
+            snap.id.short(),
+            output::path(&out.display().to_string())
+        );
         let width = files.iter().map(|f| f.path.len()).max().unwrap_or(0);
         for f in &files {
             println!("  {:<width$}  {:>12}", f.path, output::bytes(f.bytes));
@@ -187,23 +225,44 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
 /// The stored directory name for `--database NAME`: the name as given when the snapshot has a
 /// directory of that name, else its encoded form (`/`, `%`, control characters percent-encoded)
 /// when that one exists. `DbSnapshot::open` words the errors.
-fn database_dir(repo: &snap::repo::Repository, snap: &Snapshot, name: Option<&str>) -> anyhow::Result<Option<String>> {
+fn database_dir(
+    repo: &snap::repo::Repository,
+    snap: &Snapshot,
+    name: Option<&str>,
+) -> anyhow::Result<Option<String>> {
     let Some(n) = name else { return Ok(None) };
     let encoded = snap::source::postgres::dump::path_component(n);
     if encoded == n {
         return Ok(Some(n.to_string()));
     }
     let dbs = dbsnap::databases(&repo.load_tree(&snap.manifest)?);
-    Ok(Some(if !dbs.iter().any(|d| d == n) && dbs.contains(&encoded) { encoded } else { n.to_string() }))
+    Ok(Some(
+        if !dbs.iter().any(|d| d == n) && dbs.contains(&encoded) {
+            encoded
+        } else {
+            n.to_string()
+        },
+    ))
 }
 
 /// Write `dir/rel` through a temporary file in the same directory (mode 0600), synced and
 /// renamed into place when complete. Returns the file's size.
-fn write_atomic(dir: &Path, rel: &str, fill: &mut dyn FnMut(&mut dyn Write) -> anyhow::Result<()>) -> anyhow::Result<u64> {
+fn write_atomic(
+    dir: &Path,
+    rel: &str,
+    fill: &mut dyn FnMut(&mut dyn Write) -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
     let path = dir.join(rel);
     let parent = path.parent().unwrap_or(dir);
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(parent)
+        .with_context(|| format!("creating {}", parent.display()))?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = parent.join(format!(".{file_name}.snap-tmp-{}", std::process::id()));
     let _ = fs::remove_file(&tmp);
     struct Cleanup<'p>(&'p Path, bool);
@@ -223,17 +282,24 @@ fn write_atomic(dir: &Path, rel: &str, fill: &mut dyn FnMut(&mut dyn Write) -> a
         .with_context(|| format!("creating {}", tmp.display()))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
     fill(&mut w).with_context(|| format!("writing {}", path.display()))?;
-    let f = w.into_inner().map_err(|e| e.into_error()).with_context(|| format!("writing {}", path.display()))?;
-    f.sync_all().with_context(|| format!("writing {}", path.display()))?;
+    let f = w
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.sync_all()
+        .with_context(|| format!("writing {}", path.display()))?;
     let bytes = f.metadata()?.len();
     drop(f);
-    fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    fs::rename(&tmp, &path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     guard.1 = true;
     Ok(bytes)
 }
 
 fn sync_dir(dir: &Path) -> anyhow::Result<()> {
-    fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))
 }
 
 /// Roles that `roles.sql` creates with LOGIN (their passwords are not in the dump).
@@ -243,23 +309,48 @@ fn login_roles(roles: &str) -> Vec<String> {
         .filter_map(|l| l.strip_prefix("ALTER ROLE \""))
         .filter_map(|l| {
             let (name, rest) = l.split_once("\" WITH ")?;
-            rest.trim_end_matches(';').split_whitespace().any(|w| w == "LOGIN").then(|| name.replace("\"\"", "\""))
+            rest.trim_end_matches(';')
+                .split_whitespace()
+                .any(|w| w == "LOGIN")
+                .then(|| name.replace("\"\"", "\""))
         })
         .collect()
 }
 
 fn strs<'v>(v: &'v Value, key: &str) -> impl Iterator<Item = &'v Value> {
-    v[key].as_array().map(|a| a.as_slice()).unwrap_or_default().iter()
+    v[key]
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
 }
 
-fn readme(snap: &Snapshot, db: &DbSnapshot, present: &[&str], roles: &str, managed: &[(&str, String)], extra: &PsqlExtras) -> String {
+fn readme(
+    snap: &Snapshot,
+    db: &DbSnapshot,
+    present: &[&str],
+    roles: &str,
+    managed: &[(&str, String)],
+    extra: &PsqlExtras,
+) -> String {
     let inv = &db.inventory;
     let has = |f: &str| present.contains(&f);
     let supabase = inv["supabase"].as_bool().unwrap_or(false);
     let m = &snap.manifest;
     let mut r = String::new();
-    let _ = writeln!(r, "Database {:?} from snap snapshot {} ({}, host {}), written by snap {}.", db.database, snap.id.short(), m.time.to_rfc3339(), m.host, env!("CARGO_PKG_VERSION"));
-    if let (Some(s), Some(d)) = (inv["server_version"].as_str(), inv["pg_dump_version"].as_str()) {
+    let _ = writeln!(
+        r,
+        "Database {:?} from snap snapshot {} ({}, host {}), written by snap {}.",
+        db.database,
+        snap.id.short(),
+        m.time.to_rfc3339(),
+        m.host,
+        env!("CARGO_PKG_VERSION")
+    );
+    if let (Some(s), Some(d)) = (
+        inv["server_version"].as_str(),
+        inv["pg_dump_version"].as_str(),
+    ) {
         let _ = writeln!(r, "Server PostgreSQL {s}; dumped with {d}.");
     }
     r.push_str(
@@ -268,16 +359,46 @@ fn readme(snap: &Snapshot, db: &DbSnapshot, present: &[&str], roles: &str, manag
          They hold the database's data: keep them private (they are written with mode 0600).\n\n",
     );
     let about: [(&str, &str); 10] = [
-        ("roles.sql", "the roles (cluster-wide); Supabase's reserved roles are commented out"),
-        ("schema.sql", "your schemas (the Supabase-managed ones excluded), cleaned as `supabase db dump` does"),
-        (PRIVILEGES, "every object's privileges exactly as they were (a new project's default\n                       privileges grant anon and authenticated ALL on what schema.sql creates)"),
-        (ADDITIONS, "your own triggers, policies and functions in auth and storage"),
-        (CRON, "the pg_cron jobs, through cron.schedule_in_database (postgres may not write cron.job)"),
-        ("data.sql", "all rows (auth, storage, supabase_functions included), between\n                       `SET session_replication_role = replica;` and `RESET ALL;`"),
-        ("migrations.sql", "the Supabase CLI's migration history (schema supabase_migrations)"),
-        ("managed/auth.sql", "the auth schema as it was, with your own triggers, policies, functions"),
-        ("managed/storage.sql", "the storage schema as it was, with your own policies, triggers, functions"),
-        ("inventory.json", "versions, sizes, tables, extensions, realtime, webhooks, grants"),
+        (
+            "roles.sql",
+            "the roles (cluster-wide); Supabase's reserved roles are commented out",
+        ),
+        (
+            "schema.sql",
+            "your schemas (the Supabase-managed ones excluded), cleaned as `supabase db dump` does",
+        ),
+        (
+            PRIVILEGES,
+            "every object's privileges exactly as they were (a new project's default\n                       privileges grant anon and authenticated ALL on what schema.sql creates)",
+        ),
+        (
+            ADDITIONS,
+            "your own triggers, policies and functions in auth and storage",
+        ),
+        (
+            CRON,
+            "the pg_cron jobs, through cron.schedule_in_database (postgres may not write cron.job)",
+        ),
+        (
+            "data.sql",
+            "all rows (auth, storage, supabase_functions included), between\n                       `SET session_replication_role = replica;` and `RESET ALL;`",
+        ),
+        (
+            "migrations.sql",
+            "the Supabase CLI's migration history (schema supabase_migrations)",
+        ),
+        (
+            "managed/auth.sql",
+            "the auth schema as it was, with your own triggers, policies, functions",
+        ),
+        (
+            "managed/storage.sql",
+            "the storage schema as it was, with your own policies, triggers, functions",
+        ),
+        (
+            "inventory.json",
+            "versions, sizes, tables, extensions, realtime, webhooks, grants",
+        ),
     ];
     for (f, what) in about.iter().filter(|(f, _)| has(f)) {
         let _ = writeln!(r, "  {f:<20} {what}");
@@ -291,18 +412,33 @@ fn readme(snap: &Snapshot, db: &DbSnapshot, present: &[&str], roles: &str, manag
     r.push_str("Before: ");
     let exts: Vec<String> = strs(inv, "extensions")
         .filter(|e| e["name"] != "plpgsql")
-        .map(|e| format!("{} (schema {})", e["name"].as_str().unwrap_or("?"), e["schema"].as_str().unwrap_or("?")))
+        .map(|e| {
+            format!(
+                "{} (schema {})",
+                e["name"].as_str().unwrap_or("?"),
+                e["schema"].as_str().unwrap_or("?")
+            )
+        })
         .collect();
     let mut before = Vec::new();
     if !exts.is_empty() {
-        before.push(format!("enable the extensions this database used: {}", exts.join(", ")));
+        before.push(format!(
+            "enable the extensions this database used: {}",
+            exts.join(", ")
+        ));
     }
     let hooks = strs(inv, "webhooks").count();
     if hooks > 0 {
         before.push(format!("enable Database Webhooks ({hooks} webhook trigger(s) call supabase_functions.http_request)"));
     }
     let rt: Vec<String> = strs(&inv["realtime"], "tables")
-        .map(|t| format!("{}.{}", t["schema"].as_str().unwrap_or("?"), t["table"].as_str().unwrap_or("?")))
+        .map(|t| {
+            format!(
+                "{}.{}",
+                t["schema"].as_str().unwrap_or("?"),
+                t["table"].as_str().unwrap_or("?")
+            )
+        })
         .collect();
     if !rt.is_empty() {
         before.push(format!(
@@ -321,7 +457,13 @@ fn readme(snap: &Snapshot, db: &DbSnapshot, present: &[&str], roles: &str, manag
         "Then set DB_URL to the new database:\n\n    DB_URL='postgresql://postgres@localhost:5432/newdb'\n\n"
     });
 
-    let file = |f: &str| if has(f) { format!(" --file {f}") } else { String::new() };
+    let file = |f: &str| {
+        if has(f) {
+            format!(" --file {f}")
+        } else {
+            String::new()
+        }
+    };
     let _ = write!(
         r,
         "1. Roles, schema, privileges and data, in one transaction:\n\n    \
@@ -343,7 +485,10 @@ fn readme(snap: &Snapshot, db: &DbSnapshot, present: &[&str], roles: &str, manag
         step += 1;
     }
     if !extra.additions_list.is_empty() {
-        let _ = writeln!(r, "Your own additions to auth and storage ({ADDITIONS}, applied in step 1):");
+        let _ = writeln!(
+            r,
+            "Your own additions to auth and storage ({ADDITIONS}, applied in step 1):"
+        );
         for a in &extra.additions_list {
             let _ = writeln!(r, "    {a}");
         }
@@ -355,12 +500,18 @@ fn readme(snap: &Snapshot, db: &DbSnapshot, present: &[&str], roles: &str, manag
         r.push_str("No additions of yours to auth or storage were found (triggers, policies, functions).\n\n");
     }
     if supabase {
-        let _ = write!(r, "{step}. Let the API see the new schema:\n\n    psql --command \"NOTIFY pgrst, 'reload schema';\" --dbname \"$DB_URL\"\n\n");
+        let _ = write!(
+            r,
+            "{step}. Let the API see the new schema:\n\n    psql --command \"NOTIFY pgrst, 'reload schema';\" --dbname \"$DB_URL\"\n\n"
+        );
         step += 1;
     }
     let logins = login_roles(roles);
     if !logins.is_empty() {
-        let quoted: Vec<String> = logins.iter().map(|n| format!("\"{}\"", n.replace('"', "\"\""))).collect();
+        let quoted: Vec<String> = logins
+            .iter()
+            .map(|n| format!("\"{}\"", n.replace('"', "\"\"")))
+            .collect();
         let _ = write!(
             r,
             "{step}. Passwords are not in the dump: set them for the login roles {}\n   \

@@ -1,5 +1,7 @@
 use serde::Serialize;
-use snap::ops::forget::{self, Decision, Filter, GroupBy, GroupKey, GroupPlan, Policy, Reason, RetentionDuration};
+use snap::ops::forget::{
+    self, Decision, Filter, GroupBy, GroupKey, GroupPlan, Policy, Reason, RetentionDuration,
+};
 use snap::repo::lock::LockKind;
 
 use super::{Global, exit, output};
@@ -76,11 +78,19 @@ pub struct Args {
 }
 
 fn parse_duration(s: &str) -> Result<RetentionDuration, String> {
-    s.parse().map_err(|e: snap::Error| e.to_string().trim_start_matches("invalid argument: ").to_string())
+    s.parse().map_err(|e: snap::Error| {
+        e.to_string()
+            .trim_start_matches("invalid argument: ")
+            .to_string()
+    })
 }
 
 fn parse_group_by(s: &str) -> Result<GroupBy, String> {
-    s.parse().map_err(|e: snap::Error| e.to_string().trim_start_matches("invalid argument: ").to_string())
+    s.parse().map_err(|e: snap::Error| {
+        e.to_string()
+            .trim_start_matches("invalid argument: ")
+            .to_string()
+    })
 }
 
 impl Args {
@@ -150,13 +160,19 @@ fn forget(g: &Global, a: &Args) -> anyhow::Result<(u8, bool)> {
     let (all, damaged) = repo.snapshots_and_damaged()?;
     if !g.quiet {
         for (id, e) in &damaged {
-            eprintln!("warning: snapshot {} cannot be read, so it is neither kept nor removed: {e} (run `snap check`)", id.short());
+            eprintln!(
+                "warning: snapshot {} cannot be read, so it is neither kept nor removed: {e} (run `snap check`)",
+                id.short()
+            );
         }
     }
     let policy = a.policy();
     let defaulted = policy.is_empty();
     let policy = policy.effective();
-    let filter = Filter { host: a.host.clone(), tags: a.tags.clone() };
+    let filter = Filter {
+        host: a.host.clone(),
+        tags: a.tags.clone(),
+    };
     let plans = forget::plan(&all, &filter, a.group_by, &policy, &chrono::Local);
 
     let policy_line = if defaulted {
@@ -171,8 +187,15 @@ fn forget(g: &Global, a: &Args) -> anyhow::Result<(u8, bool)> {
         eprintln!("note: {policy_line}");
     }
 
-    let outcome = if a.dry_run { None } else { Some(forget::execute(&repo, &plans)) };
-    let failed: Vec<_> = outcome.as_ref().map(|o| o.failed.iter().map(|(id, _)| *id).collect()).unwrap_or_default();
+    let outcome = if a.dry_run {
+        None
+    } else {
+        Some(forget::execute(&repo, &plans))
+    };
+    let failed: Vec<_> = outcome
+        .as_ref()
+        .map(|o| o.failed.iter().map(|(id, _)| *id).collect())
+        .unwrap_or_default();
 
     if a.json {
         let groups: Vec<GroupJson> = plans
@@ -206,7 +229,11 @@ fn group_title(k: &GroupKey) -> String {
         let shown: Vec<_> = p.iter().map(|x| output::path(x)).collect();
         parts.push(format!("paths {}", shown.join(" ")));
     }
-    if parts.is_empty() { "all snapshots".to_string() } else { parts.join(", ") }
+    if parts.is_empty() {
+        "all snapshots".to_string()
+    } else {
+        parts.join(", ")
+    }
 }
 
 fn plural(n: usize) -> &'static str {
@@ -227,7 +254,9 @@ fn print_plans(plans: &[GroupPlan<'_>], dry_run: bool, prune_next: bool, failed:
             let mut line = format!(
                 "  {:<8}  {:<19}",
                 d.snapshot.id.short(),
-                m.time.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S")
+                m.time
+                    .with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M:%S")
             );
             if show_host {
                 line += &format!("  {:<12}", output::path(&m.host));
@@ -253,9 +282,17 @@ fn print_plans(plans: &[GroupPlan<'_>], dry_run: bool, prune_next: bool, failed:
         let keep: Vec<_> = p.kept().collect();
         let remove: Vec<_> = p.removed().collect();
         kept += keep.len();
-        removed += remove.iter().filter(|d| !failed.contains(&d.snapshot.id)).count();
+        removed += remove
+            .iter()
+            .filter(|d| !failed.contains(&d.snapshot.id))
+            .count();
         println!();
-        println!("{}: {} {}", group_title(&p.key), p.decisions.len(), plural(p.decisions.len()));
+        println!(
+            "{}: {} {}",
+            group_title(&p.key),
+            p.decisions.len(),
+            plural(p.decisions.len())
+        );
         println!("keep {} {}:", keep.len(), plural(keep.len()));
         header("reasons");
         for d in &keep {
@@ -263,26 +300,40 @@ fn print_plans(plans: &[GroupPlan<'_>], dry_run: bool, prune_next: bool, failed:
             row(d, reasons.join(", "));
         }
         if !remove.is_empty() {
-            println!("{} {} {}:", if dry_run { "would remove" } else { "remove" }, remove.len(), plural(remove.len()));
+            println!(
+                "{} {} {}:",
+                if dry_run { "would remove" } else { "remove" },
+                remove.len(),
+                plural(remove.len())
+            );
             header("tags");
             for d in &remove {
                 let mut tags = d.snapshot.manifest.tags.join(",");
                 if failed.contains(&d.snapshot.id) {
-                    tags = format!("{tags}  (NOT removed: see the error below)").trim_start().to_string();
+                    tags = format!("{tags}  (NOT removed: see the error below)")
+                        .trim_start()
+                        .to_string();
                 }
                 row(d, tags);
             }
         }
     }
     println!();
-    let groups = format!("{} {}", plans.len(), if plans.len() == 1 { "group" } else { "groups" });
+    let groups = format!(
+        "{} {}",
+        plans.len(),
+        if plans.len() == 1 { "group" } else { "groups" }
+    );
     if dry_run {
         println!(
             "dry run: would remove {removed} {} and keep {kept} ({groups}); nothing was changed",
             plural(removed)
         );
     } else {
-        println!("removed {removed} {}, kept {kept} ({groups})", plural(removed));
+        println!(
+            "removed {removed} {}, kept {kept} ({groups})",
+            plural(removed)
+        );
         if removed > 0 && !prune_next {
             println!("the data they alone referenced is freed by `snap prune`");
         }

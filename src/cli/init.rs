@@ -34,7 +34,11 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     if backend.exists("config")? {
         anyhow::bail!(snap::Error::AlreadyInitialized(backend.location()));
     }
-    let mut opts = InitOptions { pack_size: a.pack_size << 20, compression: a.compression, ..Default::default() };
+    let mut opts = InitOptions {
+        pack_size: a.pack_size << 20,
+        compression: a.compression,
+        ..Default::default()
+    };
     if let Some(avg) = a.chunk_avg_kib {
         opts.chunker = snap::chunker::ChunkerParams::with_avg(avg * 1024);
     }
@@ -62,7 +66,11 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     if a.json {
         output::json(&config)?;
     } else {
-        println!("created repository {} at {}", &config.id[..8], backend.location());
+        println!(
+            "created repository {} at {}",
+            &config.id[..8],
+            backend.location()
+        );
         println!("Keep the password safe: without it the data cannot be read by anyone.");
     }
     Ok(exit::OK)

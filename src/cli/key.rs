@@ -114,10 +114,16 @@ impl<'a> KeyJson<'a> {
             id: k.id(),
             short_id: k.short(),
             current: k.name == current,
-            created: f.map(|f| f.created.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            created: f.map(|f| {
+                f.created
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            }),
             host: f.map(|f| f.host.as_str()),
             username: f.map(|f| f.username.as_str()),
-            kdf: f.map(|f| KdfJson { algorithm: &f.kdf.algorithm, params: f.kdf.params }),
+            kdf: f.map(|f| KdfJson {
+                algorithm: &f.kdf.algorithm,
+                params: f.kdf.params,
+            }),
             error: k.file.as_ref().err().map(String::as_str),
         }
     }
@@ -132,11 +138,17 @@ fn keys(backend: &dyn Backend) -> anyhow::Result<Vec<Key>> {
             Err(snap::Error::NotFound { .. }) => continue, // removed meanwhile
             Err(e) => return Err(e.into()),
         };
-        out.push(Key { name: obj.name, file });
+        out.push(Key {
+            name: obj.name,
+            file,
+        });
     }
     out.sort_by(|a, b| {
         let t = |k: &Key| k.file.as_ref().map(|f| f.created).ok();
-        t(a).is_none().cmp(&t(b).is_none()).then(t(a).cmp(&t(b))).then(a.name.cmp(&b.name))
+        t(a).is_none()
+            .cmp(&t(b).is_none())
+            .then(t(a).cmp(&t(b)))
+            .then(a.name.cmp(&b.name))
     });
     Ok(out)
 }
@@ -146,7 +158,9 @@ fn describe(k: &Key) -> String {
         Ok(f) => format!(
             "key {} (created {} on {} by {})",
             k.short(),
-            f.created.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S"),
+            f.created
+                .with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S"),
             f.host,
             f.username
         ),
@@ -162,14 +176,22 @@ fn open(g: &Global) -> anyhow::Result<(OpenRepo, Zeroizing<String>)> {
     }
     let pw = password::get(g, false)?;
     let repo = Repository::open(backend, pw.as_bytes(), &g.cache_dir())?;
-    Ok((OpenRepo { repo, quiet: g.quiet }, pw))
+    Ok((
+        OpenRepo {
+            repo,
+            quiet: g.quiet,
+        },
+        pw,
+    ))
 }
 
 /// The new password, which must differ from the one in use.
 fn new_password(a: &NewKeyArgs, current: &str) -> anyhow::Result<Zeroizing<String>> {
     let new = password::get_new(a.new_password_file.as_deref())?;
     if *new == current {
-        bail!("the new password is the same as the one the repository was opened with; choose another");
+        bail!(
+            "the new password is the same as the one the repository was opened with; choose another"
+        );
     }
     Ok(new)
 }
@@ -191,7 +213,9 @@ fn add_verified(repo: &Repository, pw: &str, kdf: KdfParams) -> anyhow::Result<S
                 Err(e) => format!("{e:#}"),
                 _ => "it does not open with the new password".into(),
             };
-            bail!("the new key file did not read back correctly ({why}); it was removed and nothing changed")
+            bail!(
+                "the new key file did not read back correctly ({why}); it was removed and nothing changed"
+            )
         }
     }
 }
@@ -201,12 +225,18 @@ fn add(g: &Global, a: &NewKeyArgs) -> anyhow::Result<u8> {
     let new = new_password(a, &current_pw)?;
     let name = add_verified(&repo, &new, a.kdf())?;
     let all = keys(&**repo.backend())?;
-    let added = all.iter().find(|k| k.name == name).context("the new key file vanished")?;
+    let added = all
+        .iter()
+        .find(|k| k.name == name)
+        .context("the new key file vanished")?;
     if a.json {
         output::json(&KeyJson::new(added, repo.key_name()))?;
     } else {
         println!("added {}", describe(added));
-        println!("The repository now opens with any of {} passwords (`snap key list`).", all.len());
+        println!(
+            "The repository now opens with any of {} passwords (`snap key list`).",
+            all.len()
+        );
     }
     Ok(exit::OK)
 }
@@ -227,20 +257,29 @@ fn list(g: &Global, json: bool) -> anyhow::Result<u8> {
             Ok(f) => println!(
                 "{mark} {:<8}  {:<19}  {:<16}  {}",
                 k.short(),
-                f.created.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S"),
+                f.created
+                    .with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M:%S"),
                 f.host,
                 f.username
             ),
             Err(e) => println!("{mark} {:<8}  unreadable: {e}", k.short()),
         }
     }
-    println!("{} key{}; * = the key your password opened", all.len(), if all.len() == 1 { "" } else { "s" });
+    println!(
+        "{} key{}; * = the key your password opened",
+        all.len(),
+        if all.len() == 1 { "" } else { "s" }
+    );
     Ok(exit::OK)
 }
 
 /// The one key whose id starts with `prefix`.
 fn find<'a>(all: &'a [Key], prefix: &str) -> anyhow::Result<&'a Key> {
-    let p = prefix.strip_prefix("keys/").unwrap_or(prefix).to_ascii_lowercase();
+    let p = prefix
+        .strip_prefix("keys/")
+        .unwrap_or(prefix)
+        .to_ascii_lowercase();
     if p.is_empty() || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
         bail!("{prefix:?} is not a key id (hex digits; see `snap key list`)");
     }
@@ -250,7 +289,10 @@ fn find<'a>(all: &'a [Key], prefix: &str) -> anyhow::Result<&'a Key> {
         [] => bail!("no key file matches {prefix:?} (see `snap key list`)"),
         many => bail!(
             "key prefix {prefix:?} is ambiguous: it matches {}",
-            many.iter().map(|k| k.short()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|k| k.short())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -263,7 +305,9 @@ fn delete_key(backend: &dyn Backend, target: &Key) -> anyhow::Result<()> {
     backend.delete(&target.name)?;
     let left = keys(backend)?;
     if !left.iter().any(|k| k.file.is_ok()) {
-        backend.put(&target.name, &bytes).context("putting back a key file removed during a concurrent key removal")?;
+        backend
+            .put(&target.name, &bytes)
+            .context("putting back a key file removed during a concurrent key removal")?;
         bail!(
             "another process removed the other key files meanwhile; {} was put back so the repository can still be opened",
             describe(target)
@@ -295,7 +339,10 @@ fn remove(g: &Global, prefix: &str, json: bool) -> anyhow::Result<u8> {
     if json {
         output::json(&serde_json::json!({ "removed": KeyJson::new(target, repo.key_name()) }))?;
     } else {
-        println!("removed {}; its password no longer opens the repository", describe(target));
+        println!(
+            "removed {}; its password no longer opens the repository",
+            describe(target)
+        );
     }
     Ok(exit::OK)
 }
@@ -307,7 +354,10 @@ fn passwd(g: &Global, a: &NewKeyArgs) -> anyhow::Result<u8> {
     let backend = &**repo.backend();
     let name = add_verified(&repo, &new, a.kdf())?;
     let all = keys(backend)?;
-    let added = all.iter().find(|k| k.name == name).context("the new key file vanished")?;
+    let added = all
+        .iter()
+        .find(|k| k.name == name)
+        .context("the new key file vanished")?;
     let old = all.iter().find(|k| k.name == repo.key_name());
     match old {
         Some(old) => delete_key(backend, old)?,
@@ -317,7 +367,11 @@ fn passwd(g: &Global, a: &NewKeyArgs) -> anyhow::Result<u8> {
     let still_open: Vec<&Key> = all
         .iter()
         .filter(|k| k.name != name && k.name != repo.key_name())
-        .filter(|k| k.file.as_ref().is_ok_and(|f| matches!(f.open(old_pw.as_bytes()), Ok(Some(_)))))
+        .filter(|k| {
+            k.file
+                .as_ref()
+                .is_ok_and(|f| matches!(f.open(old_pw.as_bytes()), Ok(Some(_))))
+        })
         .collect();
     if a.json {
         output::json(&serde_json::json!({
@@ -353,7 +407,11 @@ mod tests {
     use snap::backend::MemoryBackend;
     use snap::crypto::MasterKey;
 
-    const FAST: KdfParams = KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 };
+    const FAST: KdfParams = KdfParams {
+        m_cost: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
 
     #[test]
     fn removal_never_leaves_the_repository_without_a_key() {

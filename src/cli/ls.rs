@@ -35,7 +35,10 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let tree = repo.load_tree(&snap.manifest)?;
     let base = a.path.as_deref().unwrap_or("").trim_matches('/');
     if !base.is_empty() && tree.get(base).is_none() {
-        anyhow::bail!(snap::Error::PathNotInSnapshot { snapshot: snap.id.short(), path: base.into() });
+        anyhow::bail!(snap::Error::PathNotInSnapshot {
+            snapshot: snap.id.short(),
+            path: base.into()
+        });
     }
     let entries: Vec<&Entry> = tree.under(base).collect();
     if a.json {
@@ -57,7 +60,11 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     for e in entries {
-        let link = e.target.as_ref().map(|t| format!(" -> {}", output::path(t))).unwrap_or_default();
+        let link = e
+            .target
+            .as_ref()
+            .map(|t| format!(" -> {}", output::path(t)))
+            .unwrap_or_default();
         println!(
             "{} {:>5} {:>5} {:>12} {} /{}{}",
             output::mode(e.kind, e.mode),

@@ -50,7 +50,11 @@ pub mod exit {
 }
 
 #[derive(Parser)]
-#[command(name = "snap", version, about = "Deduplicated, encrypted snapshots of Supabase projects and files")]
+#[command(
+    name = "snap",
+    version,
+    about = "Deduplicated, encrypted snapshots of Supabase projects and files"
+)]
 pub struct Cli {
     #[command(flatten)]
     global: Global,
@@ -62,16 +66,37 @@ pub struct Cli {
 pub struct Global {
     /// Repository location: a directory, or s3:https://host[:port]/bucket/prefix (s3:bucket/prefix
     /// for AWS); S3 credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
-    #[arg(long, short = 'r', env = "SNAP_REPO", global = true, help_heading = "Global options")]
+    #[arg(
+        long,
+        short = 'r',
+        env = "SNAP_REPO",
+        global = true,
+        help_heading = "Global options"
+    )]
     repo: Option<String>,
     /// Read the repository password from this file (first line).
-    #[arg(long, env = "SNAP_PASSWORD_FILE", global = true, help_heading = "Global options")]
+    #[arg(
+        long,
+        env = "SNAP_PASSWORD_FILE",
+        global = true,
+        help_heading = "Global options"
+    )]
     password_file: Option<PathBuf>,
     /// Run this shell command and use its output (first line) as the password.
-    #[arg(long, env = "SNAP_PASSWORD_COMMAND", global = true, help_heading = "Global options")]
+    #[arg(
+        long,
+        env = "SNAP_PASSWORD_COMMAND",
+        global = true,
+        help_heading = "Global options"
+    )]
     password_command: Option<String>,
     /// Directory for the local index cache (default: $XDG_CACHE_HOME/snap).
-    #[arg(long, env = "SNAP_CACHE_DIR", global = true, help_heading = "Global options")]
+    #[arg(
+        long,
+        env = "SNAP_CACHE_DIR",
+        global = true,
+        help_heading = "Global options"
+    )]
     cache_dir: Option<PathBuf>,
     /// Print no warnings or progress (errors are still printed).
     #[arg(long, short = 'q', global = true, help_heading = "Global options")]
@@ -138,12 +163,17 @@ impl Global {
     }
 
     fn cache_dir(&self) -> PathBuf {
-        self.cache_dir.clone().unwrap_or_else(snap::repo::default_cache_dir)
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(snap::repo::default_cache_dir)
     }
 
     /// Open the repository, asking for the password as configured.
     fn open(&self) -> anyhow::Result<OpenRepo> {
-        Ok(OpenRepo { repo: self.open_repository(&self.cache_dir())?, quiet: self.quiet })
+        Ok(OpenRepo {
+            repo: self.open_repository(&self.cache_dir())?,
+            quiet: self.quiet,
+        })
     }
 
     /// [`Global::open`] with the index cache in `cache_dir`, without the end-of-command report
@@ -158,7 +188,11 @@ impl Global {
     }
 
     /// Open the repository and take a lock for `command` (held until the guard drops).
-    fn open_locked(&self, kind: snap::repo::lock::LockKind, command: &str) -> anyhow::Result<(OpenRepo, snap::repo::lock::LockGuard)> {
+    fn open_locked(
+        &self,
+        kind: snap::repo::lock::LockKind,
+        command: &str,
+    ) -> anyhow::Result<(OpenRepo, snap::repo::lock::LockGuard)> {
         let repo = self.open()?;
         let lock = repo.lock(kind, command)?;
         Ok((repo, lock))
@@ -184,8 +218,15 @@ impl Drop for OpenRepo {
         if self.quiet {
             return;
         }
-        for (name, why) in self.repo.sync_report().map(|r| r.unreadable.as_slice()).unwrap_or_default() {
-            eprintln!("warning: pack {name} is unreadable and was not indexed: {why} (run `snap check`)");
+        for (name, why) in self
+            .repo
+            .sync_report()
+            .map(|r| r.unreadable.as_slice())
+            .unwrap_or_default()
+        {
+            eprintln!(
+                "warning: pack {name} is unreadable and was not indexed: {why} (run `snap check`)"
+            );
         }
     }
 }
@@ -195,7 +236,11 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
     let result = match &cli.command {
@@ -225,7 +270,12 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            let locked = e.chain().any(|c| matches!(c.downcast_ref::<snap::Error>(), Some(snap::Error::Locked(_))));
+            let locked = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<snap::Error>(),
+                    Some(snap::Error::Locked(_))
+                )
+            });
             ExitCode::from(if locked { exit::LOCKED } else { exit::FAILED })
         }
     }

@@ -45,7 +45,10 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     mount::check_mountpoint(&a.mountpoint)?;
     mount::check_fuse_available()?;
     // A private copy of the index: the shared one stays free for backups while mounted.
-    let private_cache = tempfile::Builder::new().prefix("snap-mount-").tempdir().context("creating a temporary index directory")?;
+    let private_cache = tempfile::Builder::new()
+        .prefix("snap-mount-")
+        .tempdir()
+        .context("creating a temporary index directory")?;
     let repo = g.open_repository(private_cache.path())?;
     mount::copy_shared_index(&repo, &g.cache_dir())?;
     let signals = block_stop_signals();
@@ -54,7 +57,11 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         refresh: std::time::Duration::from_secs(a.refresh_secs),
         ..Default::default()
     };
-    let fs = SnapFs::new(Arc::new(repo), opts, Arc::new(super::progress::Bars::warnings_only(g.quiet)))?;
+    let fs = SnapFs::new(
+        Arc::new(repo),
+        opts,
+        Arc::new(super::progress::Bars::warnings_only(g.quiet)),
+    )?;
     let mut session = mount::mount(fs, &a.mountpoint)?;
     let mut unmounter = session.unmounter();
     let point = a.mountpoint.clone();
@@ -68,7 +75,10 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
             wait_for_stop(&signals);
             match mount::unmount_lazy(&point) {
                 Ok(()) => {
-                    eprintln!("detached {}; snap exits when the last file or shell inside it closes", point.display());
+                    eprintln!(
+                        "detached {}; snap exits when the last file or shell inside it closes",
+                        point.display()
+                    );
                     break;
                 }
                 Err(e) => eprintln!("error: {e}"),

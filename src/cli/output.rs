@@ -10,13 +10,24 @@ pub fn bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.2} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.2} {}", UNITS[u])
+    }
 }
 
 pub fn time_ns(ns: i64) -> String {
-    chrono::DateTime::from_timestamp(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32)
-        .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_else(|| "?".into())
+    chrono::DateTime::from_timestamp(
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000) as u32,
+    )
+    .map(|t| {
+        t.with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    })
+    .unwrap_or_else(|| "?".into())
 }
 
 pub fn mode(kind: snap::snapshot::EntryKind, m: u32) -> String {
@@ -28,7 +39,11 @@ pub fn mode(kind: snap::snapshot::EntryKind, m: u32) -> String {
         File => '-',
     });
     // (shift, special bit, letter when also executable / when not)
-    for (shift, special, set, unset) in [(6, 0o4000, 's', 'S'), (3, 0o2000, 's', 'S'), (0, 0o1000, 't', 'T')] {
+    for (shift, special, set, unset) in [
+        (6, 0o4000, 's', 'S'),
+        (3, 0o2000, 's', 'S'),
+        (0, 0o1000, 't', 'T'),
+    ] {
         let b = (m >> shift) & 7;
         s.push(if b & 4 != 0 { 'r' } else { '-' });
         s.push(if b & 2 != 0 { 'w' } else { '-' });
@@ -47,7 +62,17 @@ pub fn mode(kind: snap::snapshot::EntryKind, m: u32) -> String {
 /// one line.
 pub fn path(p: &str) -> std::borrow::Cow<'_, str> {
     if p.chars().any(char::is_control) {
-        std::borrow::Cow::Owned(p.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect())
+        std::borrow::Cow::Owned(
+            p.chars()
+                .flat_map(|c| {
+                    if c.is_control() {
+                        c.escape_default().collect::<Vec<_>>()
+                    } else {
+                        vec![c]
+                    }
+                })
+                .collect(),
+        )
     } else {
         std::borrow::Cow::Borrowed(p)
     }
@@ -76,7 +101,8 @@ pub fn json<T: Serialize>(v: &T) -> anyhow::Result<()> {
 
 /// A dedup ratio: `4.2x`, or `∞` when nothing new was stored.
 pub fn ratio(r: Option<f64>) -> String {
-    r.map(|d| format!("{d:.1}x")).unwrap_or_else(|| "∞ (nothing new)".into())
+    r.map(|d| format!("{d:.1}x"))
+        .unwrap_or_else(|| "∞ (nothing new)".into())
 }
 
 /// `read 1.20 MiB in 3.1 s (0.4 MB/s); added 300.00 KiB to the repository (dedup ratio 4.2x)`:

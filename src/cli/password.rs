@@ -18,7 +18,8 @@ fn first_line(mut s: String) -> Zeroizing<String> {
 /// The password; `confirm` asks twice when prompting (for new passwords).
 pub fn get(g: &Global, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
     let pw = if let Some(f) = &g.password_file {
-        let s = std::fs::read_to_string(f).with_context(|| format!("reading password file {}", f.display()))?;
+        let s = std::fs::read_to_string(f)
+            .with_context(|| format!("reading password file {}", f.display()))?;
         first_line(s)
     } else if let Some(cmd) = &g.password_command {
         let out = std::process::Command::new("sh")
@@ -44,11 +45,17 @@ pub fn get(g: &Global, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
 
 fn prompt(confirm: bool) -> anyhow::Result<Zeroizing<String>> {
     if !std::io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_err() {
-        bail!("no password given: set SNAP_PASSWORD_FILE, SNAP_PASSWORD_COMMAND or SNAP_PASSWORD (no terminal to ask on)");
+        bail!(
+            "no password given: set SNAP_PASSWORD_FILE, SNAP_PASSWORD_COMMAND or SNAP_PASSWORD (no terminal to ask on)"
+        );
     }
-    let p = Zeroizing::new(rpassword::prompt_password("repository password: ").context("reading the password")?);
+    let p = Zeroizing::new(
+        rpassword::prompt_password("repository password: ").context("reading the password")?,
+    );
     if confirm {
-        let again = Zeroizing::new(rpassword::prompt_password("repeat password: ").context("reading the password")?);
+        let again = Zeroizing::new(
+            rpassword::prompt_password("repeat password: ").context("reading the password")?,
+        );
         if *again != *p {
             bail!("the passwords do not match");
         }
@@ -60,16 +67,24 @@ fn prompt(confirm: bool) -> anyhow::Result<Zeroizing<String>> {
 /// `SNAP_NEW_PASSWORD`, else asked twice on the terminal. Never printed.
 pub fn get_new(file: Option<&std::path::Path>) -> anyhow::Result<Zeroizing<String>> {
     let pw = if let Some(f) = file {
-        let s = std::fs::read_to_string(f).with_context(|| format!("reading new password file {}", f.display()))?;
+        let s = std::fs::read_to_string(f)
+            .with_context(|| format!("reading new password file {}", f.display()))?;
         first_line(s)
     } else if let Ok(p) = std::env::var("SNAP_NEW_PASSWORD") {
         Zeroizing::new(p)
     } else {
         if !std::io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_err() {
-            bail!("no new password given: pass --new-password-file or set SNAP_NEW_PASSWORD (no terminal to ask on)");
+            bail!(
+                "no new password given: pass --new-password-file or set SNAP_NEW_PASSWORD (no terminal to ask on)"
+            );
         }
-        let p = Zeroizing::new(rpassword::prompt_password("new password: ").context("reading the new password")?);
-        let again = Zeroizing::new(rpassword::prompt_password("repeat new password: ").context("reading the new password")?);
+        let p = Zeroizing::new(
+            rpassword::prompt_password("new password: ").context("reading the new password")?,
+        );
+        let again = Zeroizing::new(
+            rpassword::prompt_password("repeat new password: ")
+                .context("reading the new password")?,
+        );
         if *again != *p {
             bail!("the new passwords do not match");
         }

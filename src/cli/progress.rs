@@ -19,25 +19,41 @@ pub struct Bars {
 impl Bars {
     /// Bars on a terminal unless `quiet`; warnings unless `quiet`.
     pub fn new(quiet: bool) -> Bars {
-        Bars { on: !quiet && std::io::stderr().is_terminal(), warnings: !quiet, bar: Mutex::new(None) }
+        Bars {
+            on: !quiet && std::io::stderr().is_terminal(),
+            warnings: !quiet,
+            bar: Mutex::new(None),
+        }
     }
 
     /// Bars on a terminal unless `quiet`, but no warnings (the command reports them itself).
     pub fn bars_only(quiet: bool) -> Bars {
-        Bars { on: !quiet && std::io::stderr().is_terminal(), warnings: false, bar: Mutex::new(None) }
+        Bars {
+            on: !quiet && std::io::stderr().is_terminal(),
+            warnings: false,
+            bar: Mutex::new(None),
+        }
     }
 
     /// No bars (a long-lived command such as `mount`), warnings unless `quiet`.
     pub fn warnings_only(quiet: bool) -> Bars {
-        Bars { on: false, warnings: !quiet, bar: Mutex::new(None) }
+        Bars {
+            on: false,
+            warnings: !quiet,
+            bar: Mutex::new(None),
+        }
     }
 
     fn style(total: Option<u64>) -> ProgressStyle {
         let t = match total {
-            Some(_) => "{prefix:>9} [{bar:20}] {bytes}/{total_bytes} {bytes_per_sec} {eta:>3} {wide_msg}",
+            Some(_) => {
+                "{prefix:>9} [{bar:20}] {bytes}/{total_bytes} {bytes_per_sec} {eta:>3} {wide_msg}"
+            }
             None => "{prefix:>9} {spinner} {bytes} {bytes_per_sec} {elapsed:>3} {wide_msg}",
         };
-        ProgressStyle::with_template(t).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> ")
+        ProgressStyle::with_template(t)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ")
     }
 }
 

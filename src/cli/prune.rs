@@ -1,4 +1,4 @@
-use snap::ops::prune::{self, PrunePlan, PruneOptions, RepackLimit};
+use snap::ops::prune::{self, PruneOptions, PrunePlan, RepackLimit};
 use snap::repo::lock::LockKind;
 
 use super::{Global, exit, output};
@@ -40,7 +40,14 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
 
 /// Run prune after `forget --prune` (same dry-run / JSON choice). Returns the exit code.
 pub fn after_forget(g: &Global, dry_run: bool, json: bool) -> anyhow::Result<u8> {
-    prune_with(g, &PruneOptions { dry_run, ..Default::default() }, json)
+    prune_with(
+        g,
+        &PruneOptions {
+            dry_run,
+            ..Default::default()
+        },
+        json,
+    )
 }
 
 fn prune_with(g: &Global, opts: &PruneOptions, json: bool) -> anyhow::Result<u8> {
@@ -86,11 +93,24 @@ fn print_plan(p: &PrunePlan, opts: &PruneOptions) {
         p.packs_total,
         output::bytes(p.pack_bytes_total)
     );
-    println!("  delete now:   {} packs ({}) condemned more than {} ago", p.delete_now.len(), sum(&p.delete_now), humantime_delta(opts.grace));
+    println!(
+        "  delete now:   {} packs ({}) condemned more than {} ago",
+        p.delete_now.len(),
+        sum(&p.delete_now),
+        humantime_delta(opts.grace)
+    );
     if !p.resurrect.is_empty() {
-        println!("  resurrect:    {} condemned packs ({}) that snapshots need again", p.resurrect.len(), sum(&p.resurrect));
+        println!(
+            "  resurrect:    {} condemned packs ({}) that snapshots need again",
+            p.resurrect.len(),
+            sum(&p.resurrect)
+        );
     }
-    println!("  condemn:      {} unreferenced packs ({})", p.condemn.len(), sum(&p.condemn));
+    println!(
+        "  condemn:      {} unreferenced packs ({})",
+        p.condemn.len(),
+        sum(&p.condemn)
+    );
     println!(
         "  repack:       {} mostly-garbage packs: copy {} of live data, free {}",
         p.repack.len(),
@@ -102,7 +122,9 @@ fn print_plan(p: &PrunePlan, opts: &PruneOptions) {
             "  waiting:      {} ({} packs) can be deleted after {}",
             w.plan,
             w.packs,
-            w.deletable_after.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M")
+            w.deletable_after
+                .with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M")
         );
     }
     println!(
@@ -113,5 +135,7 @@ fn print_plan(p: &PrunePlan, opts: &PruneOptions) {
 }
 
 fn humantime_delta(d: chrono::TimeDelta) -> String {
-    d.to_std().map(|s| humantime::format_duration(s).to_string()).unwrap_or_else(|_| d.to_string())
+    d.to_std()
+        .map(|s| humantime::format_duration(s).to_string())
+        .unwrap_or_else(|_| d.to_string())
 }

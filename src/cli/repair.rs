@@ -39,8 +39,14 @@ fn index(g: &Global, a: &IndexArgs) -> anyhow::Result<u8> {
     let path = repo.index_path().to_path_buf();
     let r = repair_index(&repo, &path)?;
     if a.json {
-        let unreadable: Vec<Unreadable> =
-            r.unreadable.iter().map(|(p, m)| Unreadable { pack: p, message: m }).collect();
+        let unreadable: Vec<Unreadable> = r
+            .unreadable
+            .iter()
+            .map(|(p, m)| Unreadable {
+                pack: p,
+                message: m,
+            })
+            .collect();
         output::json(&serde_json::json!({
             "index": r.path,
             "packs": r.packs,
@@ -57,11 +63,22 @@ fn index(g: &Global, a: &IndexArgs) -> anyhow::Result<u8> {
             r.path.display(),
             r.packs,
             r.chunks,
-            if r.recreated { " (the damaged file was replaced)" } else { "" }
+            if r.recreated {
+                " (the damaged file was replaced)"
+            } else {
+                ""
+            }
         );
         if !r.unreadable.is_empty() {
-            println!("{} packs could not be read; run `snap check` to see which snapshots they affect", r.unreadable.len());
+            println!(
+                "{} packs could not be read; run `snap check` to see which snapshots they affect",
+                r.unreadable.len()
+            );
         }
     }
-    Ok(if r.unreadable.is_empty() { exit::OK } else { exit::FAILED })
+    Ok(if r.unreadable.is_empty() {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
 }

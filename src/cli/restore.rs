@@ -53,13 +53,39 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let (repo, _lock) = g.open_locked(snap::repo::lock::LockKind::Shared, "restore")?;
     let snap = repo.find_snapshot(&a.snapshot)?;
     if a.db {
-        return super::restore_db::run(g, &repo, &snap, &a.conn, a.database.as_deref(), a.yes, a.dry_run, a.json, &a.db_opts);
+        return super::restore_db::run(
+            g,
+            &repo,
+            &snap,
+            &a.conn,
+            a.database.as_deref(),
+            a.yes,
+            a.dry_run,
+            a.json,
+            &a.db_opts,
+        );
     }
     if a.storage {
-        return super::restore_storage::run(g, &repo, &snap, &a.storage_conn, a.prefix.clone(), a.overwrite, a.yes, a.json);
+        return super::restore_storage::run(
+            g,
+            &repo,
+            &snap,
+            &a.storage_conn,
+            a.prefix.clone(),
+            a.overwrite,
+            a.yes,
+            a.json,
+        );
     }
-    let target = a.target.clone().expect("clap requires --target without --db");
-    let opts = RestoreOptions { target: target.clone(), includes: a.includes.clone(), overwrite: a.overwrite };
+    let target = a
+        .target
+        .clone()
+        .expect("clap requires --target without --db");
+    let opts = RestoreOptions {
+        target: target.clone(),
+        includes: a.includes.clone(),
+        overwrite: a.overwrite,
+    };
     let started = std::time::Instant::now();
     let s = restore(&repo, &snap, &opts, &super::progress::Bars::new(g.quiet))?;
     if a.json {

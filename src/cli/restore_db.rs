@@ -57,7 +57,11 @@ fn print_report(reqs: &[Requirement]) {
     }
     println!("requirements:");
     for r in reqs {
-        println!("  {} {}", if r.blocking { "BLOCKING" } else { "note    " }, r.what);
+        println!(
+            "  {} {}",
+            if r.blocking { "BLOCKING" } else { "note    " },
+            r.what
+        );
         if let Some(f) = &r.fix {
             println!("           fix: {f}");
         }
@@ -65,7 +69,17 @@ fn print_report(reqs: &[Requirement]) {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, database: Option<&str>, yes: bool, dry_run: bool, json_out: bool, opts: &DbRestoreArgs) -> anyhow::Result<u8> {
+pub fn run(
+    g: &Global,
+    repo: &Repository,
+    snap: &Snapshot,
+    conn: &DbConnArgs,
+    database: Option<&str>,
+    yes: bool,
+    dry_run: bool,
+    json_out: bool,
+    opts: &DbRestoreArgs,
+) -> anyhow::Result<u8> {
     if opts.verify {
         return super::restore_verify::run(g, repo, snap, conn, database, json_out);
     }
@@ -81,17 +95,26 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
         anyhow::bail!("--data-only needs --table or --schema");
     }
     if opts.data_only && opts.clean {
-        anyhow::bail!("--clean drops what it restores, --data-only restores no definitions: use one or the other");
+        anyhow::bail!(
+            "--clean drops what it restores, --data-only restores no definitions: use one or the other"
+        );
     }
     let db = DbSnapshot::open(repo, snap, database)?;
     if let Scope::Table(s, t) = &scope
-        && !db.tables().any(|p| p.schema.as_deref() == Some(s.as_str()) && p.table.as_deref() == Some(t.as_str()))
+        && !db.tables().any(|p| {
+            p.schema.as_deref() == Some(s.as_str()) && p.table.as_deref() == Some(t.as_str())
+        })
     {
         anyhow::bail!("snapshot {} has no table {s}.{t}", snap.id.short());
     }
     if let Scope::Schema(s) = &scope
         && !db.tables().any(|p| p.schema.as_deref() == Some(s.as_str()))
-        && !dbrestore::split_schema_sql(&String::from_utf8_lossy(&db.read_to_vec("schema.sql")?)).1.iter().any(|b| b.schema.as_deref() == Some(s.as_str()) || (b.kind == "SCHEMA" && b.name == *s))
+        && !dbrestore::split_schema_sql(&String::from_utf8_lossy(&db.read_to_vec("schema.sql")?))
+            .1
+            .iter()
+            .any(|b| {
+                b.schema.as_deref() == Some(s.as_str()) || (b.kind == "SCHEMA" && b.name == *s)
+            })
     {
         anyhow::bail!("snapshot {} has no schema {s}", snap.id.short());
     }
@@ -106,7 +129,9 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
         && let Scope::Table(s, t) = &scope
         && !dbrestore::table_exists(&tools, &spec, s, t)?
     {
-        anyhow::bail!("--data-only: table {s}.{t} does not exist in the target; restore its definition too (drop --data-only)");
+        anyhow::bail!(
+            "--data-only: table {s}.{t} does not exist in the target; restore its definition too (drop --data-only)"
+        );
     }
     if opts.data_only
         && let Scope::Schema(s) = &scope
@@ -114,13 +139,24 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
         for p in dbrestore::scoped_parts(&db, &scope) {
             let t = p.table.as_deref().unwrap_or("");
             if !dbrestore::table_exists(&tools, &spec, s, t)? {
-                anyhow::bail!("--data-only: table {s}.{t} does not exist in the target; restore its definition too (drop --data-only)");
+                anyhow::bail!(
+                    "--data-only: table {s}.{t} does not exist in the target; restore its definition too (drop --data-only)"
+                );
             }
         }
     }
-    let snapshot_managed = db.catalog()?.map(|c| c.managed_objects.as_slice()).unwrap_or_default();
+    let snapshot_managed = db
+        .catalog()?
+        .map(|c| c.managed_objects.as_slice())
+        .unwrap_or_default();
     let clean = if opts.clean {
-        dbrestore::clean::plan(&String::from_utf8_lossy(&db.read_to_vec("schema.sql")?), &scope, snapshot_managed, &tools, &spec)?
+        dbrestore::clean::plan(
+            &String::from_utf8_lossy(&db.read_to_vec("schema.sql")?),
+            &scope,
+            snapshot_managed,
+            &tools,
+            &spec,
+        )?
     } else {
         dbrestore::CleanPlan::default()
     };
@@ -131,15 +167,26 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
                 _ => clean.schemas.iter().any(|c| c == s),
             }
     };
-    let tables: Vec<(String, String)> = dbrestore::scoped_parts(&db, &scope).iter().filter_map(|p| Some((p.schema.clone()?, p.table.clone()?))).collect();
+    let tables: Vec<(String, String)> = dbrestore::scoped_parts(&db, &scope)
+        .iter()
+        .filter_map(|p| Some((p.schema.clone()?, p.table.clone()?)))
+        .collect();
     // With --data-only the tables exist (checked above); their rows still block.
-    let checked: Vec<(String, String)> = tables.iter().filter(|(s, t)| !dropped(s, t)).cloned().collect();
+    let checked: Vec<(String, String)> = tables
+        .iter()
+        .filter(|(s, t)| !dropped(s, t))
+        .cloned()
+        .collect();
     let inv = dbrestore::scope_inventory(&db.inventory, &scope);
     let mut reqs = dbrestore::requirements(&inv, &checked, &info);
     if opts.clean && scope == Scope::Whole {
         // --clean drops only user schemas: rows the data part reloads elsewhere (auth.users, …)
         // would be duplicated.
-        let kept: Vec<(String, String)> = checked.iter().filter(|(s, t)| !info.nonempty_tables.contains(&format!("{s}.{t}"))).cloned().collect();
+        let kept: Vec<(String, String)> = checked
+            .iter()
+            .filter(|(s, t)| !info.nonempty_tables.contains(&format!("{s}.{t}")))
+            .cloned()
+            .collect();
         let busy = dbrestore::tables_with_rows(&tools, &spec, &kept)?;
         if !busy.is_empty() {
             reqs.push(Requirement {
@@ -162,21 +209,45 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
         });
     }
     let all_additions = scope == Scope::Whole && !opts.data_only && !opts.no_auth_storage_additions;
-    let additions = dbrestore::additions_plan(&db, &tools, &spec, all_additions, &clean.recreate_keys())?;
+    let additions =
+        dbrestore::additions_plan(&db, &tools, &spec, all_additions, &clean.recreate_keys())?;
     reqs.extend(dbrestore::additions_notes(&additions));
     let blocking = reqs.iter().any(|r| r.blocking);
     let supabase = info.is_supabase();
     let target = spec.display();
     let mode = match opts.jobs {
         None => "in one transaction".to_string(),
-        Some(n) => format!("roles and schema in one transaction, then the data of {n} tables at a time (one transaction per table; a failure leaves the schema and loaded tables in place)"),
+        Some(n) => format!(
+            "roles and schema in one transaction, then the data of {n} tables at a time (one transaction per table; a failure leaves the schema and loaded tables in place)"
+        ),
     };
-    let what = format!("{}{}", scope.describe(), if opts.data_only { ", data only" } else { "" });
-    let of_what = if whole { String::new() } else { format!("{what} of ") };
+    let what = format!(
+        "{}{}",
+        scope.describe(),
+        if opts.data_only { ", data only" } else { "" }
+    );
+    let of_what = if whole {
+        String::new()
+    } else {
+        format!("{what} of ")
+    };
     let show_plan = || {
-        println!("restore {of_what}snapshot {} (database {}) into {target}{}", snap.id.short(), db.database, if supabase { " (a Supabase project)" } else { "" });
+        println!(
+            "restore {of_what}snapshot {} (database {}) into {target}{}",
+            snap.id.short(),
+            db.database,
+            if supabase {
+                " (a Supabase project)"
+            } else {
+                ""
+            }
+        );
         if whole {
-            println!("  in one transaction: {} ({} tables)", dbrestore::restore_parts(&db).join(" → "), tables.len());
+            println!(
+                "  in one transaction: {} ({} tables)",
+                dbrestore::restore_parts(&db).join(" → "),
+                tables.len()
+            );
         } else {
             println!("  {mode}: {} tables", tables.len());
         }
@@ -198,7 +269,9 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
             } else {
                 json!({ "scope": scope, "data_only": opts.data_only, "jobs": opts.jobs, "clean": clean.describe() })
             };
-            plan.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+            plan.as_object_mut()
+                .expect("object")
+                .extend(extra.as_object().expect("object").clone());
             output::json(&plan)?;
         } else {
             show_plan();
@@ -217,12 +290,27 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
     }
     if !yes {
         if !std::io::stdin().is_terminal() {
-            let drops = if opts.clean { format!("; --clean would drop: {}", clean.describe().join(", ")) } else { String::new() };
-            let what = if whole { String::new() } else { format!("{what} ") };
-            anyhow::bail!("restoring {what}into {target} changes that database{drops}: pass --yes to confirm without a terminal");
+            let drops = if opts.clean {
+                format!("; --clean would drop: {}", clean.describe().join(", "))
+            } else {
+                String::new()
+            };
+            let what = if whole {
+                String::new()
+            } else {
+                format!("{what} ")
+            };
+            anyhow::bail!(
+                "restoring {what}into {target} changes that database{drops}: pass --yes to confirm without a terminal"
+            );
         }
         let question = if whole {
-            format!("restore snapshot {} (database {}, {} tables) into {target}?", snap.id.short(), db.database, tables.len())
+            format!(
+                "restore snapshot {} (database {}, {} tables) into {target}?",
+                snap.id.short(),
+                db.database,
+                tables.len()
+            )
         } else {
             show_plan();
             format!("restore {what} into {target}?")
@@ -234,7 +322,11 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
     }
     let started = std::time::Instant::now();
     let ropts = if whole {
-        dbrestore::RestoreOptions { data, additions, ..dbrestore::RestoreOptions::whole(supabase) }
+        dbrestore::RestoreOptions {
+            data,
+            additions,
+            ..dbrestore::RestoreOptions::whole(supabase)
+        }
     } else {
         dbrestore::RestoreOptions {
             scope: scope.clone(),
@@ -247,7 +339,13 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
             additions,
         }
     };
-    let report = dbrestore::restore(&db, &tools, &spec, &ropts, &super::progress::Bars::new(g.quiet))?;
+    let report = dbrestore::restore(
+        &db,
+        &tools,
+        &spec,
+        &ropts,
+        &super::progress::Bars::new(g.quiet),
+    )?;
     let checks = dbrestore::verify(&db, &tools, &spec, &scope, &ropts)?;
     let ok = checks.iter().all(|c| c.ok);
     if json_out {
@@ -258,7 +356,9 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
         });
         if !whole {
             let extra = json!({ "scope": scope, "data_only": opts.data_only, "jobs": opts.jobs, "clean": clean.describe() });
-            done.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+            done.as_object_mut()
+                .expect("object")
+                .extend(extra.as_object().expect("object").clone());
         }
         output::json(&done)?;
     } else if !g.quiet {
@@ -268,7 +368,11 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
             db.database,
             output::bytes(report.bytes),
             started.elapsed().as_secs_f64(),
-            if opts.jobs.is_some() { "schema in one transaction, then one transaction per table (not all-or-nothing)" } else { "one transaction" }
+            if opts.jobs.is_some() {
+                "schema in one transaction, then one transaction per table (not all-or-nothing)"
+            } else {
+                "one transaction"
+            }
         );
         if opts.clean {
             for d in clean.describe() {
@@ -279,7 +383,10 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
             println!("  skipped on a managed target ({part} line {line}): {stmt}");
         }
         if report.cron_jobs_scheduled > 0 {
-            println!("  recreated {} pg_cron job(s) with cron.schedule_in_database", report.cron_jobs_scheduled);
+            println!(
+                "  recreated {} pg_cron job(s) with cron.schedule_in_database",
+                report.cron_jobs_scheduled
+            );
         }
         for l in &report.left_out {
             println!("  not restored: {}: {}", l.what, l.reason);
@@ -292,7 +399,12 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, da
         }
         println!("verification:");
         for c in &checks {
-            println!("  {} {}: {}", if c.ok { "ok  " } else { "FAIL" }, c.what, c.detail);
+            println!(
+                "  {} {}: {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.what,
+                c.detail
+            );
         }
     }
     Ok(if ok { exit::OK } else { exit::FAILED })

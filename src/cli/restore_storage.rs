@@ -10,11 +10,26 @@ use super::backup_storage::StorageConnArgs;
 use super::{Global, exit, output};
 
 #[allow(clippy::too_many_arguments)]
-pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &StorageConnArgs, prefix: Option<String>, overwrite: bool, yes: bool, json: bool) -> anyhow::Result<u8> {
+pub fn run(
+    g: &Global,
+    repo: &Repository,
+    snap: &Snapshot,
+    conn: &StorageConnArgs,
+    prefix: Option<String>,
+    overwrite: bool,
+    yes: bool,
+    json: bool,
+) -> anyhow::Result<u8> {
     if !conn.given() {
-        anyhow::bail!("no Storage API given: pass --url https://<ref>.supabase.co or --storage-url");
+        anyhow::bail!(
+            "no Storage API given: pass --url https://<ref>.supabase.co or --storage-url"
+        );
     }
-    let opts = StorageRestoreOptions { storage: conn.options()?, prefix, overwrite };
+    let opts = StorageRestoreOptions {
+        storage: conn.options()?,
+        prefix,
+        overwrite,
+    };
     let plan = storage_restore::plan(repo, snap, &opts)?;
     let busy = plan.non_empty();
     if !busy.is_empty() && !yes {
@@ -22,19 +37,37 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &StorageConnArg
             "bucket(s) {} at {} already hold objects; existing objects are {}",
             busy.join(", "),
             opts.storage.api_base,
-            if overwrite { "REPLACED (--overwrite)" } else { "kept (skipped)" }
+            if overwrite {
+                "REPLACED (--overwrite)"
+            } else {
+                "kept (skipped)"
+            }
         );
         if !std::io::stdin().is_terminal() {
             anyhow::bail!("{what}: pass --yes to restore into them without a terminal");
         }
-        if !output::confirm(&format!("{what}. Restore {} objects ({}) from snapshot {}?", plan.objects(), output::bytes(plan.bytes()), snap.id.short()))? {
+        if !output::confirm(&format!(
+            "{what}. Restore {} objects ({}) from snapshot {}?",
+            plan.objects(),
+            output::bytes(plan.bytes()),
+            snap.id.short()
+        ))? {
             eprintln!("not restored");
             return Ok(exit::FAILED);
         }
     }
     let started = std::time::Instant::now();
-    let s = storage_restore::execute(repo, &plan, &opts, &super::progress::Bars::new(g.quiet || json))?;
-    let code = if s.failed.is_empty() { exit::OK } else { exit::FAILED };
+    let s = storage_restore::execute(
+        repo,
+        &plan,
+        &opts,
+        &super::progress::Bars::new(g.quiet || json),
+    )?;
+    let code = if s.failed.is_empty() {
+        exit::OK
+    } else {
+        exit::FAILED
+    };
     if json {
         output::json(&s)?;
         return Ok(code);
@@ -51,7 +84,11 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &StorageConnArg
             output::bytes(s.bytes_uploaded),
             s.bytes_uploaded as f64 / 1e6 / secs.max(0.001),
             s.skipped,
-            if overwrite { "" } else { "; --overwrite replaces them" },
+            if overwrite {
+                ""
+            } else {
+                "; --overwrite replaces them"
+            },
             s.failed.len()
         );
     }
@@ -63,9 +100,16 @@ pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &StorageConnArg
     if !s.failed.is_empty() {
         eprintln!("error: {} objects were not restored:", s.failed.len());
         for f in &s.failed {
-            eprintln!("  {}/{}: {}", output::path(&f.bucket), output::path(&f.name), f.reason);
+            eprintln!(
+                "  {}/{}: {}",
+                output::path(&f.bucket),
+                output::path(&f.name),
+                f.reason
+            );
         }
-        eprintln!("fix what the server refused, then run the same restore again: objects already restored are skipped");
+        eprintln!(
+            "fix what the server refused, then run the same restore again: objects already restored are skipped"
+        );
     }
     Ok(code)
 }

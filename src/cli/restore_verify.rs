@@ -11,12 +11,28 @@ use snap::snapshot::Snapshot;
 use super::backup_db::DbConnArgs;
 use super::{Global, exit, output};
 
-pub fn run(g: &Global, repo: &Repository, snap: &Snapshot, conn: &DbConnArgs, database: Option<&str>, json_out: bool) -> anyhow::Result<u8> {
+pub fn run(
+    g: &Global,
+    repo: &Repository,
+    snap: &Snapshot,
+    conn: &DbConnArgs,
+    database: Option<&str>,
+    json_out: bool,
+) -> anyhow::Result<u8> {
     let db = DbSnapshot::open(repo, snap, database)?;
     if db.inventory["server_version_num"].as_u64().unwrap_or(0) == 0 {
-        anyhow::bail!("snapshot {} (database {}): its inventory has no server_version_num; cannot choose a server for the drill", snap.id.short(), db.database);
+        anyhow::bail!(
+            "snapshot {} (database {}): its inventory has no server_version_num; cannot choose a server for the drill",
+            snap.id.short(),
+            db.database
+        );
     }
-    let d = dbrestore::drill(snap, &db, conn.pg_bin.as_deref(), &super::progress::Bars::new(g.quiet))?;
+    let d = dbrestore::drill(
+        snap,
+        &db,
+        conn.pg_bin.as_deref(),
+        &super::progress::Bars::new(g.quiet),
+    )?;
     if json_out {
         // Through a Value, so the keys come out as before (sorted).
         output::json(&serde_json::to_value(&d)?)?;
@@ -42,7 +58,10 @@ fn print_text(d: &DrillReport, snap: &Snapshot, db: &DbSnapshot, quiet: bool) {
             println!("  prepared: {p}");
         }
         for m in &d.managed {
-            println!("  applied {} leniently ({} statement(s) failed, e.g. references to objects the restore creates)", m.part, m.errors);
+            println!(
+                "  applied {} leniently ({} statement(s) failed, e.g. references to objects the restore creates)",
+                m.part, m.errors
+            );
         }
         if d.steps.iter().any(|s| s.step == "requirements" && s.ok) {
             if d.requirements.is_empty() {
@@ -50,7 +69,11 @@ fn print_text(d: &DrillReport, snap: &Snapshot, db: &DbSnapshot, quiet: bool) {
             } else {
                 println!("requirements:");
                 for r in &d.requirements {
-                    println!("  {} {}", if r.blocking { "BLOCKING" } else { "note    " }, r.what);
+                    println!(
+                        "  {} {}",
+                        if r.blocking { "BLOCKING" } else { "note    " },
+                        r.what
+                    );
                     if let Some(f) = &r.fix {
                         println!("           fix: {f}");
                     }
@@ -58,23 +81,40 @@ fn print_text(d: &DrillReport, snap: &Snapshot, db: &DbSnapshot, quiet: bool) {
             }
         }
         if let Some(r) = &d.restore {
-            println!("restore: {} ({}) in one transaction", r.parts.join(" → "), output::bytes(r.bytes));
+            println!(
+                "restore: {} ({}) in one transaction",
+                r.parts.join(" → "),
+                output::bytes(r.bytes)
+            );
             for (part, line, stmt) in &r.skipped {
                 println!("  skipped on a managed target ({part} line {line}): {stmt}");
             }
         }
         for m in &d.managed_after {
-            println!("  re-applied {} leniently ({} statement(s) failed, e.g. objects that already exist)", m.part, m.errors);
+            println!(
+                "  re-applied {} leniently ({} statement(s) failed, e.g. objects that already exist)",
+                m.part, m.errors
+            );
         }
         if !d.verification.is_empty() {
             println!("verification:");
             for c in &d.verification {
-                println!("  {} {}: {}", if c.ok { "ok  " } else { "FAIL" }, c.what, c.detail);
+                println!(
+                    "  {} {}: {}",
+                    if c.ok { "ok  " } else { "FAIL" },
+                    c.what,
+                    c.detail
+                );
             }
         }
         println!("steps:");
         for s in &d.steps {
-            println!("  {:<28} {:>7.2} s{}", s.step, s.seconds, if s.ok { "" } else { "  FAILED" });
+            println!(
+                "  {:<28} {:>7.2} s{}",
+                s.step,
+                s.seconds,
+                if s.ok { "" } else { "  FAILED" }
+            );
         }
     }
     for p in &d.problems {
@@ -84,8 +124,14 @@ fn print_text(d: &DrillReport, snap: &Snapshot, db: &DbSnapshot, quiet: bool) {
         eprintln!("error: {e}");
     }
     if pass {
-        println!("PASS: snapshot {} restores and verifies ({total:.1} s); the throwaway cluster was removed", snap.id.short());
+        println!(
+            "PASS: snapshot {} restores and verifies ({total:.1} s); the throwaway cluster was removed",
+            snap.id.short()
+        );
     } else {
-        println!("FAIL: snapshot {} did not pass the restore drill ({total:.1} s); the throwaway cluster was removed", snap.id.short());
+        println!(
+            "FAIL: snapshot {} did not pass the restore drill ({total:.1} s); the throwaway cluster was removed",
+            snap.id.short()
+        );
     }
 }

@@ -54,19 +54,42 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
             return Ok(exit::USAGE);
         }
     };
-    if let Some(Err(e)) = a.projects.iter().map(|n| cfg.project(n)).find(Result::is_err) {
+    if let Some(Err(e)) = a
+        .projects
+        .iter()
+        .map(|n| cfg.project(n))
+        .find(Result::is_err)
+    {
         eprintln!("error: {e}");
         return Ok(exit::USAGE);
     }
     let bars = Bars::bars_only(g.quiet);
-    let log = LogLines { quiet: g.quiet, bars: &bars };
-    let opts = NightlyOptions { projects: a.projects.clone(), time: a.time };
+    let log = LogLines {
+        quiet: g.quiet,
+        bars: &bars,
+    };
+    let opts = NightlyOptions {
+        projects: a.projects.clone(),
+        time: a.time,
+    };
     let report = nightly::run(&cfg, &opts, &log, &bars);
     if let Some(hc) = cfg.healthcheck.as_ref().filter(|_| !a.no_ping) {
         let kind = if report.ok { "success" } else { "failure" };
         match nightly::ping(hc, &report) {
-            Ok(()) => log.event(&Event { level: Level::Info, project: None, step: "ping", msg: &format!("{kind} ping sent"), fields: &[] }),
-            Err(e) => log.event(&Event { level: Level::Warn, project: None, step: "ping", msg: &e.to_string(), fields: &[] }),
+            Ok(()) => log.event(&Event {
+                level: Level::Info,
+                project: None,
+                step: "ping",
+                msg: &format!("{kind} ping sent"),
+                fields: &[],
+            }),
+            Err(e) => log.event(&Event {
+                level: Level::Warn,
+                project: None,
+                step: "ping",
+                msg: &e.to_string(),
+                fields: &[],
+            }),
         }
     }
     if a.json {
@@ -96,7 +119,11 @@ impl Events for LogLines<'_> {
 }
 
 fn logfmt(e: &Event<'_>, ts: chrono::DateTime<chrono::Utc>) -> String {
-    let mut s = format!("ts={} level={}", ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), e.level.as_str());
+    let mut s = format!(
+        "ts={} level={}",
+        ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        e.level.as_str()
+    );
     if let Some(p) = e.project {
         s.push_str(&format!(" project={}", value(p)));
     }
@@ -110,7 +137,10 @@ fn logfmt(e: &Event<'_>, ts: chrono::DateTime<chrono::Utc>) -> String {
 /// A logfmt value: bare when it is one simple word, else quoted with `"` `\` and control
 /// characters escaped, so one event is always one line.
 fn value(v: &str) -> String {
-    if !v.is_empty() && v.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '=' | '\\')) {
+    if !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '=' | '\\'))
+    {
         return v.to_string();
     }
     let mut q = String::with_capacity(v.len() + 2);
@@ -129,7 +159,10 @@ fn value(v: &str) -> String {
 }
 
 fn print_table(r: &NightlyReport) {
-    println!("{:<16} {:<7} {:<8} {:>9}  details", "project", "step", "status", "time");
+    println!(
+        "{:<16} {:<7} {:<8} {:>9}  details",
+        "project", "step", "status", "time"
+    );
     for s in &r.steps {
         let status = match s.status {
             Status::Ok => "ok",
@@ -138,10 +171,17 @@ fn print_table(r: &NightlyReport) {
         };
         let mut details = Vec::new();
         if let Some(b) = &s.backup {
-            details.push(format!("snapshot {}: {}", b.short_id, output::backup_line(b)));
+            details.push(format!(
+                "snapshot {}: {}",
+                b.short_id,
+                output::backup_line(b)
+            ));
         }
         if let Some(f) = &s.forget {
-            details.push(format!("kept {}, removed {} ({})", f.kept, f.removed, f.policy));
+            details.push(format!(
+                "kept {}, removed {} ({})",
+                f.kept, f.removed, f.policy
+            ));
         }
         if let Some(p) = &s.prune {
             details.push(format!(
@@ -191,9 +231,16 @@ fn print_table(r: &NightlyReport) {
     }
     let failed = r.failed_steps().count();
     if failed == 0 {
-        println!("nightly run succeeded in {:.1} s", r.duration_ms as f64 / 1000.0);
+        println!(
+            "nightly run succeeded in {:.1} s",
+            r.duration_ms as f64 / 1000.0
+        );
     } else {
-        println!("nightly run FAILED: {failed} step{} failed ({:.1} s)", if failed == 1 { "" } else { "s" }, r.duration_ms as f64 / 1000.0);
+        println!(
+            "nightly run FAILED: {failed} step{} failed ({:.1} s)",
+            if failed == 1 { "" } else { "s" },
+            r.duration_ms as f64 / 1000.0
+        );
     }
 }
 
@@ -201,9 +248,20 @@ fn print_table(r: &NightlyReport) {
 mod tests {
     #[test]
     fn logfmt_lines() {
-        let fields = [("bytes_read", "12".to_string()), ("policy", "keep-within 21d".to_string())];
-        let e = super::Event { level: super::Level::Info, project: Some("prod"), step: "backup", msg: "done\nnext \"x\"", fields: &fields };
-        let ts = chrono::DateTime::parse_from_rfc3339("2026-11-21T03:00:00Z").unwrap().to_utc();
+        let fields = [
+            ("bytes_read", "12".to_string()),
+            ("policy", "keep-within 21d".to_string()),
+        ];
+        let e = super::Event {
+            level: super::Level::Info,
+            project: Some("prod"),
+            step: "backup",
+            msg: "done\nnext \"x\"",
+            fields: &fields,
+        };
+        let ts = chrono::DateTime::parse_from_rfc3339("2026-11-21T03:00:00Z")
+            .unwrap()
+            .to_utc();
         assert_eq!(
             super::logfmt(&e, ts),
             r#"ts=2026-11-21T03:00:00.000Z level=info project=prod step=backup msg="done\nnext \"x\"" bytes_read=12 policy="keep-within 21d""#

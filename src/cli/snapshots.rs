@@ -65,7 +65,10 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let repo = g.open()?;
     let (all, damaged) = repo.snapshots_and_damaged()?;
     for (id, e) in &damaged {
-        eprintln!("warning: snapshot {} cannot be read: {e} (run `snap check`)", id.short());
+        eprintln!(
+            "warning: snapshot {} cannot be read: {e} (run `snap check`)",
+            id.short()
+        );
     }
     let snaps: Vec<Snapshot> = all
         .into_iter()
@@ -75,15 +78,24 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     if a.json {
         let v: Vec<_> = snaps.iter().map(|s| SnapshotJson::new(s, &[])).collect();
         output::json(&v)?;
-        return Ok(if damaged.is_empty() { exit::OK } else { exit::FAILED });
+        return Ok(if damaged.is_empty() {
+            exit::OK
+        } else {
+            exit::FAILED
+        });
     }
-    println!("{:<8}  {:<19}  {:<12}  {:<20}  {:>11}  {:>11}  paths", "id", "time", "host", "tags", "size", "added");
+    println!(
+        "{:<8}  {:<19}  {:<12}  {:<20}  {:>11}  {:>11}  paths",
+        "id", "time", "host", "tags", "size", "added"
+    );
     for s in &snaps {
         let m = &s.manifest;
         println!(
             "{:<8}  {:<19}  {:<12}  {:<20}  {:>11}  {:>11}  {}",
             s.id.short(),
-            m.time.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S"),
+            m.time
+                .with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S"),
             m.host,
             m.tags.join(","),
             output::bytes(m.summary.total_bytes),
@@ -92,5 +104,9 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         );
     }
     println!("{} snapshots", snaps.len());
-    Ok(if damaged.is_empty() { exit::OK } else { exit::FAILED })
+    Ok(if damaged.is_empty() {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
 }

@@ -12,7 +12,8 @@ pub struct Args {
 }
 
 fn ratio(r: Option<f64>) -> String {
-    r.map(|r| format!("{r:.2}x")).unwrap_or_else(|| "n/a".into())
+    r.map(|r| format!("{r:.2}x"))
+        .unwrap_or_else(|| "n/a".into())
 }
 
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
@@ -20,7 +21,10 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let s = snap::ops::stats::stats(&repo)?;
     if !g.quiet {
         for u in &s.unreadable_snapshots {
-            eprintln!("warning: snapshot {} cannot be read and is not counted: {} (run `snap check`)", u.id, u.error);
+            eprintln!(
+                "warning: snapshot {} cannot be read and is not counted: {} (run `snap check`)",
+                u.id, u.error
+            );
         }
         if s.missing_chunks > 0 {
             eprintln!(
@@ -29,26 +33,47 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
             );
         }
     }
-    let code = if s.unreadable_snapshots.is_empty() { exit::OK } else { exit::FAILED };
+    let code = if s.unreadable_snapshots.is_empty() {
+        exit::OK
+    } else {
+        exit::FAILED
+    };
     if a.json {
         output::json(&s)?;
         return Ok(code);
     }
     let b = output::bytes;
-    println!("repository        {} in {} objects", b(s.repo_bytes), s.objects);
+    println!(
+        "repository        {} in {} objects",
+        b(s.repo_bytes),
+        s.objects
+    );
     println!("packs             {} ({})", s.packs, b(s.pack_bytes));
     println!("indexed chunks    {}", s.indexed_chunks);
     println!("snapshots         {} ({} files)", s.snapshots, s.files);
-    println!("logical size      {}  (all files of all snapshots)", b(s.logical_bytes));
+    println!(
+        "logical size      {}  (all files of all snapshots)",
+        b(s.logical_bytes)
+    );
     println!(
         "unique data       {} chunks, {} raw, {} stored",
         s.unique_chunks,
         b(s.unique_raw_bytes),
         b(s.unique_stored_bytes)
     );
-    println!("tree metadata     {} chunks, {} stored", s.tree_chunks, b(s.tree_stored_bytes));
-    println!("dedup ratio       {}  (logical / unique raw)", ratio(s.dedup_ratio));
-    println!("compression ratio {}  (unique raw / unique stored)", ratio(s.compression_ratio));
+    println!(
+        "tree metadata     {} chunks, {} stored",
+        s.tree_chunks,
+        b(s.tree_stored_bytes)
+    );
+    println!(
+        "dedup ratio       {}  (logical / unique raw)",
+        ratio(s.dedup_ratio)
+    );
+    println!(
+        "compression ratio {}  (unique raw / unique stored)",
+        ratio(s.compression_ratio)
+    );
     println!(
         "unreferenced      {} chunks, {} stored  (removable by `snap prune`)",
         s.unreferenced_chunks,

@@ -29,7 +29,12 @@ struct LockJson<'a> {
 
 impl<'a> LockJson<'a> {
     fn new(l: &'a FoundLock) -> Self {
-        LockJson { name: &l.name, stale: l.stale, info: l.info.as_ref().ok(), error: l.info.as_ref().err().map(String::as_str) }
+        LockJson {
+            name: &l.name,
+            stale: l.stale,
+            info: l.info.as_ref().ok(),
+            error: l.info.as_ref().err().map(String::as_str),
+        }
     }
 }
 
@@ -38,7 +43,11 @@ fn describe(l: &FoundLock) -> String {
         Ok(i) => i.describe(),
         Err(e) => format!("an unreadable lock ({e})"),
     };
-    format!("{what} [{}{}]", l.name, if l.stale { ", stale" } else { "" })
+    format!(
+        "{what} [{}{}]",
+        l.name,
+        if l.stale { ", stale" } else { "" }
+    )
 }
 
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
@@ -52,8 +61,16 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let removed: Vec<FoundLock> = removed_names
         .iter()
         .map(|n| match before.iter().find(|l| &l.name == n) {
-            Some(l) => FoundLock { name: l.name.clone(), info: l.info.clone(), stale: l.stale },
-            None => FoundLock { name: n.clone(), info: Err("not listed before removal".into()), stale: true },
+            Some(l) => FoundLock {
+                name: l.name.clone(),
+                info: l.info.clone(),
+                stale: l.stale,
+            },
+            None => FoundLock {
+                name: n.clone(),
+                info: Err("not listed before removal".into()),
+                stale: true,
+            },
         })
         .collect();
     if a.json {
@@ -64,7 +81,10 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     if removed.is_empty() {
-        println!("no {}locks to remove", if a.remove_all { "" } else { "stale " });
+        println!(
+            "no {}locks to remove",
+            if a.remove_all { "" } else { "stale " }
+        );
     }
     for l in &removed {
         println!("removed {}", describe(l));

@@ -16,18 +16,35 @@ pub struct ConfigError {
 
 impl ConfigError {
     /// A mistake at byte `offset` of `text` (`None`: no position).
-    pub fn at(file: &std::path::Path, text: &str, offset: Option<usize>, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    pub fn at(
+        file: &std::path::Path,
+        text: &str,
+        offset: Option<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
         let (line, column) = match offset {
             Some(o) => {
                 let o = o.min(text.len());
                 let before = &text[..o];
                 let line = before.matches('\n').count() + 1;
-                let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+                let col = before
+                    .rsplit('\n')
+                    .next()
+                    .map(|l| l.chars().count())
+                    .unwrap_or(0)
+                    + 1;
                 (Some(line), Some(col))
             }
             None => (None, None),
         };
-        ConfigError { file: file.to_path_buf(), line, column, key: key.into(), message: message.into() }
+        ConfigError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 

@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 pub use error::ConfigError;
-pub use schema::{Check, Db, DbTarget, Healthcheck, Offsite, Prune, Retention, Secret, Storage, DEFAULT_READ_DATA_SUBSET, DEFAULT_SERVICE_KEY_ENV};
+pub use schema::{
+    Check, DEFAULT_READ_DATA_SUBSET, DEFAULT_SERVICE_KEY_ENV, Db, DbTarget, Healthcheck, Offsite,
+    Prune, Retention, Secret, Storage,
+};
 pub use template::TEMPLATE;
 
 use crate::error::{Error, Result};
@@ -61,33 +64,77 @@ impl Project {
 impl Config {
     /// Read and validate `path`.
     pub fn load(path: &Path) -> std::result::Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::at(path, "", None, "", format!("cannot read the configuration file: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::at(
+                path,
+                "",
+                None,
+                "",
+                format!("cannot read the configuration file: {e}"),
+            )
+        })?;
         Config::parse(path, &text)
     }
 
     /// Validate `text` (read from `path`, which names it in messages).
     pub fn parse(path: &Path, text: &str) -> std::result::Result<Config, ConfigError> {
-        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::at(path, text, e.span().map(|s| s.start), "", e.message().trim()))?;
+        let de = toml::Deserializer::parse(text).map_err(|e| {
+            ConfigError::at(
+                path,
+                text,
+                e.span().map(|s| s.start),
+                "",
+                e.message().trim(),
+            )
+        })?;
         let file: schema::File = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let inner = e.into_inner();
-            ConfigError::at(path, text, inner.span().map(|s| s.start), if key == "." { String::new() } else { key }, inner.message().trim())
+            ConfigError::at(
+                path,
+                text,
+                inner.span().map(|s| s.start),
+                if key == "." { String::new() } else { key },
+                inner.message().trim(),
+            )
         })?;
         let mut projects = Vec::new();
         for (i, p) in file.projects.into_iter().enumerate() {
-            let at = |msg: String| ConfigError::at(path, text, Some(p.name.span().start), format!("projects[{i}].name"), msg);
+            let at = |msg: String| {
+                ConfigError::at(
+                    path,
+                    text,
+                    Some(p.name.span().start),
+                    format!("projects[{i}].name"),
+                    msg,
+                )
+            };
             let name = p.name.get_ref().clone();
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
-                return Err(at(format!("project name {name:?}: use letters, digits, '-', '_' and '.'")));
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            {
+                return Err(at(format!(
+                    "project name {name:?}: use letters, digits, '-', '_' and '.'"
+                )));
             }
             if projects.iter().any(|q: &Project| q.name == name) {
-                return Err(at(format!("project name {name:?} is used twice; names must be unique")));
+                return Err(at(format!(
+                    "project name {name:?} is used twice; names must be unique"
+                )));
             }
             if p.db.is_none() && p.storage.is_none() {
-                return Err(at(format!("project {name:?} has neither a [projects.db] nor a [projects.storage] table: nothing to back up")));
+                return Err(at(format!(
+                    "project {name:?} has neither a [projects.db] nor a [projects.storage] table: nothing to back up"
+                )));
             }
-            projects.push(Project { name, tags: p.tags, db: p.db, storage: p.storage });
+            projects.push(Project {
+                name,
+                tags: p.tags,
+                db: p.db,
+                storage: p.storage,
+            });
         }
         Ok(Config {
             path: path.to_path_buf(),
@@ -118,26 +165,40 @@ impl Config {
     }
 
     pub fn project(&self, name: &str) -> Result<&Project> {
-        self.projects.iter().find(|p| p.name == name).ok_or_else(|| {
-            let names: Vec<&str> = self.projects.iter().map(|p| p.name.as_str()).collect();
-            Error::Invalid(format!("no project {name:?} in {} (it has: {})", self.path.display(), names.join(", ")))
-        })
+        self.projects
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.projects.iter().map(|p| p.name.as_str()).collect();
+                Error::Invalid(format!(
+                    "no project {name:?} in {} (it has: {})",
+                    self.path.display(),
+                    names.join(", ")
+                ))
+            })
     }
 
     /// The local index cache directory: the configured one, else the default.
     pub fn cache_dir(&self) -> PathBuf {
-        self.repository.cache_dir.as_deref().map(PathBuf::from).unwrap_or_else(crate::repo::default_cache_dir)
+        self.repository
+            .cache_dir
+            .as_deref()
+            .map(PathBuf::from)
+            .unwrap_or_else(crate::repo::default_cache_dir)
     }
 }
 
 impl Secret {
     /// Read the secret: a file's first line, a command's first output line, or a variable.
     pub fn read(&self) -> Result<Zeroizing<String>> {
-        let first_line = |s: Zeroizing<String>| Zeroizing::new(s.lines().next().unwrap_or_default().to_string());
+        let first_line =
+            |s: Zeroizing<String>| Zeroizing::new(s.lines().next().unwrap_or_default().to_string());
         let v = match self {
             Secret::File(f) => {
                 let p = expand(f)?;
-                first_line(Zeroizing::new(std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?))
+                first_line(Zeroizing::new(
+                    std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?,
+                ))
             }
             Secret::Command(c) => {
                 let out = std::process::Command::new("sh")
@@ -148,13 +209,19 @@ impl Secret {
                     .output()
                     .map_err(|e| Error::io("sh", e))?;
                 if !out.status.success() {
-                    return Err(Error::Invalid(format!("the password command failed ({})", out.status)));
+                    return Err(Error::Invalid(format!(
+                        "the password command failed ({})",
+                        out.status
+                    )));
                 }
-                first_line(Zeroizing::new(
-                    String::from_utf8(out.stdout).map_err(|_| Error::Invalid("the password command's output is not UTF-8".into()))?,
-                ))
+                first_line(Zeroizing::new(String::from_utf8(out.stdout).map_err(
+                    |_| Error::Invalid("the password command's output is not UTF-8".into()),
+                )?))
             }
-            Secret::Env(v) => Zeroizing::new(std::env::var(v).map_err(|_| Error::Invalid(format!("environment variable {v} is not set")))?),
+            Secret::Env(v) => Zeroizing::new(
+                std::env::var(v)
+                    .map_err(|_| Error::Invalid(format!("environment variable {v} is not set")))?,
+            ),
         };
         if v.is_empty() {
             return Err(Error::Invalid(format!("{} is empty", self.describe())));
@@ -178,10 +245,17 @@ pub fn expand(s: &str) -> Result<PathBuf> {
     let mut rest = s;
     while let Some(i) = rest.find("${") {
         out.push_str(&rest[..i]);
-        let end = rest[i..].find('}').ok_or_else(|| Error::Invalid(format!("{s}: unclosed ${{")))? + i;
+        let end = rest[i..]
+            .find('}')
+            .ok_or_else(|| Error::Invalid(format!("{s}: unclosed ${{")))?
+            + i;
         let var = &rest[i + 2..end];
         let val = std::env::var(var).map_err(|_| {
-            let hint = if var == "CREDENTIALS_DIRECTORY" { " (systemd sets it for a unit with LoadCredential=)" } else { "" };
+            let hint = if var == "CREDENTIALS_DIRECTORY" {
+                " (systemd sets it for a unit with LoadCredential=)"
+            } else {
+                ""
+            };
             Error::Invalid(format!("{s}: environment variable {var} is not set{hint}"))
         })?;
         out.push_str(&val);

@@ -72,9 +72,19 @@ impl TryFrom<RawRepository> for Repository {
             (None, None, None) => {
                 return Err("no repository password source: set one of password_file, password_command or password_env".into());
             }
-            _ => return Err("password_file, password_command and password_env exclude each other: keep one".into()),
+            _ => {
+                return Err(
+                    "password_file, password_command and password_env exclude each other: keep one"
+                        .into(),
+                );
+            }
         };
-        Ok(Repository { location: r.location, password, cache_dir: r.cache_dir, host: r.host })
+        Ok(Repository {
+            location: r.location,
+            password,
+            cache_dir: r.cache_dir,
+            host: r.host,
+        })
     }
 }
 
@@ -118,7 +128,11 @@ impl TryFrom<RawOffsite> for Offsite {
         if r.parallel == 0 {
             return Err("parallel must be at least 1".into());
         }
-        Ok(Offsite { location: repo.location, password: repo.password, parallel: r.parallel })
+        Ok(Offsite {
+            location: repo.location,
+            password: repo.password,
+            parallel: r.parallel,
+        })
     }
 }
 
@@ -156,7 +170,11 @@ pub struct Prune {
 
 impl Default for Prune {
     fn default() -> Self {
-        Prune { enabled: true, max_repack: default_repack(), grace: default_grace() }
+        Prune {
+            enabled: true,
+            max_repack: default_repack(),
+            grace: default_grace(),
+        }
     }
 }
 
@@ -172,7 +190,10 @@ pub struct Check {
 
 impl Default for Check {
     fn default() -> Self {
-        Check { enabled: true, read_data_subset: default_subset() }
+        Check {
+            enabled: true,
+            read_data_subset: default_subset(),
+        }
     }
 }
 
@@ -199,7 +220,10 @@ pub struct Project {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbTarget {
     Url(String),
-    ProjectRef { project_ref: String, pooler_host: Option<String> },
+    ProjectRef {
+        project_ref: String,
+        pooler_host: Option<String>,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -231,30 +255,49 @@ impl TryFrom<RawDb> for Db {
     type Error = String;
     fn try_from(r: RawDb) -> Result<Self, String> {
         let target = match (r.db_url, r.project_ref) {
-            (Some(_), Some(_)) => return Err("db_url and project_ref exclude each other: keep one".into()),
+            (Some(_), Some(_)) => {
+                return Err("db_url and project_ref exclude each other: keep one".into());
+            }
             (None, None) => return Err("no database given: set db_url or project_ref".into()),
             (Some(u), None) => {
                 if r.pooler_host.is_some() {
                     return Err("pooler_host goes with project_ref, not with db_url (put the pooler host in the URL)".into());
                 }
-                let spec = crate::source::postgres::conn::ConnSpec::from_url(&u, None).map_err(|e| e.to_string())?;
+                let spec = crate::source::postgres::conn::ConnSpec::from_url(&u, None)
+                    .map_err(|e| e.to_string())?;
                 if spec.has_password() {
                     return Err("db_url contains a password: remove it and use db_password_file or db_password_env".into());
                 }
                 DbTarget::Url(u)
             }
             (None, Some(p)) => {
-                crate::source::postgres::conn::ConnSpec::from_project_ref(&p, r.pooler_host.as_deref(), None).map_err(|e| e.to_string())?;
-                DbTarget::ProjectRef { project_ref: p, pooler_host: r.pooler_host }
+                crate::source::postgres::conn::ConnSpec::from_project_ref(
+                    &p,
+                    r.pooler_host.as_deref(),
+                    None,
+                )
+                .map_err(|e| e.to_string())?;
+                DbTarget::ProjectRef {
+                    project_ref: p,
+                    pooler_host: r.pooler_host,
+                }
             }
         };
         let password = match (r.db_password_file, r.db_password_env) {
-            (Some(_), Some(_)) => return Err("db_password_file and db_password_env exclude each other: keep one".into()),
+            (Some(_), Some(_)) => {
+                return Err(
+                    "db_password_file and db_password_env exclude each other: keep one".into(),
+                );
+            }
             (Some(f), None) => Some(Secret::File(f)),
             (None, Some(e)) => Some(Secret::Env(e)),
             (None, None) => None,
         };
-        Ok(Db { target, password, pg_bin: r.pg_bin })
+        Ok(Db {
+            target,
+            password,
+            pg_bin: r.pg_bin,
+        })
     }
 }
 
@@ -299,17 +342,31 @@ impl TryFrom<RawStorage> for Storage {
             (None, Some(u)) => u.as_str().trim_end_matches('/').to_string(),
         };
         let service_key = match (r.service_key_file, r.service_key_env) {
-            (Some(_), Some(_)) => return Err("service_key_file and service_key_env exclude each other: keep one".into()),
+            (Some(_), Some(_)) => {
+                return Err(
+                    "service_key_file and service_key_env exclude each other: keep one".into(),
+                );
+            }
             (Some(f), None) => Secret::File(f),
             (None, e) => Secret::Env(e.unwrap_or_else(|| DEFAULT_SERVICE_KEY_ENV.into())),
         };
         if r.concurrency == 0 || r.concurrency > 64 {
-            return Err(format!("concurrency {} is out of range: use 1 to 64", r.concurrency));
+            return Err(format!(
+                "concurrency {} is out of range: use 1 to 64",
+                r.concurrency
+            ));
         }
         if let Some(b) = r.buckets.iter().find(|b| b.is_empty() || b.contains('/')) {
-            return Err(format!("bucket name {b:?} is not valid (empty or containing /)"));
+            return Err(format!(
+                "bucket name {b:?} is not valid (empty or containing /)"
+            ));
         }
-        Ok(Storage { api_base, service_key, buckets: r.buckets, concurrency: r.concurrency })
+        Ok(Storage {
+            api_base,
+            service_key,
+            buckets: r.buckets,
+            concurrency: r.concurrency,
+        })
     }
 }
 
@@ -351,33 +408,50 @@ fn opt_non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
 
 fn opt_env_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let s = String::deserialize(d)?;
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || s.as_bytes()[0].is_ascii_digit() {
-        return Err(D::Error::custom(format!("{s:?} is not an environment variable name (letters, digits, _)")));
+    if s.is_empty()
+        || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        || s.as_bytes()[0].is_ascii_digit()
+    {
+        return Err(D::Error::custom(format!(
+            "{s:?} is not an environment variable name (letters, digits, _)"
+        )));
     }
     Ok(Some(s))
 }
 
 fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RetentionDuration>, D::Error> {
     let s = String::deserialize(d)?;
-    s.parse().map(Some).map_err(|e: crate::Error| D::Error::custom(e.to_string().trim_start_matches("invalid argument: ")))
+    s.parse().map(Some).map_err(|e: crate::Error| {
+        D::Error::custom(e.to_string().trim_start_matches("invalid argument: "))
+    })
 }
 
 fn opt_positive<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     let n = u32::deserialize(d)?;
     if n == 0 {
-        return Err(D::Error::custom("must be at least 1 (leave the key out to not use this rule)"));
+        return Err(D::Error::custom(
+            "must be at least 1 (leave the key out to not use this rule)",
+        ));
     }
     Ok(Some(n))
 }
 
 fn repack<'de, D: Deserializer<'de>>(d: D) -> Result<RepackLimit, D::Error> {
     let s = String::deserialize(d)?;
-    s.parse().map_err(|e: String| D::Error::custom(format!("{e}; use a percentage (\"10%\") or a size (\"500MiB\")")))
+    s.parse().map_err(|e: String| {
+        D::Error::custom(format!(
+            "{e}; use a percentage (\"10%\") or a size (\"500MiB\")"
+        ))
+    })
 }
 
 fn std_duration<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
     let s = String::deserialize(d)?;
-    humantime::parse_duration(&s).map_err(|e| D::Error::custom(format!("invalid duration {s:?}: {e}; use e.g. \"12h\", \"30min\", \"2d\"")))
+    humantime::parse_duration(&s).map_err(|e| {
+        D::Error::custom(format!(
+            "invalid duration {s:?}: {e}; use e.g. \"12h\", \"30min\", \"2d\""
+        ))
+    })
 }
 
 fn grace<'de, D: Deserializer<'de>>(d: D) -> Result<chrono::TimeDelta, D::Error> {
@@ -390,7 +464,9 @@ fn subset<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DataSubset>, D::Erro
     if s == "off" {
         return Ok(None);
     }
-    s.parse().map(Some).map_err(|e: String| D::Error::custom(format!("{e}, or \"off\" for the structure check only")))
+    s.parse().map(Some).map_err(|e: String| {
+        D::Error::custom(format!("{e}, or \"off\" for the structure check only"))
+    })
 }
 
 fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<url::Url, D::Error> {
@@ -400,7 +476,9 @@ fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<url::Url, D::Error> {
         return Err(D::Error::custom("expected an http:// or https:// URL"));
     }
     if u.password().is_some() {
-        return Err(D::Error::custom("the URL contains a password: snap does not store credentials in the config file"));
+        return Err(D::Error::custom(
+            "the URL contains a password: snap does not store credentials in the config file",
+        ));
     }
     Ok(u)
 }
@@ -412,7 +490,9 @@ fn opt_http_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D::
 fn tags<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let v = Vec::<String>::deserialize(d)?;
     if let Some(t) = v.iter().find(|t| t.is_empty() || t.contains(',')) {
-        return Err(D::Error::custom(format!("invalid tag {t:?}: use key=value without commas")));
+        return Err(D::Error::custom(format!(
+            "invalid tag {t:?}: use key=value without commas"
+        )));
     }
     Ok(v)
 }
@@ -420,7 +500,9 @@ fn tags<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
 fn non_empty_projects<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Project>, D::Error> {
     let v = Vec::<Project>::deserialize(d)?;
     if v.is_empty() {
-        return Err(D::Error::custom("at least one [[projects]] table is needed"));
+        return Err(D::Error::custom(
+            "at least one [[projects]] table is needed",
+        ));
     }
     Ok(v)
 }

@@ -94,7 +94,10 @@ impl KeyFile {
         if self.kdf.algorithm != "argon2id" || self.kdf.version != 0x13 {
             return Err(Error::corrupt(
                 "key file",
-                format!("unsupported KDF {} v{}", self.kdf.algorithm, self.kdf.version),
+                format!(
+                    "unsupported KDF {} v{}",
+                    self.kdf.algorithm, self.kdf.version
+                ),
             ));
         }
         let salt = B64
@@ -106,9 +109,10 @@ impl KeyFile {
         let kek = stretch(password, &salt, self.kdf.params)?;
         match open_with(&kek, KEYFILE_AAD, &wrapped) {
             Ok(mut secret) => {
-                let arr: [u8; 32] = secret.as_slice().try_into().map_err(|_| {
-                    Error::corrupt("key file", "wrapped secret is not 32 bytes")
-                })?;
+                let arr: [u8; 32] = secret
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| Error::corrupt("key file", "wrapped secret is not 32 bytes"))?;
                 secret.zeroize();
                 let mut arr = Zeroizing::new(arr);
                 let key = MasterKey::from_secret(&arr);

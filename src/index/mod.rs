@@ -6,7 +6,10 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
 
 use crate::backend::Backend;
 use crate::blob::BlobKind;
@@ -107,7 +110,11 @@ impl Index {
                 create_db(path).map_err(|_| Error::Index(format!("{}: {e}", path.display())))?
             }
         };
-        let idx = Index { db, path: path.to_path_buf(), _temp: None };
+        let idx = Index {
+            db,
+            path: path.to_path_buf(),
+            _temp: None,
+        };
         idx.ensure_meta(repo_id)?;
         Ok(idx)
     }
@@ -117,7 +124,11 @@ impl Index {
         let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
         let path = dir.path().join("index.redb");
         let db = create_db(&path).map_err(|e| Error::Index(e.to_string()))?;
-        let idx = Index { db, path, _temp: Some(dir) };
+        let idx = Index {
+            db,
+            path,
+            _temp: Some(dir),
+        };
         idx.ensure_meta(repo_id)?;
         Ok(idx)
     }
@@ -141,7 +152,9 @@ impl Index {
             Err(e) => return Err(e.into()),
         };
         drop(rtx);
-        if current.0.as_deref() == Some(repo_id.as_bytes()) && current.1.as_deref() == Some(INDEX_LAYOUT) {
+        if current.0.as_deref() == Some(repo_id.as_bytes())
+            && current.1.as_deref() == Some(INDEX_LAYOUT)
+        {
             return Ok(());
         }
         self.clear()?;
@@ -174,7 +187,8 @@ impl Index {
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        Ok(t.get(id.as_bytes())?.map(|v| Location::from_bytes(v.value())))
+        Ok(t.get(id.as_bytes())?
+            .map(|v| Location::from_bytes(v.value())))
     }
 
     pub fn contains(&self, id: &Id) -> Result<bool> {
@@ -254,7 +268,9 @@ impl Index {
     /// Call `f` for every indexed chunk (in id order), streaming: memory use does not grow with
     /// the index.
     pub fn for_each_chunk(&self, mut f: impl FnMut(Id, Location)) -> Result<()> {
-        each_chunk_row(&self.db.begin_read()?, |id, raw| f(id, Location::from_bytes(raw)))?;
+        each_chunk_row(&self.db.begin_read()?, |id, raw| {
+            f(id, Location::from_bytes(raw))
+        })?;
         Ok(())
     }
 
@@ -265,15 +281,24 @@ impl Index {
         let listed = backend.list("data/")?;
         let known = self.packs()?;
         let mut report = SyncReport::default();
-        let present: HashSet<Id> = listed.iter().filter_map(|o| pack::pack_id_from_name(&o.name)).collect();
+        let present: HashSet<Id> = listed
+            .iter()
+            .filter_map(|o| pack::pack_id_from_name(&o.name))
+            .collect();
         if known.iter().any(|p| !present.contains(p)) {
             report.packs_removed = known.iter().filter(|p| !present.contains(p)).count();
             report.rebuilt = true;
             self.clear()?;
         }
-        let known = if report.rebuilt { HashSet::new() } else { known };
+        let known = if report.rebuilt {
+            HashSet::new()
+        } else {
+            known
+        };
         for obj in &listed {
-            let Some(id) = pack::pack_id_from_name(&obj.name) else { continue };
+            let Some(id) = pack::pack_id_from_name(&obj.name) else {
+                continue;
+            };
             if known.contains(&id) {
                 continue;
             }
@@ -316,17 +341,28 @@ impl IndexReader {
     /// [`Error::Index`] when it is not a readable redb file (damaged).
     pub fn open(path: &Path) -> Result<IndexReader> {
         match redb::ReadOnlyDatabase::open(path) {
-            Ok(db) => Ok(IndexReader { db: ReaderDb::ReadOnly(db), _temp: None }),
-            Err(DatabaseError::DatabaseAlreadyOpen) => Err(Error::IndexBusy { path: path.to_path_buf() }),
+            Ok(db) => Ok(IndexReader {
+                db: ReaderDb::ReadOnly(db),
+                _temp: None,
+            }),
+            Err(DatabaseError::DatabaseAlreadyOpen) => Err(Error::IndexBusy {
+                path: path.to_path_buf(),
+            }),
             Err(DatabaseError::Storage(redb::StorageError::Io(e))) => Err(Error::io(path, e)),
             Err(DatabaseError::RepairAborted) => {
                 let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
                 let copy = dir.path().join("index.redb");
                 std::fs::copy(path, &copy).map_err(|e| Error::io(path, e))?;
                 let db = Database::open(&copy).map_err(|e| {
-                    Error::Index(format!("{}: not closed cleanly, and repairing a copy failed: {e}", path.display()))
+                    Error::Index(format!(
+                        "{}: not closed cleanly, and repairing a copy failed: {e}",
+                        path.display()
+                    ))
                 })?;
-                Ok(IndexReader { db: ReaderDb::Copy(db), _temp: Some(dir) })
+                Ok(IndexReader {
+                    db: ReaderDb::Copy(db),
+                    _temp: Some(dir),
+                })
             }
             Err(e) => Err(Error::Index(format!("{}: {e}", path.display()))),
         }
@@ -354,7 +390,8 @@ impl IndexReader {
             Err(e) => return Err(e.into()),
         };
         let get = |k: &str| -> Result<Option<String>> {
-            Ok(t.get(k)?.map(|v| String::from_utf8_lossy(v.value()).into_owned()))
+            Ok(t.get(k)?
+                .map(|v| String::from_utf8_lossy(v.value()).into_owned()))
         };
         Ok((get("repo_id")?, get("layout")?))
     }
@@ -362,7 +399,8 @@ impl IndexReader {
     /// Whether the file is an index of repository `repo_id` in the layout this snap writes.
     pub fn is_current(&self, repo_id: &str) -> Result<bool> {
         let (id, layout) = self.meta()?;
-        Ok(id.as_deref() == Some(repo_id) && layout.as_deref().map(str::as_bytes) == Some(INDEX_LAYOUT))
+        Ok(id.as_deref() == Some(repo_id)
+            && layout.as_deref().map(str::as_bytes) == Some(INDEX_LAYOUT))
     }
 
     /// Every pack recorded: (pack id, size in bytes, blob count).
@@ -390,8 +428,11 @@ impl IndexReader {
     /// row's kind byte is not a chunk kind (a damaged row).
     pub fn for_each_chunk(&self, mut f: impl FnMut(Id, Option<Location>)) -> Result<()> {
         each_chunk_row(&self.begin_read()?, |id, raw| {
-            let loc = matches!(BlobKind::from_u8(raw[44]), Some(BlobKind::Data | BlobKind::Tree))
-                .then(|| Location::from_bytes(raw));
+            let loc = matches!(
+                BlobKind::from_u8(raw[44]),
+                Some(BlobKind::Data | BlobKind::Tree)
+            )
+            .then(|| Location::from_bytes(raw));
             f(id, loc);
         })
     }
@@ -409,7 +450,12 @@ mod tests {
         let mut ids = vec![];
         for d in datas {
             let id = k.chunk_id(d);
-            w.add(BlobKind::Data, id, d.len() as u32, &blob::encode(k, BlobKind::Data, &id, d, 3));
+            w.add(
+                BlobKind::Data,
+                id,
+                d.len() as u32,
+                &blob::encode(k, BlobKind::Data, &id, d, 3),
+            );
             ids.push(id);
         }
         let (pid, bytes, _) = w.finish(k);

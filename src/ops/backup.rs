@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::progress::Progress;
 use crate::repo::{Repository, Saver, TreeWriter};
-use crate::snapshot::{ChunkRef, Entry, EntryKind, Manifest, Snapshot, SourceKind, Summary, path_cmp};
+use crate::snapshot::{
+    ChunkRef, Entry, EntryKind, Manifest, Snapshot, SourceKind, Summary, path_cmp,
+};
 use crate::source::{self, EntrySink, Excludes, Source, StreamSource};
 
 #[derive(Debug, Clone, Default)]
@@ -65,7 +67,10 @@ impl Ctx<'_> {
     }
 
     /// Chunk a stream into the saver; returns the chunk list and bytes read.
-    fn store_stream(&mut self, reader: &mut dyn Read) -> std::io::Result<Result<(Vec<ChunkRef>, u64)>> {
+    fn store_stream(
+        &mut self,
+        reader: &mut dyn Read,
+    ) -> std::io::Result<Result<(Vec<ChunkRef>, u64)>> {
         let mut refs = Vec::new();
         let mut total = 0u64;
         for chunk in self.repo.chunker().stream(reader) {
@@ -94,16 +99,29 @@ fn source_failed(e: Error) -> Error {
     }
 }
 
-pub fn backup(repo: &Repository, input: BackupInput<'_>, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupOutcome> {
+pub fn backup(
+    repo: &Repository,
+    input: BackupInput<'_>,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupOutcome> {
     let started = Instant::now();
-    let time = opts.time.unwrap_or_else(|| chrono::Local::now().fixed_offset());
+    let time = opts
+        .time
+        .unwrap_or_else(|| chrono::Local::now().fixed_offset());
     let host = opts.host.clone().unwrap_or_else(crate::util::hostname);
     let mut tags = opts.tags.clone();
     tags.sort();
     tags.dedup();
     let level = opts.compression.unwrap_or(repo.config().compression);
     let saver = Saver::new(repo, level)?;
-    let mut ctx = Ctx { repo, saver: &saver, progress, summary: Summary::default(), warnings: Vec::new() };
+    let mut ctx = Ctx {
+        repo,
+        saver: &saver,
+        progress,
+        summary: Summary::default(),
+        warnings: Vec::new(),
+    };
     let mut tree = TreeWriter::new(&saver, repo.chunker());
     let mut source_notes = Vec::new();
     let mut source_summary = serde_json::Value::Null;
@@ -123,11 +141,17 @@ pub fn backup(repo: &Repository, input: BackupInput<'_>, opts: &BackupOptions, p
             };
             progress.start("backup", None);
             backup_files(&mut ctx, &mut tree, &roots, opts, parent.as_ref())?;
-            (stored, SourceKind::Files, "files".to_string(), parent.map(|p| p.0))
+            (
+                stored,
+                SourceKind::Files,
+                "files".to_string(),
+                parent.map(|p| p.0),
+            )
         }
         BackupInput::Stream(mut src) => {
             let name = src.name().trim_matches('/').to_string();
-            crate::snapshot::validate_path(&name).map_err(|_| Error::Invalid(format!("invalid stream name {name:?}")))?;
+            crate::snapshot::validate_path(&name)
+                .map_err(|_| Error::Invalid(format!("invalid stream name {name:?}")))?;
             progress.start("backup", None);
             let now_ns = time.timestamp_nanos_opt().unwrap_or(0);
             let parts: Vec<&str> = name.split('/').collect();
@@ -158,7 +182,9 @@ pub fn backup(repo: &Repository, input: BackupInput<'_>, opts: &BackupOptions, p
             let parent = match find_parent(repo, opts, &host, &paths, src.kind()) {
                 Ok(p) => p,
                 Err(e) if opts.parent.is_none() => {
-                    progress.warn(&format!("parent snapshot unusable, reading everything: {e}"));
+                    progress.warn(&format!(
+                        "parent snapshot unusable, reading everything: {e}"
+                    ));
                     None
                 }
                 Err(e) => return Err(e),
@@ -170,10 +196,21 @@ pub fn backup(repo: &Repository, input: BackupInput<'_>, opts: &BackupOptions, p
             };
             progress.start("backup", None);
             let now_ns = time.timestamp_nanos_opt().unwrap_or(0);
-            let mut sink = CollectingSink { ctx: &mut ctx, entries: Vec::new(), dirs: Vec::new(), notes: Vec::new(), now_ns, parent: parent_files };
+            let mut sink = CollectingSink {
+                ctx: &mut ctx,
+                entries: Vec::new(),
+                dirs: Vec::new(),
+                notes: Vec::new(),
+                now_ns,
+                parent: parent_files,
+            };
             // A failed dump (pg_dump, a --command) ends the backup before any manifest.
             src.run(&mut sink).map_err(source_failed)?;
-            let (entries, dirs, notes) = (std::mem::take(&mut sink.entries), std::mem::take(&mut sink.dirs), std::mem::take(&mut sink.notes));
+            let (entries, dirs, notes) = (
+                std::mem::take(&mut sink.entries),
+                std::mem::take(&mut sink.dirs),
+                std::mem::take(&mut sink.notes),
+            );
             write_sorted(&mut ctx, &mut tree, entries, dirs, now_ns)?;
             source_notes = notes;
             source_summary = src.summary();
@@ -212,7 +249,12 @@ pub fn backup(repo: &Repository, input: BackupInput<'_>, opts: &BackupOptions, p
         copied_from: None,
     };
     let id = repo.save_manifest(&manifest)?;
-    Ok(BackupOutcome { snapshot: Snapshot { id, manifest }, warnings, notes: source_notes, source_summary })
+    Ok(BackupOutcome {
+        snapshot: Snapshot { id, manifest },
+        warnings,
+        notes: source_notes,
+        source_summary,
+    })
 }
 
 fn synthetic(path: String, kind: EntryKind, mode: u32, mtime_ns: i64) -> Entry {
@@ -234,14 +276,19 @@ fn synthetic(path: String, kind: EntryKind, mode: u32, mtime_ns: i64) -> Entry {
 /// Absolute, existing, sorted roots with nested ones removed.
 fn normalize_roots(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     if paths.is_empty() {
-        return Err(Error::Invalid("nothing to back up: give paths, --stdin or --command".into()));
+        return Err(Error::Invalid(
+            "nothing to back up: give paths, --stdin or --command".into(),
+        ));
     }
     let mut roots = Vec::new();
     for p in paths {
         let abs = source::files::absolute(p)?;
         std::fs::symlink_metadata(&abs).map_err(|e| Error::io(&abs, e))?;
         if source::stored_path(&abs).is_none() {
-            return Err(Error::Invalid(format!("{}: only UTF-8 paths are supported", abs.display())));
+            return Err(Error::Invalid(format!(
+                "{}: only UTF-8 paths are supported",
+                abs.display()
+            )));
         }
         roots.push(abs);
     }
@@ -250,7 +297,9 @@ fn normalize_roots(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out: Vec<PathBuf> = Vec::new();
     for r in roots {
         if r.parent().is_none() {
-            return Err(Error::Invalid("backing up / as a whole is not supported; name directories".into()));
+            return Err(Error::Invalid(
+                "backing up / as a whole is not supported; name directories".into(),
+            ));
         }
         if !out.iter().any(|o| r.starts_with(o)) {
             out.push(r);
@@ -262,15 +311,18 @@ fn normalize_roots(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// The parent snapshot's files by path.
 type ParentFiles = (Id, HashMap<String, Entry>);
 
-fn find_parent(repo: &Repository, opts: &BackupOptions, host: &str, paths: &[String], kind: SourceKind) -> Result<Option<ParentFiles>> {
+fn find_parent(
+    repo: &Repository,
+    opts: &BackupOptions,
+    host: &str,
+    paths: &[String],
+    kind: SourceKind,
+) -> Result<Option<ParentFiles>> {
     let snap = match &opts.parent {
         Some(spec) => Some(repo.find_snapshot(spec)?),
-        None => repo
-            .snapshots_and_damaged()?
-            .0
-            .into_iter()
-            .rev()
-            .find(|s| s.manifest.host == host && s.manifest.source == kind && s.manifest.paths == paths),
+        None => repo.snapshots_and_damaged()?.0.into_iter().rev().find(|s| {
+            s.manifest.host == host && s.manifest.source == kind && s.manifest.paths == paths
+        }),
     };
     let Some(snap) = snap else { return Ok(None) };
     let tree = repo.load_tree(&snap.manifest)?;
@@ -283,7 +335,13 @@ fn find_parent(repo: &Repository, opts: &BackupOptions, host: &str, paths: &[Str
     Ok(Some((snap.id, files)))
 }
 
-fn backup_files(ctx: &mut Ctx, tree: &mut TreeWriter, roots: &[PathBuf], opts: &BackupOptions, parent: Option<&ParentFiles>) -> Result<()> {
+fn backup_files(
+    ctx: &mut Ctx,
+    tree: &mut TreeWriter,
+    roots: &[PathBuf],
+    opts: &BackupOptions,
+    parent: Option<&ParentFiles>,
+) -> Result<()> {
     let excludes = Excludes::new(&opts.excludes)?;
     if let Some(r) = roots.iter().find(|r| excludes.is_excluded(r)) {
         return Err(Error::Invalid(format!(
@@ -300,7 +358,10 @@ fn backup_files(ctx: &mut Ctx, tree: &mut TreeWriter, roots: &[PathBuf], opts: &
             }
         };
         let Some(path) = source::stored_path(&item.abs) else {
-            ctx.warn(format!("{}: name is not UTF-8 (skipped)", item.abs.display()));
+            ctx.warn(format!(
+                "{}: name is not UTF-8 (skipped)",
+                item.abs.display()
+            ));
             continue;
         };
         let m = &item.meta;
@@ -330,7 +391,10 @@ fn backup_files(ctx: &mut Ctx, tree: &mut TreeWriter, roots: &[PathBuf], opts: &
                 }
             };
             let Some(t) = target.to_str() else {
-                ctx.warn(format!("{}: link target is not UTF-8 (skipped)", item.abs.display()));
+                ctx.warn(format!(
+                    "{}: link target is not UTF-8 (skipped)",
+                    item.abs.display()
+                ));
                 continue;
             };
             e.kind = EntryKind::Symlink;
@@ -343,7 +407,11 @@ fn backup_files(ctx: &mut Ctx, tree: &mut TreeWriter, roots: &[PathBuf], opts: &
             ctx.progress.item(&e.path);
             let old = parent.and_then(|(_, files)| files.get(&e.path));
             let unchanged = old.filter(|o| {
-                !opts.force && o.size == e.size && o.mtime_ns == e.mtime_ns && o.inode == e.inode && o.inode != 0
+                !opts.force
+                    && o.size == e.size
+                    && o.mtime_ns == e.mtime_ns
+                    && o.inode == e.inode
+                    && o.inode != 0
             });
             let reused = match unchanged {
                 Some(o) if all_reusable(ctx.saver, &o.chunks)? => {
@@ -369,7 +437,10 @@ fn backup_files(ctx: &mut Ctx, tree: &mut TreeWriter, roots: &[PathBuf], opts: &
                         e.size = size;
                     }
                     Err(err) => {
-                        ctx.warn(format!("{}: read failed: {err} (skipped)", item.abs.display()));
+                        ctx.warn(format!(
+                            "{}: read failed: {err} (skipped)",
+                            item.abs.display()
+                        ));
                         continue;
                     }
                 }
@@ -382,7 +453,10 @@ fn backup_files(ctx: &mut Ctx, tree: &mut TreeWriter, roots: &[PathBuf], opts: &
             ctx.summary.files += 1;
             ctx.summary.total_bytes += e.size;
         } else {
-            ctx.warn(format!("{}: special file (fifo, socket or device) not backed up", item.abs.display()));
+            ctx.warn(format!(
+                "{}: special file (fifo, socket or device) not backed up",
+                item.abs.display()
+            ));
             continue;
         }
         tree.push(&e)?;
@@ -403,13 +477,22 @@ fn all_reusable(saver: &Saver, chunks: &[ChunkRef]) -> Result<bool> {
 /// this backup deduplicated against, or wrote, while it ran, copy the chunks it needs out of condemned packs (they are still
 /// readable during the grace period), so the snapshot never depends on a pack that a later
 /// prune may delete. Returns the extra stats.
-pub(crate) fn rescue_from_condemned(repo: &Repository, tree: &[ChunkRef], stats: &crate::repo::SaveStats, level: i32) -> Result<crate::repo::SaveStats> {
+pub(crate) fn rescue_from_condemned(
+    repo: &Repository,
+    tree: &[ChunkRef],
+    stats: &crate::repo::SaveStats,
+    level: i32,
+) -> Result<crate::repo::SaveStats> {
     let condemned = repo.condemned_packs()?;
     if stats.reused_packs.is_disjoint(&condemned) && stats.written_packs.is_disjoint(&condemned) {
         return Ok(Default::default());
     }
     let index = repo.index()?;
-    let needs_copy = |id: &Id| -> Result<bool> { Ok(index.lookup(id)?.is_some_and(|l| condemned.contains(&l.pack))) };
+    let needs_copy = |id: &Id| -> Result<bool> {
+        Ok(index
+            .lookup(id)?
+            .is_some_and(|l| condemned.contains(&l.pack)))
+    };
     let saver = Saver::new(repo, level)?;
     let mut ids: Vec<(BlobKind, Id)> = tree.iter().map(|c| (BlobKind::Tree, *c.id())).collect();
     for e in repo.load_tree_refs(tree)?.entries {
@@ -438,20 +521,37 @@ struct CollectingSink<'c, 'a> {
 
 impl CollectingSink<'_, '_> {
     fn valid(path: &str) -> Result<()> {
-        crate::snapshot::validate_path(path).map_err(|_| Error::Invalid(format!("a source produced an invalid path {path:?}")))
+        crate::snapshot::validate_path(path)
+            .map_err(|_| Error::Invalid(format!("a source produced an invalid path {path:?}")))
     }
 }
 
 impl EntrySink for CollectingSink<'_, '_> {
-    fn file(&mut self, path: &str, mode: u32, reader: &mut dyn Read, attrs: BTreeMap<String, serde_json::Value>) -> Result<u64> {
+    fn file(
+        &mut self,
+        path: &str,
+        mode: u32,
+        reader: &mut dyn Read,
+        attrs: BTreeMap<String, serde_json::Value>,
+    ) -> Result<u64> {
         let now = self.now_ns;
         self.file_at(path, mode, now, reader, attrs)
     }
 
-    fn file_at(&mut self, path: &str, mode: u32, mtime_ns: i64, reader: &mut dyn Read, attrs: BTreeMap<String, serde_json::Value>) -> Result<u64> {
+    fn file_at(
+        &mut self,
+        path: &str,
+        mode: u32,
+        mtime_ns: i64,
+        reader: &mut dyn Read,
+        attrs: BTreeMap<String, serde_json::Value>,
+    ) -> Result<u64> {
         Self::valid(path)?;
         self.ctx.progress.item(path);
-        let (chunks, size) = self.ctx.store_stream(reader).map_err(|e| Error::io(path, e))??;
+        let (chunks, size) = self
+            .ctx
+            .store_stream(reader)
+            .map_err(|e| Error::io(path, e))??;
         let mut e = synthetic(path.to_string(), EntryKind::File, mode, mtime_ns);
         e.size = size;
         e.chunks = chunks;
@@ -479,9 +579,16 @@ impl EntrySink for CollectingSink<'_, '_> {
         self.parent.get(path)
     }
 
-    fn reuse(&mut self, path: &str, mtime_ns: i64, attrs: BTreeMap<String, serde_json::Value>) -> Result<Option<u64>> {
+    fn reuse(
+        &mut self,
+        path: &str,
+        mtime_ns: i64,
+        attrs: BTreeMap<String, serde_json::Value>,
+    ) -> Result<Option<u64>> {
         Self::valid(path)?;
-        let Some(old) = self.parent.get(path) else { return Ok(None) };
+        let Some(old) = self.parent.get(path) else {
+            return Ok(None);
+        };
         if !all_reusable(self.ctx.saver, &old.chunks)? {
             return Ok(None);
         }
@@ -505,12 +612,19 @@ impl EntrySink for CollectingSink<'_, '_> {
 }
 
 /// Add the parent directories of `entries`, sort everything by path and write the tree.
-fn write_sorted(ctx: &mut Ctx, tree: &mut TreeWriter, mut entries: Vec<Entry>, declared: Vec<Entry>, now_ns: i64) -> Result<()> {
+fn write_sorted(
+    ctx: &mut Ctx,
+    tree: &mut TreeWriter,
+    mut entries: Vec<Entry>,
+    declared: Vec<Entry>,
+    now_ns: i64,
+) -> Result<()> {
     // Every directory (declared, or an ancestor of an entry), with the newest mtime below it.
     // A directory a source did not read from disk (a storage folder, a bucket) takes that, not
     // the backup's time: unchanged folders stay unchanged from one snapshot to the next (`snap
     // diff`), as on a file system. An empty one keeps the backup's time.
-    let mut dirs: std::collections::BTreeMap<String, Option<i64>> = std::collections::BTreeMap::new();
+    let mut dirs: std::collections::BTreeMap<String, Option<i64>> =
+        std::collections::BTreeMap::new();
     for d in &declared {
         let mut p = d.path.as_str();
         dirs.entry(p.to_string()).or_insert(None);
@@ -532,15 +646,21 @@ fn write_sorted(ctx: &mut Ctx, tree: &mut TreeWriter, mut entries: Vec<Entry>, d
         }
     }
     ctx.summary.dirs += dirs.len() as u64;
-    let mut declared: HashMap<String, Entry> = declared.into_iter().map(|d| (d.path.clone(), d)).collect();
+    let mut declared: HashMap<String, Entry> =
+        declared.into_iter().map(|d| (d.path.clone(), d)).collect();
     entries.extend(dirs.into_iter().map(|(d, newest)| {
-        let mut e = declared.remove(&d).unwrap_or_else(|| synthetic(d, EntryKind::Dir, 0o755, now_ns));
+        let mut e = declared
+            .remove(&d)
+            .unwrap_or_else(|| synthetic(d, EntryKind::Dir, 0o755, now_ns));
         e.mtime_ns = newest.unwrap_or(now_ns);
         e
     }));
     entries.sort_by(|a, b| path_cmp(&a.path, &b.path));
     if let Some(w) = entries.windows(2).find(|w| w[0].path == w[1].path) {
-        return Err(Error::Invalid(format!("a source produced {:?} twice", w[0].path)));
+        return Err(Error::Invalid(format!(
+            "a source produced {:?} twice",
+            w[0].path
+        )));
     }
     for e in &entries {
         tree.push(e)?;

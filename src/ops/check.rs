@@ -71,7 +71,11 @@ impl FromStr for DataSubset {
         if let Some((n, m)) = s.split_once('/') {
             let (n, m): (u64, u64) = match (n.trim().parse(), m.trim().parse()) {
                 (Ok(n), Ok(m)) => (n, m),
-                _ => return Err(format!("bad subset {s:?}: use n/m with whole numbers, e.g. 1/7")),
+                _ => {
+                    return Err(format!(
+                        "bad subset {s:?}: use n/m with whole numbers, e.g. 1/7"
+                    ));
+                }
             };
             if m == 0 || n == 0 || n > m {
                 return Err(format!("bad subset {s:?}: n/m needs 1 <= n <= m"));
@@ -79,13 +83,19 @@ impl FromStr for DataSubset {
             return Ok(DataSubset::Slice { n, m });
         }
         if let Some(p) = s.strip_suffix('%') {
-            let p: f64 = p.trim().parse().map_err(|_| format!("bad subset {s:?}: use a percentage such as 10%"))?;
+            let p: f64 = p
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad subset {s:?}: use a percentage such as 10%"))?;
             if !(p > 0.0 && p <= 100.0) {
-                return Err(format!("bad subset {s:?}: the percentage must be above 0 and at most 100"));
+                return Err(format!(
+                    "bad subset {s:?}: the percentage must be above 0 and at most 100"
+                ));
             }
             return Ok(DataSubset::Percent(p));
         }
-        let b = crate::util::parse_size(s).map_err(|e| format!("{e}; a subset is n/m, P% or a size such as 500MiB"))?;
+        let b = crate::util::parse_size(s)
+            .map_err(|e| format!("{e}; a subset is n/m, P% or a size such as 500MiB"))?;
         if b == 0 {
             return Err(format!("bad subset {s:?}: the size must be above 0"));
         }
@@ -338,7 +348,9 @@ impl ChunkMap {
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(loc);
             }
-            std::collections::hash_map::Entry::Occupied(_) => self.extra.entry(id).or_default().push(loc),
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.extra.entry(id).or_default().push(loc)
+            }
         }
     }
     fn copies(&self, id: &Id) -> Vec<Loc> {
@@ -375,7 +387,12 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn entry(&self, l: Loc) -> (&PackRec, &PackEntry) {
         let p = &self.packs[l.pack as usize];
-        (p, &p.entries.as_ref().expect("a located chunk's pack has entries")[l.entry as usize])
+        (
+            p,
+            &p.entries
+                .as_ref()
+                .expect("a located chunk's pack has entries")[l.entry as usize],
+        )
     }
 
     /// Read and decode a (tree) chunk, trying every copy; cached.
@@ -389,10 +406,15 @@ impl Ctx<'_> {
             let r = self
                 .backend
                 .get_range(&p.name, e.offset as u64, e.length as u64)
-                .map_err(|err| ChunkFail::Read { pack: p.id, reason: err.to_string() })
+                .map_err(|err| ChunkFail::Read {
+                    pack: p.id,
+                    reason: err.to_string(),
+                })
                 .and_then(|sealed| {
-                    blob::decode(self.key, e.kind, id, &sealed)
-                        .map_err(|err| ChunkFail::Damaged { pack: p.id, reason: reason(err) })
+                    blob::decode(self.key, e.kind, id, &sealed).map_err(|err| ChunkFail::Damaged {
+                        pack: p.id,
+                        reason: reason(err),
+                    })
                 });
             match r {
                 Ok(plain) => {
@@ -420,7 +442,9 @@ impl Ctx<'_> {
     fn load_tree(&self, s: &Snapshot) -> std::result::Result<Tree, TreeFail> {
         let mut bytes = Vec::new();
         for c in &s.manifest.tree {
-            let plain = self.read_chunk(c.id()).map_err(|f| TreeFail::Chunk(*c.id(), f))?;
+            let plain = self
+                .read_chunk(c.id())
+                .map_err(|f| TreeFail::Chunk(*c.id(), f))?;
             bytes.extend_from_slice(&plain);
         }
         Tree::parse(&bytes).map_err(|e| TreeFail::Parse(e.to_string()))
@@ -445,20 +469,30 @@ enum TreeFail {
 
 /// Verify `repo` (see the module documentation). Returns the findings; an `Err` only when the
 /// check itself cannot proceed (e.g. the pack listing fails).
-pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) -> Result<CheckReport> {
+pub fn check(
+    repo: &Repository,
+    opts: &CheckOptions,
+    progress: &dyn Progress,
+) -> Result<CheckReport> {
     let started = Instant::now();
     let strict = Strict(&**repo.backend());
     let backend: &dyn Backend = &strict;
     let key: &MasterKey = repo.key();
     let out = Findings::default();
-    let mut summary = CheckSummary { read_data: "off".into(), ..Default::default() };
+    let mut summary = CheckSummary {
+        read_data: "off".into(),
+        ..Default::default()
+    };
     progress.start("check", None);
 
     // 1. Key files.
     progress.item("keys/");
     out.info(
-        Finding::new(FindingKind::KeyFileUsed, format!("the password opened key file {}", repo.key_name()))
-            .object(repo.key_name()),
+        Finding::new(
+            FindingKind::KeyFileUsed,
+            format!("the password opened key file {}", repo.key_name()),
+        )
+        .object(repo.key_name()),
     );
     check_key_files(backend, &out, &mut summary)?;
 
@@ -468,41 +502,62 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
     let mut all_snapshots_read = true;
     let mut snapshot_ids = Vec::new();
     for obj in backend.list("snapshots/")? {
-        match obj.name.strip_prefix("snapshots/").and_then(|n| n.parse::<Id>().ok()) {
+        match obj
+            .name
+            .strip_prefix("snapshots/")
+            .and_then(|n| n.parse::<Id>().ok())
+        {
             Some(id) => snapshot_ids.push(id),
             None => out.info(
-                Finding::new(FindingKind::UnexpectedObject, format!("{} is not a snapshot name; snap ignores it", obj.name))
-                    .object(obj.name.clone()),
+                Finding::new(
+                    FindingKind::UnexpectedObject,
+                    format!("{} is not a snapshot name; snap ignores it", obj.name),
+                )
+                .object(obj.name.clone()),
             ),
         }
     }
     summary.snapshots = snapshot_ids.len() as u64;
-    let loaded: Vec<(Id, Result<crate::snapshot::Manifest>)> =
-        snapshot_ids.par_iter().map(|id| (*id, repo.load_manifest_uncached(id))).collect();
+    let loaded: Vec<(Id, Result<crate::snapshot::Manifest>)> = snapshot_ids
+        .par_iter()
+        .map(|id| (*id, repo.load_manifest_uncached(id)))
+        .collect();
     for (id, r) in loaded {
         let name = format!("snapshots/{id}");
         match r {
             Ok(manifest) => snaps.push(Snapshot { id, manifest }),
             Err(Error::NotFound { .. }) => {
                 out.info(
-                    Finding::new(FindingKind::UnexpectedObject, format!("snapshot {} disappeared during the check (forgotten meanwhile?)", id.short()))
-                        .object(name),
+                    Finding::new(
+                        FindingKind::UnexpectedObject,
+                        format!(
+                            "snapshot {} disappeared during the check (forgotten meanwhile?)",
+                            id.short()
+                        ),
+                    )
+                    .object(name),
                 );
             }
             Err(Error::Corrupt { detail, .. }) => {
                 all_snapshots_read = false;
                 out.problem(
-                    Finding::new(FindingKind::SnapshotDamaged, format!("snapshot {} is damaged: {detail}", id.short()))
-                        .object(name)
-                        .snapshots(vec![id]),
+                    Finding::new(
+                        FindingKind::SnapshotDamaged,
+                        format!("snapshot {} is damaged: {detail}", id.short()),
+                    )
+                    .object(name)
+                    .snapshots(vec![id]),
                 );
             }
             Err(e) => {
                 all_snapshots_read = false;
                 out.problem(
-                    Finding::new(FindingKind::ReadError, format!("snapshot {} cannot be read: {e}", id.short()))
-                        .object(name)
-                        .snapshots(vec![id]),
+                    Finding::new(
+                        FindingKind::ReadError,
+                        format!("snapshot {} cannot be read: {e}", id.short()),
+                    )
+                    .object(name)
+                    .snapshots(vec![id]),
                 );
             }
         }
@@ -513,7 +568,11 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
             out.problem(
                 Finding::new(
                     FindingKind::SnapshotDamaged,
-                    format!("snapshot {} has manifest version {} (this snap knows 1)", s.id.short(), s.manifest.version),
+                    format!(
+                        "snapshot {} has manifest version {} (this snap knows 1)",
+                        s.id.short(),
+                        s.manifest.version
+                    ),
                 )
                 .object(format!("snapshots/{}", s.id))
                 .snapshots(vec![s.id]),
@@ -531,8 +590,11 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
         match pack::pack_id_from_name(&obj.name) {
             Some(id) => listed.push((id, obj.name, obj.size)),
             None => out.info(
-                Finding::new(FindingKind::UnexpectedObject, format!("{} is not a pack name; snap ignores it", obj.name))
-                    .object(obj.name),
+                Finding::new(
+                    FindingKind::UnexpectedObject,
+                    format!("{} is not a pack name; snap ignores it", obj.name),
+                )
+                .object(obj.name),
             ),
         }
     }
@@ -561,11 +623,23 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
     let mut chunks = ChunkMap::default();
     for (pi, p) in packs.iter().enumerate() {
         for (ei, e) in p.entries.iter().flatten().enumerate() {
-            chunks.insert(e.id, Loc { pack: pi as u32, entry: ei as u32 });
+            chunks.insert(
+                e.id,
+                Loc {
+                    pack: pi as u32,
+                    entry: ei as u32,
+                },
+            );
         }
     }
     summary.chunks = chunks.first.len() as u64;
-    let ctx = Ctx { backend, key, packs, chunks, tree_cache: Mutex::new((HashMap::new(), 0)) };
+    let ctx = Ctx {
+        backend,
+        key,
+        packs,
+        chunks,
+        tree_cache: Mutex::new((HashMap::new(), 0)),
+    };
 
     // 4. Trees: every referenced chunk must be listed by a readable pack.
     progress.item("trees");
@@ -574,7 +648,8 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
     // chunk → (length in the tree, raw length in the pack)
     let len_mismatch: Mutex<HashMap<Id, (u64, u32)>> = Mutex::new(HashMap::new());
     // (chunk) → (failure, snapshots) for tree chunks that could not be read
-    let tree_chunk_fail: Mutex<BTreeMap<Id, (ChunkFail, BTreeSet<usize>)>> = Mutex::new(BTreeMap::new());
+    let tree_chunk_fail: Mutex<BTreeMap<Id, (ChunkFail, BTreeSet<usize>)>> =
+        Mutex::new(BTreeMap::new());
     let entries = AtomicU64::new(0);
     let tree_ok: Vec<bool> = snaps
         .par_iter()
@@ -611,14 +686,23 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
                     true
                 }
                 Err(TreeFail::Chunk(id, fail)) => {
-                    tree_chunk_fail.lock().unwrap().entry(id).or_insert((fail, BTreeSet::new())).1.insert(si);
+                    tree_chunk_fail
+                        .lock()
+                        .unwrap()
+                        .entry(id)
+                        .or_insert((fail, BTreeSet::new()))
+                        .1
+                        .insert(si);
                     false
                 }
                 Err(TreeFail::Parse(reason)) => {
                     out.problem(
                         Finding::new(
                             FindingKind::TreeDamaged,
-                            format!("the tree of snapshot {} does not parse: {reason}", s.id.short()),
+                            format!(
+                                "the tree of snapshot {} does not parse: {reason}",
+                                s.id.short()
+                            ),
                         )
                         .snapshots(vec![s.id]),
                     );
@@ -652,7 +736,12 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
         .collect();
     // Referenced chunks no readable pack lists: data chunks, and tree chunks.
     let mut lost: HashSet<Id> = missing.clone();
-    lost.extend(tree_chunk_fail.iter().filter(|(_, (f, _))| matches!(f, ChunkFail::Missing)).map(|(c, _)| *c));
+    lost.extend(
+        tree_chunk_fail
+            .iter()
+            .filter(|(_, (f, _))| matches!(f, ChunkFail::Missing))
+            .map(|(c, _)| *c),
+    );
 
     // 5. Read data.
     // (chunk, pack index) → reason, for blobs that fail to decode
@@ -674,7 +763,11 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
                 Ok(b) => b,
                 Err(e) => {
                     out.problem(
-                        Finding::new(FindingKind::ReadError, format!("pack {} cannot be read: {e}", p.name)).pack(p.id),
+                        Finding::new(
+                            FindingKind::ReadError,
+                            format!("pack {} cannot be read: {e}", p.name),
+                        )
+                        .pack(p.id),
                     );
                     return;
                 }
@@ -685,7 +778,11 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
                 out.problem(
                     Finding::new(
                         FindingKind::PackHashMismatch,
-                        format!("pack {}: its content does not hash to its name ({} bytes read)", p.name, bytes.len()),
+                        format!(
+                            "pack {}: its content does not hash to its name ({} bytes read)",
+                            p.name,
+                            bytes.len()
+                        ),
                     )
                     .pack(p.id),
                 );
@@ -695,7 +792,10 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
                 for e in entries {
                     let (s, l) = (e.offset as usize, e.length as usize);
                     let r = match bytes.get(s..s + l) {
-                        None => Err(format!("blob at {s}+{l} lies past the end of the pack ({} bytes)", bytes.len())),
+                        None => Err(format!(
+                            "blob at {s}+{l} lies past the end of the pack ({} bytes)",
+                            bytes.len()
+                        )),
                         Some(sealed) => match blob::decode(key, e.kind, &e.id, sealed) {
                             Err(err) => Err(reason(err)),
                             Ok(plain) if plain.len() != e.raw_len as usize => Err(format!(
@@ -726,7 +826,11 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
         summary.bytes_read = bytes_read.into_inner();
         summary.blobs_read = blobs_read.into_inner();
         summary.read_data_ms = (secs * 1000.0) as u64;
-        summary.read_mb_per_s = if secs > 0.0 { summary.bytes_read as f64 / 1e6 / secs } else { 0.0 };
+        summary.read_mb_per_s = if secs > 0.0 {
+            summary.bytes_read as f64 / 1e6 / secs
+        } else {
+            0.0
+        };
     }
 
     // 6. Which snapshots and paths reference the chunks with problems.
@@ -740,7 +844,15 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
     let mut gone_packs: BTreeMap<Id, BTreeSet<Id>> = BTreeMap::new();
     if let Some(path) = &opts.index_cache {
         progress.item("local index");
-        compare_cache(path, repo, &ctx, &lost, &out, &mut cache_pack_of, &mut gone_packs);
+        compare_cache(
+            path,
+            repo,
+            &ctx,
+            &lost,
+            &out,
+            &mut cache_pack_of,
+            &mut gone_packs,
+        );
     }
 
     // 8. Problem findings for chunks.
@@ -794,11 +906,17 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
     for chunk in missing_sorted {
         let mut f = Finding::new(
             FindingKind::ChunkMissing,
-            format!("chunk {} is referenced but listed by no readable pack", chunk.short()),
+            format!(
+                "chunk {} is referenced but listed by no readable pack",
+                chunk.short()
+            ),
         )
         .chunk(*chunk);
         if let Some(p) = cache_pack_of.get(chunk) {
-            f.message.push_str(&format!(" (the local index places it in pack {})", pack::pack_name(p)));
+            f.message.push_str(&format!(
+                " (the local index places it in pack {})",
+                pack::pack_name(p)
+            ));
             f = f.pack(*p);
         }
         out.problem(with_refs(f, chunk));
@@ -820,7 +938,11 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
     }
     for ((chunk, pi), reason) in &damaged {
         let p = &ctx.packs[*pi as usize];
-        let mut msg = format!("chunk {} in pack {} is damaged: {reason}", chunk.short(), p.name);
+        let mut msg = format!(
+            "chunk {} in pack {} is damaged: {reason}",
+            chunk.short(),
+            p.name
+        );
         let others: Vec<String> = ctx
             .chunks
             .copies(chunk)
@@ -828,16 +950,25 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
             .filter(|l| l.pack != *pi)
             .map(|l| {
                 let q = &ctx.packs[l.pack as usize];
-                if damaged.contains_key(&(*chunk, l.pack)) { format!("{} (damaged too)", q.name) } else { q.name.clone() }
+                if damaged.contains_key(&(*chunk, l.pack)) {
+                    format!("{} (damaged too)", q.name)
+                } else {
+                    q.name.clone()
+                }
             })
             .collect();
         if !others.is_empty() {
-            msg.push_str(&format!("; another copy is listed in {}", others.join(", ")));
+            msg.push_str(&format!(
+                "; another copy is listed in {}",
+                others.join(", ")
+            ));
         }
         if !referenced.contains(chunk) && all_trees_read {
             msg.push_str("; no snapshot references it (garbage for prune)");
         }
-        let f = Finding::new(FindingKind::ChunkDamaged, msg).chunk(*chunk).pack(p.id);
+        let f = Finding::new(FindingKind::ChunkDamaged, msg)
+            .chunk(*chunk)
+            .pack(p.id);
         out.problem(with_refs(f, chunk));
     }
     for (pack, chunks_lost) in &gone_packs {
@@ -892,11 +1023,17 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
             plans.into_iter().flat_map(|p| p.plan.packs).collect()
         }
         Err(e @ Error::Corrupt { .. }) => {
-            out.problem(Finding::new(FindingKind::DeletionPlanDamaged, e.to_string()));
+            out.problem(Finding::new(
+                FindingKind::DeletionPlanDamaged,
+                e.to_string(),
+            ));
             HashSet::new()
         }
         Err(e) => {
-            out.problem(Finding::new(FindingKind::ReadError, format!("deletion plans cannot be read: {e}")));
+            out.problem(Finding::new(
+                FindingKind::ReadError,
+                format!("deletion plans cannot be read: {e}"),
+            ));
             HashSet::new()
         }
     };
@@ -913,7 +1050,11 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
             if let Some(entries) = &p.entries
                 && entries.iter().all(|e| !referenced.contains(&e.id))
             {
-                let c = if condemned.contains(&p.id) { " (condemned by a deletion plan)" } else { "" };
+                let c = if condemned.contains(&p.id) {
+                    " (condemned by a deletion plan)"
+                } else {
+                    ""
+                };
                 out.info(
                     Finding::new(
                         FindingKind::UnreferencedPack,
@@ -949,7 +1090,8 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
     progress.finish();
     let sort = |v: &mut Vec<Finding>| {
         v.sort_by(|a, b| {
-            (a.kind, a.pack, a.chunk, &a.object, &a.message).cmp(&(b.kind, b.pack, b.chunk, &b.object, &b.message))
+            (a.kind, a.pack, a.chunk, &a.object, &a.message)
+                .cmp(&(b.kind, b.pack, b.chunk, &b.object, &b.message))
         })
     };
     let mut report = CheckReport {
@@ -1008,7 +1150,11 @@ impl Backend for Strict<'_> {
     }
 }
 
-fn check_key_files(backend: &dyn Backend, out: &Findings, summary: &mut CheckSummary) -> Result<()> {
+fn check_key_files(
+    backend: &dyn Backend,
+    out: &Findings,
+    summary: &mut CheckSummary,
+) -> Result<()> {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     for obj in backend.list("keys/")? {
@@ -1018,12 +1164,19 @@ fn check_key_files(backend: &dyn Backend, out: &Findings, summary: &mut CheckSum
             Err(Error::NotFound { .. }) => continue,
             Err(e) => {
                 out.problem(
-                    Finding::new(FindingKind::ReadError, format!("key file {} cannot be read: {e}", obj.name)).object(obj.name),
+                    Finding::new(
+                        FindingKind::ReadError,
+                        format!("key file {} cannot be read: {e}", obj.name),
+                    )
+                    .object(obj.name),
                 );
                 continue;
             }
         };
-        let named = obj.name.strip_prefix("keys/").and_then(|n| n.parse::<Id>().ok());
+        let named = obj
+            .name
+            .strip_prefix("keys/")
+            .and_then(|n| n.parse::<Id>().ok());
         let why = if named != Some(Id::hash_of(&bytes)) {
             Some("its content does not match its name".to_string())
         } else {
@@ -1036,7 +1189,10 @@ fn check_key_files(backend: &dyn Backend, out: &Findings, summary: &mut CheckSum
                     if kf.version != 1 {
                         Some(format!("version {} (this snap knows 1)", kf.version))
                     } else if kf.kdf.algorithm != "argon2id" || kf.kdf.version != 0x13 {
-                        Some(format!("unsupported KDF {} v{}", kf.kdf.algorithm, kf.kdf.version))
+                        Some(format!(
+                            "unsupported KDF {} v{}",
+                            kf.kdf.algorithm, kf.kdf.version
+                        ))
                     } else if salt.as_ref().ok() != Some(&32) {
                         Some("salt is not 32 bytes of base64".into())
                     } else if wrapped.as_ref().ok() != Some(&(24 + 32 + 16)) {
@@ -1049,7 +1205,11 @@ fn check_key_files(backend: &dyn Backend, out: &Findings, summary: &mut CheckSum
         };
         if let Some(why) = why {
             out.problem(
-                Finding::new(FindingKind::KeyFileDamaged, format!("key file {} is damaged: {why}", obj.name)).object(obj.name),
+                Finding::new(
+                    FindingKind::KeyFileDamaged,
+                    format!("key file {} is damaged: {why}", obj.name),
+                )
+                .object(obj.name),
             );
         }
     }
@@ -1113,7 +1273,12 @@ struct Refs {
 }
 
 /// For each chunk in `interest`: the snapshots (and file paths) that reference it.
-fn resolve_refs(ctx: &Ctx, snaps: &[Snapshot], tree_ok: &[bool], interest: &HashSet<Id>) -> HashMap<Id, Refs> {
+fn resolve_refs(
+    ctx: &Ctx,
+    snaps: &[Snapshot],
+    tree_ok: &[bool],
+    interest: &HashSet<Id>,
+) -> HashMap<Id, Refs> {
     let refs: Mutex<HashMap<Id, Refs>> = Mutex::new(HashMap::new());
     if interest.is_empty() {
         return HashMap::new();
@@ -1188,7 +1353,9 @@ fn compare_cache(
         Err(Error::IndexBusy { .. }) => {
             out.info(Finding::new(
                 FindingKind::LocalIndex,
-                format!("the local index {shown} is in use by another snap process; it was not compared"),
+                format!(
+                    "the local index {shown} is in use by another snap process; it was not compared"
+                ),
             ));
             return;
         }
@@ -1221,7 +1388,12 @@ fn compare_cache(
             m.1 += 1;
         }
     };
-    let by_id: HashMap<Id, usize> = ctx.packs.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
+    let by_id: HashMap<Id, usize> = ctx
+        .packs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id, i))
+        .collect();
     let cache_packs = match reader.packs() {
         Ok(p) => p,
         Err(e) => return damaged(e.to_string()),
@@ -1241,7 +1413,10 @@ fn compare_cache(
                     mismatch(
                         Finding::new(
                             FindingKind::LocalIndexMismatch,
-                            format!("the local index records pack {} as {size} bytes; it has {}", p.name, p.size),
+                            format!(
+                                "the local index records pack {} as {size} bytes; it has {}",
+                                p.name, p.size
+                            ),
                         )
                         .pack(p.id),
                     );
@@ -1348,7 +1523,11 @@ fn compare_cache(
                 mismatch(
                     Finding::new(
                         FindingKind::LocalIndexMismatch,
-                        format!("chunk {} of pack {} is missing from the local index", e.id.short(), p.name),
+                        format!(
+                            "chunk {} of pack {} is missing from the local index",
+                            e.id.short(),
+                            p.name
+                        ),
                     )
                     .chunk(e.id)
                     .pack(p.id),
@@ -1362,12 +1541,17 @@ fn compare_cache(
         out.warning(f);
     }
     if more > 0 {
-        out.warning(Finding::new(FindingKind::LocalIndexMismatch, format!("… and {more} more disagreements with the local index")));
+        out.warning(Finding::new(
+            FindingKind::LocalIndexMismatch,
+            format!("… and {more} more disagreements with the local index"),
+        ));
     }
     if any {
         out.warning(Finding::new(
             FindingKind::LocalIndexMismatch,
-            format!("the local index {shown} disagrees with the pack trailers; run `snap repair index`"),
+            format!(
+                "the local index {shown} disagrees with the pack trailers; run `snap repair index`"
+            ),
         ));
     }
 }
@@ -1376,7 +1560,10 @@ fn report_locks(backend: &dyn Backend, key: &MasterKey, own: Option<&str>, out: 
     let locks = match crate::repo::lock::list_locks(backend, key, chrono::Utc::now()) {
         Ok(l) => l,
         Err(e) => {
-            out.info(Finding::new(FindingKind::Lock, format!("locks could not be listed: {e}")));
+            out.info(Finding::new(
+                FindingKind::Lock,
+                format!("locks could not be listed: {e}"),
+            ));
             return;
         }
     };
@@ -1387,13 +1574,23 @@ fn report_locks(backend: &dyn Backend, key: &MasterKey, own: Option<&str>, out: 
         let f = match (&l.info, l.stale) {
             (Ok(i), true) => Finding::new(
                 FindingKind::StaleLock,
-                format!("stale lock {}: {}; `snap unlock` removes it", l.name, i.describe()),
+                format!(
+                    "stale lock {}: {}; `snap unlock` removes it",
+                    l.name,
+                    i.describe()
+                ),
             ),
             (Err(e), _) => Finding::new(
                 FindingKind::StaleLock,
-                format!("lock {} cannot be read ({e}) and counts as stale; `snap unlock` removes it", l.name),
+                format!(
+                    "lock {} cannot be read ({e}) and counts as stale; `snap unlock` removes it",
+                    l.name
+                ),
             ),
-            (Ok(i), false) => Finding::new(FindingKind::Lock, format!("lock {}: {}", l.name, i.describe())),
+            (Ok(i), false) => Finding::new(
+                FindingKind::Lock,
+                format!("lock {}: {}", l.name, i.describe()),
+            ),
         };
         out.info(f.object(l.name));
     }
@@ -1421,7 +1618,9 @@ pub fn repair_index(repo: &Repository, path: &Path) -> Result<RepairIndexReport>
     let attempt = || -> Result<(Index, crate::index::SyncReport)> {
         let idx = Index::open(path, id)?;
         if idx.is_temporary() {
-            return Err(Error::IndexBusy { path: path.to_path_buf() });
+            return Err(Error::IndexBusy {
+                path: path.to_path_buf(),
+            });
         }
         let r = idx.rebuild(&**repo.backend(), repo.key())?;
         Ok((idx, r))
@@ -1451,13 +1650,42 @@ mod tests {
 
     #[test]
     fn subset_specs() {
-        assert_eq!("1/7".parse::<DataSubset>().unwrap(), DataSubset::Slice { n: 1, m: 7 });
-        assert_eq!("7/7".parse::<DataSubset>().unwrap(), DataSubset::Slice { n: 7, m: 7 });
-        assert_eq!("10%".parse::<DataSubset>().unwrap(), DataSubset::Percent(10.0));
-        assert_eq!("2.5%".parse::<DataSubset>().unwrap(), DataSubset::Percent(2.5));
-        assert_eq!("500MiB".parse::<DataSubset>().unwrap(), DataSubset::Bytes(500 << 20));
-        assert_eq!("1G".parse::<DataSubset>().unwrap(), DataSubset::Bytes(1 << 30));
-        for bad in ["0/7", "8/7", "1/0", "a/b", "0%", "101%", "x%", "0", "12 parsecs", ""] {
+        assert_eq!(
+            "1/7".parse::<DataSubset>().unwrap(),
+            DataSubset::Slice { n: 1, m: 7 }
+        );
+        assert_eq!(
+            "7/7".parse::<DataSubset>().unwrap(),
+            DataSubset::Slice { n: 7, m: 7 }
+        );
+        assert_eq!(
+            "10%".parse::<DataSubset>().unwrap(),
+            DataSubset::Percent(10.0)
+        );
+        assert_eq!(
+            "2.5%".parse::<DataSubset>().unwrap(),
+            DataSubset::Percent(2.5)
+        );
+        assert_eq!(
+            "500MiB".parse::<DataSubset>().unwrap(),
+            DataSubset::Bytes(500 << 20)
+        );
+        assert_eq!(
+            "1G".parse::<DataSubset>().unwrap(),
+            DataSubset::Bytes(1 << 30)
+        );
+        for bad in [
+            "0/7",
+            "8/7",
+            "1/0",
+            "a/b",
+            "0%",
+            "101%",
+            "x%",
+            "0",
+            "12 parsecs",
+            "",
+        ] {
             assert!(bad.parse::<DataSubset>().is_err(), "{bad:?}");
         }
         assert_eq!(DataSubset::Slice { n: 2, m: 3 }.to_string(), "2/3");
@@ -1467,7 +1695,13 @@ mod tests {
         (0..n)
             .map(|i| {
                 let id = Id::hash_of(&(i as u64).to_le_bytes());
-                PackRec { id, name: pack::pack_name(&id), size: 1000 + i as u64, entries: Some(vec![]), trailer_damaged: false }
+                PackRec {
+                    id,
+                    name: pack::pack_name(&id),
+                    size: 1000 + i as u64,
+                    entries: Some(vec![]),
+                    trailer_damaged: false,
+                }
             })
             .collect()
     }
@@ -1491,7 +1725,11 @@ mod tests {
     fn random_subsets() {
         let packs = fake_packs(50);
         assert_eq!(select_packs(&packs, &DataSubset::Percent(10.0)).len(), 5);
-        assert_eq!(select_packs(&packs, &DataSubset::Percent(1.0)).len(), 1, "rounded up");
+        assert_eq!(
+            select_packs(&packs, &DataSubset::Percent(1.0)).len(),
+            1,
+            "rounded up"
+        );
         assert_eq!(select_packs(&packs, &DataSubset::Percent(100.0)).len(), 50);
         // Sizes are 1000..1049: three packs stay below 3500 bytes, the fourth reaches it.
         assert_eq!(select_packs(&packs, &DataSubset::Bytes(3500)).len(), 4);

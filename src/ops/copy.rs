@@ -52,7 +52,14 @@ pub struct CopyOptions {
 
 impl Default for CopyOptions {
     fn default() -> Self {
-        CopyOptions { ids: Vec::new(), tags: Vec::new(), host: None, since: None, dry_run: false, parallel: 4 }
+        CopyOptions {
+            ids: Vec::new(),
+            tags: Vec::new(),
+            host: None,
+            since: None,
+            dry_run: false,
+            parallel: 4,
+        }
     }
 }
 
@@ -108,14 +115,25 @@ impl CopyReport {
 }
 
 /// Copy the snapshots `opts` selects from `src` to `dst`. See the module docs.
-pub fn copy(src: &Repository, dst: &Repository, opts: &CopyOptions, progress: &dyn Progress) -> Result<CopyReport> {
+pub fn copy(
+    src: &Repository,
+    dst: &Repository,
+    opts: &CopyOptions,
+    progress: &dyn Progress,
+) -> Result<CopyReport> {
     let started = Instant::now();
     let src_before = src.backend().counts();
     let dst_before = dst.backend().counts();
     if src.config().id == dst.config().id {
-        return Err(Error::Invalid("source and destination are the same repository".into()));
+        return Err(Error::Invalid(
+            "source and destination are the same repository".into(),
+        ));
     }
-    let mode = if src.key().secret() == dst.key().secret() { CopyMode::SameKey } else { CopyMode::Rechunk };
+    let mode = if src.key().secret() == dst.key().secret() {
+        CopyMode::SameKey
+    } else {
+        CopyMode::Rechunk
+    };
     let selected = select(src, opts)?;
     let (dst_snaps, _) = dst.snapshots_and_damaged()?;
     let present: HashMap<Id, Id> = dst_snaps.iter().map(|s| (s.origin(), s.id)).collect();
@@ -144,7 +162,8 @@ pub fn copy(src: &Repository, dst: &Repository, opts: &CopyOptions, progress: &d
     progress.start("copy", None);
     // Origins copied in this run, so parents can point at their copies.
     let mut copied_ids: HashMap<Id, Id> = present;
-    let mut same_key = (mode == CopyMode::SameKey).then(|| SameKey::new(src, dst, opts.parallel.max(1)));
+    let mut same_key =
+        (mode == CopyMode::SameKey).then(|| SameKey::new(src, dst, opts.parallel.max(1)));
     // Re-chunking: files with identical content (same source chunk list) are re-chunked once
     // per run, whichever snapshot they are in.
     let mut rechunked: HashMap<Vec<ChunkRef>, Vec<ChunkRef>> = HashMap::new();
@@ -152,7 +171,16 @@ pub fn copy(src: &Repository, dst: &Repository, opts: &CopyOptions, progress: &d
         progress.item(&s.id.short());
         let (dst_id, bytes) = match &mut same_key {
             Some(sk) => sk.copy_snapshot(s, &copied_ids, opts.dry_run, progress, &mut report)?,
-            None => rechunk_snapshot(src, dst, s, &copied_ids, &mut rechunked, opts.dry_run, progress, &mut report)?,
+            None => rechunk_snapshot(
+                src,
+                dst,
+                s,
+                &copied_ids,
+                &mut rechunked,
+                opts.dry_run,
+                progress,
+                &mut report,
+            )?,
         };
         if let Some(d) = dst_id {
             copied_ids.insert(s.origin(), d);
@@ -168,19 +196,35 @@ pub fn copy(src: &Repository, dst: &Repository, opts: &CopyOptions, progress: &d
     }
     progress.finish();
     report.duration_ms = started.elapsed().as_millis() as u64;
-    report.source_requests = src.backend().counts().zip(src_before).map(|(a, b)| a.since(&b));
-    report.destination_requests = dst.backend().counts().zip(dst_before).map(|(a, b)| a.since(&b));
+    report.source_requests = src
+        .backend()
+        .counts()
+        .zip(src_before)
+        .map(|(a, b)| a.since(&b));
+    report.destination_requests = dst
+        .backend()
+        .counts()
+        .zip(dst_before)
+        .map(|(a, b)| a.since(&b));
     Ok(report)
 }
 
 /// The source snapshots `opts` selects, oldest first.
 fn select(src: &Repository, opts: &CopyOptions) -> Result<Vec<Snapshot>> {
     let all = src.snapshots()?;
-    let filter = crate::ops::forget::Filter { host: opts.host.clone(), tags: opts.tags.clone() };
+    let filter = crate::ops::forget::Filter {
+        host: opts.host.clone(),
+        tags: opts.tags.clone(),
+    };
     let wanted: Option<HashSet<Id>> = if opts.ids.is_empty() {
         None
     } else {
-        Some(opts.ids.iter().map(|spec| crate::snapshot::resolve(&all, spec).map(|s| s.id)).collect::<Result<_>>()?)
+        Some(
+            opts.ids
+                .iter()
+                .map(|spec| crate::snapshot::resolve(&all, spec).map(|s| s.id))
+                .collect::<Result<_>>()?,
+        )
     };
     Ok(all
         .into_iter()
@@ -224,7 +268,12 @@ struct SameKey<'a> {
 
 impl<'a> SameKey<'a> {
     fn new(src: &'a Repository, dst: &'a Repository, parallel: usize) -> Self {
-        SameKey { src, dst, parallel, sent: HashSet::new() }
+        SameKey {
+            src,
+            dst,
+            parallel,
+            sent: HashSet::new(),
+        }
     }
 
     /// Chunks of `ids` the destination lacks (or holds only in condemned packs, rule W1).
@@ -285,12 +334,20 @@ impl<'a> SameKey<'a> {
             self.sent.extend(missing);
             condemned = self.dst.condemned_packs()?;
             // Chunks sent in this run live in new, uncondemned packs; only re-check the rest.
-            self.sent.retain(|id| dst_index.lookup(id).ok().flatten().is_some_and(|l| !condemned.contains(&l.pack)));
+            self.sent.retain(|id| {
+                dst_index
+                    .lookup(id)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|l| !condemned.contains(&l.pack))
+            });
         }
         if dry_run {
             return Ok((None, bytes));
         }
-        let id = self.dst.save_manifest(&copied_manifest(s, s.manifest.tree.clone(), copied))?;
+        let id = self
+            .dst
+            .save_manifest(&copied_manifest(s, s.manifest.tree.clone(), copied))?;
         Ok((Some(id), bytes))
     }
 
@@ -323,7 +380,9 @@ impl<'a> SameKey<'a> {
                     return Ok(());
                 }
                 let i = next.fetch_add(1, Relaxed);
-                let Some((pid, wanted)) = work.get(i) else { return Ok(()) };
+                let Some((pid, wanted)) = work.get(i) else {
+                    return Ok(());
+                };
                 let name = pack::pack_name(pid);
                 let data = self.src.backend().get(&name)?;
                 if Id::hash_of(&data) != *pid {
@@ -376,7 +435,11 @@ impl<'a> SameKey<'a> {
             let (pid, data, entries) = rest.finish(self.dst.key());
             upload(pid, data, entries)?;
         }
-        Ok(Sent { chunks: chunks.into_inner(), bytes: bytes.into_inner(), packs: packs.into_inner() })
+        Ok(Sent {
+            chunks: chunks.into_inner(),
+            bytes: bytes.into_inner(),
+            packs: packs.into_inner(),
+        })
     }
 }
 
@@ -401,8 +464,13 @@ struct ChunkReader<'a> {
 impl std::io::Read for ChunkReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.pos == self.buf.len() {
-            let Some(c) = self.chunks.next() else { return Ok(0) };
-            self.buf = self.repo.read_chunk(c.id()).map_err(std::io::Error::other)?;
+            let Some(c) = self.chunks.next() else {
+                return Ok(0);
+            };
+            self.buf = self
+                .repo
+                .read_chunk(c.id())
+                .map_err(std::io::Error::other)?;
             self.pos = 0;
         }
         let n = out.len().min(self.buf.len() - self.pos);
@@ -439,7 +507,12 @@ fn rechunk_snapshot(
             out.chunks = match done.get(&e.chunks) {
                 Some(c) => c.clone(),
                 None => {
-                    let reader = ChunkReader { repo: src, chunks: e.chunks.iter(), buf: Vec::new(), pos: 0 };
+                    let reader = ChunkReader {
+                        repo: src,
+                        chunks: e.chunks.iter(),
+                        buf: Vec::new(),
+                        pos: 0,
+                    };
                     let mut refs = Vec::new();
                     for chunk in chunker.stream(reader) {
                         let chunk = chunk.map_err(|err| match err.downcast::<Error>() {

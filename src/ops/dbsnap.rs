@@ -56,9 +56,13 @@ pub fn databases(tree: &Tree) -> Vec<String> {
 /// The parts of `data.sql` listed in the `data-order.json` of `<base>` (e.g. `db/postgres`).
 pub fn parse_data_order(bytes: &[u8], base: &str) -> Result<Vec<DataPart>> {
     let what = || format!("{base}/data-order.json");
-    let order: DataOrder = serde_json::from_slice(bytes).map_err(|e| Error::corrupt(what(), e.to_string()))?;
+    let order: DataOrder =
+        serde_json::from_slice(bytes).map_err(|e| Error::corrupt(what(), e.to_string()))?;
     if order.version != 1 {
-        return Err(Error::corrupt(what(), format!("unknown version {}", order.version)));
+        return Err(Error::corrupt(
+            what(),
+            format!("unknown version {}", order.version),
+        ));
     }
     Ok(order.parts)
 }
@@ -73,7 +77,12 @@ pub fn data_sql_chunks(tree: &Tree, base: &str, parts: &[DataPart]) -> Result<Ve
         let e = tree
             .get(&path)
             .filter(|e| e.kind == EntryKind::File)
-            .ok_or_else(|| Error::corrupt(format!("{base}/data-order.json"), format!("part {path} is not in the snapshot")))?;
+            .ok_or_else(|| {
+                Error::corrupt(
+                    format!("{base}/data-order.json"),
+                    format!("part {path} is not in the snapshot"),
+                )
+            })?;
         chunks.extend_from_slice(&e.chunks);
     }
     Ok(chunks)
@@ -81,7 +90,11 @@ pub fn data_sql_chunks(tree: &Tree, base: &str, parts: &[DataPart]) -> Result<Ve
 
 impl<'r> DbSnapshot<'r> {
     /// The database `name` (the stored directory name) of `snap`, or its only database.
-    pub fn open(repo: &'r Repository, snap: &Snapshot, name: Option<&str>) -> Result<DbSnapshot<'r>> {
+    pub fn open(
+        repo: &'r Repository,
+        snap: &Snapshot,
+        name: Option<&str>,
+    ) -> Result<DbSnapshot<'r>> {
         let tree = repo.load_tree(&snap.manifest)?;
         let dbs = databases(&tree);
         let dir = match (name, dbs.as_slice()) {
@@ -90,17 +103,41 @@ impl<'r> DbSnapshot<'r> {
                 return Err(Error::Invalid(format!(
                     "snapshot {} holds no database {n:?} (it holds: {})",
                     snap.id.short(),
-                    if dbs.is_empty() { "none".into() } else { dbs.join(", ") }
+                    if dbs.is_empty() {
+                        "none".into()
+                    } else {
+                        dbs.join(", ")
+                    }
                 )));
             }
             (None, [one]) => one.clone(),
-            (None, []) => return Err(Error::Invalid(format!("snapshot {} holds no database snapshot (made with `snap backup db`)", snap.id.short()))),
-            (None, many) => return Err(Error::Invalid(format!("snapshot {} holds several databases ({}); choose one with --database", snap.id.short(), many.join(", ")))),
+            (None, []) => {
+                return Err(Error::Invalid(format!(
+                    "snapshot {} holds no database snapshot (made with `snap backup db`)",
+                    snap.id.short()
+                )));
+            }
+            (None, many) => {
+                return Err(Error::Invalid(format!(
+                    "snapshot {} holds several databases ({}); choose one with --database",
+                    snap.id.short(),
+                    many.join(", ")
+                )));
+            }
         };
         let base = format!("db/{dir}");
-        let mut db = DbSnapshot { repo, tree, base, database: dir, parts: Vec::new(), inventory: serde_json::Value::Null, catalog: Default::default() };
+        let mut db = DbSnapshot {
+            repo,
+            tree,
+            base,
+            database: dir,
+            parts: Vec::new(),
+            inventory: serde_json::Value::Null,
+            catalog: Default::default(),
+        };
         let inv = db.read_to_vec("inventory.json")?;
-        db.inventory = serde_json::from_slice(&inv).map_err(|e| Error::corrupt(format!("{}/inventory.json", db.base), e.to_string()))?;
+        db.inventory = serde_json::from_slice(&inv)
+            .map_err(|e| Error::corrupt(format!("{}/inventory.json", db.base), e.to_string()))?;
         if let Some(n) = db.inventory["database"].as_str() {
             db.database = n.to_string();
         }
@@ -115,7 +152,10 @@ impl<'r> DbSnapshot<'r> {
             return Ok(c.as_ref());
         }
         let c = if self.has(Catalog::FILE) {
-            Some(Catalog::parse(&self.read_to_vec(Catalog::FILE)?, &format!("{}/{}", self.base, Catalog::FILE))?)
+            Some(Catalog::parse(
+                &self.read_to_vec(Catalog::FILE)?,
+                &format!("{}/{}", self.base, Catalog::FILE),
+            )?)
         } else {
             None
         };
@@ -124,13 +164,22 @@ impl<'r> DbSnapshot<'r> {
 
     /// Whether the snapshot holds part `rel` (e.g. `migrations.sql`, `managed/auth.sql`).
     pub fn has(&self, rel: &str) -> bool {
-        self.tree.get(&format!("{}/{rel}", self.base)).is_some_and(|e| e.kind == EntryKind::File)
+        self.tree
+            .get(&format!("{}/{rel}", self.base))
+            .is_some_and(|e| e.kind == EntryKind::File)
     }
 
     /// Stream part `rel` to `out`.
     pub fn write_part(&self, rel: &str, out: &mut dyn Write) -> Result<u64> {
         let path = format!("{}/{rel}", self.base);
-        let e = self.tree.get(&path).filter(|e| e.kind == EntryKind::File).ok_or_else(|| Error::PathNotInSnapshot { snapshot: self.base.clone(), path: path.clone() })?;
+        let e = self
+            .tree
+            .get(&path)
+            .filter(|e| e.kind == EntryKind::File)
+            .ok_or_else(|| Error::PathNotInSnapshot {
+                snapshot: self.base.clone(),
+                path: path.clone(),
+            })?;
         self.repo.write_file_to(&e.chunks, out)
     }
 

@@ -61,7 +61,9 @@ impl Change<'_> {
     }
     /// True when the bytes (or the type) differ, not only metadata.
     pub fn content_changed(&self) -> bool {
-        self.fields.iter().any(|f| matches!(f, Field::Type | Field::Content | Field::Target))
+        self.fields
+            .iter()
+            .any(|f| matches!(f, Field::Type | Field::Content | Field::Target))
     }
 }
 
@@ -140,21 +142,39 @@ pub fn diff<'a>(old: &'a Tree, new: &'a Tree) -> Diff<'a> {
                 let e = &a[i];
                 d.summary.removed += 1;
                 d.summary.removed_bytes += e.size;
-                d.changes.push(Change { path: &e.path, kind: ChangeKind::Removed, old: Some(e), new: None, fields: vec![] });
+                d.changes.push(Change {
+                    path: &e.path,
+                    kind: ChangeKind::Removed,
+                    old: Some(e),
+                    new: None,
+                    fields: vec![],
+                });
                 i += 1;
             }
             Ordering::Greater => {
                 let e = &b[j];
                 d.summary.added += 1;
                 d.summary.added_bytes += e.size;
-                d.changes.push(Change { path: &e.path, kind: ChangeKind::Added, old: None, new: Some(e), fields: vec![] });
+                d.changes.push(Change {
+                    path: &e.path,
+                    kind: ChangeKind::Added,
+                    old: None,
+                    new: Some(e),
+                    fields: vec![],
+                });
                 j += 1;
             }
             Ordering::Equal => {
                 let (x, y) = (&a[i], &b[j]);
                 let fields = compare(x, y);
                 if !fields.is_empty() {
-                    let c = Change { path: &y.path, kind: ChangeKind::Changed, old: Some(x), new: Some(y), fields };
+                    let c = Change {
+                        path: &y.path,
+                        kind: ChangeKind::Changed,
+                        old: Some(x),
+                        new: Some(y),
+                        fields,
+                    };
                     d.summary.changed += 1;
                     if c.content_changed() {
                         d.summary.content_changed += 1;
@@ -212,12 +232,19 @@ mod tests {
     }
 
     fn summary_of(d: &Diff<'_>) -> Vec<(String, ChangeKind, Vec<Field>)> {
-        d.changes.iter().map(|c| (c.path.to_string(), c.kind, c.fields.clone())).collect()
+        d.changes
+            .iter()
+            .map(|c| (c.path.to_string(), c.kind, c.fields.clone()))
+            .collect()
     }
 
     #[test]
     fn identical_and_empty_trees_have_no_changes() {
-        let t = tree(vec![entry("a", EntryKind::Dir), file("a/x", b"hello"), entry("l", EntryKind::Symlink)]);
+        let t = tree(vec![
+            entry("a", EntryKind::Dir),
+            file("a/x", b"hello"),
+            entry("l", EntryKind::Symlink),
+        ]);
         let same = t.clone();
         let d = diff(&t, &same);
         assert!(d.changes.is_empty() && d.summary.is_empty(), "{d:?}");
@@ -253,7 +280,11 @@ mod tests {
         assert_eq!(
             summary_of(&d),
             vec![
-                ("d/edit".into(), ChangeKind::Changed, vec![Field::Content, Field::Mode]),
+                (
+                    "d/edit".into(),
+                    ChangeKind::Changed,
+                    vec![Field::Content, Field::Mode]
+                ),
                 ("d/gone".into(), ChangeKind::Removed, vec![]),
                 ("d/new".into(), ChangeKind::Added, vec![]),
                 ("d/touch".into(), ChangeKind::Changed, vec![Field::Mtime]),
@@ -281,7 +312,10 @@ mod tests {
     fn same_size_different_chunks_is_a_content_change() {
         let old = tree(vec![file("f", b"aaaa")]);
         let new = tree(vec![file("f", b"bbbb")]);
-        assert_eq!(summary_of(&diff(&old, &new)), vec![("f".into(), ChangeKind::Changed, vec![Field::Content])]);
+        assert_eq!(
+            summary_of(&diff(&old, &new)),
+            vec![("f".into(), ChangeKind::Changed, vec![Field::Content])]
+        );
     }
 
     #[test]
@@ -291,7 +325,8 @@ mod tests {
         let mut owned = entry("dir", EntryKind::Dir);
         owned.gid = 0;
         let mut attr = file("obj", b"o");
-        attr.attrs.insert("content_type".into(), serde_json::json!("text/plain"));
+        attr.attrs
+            .insert("content_type".into(), serde_json::json!("text/plain"));
         let old = tree(vec![
             entry("dir", EntryKind::Dir),
             file("was-file", b"abc"),
@@ -311,15 +346,26 @@ mod tests {
                 ("was-file".into(), ChangeKind::Changed, vec![Field::Type]),
             ]
         );
-        assert_eq!((d.summary.content_changed, d.summary.metadata_changed), (2, 2));
-        assert_eq!((d.summary.changed_old_bytes, d.summary.changed_new_bytes), (4, 1));
+        assert_eq!(
+            (d.summary.content_changed, d.summary.metadata_changed),
+            (2, 2)
+        );
+        assert_eq!(
+            (d.summary.changed_old_bytes, d.summary.changed_new_bytes),
+            (4, 1)
+        );
     }
 
     #[test]
     fn merge_follows_component_order() {
         // "a/b" sorts before "a-b" component-wise although '-' < '/' bytewise: a merge that
         // compared raw strings would report these as removed and re-added.
-        let old = tree(vec![entry("a", EntryKind::Dir), file("a/b", b"1"), file("a-b", b"2"), file("z", b"3")]);
+        let old = tree(vec![
+            entry("a", EntryKind::Dir),
+            file("a/b", b"1"),
+            file("a-b", b"2"),
+            file("z", b"3"),
+        ]);
         let new = tree(vec![
             entry("a", EntryKind::Dir),
             file("a/a", b"0"),
@@ -345,6 +391,11 @@ mod tests {
         assert_eq!(all_added.summary.added_bytes, 5);
         let all_removed = diff(&new, &empty);
         assert_eq!(all_removed.summary.removed, new.entries.len() as u64);
-        assert!(all_removed.changes.iter().all(|c| c.kind == ChangeKind::Removed && c.new.is_none()));
+        assert!(
+            all_removed
+                .changes
+                .iter()
+                .all(|c| c.kind == ChangeKind::Removed && c.new.is_none())
+        );
     }
 }

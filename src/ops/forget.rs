@@ -35,7 +35,13 @@ use crate::repo::Repository;
 use crate::snapshot::{Manifest, Snapshot};
 
 /// The product's default retention, used when a policy has no rule at all: 21 days.
-pub const DEFAULT_KEEP_WITHIN: RetentionDuration = RetentionDuration { years: 0, months: 0, weeks: 0, days: 21, hours: 0 };
+pub const DEFAULT_KEEP_WITHIN: RetentionDuration = RetentionDuration {
+    years: 0,
+    months: 0,
+    weeks: 0,
+    days: 21,
+    hours: 0,
+};
 
 /// A span for `keep-within`: `<n>y`, `<n>m` (months), `<n>w`, `<n>d`, `<n>h`, combinable
 /// (`1y6m`, `2w3d`). Years and months are calendar units, counted back on the local calendar
@@ -62,18 +68,23 @@ impl RetentionDuration {
         let mut at = t;
         if months > 0 {
             let local = t.with_timezone(tz);
-            let naive = local.naive_local().checked_sub_months(Months::new(months))?;
+            let naive = local
+                .naive_local()
+                .checked_sub_months(Months::new(months))?;
             at = match tz.from_local_datetime(&naive).earliest() {
                 // Ambiguous (a repeated hour): the earlier instant, which keeps more.
                 Some(x) => x.with_timezone(&Utc),
                 // Inside a gap (skipped hour): read it with the offset `t` has.
                 None => naive
-                    .checked_sub_signed(TimeDelta::seconds(local.offset().fix().local_minus_utc() as i64))?
+                    .checked_sub_signed(TimeDelta::seconds(
+                        local.offset().fix().local_minus_utc() as i64
+                    ))?
                     .and_utc(),
             };
         }
         let days = self.days as i64 + 7 * self.weeks as i64;
-        let exact = TimeDelta::try_days(days)?.checked_add(&TimeDelta::try_hours(self.hours as i64)?)?;
+        let exact =
+            TimeDelta::try_days(days)?.checked_add(&TimeDelta::try_hours(self.hours as i64)?)?;
         at.checked_sub_signed(exact)
     }
 }
@@ -83,7 +94,13 @@ impl fmt::Display for RetentionDuration {
         if self.is_zero() {
             return f.write_str("0h");
         }
-        for (n, unit) in [(self.years, 'y'), (self.months, 'm'), (self.weeks, 'w'), (self.days, 'd'), (self.hours, 'h')] {
+        for (n, unit) in [
+            (self.years, 'y'),
+            (self.months, 'm'),
+            (self.weeks, 'w'),
+            (self.days, 'd'),
+            (self.hours, 'h'),
+        ] {
             if n > 0 {
                 write!(f, "{n}{unit}")?;
             }
@@ -157,18 +174,34 @@ pub struct Policy {
 impl Policy {
     /// The default retention: keep snapshots within [`DEFAULT_KEEP_WITHIN`] of the newest.
     pub fn default_retention() -> Policy {
-        Policy { within: Some(DEFAULT_KEEP_WITHIN), ..Policy::default() }
+        Policy {
+            within: Some(DEFAULT_KEEP_WITHIN),
+            ..Policy::default()
+        }
     }
 
     /// No rule is given (the default retention applies).
     pub fn is_empty(&self) -> bool {
-        let counts = [self.last, self.hourly, self.daily, self.weekly, self.monthly, self.yearly];
-        counts.iter().all(|c| c.unwrap_or(0) == 0) && self.within.is_none_or(|d| d.is_zero()) && self.tags.is_empty()
+        let counts = [
+            self.last,
+            self.hourly,
+            self.daily,
+            self.weekly,
+            self.monthly,
+            self.yearly,
+        ];
+        counts.iter().all(|c| c.unwrap_or(0) == 0)
+            && self.within.is_none_or(|d| d.is_zero())
+            && self.tags.is_empty()
     }
 
     /// This policy, or the default retention when it is empty.
     pub fn effective(&self) -> Policy {
-        if self.is_empty() { Policy::default_retention() } else { self.clone() }
+        if self.is_empty() {
+            Policy::default_retention()
+        } else {
+            self.clone()
+        }
     }
 }
 
@@ -285,14 +318,25 @@ fn bucket_of<Tz: TimeZone>(b: Bucket, position: usize, t: &DateTime<Tz>) -> i64 
 
 /// Apply `policy` to `snapshots`, taken as one group. Pure. Returns one decision per snapshot,
 /// oldest first (time, then id). An empty policy means [`Policy::default_retention`].
-pub fn apply_policy<'a, Tz: TimeZone>(snapshots: &'a [Snapshot], policy: &Policy, tz: &Tz) -> Vec<Decision<'a>> {
+pub fn apply_policy<'a, Tz: TimeZone>(
+    snapshots: &'a [Snapshot],
+    policy: &Policy,
+    tz: &Tz,
+) -> Vec<Decision<'a>> {
     decide(snapshots.iter().collect(), policy, tz)
 }
 
-fn decide<'a, Tz: TimeZone>(mut order: Vec<&'a Snapshot>, policy: &Policy, tz: &Tz) -> Vec<Decision<'a>> {
+fn decide<'a, Tz: TimeZone>(
+    mut order: Vec<&'a Snapshot>,
+    policy: &Policy,
+    tz: &Tz,
+) -> Vec<Decision<'a>> {
     let policy = policy.effective();
     order.sort_by(|a, b| newest_first(a, b));
-    let local: Vec<DateTime<Tz>> = order.iter().map(|s| s.manifest.time.with_timezone(tz)).collect();
+    let local: Vec<DateTime<Tz>> = order
+        .iter()
+        .map(|s| s.manifest.time.with_timezone(tz))
+        .collect();
     let mut reasons: Vec<Vec<Reason>> = vec![Vec::new(); order.len()];
 
     let counted = [
@@ -448,14 +492,26 @@ impl<'a> GroupPlan<'a> {
 }
 
 /// Filter, group (groups sorted by key) and apply the policy to each group. Pure.
-pub fn plan<'a, Tz: TimeZone>(snapshots: &'a [Snapshot], filter: &Filter, group_by: GroupBy, policy: &Policy, tz: &Tz) -> Vec<GroupPlan<'a>> {
+pub fn plan<'a, Tz: TimeZone>(
+    snapshots: &'a [Snapshot],
+    filter: &Filter,
+    group_by: GroupBy,
+    policy: &Policy,
+    tz: &Tz,
+) -> Vec<GroupPlan<'a>> {
     let mut groups: BTreeMap<GroupKey, Vec<&'a Snapshot>> = BTreeMap::new();
     for s in snapshots.iter().filter(|s| filter.matches(&s.manifest)) {
-        groups.entry(GroupKey::of(&s.manifest, group_by)).or_default().push(s);
+        groups
+            .entry(GroupKey::of(&s.manifest, group_by))
+            .or_default()
+            .push(s);
     }
     groups
         .into_iter()
-        .map(|(key, members)| GroupPlan { key, decisions: decide(members, policy, tz) })
+        .map(|(key, members)| GroupPlan {
+            key,
+            decisions: decide(members, policy, tz),
+        })
         .collect()
 }
 
@@ -527,11 +583,17 @@ mod tests {
     }
 
     fn kept_ids(ds: &[Decision]) -> BTreeSet<Id> {
-        ds.iter().filter(|d| d.keep()).map(|d| d.snapshot.id).collect()
+        ds.iter()
+            .filter(|d| d.keep())
+            .map(|d| d.snapshot.id)
+            .collect()
     }
 
     fn with_reason(ds: &[Decision], r: &Reason) -> BTreeSet<Id> {
-        ds.iter().filter(|d| d.reasons.contains(r)).map(|d| d.snapshot.id).collect()
+        ds.iter()
+            .filter(|d| d.reasons.contains(r))
+            .map(|d| d.snapshot.id)
+            .collect()
     }
 
     /// Newest-first reference order (time, then id).
@@ -568,7 +630,13 @@ mod tests {
             v.into_iter()
                 .filter(|(id, _, _)| seen.insert(*id))
                 .map(|(id, quarter_hours, tagged)| {
-                    snap(id, T0 + quarter_hours * 900, "h", &["/p"], if tagged { &["keep=yes"] } else { &[] })
+                    snap(
+                        id,
+                        T0 + quarter_hours * 900,
+                        "h",
+                        &["/p"],
+                        if tagged { &["keep=yes"] } else { &[] },
+                    )
                 })
                 .collect()
         })
@@ -581,7 +649,12 @@ mod tests {
     fn duration_strategy() -> impl Strategy<Value = RetentionDuration> {
         (0u32..3, 0u32..40, 0u32..100)
             .prop_filter("non-zero", |(w, d, h)| w + d + h > 0)
-            .prop_map(|(weeks, days, hours)| RetentionDuration { weeks, days, hours, ..Default::default() })
+            .prop_map(|(weeks, days, hours)| RetentionDuration {
+                weeks,
+                days,
+                hours,
+                ..Default::default()
+            })
     }
 
     fn policy_strategy() -> impl Strategy<Value = Policy> {
@@ -591,16 +664,18 @@ mod tests {
             prop::option::of(duration_strategy()),
             any::<bool>(),
         )
-            .prop_map(|((last, hourly, daily, weekly, monthly, yearly), within, tag)| Policy {
-                last,
-                hourly,
-                daily,
-                weekly,
-                monthly,
-                yearly,
-                within,
-                tags: if tag { vec!["keep=yes".into()] } else { vec![] },
-            })
+            .prop_map(
+                |((last, hourly, daily, weekly, monthly, yearly), within, tag)| Policy {
+                    last,
+                    hourly,
+                    daily,
+                    weekly,
+                    monthly,
+                    yearly,
+                    within,
+                    tags: if tag { vec!["keep=yes".into()] } else { vec![] },
+                },
+            )
             .prop_filter("some rule", |p| !p.is_empty())
     }
 
@@ -617,7 +692,10 @@ mod tests {
         }
         let mut keys: Vec<i64> = newest.keys().copied().collect();
         keys.sort_by(|a, b| b.cmp(a));
-        keys.into_iter().take(n as usize).map(|k| newest[&k].id).collect()
+        keys.into_iter()
+            .take(n as usize)
+            .map(|k| newest[&k].id)
+            .collect()
     }
 
     fn local_day(ts: i64, off: &FixedOffset) -> i64 {
@@ -779,63 +857,137 @@ mod tests {
     fn day_buckets_follow_the_time_zone() {
         // 2026-03-01 21:00Z and 23:30Z: the same day in UTC; in UTC+2 the later one is at
         // 01:30 on March 2, so each is the newest of its own day.
-        let base = DateTime::parse_from_rfc3339("2026-03-01T21:00:00Z").unwrap().timestamp();
+        let base = DateTime::parse_from_rfc3339("2026-03-01T21:00:00Z")
+            .unwrap()
+            .timestamp();
         let s = vec![at(base), at(base + 150 * 60)];
-        let p = Policy { daily: Some(5), ..Default::default() };
-        assert_eq!(kept_ids(&apply_policy(&s, &p, &utc())), BTreeSet::from([s[1].id]));
+        let p = Policy {
+            daily: Some(5),
+            ..Default::default()
+        };
+        assert_eq!(
+            kept_ids(&apply_policy(&s, &p, &utc())),
+            BTreeSet::from([s[1].id])
+        );
         let plus2 = FixedOffset::east_opt(2 * 3600).unwrap();
-        assert_eq!(kept_ids(&apply_policy(&s, &p, &plus2)), BTreeSet::from([s[0].id, s[1].id]));
+        assert_eq!(
+            kept_ids(&apply_policy(&s, &p, &plus2)),
+            BTreeSet::from([s[0].id, s[1].id])
+        );
         // And west of UTC, 21:00Z and 23:30Z are 16:00 and 18:30 on March 1: one day.
         let minus5 = FixedOffset::west_opt(5 * 3600).unwrap();
-        assert_eq!(kept_ids(&apply_policy(&s, &p, &minus5)), BTreeSet::from([s[1].id]));
+        assert_eq!(
+            kept_ids(&apply_policy(&s, &p, &minus5)),
+            BTreeSet::from([s[1].id])
+        );
     }
 
     #[test]
     fn weeks_are_iso_weeks_starting_monday() {
         // 2026-01-04 is a Sunday, 2026-01-05 a Monday.
-        let sun = DateTime::parse_from_rfc3339("2026-01-04T12:00:00Z").unwrap().timestamp();
+        let sun = DateTime::parse_from_rfc3339("2026-01-04T12:00:00Z")
+            .unwrap()
+            .timestamp();
         let s = vec![at(sun - DAY), at(sun), at(sun + DAY)];
-        let p = Policy { weekly: Some(10), ..Default::default() };
-        assert_eq!(kept_ids(&apply_policy(&s, &p, &utc())), BTreeSet::from([s[1].id, s[2].id]));
+        let p = Policy {
+            weekly: Some(10),
+            ..Default::default()
+        };
+        assert_eq!(
+            kept_ids(&apply_policy(&s, &p, &utc())),
+            BTreeSet::from([s[1].id, s[2].id])
+        );
     }
 
     #[test]
     fn equal_timestamps_larger_id_is_newer() {
-        let s: Vec<Snapshot> = [7, 10, 6, 9, 8].into_iter().map(|i| snap(id_n(i), T0, "h", &["/p"], &[])).collect();
-        let ds = apply_policy(&s, &Policy { last: Some(2), ..Default::default() }, &utc());
+        let s: Vec<Snapshot> = [7, 10, 6, 9, 8]
+            .into_iter()
+            .map(|i| snap(id_n(i), T0, "h", &["/p"], &[]))
+            .collect();
+        let ds = apply_policy(
+            &s,
+            &Policy {
+                last: Some(2),
+                ..Default::default()
+            },
+            &utc(),
+        );
         assert_eq!(kept_ids(&ds), BTreeSet::from([Id(id_n(10)), Id(id_n(9))]));
         let order: Vec<Id> = ds.iter().map(|d| d.snapshot.id).collect();
-        assert_eq!(order, (6..=10).map(|i| Id(id_n(i))).collect::<Vec<_>>(), "oldest first, ties by id");
+        assert_eq!(
+            order,
+            (6..=10).map(|i| Id(id_n(i))).collect::<Vec<_>>(),
+            "oldest first, ties by id"
+        );
         // The same rule as `latest`.
         let mut listed = s.clone();
         listed.sort_by(|a, b| a.manifest.time.cmp(&b.manifest.time).then(a.id.cmp(&b.id)));
-        assert_eq!(crate::snapshot::resolve(&listed, "latest").unwrap().id, Id(id_n(10)));
+        assert_eq!(
+            crate::snapshot::resolve(&listed, "latest").unwrap().id,
+            Id(id_n(10))
+        );
     }
 
     #[test]
     fn keep_within_months_uses_the_calendar() {
         let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().timestamp();
         let newest = t("2026-03-31T10:00:00Z");
-        let s = vec![at(t("2026-02-28T10:00:00Z")), at(t("2026-02-28T10:00:01Z")), at(newest)];
+        let s = vec![
+            at(t("2026-02-28T10:00:00Z")),
+            at(t("2026-02-28T10:00:01Z")),
+            at(newest),
+        ];
         // One month before March 31 is February 28 (clamped); exactly that instant is out.
-        let p = Policy { within: Some("1m".parse().unwrap()), ..Default::default() };
-        assert_eq!(kept_ids(&apply_policy(&s, &p, &utc())), BTreeSet::from([s[1].id, s[2].id]));
+        let p = Policy {
+            within: Some("1m".parse().unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(
+            kept_ids(&apply_policy(&s, &p, &utc())),
+            BTreeSet::from([s[1].id, s[2].id])
+        );
         // 1y6m before 2026-03-31 10:00 is 2024-09-30 10:00.
-        let s = vec![at(t("2024-09-30T09:59:59Z")), at(t("2024-09-30T10:00:00Z")), at(t("2024-09-30T10:00:01Z")), at(newest)];
-        let p = Policy { within: Some("1y6m".parse().unwrap()), ..Default::default() };
-        assert_eq!(kept_ids(&apply_policy(&s, &p, &utc())), BTreeSet::from([s[2].id, s[3].id]));
+        let s = vec![
+            at(t("2024-09-30T09:59:59Z")),
+            at(t("2024-09-30T10:00:00Z")),
+            at(t("2024-09-30T10:00:01Z")),
+            at(newest),
+        ];
+        let p = Policy {
+            within: Some("1y6m".parse().unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(
+            kept_ids(&apply_policy(&s, &p, &utc())),
+            BTreeSet::from([s[2].id, s[3].id])
+        );
         // Calendar months are counted in the given zone: in UTC+12, the newest is at
         // 2026-03-31 22:00 local, and a month earlier is 2026-02-28 22:00 local = 10:00Z.
         let plus12 = FixedOffset::east_opt(12 * 3600).unwrap();
-        let s = vec![at(t("2026-02-28T09:59:59Z")), at(t("2026-02-28T10:00:01Z")), at(newest)];
-        let p = Policy { within: Some("1m".parse().unwrap()), ..Default::default() };
-        assert_eq!(kept_ids(&apply_policy(&s, &p, &plus12)), BTreeSet::from([s[1].id, s[2].id]));
+        let s = vec![
+            at(t("2026-02-28T09:59:59Z")),
+            at(t("2026-02-28T10:00:01Z")),
+            at(newest),
+        ];
+        let p = Policy {
+            within: Some("1m".parse().unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(
+            kept_ids(&apply_policy(&s, &p, &plus12)),
+            BTreeSet::from([s[1].id, s[2].id])
+        );
     }
 
     #[test]
     fn keep_within_is_relative_to_the_newest_not_now() {
         // Backups stopped years ago: the last ones are still kept.
-        let s = vec![at(1_000_000_000 - 30 * DAY), at(1_000_000_000 - 2 * DAY), at(1_000_000_000)];
+        let s = vec![
+            at(1_000_000_000 - 30 * DAY),
+            at(1_000_000_000 - 2 * DAY),
+            at(1_000_000_000),
+        ];
         let ds = apply_policy(&s, &Policy::default(), &utc());
         assert_eq!(kept_ids(&ds), BTreeSet::from([s[1].id, s[2].id]));
         assert_eq!(ds[2].reasons, vec![Reason::Within(DEFAULT_KEEP_WITHIN)]);
@@ -847,7 +999,12 @@ mod tests {
         assert!(Policy::default().is_empty());
         assert_eq!(Policy::default().effective(), Policy::default_retention());
         assert_eq!(Policy::default_retention().to_string(), "keep-within 21d");
-        let p = Policy { last: Some(3), daily: Some(7), tags: vec!["a=b".into()], ..Default::default() };
+        let p = Policy {
+            last: Some(3),
+            daily: Some(7),
+            tags: vec!["a=b".into()],
+            ..Default::default()
+        };
         assert!(!p.is_empty());
         assert_eq!(p.to_string(), "keep-last 3, keep-daily 7, keep-tag a=b");
     }
@@ -859,21 +1016,76 @@ mod tests {
             snap(id_n(2), T0 + DAY, "h", &["/p"], &[]),
             snap(id_n(3), T0 + 2 * DAY, "h", &["/p"], &[]),
         ];
-        let ds = apply_policy(&s, &Policy { tags: vec!["keep=yes".into()], ..Default::default() }, &utc());
-        let reasons: Vec<Vec<String>> = ds.iter().map(|d| d.reasons.iter().map(|r| r.to_string()).collect()).collect();
-        assert_eq!(reasons, vec![vec!["tag keep=yes".to_string()], vec![], vec!["newest".to_string()]]);
+        let ds = apply_policy(
+            &s,
+            &Policy {
+                tags: vec!["keep=yes".into()],
+                ..Default::default()
+            },
+            &utc(),
+        );
+        let reasons: Vec<Vec<String>> = ds
+            .iter()
+            .map(|d| d.reasons.iter().map(|r| r.to_string()).collect())
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                vec!["tag keep=yes".to_string()],
+                vec![],
+                vec!["newest".to_string()]
+            ]
+        );
     }
 
     #[test]
     fn durations_parse_and_reject() {
         let ok = |s: &str| s.parse::<RetentionDuration>().unwrap();
-        assert_eq!(ok("21d"), RetentionDuration { days: 21, ..Default::default() });
-        assert_eq!(ok("1y6m"), RetentionDuration { years: 1, months: 6, ..Default::default() });
-        assert_eq!(ok("2w3d12h"), RetentionDuration { weeks: 2, days: 3, hours: 12, ..Default::default() });
+        assert_eq!(
+            ok("21d"),
+            RetentionDuration {
+                days: 21,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            ok("1y6m"),
+            RetentionDuration {
+                years: 1,
+                months: 6,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            ok("2w3d12h"),
+            RetentionDuration {
+                weeks: 2,
+                days: 3,
+                hours: 12,
+                ..Default::default()
+            }
+        );
         assert_eq!(ok("6m1y").to_string(), "1y6m");
-        for bad in ["", "21", "d", "1x", "1d1d", "0d", "0y0m", "1.5d", "-1d", " 1d", "1D", "99999999999d", "1d "] {
+        for bad in [
+            "",
+            "21",
+            "d",
+            "1x",
+            "1d1d",
+            "0d",
+            "0y0m",
+            "1.5d",
+            "-1d",
+            " 1d",
+            "1D",
+            "99999999999d",
+            "1d ",
+        ] {
             let e = bad.parse::<RetentionDuration>().unwrap_err().to_string();
-            assert!(e.contains("invalid duration") && e.contains("1y6m"), "{bad:?}: {e}");
+            assert!(
+                e.contains("invalid duration") && e.contains("1y6m"),
+                "{bad:?}: {e}"
+            );
         }
     }
 
@@ -898,10 +1110,22 @@ mod tests {
             snap(id_n(4), T0 + 3, "b", &["db/shop.sql"], &["env=prod"]),
             snap(id_n(5), T0 + 4, "a", &["/srv/data"], &["env=prod"]),
         ];
-        let last1 = Policy { last: Some(1), ..Default::default() };
+        let last1 = Policy {
+            last: Some(1),
+            ..Default::default()
+        };
         let summary = |plans: &[GroupPlan]| -> Vec<(GroupKey, Vec<u32>, Vec<u32>)> {
             let n = |d: &Decision| u32::from_be_bytes(d.snapshot.id.0[..4].try_into().unwrap());
-            plans.iter().map(|p| (p.key.clone(), p.kept().map(n).collect(), p.removed().map(n).collect())).collect()
+            plans
+                .iter()
+                .map(|p| {
+                    (
+                        p.key.clone(),
+                        p.kept().map(n).collect(),
+                        p.removed().map(n).collect(),
+                    )
+                })
+                .collect()
         };
         let key = |h: Option<&str>, p: Option<&[&str]>| GroupKey {
             host: h.map(String::from),
@@ -920,26 +1144,59 @@ mod tests {
         let plans = plan(&s, &Filter::default(), GroupBy::Host, &last1, &utc());
         assert_eq!(
             summary(&plans),
-            vec![(key(Some("a"), None), vec![5], vec![1, 2, 3]), (key(Some("b"), None), vec![4], vec![])]
+            vec![
+                (key(Some("a"), None), vec![5], vec![1, 2, 3]),
+                (key(Some("b"), None), vec![4], vec![])
+            ]
         );
         let plans = plan(&s, &Filter::default(), GroupBy::Paths, &last1, &utc());
         assert_eq!(
             summary(&plans),
-            vec![(key(None, Some(&["/srv/data"])), vec![5], vec![2]), (key(None, Some(&["db/shop.sql"])), vec![4], vec![1, 3])]
+            vec![
+                (key(None, Some(&["/srv/data"])), vec![5], vec![2]),
+                (key(None, Some(&["db/shop.sql"])), vec![4], vec![1, 3])
+            ]
         );
         let plans = plan(&s, &Filter::default(), GroupBy::None, &last1, &utc());
-        assert_eq!(summary(&plans), vec![(key(None, None), vec![5], vec![1, 2, 3, 4])]);
+        assert_eq!(
+            summary(&plans),
+            vec![(key(None, None), vec![5], vec![1, 2, 3, 4])]
+        );
         // Filters: the others are not part of any group.
-        let host_a = Filter { host: Some("a".into()), tags: vec![] };
+        let host_a = Filter {
+            host: Some("a".into()),
+            tags: vec![],
+        };
         let plans = plan(&s, &host_a, GroupBy::None, &last1, &utc());
-        assert_eq!(summary(&plans), vec![(key(None, None), vec![5], vec![1, 2, 3])]);
-        let prod = Filter { host: None, tags: vec!["env=prod".into()] };
+        assert_eq!(
+            summary(&plans),
+            vec![(key(None, None), vec![5], vec![1, 2, 3])]
+        );
+        let prod = Filter {
+            host: None,
+            tags: vec!["env=prod".into()],
+        };
         let plans = plan(&s, &prod, GroupBy::Paths, &last1, &utc());
         assert_eq!(
             summary(&plans),
-            vec![(key(None, Some(&["/srv/data"])), vec![5], vec![]), (key(None, Some(&["db/shop.sql"])), vec![4], vec![3])]
+            vec![
+                (key(None, Some(&["/srv/data"])), vec![5], vec![]),
+                (key(None, Some(&["db/shop.sql"])), vec![4], vec![3])
+            ]
         );
-        assert!(plan(&s, &Filter { host: Some("c".into()), tags: vec![] }, GroupBy::None, &last1, &utc()).is_empty());
+        assert!(
+            plan(
+                &s,
+                &Filter {
+                    host: Some("c".into()),
+                    tags: vec![]
+                },
+                GroupBy::None,
+                &last1,
+                &utc()
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -952,32 +1209,59 @@ mod tests {
         use std::sync::Arc;
 
         let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
-        let init = InitOptions { kdf: KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 }, ..Default::default() };
+        let init = InitOptions {
+            kdf: KdfParams {
+                m_cost: 64,
+                t_cost: 1,
+                p_cost: 1,
+            },
+            ..Default::default()
+        };
         Repository::init(&*backend, b"pw", &init).unwrap();
         let cache = tempfile::tempdir().unwrap();
         let repo = Repository::open(backend.clone(), b"pw", cache.path()).unwrap();
         let mut ids = Vec::new();
         for day in 0..4 {
             let opts = BackupOptions {
-                time: Some(DateTime::from_timestamp(T0 + day * DAY, 0).unwrap().fixed_offset()),
+                time: Some(
+                    DateTime::from_timestamp(T0 + day * DAY, 0)
+                        .unwrap()
+                        .fixed_offset(),
+                ),
                 host: Some("h".into()),
                 ..Default::default()
             };
             let data = format!("dump of day {day}\n").repeat(100);
             let src = ReaderSource::new("db/dump.sql", std::io::Cursor::new(data.into_bytes()));
-            let out = backup(&repo, BackupInput::Stream(Box::new(src)), &opts, &crate::progress::NoProgress).unwrap();
+            let out = backup(
+                &repo,
+                BackupInput::Stream(Box::new(src)),
+                &opts,
+                &crate::progress::NoProgress,
+            )
+            .unwrap();
             ids.push(out.snapshot.id);
         }
         let data_before = backend.list("data/").unwrap().len();
         let all = repo.snapshots().unwrap();
-        let p = Policy { last: Some(2), ..Default::default() };
+        let p = Policy {
+            last: Some(2),
+            ..Default::default()
+        };
         let plans = plan(&all, &Filter::default(), GroupBy::HostPaths, &p, &utc());
         let out = execute(&repo, &plans);
         assert!(out.failed.is_empty());
-        assert_eq!(out.removed.iter().copied().collect::<BTreeSet<_>>(), BTreeSet::from([ids[0], ids[1]]));
+        assert_eq!(
+            out.removed.iter().copied().collect::<BTreeSet<_>>(),
+            BTreeSet::from([ids[0], ids[1]])
+        );
         let left: BTreeSet<Id> = repo.snapshot_ids().unwrap().into_iter().collect();
         assert_eq!(left, BTreeSet::from([ids[2], ids[3]]));
-        assert_eq!(backend.list("data/").unwrap().len(), data_before, "forget never deletes data");
+        assert_eq!(
+            backend.list("data/").unwrap().len(),
+            data_before,
+            "forget never deletes data"
+        );
         // Running the same plan again finds the manifests gone and still reports success.
         let again = execute(&repo, &plans);
         assert!(again.failed.is_empty() && again.removed.len() == 2);

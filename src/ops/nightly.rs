@@ -41,10 +41,10 @@ use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::repo::lock::LockKind;
 use crate::source::Source;
-use crate::source::project::ProjectSource;
-use crate::source::storage::{StorageOptions, StorageSource};
 use crate::source::postgres::conn::ConnSpec;
 use crate::source::postgres::{DatabaseSource, DbOptions};
+use crate::source::project::ProjectSource;
+use crate::source::storage::{StorageOptions, StorageSource};
 
 // ---------------------------------------------------------------------------------------------
 // Events
@@ -234,7 +234,10 @@ pub fn plan<'c>(cfg: &'c Config, opts: &NightlyOptions) -> Result<Vec<Step<'c>>>
     let projects: Vec<&Project> = if opts.projects.is_empty() {
         cfg.projects.iter().collect()
     } else {
-        opts.projects.iter().map(|n| cfg.project(n)).collect::<Result<_>>()?
+        opts.projects
+            .iter()
+            .map(|n| cfg.project(n))
+            .collect::<Result<_>>()?
     };
     let mut steps = Vec::new();
     for p in projects {
@@ -266,7 +269,10 @@ pub fn project_source(p: &Project) -> Result<Box<dyn Source>> {
         (Some(db), None) => Ok(Box::new(db)),
         (None, Some(st)) => Ok(Box::new(st)),
         (db, st @ Some(_)) => Ok(Box::new(ProjectSource::new(db, st))),
-        (None, None) => Err(Error::Invalid(format!("project {}: nothing to back up (give a db or a storage table)", p.name))),
+        (None, None) => Err(Error::Invalid(format!(
+            "project {}: nothing to back up (give a db or a storage table)",
+            p.name
+        ))),
     }
 }
 
@@ -284,15 +290,23 @@ fn database_source(db: &Db) -> Result<DatabaseSource> {
     let password = db.password.as_ref().map(|s| s.read()).transpose()?;
     let conn = match &db.target {
         DbTarget::Url(u) => ConnSpec::from_url(u, password)?,
-        DbTarget::ProjectRef { project_ref, pooler_host } => ConnSpec::from_project_ref(project_ref, pooler_host.as_deref(), password)?,
+        DbTarget::ProjectRef {
+            project_ref,
+            pooler_host,
+        } => ConnSpec::from_project_ref(project_ref, pooler_host.as_deref(), password)?,
     };
-    let pg_bin = db.pg_bin.as_deref().map(crate::config::expand).transpose()?;
+    let pg_bin = db
+        .pg_bin
+        .as_deref()
+        .map(crate::config::expand)
+        .transpose()?;
     DatabaseSource::connect(DbOptions { conn, pg_bin })
 }
 
 /// Open the configured repository with the configured password.
 pub fn open_repository(cfg: &Config) -> Result<Repository> {
-    let backend: Arc<dyn crate::backend::Backend> = Arc::from(crate::backend::open_location(&cfg.repository.location)?);
+    let backend: Arc<dyn crate::backend::Backend> =
+        Arc::from(crate::backend::open_location(&cfg.repository.location)?);
     if !backend.exists("config")? {
         return Err(Error::NotARepository(backend.location()));
     }
@@ -302,7 +316,8 @@ pub fn open_repository(cfg: &Config) -> Result<Repository> {
 
 /// Open the `[offsite]` repository (its index cache lives beside the main one's, keyed by its id).
 fn open_offsite(cfg: &Config, off: &crate::config::Offsite) -> Result<Repository> {
-    let backend: Arc<dyn crate::backend::Backend> = Arc::from(crate::backend::open_location(&off.location)?);
+    let backend: Arc<dyn crate::backend::Backend> =
+        Arc::from(crate::backend::open_location(&off.location)?);
     if !backend.exists("config")? {
         return Err(Error::Invalid(format!(
             "the off-site repository {} does not exist yet: create it once with `snap init --repo {} --copy-key-from {}`",
@@ -317,10 +332,21 @@ fn open_offsite(cfg: &Config, off: &crate::config::Offsite) -> Result<Repository
 
 /// Back up one project into one snapshot (tagged `project=<name>` and its own tags), under a
 /// shared lock.
-pub fn backup_project(repo: &Repository, cfg: &Config, p: &Project, time: Option<DateTime<FixedOffset>>, progress: &dyn Progress) -> Result<BackupOutcome> {
+pub fn backup_project(
+    repo: &Repository,
+    cfg: &Config,
+    p: &Project,
+    time: Option<DateTime<FixedOffset>>,
+    progress: &dyn Progress,
+) -> Result<BackupOutcome> {
     let _lock = repo.lock(LockKind::Shared, "backup")?;
     let src = project_source(p)?;
-    let opts = BackupOptions { host: cfg.repository.host.clone(), tags: p.all_tags(), time, ..Default::default() };
+    let opts = BackupOptions {
+        host: cfg.repository.host.clone(),
+        tags: p.all_tags(),
+        time,
+        ..Default::default()
+    };
     backup(repo, BackupInput::Source(src), &opts, progress)
 }
 
@@ -340,32 +366,73 @@ fn is_corruption(e: &Error) -> bool {
 }
 
 /// Run the nightly job. Never fails as a whole: every failure is in the report.
-pub fn run(cfg: &Config, opts: &NightlyOptions, events: &dyn Events, progress: &dyn Progress) -> NightlyReport {
+pub fn run(
+    cfg: &Config,
+    opts: &NightlyOptions,
+    events: &dyn Events,
+    progress: &dyn Progress,
+) -> NightlyReport {
     let started = Utc::now();
     let clock = Instant::now();
     let mut report = NightlyReport {
         config: cfg.path.display().to_string(),
         repository: crate::util::mask_secret_url(&cfg.repository.location),
-        host: cfg.repository.host.clone().unwrap_or_else(crate::util::hostname),
+        host: cfg
+            .repository
+            .host
+            .clone()
+            .unwrap_or_else(crate::util::hostname),
         started,
         duration_ms: 0,
         ok: false,
         steps: Vec::new(),
     };
-    let emit = |level: Level, project: Option<&str>, step: &str, msg: &str, fields: &[(&'static str, String)]| {
-        events.event(&Event { level, project, step, msg, fields });
+    let emit = |level: Level,
+                project: Option<&str>,
+                step: &str,
+                msg: &str,
+                fields: &[(&'static str, String)]| {
+        events.event(&Event {
+            level,
+            project,
+            step,
+            msg,
+            fields,
+        });
     };
 
     let steps = match plan(cfg, opts) {
         Ok(s) => s,
         Err(e) => {
             emit(Level::Error, None, "plan", &e.to_string(), &[]);
-            report.steps.push(step_report(StepKind::Open, None, Status::Failed, 0, Some(e.to_string())));
+            report.steps.push(step_report(
+                StepKind::Open,
+                None,
+                Status::Failed,
+                0,
+                Some(e.to_string()),
+            ));
             report.duration_ms = clock.elapsed().as_millis() as u64;
             return report;
         }
     };
-    emit(Level::Info, None, "run", "nightly run started", &[("projects", steps.iter().filter(|s| matches!(s, Step::Backup(_))).count().to_string()), ("repository", report.repository.clone())]);
+    emit(
+        Level::Info,
+        None,
+        "run",
+        "nightly run started",
+        &[
+            (
+                "projects",
+                steps
+                    .iter()
+                    .filter(|s| matches!(s, Step::Backup(_)))
+                    .count()
+                    .to_string(),
+            ),
+            ("repository", report.repository.clone()),
+        ],
+    );
 
     let t = Instant::now();
     let repo = match open_repository(cfg) {
@@ -376,11 +443,29 @@ pub fn run(cfg: &Config, opts: &NightlyOptions, events: &dyn Events, progress: &
         Err(e) => {
             let msg = e.to_string();
             emit(Level::Error, None, "open", &msg, &[]);
-            report.steps.push(step_report(StepKind::Open, None, Status::Failed, ms(t), Some(msg)));
+            report.steps.push(step_report(
+                StepKind::Open,
+                None,
+                Status::Failed,
+                ms(t),
+                Some(msg),
+            ));
             for s in &steps {
                 let (kind, project) = describe(s);
-                emit(Level::Warn, project, kind.as_str(), "skipped: the repository could not be opened", &[]);
-                report.steps.push(step_report(kind, project.map(str::to_string), Status::Skipped, 0, Some("the repository could not be opened".into())));
+                emit(
+                    Level::Warn,
+                    project,
+                    kind.as_str(),
+                    "skipped: the repository could not be opened",
+                    &[],
+                );
+                report.steps.push(step_report(
+                    kind,
+                    project.map(str::to_string),
+                    Status::Skipped,
+                    0,
+                    Some("the repository could not be opened".into()),
+                ));
             }
             return finish(report, clock, events);
         }
@@ -390,8 +475,20 @@ pub fn run(cfg: &Config, opts: &NightlyOptions, events: &dyn Events, progress: &
     for s in &steps {
         let (kind, project) = describe(s);
         if let Some(why) = skip_reason(s, &state) {
-            emit(Level::Warn, project, kind.as_str(), &format!("skipped: {why}"), &[]);
-            report.steps.push(step_report(kind, project.map(str::to_string), Status::Skipped, 0, Some(why)));
+            emit(
+                Level::Warn,
+                project,
+                kind.as_str(),
+                &format!("skipped: {why}"),
+                &[],
+            );
+            report.steps.push(step_report(
+                kind,
+                project.map(str::to_string),
+                Status::Skipped,
+                0,
+                Some(why),
+            ));
             continue;
         }
         emit(Level::Info, project, kind.as_str(), "started", &[]);
@@ -402,15 +499,31 @@ pub fn run(cfg: &Config, opts: &NightlyOptions, events: &dyn Events, progress: &
         let mut fields = vec![("duration_ms", r.duration_ms.to_string())];
         fields.extend(step_fields(&r));
         match result {
-            Ok(()) if r.status == Status::Ok => emit(Level::Info, project, kind.as_str(), "done", &fields),
-            Ok(()) => emit(Level::Error, project, kind.as_str(), r.message.as_deref().unwrap_or("failed"), &fields),
+            Ok(()) if r.status == Status::Ok => {
+                emit(Level::Info, project, kind.as_str(), "done", &fields)
+            }
+            Ok(()) => emit(
+                Level::Error,
+                project,
+                kind.as_str(),
+                r.message.as_deref().unwrap_or("failed"),
+                &fields,
+            ),
             Err(e) => {
                 if is_corruption(&e) {
-                    state.corruption.get_or_insert_with(|| format!("{} reported: {e}", kind.as_str()));
+                    state
+                        .corruption
+                        .get_or_insert_with(|| format!("{} reported: {e}", kind.as_str()));
                 }
                 r.status = Status::Failed;
                 r.message = Some(e.to_string());
-                emit(Level::Error, project, kind.as_str(), &e.to_string(), &fields);
+                emit(
+                    Level::Error,
+                    project,
+                    kind.as_str(),
+                    &e.to_string(),
+                    &fields,
+                );
             }
         }
         report.steps.push(r);
@@ -422,15 +535,33 @@ fn finish(mut report: NightlyReport, clock: Instant, events: &dyn Events) -> Nig
     report.duration_ms = ms(clock);
     let failed = report.failed_steps().count();
     report.ok = failed == 0;
-    let failed: Vec<String> = report.failed_steps().map(|s| match &s.project {
-        Some(p) => format!("{}:{}", p, s.step.as_str()),
-        None => s.step.as_str().to_string(),
-    }).collect();
-    let fields = [("duration_ms", report.duration_ms.to_string()), ("failed", failed.join(","))];
+    let failed: Vec<String> = report
+        .failed_steps()
+        .map(|s| match &s.project {
+            Some(p) => format!("{}:{}", p, s.step.as_str()),
+            None => s.step.as_str().to_string(),
+        })
+        .collect();
+    let fields = [
+        ("duration_ms", report.duration_ms.to_string()),
+        ("failed", failed.join(",")),
+    ];
     if report.ok {
-        events.event(&Event { level: Level::Info, project: None, step: "run", msg: "nightly run succeeded", fields: &fields[..1] });
+        events.event(&Event {
+            level: Level::Info,
+            project: None,
+            step: "run",
+            msg: "nightly run succeeded",
+            fields: &fields[..1],
+        });
     } else {
-        events.event(&Event { level: Level::Error, project: None, step: "run", msg: "nightly run failed", fields: &fields });
+        events.event(&Event {
+            level: Level::Error,
+            project: None,
+            step: "run",
+            msg: "nightly run failed",
+            fields: &fields,
+        });
     }
     report
 }
@@ -449,18 +580,40 @@ fn describe<'c>(s: &Step<'c>) -> (StepKind, Option<&'c str>) {
     }
 }
 
-fn step_report(step: StepKind, project: Option<String>, status: Status, duration_ms: u64, message: Option<String>) -> StepReport {
-    StepReport { step, project, status, duration_ms, message, backup: None, forget: None, prune: None, check: None, copy: None }
+fn step_report(
+    step: StepKind,
+    project: Option<String>,
+    status: Status,
+    duration_ms: u64,
+    message: Option<String>,
+) -> StepReport {
+    StepReport {
+        step,
+        project,
+        status,
+        duration_ms,
+        message,
+        backup: None,
+        forget: None,
+        prune: None,
+        check: None,
+        copy: None,
+    }
 }
 
 /// Why step `s` must not run now (the rules of the module documentation).
 fn skip_reason(s: &Step<'_>, state: &State) -> Option<String> {
     match s {
         Step::Backup(_) | Step::Check => None,
-        Step::Forget(_) | Step::Copy => state.corruption.as_ref().map(|c| format!("repository damage was reported ({c}); run `snap check`")),
+        Step::Forget(_) | Step::Copy => state
+            .corruption
+            .as_ref()
+            .map(|c| format!("repository damage was reported ({c}); run `snap check`")),
         Step::Prune => {
             if let Some(c) = &state.corruption {
-                Some(format!("repository damage was reported ({c}); run `snap check`"))
+                Some(format!(
+                    "repository damage was reported ({c}); run `snap check`"
+                ))
             } else if !state.forget_ran {
                 Some("no forget step ran".into())
             } else {
@@ -470,14 +623,27 @@ fn skip_reason(s: &Step<'_>, state: &State) -> Option<String> {
     }
 }
 
-fn run_step(s: &Step<'_>, cfg: &Config, opts: &NightlyOptions, repo: &Repository, progress: &dyn Progress, state: &mut State, r: &mut StepReport) -> Result<()> {
+fn run_step(
+    s: &Step<'_>,
+    cfg: &Config,
+    opts: &NightlyOptions,
+    repo: &Repository,
+    progress: &dyn Progress,
+    state: &mut State,
+    r: &mut StepReport,
+) -> Result<()> {
     match s {
         Step::Backup(p) => {
             let out = backup_project(repo, cfg, p, opts.time, progress)?;
             let f = BackupFigures::of(&out);
             if !f.warnings.is_empty() {
                 r.status = Status::Failed;
-                r.message = Some(format!("snapshot {} saved, but {} entries could not be read: {}", f.short_id, f.warnings.len(), f.warnings.join("; ")));
+                r.message = Some(format!(
+                    "snapshot {} saved, but {} entries could not be read: {}",
+                    f.short_id,
+                    f.warnings.len(),
+                    f.warnings.join("; ")
+                ));
             }
             r.backup = Some(f);
         }
@@ -485,7 +651,10 @@ fn run_step(s: &Step<'_>, cfg: &Config, opts: &NightlyOptions, repo: &Repository
             let _lock = repo.lock(LockKind::Shared, "forget")?;
             let (all, damaged) = repo.snapshots_and_damaged()?;
             let policy = cfg.policy();
-            let filter = Filter { host: None, tags: vec![p.tag()] };
+            let filter = Filter {
+                host: None,
+                tags: vec![p.tag()],
+            };
             let plans = forget::plan(&all, &filter, GroupBy::HostPaths, &policy, &chrono::Local);
             let outcome = forget::execute(repo, &plans);
             state.forget_ran = true;
@@ -496,18 +665,32 @@ fn run_step(s: &Step<'_>, cfg: &Config, opts: &NightlyOptions, repo: &Repository
             });
             if !damaged.is_empty() {
                 let ids: Vec<String> = damaged.iter().map(|(id, _)| id.short()).collect();
-                let msg = format!("{} snapshot manifests cannot be read ({}); they were neither kept nor removed", damaged.len(), ids.join(", "));
+                let msg = format!(
+                    "{} snapshot manifests cannot be read ({}); they were neither kept nor removed",
+                    damaged.len(),
+                    ids.join(", ")
+                );
                 state.corruption.get_or_insert_with(|| msg.clone());
                 r.status = Status::Failed;
                 r.message = Some(msg);
             } else if let Some((id, e)) = outcome.failed.first() {
                 r.status = Status::Failed;
-                r.message = Some(format!("could not remove {} snapshots (first: {}: {e})", outcome.failed.len(), id.short()));
+                r.message = Some(format!(
+                    "could not remove {} snapshots (first: {}: {e})",
+                    outcome.failed.len(),
+                    id.short()
+                ));
             }
         }
         Step::Prune => {
             let _lock = repo.lock(LockKind::Exclusive, "prune")?;
-            let popts = PruneOptions { dry_run: false, max_repack: cfg.prune.max_repack, grace: cfg.prune.grace, now: Utc::now(), compression: None };
+            let popts = PruneOptions {
+                dry_run: false,
+                max_repack: cfg.prune.max_repack,
+                grace: cfg.prune.grace,
+                now: Utc::now(),
+                compression: None,
+            };
             let plan = prune::plan(repo, &popts)?;
             let rep = prune::execute(repo, &plan, &popts, progress)?;
             r.prune = Some(PruneFigures {
@@ -519,7 +702,11 @@ fn run_step(s: &Step<'_>, cfg: &Config, opts: &NightlyOptions, repo: &Repository
                 bytes_freed_later: plan.bytes_freed_later,
             });
             if !plan.unreadable.is_empty() {
-                r.message = Some(format!("{} pack trailers unreadable, packs left alone: {}", plan.unreadable.len(), plan.unreadable.join(", ")));
+                r.message = Some(format!(
+                    "{} pack trailers unreadable, packs left alone: {}",
+                    plan.unreadable.len(),
+                    plan.unreadable.join(", ")
+                ));
                 r.status = Status::Failed;
             }
         }
@@ -542,18 +729,40 @@ fn run_step(s: &Step<'_>, cfg: &Config, opts: &NightlyOptions, repo: &Repository
                 warnings: s.warnings,
             });
             if !rep.is_ok() {
-                let first: Vec<&str> = rep.problems.iter().take(3).map(|f| f.message.as_str()).collect();
-                state.corruption.get_or_insert_with(|| format!("check found {} problems", rep.problems.len()));
+                let first: Vec<&str> = rep
+                    .problems
+                    .iter()
+                    .take(3)
+                    .map(|f| f.message.as_str())
+                    .collect();
+                state
+                    .corruption
+                    .get_or_insert_with(|| format!("check found {} problems", rep.problems.len()));
                 r.status = Status::Failed;
-                r.message = Some(format!("{} problems found (first: {}); run `snap check` for all of them", rep.problems.len(), first.join("; ")));
+                r.message = Some(format!(
+                    "{} problems found (first: {}); run `snap check` for all of them",
+                    rep.problems.len(),
+                    first.join("; ")
+                ));
             }
         }
         Step::Copy => {
-            let off = cfg.offsite.as_ref().ok_or_else(|| Error::Invalid("no [offsite] table".into()))?;
+            let off = cfg
+                .offsite
+                .as_ref()
+                .ok_or_else(|| Error::Invalid("no [offsite] table".into()))?;
             let dst = open_offsite(cfg, off)?;
             let _src_lock = repo.lock(LockKind::Shared, "copy")?;
             let _dst_lock = dst.lock(LockKind::Shared, "copy")?;
-            let rep = copy::copy(repo, &dst, &CopyOptions { parallel: off.parallel, ..Default::default() }, progress)?;
+            let rep = copy::copy(
+                repo,
+                &dst,
+                &CopyOptions {
+                    parallel: off.parallel,
+                    ..Default::default()
+                },
+                progress,
+            )?;
             r.copy = Some(CopyFigures {
                 destination: crate::util::mask_secret_url(&off.location),
                 snapshots_copied: rep.copied.len(),
@@ -578,7 +787,12 @@ fn step_fields(r: &StepReport) -> Vec<(&'static str, String)> {
         }
         f.push(("bytes_read", b.bytes_read.to_string()));
         f.push(("bytes_added", b.bytes_added.to_string()));
-        f.push(("dedup_ratio", b.dedup_ratio.map(|d| format!("{d:.2}")).unwrap_or_else(|| "inf".into())));
+        f.push((
+            "dedup_ratio",
+            b.dedup_ratio
+                .map(|d| format!("{d:.2}"))
+                .unwrap_or_else(|| "inf".into()),
+        ));
         f.push(("mb_per_s", format!("{:.1}", b.mb_per_s)));
     }
     if let Some(x) = &r.forget {
@@ -615,11 +829,18 @@ fn step_fields(r: &StepReport) -> Vec<(&'static str, String)> {
 /// otherwise (healthchecks.io's convention). The URL is never in an error message: it is a
 /// credential of sorts.
 pub fn ping(hc: &crate::config::Healthcheck, report: &NightlyReport) -> Result<()> {
-    let url = if report.ok { hc.url.to_string() } else { format!("{}/fail", hc.url.as_str().trim_end_matches('/')) };
+    let url = if report.ok {
+        hc.url.to_string()
+    } else {
+        format!("{}/fail", hc.url.as_str().trim_end_matches('/'))
+    };
     let body = serde_json::to_vec(report).map_err(|e| Error::Invalid(e.to_string()))?;
     let host = hc.url.host_str().unwrap_or("?").to_string();
     let fail = |why: String| Error::Invalid(format!("health ping to {host} failed: {why}"));
-    let client = reqwest::blocking::Client::builder().timeout(hc.timeout).build().map_err(|e| fail(e.without_url().to_string()))?;
+    let client = reqwest::blocking::Client::builder()
+        .timeout(hc.timeout)
+        .build()
+        .map_err(|e| fail(e.without_url().to_string()))?;
     let resp = client
         .post(url)
         .header("content-type", "application/json")

@@ -43,7 +43,10 @@ impl std::str::FromStr for RepackLimit {
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         let s = s.trim();
         if let Some(p) = s.strip_suffix('%') {
-            let v: f64 = p.trim().parse().map_err(|_| format!("bad percentage {s:?}"))?;
+            let v: f64 = p
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad percentage {s:?}"))?;
             if !(0.0..=100.0).contains(&v) {
                 return Err(format!("percentage {s:?} is not between 0 and 100"));
             }
@@ -148,7 +151,13 @@ fn referenced(repo: &Repository) -> Result<(usize, HashSet<Id>)> {
 
 /// Whether entry `e` of `pack` must be kept: a snapshot references the chunk and this is its
 /// indexed copy, or its indexed copy is in a condemned pack (or missing).
-fn needed(e: &PackEntry, pack: &Id, refs: &HashSet<Id>, index: &Index, condemned: &HashSet<Id>) -> Result<bool> {
+fn needed(
+    e: &PackEntry,
+    pack: &Id,
+    refs: &HashSet<Id>,
+    index: &Index,
+    condemned: &HashSet<Id>,
+) -> Result<bool> {
     if !refs.contains(&e.id) {
         return Ok(false);
     }
@@ -163,9 +172,15 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
     let (snapshots, refs) = referenced(repo)?;
     let index = repo.index()?;
     let plans = deletion::read_plans(&**repo.backend(), repo.key())?;
-    let condemned: HashSet<Id> = plans.iter().flat_map(|p| p.plan.packs.iter().copied()).collect();
+    let condemned: HashSet<Id> = plans
+        .iter()
+        .flat_map(|p| p.plan.packs.iter().copied())
+        .collect();
     let listed = repo.backend().list("data/")?;
-    let sizes: HashMap<Id, u64> = listed.iter().filter_map(|o| Some((pack::pack_id_from_name(&o.name)?, o.size))).collect();
+    let sizes: HashMap<Id, u64> = listed
+        .iter()
+        .filter_map(|o| Some((pack::pack_id_from_name(&o.name)?, o.size)))
+        .collect();
     let mut out = PrunePlan {
         snapshots,
         referenced_chunks: refs.len(),
@@ -178,19 +193,26 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
     for sp in &plans {
         let due = sp.plan.created + opts.grace;
         if due > opts.now {
-            out.waiting.push(WaitingPlan { plan: sp.name.clone(), packs: sp.plan.packs.len(), created: sp.plan.created, deletable_after: due });
+            out.waiting.push(WaitingPlan {
+                plan: sp.name.clone(),
+                packs: sp.plan.packs.len(),
+                created: sp.plan.created,
+                deletable_after: due,
+            });
             continue;
         }
         for p in &sp.plan.packs {
             let Some(&bytes) = sizes.get(p) else { continue }; // already gone
-            let entries = match pack::read_trailer(&**repo.backend(), repo.key(), &pack::pack_name(p), bytes) {
-                Ok(e) => e,
-                Err(_) => {
-                    // Unreadable and condemned: nothing can be read from it anyway.
-                    out.delete_now.push(PackRef { pack: *p, bytes });
-                    continue;
-                }
-            };
+            let entries =
+                match pack::read_trailer(&**repo.backend(), repo.key(), &pack::pack_name(p), bytes)
+                {
+                    Ok(e) => e,
+                    Err(_) => {
+                        // Unreadable and condemned: nothing can be read from it anyway.
+                        out.delete_now.push(PackRef { pack: *p, bytes });
+                        continue;
+                    }
+                };
             let mut keep = false;
             for e in &entries {
                 if needed(e, p, &refs, index, &condemned)? {
@@ -199,7 +221,11 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
                 }
             }
             let r = PackRef { pack: *p, bytes };
-            if keep { out.resurrect.push(r) } else { out.delete_now.push(r) }
+            if keep {
+                out.resurrect.push(r)
+            } else {
+                out.delete_now.push(r)
+            }
         }
         out.plans_done.push(sp.name.clone());
     }
@@ -207,16 +233,20 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
 
     // Phase 1: live packs.
     let mut candidates = Vec::new();
-    let mut names: Vec<_> = sizes.iter().filter(|(p, _)| !condemned.contains(p)).collect();
+    let mut names: Vec<_> = sizes
+        .iter()
+        .filter(|(p, _)| !condemned.contains(p))
+        .collect();
     names.sort();
     for (p, &bytes) in names {
-        let entries = match pack::read_trailer(&**repo.backend(), repo.key(), &pack::pack_name(p), bytes) {
-            Ok(e) => e,
-            Err(e) => {
-                out.unreadable.push(format!("{}: {e}", pack::pack_name(p)));
-                continue;
-            }
-        };
+        let entries =
+            match pack::read_trailer(&**repo.backend(), repo.key(), &pack::pack_name(p), bytes) {
+                Ok(e) => e,
+                Err(e) => {
+                    out.unreadable.push(format!("{}: {e}", pack::pack_name(p)));
+                    continue;
+                }
+            };
         let (mut live_bytes, mut live_chunks) = (0u64, 0u64);
         for e in &entries {
             if needed(e, p, &refs, index, &condemned)? {
@@ -227,11 +257,20 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
         if live_chunks == 0 {
             out.condemn.push(PackRef { pack: *p, bytes });
         } else if (bytes - live_bytes) as f64 >= REPACK_GARBAGE_FRACTION * bytes as f64 {
-            candidates.push(RepackItem { pack: *p, bytes, live_bytes, live_chunks });
+            candidates.push(RepackItem {
+                pack: *p,
+                bytes,
+                live_bytes,
+                live_chunks,
+            });
         }
     }
     // Most garbage first, within the copy budget.
-    candidates.sort_by(|a, b| (b.bytes - b.live_bytes).cmp(&(a.bytes - a.live_bytes)).then(a.pack.cmp(&b.pack)));
+    candidates.sort_by(|a, b| {
+        (b.bytes - b.live_bytes)
+            .cmp(&(a.bytes - a.live_bytes))
+            .then(a.pack.cmp(&b.pack))
+    });
     let budget = match opts.max_repack {
         RepackLimit::Percent(pct) => (out.pack_bytes_total as f64 * pct / 100.0) as u64,
         RepackLimit::Bytes(b) => b,
@@ -245,7 +284,11 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
         out.repack.push(c);
     }
     out.bytes_freed_later = out.condemn.iter().map(|p| p.bytes).sum::<u64>()
-        + out.repack.iter().map(|r| r.bytes - r.live_bytes).sum::<u64>();
+        + out
+            .repack
+            .iter()
+            .map(|r| r.bytes - r.live_bytes)
+            .sum::<u64>();
     Ok(out)
 }
 
@@ -268,17 +311,30 @@ pub struct PruneReport {
 /// Order: repack (new packs durable and indexed) → write the new deletion plan → delete the
 /// due packs → forget them in the index → delete the consumed plans. A crash at any point leaves
 /// every snapshot restorable; the next run finishes the work.
-pub fn execute(repo: &Repository, plan: &PrunePlan, opts: &PruneOptions, progress: &dyn Progress) -> Result<PruneReport> {
+pub fn execute(
+    repo: &Repository,
+    plan: &PrunePlan,
+    opts: &PruneOptions,
+    progress: &dyn Progress,
+) -> Result<PruneReport> {
     let mut report = PruneReport::default();
     let level = opts.compression.unwrap_or(repo.config().compression);
-    progress.start("prune", Some(plan.repack.iter().map(|r| r.live_bytes).sum::<u64>() + plan.bytes_freed_now));
+    progress.start(
+        "prune",
+        Some(plan.repack.iter().map(|r| r.live_bytes).sum::<u64>() + plan.bytes_freed_now),
+    );
 
     // Phase 1a: copy live chunks out of the packs to repack.
     if !plan.repack.is_empty() {
         let (_, refs) = referenced(repo)?;
         let index = repo.index()?;
         let old_condemned = repo.condemned_packs()?;
-        let avoid: HashSet<Id> = plan.repack.iter().map(|r| r.pack).chain(plan.condemn.iter().map(|p| p.pack)).collect();
+        let avoid: HashSet<Id> = plan
+            .repack
+            .iter()
+            .map(|r| r.pack)
+            .chain(plan.condemn.iter().map(|p| p.pack))
+            .collect();
         let saver = Saver::avoiding(repo, level, avoid)?;
         for r in &plan.repack {
             let name = pack::pack_name(&r.pack);
@@ -290,8 +346,9 @@ pub fn execute(repo: &Repository, plan: &PrunePlan, opts: &PruneOptions, progres
                     continue;
                 }
                 let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
-                let plain = blob::decode(repo.key(), e.kind, &e.id, sealed)
-                    .map_err(|err| Error::corrupt(format!("pack {name}"), format!("while repacking: {err}")))?;
+                let plain = blob::decode(repo.key(), e.kind, &e.id, sealed).map_err(|err| {
+                    Error::corrupt(format!("pack {name}"), format!("while repacking: {err}"))
+                })?;
                 saver.save(e.kind, plain)?;
                 report.chunks_repacked += 1;
                 report.bytes_repacked += e.length as u64;
@@ -302,10 +359,20 @@ pub fn execute(repo: &Repository, plan: &PrunePlan, opts: &PruneOptions, progres
     }
 
     // Phase 1b: condemn.
-    let condemn: Vec<Id> = plan.condemn.iter().map(|p| p.pack).chain(plan.repack.iter().map(|r| r.pack)).collect();
+    let condemn: Vec<Id> = plan
+        .condemn
+        .iter()
+        .map(|p| p.pack)
+        .chain(plan.repack.iter().map(|r| r.pack))
+        .collect();
     if !condemn.is_empty() {
         report.packs_condemned = condemn.len();
-        report.new_plan = Some(deletion::write_plan(&**repo.backend(), repo.key(), condemn, opts.now)?);
+        report.new_plan = Some(deletion::write_plan(
+            &**repo.backend(),
+            repo.key(),
+            condemn,
+            opts.now,
+        )?);
     }
 
     // Phase 2: delete due packs, then their plans.
@@ -345,10 +412,22 @@ mod tests {
 
     #[test]
     fn repack_limits_parse() {
-        assert_eq!("10%".parse::<RepackLimit>().unwrap(), RepackLimit::Percent(10.0));
-        assert_eq!("500MiB".parse::<RepackLimit>().unwrap(), RepackLimit::Bytes(500 << 20));
-        assert_eq!("2G".parse::<RepackLimit>().unwrap(), RepackLimit::Bytes(2 << 30));
-        assert_eq!("4096".parse::<RepackLimit>().unwrap(), RepackLimit::Bytes(4096));
+        assert_eq!(
+            "10%".parse::<RepackLimit>().unwrap(),
+            RepackLimit::Percent(10.0)
+        );
+        assert_eq!(
+            "500MiB".parse::<RepackLimit>().unwrap(),
+            RepackLimit::Bytes(500 << 20)
+        );
+        assert_eq!(
+            "2G".parse::<RepackLimit>().unwrap(),
+            RepackLimit::Bytes(2 << 30)
+        );
+        assert_eq!(
+            "4096".parse::<RepackLimit>().unwrap(),
+            RepackLimit::Bytes(4096)
+        );
         assert!("150%".parse::<RepackLimit>().is_err());
         assert!("lots".parse::<RepackLimit>().is_err());
     }

@@ -39,10 +39,16 @@ pub fn select<'t>(tree: &'t Tree, includes: &[String], snapshot: &str) -> Result
     if includes.is_empty() {
         return Ok(tree.entries.iter().collect());
     }
-    let incs: Vec<String> = includes.iter().map(|i| i.trim_matches('/').to_string()).collect();
+    let incs: Vec<String> = includes
+        .iter()
+        .map(|i| i.trim_matches('/').to_string())
+        .collect();
     for inc in &incs {
         if tree.get(inc).is_none() {
-            return Err(Error::PathNotInSnapshot { snapshot: snapshot.into(), path: inc.clone() });
+            return Err(Error::PathNotInSnapshot {
+                snapshot: snapshot.into(),
+                path: inc.clone(),
+            });
         }
     }
     Ok(tree
@@ -57,7 +63,12 @@ pub fn select<'t>(tree: &'t Tree, includes: &[String], snapshot: &str) -> Result
         .collect())
 }
 
-pub fn restore(repo: &Repository, snap: &Snapshot, opts: &RestoreOptions, progress: &dyn Progress) -> Result<RestoreSummary> {
+pub fn restore(
+    repo: &Repository,
+    snap: &Snapshot,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreSummary> {
     let tree = repo.load_tree(&snap.manifest)?;
     let entries = select(&tree, &opts.includes, &snap.id.short())?;
     prepare_target(&opts.target, opts.overwrite)?;
@@ -76,7 +87,10 @@ pub fn restore(repo: &Repository, snap: &Snapshot, opts: &RestoreOptions, progre
         summary.dirs += 1;
     }
 
-    let files: Vec<&&Entry> = entries.iter().filter(|e| e.kind == EntryKind::File).collect();
+    let files: Vec<&&Entry> = entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::File)
+        .collect();
     let results: Vec<Result<u64>> = files
         .par_iter()
         .map(|e| {
@@ -130,11 +144,21 @@ fn prepare_target(target: &Path, overwrite: bool) -> Result<()> {
 
 fn remove_any(p: &Path) -> Result<()> {
     let m = p.symlink_metadata().map_err(|e| Error::io(p, e))?;
-    let r = if m.is_dir() { fs::remove_dir_all(p) } else { fs::remove_file(p) };
+    let r = if m.is_dir() {
+        fs::remove_dir_all(p)
+    } else {
+        fs::remove_file(p)
+    };
     r.map_err(|e| Error::io(p, e))
 }
 
-fn restore_file(repo: &Repository, e: &Entry, p: &Path, overwrite: bool, progress: &dyn Progress) -> Result<u64> {
+fn restore_file(
+    repo: &Repository,
+    e: &Entry,
+    p: &Path,
+    overwrite: bool,
+    progress: &dyn Progress,
+) -> Result<u64> {
     if let Some(dir) = p.parent() {
         fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
     }
@@ -162,7 +186,9 @@ fn restore_file(repo: &Repository, e: &Entry, p: &Path, overwrite: bool, progres
             || -> Result<u64> {
                 let mut n = 0;
                 for d in current {
-                    let d = d.map_err(|err| Error::corrupt(format!("file {}", e.path), err.to_string()))?;
+                    let d = d.map_err(|err| {
+                        Error::corrupt(format!("file {}", e.path), err.to_string())
+                    })?;
                     f.write_all(&d).map_err(|err| Error::io(p, err))?;
                     n += d.len() as u64;
                     progress.bytes(d.len() as u64);
@@ -175,7 +201,10 @@ fn restore_file(repo: &Repository, e: &Entry, p: &Path, overwrite: bool, progres
         next = n;
     }
     if written != e.size {
-        return Err(Error::corrupt(format!("file {}", e.path), format!("{written} bytes restored, {} expected", e.size)));
+        return Err(Error::corrupt(
+            format!("file {}", e.path),
+            format!("{written} bytes restored, {} expected", e.size),
+        ));
     }
     Ok(written)
 }
@@ -184,11 +213,15 @@ fn set_meta(p: &Path, e: &Entry, is_root: bool, symlink: bool) -> Result<()> {
     if is_root {
         std::os::unix::fs::lchown(p, Some(e.uid), Some(e.gid)).map_err(|err| Error::io(p, err))?;
     }
-    let t = filetime::FileTime::from_unix_time(e.mtime_ns.div_euclid(1_000_000_000), e.mtime_ns.rem_euclid(1_000_000_000) as u32);
+    let t = filetime::FileTime::from_unix_time(
+        e.mtime_ns.div_euclid(1_000_000_000),
+        e.mtime_ns.rem_euclid(1_000_000_000) as u32,
+    );
     if symlink {
         filetime::set_symlink_file_times(p, t, t).map_err(|err| Error::io(p, err))?;
     } else {
-        fs::set_permissions(p, fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io(p, err))?;
+        fs::set_permissions(p, fs::Permissions::from_mode(e.mode))
+            .map_err(|err| Error::io(p, err))?;
         filetime::set_file_times(p, t, t).map_err(|err| Error::io(p, err))?;
     }
     Ok(())

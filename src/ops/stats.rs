@@ -79,14 +79,20 @@ pub fn stats(repo: &Repository) -> Result<RepoStats> {
 
     let (snaps, damaged) = repo.snapshots_and_damaged()?;
     for (id, e) in damaged {
-        s.unreadable_snapshots.push(Unreadable { id: id.short(), error: e.to_string() });
+        s.unreadable_snapshots.push(Unreadable {
+            id: id.short(),
+            error: e.to_string(),
+        });
     }
     let mut referenced: HashSet<Id> = HashSet::new();
     for snap in &snaps {
         let tree = match repo.load_tree(&snap.manifest) {
             Ok(t) => t,
             Err(e) => {
-                s.unreadable_snapshots.push(Unreadable { id: snap.id.short(), error: e.to_string() });
+                s.unreadable_snapshots.push(Unreadable {
+                    id: snap.id.short(),
+                    error: e.to_string(),
+                });
                 continue;
             }
         };
@@ -137,25 +143,43 @@ mod tests {
 
     fn repo() -> (Repository, tempfile::TempDir) {
         let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
-        let init = InitOptions { kdf: KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 }, ..Default::default() };
+        let init = InitOptions {
+            kdf: KdfParams {
+                m_cost: 64,
+                t_cost: 1,
+                p_cost: 1,
+            },
+            ..Default::default()
+        };
         Repository::init(&*backend, b"pw", &init).unwrap();
         let cache = tempfile::tempdir().unwrap();
-        (Repository::open(backend, b"pw", cache.path()).unwrap(), cache)
+        (
+            Repository::open(backend, b"pw", cache.path()).unwrap(),
+            cache,
+        )
     }
 
     fn store(repo: &Repository, name: &str, data: &[u8]) -> Id {
         let src = ReaderSource::new(name, data);
-        backup(repo, BackupInput::Stream(Box::new(src)), &BackupOptions::default(), &crate::progress::NoProgress)
-            .unwrap()
-            .snapshot
-            .id
+        backup(
+            repo,
+            BackupInput::Stream(Box::new(src)),
+            &BackupOptions::default(),
+            &crate::progress::NoProgress,
+        )
+        .unwrap()
+        .snapshot
+        .id
     }
 
     #[test]
     fn empty_repository() {
         let (r, _c) = repo();
         let s = stats(&r).unwrap();
-        assert_eq!((s.snapshots, s.packs, s.indexed_chunks, s.logical_bytes), (0, 0, 0, 0));
+        assert_eq!(
+            (s.snapshots, s.packs, s.indexed_chunks, s.logical_bytes),
+            (0, 0, 0, 0)
+        );
         assert_eq!(s.dedup_ratio, None);
         assert!(s.repo_bytes > 0, "config and key file");
     }
@@ -164,7 +188,9 @@ mod tests {
     fn dedup_compression_and_garbage() {
         let (r, _c) = repo();
         // Compressible, identical content under two names: stored once.
-        let data: Vec<u8> = (0..300_000u32).flat_map(|i| format!("row {i} value {}\n", i.wrapping_mul(7919) % 1000).into_bytes()).collect();
+        let data: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| format!("row {i} value {}\n", i.wrapping_mul(7919) % 1000).into_bytes())
+            .collect();
         store(&r, "a.sql", &data);
         store(&r, "b.sql", &data);
         let s = stats(&r).unwrap();

@@ -55,11 +55,19 @@ impl StorageRestorePlan {
         self.buckets.iter().map(|b| b.objects.len()).sum()
     }
     pub fn bytes(&self) -> u64 {
-        self.buckets.iter().flat_map(|b| &b.objects).map(|(_, e)| e.size).sum()
+        self.buckets
+            .iter()
+            .flat_map(|b| &b.objects)
+            .map(|(_, e)| e.size)
+            .sum()
     }
     /// Buckets of the destination that already hold objects (ask before writing into them).
     pub fn non_empty(&self) -> Vec<&str> {
-        self.buckets.iter().filter(|b| b.non_empty).map(|b| b.bucket.id.as_str()).collect()
+        self.buckets
+            .iter()
+            .filter(|b| b.non_empty)
+            .map(|b| b.bucket.id.as_str())
+            .collect()
     }
 }
 
@@ -86,40 +94,74 @@ pub struct StorageRestoreSummary {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| Error::io("tokio runtime", e))
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("tokio runtime", e))
 }
 
 /// How the destination's bucket `target` is configured otherwise than the snapshot's `want`
 /// (public, size limit, MIME types). Pure.
-pub fn config_differences(want: &crate::source::storage::api::Bucket, target: &crate::source::storage::api::Bucket) -> Vec<String> {
+pub fn config_differences(
+    want: &crate::source::storage::api::Bucket,
+    target: &crate::source::storage::api::Bucket,
+) -> Vec<String> {
     let show = |v: &Option<Vec<String>>| v.as_ref().map_or("any".to_string(), |m| m.join(", "));
     let limit = |v: Option<u64>| v.map_or("none".to_string(), |n| n.to_string());
     let mut out = Vec::new();
     if want.public != target.public {
-        out.push(format!("public: {} here, {} in the snapshot", target.public, want.public));
+        out.push(format!(
+            "public: {} here, {} in the snapshot",
+            target.public, want.public
+        ));
     }
     if want.file_size_limit != target.file_size_limit {
-        out.push(format!("file size limit: {} here, {} in the snapshot", limit(target.file_size_limit), limit(want.file_size_limit)));
+        out.push(format!(
+            "file size limit: {} here, {} in the snapshot",
+            limit(target.file_size_limit),
+            limit(want.file_size_limit)
+        ));
     }
     if want.allowed_mime_types != target.allowed_mime_types {
-        out.push(format!("allowed MIME types: {} here, {} in the snapshot", show(&target.allowed_mime_types), show(&want.allowed_mime_types)));
+        out.push(format!(
+            "allowed MIME types: {} here, {} in the snapshot",
+            show(&target.allowed_mime_types),
+            show(&want.allowed_mime_types)
+        ));
     }
     out
 }
 
 /// What restoring `snap` would do: its buckets and objects (filtered), and the destination's state.
-pub fn plan(repo: &Repository, snap: &Snapshot, opts: &StorageRestoreOptions) -> Result<StorageRestorePlan> {
+pub fn plan(
+    repo: &Repository,
+    snap: &Snapshot,
+    opts: &StorageRestoreOptions,
+) -> Result<StorageRestorePlan> {
     let tree = repo.load_tree(&snap.manifest)?;
     let mut buckets: Vec<BucketPlan> = Vec::new();
     for e in tree.under(layout::ROOT) {
         if let Some(b) = layout::bucket_of(e) {
             if e.path == layout::bucket_path(&b.id) {
-                buckets.push(BucketPlan { bucket: b, exists: false, non_empty: false, config_differs: Vec::new(), objects: Vec::new() });
+                buckets.push(BucketPlan {
+                    bucket: b,
+                    exists: false,
+                    non_empty: false,
+                    config_differs: Vec::new(),
+                    objects: Vec::new(),
+                });
             }
             continue;
         }
-        let Some(o) = layout::object_of(e) else { continue };
-        let Some(bp) = buckets.iter_mut().rev().find(|b| crate::snapshot::tree::is_under(&e.path, &layout::bucket_path(&b.bucket.id))) else {
+        let Some(o) = layout::object_of(e) else {
+            continue;
+        };
+        let Some(bp) = buckets
+            .iter_mut()
+            .rev()
+            .find(|b| crate::snapshot::tree::is_under(&e.path, &layout::bucket_path(&b.bucket.id)))
+        else {
             continue;
         };
         if opts.prefix.as_deref().is_none_or(|p| o.name.starts_with(p)) {
@@ -127,29 +169,44 @@ pub fn plan(repo: &Repository, snap: &Snapshot, opts: &StorageRestoreOptions) ->
         }
     }
     if buckets.is_empty() {
-        return Err(Error::Invalid(format!("snapshot {} holds no storage buckets", snap.id.short())));
+        return Err(Error::Invalid(format!(
+            "snapshot {} holds no storage buckets",
+            snap.id.short()
+        )));
     }
     let wanted = &opts.storage.buckets;
     for w in wanted {
         if !buckets.iter().any(|b| &b.bucket.id == w) {
             let names: Vec<&str> = buckets.iter().map(|b| b.bucket.id.as_str()).collect();
-            return Err(Error::Invalid(format!("bucket {w:?} is not in snapshot {}; it holds {names:?}", snap.id.short())));
+            return Err(Error::Invalid(format!(
+                "bucket {w:?} is not in snapshot {}; it holds {names:?}",
+                snap.id.short()
+            )));
         }
     }
     buckets.retain(|b| wanted.is_empty() || wanted.contains(&b.bucket.id));
 
     let rt = runtime()?;
     let client = opts.storage.client()?;
-    let existing = rt.block_on(client.list_buckets()).map_err(|e| api_error("listing the destination's buckets", e))?;
+    let existing = rt
+        .block_on(client.list_buckets())
+        .map_err(|e| api_error("listing the destination's buckets", e))?;
     for bp in &mut buckets {
         let there = existing.iter().find(|x| x.id == bp.bucket.id);
         bp.exists = there.is_some();
-        bp.config_differs = there.map(|t| config_differences(&bp.bucket, t)).unwrap_or_default();
+        bp.config_differs = there
+            .map(|t| config_differences(&bp.bucket, t))
+            .unwrap_or_default();
         if bp.exists {
             let body = serde_json::json!({"prefix": "", "limit": 1, "offset": 0, "sortBy": {"column": "name", "order": "asc"}});
             let items = rt
                 .block_on(client.list_v1(&bp.bucket.id, &body))
-                .map_err(|e| api_error(&format!("listing bucket {:?} of the destination", bp.bucket.id), e))?;
+                .map_err(|e| {
+                    api_error(
+                        &format!("listing bucket {:?} of the destination", bp.bucket.id),
+                        e,
+                    )
+                })?;
             bp.non_empty = !items.is_empty();
         }
     }
@@ -159,12 +216,24 @@ pub fn plan(repo: &Repository, snap: &Snapshot, opts: &StorageRestoreOptions) ->
 
 /// Carry out `plan`. Fails as a whole only when the key is refused or the server is unreachable;
 /// objects the server refuses are listed in the summary's `failed`.
-pub fn execute(repo: &Repository, plan: &StorageRestorePlan, opts: &StorageRestoreOptions, progress: &dyn Progress) -> Result<StorageRestoreSummary> {
+pub fn execute(
+    repo: &Repository,
+    plan: &StorageRestorePlan,
+    opts: &StorageRestoreOptions,
+    progress: &dyn Progress,
+) -> Result<StorageRestoreSummary> {
     let rt = runtime()?;
     let client = opts.storage.client()?;
-    let mut summary = StorageRestoreSummary { buckets: plan.buckets.len() as u64, ..Default::default() };
+    let mut summary = StorageRestoreSummary {
+        buckets: plan.buckets.len() as u64,
+        ..Default::default()
+    };
     for bp in plan.buckets.iter().filter(|b| !b.config_differs.is_empty()) {
-        summary.buckets_kept_as_they_are.push(format!("{} ({})", bp.bucket.id, bp.config_differs.join("; ")));
+        summary.buckets_kept_as_they_are.push(format!(
+            "{} ({})",
+            bp.bucket.id,
+            bp.config_differs.join("; ")
+        ));
     }
     for bp in plan.buckets.iter().filter(|b| !b.exists) {
         match rt.block_on(client.create_bucket(&bp.bucket)) {
@@ -174,7 +243,11 @@ pub fn execute(repo: &Repository, plan: &StorageRestorePlan, opts: &StorageResto
         }
     }
     progress.start("restore", Some(plan.bytes()));
-    let work: Mutex<_> = Mutex::new(plan.buckets.iter().flat_map(|b| b.objects.iter().map(move |o| (b.bucket.id.as_str(), o))));
+    let work: Mutex<_> = Mutex::new(
+        plan.buckets
+            .iter()
+            .flat_map(|b| b.objects.iter().map(move |o| (b.bucket.id.as_str(), o))),
+    );
     let out = Mutex::new(StorageRestoreSummary::default());
     let fatal: Mutex<Option<Error>> = Mutex::new(None);
     let stop = AtomicBool::new(false);
@@ -182,9 +255,20 @@ pub fn execute(repo: &Repository, plan: &StorageRestorePlan, opts: &StorageResto
         for _ in 0..opts.storage.concurrency.max(1) {
             s.spawn(|| {
                 while !stop.load(Ordering::Relaxed) {
-                    let Some((bucket, (obj, entry))) = work.lock().unwrap().next() else { break };
+                    let Some((bucket, (obj, entry))) = work.lock().unwrap().next() else {
+                        break;
+                    };
                     progress.item(&entry.path);
-                    match upload(&rt, &client, repo, bucket, obj, entry, opts.overwrite, progress) {
+                    match upload(
+                        &rt,
+                        &client,
+                        repo,
+                        bucket,
+                        obj,
+                        entry,
+                        opts.overwrite,
+                        progress,
+                    ) {
                         Ok(Outcome::Uploaded) => {
                             let mut o = out.lock().unwrap();
                             o.uploaded += 1;
@@ -193,7 +277,11 @@ pub fn execute(repo: &Repository, plan: &StorageRestorePlan, opts: &StorageResto
                         Ok(Outcome::Exists) => out.lock().unwrap().skipped += 1,
                         Ok(Outcome::Refused(reason)) => {
                             progress.warn(&format!("{bucket}/{}: {reason}", obj.name));
-                            out.lock().unwrap().failed.push(FailedObject { bucket: bucket.into(), name: obj.name.clone(), reason });
+                            out.lock().unwrap().failed.push(FailedObject {
+                                bucket: bucket.into(),
+                                name: obj.name.clone(),
+                                reason,
+                            });
                         }
                         Err(e) => {
                             stop.store(true, Ordering::Relaxed);
@@ -210,7 +298,9 @@ pub fn execute(repo: &Repository, plan: &StorageRestorePlan, opts: &StorageResto
     summary.skipped = done.skipped;
     summary.failed = done.failed;
     summary.retries = client.retries();
-    summary.failed.sort_by(|a, b| (&a.bucket, &a.name).cmp(&(&b.bucket, &b.name)));
+    summary
+        .failed
+        .sort_by(|a, b| (&a.bucket, &a.name).cmp(&(&b.bucket, &b.name)));
     rt.shutdown_background();
     progress.finish();
     if let Some(e) = fatal.into_inner().unwrap() {
@@ -227,9 +317,21 @@ enum Outcome {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn upload(rt: &tokio::runtime::Runtime, client: &Client, repo: &Repository, bucket: &str, obj: &StoredObject, entry: &Entry, overwrite: bool, progress: &dyn Progress) -> Result<Outcome> {
+fn upload(
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    repo: &Repository,
+    bucket: &str,
+    obj: &StoredObject,
+    entry: &Entry,
+    overwrite: bool,
+    progress: &dyn Progress,
+) -> Result<Outcome> {
     let url = client.object_url(bucket, &obj.name);
-    let meta = obj.user_metadata.as_ref().map(|v| base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(v).expect("json serializes")));
+    let meta = obj.user_metadata.as_ref().map(|v| {
+        base64::engine::general_purpose::STANDARD
+            .encode(serde_json::to_vec(v).expect("json serializes"))
+    });
     let since = std::time::Instant::now();
     let mut attempt = 1;
     loop {
@@ -238,7 +340,12 @@ fn upload(rt: &tokio::runtime::Runtime, client: &Client, repo: &Repository, buck
         let mut req = client
             .http()
             .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, obj.content_type.as_deref().unwrap_or("application/octet-stream"))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                obj.content_type
+                    .as_deref()
+                    .unwrap_or("application/octet-stream"),
+            )
             .header(reqwest::header::CONTENT_LENGTH, entry.size)
             .body(reqwest::Body::wrap_stream(stream));
         if let Some(cc) = &obj.cache_control {
@@ -270,7 +377,13 @@ fn upload(rt: &tokio::runtime::Runtime, client: &Client, repo: &Repository, buck
             }
         }
         drop(tx);
-        let answer = rt.block_on(call).unwrap_or_else(|e| Err(ApiError { failure: Failure::Permanent, status: 0, message: format!("upload task failed: {e}") }));
+        let answer = rt.block_on(call).unwrap_or_else(|e| {
+            Err(ApiError {
+                failure: Failure::Permanent,
+                status: 0,
+                message: format!("upload task failed: {e}"),
+            })
+        });
         if let Some(e) = read_error {
             return Err(e);
         }
@@ -283,7 +396,9 @@ fn upload(rt: &tokio::runtime::Runtime, client: &Client, repo: &Repository, buck
                     std::thread::sleep(client.retry.delay(attempt));
                     attempt += 1;
                 }
-                Failure::Auth | Failure::Transient => return Err(api_error(&format!("uploading {bucket}/{}", obj.name), e)),
+                Failure::Auth | Failure::Transient => {
+                    return Err(api_error(&format!("uploading {bucket}/{}", obj.name), e));
+                }
                 Failure::NotFound if e.message.to_ascii_lowercase().contains("bucket") => {
                     return Err(api_error(&format!("uploading {bucket}/{}", obj.name), e));
                 }

@@ -46,7 +46,11 @@ pub struct SourceFigures {
 
 /// Megabytes (10^6) per second; 0 when no time passed.
 pub fn mb_per_s(bytes: u64, ms: u64) -> f64 {
-    if ms == 0 { 0.0 } else { bytes as f64 / 1e6 / (ms as f64 / 1000.0) }
+    if ms == 0 {
+        0.0
+    } else {
+        bytes as f64 / 1e6 / (ms as f64 / 1000.0)
+    }
 }
 
 pub fn dedup_ratio(s: &Summary) -> Option<f64> {
@@ -127,16 +131,29 @@ mod tests {
     fn sources_of_summaries() {
         let db = json!({"database": "app", "tables": [{}, {}], "parts": [{}, {}, {}], "bytes_dumped": 2_000_000, "seconds": 2.0});
         let f = super::source_figures(&db);
-        assert_eq!((f[0].path.as_str(), f[0].tables, f[0].files, f[0].mb_per_s), ("db/app", Some(2), None, 1.0));
+        assert_eq!(
+            (f[0].path.as_str(), f[0].tables, f[0].files, f[0].mb_per_s),
+            ("db/app", Some(2), None, 1.0)
+        );
         let project = json!({"db": db, "storage": [{"bucket": "avatars", "objects": 5, "bytes": 10, "seconds": 0.0}]});
         let f = super::source_figures(&project);
         assert_eq!(f.len(), 2);
-        assert_eq!((f[1].path.as_str(), f[1].files, f[1].mb_per_s), ("storage/avatars", Some(5), 0.0));
+        assert_eq!(
+            (f[1].path.as_str(), f[1].files, f[1].mb_per_s),
+            ("storage/avatars", Some(5), 0.0)
+        );
         // The shape of `ProjectSource::summary()`: a database and a storage summary side by side.
         let project = json!({"database": db, "storage": {"listing": "v2", "objects": 7, "buckets": [{"bucket": "a", "objects": 3, "bytes": 30}, {"bucket": "b", "objects": 4, "bytes": 40}]}});
         let f = super::source_figures(&project);
         let paths: Vec<_> = f.iter().map(|x| (x.path.as_str(), x.files)).collect();
-        assert_eq!(paths, [("db/app", None), ("storage/a", Some(3)), ("storage/b", Some(4))]);
+        assert_eq!(
+            paths,
+            [
+                ("db/app", None),
+                ("storage/a", Some(3)),
+                ("storage/b", Some(4))
+            ]
+        );
         assert!(super::source_figures(&serde_json::Value::Null).is_empty());
     }
 }

@@ -81,7 +81,8 @@ impl PackWriter {
         let trailer = encode_trailer(&self.entries);
         let sealed = blob::encode(key, BlobKind::Trailer, &Id::default(), &trailer, 0);
         self.buf.extend_from_slice(&sealed);
-        self.buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(MAGIC);
         (Id::hash_of(&self.buf), self.buf, self.entries)
     }
@@ -108,7 +109,10 @@ fn decode_trailer(t: &[u8], blobs_end: u64, what: &str) -> Result<Vec<PackEntry>
     }
     let count = u32::from_le_bytes(t[1..5].try_into().unwrap()) as usize;
     if t.len() != 5 + count * ENTRY_LEN {
-        return Err(bad(format!("trailer length {} does not fit {count} entries", t.len())));
+        return Err(bad(format!(
+            "trailer length {} does not fit {count} entries",
+            t.len()
+        )));
     }
     let mut out = Vec::with_capacity(count);
     for raw in t[5..].chunks_exact(ENTRY_LEN) {
@@ -124,7 +128,10 @@ fn decode_trailer(t: &[u8], blobs_end: u64, what: &str) -> Result<Vec<PackEntry>
             raw_len: u(41),
         };
         if e.offset as u64 + e.length as u64 > blobs_end {
-            return Err(bad(format!("entry {} points past the blob area", e.id.short())));
+            return Err(bad(format!(
+                "entry {} points past the blob area",
+                e.id.short()
+            )));
         }
         out.push(e);
     }
@@ -141,18 +148,26 @@ pub fn read_trailer(
 ) -> Result<Vec<PackEntry>> {
     let what = format!("pack {name}");
     if size < FOOTER_LEN as u64 {
-        return Err(Error::corrupt(what, format!("only {size} bytes: truncated")));
+        return Err(Error::corrupt(
+            what,
+            format!("only {size} bytes: truncated"),
+        ));
     }
     let footer = backend.get_range(name, size - FOOTER_LEN as u64, FOOTER_LEN as u64)?;
-    parse_footer_then(&footer, size, &what, |start, len| backend.get_range(name, start, len))
-        .and_then(|(sealed, blobs_end)| open_trailer(key, &sealed, blobs_end, &what))
+    parse_footer_then(&footer, size, &what, |start, len| {
+        backend.get_range(name, start, len)
+    })
+    .and_then(|(sealed, blobs_end)| open_trailer(key, &sealed, blobs_end, &what))
 }
 
 /// Parse entries from a whole pack held in memory.
 pub fn parse_pack(key: &MasterKey, bytes: &[u8], what: &str) -> Result<Vec<PackEntry>> {
     let size = bytes.len() as u64;
     if size < FOOTER_LEN as u64 {
-        return Err(Error::corrupt(what.to_string(), format!("only {size} bytes: truncated")));
+        return Err(Error::corrupt(
+            what.to_string(),
+            format!("only {size} bytes: truncated"),
+        ));
     }
     let footer = &bytes[bytes.len() - FOOTER_LEN..];
     let (sealed, blobs_end) = parse_footer_then(footer, size, what, |start, len| {
@@ -168,24 +183,44 @@ fn parse_footer_then(
     fetch: impl FnOnce(u64, u64) -> Result<Vec<u8>>,
 ) -> Result<(Vec<u8>, u64)> {
     if footer.len() != FOOTER_LEN {
-        return Err(Error::corrupt(what.to_string(), format!("footer read returned {} bytes, not {FOOTER_LEN}", footer.len())));
+        return Err(Error::corrupt(
+            what.to_string(),
+            format!(
+                "footer read returned {} bytes, not {FOOTER_LEN}",
+                footer.len()
+            ),
+        ));
     }
     if &footer[4..12] != MAGIC {
-        return Err(Error::corrupt(what.to_string(), "no pack magic at the end: truncated or damaged"));
+        return Err(Error::corrupt(
+            what.to_string(),
+            "no pack magic at the end: truncated or damaged",
+        ));
     }
     let tlen = u32::from_le_bytes(footer[..4].try_into().unwrap());
     if tlen > MAX_TRAILER_LEN || tlen as u64 + FOOTER_LEN as u64 > size {
-        return Err(Error::corrupt(what.to_string(), format!("trailer length {tlen} does not fit the pack")));
+        return Err(Error::corrupt(
+            what.to_string(),
+            format!("trailer length {tlen} does not fit the pack"),
+        ));
     }
     let start = size - FOOTER_LEN as u64 - tlen as u64;
     let sealed = fetch(start, tlen as u64)?;
     if sealed.len() != tlen as usize {
-        return Err(Error::corrupt(what.to_string(), format!("trailer read returned {} bytes, not {tlen}", sealed.len())));
+        return Err(Error::corrupt(
+            what.to_string(),
+            format!("trailer read returned {} bytes, not {tlen}", sealed.len()),
+        ));
     }
     Ok((sealed, start))
 }
 
-fn open_trailer(key: &MasterKey, sealed: &[u8], blobs_end: u64, what: &str) -> Result<Vec<PackEntry>> {
+fn open_trailer(
+    key: &MasterKey,
+    sealed: &[u8],
+    blobs_end: u64,
+    what: &str,
+) -> Result<Vec<PackEntry>> {
     let plain = blob::decode(key, BlobKind::Trailer, &Id::default(), sealed)
         .map_err(|e| Error::corrupt(what.to_string(), format!("trailer: {e}")))?;
     decode_trailer(&plain, blobs_end, what)
@@ -218,7 +253,9 @@ mod tests {
         assert_eq!(read, entries);
         assert_eq!(parse_pack(&k, &bytes, "p").unwrap(), entries);
         for (e, (id, data)) in read.iter().zip(&blobs) {
-            let s = b.get_range(&name, e.offset as u64, e.length as u64).unwrap();
+            let s = b
+                .get_range(&name, e.offset as u64, e.length as u64)
+                .unwrap();
             assert_eq!(&blob::decode(&k, e.kind, id, &s).unwrap(), data);
         }
         // A short footer read (a misbehaving backend) is an error, not a panic.
@@ -228,9 +265,16 @@ mod tests {
             &name,
             bytes.len() as u64,
         );
-        assert!(short.unwrap_err().to_string().contains("footer read returned 11 bytes"));
+        assert!(
+            short
+                .unwrap_err()
+                .to_string()
+                .contains("footer read returned 11 bytes")
+        );
         // Truncation and damage are named.
-        let err = parse_pack(&k, &bytes[..bytes.len() - 3], "p").unwrap_err().to_string();
+        let err = parse_pack(&k, &bytes[..bytes.len() - 3], "p")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("truncated"), "{err}");
         let mut dam = bytes.clone();
         let n = dam.len();

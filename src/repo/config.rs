@@ -48,17 +48,25 @@ impl Config {
         struct V {
             version: u32,
         }
-        let v: V = serde_json::from_slice(bytes).map_err(|e| Error::corrupt("config file", e.to_string()))?;
+        let v: V = serde_json::from_slice(bytes)
+            .map_err(|e| Error::corrupt("config file", e.to_string()))?;
         if v.version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion { found: v.version, supported: FORMAT_VERSION });
+            return Err(Error::UnsupportedVersion {
+                found: v.version,
+                supported: FORMAT_VERSION,
+            });
         }
-        let c: Config = serde_json::from_slice(bytes).map_err(|e| Error::corrupt("config file", e.to_string()))?;
+        let c: Config = serde_json::from_slice(bytes)
+            .map_err(|e| Error::corrupt("config file", e.to_string()))?;
         c.chunker.validate()?;
         if c.id.len() != 64 || !c.id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::corrupt("config file", "id is not 64 hex digits"));
         }
         if !(1 << 20..=1 << 30).contains(&c.pack_size) {
-            return Err(Error::corrupt("config file", format!("pack_size {} out of range", c.pack_size)));
+            return Err(Error::corrupt(
+                "config file",
+                format!("pack_size {} out of range", c.pack_size),
+            ));
         }
         Ok(c)
     }

@@ -31,9 +31,25 @@ pub struct StoredPlan {
     pub plan: DeletionPlan,
 }
 
-pub fn write_plan(backend: &dyn Backend, key: &MasterKey, packs: Vec<Id>, now: DateTime<Utc>) -> Result<String> {
-    let plan = DeletionPlan { version: 1, created: now, host: crate::util::hostname(), packs };
-    let sealed = blob::encode(key, BlobKind::DeletionPlan, &Id::default(), &serde_json::to_vec(&plan).expect("plan serializes"), 3);
+pub fn write_plan(
+    backend: &dyn Backend,
+    key: &MasterKey,
+    packs: Vec<Id>,
+    now: DateTime<Utc>,
+) -> Result<String> {
+    let plan = DeletionPlan {
+        version: 1,
+        created: now,
+        host: crate::util::hostname(),
+        packs,
+    };
+    let sealed = blob::encode(
+        key,
+        BlobKind::DeletionPlan,
+        &Id::default(),
+        &serde_json::to_vec(&plan).expect("plan serializes"),
+        3,
+    );
     let name = format!("prune/{}", Id::hash_of(&sealed));
     backend.put(&name, &sealed)?;
     Ok(name)
@@ -53,7 +69,10 @@ pub fn read_plans(backend: &dyn Backend, key: &MasterKey) -> Result<Vec<StoredPl
             .map_err(|e| Error::corrupt(format!("deletion plan {}", obj.name), e.to_string()))?;
         let plan = serde_json::from_slice(&plain)
             .map_err(|e| Error::corrupt(format!("deletion plan {}", obj.name), e.to_string()))?;
-        out.push(StoredPlan { name: obj.name, plan });
+        out.push(StoredPlan {
+            name: obj.name,
+            plan,
+        });
     }
     out.sort_by_key(|p| p.plan.created);
     Ok(out)
@@ -61,5 +80,8 @@ pub fn read_plans(backend: &dyn Backend, key: &MasterKey) -> Result<Vec<StoredPl
 
 /// Every pack some plan condemns.
 pub fn condemned_packs(backend: &dyn Backend, key: &MasterKey) -> Result<HashSet<Id>> {
-    Ok(read_plans(backend, key)?.into_iter().flat_map(|p| p.plan.packs).collect())
+    Ok(read_plans(backend, key)?
+        .into_iter()
+        .flat_map(|p| p.plan.packs)
+        .collect())
 }

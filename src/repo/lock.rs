@@ -48,7 +48,12 @@ pub struct LockInfo {
 impl LockInfo {
     /// Stale: not refreshed for [`STALE_AFTER`] (by `now`), or held by a process of this host
     /// that no longer exists.
-    pub fn is_stale(&self, now: DateTime<Utc>, this_host: &str, pid_alive: impl Fn(u32) -> bool) -> bool {
+    pub fn is_stale(
+        &self,
+        now: DateTime<Utc>,
+        this_host: &str,
+        pid_alive: impl Fn(u32) -> bool,
+    ) -> bool {
         now - self.refreshed > STALE_AFTER || (self.host == this_host && !pid_alive(self.pid))
     }
 
@@ -86,16 +91,27 @@ pub struct FoundLock {
 }
 
 fn encode(key: &MasterKey, info: &LockInfo) -> Vec<u8> {
-    blob::encode(key, BlobKind::Lock, &Id::default(), &serde_json::to_vec(info).expect("lock serializes"), 0)
+    blob::encode(
+        key,
+        BlobKind::Lock,
+        &Id::default(),
+        &serde_json::to_vec(info).expect("lock serializes"),
+        0,
+    )
 }
 
 fn decode(key: &MasterKey, bytes: &[u8]) -> std::result::Result<LockInfo, String> {
-    let plain = blob::decode(key, BlobKind::Lock, &Id::default(), bytes).map_err(|e| e.to_string())?;
+    let plain =
+        blob::decode(key, BlobKind::Lock, &Id::default(), bytes).map_err(|e| e.to_string())?;
     serde_json::from_slice(&plain).map_err(|e| e.to_string())
 }
 
 /// All locks, with staleness judged at `now`.
-pub fn list_locks(backend: &dyn Backend, key: &MasterKey, now: DateTime<Utc>) -> Result<Vec<FoundLock>> {
+pub fn list_locks(
+    backend: &dyn Backend,
+    key: &MasterKey,
+    now: DateTime<Utc>,
+) -> Result<Vec<FoundLock>> {
     let host = crate::util::hostname();
     let mut out = Vec::new();
     for obj in backend.list("locks/")? {
@@ -108,7 +124,11 @@ pub fn list_locks(backend: &dyn Backend, key: &MasterKey, now: DateTime<Utc>) ->
             Ok(i) => i.is_stale(now, &host, pid_alive),
             Err(_) => true,
         };
-        out.push(FoundLock { name: obj.name, info, stale });
+        out.push(FoundLock {
+            name: obj.name,
+            info,
+            stale,
+        });
     }
     Ok(out)
 }
@@ -132,7 +152,12 @@ impl LockGuard {
 }
 
 /// Take a lock of `kind` for `command`.
-pub fn acquire(backend: Arc<dyn Backend>, key: Arc<MasterKey>, kind: LockKind, command: &str) -> Result<LockGuard> {
+pub fn acquire(
+    backend: Arc<dyn Backend>,
+    key: Arc<MasterKey>,
+    kind: LockKind,
+    command: &str,
+) -> Result<LockGuard> {
     let now = Utc::now();
     let info = LockInfo {
         version: 1,
@@ -150,7 +175,9 @@ pub fn acquire(backend: Arc<dyn Backend>, key: Arc<MasterKey>, kind: LockKind, c
         Ok(locks.into_iter().find(|l| {
             l.name != name
                 && !l.stale
-                && l.info.as_ref().is_ok_and(|o| kind == LockKind::Exclusive || o.kind == LockKind::Exclusive)
+                && l.info
+                    .as_ref()
+                    .is_ok_and(|o| kind == LockKind::Exclusive || o.kind == LockKind::Exclusive)
         }))
     });
     match conflict {
@@ -170,7 +197,8 @@ pub fn acquire(backend: Arc<dyn Backend>, key: Arc<MasterKey>, kind: LockKind, c
     }
     let stop = Arc::new((Mutex::new(false), Condvar::new()));
     let refresher = {
-        let (backend, stop, name, mut info) = (backend.clone(), stop.clone(), name.clone(), info.clone());
+        let (backend, stop, name, mut info) =
+            (backend.clone(), stop.clone(), name.clone(), info.clone());
         std::thread::spawn(move || {
             let (m, cv) = &*stop;
             let mut stopped = m.lock().unwrap();
@@ -186,7 +214,13 @@ pub fn acquire(backend: Arc<dyn Backend>, key: Arc<MasterKey>, kind: LockKind, c
             }
         })
     };
-    Ok(LockGuard { backend, name, info, stop, refresher: Some(refresher) })
+    Ok(LockGuard {
+        backend,
+        name,
+        info,
+        stop,
+        refresher: Some(refresher),
+    })
 }
 
 impl Drop for LockGuard {
@@ -223,7 +257,10 @@ mod tests {
     use crate::backend::MemoryBackend;
 
     fn setup() -> (Arc<dyn Backend>, Arc<MasterKey>) {
-        (Arc::new(MemoryBackend::new()), Arc::new(MasterKey::generate()))
+        (
+            Arc::new(MemoryBackend::new()),
+            Arc::new(MasterKey::generate()),
+        )
     }
 
     #[test]
@@ -231,9 +268,19 @@ mod tests {
         let (b, k) = setup();
         let s1 = acquire(b.clone(), k.clone(), LockKind::Shared, "backup").unwrap();
         let _s2 = acquire(b.clone(), k.clone(), LockKind::Shared, "backup").unwrap();
-        let err = acquire(b.clone(), k.clone(), LockKind::Exclusive, "prune").err().unwrap().to_string();
-        assert!(err.contains("shared lock held by `snap backup`") && err.contains("snap unlock"), "{err}");
-        assert_eq!(b.list("locks/").unwrap().len(), 2, "the failed attempt removed its own lock");
+        let err = acquire(b.clone(), k.clone(), LockKind::Exclusive, "prune")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("shared lock held by `snap backup`") && err.contains("snap unlock"),
+            "{err}"
+        );
+        assert_eq!(
+            b.list("locks/").unwrap().len(),
+            2,
+            "the failed attempt removed its own lock"
+        );
         drop(s1);
         drop(_s2);
         assert!(b.list("locks/").unwrap().is_empty(), "released on drop");
@@ -260,7 +307,10 @@ mod tests {
         assert!(info.is_stale(now, "me", |_| true), "too old");
         info.refreshed = now;
         info.host = "me".into();
-        assert!(info.is_stale(now, "me", |_| false), "process gone on this host");
+        assert!(
+            info.is_stale(now, "me", |_| false),
+            "process gone on this host"
+        );
         assert!(!info.is_stale(now, "me", |_| true));
         assert!(pid_alive(std::process::id()));
     }
@@ -285,6 +335,9 @@ mod tests {
         let removed = remove_locks(&*b, &k, false).unwrap();
         assert_eq!(removed.len(), 2);
         assert_eq!(b.list("locks/").unwrap().len(), 1, "the live lock stays");
-        assert_eq!(remove_locks(&*b, &k, true).unwrap(), vec![g.name().to_string()]);
+        assert_eq!(
+            remove_locks(&*b, &k, true).unwrap(),
+            vec![g.name().to_string()]
+        );
     }
 }

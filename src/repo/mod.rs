@@ -47,7 +47,9 @@ pub fn default_cache_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("SNAP_CACHE_DIR") {
         return PathBuf::from(d);
     }
-    dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("snap")
+    dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("snap")
 }
 
 pub struct Repository {
@@ -70,12 +72,25 @@ impl Repository {
     /// Create a repository that shares `other`'s master key and chunker parameters (`snap init
     /// --copy-key-from`): chunk ids and chunk boundaries match, so `snap copy` between the two
     /// moves packs as they are, without re-chunking or re-encrypting.
-    pub fn init_sharing_key(backend: &dyn Backend, other: &Repository, password: &[u8], opts: &InitOptions) -> Result<Config> {
-        let opts = InitOptions { chunker: other.config.chunker.clone(), ..opts.clone() };
+    pub fn init_sharing_key(
+        backend: &dyn Backend,
+        other: &Repository,
+        password: &[u8],
+        opts: &InitOptions,
+    ) -> Result<Config> {
+        let opts = InitOptions {
+            chunker: other.config.chunker.clone(),
+            ..opts.clone()
+        };
         Repository::init_with_key(backend, &other.key, password, &opts)
     }
 
-    fn init_with_key(backend: &dyn Backend, key: &MasterKey, password: &[u8], opts: &InitOptions) -> Result<Config> {
+    fn init_with_key(
+        backend: &dyn Backend,
+        key: &MasterKey,
+        password: &[u8],
+        opts: &InitOptions,
+    ) -> Result<Config> {
         if backend.exists("config")? {
             return Err(Error::AlreadyInitialized(backend.location()));
         }
@@ -98,7 +113,11 @@ impl Repository {
     }
 
     /// Open with a password; the index lives under `cache_dir/<repository id>/`.
-    pub fn open(backend: Arc<dyn Backend>, password: &[u8], cache_dir: &std::path::Path) -> Result<Repository> {
+    pub fn open(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        cache_dir: &std::path::Path,
+    ) -> Result<Repository> {
         let config = match backend.get("config") {
             Ok(b) => Config::from_bytes(&b)?,
             Err(Error::NotFound { .. }) => return Err(Error::NotARepository(backend.location())),
@@ -219,7 +238,11 @@ impl Repository {
 
     fn load_manifest_via(&self, id: &Id, cached: Option<PathBuf>) -> Result<Manifest> {
         let name = format!("snapshots/{id}");
-        let sealed = match cached.as_deref().and_then(|p| std::fs::read(p).ok()).filter(|b| Id::hash_of(b) == *id) {
+        let sealed = match cached
+            .as_deref()
+            .and_then(|p| std::fs::read(p).ok())
+            .filter(|b| Id::hash_of(b) == *id)
+        {
             Some(b) => b,
             None => {
                 let b = self.backend.get(&name)?;
@@ -232,15 +255,23 @@ impl Repository {
             }
         };
         if Id::hash_of(&sealed) != *id {
-            return Err(Error::corrupt(format!("snapshot {}", id.short()), "content does not match its name"));
+            return Err(Error::corrupt(
+                format!("snapshot {}", id.short()),
+                "content does not match its name",
+            ));
         }
         let json = blob::decode(&self.key, BlobKind::Manifest, &Id::default(), &sealed)
             .map_err(|e| Error::corrupt(format!("snapshot {}", id.short()), e.to_string()))?;
-        serde_json::from_slice(&json).map_err(|e| Error::corrupt(format!("snapshot {}", id.short()), e.to_string()))
+        serde_json::from_slice(&json)
+            .map_err(|e| Error::corrupt(format!("snapshot {}", id.short()), e.to_string()))
     }
 
     fn manifest_cache_path(&self, id: &Id) -> Option<PathBuf> {
-        self.backend.is_remote().then(|| self.index_path.with_file_name("snapshots").join(id.to_hex()))
+        self.backend.is_remote().then(|| {
+            self.index_path
+                .with_file_name("snapshots")
+                .join(id.to_hex())
+        })
     }
 
     pub fn snapshot_ids(&self) -> Result<Vec<Id>> {
@@ -297,7 +328,11 @@ impl Repository {
     }
 
     /// Stream a file's content to `out`, verifying each chunk.
-    pub fn write_file_to(&self, chunks: &[crate::snapshot::ChunkRef], out: &mut dyn std::io::Write) -> Result<u64> {
+    pub fn write_file_to(
+        &self,
+        chunks: &[crate::snapshot::ChunkRef],
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64> {
         let mut n = 0;
         for c in chunks {
             let data = self.read_chunk(c.id())?;
@@ -323,7 +358,12 @@ fn write_cache_file(path: &std::path::Path, bytes: &[u8]) {
 }
 
 /// Wrap `key` under `password` in a new key file; returns its name.
-pub fn add_key_file(backend: &dyn Backend, key: &MasterKey, password: &[u8], kdf: KdfParams) -> Result<String> {
+pub fn add_key_file(
+    backend: &dyn Backend,
+    key: &MasterKey,
+    password: &[u8],
+    kdf: KdfParams,
+) -> Result<String> {
     let kf = KeyFile::create(key, password, kdf)?;
     let bytes = kf.to_bytes();
     let name = format!("keys/{}", Id::hash_of(&bytes));

@@ -67,7 +67,9 @@ impl Saver {
         let index = repo.index()?.clone();
         let mut condemned = repo.condemned_packs()?;
         condemned.extend(avoid);
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         let (jobs_tx, jobs_rx) = bounded::<Job>(threads * 2);
         let (sealed_tx, sealed_rx) = bounded::<Sealed>(threads * 2);
         let workers = (0..threads)
@@ -93,7 +95,9 @@ impl Saver {
             let index = index.clone();
             let pending = pending.clone();
             let target = repo.config().pack_size as usize;
-            std::thread::spawn(move || run_packer(sealed_rx, &*backend, &key, &index, &pending, target))
+            std::thread::spawn(move || {
+                run_packer(sealed_rx, &*backend, &key, &index, &pending, target)
+            })
         };
         Ok(Saver {
             key: repo.key().clone(),
@@ -183,7 +187,11 @@ fn run_packer(
     // Finished packs go to uploader threads, so a slow put (fsync, network) does not stall
     // compression; at most one pack waits while the uploaders upload and one fills. A remote
     // backend gets several uploaders (each put is a network round trip); a local one gets one.
-    let uploaders = if backend.is_remote() { REMOTE_UPLOADS } else { 1 };
+    let uploaders = if backend.is_remote() {
+        REMOTE_UPLOADS
+    } else {
+        1
+    };
     let (up_tx, up_rx) = bounded::<(Id, Vec<u8>, Vec<pack::PackEntry>)>(1);
     let mut stats = SaveStats::default();
     let uploaded = std::thread::scope(|scope| {
@@ -213,7 +221,9 @@ fn run_packer(
             writer.add(kind, id, raw_len, &sealed);
             stats.chunks_new += 1;
             stats.raw_bytes_new += raw_len as u64;
-            if writer.len() >= target && up_tx.send(std::mem::take(&mut writer).finish(key)).is_err() {
+            if writer.len() >= target
+                && up_tx.send(std::mem::take(&mut writer).finish(key)).is_err()
+            {
                 break; // the uploader failed; its error is returned below
             }
         }
@@ -256,7 +266,13 @@ pub struct TreeWriter<'s> {
 impl<'s> TreeWriter<'s> {
     pub fn new(saver: &'s Saver, chunker: Chunker) -> TreeWriter<'s> {
         let flush_at = chunker.params().max_size as usize * 4;
-        TreeWriter { saver, chunker, buf: Vec::new(), refs: Vec::new(), flush_at }
+        TreeWriter {
+            saver,
+            chunker,
+            buf: Vec::new(),
+            refs: Vec::new(),
+            flush_at,
+        }
     }
 
     pub fn push(&mut self, e: &Entry) -> Result<()> {
@@ -271,10 +287,16 @@ impl<'s> TreeWriter<'s> {
     /// bytes may move it.
     fn emit(&mut self, all: bool) -> Result<()> {
         let cuts = self.chunker.cut(&self.buf);
-        let keep = if all { cuts.len() } else { cuts.len().saturating_sub(1) };
+        let keep = if all {
+            cuts.len()
+        } else {
+            cuts.len().saturating_sub(1)
+        };
         let mut consumed = 0;
         for &(off, len) in &cuts[..keep] {
-            let (id, _) = self.saver.save(BlobKind::Tree, self.buf[off..off + len].to_vec())?;
+            let (id, _) = self
+                .saver
+                .save(BlobKind::Tree, self.buf[off..off + len].to_vec())?;
             self.refs.push(ChunkRef(id, len as u32));
             consumed = off + len;
         }

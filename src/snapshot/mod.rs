@@ -119,13 +119,18 @@ pub struct Snapshot {
 pub fn resolve<'a>(snapshots: &'a [Snapshot], spec: &str) -> crate::Result<&'a Snapshot> {
     use crate::error::Error;
     if spec == "latest" {
-        return snapshots.last().ok_or_else(|| Error::SnapshotNotFound(spec.into()));
+        return snapshots
+            .last()
+            .ok_or_else(|| Error::SnapshotNotFound(spec.into()));
     }
     let lower = spec.to_ascii_lowercase();
     if lower.is_empty() || !lower.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Error::SnapshotNotFound(spec.into()));
     }
-    let found: Vec<&Snapshot> = snapshots.iter().filter(|s| s.id.to_hex().starts_with(&lower)).collect();
+    let found: Vec<&Snapshot> = snapshots
+        .iter()
+        .filter(|s| s.id.to_hex().starts_with(&lower))
+        .collect();
     match found.as_slice() {
         [one] => Ok(one),
         [] => Err(Error::SnapshotNotFound(spec.into())),

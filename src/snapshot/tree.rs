@@ -58,7 +58,10 @@ impl Entry {
         self.path.rsplit_once('/').map(|(p, _)| p).unwrap_or("")
     }
     pub fn name(&self) -> &str {
-        self.path.rsplit_once('/').map(|(_, n)| n).unwrap_or(&self.path)
+        self.path
+            .rsplit_once('/')
+            .map(|(_, n)| n)
+            .unwrap_or(&self.path)
     }
 }
 
@@ -104,7 +107,10 @@ impl Tree {
             if let Some(prev) = entries.last()
                 && path_cmp(&prev.path, &e.path) != Ordering::Less
             {
-                return Err(Error::corrupt("tree", format!("entries out of order at {:?}", e.path)));
+                return Err(Error::corrupt(
+                    "tree",
+                    format!("entries out of order at {:?}", e.path),
+                ));
             }
             entries.push(e);
         }
@@ -127,7 +133,9 @@ impl Tree {
 
 /// Whether `p` is `base` or lies below it ("" contains everything).
 pub fn is_under(p: &str, base: &str) -> bool {
-    base.is_empty() || p == base || (p.starts_with(base) && p.as_bytes().get(base.len()) == Some(&b'/'))
+    base.is_empty()
+        || p == base
+        || (p.starts_with(base) && p.as_bytes().get(base.len()) == Some(&b'/'))
 }
 
 #[cfg(test)]

@@ -51,7 +51,12 @@ impl ChildStream {
             }
             tail
         });
-        Ok(ChildStream { display, child, stdout, stderr: Some(drain) })
+        Ok(ChildStream {
+            display,
+            child,
+            stdout,
+            stderr: Some(drain),
+        })
     }
 
     pub fn display(&self) -> &str {
@@ -64,8 +69,15 @@ impl ChildStream {
 
     /// Wait for the child; an error (with its stderr) unless it exited 0. Returns its stderr.
     pub fn finish(mut self) -> Result<String> {
-        let status = self.child.wait().map_err(|e| Error::io("child process", e))?;
-        let stderr = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| Error::io("child process", e))?;
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
         let stderr = String::from_utf8_lossy(&stderr).trim_end().to_string();
         if status.success() {
             return Ok(stderr);
@@ -76,7 +88,11 @@ impl ChildStream {
             (None, Some(s)) => format!("killed by signal {s}"),
             _ => status.to_string(),
         };
-        Err(Error::CommandFailed { command: self.display.clone(), status, stderr })
+        Err(Error::CommandFailed {
+            command: self.display.clone(),
+            status,
+            stderr,
+        })
     }
 }
 
@@ -102,7 +118,10 @@ impl CommandSource {
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(command);
         let child = ChildStream::spawn(cmd, crate::util::mask_secret_url(command))?;
-        Ok(CommandSource { name: name.into(), child })
+        Ok(CommandSource {
+            name: name.into(),
+            child,
+        })
     }
 }
 
@@ -136,11 +155,17 @@ mod tests {
         assert_eq!(out, "hello");
         s.finish().unwrap();
 
-        let mut s = Box::new(CommandSource::spawn("echo partial; echo 'fatal: no such db' >&2; exit 3", "x").unwrap());
+        let mut s = Box::new(
+            CommandSource::spawn("echo partial; echo 'fatal: no such db' >&2; exit 3", "x")
+                .unwrap(),
+        );
         let mut out = String::new();
         s.reader().read_to_string(&mut out).unwrap();
         let err = s.finish().unwrap_err().to_string();
-        assert!(err.contains("exit code 3") && err.contains("fatal: no such db"), "{err}");
+        assert!(
+            err.contains("exit code 3") && err.contains("fatal: no such db"),
+            "{err}"
+        );
 
         let mut s = Box::new(CommandSource::spawn("kill -9 $$", "x").unwrap());
         let mut out = String::new();

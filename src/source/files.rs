@@ -24,11 +24,18 @@ impl Excludes {
             if p.is_empty() || p.starts_with('#') {
                 continue;
             }
-            let pat = if p.contains('/') { p.to_string() } else { format!("**/{p}") };
-            let glob = Glob::new(&pat).map_err(|e| Error::Invalid(format!("exclude pattern {p:?}: {e}")))?;
+            let pat = if p.contains('/') {
+                p.to_string()
+            } else {
+                format!("**/{p}")
+            };
+            let glob = Glob::new(&pat)
+                .map_err(|e| Error::Invalid(format!("exclude pattern {p:?}: {e}")))?;
             b.add(glob);
         }
-        let set = b.build().map_err(|e| Error::Invalid(format!("exclude patterns: {e}")))?;
+        let set = b
+            .build()
+            .map_err(|e| Error::Invalid(format!("exclude patterns: {e}")))?;
         Ok(Excludes { set: Some(set) })
     }
 
@@ -81,7 +88,10 @@ pub fn walk<'a>(
             .map(Path::to_path_buf)
             .collect();
         ancestors.reverse();
-        let ancestors: Vec<_> = ancestors.into_iter().filter(|a| seen_ancestors.insert(a.clone())).collect();
+        let ancestors: Vec<_> = ancestors
+            .into_iter()
+            .filter(|a| seen_ancestors.insert(a.clone()))
+            .collect();
         let anc = ancestors.into_iter().map(|a| match std::fs::metadata(&a) {
             Ok(meta) => Ok(WalkItem { abs: a, meta }),
             Err(e) => Err((a, e)),
@@ -102,7 +112,10 @@ pub fn walk<'a>(
                             continue;
                         }
                         return Some(match e.metadata() {
-                            Ok(meta) => Ok(WalkItem { abs: e.into_path(), meta }),
+                            Ok(meta) => Ok(WalkItem {
+                                abs: e.into_path(),
+                                meta,
+                            }),
                             Err(err) => {
                                 let p = e.into_path();
                                 Err((p, err.into()))
@@ -126,7 +139,8 @@ mod tests {
 
     #[test]
     fn excludes_by_name_and_path() {
-        let ex = Excludes::new(&["*.tmp".into(), "/srv/data/cache".into(), "# comment".into()]).unwrap();
+        let ex =
+            Excludes::new(&["*.tmp".into(), "/srv/data/cache".into(), "# comment".into()]).unwrap();
         assert!(ex.is_excluded(Path::new("/srv/x/a.tmp")));
         assert!(ex.is_excluded(Path::new("/srv/data/cache")));
         assert!(!ex.is_excluded(Path::new("/srv/data/cached")));
@@ -135,6 +149,9 @@ mod tests {
 
     #[test]
     fn absolute_is_lexical() {
-        assert_eq!(absolute(Path::new("/a/./b/../c")).unwrap(), PathBuf::from("/a/c"));
+        assert_eq!(
+            absolute(Path::new("/a/./b/../c")).unwrap(),
+            PathBuf::from("/a/c")
+        );
     }
 }

@@ -35,7 +35,10 @@ pub struct ReaderSource<R: Read + Send> {
 
 impl<R: Read + Send> ReaderSource<R> {
     pub fn new(name: impl Into<String>, reader: R) -> Self {
-        ReaderSource { name: name.into(), reader }
+        ReaderSource {
+            name: name.into(),
+            reader,
+        }
     }
 }
 
@@ -79,7 +82,11 @@ pub trait EntrySink {
     ) -> Result<u64>;
     /// Store a directory entry carrying `attrs` (e.g. a storage bucket's configuration).
     /// Directories a source does not declare are added without attributes.
-    fn dir(&mut self, path: &str, attrs: std::collections::BTreeMap<String, serde_json::Value>) -> Result<()>;
+    fn dir(
+        &mut self,
+        path: &str,
+        attrs: std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Result<()>;
     /// The entry at `path` in the parent snapshot (the latest snapshot of the same source), so a
     /// source can tell whether an item changed since.
     fn parent_entry(&self, path: &str) -> Option<&crate::snapshot::Entry>;

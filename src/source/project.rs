@@ -64,7 +64,9 @@ impl Source for ProjectSource {
     fn run(&mut self, sink: &mut dyn EntrySink) -> Result<()> {
         let parts = self.parts();
         if parts.is_empty() {
-            return Err(Error::Invalid("a project backup needs a database, a storage API, or both".into()));
+            return Err(Error::Invalid(
+                "a project backup needs a database, a storage API, or both".into(),
+            ));
         }
         for p in parts {
             p.run(sink)?;

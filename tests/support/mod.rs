@@ -25,7 +25,9 @@ pub fn snap_bin() -> &'static str {
 
 /// Exit code of a finished process; a death by signal `s` is reported as `-s`.
 pub fn exit_code(status: std::process::ExitStatus) -> i32 {
-    status.code().unwrap_or_else(|| -status.signal().unwrap_or(0))
+    status
+        .code()
+        .unwrap_or_else(|| -status.signal().unwrap_or(0))
 }
 
 /// A `snap` command with a clean environment: none of the SNAP_* variables of the caller
@@ -64,7 +66,11 @@ pub fn output_parts(o: Output) -> (i32, String, String) {
 
 /// Run a command, killing it if it does not finish within `limit` (a hang is a failure).
 pub fn run_with_timeout(mut c: Command, limit: std::time::Duration) -> (i32, String, String) {
-    let child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn snap");
+    let child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn snap");
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -95,10 +101,20 @@ pub struct TestRepo {
 impl TestRepo {
     /// A location for a repository that is not created yet.
     pub fn uninit() -> TestRepo {
-        let dir = tempfile::Builder::new().prefix("snap-e2e-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("snap-e2e-")
+            .tempdir()
+            .expect("tempdir");
         let repo = dir.path().join("repo");
         let cache = dir.path().join("cache");
-        TestRepo { dir, repo, cache, password: PASSWORD.to_string(), via_env: false, env: Vec::new() }
+        TestRepo {
+            dir,
+            repo,
+            cache,
+            password: PASSWORD.to_string(),
+            via_env: false,
+            env: Vec::new(),
+        }
     }
 
     /// A repository at a location that is not a local path (e.g. `s3:http://…`), not created
@@ -178,20 +194,30 @@ impl TestRepo {
     /// Run `snap args…`; returns (exit code, raw stdout, stderr).
     pub fn run_raw<S: AsRef<OsStr>>(&self, args: &[S]) -> (i32, Vec<u8>, String) {
         let o = self.cmd().args(args).output().expect("spawn snap");
-        (exit_code(o.status), o.stdout, String::from_utf8_lossy(&o.stderr).into_owned())
+        (
+            exit_code(o.status),
+            o.stdout,
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
     }
 
     /// Run and require exit code 0; returns stdout.
     pub fn ok<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
         let (code, out, err) = self.run(args);
-        assert_eq!(code, 0, "snap {:?} exited {code}\nstdout:\n{out}\nstderr:\n{err}", show(args));
+        assert_eq!(
+            code,
+            0,
+            "snap {:?} exited {code}\nstdout:\n{out}\nstderr:\n{err}",
+            show(args)
+        );
         out
     }
 
     /// Run and require exit code 0; parse stdout as JSON.
     pub fn json<S: AsRef<OsStr>>(&self, args: &[S]) -> Value {
         let out = self.ok(args);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("snap {:?}: stdout is not JSON ({e}):\n{out}", show(args)))
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("snap {:?}: stdout is not JSON ({e}):\n{out}", show(args)))
     }
 
     /// `snap backup --json args…`, requiring exit 0; the snapshot as JSON.
@@ -211,12 +237,20 @@ impl TestRepo {
 
     /// Ids (full hex) of all snapshots, oldest first.
     pub fn snapshot_ids(&self) -> Vec<String> {
-        self.snapshots().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect()
+        self.snapshots()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect()
     }
 
     /// `snap restore <snapshot> --target <target> extra…`, requiring exit 0.
     pub fn restore(&self, snapshot: &str, target: &Path, extra: &[&str]) -> String {
-        let mut args: Vec<&OsStr> = vec![OsStr::new("restore"), OsStr::new(snapshot), OsStr::new("--target"), target.as_os_str()];
+        let mut args: Vec<&OsStr> = vec![
+            OsStr::new("restore"),
+            OsStr::new(snapshot),
+            OsStr::new("--target"),
+            target.as_os_str(),
+        ];
         args.extend(extra.iter().map(OsStr::new));
         self.ok(&args)
     }
@@ -230,7 +264,9 @@ impl TestRepo {
 }
 
 fn show<S: AsRef<OsStr>>(args: &[S]) -> Vec<String> {
-    args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect()
+    args.iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect()
 }
 
 /// Where `restore` puts source path `src` under `target`: `<target>/<src without leading />`.
@@ -302,8 +338,22 @@ pub fn random_bytes(rng: &mut Rng, len: usize) -> Vec<u8> {
 /// `len` bytes of compressible, text-like data (SQL-ish lines with varying numbers).
 pub fn text_bytes(rng: &mut Rng, len: usize) -> Vec<u8> {
     const WORDS: &[&str] = &[
-        "INSERT", "INTO", "orders", "VALUES", "customer", "total", "NULL", "2026-11-01", "Zürich", "東京", "alpha",
-        "beta", "gamma", "delta", "épée", "naïve",
+        "INSERT",
+        "INTO",
+        "orders",
+        "VALUES",
+        "customer",
+        "total",
+        "NULL",
+        "2026-11-01",
+        "Zürich",
+        "東京",
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "épée",
+        "naïve",
     ];
     let mut v = Vec::with_capacity(len + 64);
     while v.len() < len {
@@ -356,7 +406,13 @@ pub struct TreeSpec {
 
 impl Default for TreeSpec {
     fn default() -> Self {
-        TreeSpec { max_depth: 3, entries: (3, 8), large_files: 2, large_size: 3 << 20, small_max: 16 << 10 }
+        TreeSpec {
+            max_depth: 3,
+            entries: (3, 8),
+            large_files: 2,
+            large_size: 3 << 20,
+            small_max: 16 << 10,
+        }
     }
 }
 
@@ -452,8 +508,15 @@ pub fn gen_tree(root: &Path, seed: u64, spec: &TreeSpec) -> TreeInfo {
     // Large files, spread over random directories.
     for i in 0..spec.large_files {
         let dir = rng.pick(&info.dirs).clone();
-        let size = rng.range(spec.large_size as u64 / 2, spec.large_size as u64 * 3 / 2 + 1) as usize;
-        let data = if i % 2 == 0 { random_bytes(&mut rng, size) } else { mixed_bytes(&mut rng, size) };
+        let size = rng.range(
+            spec.large_size as u64 / 2,
+            spec.large_size as u64 * 3 / 2 + 1,
+        ) as usize;
+        let data = if i % 2 == 0 {
+            random_bytes(&mut rng, size)
+        } else {
+            mixed_bytes(&mut rng, size)
+        };
         let p = dir.join(format!("large {i} ✓.bin"));
         write_file(&p, &data);
         info.total_bytes += size as u64;
@@ -462,7 +525,12 @@ pub fn gen_tree(root: &Path, seed: u64, spec: &TreeSpec) -> TreeInfo {
     }
 
     // Always one of each kind of symlink at the top, plus a few random ones.
-    let some_file = info.files.iter().find(|f| f.parent() != Some(root)).or(info.files.first()).cloned();
+    let some_file = info
+        .files
+        .iter()
+        .find(|f| f.parent() != Some(root))
+        .or(info.files.first())
+        .cloned();
     if let Some(f) = &some_file {
         let rel = f.strip_prefix(root).unwrap();
         let p = root.join("link relative ✓");
@@ -533,7 +601,11 @@ fn gen_dir(rng: &mut Rng, dir: &Path, depth: u32, spec: &TreeSpec, info: &mut Tr
             info.files.push(p);
         } else {
             let size = rng.range(1, spec.small_max as u64 + 1) as usize;
-            let data = if rng.chance(50) { random_bytes(rng, size) } else { text_bytes(rng, size) };
+            let data = if rng.chance(50) {
+                random_bytes(rng, size)
+            } else {
+                text_bytes(rng, size)
+            };
             write_file(&p, &data);
             info.total_bytes += size as u64;
             info.files.push(p);
@@ -570,7 +642,11 @@ pub struct Node {
 
 /// `root/rel`, or `root` itself for the empty `rel`.
 pub fn under(root: &Path, rel: &Path) -> PathBuf {
-    if rel.as_os_str().is_empty() { root.to_path_buf() } else { root.join(rel) }
+    if rel.as_os_str().is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel)
+    }
 }
 
 /// Every path under `root` (relative; "" is the root itself) with its lstat data.
@@ -595,10 +671,18 @@ fn scan_into(root: &Path, rel: &Path, out: &mut BTreeMap<PathBuf, Node>) {
     };
     out.insert(
         rel.to_path_buf(),
-        Node { kind: kind.clone(), perm: m.mode() & 0o7777, mtime: (m.mtime(), m.mtime_nsec()), size: m.len() },
+        Node {
+            kind: kind.clone(),
+            perm: m.mode() & 0o7777,
+            mtime: (m.mtime(), m.mtime_nsec()),
+            size: m.len(),
+        },
     );
     if kind == Kind::Dir {
-        let mut names: Vec<_> = fs::read_dir(&abs).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let mut names: Vec<_> = fs::read_dir(&abs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         names.sort();
         for n in names {
             scan_into(root, &rel.join(n), out);
@@ -641,7 +725,11 @@ pub fn assert_trees_equal(src: &Path, restored: &Path) {
                 let da = fs::read(under(src, rel)).unwrap();
                 let db = fs::read(under(restored, rel)).unwrap();
                 if da != db {
-                    let at = da.iter().zip(&db).position(|(p, q)| p != q).unwrap_or(da.len());
+                    let at = da
+                        .iter()
+                        .zip(&db)
+                        .position(|(p, q)| p != q)
+                        .unwrap_or(da.len());
                     problems.push(format!("/{show}: content differs (first at byte {at})"));
                 }
             }
@@ -688,7 +776,13 @@ pub fn mkfifo(p: &Path) {
     let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
     // SAFETY: c is a valid NUL-terminated path.
     let r = unsafe { libc::mkfifo(c.as_ptr(), 0o644) };
-    assert_eq!(r, 0, "mkfifo {}: {}", p.display(), std::io::Error::last_os_error());
+    assert_eq!(
+        r,
+        0,
+        "mkfifo {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 /// Set a path's mtime (following no symlinks for links).
@@ -701,7 +795,11 @@ pub fn set_mtime(p: &Path, secs: i64, nanos: u32) {
 /// small data gives many chunks and packs.
 pub fn fast_init_options() -> snap::repo::InitOptions {
     snap::repo::InitOptions {
-        kdf: snap::crypto::keyfile::KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 },
+        kdf: snap::crypto::keyfile::KdfParams {
+            m_cost: 64,
+            t_cost: 1,
+            p_cost: 1,
+        },
         chunker: snap::chunker::ChunkerParams::with_avg(16 * 1024),
         pack_size: 1 << 20,
         ..Default::default()

@@ -44,7 +44,9 @@ pub const PLAIN_FIXTURE_ROWS: &[(&str, i64)] = &[("public.notes", 3), ("public.t
 
 /// `tests/fixtures/<name>`.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// The newest installed `/usr/lib/postgresql/<major>/bin` with `initdb` (or `SNAP_TEST_PG_BIN`).
@@ -55,7 +57,9 @@ pub fn bin_dir() -> PathBuf {
     let mut best: Option<(u32, PathBuf)> = None;
     if let Ok(rd) = fs::read_dir("/usr/lib/postgresql") {
         for e in rd.flatten() {
-            let Some(major) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let Some(major) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
             let bin = e.path().join("bin");
             if bin.join("initdb").is_file() && best.as_ref().is_none_or(|(m, _)| major > *m) {
                 best = Some((major, bin));
@@ -128,11 +132,18 @@ fn server_identity() -> Option<(u32, u32)> {
 fn temp_base(as_other_user: bool) -> PathBuf {
     let t = std::env::temp_dir();
     let simple = t.to_str().is_some_and(|s| {
-        s.len() <= 60 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+        s.len() <= 60
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
     });
     let reachable = !as_other_user
-        || t.ancestors().all(|a| fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
-    if simple && reachable { t } else { PathBuf::from("/tmp") }
+        || t.ancestors()
+            .all(|a| fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
+    if simple && reachable {
+        t
+    } else {
+        PathBuf::from("/tmp")
+    }
 }
 
 fn chown(p: &Path, ids: Option<(u32, u32)>) {
@@ -224,19 +235,37 @@ impl PgCluster {
             log_file: dir.path().join("postgres.log"),
             password: password.to_string(),
             password_required,
-            admin: if hosted { "supabase_admin".into() } else { "postgres".into() },
+            admin: if hosted {
+                "supabase_admin".into()
+            } else {
+                "postgres".into()
+            },
             run_as,
             started: false,
             dir,
         };
 
-        let auth_host = if password_required { "scram-sha-256" } else { "trust" };
+        let auth_host = if password_required {
+            "scram-sha-256"
+        } else {
+            "trust"
+        };
         let o = c
             .server_cmd("initdb")
             .arg("-D")
             .arg(&c.data_dir)
-            .args(["-U", c.admin.as_str(), "--auth-local=trust", &format!("--auth-host={auth_host}")])
-            .args(["--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"])
+            .args([
+                "-U",
+                c.admin.as_str(),
+                "--auth-local=trust",
+                &format!("--auth-host={auth_host}"),
+            ])
+            .args([
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ])
             .output()
             .expect("spawn initdb");
         assert!(o.status.success(), "initdb failed: {}", show(&o));
@@ -252,7 +281,11 @@ impl PgCluster {
                  -c max_wal_senders=4 -c max_replication_slots=4 -c log_min_messages=warning{preload}",
                 c.socket_dir.display(),
                 // pg_cron and pg_stat_statements need shared_preload_libraries; pg_cron runs in database `postgres`.
-                preload = if hosted { " -c shared_preload_libraries=pg_cron,pg_stat_statements -c cron.database_name=postgres" } else { "" }
+                preload = if hosted {
+                    " -c shared_preload_libraries=pg_cron,pg_stat_statements -c cron.database_name=postgres"
+                } else {
+                    ""
+                }
             );
             let o = c
                 .server_cmd("pg_ctl")
@@ -271,7 +304,12 @@ impl PgCluster {
             let log = fs::read_to_string(&c.log_file).unwrap_or_default();
             last = format!("{}\nserver log:\n{log}", show(&o));
             // Make sure nothing half-started stays behind before retrying.
-            let _ = c.server_cmd("pg_ctl").arg("-D").arg(&c.data_dir).args(["-m", "immediate", "-s", "stop"]).output();
+            let _ = c
+                .server_cmd("pg_ctl")
+                .arg("-D")
+                .arg(&c.data_dir)
+                .args(["-m", "immediate", "-s", "stop"])
+                .output();
             if !log.contains("could not bind") && !log.contains("Address already in use") {
                 break;
             }
@@ -286,7 +324,10 @@ impl PgCluster {
                  ALTER DATABASE postgres OWNER TO postgres",
             );
         }
-        c.psql(&format!("ALTER ROLE postgres PASSWORD {}", quote_literal(password)));
+        c.psql(&format!(
+            "ALTER ROLE postgres PASSWORD {}",
+            quote_literal(password)
+        ));
         c
     }
 
@@ -296,11 +337,29 @@ impl PgCluster {
         let o = self
             .client("psql")
             .env("PGUSER", user)
-            .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql])
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
             .output()
             .expect("spawn psql");
-        assert!(o.status.success(), "psql -U {user} -d {db} failed on:\n{sql}\n{}", show(&o));
-        String::from_utf8(o.stdout).expect("psql output is UTF-8").trim_end_matches('\n').to_string()
+        assert!(
+            o.status.success(),
+            "psql -U {user} -d {db} failed on:\n{sql}\n{}",
+            show(&o)
+        );
+        String::from_utf8(o.stdout)
+            .expect("psql output is UTF-8")
+            .trim_end_matches('\n')
+            .to_string()
     }
 
     /// [`PgCluster::load_file`] as role `user`.
@@ -312,14 +371,22 @@ impl PgCluster {
             .arg(file)
             .output()
             .expect("spawn psql");
-        assert!(o.status.success(), "loading {} into {db} as {user} failed: {}", file.display(), show(&o));
+        assert!(
+            o.status.success(),
+            "loading {} into {db} as {user} failed: {}",
+            file.display(),
+            show(&o)
+        );
     }
 
     /// A server program (initdb, pg_ctl) as the server's OS user, in its temp dir.
     fn server_cmd(&self, prog: &str) -> Command {
         let mut c = Command::new(self.bin.join(prog));
         clear_pg_env(&mut c);
-        c.current_dir(self.dir.path()).env("HOME", self.dir.path()).env("LC_ALL", "C").stdin(Stdio::null());
+        c.current_dir(self.dir.path())
+            .env("HOME", self.dir.path())
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null());
         if let Some((uid, gid)) = self.run_as {
             // std drops the supplementary groups (setgroups(0)) before setuid.
             c.uid(uid).gid(gid);
@@ -353,12 +420,21 @@ impl PgCluster {
 
     /// `postgresql://postgres@127.0.0.1:PORT/<db>`.
     pub fn url_db(&self, db: &str) -> String {
-        format!("postgresql://postgres@127.0.0.1:{}/{}", self.port, percent_encode(db))
+        format!(
+            "postgresql://postgres@127.0.0.1:{}/{}",
+            self.port,
+            percent_encode(db)
+        )
     }
 
     /// The URL with the percent-encoded password in it.
     pub fn url_with_password(&self, db: &str) -> String {
-        format!("postgresql://postgres:{}@127.0.0.1:{}/{}", percent_encode(&self.password), self.port, percent_encode(db))
+        format!(
+            "postgresql://postgres:{}@127.0.0.1:{}/{}",
+            percent_encode(&self.password),
+            self.port,
+            percent_encode(db)
+        )
     }
 
     /// Run SQL in database `postgres` (see [`PgCluster::psql_db`]).
@@ -372,11 +448,29 @@ impl PgCluster {
     pub fn psql_db(&self, db: &str, sql: &str) -> String {
         let o = self
             .client("psql")
-            .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql])
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
             .output()
             .expect("spawn psql");
-        assert!(o.status.success(), "psql -d {db} failed on:\n{sql}\n{}", show(&o));
-        String::from_utf8(o.stdout).expect("psql output is UTF-8").trim_end_matches('\n').to_string()
+        assert!(
+            o.status.success(),
+            "psql -d {db} failed on:\n{sql}\n{}",
+            show(&o)
+        );
+        String::from_utf8(o.stdout)
+            .expect("psql output is UTF-8")
+            .trim_end_matches('\n')
+            .to_string()
     }
 
     /// Load an SQL file into `db` in one transaction (`psql -1 -v ON_ERROR_STOP=1 -f`); panics
@@ -388,7 +482,12 @@ impl PgCluster {
             .arg(file)
             .output()
             .expect("spawn psql");
-        assert!(o.status.success(), "loading {} into {db} failed: {}", file.display(), show(&o));
+        assert!(
+            o.status.success(),
+            "loading {} into {db} failed: {}",
+            file.display(),
+            show(&o)
+        );
     }
 
     /// `CREATE DATABASE "<name>"`.
@@ -404,13 +503,20 @@ impl PgCluster {
 
     /// The server's major version (e.g. 15).
     pub fn server_major(&self) -> u32 {
-        let n: u32 = self.psql("SHOW server_version_num").trim().parse().expect("server_version_num");
+        let n: u32 = self
+            .psql("SHOW server_version_num")
+            .trim()
+            .parse()
+            .expect("server_version_num");
         n / 10000
     }
 
     /// `SELECT count(*)` of a (schema-qualified, already quoted if needed) table.
     pub fn count(&self, db: &str, table: &str) -> i64 {
-        self.psql_db(db, &format!("SELECT count(*) FROM {table}")).trim().parse().expect("count")
+        self.psql_db(db, &format!("SELECT count(*) FROM {table}"))
+            .trim()
+            .parse()
+            .expect("count")
     }
 
     /// Every ordinary/partitioned table outside the system schemas (`schema.table`, unquoted),
@@ -446,7 +552,13 @@ impl PgCluster {
 
     /// The postmaster's pid (from `postmaster.pid`).
     pub fn pid(&self) -> Option<i32> {
-        fs::read_to_string(self.data_dir.join("postmaster.pid")).ok()?.lines().next()?.trim().parse().ok()
+        fs::read_to_string(self.data_dir.join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// The cluster's temp dir (data, socket dir and log are inside).
@@ -472,7 +584,11 @@ impl PgCluster {
         for (name, sql) in managed {
             let p = self.dir().join(format!("{db}-{name}.sql"));
             fs::write(&p, sql).unwrap();
-            self.client("psql").args(["-X", "-q", "-d", db, "-f"]).arg(&p).output().unwrap();
+            self.client("psql")
+                .args(["-X", "-q", "-d", db, "-f"])
+                .arg(&p)
+                .output()
+                .unwrap();
         }
     }
 }
@@ -529,39 +645,84 @@ CREATE PUBLICATION supabase_realtime;
 /// platform's schemas included) is compared, so a restore that drops or adds a platform object
 /// shows too. ACLs are the whole ACL (the built-in default spelled out), grantees by name.
 pub const CATALOG_QUERIES: &[(&str, &str)] = &[
-    ("relation ACLs", "SELECT format('%s %s owner=%s acl=%s', c.relkind, c.oid::regclass, pg_get_userbyid(c.relowner), \
+    (
+        "relation ACLs",
+        "SELECT format('%s %s owner=%s acl=%s', c.relkind, c.oid::regclass, pg_get_userbyid(c.relowner), \
         pg_temp.acl_text(coalesce(c.relacl, acldefault((CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END)::\"char\", c.relowner)))) \
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"),
-    ("column ACLs", "SELECT format('%s.%I %s', a.attrelid::regclass, a.attname, a.attacl) FROM pg_attribute a \
+        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'",
+    ),
+    (
+        "column ACLs",
+        "SELECT format('%s.%I %s', a.attrelid::regclass, a.attname, a.attacl) FROM pg_attribute a \
         JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-        WHERE a.attacl IS NOT NULL AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"),
-    ("function ACLs", "SELECT format('%s owner=%s acl=%s', p.oid::regprocedure, pg_get_userbyid(p.proowner), \
+        WHERE a.attacl IS NOT NULL AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'",
+    ),
+    (
+        "function ACLs",
+        "SELECT format('%s owner=%s acl=%s', p.oid::regprocedure, pg_get_userbyid(p.proowner), \
         pg_temp.acl_text(coalesce(p.proacl, acldefault('f', p.proowner)))) \
-        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"),
-    ("schema ACLs", "SELECT format('%I owner=%s acl=%s', n.nspname, pg_get_userbyid(n.nspowner), \
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'",
+    ),
+    (
+        "schema ACLs",
+        "SELECT format('%I owner=%s acl=%s', n.nspname, pg_get_userbyid(n.nspowner), \
         pg_temp.acl_text(coalesce(n.nspacl, acldefault('n', n.nspowner)))) \
-        FROM pg_namespace n WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"),
-    ("type ACLs", "SELECT format('%s owner=%s acl=%s', t.oid::regtype, pg_get_userbyid(t.typowner), \
+        FROM pg_namespace n WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'",
+    ),
+    (
+        "type ACLs",
+        "SELECT format('%s owner=%s acl=%s', t.oid::regtype, pg_get_userbyid(t.typowner), \
         pg_temp.acl_text(coalesce(t.typacl, acldefault('T', t.typowner)))) \
         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
-        WHERE t.typtype IN ('e', 'd', 'r', 'm') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"),
-    ("default privileges", "SELECT format('%s %s %s %s', pg_get_userbyid(d.defaclrole), coalesce(n.nspname, '-'), d.defaclobjtype, d.defaclacl) \
-        FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace"),
-    ("triggers", "SELECT format('%s %s enabled=%s', t.tgrelid::regclass, pg_get_triggerdef(t.oid), t.tgenabled) FROM pg_trigger t WHERE NOT t.tgisinternal"),
-    ("policies", "SELECT format('%I.%I %I %s %s %s using=%s check=%s', schemaname, tablename, policyname, permissive, roles, cmd, qual, with_check) FROM pg_policies"),
-    ("row security", "SELECT format('%s rls=%s force=%s', c.oid::regclass, c.relrowsecurity, c.relforcerowsecurity) FROM pg_class c \
-        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"),
-    ("functions", "SELECT format('%s %s', p.oid::regprocedure, md5(pg_get_functiondef(p.oid))) FROM pg_proc p \
-        JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind IN ('f', 'p') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"),
-    ("views", "SELECT format('%s %s %s', c.oid::regclass, c.reloptions, md5(pg_get_viewdef(c.oid))) FROM pg_class c \
-        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"),
-    ("constraints", "SELECT format('%s %I %s validated=%s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid), c.convalidated) \
-        FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE c.conrelid <> 0 AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"),
-    ("indexes", "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
-        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"),
-    ("publication tables", "SELECT format('%s %I.%I', pubname, schemaname, tablename) FROM pg_publication_tables"),
-    ("extensions", "SELECT format('%s %s %s', e.extname, e.extversion, n.nspname) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"),
+        WHERE t.typtype IN ('e', 'd', 'r', 'm') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'",
+    ),
+    (
+        "default privileges",
+        "SELECT format('%s %s %s %s', pg_get_userbyid(d.defaclrole), coalesce(n.nspname, '-'), d.defaclobjtype, d.defaclacl) \
+        FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace",
+    ),
+    (
+        "triggers",
+        "SELECT format('%s %s enabled=%s', t.tgrelid::regclass, pg_get_triggerdef(t.oid), t.tgenabled) FROM pg_trigger t WHERE NOT t.tgisinternal",
+    ),
+    (
+        "policies",
+        "SELECT format('%I.%I %I %s %s %s using=%s check=%s', schemaname, tablename, policyname, permissive, roles, cmd, qual, with_check) FROM pg_policies",
+    ),
+    (
+        "row security",
+        "SELECT format('%s rls=%s force=%s', c.oid::regclass, c.relrowsecurity, c.relforcerowsecurity) FROM pg_class c \
+        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'",
+    ),
+    (
+        "functions",
+        "SELECT format('%s %s', p.oid::regprocedure, md5(pg_get_functiondef(p.oid))) FROM pg_proc p \
+        JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind IN ('f', 'p') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'",
+    ),
+    (
+        "views",
+        "SELECT format('%s %s %s', c.oid::regclass, c.reloptions, md5(pg_get_viewdef(c.oid))) FROM pg_class c \
+        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'",
+    ),
+    (
+        "constraints",
+        "SELECT format('%s %I %s validated=%s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid), c.convalidated) \
+        FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE c.conrelid <> 0 AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'",
+    ),
+    (
+        "indexes",
+        "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'",
+    ),
+    (
+        "publication tables",
+        "SELECT format('%s %I.%I', pubname, schemaname, tablename) FROM pg_publication_tables",
+    ),
+    (
+        "extensions",
+        "SELECT format('%s %s %s', e.extname, e.extversion, n.nspname) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace",
+    ),
 ];
 
 /// `pg_temp.acl_text(aclitem[])`: an ACL as sorted `grantee:PRIVILEGE[*]` (grantors left out:
@@ -576,8 +737,17 @@ impl PgCluster {
     pub fn catalog(&self, db: &str) -> BTreeMap<String, Vec<String>> {
         let mut out = BTreeMap::new();
         for (what, q) in CATALOG_QUERIES {
-            let text = self.psql_db(db, &format!("SET search_path = ''; {ACL_TEXT} SELECT x FROM ({q}) AS t(x) ORDER BY 1"));
-            out.insert(what.to_string(), text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect());
+            let text = self.psql_db(
+                db,
+                &format!("SET search_path = ''; {ACL_TEXT} SELECT x FROM ({q}) AS t(x) ORDER BY 1"),
+            );
+            out.insert(
+                what.to_string(),
+                text.lines()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            );
         }
         out
     }
@@ -590,7 +760,10 @@ impl PgCluster {
 }
 
 /// Panic with every difference between two [`PgCluster::catalog`]s, category by category.
-pub fn assert_catalogs_equal(source: &BTreeMap<String, Vec<String>>, target: &BTreeMap<String, Vec<String>>) {
+pub fn assert_catalogs_equal(
+    source: &BTreeMap<String, Vec<String>>,
+    target: &BTreeMap<String, Vec<String>>,
+) {
     let mut diffs = Vec::new();
     for (what, want) in source {
         let have = target.get(what).cloned().unwrap_or_default();
@@ -601,5 +774,9 @@ pub fn assert_catalogs_equal(source: &BTreeMap<String, Vec<String>>, target: &BT
             diffs.push(format!("{what}: only in the target: {l}"));
         }
     }
-    assert!(diffs.is_empty(), "the restored catalogs differ from the source's:\n{}", diffs.join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "the restored catalogs differ from the source's:\n{}",
+        diffs.join("\n")
+    );
 }

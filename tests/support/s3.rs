@@ -67,7 +67,11 @@ pub struct S3Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl S3Server {
@@ -92,14 +96,22 @@ impl S3Server {
             .spawn()
             .expect("start moto: is moto[server] installed? (`pip install 'moto[server]'`, or run bash .ci/test.sh)");
         let endpoint = format!("http://127.0.0.1:{port}");
-        let mut server = S3Server { child, endpoint, access_key: String::new(), secret_key: String::new() };
+        let mut server = S3Server {
+            child,
+            endpoint,
+            access_key: String::new(),
+            secret_key: String::new(),
+        };
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!("moto exited at startup ({status}); is moto[server] installed?");
             }
-            assert!(Instant::now() < deadline, "moto did not start listening within 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "moto did not start listening within 60 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         let out = Command::new("python3")
@@ -107,7 +119,11 @@ impl S3Server {
             .env_remove("AWS_PROFILE")
             .output()
             .expect("run python3 for the moto setup");
-        assert!(out.status.success(), "moto setup failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "moto setup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let line = String::from_utf8(out.stdout).unwrap();
         let mut parts = line.split_whitespace();
         server.access_key = parts.next().expect("access key id").to_string();

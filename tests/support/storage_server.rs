@@ -28,7 +28,10 @@ type Body = BoxBody<Bytes, std::io::Error>;
 pub enum Content {
     Bytes(Bytes),
     /// Deterministic pseudo-random bytes, produced while serving.
-    Generated { seed: u64, len: u64 },
+    Generated {
+        seed: u64,
+        len: u64,
+    },
 }
 
 impl Content {
@@ -42,7 +45,9 @@ impl Content {
     pub fn slice(&self, from: u64, to: u64) -> Bytes {
         match self {
             Content::Bytes(b) => b.slice(from as usize..to as usize),
-            Content::Generated { seed, .. } => Bytes::from(generated(*seed, from, (to - from) as usize)),
+            Content::Generated { seed, .. } => {
+                Bytes::from(generated(*seed, from, (to - from) as usize))
+            }
         }
     }
     pub fn all(&self) -> Vec<u8> {
@@ -158,7 +163,9 @@ pub struct StorageServer {
 }
 
 fn now() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 fn etag_of(c: &Content) -> String {
@@ -170,7 +177,10 @@ fn etag_of(c: &Content) -> String {
 
 /// Supabase's rule for object names (letters, digits and `/ ! - . * ' ( ) space & $ @ = ; : + , ?` and `_`).
 pub fn safe_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "/!-.*'() &$@=;:+,?_".contains(c))
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/!-.*'() &$@=;:+,?_".contains(c))
 }
 
 impl StorageServer {
@@ -191,20 +201,34 @@ impl StorageServer {
         let (tx, rx) = std::sync::mpsc::channel();
         let st = state.clone();
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 tx.send(listener.local_addr().unwrap()).unwrap();
                 loop {
-                    let Ok((sock, _)) = listener.accept().await else { continue };
-                    if st.faults.lock().unwrap().outage_until.is_some_and(|t| std::time::Instant::now() < t) {
+                    let Ok((sock, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    if st
+                        .faults
+                        .lock()
+                        .unwrap()
+                        .outage_until
+                        .is_some_and(|t| std::time::Instant::now() < t)
+                    {
                         drop(sock);
                         continue;
                     }
                     let st = st.clone();
                     tokio::spawn(async move {
                         let svc = hyper::service::service_fn(move |req| handle(st.clone(), req));
-                        let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(sock), svc).await;
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(sock), svc)
+                            .await;
                     });
                 }
             });
@@ -239,7 +263,13 @@ impl StorageServer {
         self.state.downloads.load(Ordering::SeqCst)
     }
 
-    pub fn create_bucket(&self, id: &str, public: bool, file_size_limit: Option<u64>, mimes: Option<&[&str]>) {
+    pub fn create_bucket(
+        &self,
+        id: &str,
+        public: bool,
+        file_size_limit: Option<u64>,
+        mimes: Option<&[&str]>,
+    ) {
         let mut d = self.state.data.lock().unwrap();
         d.buckets.insert(
             id.into(),
@@ -255,7 +285,15 @@ impl StorageServer {
     }
 
     /// Put an object directly (no name rule: objects made by older servers or other tools).
-    pub fn put(&self, bucket: &str, name: &str, content: Content, content_type: &str, cache_control: &str, user_metadata: Option<Value>) {
+    pub fn put(
+        &self,
+        bucket: &str,
+        name: &str,
+        content: Content,
+        content_type: &str,
+        cache_control: &str,
+        user_metadata: Option<Value>,
+    ) {
         let mut d = self.state.data.lock().unwrap();
         d.seq += 1;
         let t = now();
@@ -269,11 +307,21 @@ impl StorageServer {
             created_at: t.clone(),
             updated_at: t,
         };
-        d.objects.get_mut(bucket).expect("bucket exists").insert(name.into(), obj);
+        d.objects
+            .get_mut(bucket)
+            .expect("bucket exists")
+            .insert(name.into(), obj);
     }
 
     pub fn delete(&self, bucket: &str, name: &str) {
-        self.state.data.lock().unwrap().objects.get_mut(bucket).unwrap().remove(name);
+        self.state
+            .data
+            .lock()
+            .unwrap()
+            .objects
+            .get_mut(bucket)
+            .unwrap()
+            .remove(name);
     }
 
     pub fn buckets(&self) -> BTreeMap<String, BucketRec> {
@@ -281,11 +329,25 @@ impl StorageServer {
     }
 
     pub fn objects(&self, bucket: &str) -> BTreeMap<String, Obj> {
-        self.state.data.lock().unwrap().objects.get(bucket).cloned().unwrap_or_default()
+        self.state
+            .data
+            .lock()
+            .unwrap()
+            .objects
+            .get(bucket)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn object_count(&self) -> usize {
-        self.state.data.lock().unwrap().objects.values().map(|o| o.len()).sum()
+        self.state
+            .data
+            .lock()
+            .unwrap()
+            .objects
+            .values()
+            .map(|o| o.len())
+            .sum()
     }
 }
 
@@ -293,13 +355,20 @@ fn json_resp(status: StatusCode, v: Value) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json; charset=utf-8")
-        .body(Full::new(Bytes::from(v.to_string())).map_err(|never| match never {}).boxed())
+        .body(
+            Full::new(Bytes::from(v.to_string()))
+                .map_err(|never| match never {})
+                .boxed(),
+        )
         .unwrap()
 }
 
 /// The server's error shape: HTTP 400 with the real status in the body (as Supabase answers).
 fn err(code: u16, error: &str, message: &str) -> Response<Body> {
-    json_resp(StatusCode::BAD_REQUEST, json!({"statusCode": code.to_string(), "error": error, "message": message}))
+    json_resp(
+        StatusCode::BAD_REQUEST,
+        json!({"statusCode": code.to_string(), "error": error, "message": message}),
+    )
 }
 
 fn pct_decode(s: &str) -> String {
@@ -329,10 +398,14 @@ fn outage() -> std::io::Error {
 async fn handle(st: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, std::io::Error> {
     let (slow, fail, reset) = {
         let mut f = st.faults.lock().unwrap();
-        if f.outage_until.is_some_and(|t| std::time::Instant::now() < t) {
+        if f.outage_until
+            .is_some_and(|t| std::time::Instant::now() < t)
+        {
             return Err(outage());
         }
-        let is_download = req.method() == Method::GET && req.uri().path().contains("/object/") && !req.uri().path().contains("/object/info/");
+        let is_download = req.method() == Method::GET
+            && req.uri().path().contains("/object/")
+            && !req.uri().path().contains("/object/info/");
         if is_download && let Some(d) = f.outage_at_next_download.take() {
             f.outage_until = Some(std::time::Instant::now() + d);
             return Err(outage());
@@ -355,38 +428,80 @@ async fn handle(st: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body
         tokio::time::sleep(Duration::from_millis(slow)).await;
     }
     if reset {
-        return Ok(json_resp(StatusCode::UNAUTHORIZED, json!({"statusCode": "401", "error": "Unauthorized", "message": "jwt expired"})));
+        return Ok(json_resp(
+            StatusCode::UNAUTHORIZED,
+            json!({"statusCode": "401", "error": "Unauthorized", "message": "jwt expired"}),
+        ));
     }
     if let Some(n) = fail {
-        let status = [StatusCode::SERVICE_UNAVAILABLE, StatusCode::INTERNAL_SERVER_ERROR, StatusCode::TOO_MANY_REQUESTS][n as usize % 3];
-        return Ok(json_resp(status, json!({"statusCode": status.as_u16().to_string(), "error": "Unavailable", "message": "try again"})));
+        let status = [
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::TOO_MANY_REQUESTS,
+        ][n as usize % 3];
+        return Ok(json_resp(
+            status,
+            json!({"statusCode": status.as_u16().to_string(), "error": "Unavailable", "message": "try again"}),
+        ));
     }
     // Behind the gateway (`/storage/v1/…`) `apikey` must be a valid key; the storage server
     // itself checks the bearer JWT.
-    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
-    if req.uri().path().starts_with("/storage/v1/") && header("apikey").as_deref() != Some(st.key.as_str()) {
-        return Ok(json_resp(StatusCode::UNAUTHORIZED, json!({"message": "Invalid API key"})));
+    let header = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    if req.uri().path().starts_with("/storage/v1/")
+        && header("apikey").as_deref() != Some(st.key.as_str())
+    {
+        return Ok(json_resp(
+            StatusCode::UNAUTHORIZED,
+            json!({"message": "Invalid API key"}),
+        ));
     }
     match header("authorization") {
-        None => return Ok(err(400, "Error", "headers must have required property 'authorization'")),
-        Some(a) if a != format!("Bearer {}", st.key) => return Ok(err(403, "Unauthorized", "invalid signature")),
+        None => {
+            return Ok(err(
+                400,
+                "Error",
+                "headers must have required property 'authorization'",
+            ));
+        }
+        Some(a) if a != format!("Bearer {}", st.key) => {
+            return Ok(err(403, "Unauthorized", "invalid signature"));
+        }
         _ => {}
     }
     let raw_path = req.uri().path().to_string();
-    let path = raw_path.strip_prefix("/storage/v1").unwrap_or(&raw_path).to_string();
+    let path = raw_path
+        .strip_prefix("/storage/v1")
+        .unwrap_or(&raw_path)
+        .to_string();
     let method = req.method().clone();
     let segs: Vec<&str> = path.trim_start_matches('/').splitn(3, '/').collect();
     let resp = match (method.clone(), segs.as_slice()) {
         (Method::GET, ["bucket"]) => {
             let d = st.data.lock().unwrap();
-            json_resp(StatusCode::OK, Value::Array(d.buckets.values().map(BucketRec::json).collect()))
+            json_resp(
+                StatusCode::OK,
+                Value::Array(d.buckets.values().map(BucketRec::json).collect()),
+            )
         }
         (Method::POST, ["bucket"]) => {
             let body = read_json(req).await;
-            let id = body["id"].as_str().or(body["name"].as_str()).unwrap_or_default().to_string();
+            let id = body["id"]
+                .as_str()
+                .or(body["name"].as_str())
+                .unwrap_or_default()
+                .to_string();
             let mut d = st.data.lock().unwrap();
             if id.is_empty() {
-                err(400, "InvalidRequest", "body must have required property 'name'")
+                err(
+                    400,
+                    "InvalidRequest",
+                    "body must have required property 'name'",
+                )
             } else if d.buckets.contains_key(&id) {
                 err(409, "Duplicate", "The resource already exists")
             } else {
@@ -394,7 +509,11 @@ async fn handle(st: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body
                     id: id.clone(),
                     public: body["public"].as_bool().unwrap_or(false),
                     file_size_limit: body["file_size_limit"].as_u64(),
-                    allowed_mime_types: body["allowed_mime_types"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()),
+                    allowed_mime_types: body["allowed_mime_types"].as_array().map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect()
+                    }),
                     created_at: now(),
                 };
                 d.buckets.insert(id.clone(), rec);
@@ -404,10 +523,16 @@ async fn handle(st: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body
         }
         (m, ["bucket", id]) => {
             let id = pct_decode(id);
-            let body = if m == Method::PUT { read_json(req).await } else { Value::Null };
+            let body = if m == Method::PUT {
+                read_json(req).await
+            } else {
+                Value::Null
+            };
             let mut d = st.data.lock().unwrap();
             match m {
-                _ if !d.buckets.contains_key(&id) => err(404, "Bucket not found", "Bucket not found"),
+                _ if !d.buckets.contains_key(&id) => {
+                    err(404, "Bucket not found", "Bucket not found")
+                }
                 Method::GET => json_resp(StatusCode::OK, d.buckets[&id].json()),
                 Method::PUT => {
                     let b = d.buckets.get_mut(&id).unwrap();
@@ -415,12 +540,20 @@ async fn handle(st: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body
                         b.public = p;
                     }
                     b.file_size_limit = body["file_size_limit"].as_u64();
-                    b.allowed_mime_types = body["allowed_mime_types"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect());
+                    b.allowed_mime_types = body["allowed_mime_types"].as_array().map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect()
+                    });
                     json_resp(StatusCode::OK, json!({"message": "Successfully updated"}))
                 }
                 Method::DELETE => {
                     if d.objects.get(&id).is_some_and(|o| !o.is_empty()) {
-                        err(409, "InvalidRequest", "The bucket you tried to delete is not empty")
+                        err(
+                            409,
+                            "InvalidRequest",
+                            "The bucket you tried to delete is not empty",
+                        )
                     } else {
                         d.buckets.remove(&id);
                         d.objects.remove(&id);
@@ -441,7 +574,11 @@ async fn handle(st: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body
         (Method::POST, ["object", "list-v2", bucket]) => {
             st.list_v2_calls.fetch_add(1, Ordering::SeqCst);
             if !st.v2.load(Ordering::SeqCst) {
-                return Ok(err(400, "FeatureNotEnabled", "feature not enabled for this tenant"));
+                return Ok(err(
+                    400,
+                    "FeatureNotEnabled",
+                    "feature not enabled for this tenant",
+                ));
             }
             let bucket = pct_decode(bucket);
             let body = read_json(req).await;
@@ -465,23 +602,30 @@ async fn handle(st: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body
                 }),
                 // storage v1.70, as recorded (storage-api-transcript.md §3.1): the user
                 // metadata is `metadata`, `{}` when none; no `user_metadata` key.
-                Some(o) => json_resp(StatusCode::OK, json!({
-                    "id": o.id,
-                    "name": name,
-                    "version": o.id,
-                    "bucket_id": bucket,
-                    "size": o.content.len(),
-                    "content_type": o.content_type,
-                    "cache_control": o.cache_control,
-                    "etag": o.etag,
-                    "metadata": o.user_metadata.clone().unwrap_or_else(|| json!({})),
-                    "last_modified": o.updated_at,
-                    "created_at": o.created_at,
-                })),
+                Some(o) => json_resp(
+                    StatusCode::OK,
+                    json!({
+                        "id": o.id,
+                        "name": name,
+                        "version": o.id,
+                        "bucket_id": bucket,
+                        "size": o.content.len(),
+                        "content_type": o.content_type,
+                        "cache_control": o.cache_control,
+                        "etag": o.etag,
+                        "metadata": o.user_metadata.clone().unwrap_or_else(|| json!({})),
+                        "last_modified": o.updated_at,
+                        "created_at": o.created_at,
+                    }),
+                ),
             }
         }
         (Method::GET, ["object", first, rest]) => {
-            let rest = if *first == "authenticated" || *first == "public" { rest.to_string() } else { format!("{first}/{rest}") };
+            let rest = if *first == "authenticated" || *first == "public" {
+                rest.to_string()
+            } else {
+                format!("{first}/{rest}")
+            };
             let (bucket, name) = split_object(&rest);
             let range = header("range");
             download(&st, &bucket, &name, range.as_deref())
@@ -490,7 +634,11 @@ async fn handle(st: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body
             let (bucket, name) = split_object(&format!("{first}/{rest}"));
             upload(&st, &bucket, &name, method == Method::PUT, req).await
         }
-        _ => err(404, "not_found", &format!("Route {} {} not found", method, raw_path)),
+        _ => err(
+            404,
+            "not_found",
+            &format!("Route {} {} not found", method, raw_path),
+        ),
     };
     Ok(resp)
 }
@@ -501,7 +649,12 @@ fn split_object(rest: &str) -> (String, String) {
 }
 
 async fn read_json(req: Request<Incoming>) -> Value {
-    let b = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let b = req
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     serde_json::from_slice(&b).unwrap_or(Value::Null)
 }
 
@@ -537,14 +690,26 @@ fn after_list(st: &Shared) {
 /// v1: one folder level under `prefix`; folders as `{name, id: null, metadata: null}`; offset pages.
 fn list_v1(st: &Shared, bucket: &str, body: &Value) -> Response<Body> {
     let d = st.data.lock().unwrap();
-    let Some(objects) = d.objects.get(bucket) else { return err(404, "Bucket not found", "Bucket not found") };
-    let prefix = body["prefix"].as_str().unwrap_or("").trim_matches('/').to_string();
+    let Some(objects) = d.objects.get(bucket) else {
+        return err(404, "Bucket not found", "Bucket not found");
+    };
+    let prefix = body["prefix"]
+        .as_str()
+        .unwrap_or("")
+        .trim_matches('/')
+        .to_string();
     let limit = body["limit"].as_u64().unwrap_or(100) as usize;
     let offset = body["offset"].as_u64().unwrap_or(0) as usize;
-    let lead = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+    let lead = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}/")
+    };
     let mut items: BTreeMap<String, Value> = BTreeMap::new();
     for (name, o) in objects.range(lead.clone()..) {
-        let Some(rest) = name.strip_prefix(&lead) else { break };
+        let Some(rest) = name.strip_prefix(&lead) else {
+            break;
+        };
         match rest.split_once('/') {
             Some((folder, _)) => {
                 items.entry(folder.to_string()).or_insert_with(|| {
@@ -563,7 +728,9 @@ fn list_v1(st: &Shared, bucket: &str, body: &Value) -> Response<Body> {
 /// v2 without delimiter: every object under `prefix`, flat, by name, after the cursor.
 fn list_v2(st: &Shared, bucket: &str, body: &Value) -> Response<Body> {
     let d = st.data.lock().unwrap();
-    let Some(objects) = d.objects.get(bucket) else { return err(404, "Bucket not found", "Bucket not found") };
+    let Some(objects) = d.objects.get(bucket) else {
+        return err(404, "Bucket not found", "Bucket not found");
+    };
     let prefix = body["prefix"].as_str().unwrap_or("");
     let limit = body["limit"].as_u64().unwrap_or(1000).clamp(1, 1000) as usize;
     let after = body["cursor"]
@@ -582,8 +749,16 @@ fn list_v2(st: &Shared, bucket: &str, body: &Value) -> Response<Body> {
         }
         page.push((name.clone(), object_json(name, o)));
     }
-    let next = if more { page.last().map(|(n, _)| base64::engine::general_purpose::STANDARD.encode(n)) } else { None };
-    json_resp(StatusCode::OK, json!({"hasNext": more, "nextCursor": next, "folders": [], "objects": page.into_iter().map(|(_, v)| v).collect::<Vec<_>>()}))
+    let next = if more {
+        page.last()
+            .map(|(n, _)| base64::engine::general_purpose::STANDARD.encode(n))
+    } else {
+        None
+    };
+    json_resp(
+        StatusCode::OK,
+        json!({"hasNext": more, "nextCursor": next, "folders": [], "objects": page.into_iter().map(|(_, v)| v).collect::<Vec<_>>()}),
+    )
 }
 
 fn download(st: &Shared, bucket: &str, name: &str, range: Option<&str>) -> Response<Body> {
@@ -605,7 +780,9 @@ fn download(st: &Shared, bucket: &str, name: &str, range: Option<&str>) -> Respo
     }
     let (obj, reset) = {
         let d = st.data.lock().unwrap();
-        let Some(o) = d.objects.get(bucket).and_then(|o| o.get(name)).cloned() else { return err(404, "not_found", "Object not found") };
+        let Some(o) = d.objects.get(bucket).and_then(|o| o.get(name)).cloned() else {
+            return err(404, "not_found", "Object not found");
+        };
         let mut f = st.faults.lock().unwrap();
         let reset = f.reset_mid_body > 0;
         if reset {
@@ -615,7 +792,10 @@ fn download(st: &Shared, bucket: &str, name: &str, range: Option<&str>) -> Respo
     };
     st.downloads.fetch_add(1, Ordering::SeqCst);
     let len = obj.content.len();
-    let (from, to, partial) = match range.and_then(|r| r.strip_prefix("bytes=")).and_then(|r| r.split_once('-')) {
+    let (from, to, partial) = match range
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.split_once('-'))
+    {
         Some((a, b)) => {
             let from: u64 = a.parse().unwrap_or(0);
             let to: u64 = b.parse::<u64>().map(|b| b + 1).unwrap_or(len).min(len);
@@ -623,7 +803,11 @@ fn download(st: &Shared, bucket: &str, name: &str, range: Option<&str>) -> Respo
         }
         None => (0, len, false),
     };
-    let break_at = if reset { from + (to - from) / 2 } else { u64::MAX };
+    let break_at = if reset {
+        from + (to - from) / 2
+    } else {
+        u64::MAX
+    };
     let content = obj.content.clone();
     let served = Arc::new(AtomicU64::new(0));
     let stream = futures_util::stream::unfold(from, move |pos| {
@@ -634,9 +818,17 @@ fn download(st: &Shared, bucket: &str, name: &str, range: Option<&str>) -> Respo
                 return None;
             }
             if pos >= break_at {
-                return Some((Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fault: reset mid-body")), to));
+                return Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "fault: reset mid-body",
+                    )),
+                    to,
+                ));
             }
-            let end = (pos + 64 * 1024).min(to).min(if break_at > pos { break_at } else { to });
+            let end = (pos + 64 * 1024)
+                .min(to)
+                .min(if break_at > pos { break_at } else { to });
             let chunk = content.slice(pos, end);
             served.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             Some((Ok(Frame::data(chunk)), end))
@@ -644,38 +836,72 @@ fn download(st: &Shared, bucket: &str, name: &str, range: Option<&str>) -> Respo
     });
     st.bytes_served.fetch_add(to - from, Ordering::Relaxed);
     let mut b = Response::builder()
-        .status(if partial { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK })
+        .status(if partial {
+            StatusCode::PARTIAL_CONTENT
+        } else {
+            StatusCode::OK
+        })
         .header("content-type", &obj.content_type)
         .header("cache-control", &obj.cache_control)
         .header("etag", &obj.etag)
         .header("last-modified", &obj.updated_at)
         .header("content-length", to - from);
     if partial {
-        b = b.header("content-range", format!("bytes {from}-{}/{len}", to.saturating_sub(1)));
+        b = b.header(
+            "content-range",
+            format!("bytes {from}-{}/{len}", to.saturating_sub(1)),
+        );
     }
     b.body(BodyExt::boxed(StreamBody::new(stream))).unwrap()
 }
 
 fn mime_allowed(allowed: &[String], ct: &str) -> bool {
     let ct = ct.split(';').next().unwrap_or("").trim();
-    allowed.iter().any(|a| a == ct || a.strip_suffix("/*").is_some_and(|p| ct.split('/').next() == Some(p)))
+    allowed.iter().any(|a| {
+        a == ct
+            || a.strip_suffix("/*")
+                .is_some_and(|p| ct.split('/').next() == Some(p))
+    })
 }
 
-async fn upload(st: &Shared, bucket: &str, name: &str, is_put: bool, req: Request<Incoming>) -> Response<Body> {
-    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+async fn upload(
+    st: &Shared,
+    bucket: &str,
+    name: &str,
+    is_put: bool,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let header = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let ct = header("content-type").unwrap_or_else(|| "text/plain;charset=UTF-8".into());
     let cc = header("cache-control").unwrap_or_else(|| "no-cache".into());
     let upsert = header("x-upsert").as_deref() == Some("true") || is_put;
     let meta = match header("x-metadata") {
-        Some(m) => match base64::engine::general_purpose::STANDARD.decode(m).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
+        Some(m) => match base64::engine::general_purpose::STANDARD
+            .decode(m)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        {
             Some(v) => Some(v),
-            None => return err(400, "InvalidRequest", "x-metadata must be base64-encoded JSON"),
+            None => {
+                return err(
+                    400,
+                    "InvalidRequest",
+                    "x-metadata must be base64-encoded JSON",
+                );
+            }
         },
         None => None,
     };
     {
         let d = st.data.lock().unwrap();
-        let Some(b) = d.buckets.get(bucket) else { return err(404, "Bucket not found", "Bucket not found") };
+        let Some(b) = d.buckets.get(bucket) else {
+            return err(404, "Bucket not found", "Bucket not found");
+        };
         if st.strict_names.load(Ordering::SeqCst) && !safe_name(name) {
             return err(400, "InvalidKey", &format!("Invalid key: {name}"));
         }
@@ -683,7 +909,11 @@ async fn upload(st: &Shared, bucket: &str, name: &str, is_put: bool, req: Reques
             && !a.is_empty()
             && !mime_allowed(a, &ct)
         {
-            return err(415, "invalid_mime_type", &format!("mime type {ct} is not supported"));
+            return err(
+                415,
+                "invalid_mime_type",
+                &format!("mime type {ct} is not supported"),
+            );
         }
         if !upsert && d.objects[bucket].contains_key(name) {
             return err(409, "Duplicate", "The resource already exists");
@@ -697,15 +927,37 @@ async fn upload(st: &Shared, bucket: &str, name: &str, is_put: bool, req: Reques
     if let Some(limit) = d.buckets[bucket].file_size_limit
         && body.len() as u64 > limit
     {
-        return err(413, "Payload too large", "The object exceeded the maximum allowed size");
+        return err(
+            413,
+            "Payload too large",
+            "The object exceeded the maximum allowed size",
+        );
     }
     st.uploads.fetch_add(1, Ordering::SeqCst);
     d.seq += 1;
     let t = now();
     let id = format!("00000000-0000-4000-8000-{:012}", d.seq);
     let content = Content::Bytes(body);
-    let created = d.objects[bucket].get(name).map(|o| o.created_at.clone()).unwrap_or_else(|| t.clone());
-    let obj = Obj { id: id.clone(), etag: etag_of(&content), content, content_type: ct, cache_control: cc, user_metadata: meta, created_at: created, updated_at: t };
-    d.objects.get_mut(bucket).unwrap().insert(name.to_string(), obj);
-    json_resp(StatusCode::OK, json!({"Key": format!("{bucket}/{name}"), "Id": id}))
+    let created = d.objects[bucket]
+        .get(name)
+        .map(|o| o.created_at.clone())
+        .unwrap_or_else(|| t.clone());
+    let obj = Obj {
+        id: id.clone(),
+        etag: etag_of(&content),
+        content,
+        content_type: ct,
+        cache_control: cc,
+        user_metadata: meta,
+        created_at: created,
+        updated_at: t,
+    };
+    d.objects
+        .get_mut(bucket)
+        .unwrap()
+        .insert(name.to_string(), obj);
+    json_resp(
+        StatusCode::OK,
+        json!({"Key": format!("{bucket}/{name}"), "Id": id}),
+    )
 }

@@ -21,14 +21,20 @@ use crate::source::postgres::sanitize::is_reserved_role;
 /// The objects of `acls` a restore of `scope` creates (their ACLs are set): in user schemas for
 /// the whole database; for a table, the table, its columns and its owned sequences (`owned`:
 /// sequence names in the table's schema).
-pub fn objects_in_scope<'a>(acls: &'a Acls, scope: &Scope, owned: &BTreeSet<String>) -> Vec<&'a ObjectAcl> {
+pub fn objects_in_scope<'a>(
+    acls: &'a Acls,
+    scope: &Scope,
+    owned: &BTreeSet<String>,
+) -> Vec<&'a ObjectAcl> {
     acls.objects
         .iter()
         .filter(|o| match scope {
             Scope::Whole => !is_managed_schema(&o.schema),
             Scope::Schema(s) => o.schema == *s,
             Scope::Table(s, t) => {
-                o.schema == *s && ((matches!(o.kind.as_str(), "table" | "column") && o.object == *t) || (o.kind == "sequence" && owned.contains(&o.object)))
+                o.schema == *s
+                    && ((matches!(o.kind.as_str(), "table" | "column") && o.object == *t)
+                        || (o.kind == "sequence" && owned.contains(&o.object)))
             }
         })
         .collect()
@@ -40,12 +46,22 @@ pub fn objects_in_scope<'a>(acls: &'a Acls, scope: &Scope, owned: &BTreeSet<Stri
 /// an empty ACL where the snapshot has none, so the target's extra defaults go.
 pub fn defaults_in_scope(acls: &Acls, scope: &Scope) -> Vec<DefaultAcl> {
     let schemas: BTreeSet<&str> = match scope {
-        Scope::Whole => acls.objects.iter().filter(|o| o.kind == "schema" && !is_managed_schema(&o.schema)).map(|o| o.schema.as_str()).collect(),
+        Scope::Whole => acls
+            .objects
+            .iter()
+            .filter(|o| o.kind == "schema" && !is_managed_schema(&o.schema))
+            .map(|o| o.schema.as_str())
+            .collect(),
         Scope::Schema(s) => BTreeSet::from([s.as_str()]),
         Scope::Table(..) => return vec![],
     };
     let ours = |r: &str| r == acls.role || !is_reserved_role(r);
-    let mut roles: BTreeSet<&str> = acls.defaults.iter().filter(|d| d.schema.as_deref().is_some_and(|s| schemas.contains(s)) && ours(&d.role)).map(|d| d.role.as_str()).collect();
+    let mut roles: BTreeSet<&str> = acls
+        .defaults
+        .iter()
+        .filter(|d| d.schema.as_deref().is_some_and(|s| schemas.contains(s)) && ours(&d.role))
+        .map(|d| d.role.as_str())
+        .collect();
     if !acls.role.is_empty() {
         roles.insert(&acls.role);
     }
@@ -53,7 +69,9 @@ pub fn defaults_in_scope(acls: &Acls, scope: &Scope) -> Vec<DefaultAcl> {
     for role in &roles {
         for schema in &schemas {
             for objtype in ["r", "S", "f", "T"] {
-                let have = acls.defaults.iter().find(|d| d.role == *role && d.schema.as_deref() == Some(*schema) && d.objtype == objtype);
+                let have = acls.defaults.iter().find(|d| {
+                    d.role == *role && d.schema.as_deref() == Some(*schema) && d.objtype == objtype
+                });
                 out.push(DefaultAcl {
                     role: role.to_string(),
                     schema: Some(schema.to_string()),
@@ -65,7 +83,12 @@ pub fn defaults_in_scope(acls: &Acls, scope: &Scope) -> Vec<DefaultAcl> {
     }
     if *scope == Scope::Whole {
         // Global defaults (no schema) are stated only where the snapshot had them.
-        out.extend(acls.defaults.iter().filter(|d| d.schema.is_none() && ours(&d.role)).cloned());
+        out.extend(
+            acls.defaults
+                .iter()
+                .filter(|d| d.schema.is_none() && ours(&d.role))
+                .cloned(),
+        );
     }
     out
 }
@@ -171,7 +194,9 @@ pub fn set_sql(objects: &[&ObjectAcl], defaults: &[DefaultAcl]) -> String {
     if objects.is_empty() && defaults.is_empty() {
         return String::new();
     }
-    let mut out = String::from("-- snap: every restored object's privileges exactly as in the snapshot (see repo-format.md §7.3)\n");
+    let mut out = String::from(
+        "-- snap: every restored object's privileges exactly as in the snapshot (see repo-format.md §7.3)\n",
+    );
     out.push_str(FUNCTIONS);
     let rank = |k: &str| match k {
         "schema" => 0,
@@ -182,11 +207,21 @@ pub fn set_sql(objects: &[&ObjectAcl], defaults: &[DefaultAcl]) -> String {
     objs.sort_by_key(|o| rank(&o.kind));
     for o in objs {
         let col = o.column.as_deref().map(ql).unwrap_or_else(|| "NULL".into());
-        out.push_str(&format!("SELECT pg_temp.snap_set_acl({}, {}, {col}, {});\n", ql(&o.kind), ql(&o.name), entries_json(&o.entries)));
+        out.push_str(&format!(
+            "SELECT pg_temp.snap_set_acl({}, {}, {col}, {});\n",
+            ql(&o.kind),
+            ql(&o.name),
+            entries_json(&o.entries)
+        ));
     }
     for d in defaults {
         let sch = d.schema.as_deref().map(ql).unwrap_or_else(|| "NULL".into());
-        out.push_str(&format!("SELECT pg_temp.snap_set_default_acl({}, {sch}, {}, {});\n", ql(&d.role), ql(&d.objtype), entries_json(&d.entries)));
+        out.push_str(&format!(
+            "SELECT pg_temp.snap_set_default_acl({}, {sch}, {}, {});\n",
+            ql(&d.role),
+            ql(&d.objtype),
+            entries_json(&d.entries)
+        ));
     }
     out.push_str(DROP_FUNCTIONS);
     out
@@ -200,13 +235,22 @@ fn label(o: &ObjectAcl) -> String {
 }
 
 fn entry(e: &AclEntry) -> String {
-    format!("{} {}{}", if e.0 == "=owner" { "the owner" } else { &e.0 }, e.1, if e.2 { " WITH GRANT OPTION" } else { "" })
+    format!(
+        "{} {}{}",
+        if e.0 == "=owner" { "the owner" } else { &e.0 },
+        e.1,
+        if e.2 { " WITH GRANT OPTION" } else { "" }
+    )
 }
 
 /// Every difference between the snapshot's ACLs (`want`) and the target's (`have`), named by
 /// object, grantee and privilege. Pure.
 pub fn differences(want: &[&ObjectAcl], have: &Acls) -> Vec<String> {
-    let index: BTreeMap<(&str, &str, Option<&str>), &ObjectAcl> = have.objects.iter().map(|o| ((o.kind.as_str(), o.name.as_str(), o.column.as_deref()), o)).collect();
+    let index: BTreeMap<(&str, &str, Option<&str>), &ObjectAcl> = have
+        .objects
+        .iter()
+        .map(|o| ((o.kind.as_str(), o.name.as_str(), o.column.as_deref()), o))
+        .collect();
     let mut out = Vec::new();
     for w in want {
         let Some(h) = index.get(&(w.kind.as_str(), w.name.as_str(), w.column.as_deref())) else {
@@ -222,9 +266,27 @@ pub fn differences(want: &[&ObjectAcl], have: &Acls) -> Vec<String> {
 pub fn default_differences(want: &[DefaultAcl], have: &Acls) -> Vec<String> {
     let mut out = Vec::new();
     for w in want {
-        let h = have.defaults.iter().find(|h| h.role == w.role && h.schema == w.schema && h.objtype == w.objtype).map(|h| h.entries.clone()).unwrap_or_default();
-        let what = format!("default privileges of {} on {} in {}", w.role, objtype_name(&w.objtype), w.schema.as_deref().map_or("every schema".into(), |s| format!("schema {s}")));
-        if w.schema.is_none() && h.is_empty() && !have.defaults.iter().any(|x| x.role == w.role && x.schema.is_none() && x.objtype == w.objtype) {
+        let h = have
+            .defaults
+            .iter()
+            .find(|h| h.role == w.role && h.schema == w.schema && h.objtype == w.objtype)
+            .map(|h| h.entries.clone())
+            .unwrap_or_default();
+        let what = format!(
+            "default privileges of {} on {} in {}",
+            w.role,
+            objtype_name(&w.objtype),
+            w.schema
+                .as_deref()
+                .map_or("every schema".into(), |s| format!("schema {s}"))
+        );
+        if w.schema.is_none()
+            && h.is_empty()
+            && !have
+                .defaults
+                .iter()
+                .any(|x| x.role == w.role && x.schema.is_none() && x.objtype == w.objtype)
+        {
             // No row: the built-in default, which the restore only states where the snapshot had a row.
             out.push(format!("{what}: the target has the built-in default"));
             continue;
@@ -250,10 +312,16 @@ fn diff_entries(what: &str, want: &[AclEntry], have: &[AclEntry], out: &mut Vec<
     let extra: Vec<String> = h.difference(&w).map(|e| entry(e)).collect();
     let missing: Vec<String> = w.difference(&h).map(|e| entry(e)).collect();
     if !extra.is_empty() {
-        out.push(format!("{what}: {} in the target, not in the snapshot", extra.join(", ")));
+        out.push(format!(
+            "{what}: {} in the target, not in the snapshot",
+            extra.join(", ")
+        ));
     }
     if !missing.is_empty() {
-        out.push(format!("{what}: {} in the snapshot, missing in the target", missing.join(", ")));
+        out.push(format!(
+            "{what}: {} in the snapshot, missing in the target",
+            missing.join(", ")
+        ));
     }
 }
 
@@ -266,28 +334,91 @@ mod tests {
     }
 
     fn obj(kind: &str, schema: &str, name: &str, entries: Vec<AclEntry>) -> ObjectAcl {
-        let object = name.rsplit('.').next().unwrap().split('(').next().unwrap().trim_matches('"').to_string();
-        ObjectAcl { kind: kind.into(), schema: schema.into(), name: name.into(), object, column: None, entries }
+        let object = name
+            .rsplit('.')
+            .next()
+            .unwrap()
+            .split('(')
+            .next()
+            .unwrap()
+            .trim_matches('"')
+            .to_string();
+        ObjectAcl {
+            kind: kind.into(),
+            schema: schema.into(),
+            name: name.into(),
+            object,
+            column: None,
+            entries,
+        }
     }
 
     fn acls() -> Acls {
         Acls {
             role: "postgres".into(),
             objects: vec![
-                obj("schema", "public", "public", vec![e("=owner", "USAGE"), e("PUBLIC", "USAGE")]),
-                obj("table", "public", "public.secrets", vec![e("=owner", "SELECT"), e("service_role", "SELECT")]),
-                obj("sequence", "public", "public.secrets_id_seq", vec![e("=owner", "USAGE")]),
-                obj("sequence", "public", "public.other_seq", vec![e("=owner", "USAGE")]),
-                ObjectAcl { column: Some("token".into()), ..obj("column", "public", "public.secrets", vec![e("anon", "SELECT")]) },
-                obj("function", "public", "public.get_user_id_by_email(text)", vec![e("=owner", "EXECUTE")]),
+                obj(
+                    "schema",
+                    "public",
+                    "public",
+                    vec![e("=owner", "USAGE"), e("PUBLIC", "USAGE")],
+                ),
+                obj(
+                    "table",
+                    "public",
+                    "public.secrets",
+                    vec![e("=owner", "SELECT"), e("service_role", "SELECT")],
+                ),
+                obj(
+                    "sequence",
+                    "public",
+                    "public.secrets_id_seq",
+                    vec![e("=owner", "USAGE")],
+                ),
+                obj(
+                    "sequence",
+                    "public",
+                    "public.other_seq",
+                    vec![e("=owner", "USAGE")],
+                ),
+                ObjectAcl {
+                    column: Some("token".into()),
+                    ..obj(
+                        "column",
+                        "public",
+                        "public.secrets",
+                        vec![e("anon", "SELECT")],
+                    )
+                },
+                obj(
+                    "function",
+                    "public",
+                    "public.get_user_id_by_email(text)",
+                    vec![e("=owner", "EXECUTE")],
+                ),
                 obj("table", "auth", "auth.users", vec![e("=owner", "SELECT")]),
                 obj("schema", "auth", "auth", vec![e("=owner", "USAGE")]),
                 obj("table", "Mixed", "\"Mixed\".\"T\"", vec![]),
             ],
             defaults: vec![
-                DefaultAcl { role: "postgres".into(), schema: Some("public".into()), objtype: "r".into(), entries: vec![e("service_role", "SELECT")] },
-                DefaultAcl { role: "supabase_admin".into(), schema: Some("public".into()), objtype: "r".into(), entries: vec![e("anon", "SELECT")] },
-                DefaultAcl { role: "app_owner".into(), schema: Some("public".into()), objtype: "f".into(), entries: vec![] },
+                DefaultAcl {
+                    role: "postgres".into(),
+                    schema: Some("public".into()),
+                    objtype: "r".into(),
+                    entries: vec![e("service_role", "SELECT")],
+                },
+                DefaultAcl {
+                    role: "supabase_admin".into(),
+                    schema: Some("public".into()),
+                    objtype: "r".into(),
+                    entries: vec![e("anon", "SELECT")],
+                },
+                DefaultAcl {
+                    role: "app_owner".into(),
+                    schema: Some("public".into()),
+                    objtype: "f".into(),
+                    entries: vec![],
+                },
             ],
         }
     }
@@ -298,12 +429,34 @@ mod tests {
         let names = |v: Vec<&ObjectAcl>| v.iter().map(|o| label(o)).collect::<Vec<_>>();
         let whole = names(objects_in_scope(&a, &Scope::Whole, &BTreeSet::new()));
         assert!(whole.contains(&"function public.get_user_id_by_email(text)".to_string()));
-        assert!(!whole.iter().any(|n| n.contains("auth")), "managed schemas are the platform's: {whole:?}");
+        assert!(
+            !whole.iter().any(|n| n.contains("auth")),
+            "managed schemas are the platform's: {whole:?}"
+        );
         let owned = BTreeSet::from(["secrets_id_seq".to_string()]);
-        let t = names(objects_in_scope(&a, &Scope::Table("public".into(), "secrets".into()), &owned));
-        assert_eq!(t, vec!["table public.secrets", "sequence public.secrets_id_seq", "column public.secrets (token)"]);
-        let t = names(objects_in_scope(&a, &Scope::Table("Mixed".into(), "T".into()), &BTreeSet::new()));
-        assert_eq!(t, vec!["table \"Mixed\".\"T\""], "matched by unquoted names");
+        let t = names(objects_in_scope(
+            &a,
+            &Scope::Table("public".into(), "secrets".into()),
+            &owned,
+        ));
+        assert_eq!(
+            t,
+            vec![
+                "table public.secrets",
+                "sequence public.secrets_id_seq",
+                "column public.secrets (token)"
+            ]
+        );
+        let t = names(objects_in_scope(
+            &a,
+            &Scope::Table("Mixed".into(), "T".into()),
+            &BTreeSet::new(),
+        ));
+        assert_eq!(
+            t,
+            vec!["table \"Mixed\".\"T\""],
+            "matched by unquoted names"
+        );
     }
 
     #[test]
@@ -312,15 +465,22 @@ mod tests {
         assert!(!d.iter().any(|x| x.role == "supabase_admin"));
         assert_eq!(d.iter().filter(|x| x.role == "postgres").count(), 4);
         assert_eq!(d.iter().filter(|x| x.role == "app_owner").count(), 4);
-        let seq = d.iter().find(|x| x.role == "postgres" && x.objtype == "S").unwrap();
-        assert!(seq.entries.is_empty(), "no snapshot row: the target's must go");
+        let seq = d
+            .iter()
+            .find(|x| x.role == "postgres" && x.objtype == "S")
+            .unwrap();
+        assert!(
+            seq.entries.is_empty(),
+            "no snapshot row: the target's must go"
+        );
         assert!(defaults_in_scope(&acls(), &Scope::Table("public".into(), "x".into())).is_empty());
     }
 
     #[test]
     fn differences_name_object_grantee_and_privilege() {
         let a = acls();
-        let want: Vec<&ObjectAcl> = objects_in_scope(&a, &Scope::Schema("public".into()), &BTreeSet::new());
+        let want: Vec<&ObjectAcl> =
+            objects_in_scope(&a, &Scope::Schema("public".into()), &BTreeSet::new());
         let mut have = a.clone();
         have.objects[5].entries.push(e("anon", "EXECUTE"));
         have.objects[1].entries.retain(|x| x.0 != "service_role");
@@ -338,15 +498,28 @@ mod tests {
         let defaults = defaults_in_scope(&a, &Scope::Schema("public".into()));
         assert!(default_differences(&defaults, &a).is_empty());
         let mut extra = a.clone();
-        extra.defaults.push(DefaultAcl { role: "postgres".into(), schema: Some("public".into()), objtype: "S".into(), entries: vec![e("anon", "USAGE")] });
-        assert_eq!(default_differences(&defaults, &extra), vec!["default privileges of postgres on sequences in schema public: anon USAGE in the target, not in the snapshot"]);
+        extra.defaults.push(DefaultAcl {
+            role: "postgres".into(),
+            schema: Some("public".into()),
+            objtype: "S".into(),
+            entries: vec![e("anon", "USAGE")],
+        });
+        assert_eq!(
+            default_differences(&defaults, &extra),
+            vec![
+                "default privileges of postgres on sequences in schema public: anon USAGE in the target, not in the snapshot"
+            ]
+        );
     }
 
     #[test]
     fn set_sql_states_every_object_tables_before_columns() {
         let a = acls();
         let objs = objects_in_scope(&a, &Scope::Schema("public".into()), &BTreeSet::new());
-        let sql = set_sql(&objs, &defaults_in_scope(&a, &Scope::Schema("public".into())));
+        let sql = set_sql(
+            &objs,
+            &defaults_in_scope(&a, &Scope::Schema("public".into())),
+        );
         let col = sql.find("'column', 'public.secrets', 'token'").unwrap();
         let table = sql.find("'table', 'public.secrets', NULL").unwrap();
         let schema = sql.find("'schema', 'public', NULL").unwrap();

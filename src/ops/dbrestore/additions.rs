@@ -63,11 +63,26 @@ impl AdditionsPlan {
 
     /// As [`AdditionsPlan::new`], where `dropped` (kind, schema, table, name) are objects
     /// `--clean` drops first: they are re-created whatever the target has now.
-    pub fn with_dropped(snapshot: &[ManagedObject], target: &[ManagedObject], dropped: &BTreeSet<(String, String, String, String)>) -> AdditionsPlan {
+    pub fn with_dropped(
+        snapshot: &[ManagedObject],
+        target: &[ManagedObject],
+        dropped: &BTreeSet<(String, String, String, String)>,
+    ) -> AdditionsPlan {
         let mut plan = AdditionsPlan::default();
         for o in snapshot.iter().filter(|o| users(o)) {
-            let gone = dropped.contains(&(o.kind.clone(), o.schema.clone(), o.table.clone().unwrap_or_default(), o.name.clone()));
-            let same = target.iter().find(|t| !gone && t.kind == o.kind && t.schema == o.schema && t.table == o.table && t.name == o.name);
+            let gone = dropped.contains(&(
+                o.kind.clone(),
+                o.schema.clone(),
+                o.table.clone().unwrap_or_default(),
+                o.name.clone(),
+            ));
+            let same = target.iter().find(|t| {
+                !gone
+                    && t.kind == o.kind
+                    && t.schema == o.schema
+                    && t.table == o.table
+                    && t.name == o.name
+            });
             match same {
                 Some(t) if t.def == o.def && t.enabled == o.enabled => {}
                 Some(_) if o.kind != "function" => plan.left_out.push(Left {
@@ -95,7 +110,9 @@ impl AdditionsPlan {
         if self.apply.is_empty() {
             return String::new();
         }
-        let mut out = String::from("-- snap: your additions to the Supabase-managed schemas (auth, storage)\n");
+        let mut out = String::from(
+            "-- snap: your additions to the Supabase-managed schemas (auth, storage)\n",
+        );
         for o in &self.apply {
             let def = o.def.trim_end();
             match (idempotent, o.kind.as_str(), &o.table) {
@@ -104,7 +121,12 @@ impl AdditionsPlan {
                     out.push_str(&def["CREATE TRIGGER ".len()..]);
                 }
                 (true, "policy", Some(t)) => {
-                    out.push_str(&format!("DROP POLICY IF EXISTS {} ON {}.{};\n", super::qi(&o.name), super::qi(&o.schema), super::qi(t)));
+                    out.push_str(&format!(
+                        "DROP POLICY IF EXISTS {} ON {}.{};\n",
+                        super::qi(&o.name),
+                        super::qi(&o.schema),
+                        super::qi(t)
+                    ));
                     out.push_str(def);
                 }
                 _ => out.push_str(def),
@@ -118,18 +140,37 @@ impl AdditionsPlan {
                     _ => None,
                 };
                 if let Some(how) = how {
-                    out.push_str(&format!("ALTER TABLE {}.{} {how} {};\n", super::qi(&o.schema), super::qi(t), super::qi(&o.name)));
+                    out.push_str(&format!(
+                        "ALTER TABLE {}.{} {how} {};\n",
+                        super::qi(&o.schema),
+                        super::qi(t),
+                        super::qi(&o.name)
+                    ));
                 }
             }
             if o.kind == "function"
                 && let (Some(owner), Some(a)) = (&o.owner, acls)
                 && *owner != a.role
             {
-                out.push_str(&format!("ALTER FUNCTION {} OWNER TO {};\n", o.name, super::qi(owner)));
+                out.push_str(&format!(
+                    "ALTER FUNCTION {} OWNER TO {};\n",
+                    o.name,
+                    super::qi(owner)
+                ));
             }
         }
         if let Some(a) = acls {
-            let functions: Vec<_> = a.objects.iter().filter(|x| x.kind == "function" && self.apply.iter().any(|o| o.kind == "function" && o.name == x.name)).collect();
+            let functions: Vec<_> = a
+                .objects
+                .iter()
+                .filter(|x| {
+                    x.kind == "function"
+                        && self
+                            .apply
+                            .iter()
+                            .any(|o| o.kind == "function" && o.name == x.name)
+                })
+                .collect();
             out.push_str(&acl::set_sql(&functions, &[]));
         }
         out
@@ -140,14 +181,29 @@ impl AdditionsPlan {
 /// addition of the user's the target lacks (`all`), else only those `--clean` drops
 /// (`dropped`). A snapshot written before snap recorded the managed schemas' objects gets an
 /// empty plan.
-pub fn plan(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, all: bool, dropped: &BTreeSet<(String, String, String, String)>) -> Result<AdditionsPlan> {
-    let Some(catalog) = db.catalog()? else { return Ok(AdditionsPlan::default()) };
+pub fn plan(
+    db: &DbSnapshot,
+    tools: &PgTools,
+    conn: &ConnSpec,
+    all: bool,
+    dropped: &BTreeSet<(String, String, String, String)>,
+) -> Result<AdditionsPlan> {
+    let Some(catalog) = db.catalog()? else {
+        return Ok(AdditionsPlan::default());
+    };
     if !all && dropped.is_empty() {
         return Ok(AdditionsPlan::default());
     }
     let mut snapshot = catalog.managed_objects.clone();
     if !all {
-        snapshot.retain(|o| dropped.contains(&(o.kind.clone(), o.schema.clone(), o.table.clone().unwrap_or_default(), o.name.clone())));
+        snapshot.retain(|o| {
+            dropped.contains(&(
+                o.kind.clone(),
+                o.schema.clone(),
+                o.table.clone().unwrap_or_default(),
+                o.name.clone(),
+            ))
+        });
     }
     let target = ManagedObject::read(tools, conn, None, MANAGED_SCHEMAS)?;
     Ok(AdditionsPlan::with_dropped(&snapshot, &target, dropped))
@@ -162,13 +218,21 @@ pub fn notes(plan: &AdditionsPlan) -> Vec<Requirement> {
             what: format!(
                 "your additions to auth and storage are applied after the data ({}): {}",
                 plan.apply.len(),
-                plan.apply.iter().map(describe).collect::<Vec<_>>().join(", ")
+                plan.apply
+                    .iter()
+                    .map(describe)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             fix: Some("--no-auth-storage-additions leaves them out".into()),
         });
     }
     for l in &plan.left_out {
-        out.push(Requirement { blocking: false, what: format!("{}: {}", l.what, l.reason), fix: None });
+        out.push(Requirement {
+            blocking: false,
+            what: format!("{}: {}", l.what, l.reason),
+            fix: None,
+        });
     }
     out
 }
@@ -177,10 +241,16 @@ pub fn notes(plan: &AdditionsPlan) -> Vec<Requirement> {
 pub fn differences(applied: &[ManagedObject], target: &[ManagedObject]) -> Vec<String> {
     applied
         .iter()
-        .filter_map(|o| match target.iter().find(|t| t.kind == o.kind && t.schema == o.schema && t.table == o.table && t.name == o.name) {
-            None => Some(format!("{}: not in the target", describe(o))),
-            Some(t) if t.def != o.def || t.enabled != o.enabled => Some(format!("{}: defined otherwise in the target", describe(o))),
-            Some(_) => None,
+        .filter_map(|o| {
+            match target.iter().find(|t| {
+                t.kind == o.kind && t.schema == o.schema && t.table == o.table && t.name == o.name
+            }) {
+                None => Some(format!("{}: not in the target", describe(o))),
+                Some(t) if t.def != o.def || t.enabled != o.enabled => {
+                    Some(format!("{}: defined otherwise in the target", describe(o)))
+                }
+                Some(_) => None,
+            }
         })
         .collect()
 }
@@ -189,14 +259,28 @@ pub fn differences(applied: &[ManagedObject], target: &[ManagedObject]) -> Vec<S
 mod tests {
     use super::*;
 
-    fn o(kind: &str, table: Option<&str>, name: &str, def: &str, owner: Option<&str>) -> ManagedObject {
+    fn o(
+        kind: &str,
+        table: Option<&str>,
+        name: &str,
+        def: &str,
+        owner: Option<&str>,
+    ) -> ManagedObject {
         ManagedObject {
             kind: kind.into(),
-            schema: if table == Some("users") { "auth".into() } else { "storage".into() },
+            schema: if table == Some("users") {
+                "auth".into()
+            } else {
+                "storage".into()
+            },
             table: table.map(str::to_string),
             name: name.into(),
             def: def.into(),
-            enabled: if kind == "trigger" { Some("O".into()) } else { None },
+            enabled: if kind == "trigger" {
+                Some("O".into())
+            } else {
+                None
+            },
             owner: owner.map(str::to_string),
             function: None,
         }
@@ -204,14 +288,62 @@ mod tests {
 
     fn snapshot() -> Vec<ManagedObject> {
         vec![
-            o("trigger", Some("users"), "on_auth_user_created", "CREATE TRIGGER on_auth_user_created AFTER INSERT ON auth.users FOR EACH ROW EXECUTE FUNCTION public.handle_new_user()", Some("postgres")),
-            o("trigger", Some("objects"), "update_objects_updated_at", "CREATE TRIGGER update_objects_updated_at BEFORE UPDATE ON storage.objects …", Some("supabase_storage_admin")),
-            o("policy", Some("objects"), "Avatars are public", "CREATE POLICY \"Avatars are public\" ON storage.objects AS PERMISSIVE FOR SELECT TO PUBLIC USING ((bucket_id = 'avatars'::text))", None),
-            o("policy", Some("objects"), "Mine", "CREATE POLICY \"Mine\" ON storage.objects AS PERMISSIVE FOR ALL TO PUBLIC USING (true)", None),
-            o("index", Some("objects"), "objects_owner_idx", "CREATE INDEX objects_owner_idx ON storage.objects USING btree (owner)", None),
-            o("index", Some("objects"), "bucketid_objname", "CREATE UNIQUE INDEX bucketid_objname ON storage.objects USING btree (bucket_id, name)", None),
-            o("function", None, "storage.foldername(text)", "CREATE OR REPLACE FUNCTION storage.foldername(name text) …", Some("supabase_storage_admin")),
-            o("function", None, "auth.my_hook(jsonb)", "CREATE OR REPLACE FUNCTION auth.my_hook(event jsonb) …", Some("postgres")),
+            o(
+                "trigger",
+                Some("users"),
+                "on_auth_user_created",
+                "CREATE TRIGGER on_auth_user_created AFTER INSERT ON auth.users FOR EACH ROW EXECUTE FUNCTION public.handle_new_user()",
+                Some("postgres"),
+            ),
+            o(
+                "trigger",
+                Some("objects"),
+                "update_objects_updated_at",
+                "CREATE TRIGGER update_objects_updated_at BEFORE UPDATE ON storage.objects …",
+                Some("supabase_storage_admin"),
+            ),
+            o(
+                "policy",
+                Some("objects"),
+                "Avatars are public",
+                "CREATE POLICY \"Avatars are public\" ON storage.objects AS PERMISSIVE FOR SELECT TO PUBLIC USING ((bucket_id = 'avatars'::text))",
+                None,
+            ),
+            o(
+                "policy",
+                Some("objects"),
+                "Mine",
+                "CREATE POLICY \"Mine\" ON storage.objects AS PERMISSIVE FOR ALL TO PUBLIC USING (true)",
+                None,
+            ),
+            o(
+                "index",
+                Some("objects"),
+                "objects_owner_idx",
+                "CREATE INDEX objects_owner_idx ON storage.objects USING btree (owner)",
+                None,
+            ),
+            o(
+                "index",
+                Some("objects"),
+                "bucketid_objname",
+                "CREATE UNIQUE INDEX bucketid_objname ON storage.objects USING btree (bucket_id, name)",
+                None,
+            ),
+            o(
+                "function",
+                None,
+                "storage.foldername(text)",
+                "CREATE OR REPLACE FUNCTION storage.foldername(name text) …",
+                Some("supabase_storage_admin"),
+            ),
+            o(
+                "function",
+                None,
+                "auth.my_hook(jsonb)",
+                "CREATE OR REPLACE FUNCTION auth.my_hook(event jsonb) …",
+                Some("postgres"),
+            ),
         ]
     }
 
@@ -224,15 +356,29 @@ mod tests {
         let target = vec![s[1].clone(), s[5].clone(), s[6].clone(), mine];
         let p = AdditionsPlan::new(&s, &target);
         let names: Vec<&str> = p.apply.iter().map(|o| o.name.as_str()).collect();
-        assert_eq!(names, vec!["auth.my_hook(jsonb)", "objects_owner_idx", "on_auth_user_created", "Avatars are public"]);
+        assert_eq!(
+            names,
+            vec![
+                "auth.my_hook(jsonb)",
+                "objects_owner_idx",
+                "on_auth_user_created",
+                "Avatars are public"
+            ]
+        );
         assert_eq!(p.left_out.len(), 1);
-        assert!(p.left_out[0].what.contains("Mine") && p.left_out[0].reason.contains("another definition"));
+        assert!(
+            p.left_out[0].what.contains("Mine")
+                && p.left_out[0].reason.contains("another definition")
+        );
         // Into the same project again: nothing to do.
         assert!(AdditionsPlan::new(&s, &s).apply.is_empty());
         let sql = p.sql(None, false);
         assert!(sql.contains("EXECUTE FUNCTION public.handle_new_user();\n"));
         let again = p.sql(None, true);
-        assert!(again.contains("CREATE OR REPLACE TRIGGER on_auth_user_created AFTER INSERT"), "{again}");
+        assert!(
+            again.contains("CREATE OR REPLACE TRIGGER on_auth_user_created AFTER INSERT"),
+            "{again}"
+        );
         assert!(again.contains("DROP POLICY IF EXISTS \"Avatars are public\" ON \"storage\".\"objects\";\nCREATE POLICY"), "{again}");
         assert!(!sql.contains("update_objects_updated_at"));
         // After the restore, verification finds them all, or names what is missing.
@@ -247,6 +393,10 @@ mod tests {
         let mut t = snapshot()[0].clone();
         t.enabled = Some("D".into());
         let p = AdditionsPlan::new(&[t], &[]);
-        assert!(p.sql(None, false).contains("ALTER TABLE \"auth\".\"users\" DISABLE TRIGGER \"on_auth_user_created\";"));
+        assert!(
+            p.sql(None, false).contains(
+                "ALTER TABLE \"auth\".\"users\" DISABLE TRIGGER \"on_auth_user_created\";"
+            )
+        );
     }
 }

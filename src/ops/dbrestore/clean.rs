@@ -25,7 +25,12 @@ use crate::source::postgres::session;
 /// The schemas `--clean` empties for `scope` (user schemas only), or the table it drops.
 pub fn cleaned(schema_sql: &str, scope: &Scope) -> (Vec<String>, Option<(String, String)>) {
     match scope {
-        Scope::Whole => (user_schemas(&split_schema_sql(schema_sql).1).into_iter().collect(), None),
+        Scope::Whole => (
+            user_schemas(&split_schema_sql(schema_sql).1)
+                .into_iter()
+                .collect(),
+            None,
+        ),
         Scope::Schema(s) if !is_managed_schema(s) => (vec![s.clone()], None),
         Scope::Table(s, t) if !is_managed_schema(s) => (vec![], Some((s.clone(), t.clone()))),
         _ => (vec![], None),
@@ -77,7 +82,11 @@ fn list(names: &[String]) -> String {
 /// The query: objects to drop and outside dependents (one JSON document).
 fn plan_sql(schemas: &[String], table: Option<&(String, String)>) -> String {
     let seed = match table {
-        Some((s, t)) => format!("SELECT 'pg_class'::regclass::oid, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = {} AND c.relname = {}", ql(s), ql(t)),
+        Some((s, t)) => format!(
+            "SELECT 'pg_class'::regclass::oid, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = {} AND c.relname = {}",
+            ql(s),
+            ql(t)
+        ),
         None => {
             let l = list(schemas);
             format!(
@@ -155,25 +164,51 @@ struct Found {
 
 /// Plan `--clean` for `scope` on the target. `additions`: the snapshot's managed-schema
 /// objects (what can be re-created).
-pub fn plan(schema_sql: &str, scope: &Scope, additions: &[ManagedObject], tools: &PgTools, conn: &ConnSpec) -> Result<CleanPlan> {
+pub fn plan(
+    schema_sql: &str,
+    scope: &Scope,
+    additions: &[ManagedObject],
+    tools: &PgTools,
+    conn: &ConnSpec,
+) -> Result<CleanPlan> {
     let (schemas, table) = cleaned(schema_sql, scope);
     if schemas.is_empty() && table.is_none() {
         return Ok(CleanPlan::default());
     }
     let out = session::query_qualified(tools, conn, None, &plan_sql(&schemas, table.as_ref()))?;
-    let found: Found = serde_json::from_str(&out).map_err(|e| Error::Invalid(format!("--clean planning query returned unexpected output: {e}")))?;
+    let found: Found = serde_json::from_str(&out).map_err(|e| {
+        Error::Invalid(format!(
+            "--clean planning query returned unexpected output: {e}"
+        ))
+    })?;
     Ok(classify(schemas, found.dropped, found.outside, additions))
 }
 
 /// Split the outside dependents into re-created (a trigger or policy of the snapshot's on a
 /// managed schema's table) and blocking. Pure.
-fn classify(schemas: Vec<String>, dropped: Vec<Dropped>, outside: Vec<Dependent>, additions: &[ManagedObject]) -> CleanPlan {
-    let mut plan = CleanPlan { schemas, dropped, ..Default::default() };
+fn classify(
+    schemas: Vec<String>,
+    dropped: Vec<Dropped>,
+    outside: Vec<Dependent>,
+    additions: &[ManagedObject],
+) -> CleanPlan {
+    let mut plan = CleanPlan {
+        schemas,
+        dropped,
+        ..Default::default()
+    };
     for d in outside {
         let again = additions.iter().any(|a| {
-            Some(&a.kind) == d.kind.as_ref() && Some(&a.schema) == d.schema.as_ref() && a.table == d.table && Some(&a.name) == d.name.as_ref()
+            Some(&a.kind) == d.kind.as_ref()
+                && Some(&a.schema) == d.schema.as_ref()
+                && a.table == d.table
+                && Some(&a.name) == d.name.as_ref()
         });
-        if again { plan.recreated.push(d) } else { plan.blocking.push(d) }
+        if again {
+            plan.recreated.push(d)
+        } else {
+            plan.blocking.push(d)
+        }
     }
     plan
 }
@@ -182,21 +217,40 @@ impl CleanPlan {
     /// One line per dropped object, for the plan shown before asking.
     pub fn describe(&self) -> Vec<String> {
         let mut out: Vec<String> = self.schemas.iter().map(|s| format!("everything in schema {s} (the schema itself, its owner, privileges and default privileges stay)")).collect();
-        out.extend(self.dropped.iter().map(|d| format!("{} {}", d.kind.to_lowercase(), d.name)));
-        out.extend(self.recreated.iter().map(|d| format!("{} (outside the restored scope; re-created from the snapshot after the data)", d.what)));
+        out.extend(
+            self.dropped
+                .iter()
+                .map(|d| format!("{} {}", d.kind.to_lowercase(), d.name)),
+        );
+        out.extend(self.recreated.iter().map(|d| {
+            format!(
+                "{} (outside the restored scope; re-created from the snapshot after the data)",
+                d.what
+            )
+        }));
         out
     }
 
     /// The statements, run first in the restore's transaction.
     pub fn statements(&self) -> Vec<String> {
-        self.dropped.iter().map(|d| format!("DROP {} IF EXISTS {} CASCADE;", d.kind, d.name)).collect()
+        self.dropped
+            .iter()
+            .map(|d| format!("DROP {} IF EXISTS {} CASCADE;", d.kind, d.name))
+            .collect()
     }
 
     /// The (kind, schema, table, name) of the additions the restore must re-create.
     pub fn recreate_keys(&self) -> BTreeSet<(String, String, String, String)> {
         self.recreated
             .iter()
-            .filter_map(|d| Some((d.kind.clone()?, d.schema.clone()?, d.table.clone()?, d.name.clone()?)))
+            .filter_map(|d| {
+                Some((
+                    d.kind.clone()?,
+                    d.schema.clone()?,
+                    d.table.clone()?,
+                    d.name.clone()?,
+                ))
+            })
             .collect()
     }
 }
@@ -205,7 +259,12 @@ impl CleanPlan {
 mod tests {
     use super::*;
 
-    fn dep(what: &str, kind: Option<&str>, table: Option<(&str, &str)>, name: Option<&str>) -> Dependent {
+    fn dep(
+        what: &str,
+        kind: Option<&str>,
+        table: Option<(&str, &str)>,
+        name: Option<&str>,
+    ) -> Dependent {
         Dependent {
             what: what.into(),
             kind: kind.map(str::to_string),
@@ -228,22 +287,61 @@ mod tests {
             function: None,
         }];
         let outside = vec![
-            dep("trigger on_auth_user_created on table auth.users", Some("trigger"), Some(("auth", "users")), Some("on_auth_user_created")),
+            dep(
+                "trigger on_auth_user_created on table auth.users",
+                Some("trigger"),
+                Some(("auth", "users")),
+                Some("on_auth_user_created"),
+            ),
             dep("view reports.deal_totals", None, None, None),
-            dep("policy x on table storage.objects", Some("policy"), Some(("storage", "objects")), Some("x")),
+            dep(
+                "policy x on table storage.objects",
+                Some("policy"),
+                Some(("storage", "objects")),
+                Some("x"),
+            ),
         ];
-        let p = classify(vec!["public".into()], vec![Dropped { kind: "TABLE".into(), name: "public.deals".into() }], outside, &additions);
+        let p = classify(
+            vec!["public".into()],
+            vec![Dropped {
+                kind: "TABLE".into(),
+                name: "public.deals".into(),
+            }],
+            outside,
+            &additions,
+        );
         assert_eq!(p.recreated.len(), 1);
-        assert_eq!(p.blocking.iter().map(|d| d.what.as_str()).collect::<Vec<_>>(), vec!["view reports.deal_totals", "policy x on table storage.objects"]);
-        assert_eq!(p.statements(), vec!["DROP TABLE IF EXISTS public.deals CASCADE;"]);
-        assert!(p.describe()[0].contains("the schema itself, its owner, privileges and default privileges stay"));
+        assert_eq!(
+            p.blocking
+                .iter()
+                .map(|d| d.what.as_str())
+                .collect::<Vec<_>>(),
+            vec![
+                "view reports.deal_totals",
+                "policy x on table storage.objects"
+            ]
+        );
+        assert_eq!(
+            p.statements(),
+            vec!["DROP TABLE IF EXISTS public.deals CASCADE;"]
+        );
+        assert!(
+            p.describe()[0]
+                .contains("the schema itself, its owner, privileges and default privileges stay")
+        );
         assert_eq!(p.recreate_keys().len(), 1);
     }
 
     #[test]
     fn managed_schemas_are_never_cleaned() {
         assert_eq!(cleaned("", &Scope::Schema("auth".into())), (vec![], None));
-        assert_eq!(cleaned("", &Scope::Table("storage".into(), "objects".into())), (vec![], None));
-        assert_eq!(cleaned("", &Scope::Table("public".into(), "t".into())), (vec![], Some(("public".into(), "t".into()))));
+        assert_eq!(
+            cleaned("", &Scope::Table("storage".into(), "objects".into())),
+            (vec![], None)
+        );
+        assert_eq!(
+            cleaned("", &Scope::Table("public".into(), "t".into())),
+            (vec![], Some(("public".into(), "t".into())))
+        );
     }
 }

@@ -56,7 +56,12 @@ const CRON_SEQUENCES: &[&str] = &["cron.jobid_seq", "cron.runid_seq"];
 impl DataPlan {
     /// Decide, from the snapshot's table parts in `scope` and what the target's user may do.
     /// `cron_jobs` are the rows of the snapshot's `cron.job` (when it has any).
-    pub fn new(tables: &[(String, String)], setval_sequences: &[String], cron_jobs: Vec<CronJob>, t: &TargetInfo) -> DataPlan {
+    pub fn new(
+        tables: &[(String, String)],
+        setval_sequences: &[String],
+        cron_jobs: Vec<CronJob>,
+        t: &TargetInfo,
+    ) -> DataPlan {
         let mut plan = DataPlan::default();
         for (s, n) in tables {
             let name = format!("{s}.{n}");
@@ -81,7 +86,8 @@ impl DataPlan {
             }
         }
         for q in setval_sequences {
-            let ext_owned = plan.skip_tables.contains(CRON_JOB) && CRON_SEQUENCES.contains(&q.as_str());
+            let ext_owned =
+                plan.skip_tables.contains(CRON_JOB) && CRON_SEQUENCES.contains(&q.as_str());
             if ext_owned {
                 plan.skip_sequences.insert(q.clone());
             } else if t.unwritable_sequences.contains(q) {
@@ -102,7 +108,10 @@ impl DataPlan {
 
     /// Whether the COPY part `p` is fed.
     pub fn feeds(&self, p: &DataPart) -> bool {
-        self.feeds_table(p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or(""))
+        self.feeds_table(
+            p.schema.as_deref().unwrap_or(""),
+            p.table.as_deref().unwrap_or(""),
+        )
     }
 
     /// Whether the SQL line (a setval of a skipped sequence) is fed.
@@ -117,7 +126,11 @@ impl DataPlan {
     pub fn cron_sql(&self, snapshot_database: &str) -> String {
         let mut out = String::new();
         for j in &self.cron_jobs {
-            let db = if j.database == snapshot_database { "current_database()".to_string() } else { ql(&j.database) };
+            let db = if j.database == snapshot_database {
+                "current_database()".to_string()
+            } else {
+                ql(&j.database)
+            };
             match &j.jobname {
                 Some(name) => out.push_str(&format!(
                     "SELECT cron.schedule_in_database({}, {}, {}, {db}, NULL, {});\n",
@@ -150,7 +163,9 @@ impl CronJob {
 
 /// `schema.sequence` of a `SELECT pg_catalog.setval('"schema"."seq"', …);` line.
 pub fn setval_target(line: &str) -> Option<String> {
-    let rest = line.trim_start().strip_prefix("SELECT pg_catalog.setval('")?;
+    let rest = line
+        .trim_start()
+        .strip_prefix("SELECT pg_catalog.setval('")?;
     let name = &rest[..rest.find("',")?];
     let (s, n) = split_qualified(name)?;
     Some(format!("{s}.{n}"))
@@ -189,18 +204,39 @@ fn split_qualified(q: &str) -> Option<(String, String)> {
 pub fn parse_copy(text: &str) -> Result<(Vec<String>, Vec<Vec<Option<String>>>)> {
     let bad = |m: &str| Error::Invalid(format!("COPY part: {m}"));
     let mut lines = text.lines();
-    let header = lines.by_ref().find(|l| l.starts_with("COPY ")).ok_or_else(|| bad("no COPY statement"))?;
+    let header = lines
+        .by_ref()
+        .find(|l| l.starts_with("COPY "))
+        .ok_or_else(|| bad("no COPY statement"))?;
     let open = header.find(" (").ok_or_else(|| bad("no column list"))?;
-    let close = header.rfind(") FROM stdin;").ok_or_else(|| bad("not FROM stdin"))?;
-    let columns: Vec<String> = header[open + 2..close].split(", ").map(|c| c.trim_matches('"').replace("\"\"", "\"")).collect();
+    let close = header
+        .rfind(") FROM stdin;")
+        .ok_or_else(|| bad("not FROM stdin"))?;
+    let columns: Vec<String> = header[open + 2..close]
+        .split(", ")
+        .map(|c| c.trim_matches('"').replace("\"\"", "\""))
+        .collect();
     let mut rows = Vec::new();
     for l in lines {
         if l == "\\." {
             return Ok((columns, rows));
         }
-        let fields: Vec<Option<String>> = l.split('\t').map(|f| if f == "\\N" { None } else { Some(unescape_copy(f)) }).collect();
+        let fields: Vec<Option<String>> = l
+            .split('\t')
+            .map(|f| {
+                if f == "\\N" {
+                    None
+                } else {
+                    Some(unescape_copy(f))
+                }
+            })
+            .collect();
         if fields.len() != columns.len() {
-            return Err(bad(&format!("a row has {} fields for {} columns", fields.len(), columns.len())));
+            return Err(bad(&format!(
+                "a row has {} fields for {} columns",
+                fields.len(),
+                columns.len()
+            )));
         }
         rows.push(fields);
     }
@@ -255,12 +291,20 @@ fn unescape_copy(f: &str) -> String {
 
 /// The pg_cron jobs of the snapshot (its `cron.job` part), when it has one.
 pub fn snapshot_cron_jobs(db: &DbSnapshot) -> Result<Vec<CronJob>> {
-    let Some(part) = db.tables().find(|p| p.schema.as_deref() == Some("cron") && p.table.as_deref() == Some("job")) else { return Ok(vec![]) };
+    let Some(part) = db
+        .tables()
+        .find(|p| p.schema.as_deref() == Some("cron") && p.table.as_deref() == Some("job"))
+    else {
+        return Ok(vec![]);
+    };
     let text = String::from_utf8_lossy(&db.read_to_vec(&part.path)?).into_owned();
     let (cols, rows) = parse_copy(&text)?;
     let col = |name: &str| cols.iter().position(|c| c == name);
     let (Some(sched), Some(cmd)) = (col("schedule"), col("command")) else {
-        return Err(Error::Invalid(format!("{}/{}: cron.job without schedule and command columns", db.base, part.path)));
+        return Err(Error::Invalid(format!(
+            "{}/{}: cron.job without schedule and command columns",
+            db.base, part.path
+        )));
     };
     let get = |r: &[Option<String>], i: Option<usize>| i.and_then(|i| r[i].clone());
     Ok(rows
@@ -293,9 +337,13 @@ pub fn snapshot_setvals(db: &DbSnapshot) -> Result<Vec<String>> {
 pub fn plan_for_psql(db: &DbSnapshot) -> Result<DataPlan> {
     let jobs = snapshot_cron_jobs(db)?;
     let mut plan = DataPlan::default();
-    if db.tables().any(|p| p.schema.as_deref() == Some("cron") && p.table.as_deref() == Some("job")) {
+    if db
+        .tables()
+        .any(|p| p.schema.as_deref() == Some("cron") && p.table.as_deref() == Some("job"))
+    {
         plan.skip_tables.insert(CRON_JOB.into());
-        plan.skip_sequences.extend(CRON_SEQUENCES.iter().map(|s| s.to_string()));
+        plan.skip_sequences
+            .extend(CRON_SEQUENCES.iter().map(|s| s.to_string()));
         plan.cron_jobs = jobs;
     }
     Ok(plan)
@@ -304,7 +352,11 @@ pub fn plan_for_psql(db: &DbSnapshot) -> Result<DataPlan> {
 /// The plan of `scope` for the target `t`.
 pub fn plan(db: &DbSnapshot, scope: &Scope, t: &TargetInfo) -> Result<DataPlan> {
     let tables = super::load::part_tables(&super::load::scoped_parts(db, scope));
-    let jobs = if tables.iter().any(|(s, n)| s == "cron" && n == "job") { snapshot_cron_jobs(db)? } else { vec![] };
+    let jobs = if tables.iter().any(|(s, n)| s == "cron" && n == "job") {
+        snapshot_cron_jobs(db)?
+    } else {
+        vec![]
+    };
     Ok(DataPlan::new(&tables, &snapshot_setvals(db)?, jobs, t))
 }
 
@@ -317,8 +369,16 @@ mod tests {
             extensions: vec!["pg_cron".into()],
             current_user: user.into(),
             superuser,
-            unwritable_tables: if superuser { vec![] } else { vec!["cron.job".into(), "vendor.keys".into()] },
-            unwritable_sequences: if superuser { vec![] } else { vec!["cron.jobid_seq".into(), "vendor.keys_id_seq".into()] },
+            unwritable_tables: if superuser {
+                vec![]
+            } else {
+                vec!["cron.job".into(), "vendor.keys".into()]
+            },
+            unwritable_sequences: if superuser {
+                vec![]
+            } else {
+                vec!["cron.jobid_seq".into(), "vendor.keys_id_seq".into()]
+            },
             ..Default::default()
         }
     }
@@ -334,17 +394,33 @@ mod tests {
         assert_eq!(cols[0], "jobid");
         assert_eq!(cols.len(), 9);
         assert_eq!(rows.len(), 3);
-        assert_eq!(rows[0][2].as_deref(), Some("DELETE FROM public.audit WHERE what = 'a\tb\\c'"));
+        assert_eq!(
+            rows[0][2].as_deref(),
+            Some("DELETE FROM public.audit WHERE what = 'a\tb\\c'")
+        );
         assert_eq!(rows[1][8], None);
         assert_eq!(unescape_copy("\\101\\x42\\n\\\\"), "AB\n\\");
-        assert!(parse_copy("COPY \"a\".\"b\" (\"x\") FROM stdin;\n1\t2\n\\.\n").is_err(), "field count is checked");
-        assert!(parse_copy("COPY \"a\".\"b\" (\"x\") FROM stdin;\n1\n").is_err(), "end marker is required");
+        assert!(
+            parse_copy("COPY \"a\".\"b\" (\"x\") FROM stdin;\n1\t2\n\\.\n").is_err(),
+            "field count is checked"
+        );
+        assert!(
+            parse_copy("COPY \"a\".\"b\" (\"x\") FROM stdin;\n1\n").is_err(),
+            "end marker is required"
+        );
     }
 
     #[test]
     fn setval_names_are_unquoted() {
-        assert_eq!(setval_target("SELECT pg_catalog.setval('\"cron\".\"jobid_seq\"', 2, true);").as_deref(), Some("cron.jobid_seq"));
-        assert_eq!(setval_target("SELECT pg_catalog.setval('\"a\"\"b\".\"c.d\"', 1, false);").as_deref(), Some("a\"b.c.d"));
+        assert_eq!(
+            setval_target("SELECT pg_catalog.setval('\"cron\".\"jobid_seq\"', 2, true);")
+                .as_deref(),
+            Some("cron.jobid_seq")
+        );
+        assert_eq!(
+            setval_target("SELECT pg_catalog.setval('\"a\"\"b\".\"c.d\"', 1, false);").as_deref(),
+            Some("a\"b.c.d")
+        );
         assert_eq!(setval_target("SET x = 1;"), None);
     }
 
@@ -365,17 +441,44 @@ mod tests {
 
     #[test]
     fn cron_jobs_go_through_the_api_and_closed_tables_are_left_out_with_a_reason() {
-        let tables = vec![("cron".to_string(), "job".to_string()), ("vendor".into(), "keys".into()), ("public".into(), "deals".into())];
-        let seqs = vec!["cron.jobid_seq".to_string(), "vendor.keys_id_seq".into(), "public.deals_id_seq".into()];
+        let tables = vec![
+            ("cron".to_string(), "job".to_string()),
+            ("vendor".into(), "keys".into()),
+            ("public".into(), "deals".into()),
+        ];
+        let seqs = vec![
+            "cron.jobid_seq".to_string(),
+            "vendor.keys_id_seq".into(),
+            "public.deals_id_seq".into(),
+        ];
         let p = DataPlan::new(&tables, &seqs, jobs(), &target("postgres", false));
-        assert!(!p.feeds_table("cron", "job") && !p.feeds_table("vendor", "keys") && p.feeds_table("public", "deals"));
+        assert!(
+            !p.feeds_table("cron", "job")
+                && !p.feeds_table("vendor", "keys")
+                && p.feeds_table("public", "deals")
+        );
         assert_eq!(p.cron_jobs.len(), 2, "the job of another role is left out");
-        assert!(p.left_out.iter().any(|l| l.what.contains("app-job") && l.reason.contains("only a superuser")), "{:?}", p.left_out);
+        assert!(
+            p.left_out
+                .iter()
+                .any(|l| l.what.contains("app-job") && l.reason.contains("only a superuser")),
+            "{:?}",
+            p.left_out
+        );
         assert!(p.left_out.iter().any(|l| l.what == "the rows of vendor.keys" && l.reason.contains("may not INSERT")));
-        assert!(p.left_out.iter().any(|l| l.what.contains("vendor.keys_id_seq")));
-        assert!(!p.left_out.iter().any(|l| l.what.contains("cron.jobid_seq")), "pg_cron's ids are assigned by the API");
+        assert!(
+            p.left_out
+                .iter()
+                .any(|l| l.what.contains("vendor.keys_id_seq"))
+        );
+        assert!(
+            !p.left_out.iter().any(|l| l.what.contains("cron.jobid_seq")),
+            "pg_cron's ids are assigned by the API"
+        );
         assert!(!p.feeds_line("SELECT pg_catalog.setval('\"cron\".\"jobid_seq\"', 2, true);"));
-        assert!(p.feeds_line("SELECT pg_catalog.setval('\"public\".\"deals_id_seq\"', 300, true);"));
+        assert!(
+            p.feeds_line("SELECT pg_catalog.setval('\"public\".\"deals_id_seq\"', 300, true);")
+        );
         let sql = p.cron_sql("postgres");
         assert_eq!(
             sql,

@@ -12,7 +12,10 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Check, Requirement, RestoreOptions, RestoreReport, Scope, data_plan, inspect, plan_notes, requirements, restore, verify};
+use super::{
+    Check, Requirement, RestoreOptions, RestoreReport, Scope, data_plan, inspect, plan_notes,
+    requirements, restore, verify,
+};
 use crate::error::{Error, Result};
 use crate::ops::dbsnap::DbSnapshot;
 use crate::progress::Progress;
@@ -88,7 +91,11 @@ impl DrillReport {
     fn step<T>(&mut self, name: &'static str, f: impl FnOnce(&mut Self) -> Result<T>) -> Option<T> {
         let t = Instant::now();
         let r = f(self);
-        self.steps.push(Step { step: name, seconds: t.elapsed().as_secs_f64(), ok: r.is_ok() });
+        self.steps.push(Step {
+            step: name,
+            seconds: t.elapsed().as_secs_f64(),
+            ok: r.is_ok(),
+        });
         match r {
             Ok(v) => Some(v),
             Err(e) => {
@@ -129,7 +136,12 @@ fn apply_leniently(tools: &PgTools, conn: &ConnSpec, sql: &[u8]) -> Result<usize
     let mut cmd = tools.command("psql");
     cmd.args(["-X", "-q", "-w", "-f", "-"]);
     conn.apply(&mut cmd);
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(|e| Error::io(tools.tool("psql"), e))?;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io(tools.tool("psql"), e))?;
     let mut stdin = child.stdin.take().expect("piped");
     let data = sql.to_vec();
     let feeder = std::thread::spawn(move || {
@@ -140,7 +152,11 @@ fn apply_leniently(tools: &PgTools, conn: &ConnSpec, sql: &[u8]) -> Result<usize
     let err = String::from_utf8_lossy(&out.stderr);
     let errors = err.lines().filter(|l| l.contains("ERROR:")).count();
     if !out.status.success() {
-        return Err(Error::ToolFailed { tool: "psql".into(), status: out.status.to_string(), stderr: err.trim().to_string() });
+        return Err(Error::ToolFailed {
+            tool: "psql".into(),
+            status: out.status.to_string(),
+            stderr: err.trim().to_string(),
+        });
     }
     Ok(errors)
 }
@@ -155,7 +171,11 @@ fn prepare(d: &mut DrillReport, db: &DbSnapshot, tools: &PgTools, conn: &ConnSpe
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-        .filter(|r| is_reserved_role(r) && !r.starts_with("cli_login_") && !info.roles.iter().any(|x| x == r))
+        .filter(|r| {
+            is_reserved_role(r)
+                && !r.starts_with("cli_login_")
+                && !info.roles.iter().any(|x| x == r)
+        })
         .collect();
     roles.sort();
     roles.dedup();
@@ -163,11 +183,14 @@ fn prepare(d: &mut DrillReport, db: &DbSnapshot, tools: &PgTools, conn: &ConnSpe
         sql.push_str(&format!("CREATE ROLE {} NOLOGIN;\n", quote_ident(r)));
     }
     if !roles.is_empty() {
-        d.prepared.push(format!("reserved roles: {}", roles.join(", ")));
+        d.prepared
+            .push(format!("reserved roles: {}", roles.join(", ")));
     }
     let mut exts = Vec::new();
     for e in inv["extensions"].as_array().into_iter().flatten() {
-        let Some(name) = e["name"].as_str() else { continue };
+        let Some(name) = e["name"].as_str() else {
+            continue;
+        };
         let schema = e["schema"].as_str().unwrap_or("public");
         if name == "plpgsql" || info.extensions.iter().any(|x| x == name) {
             continue;
@@ -184,23 +207,39 @@ fn prepare(d: &mut DrillReport, db: &DbSnapshot, tools: &PgTools, conn: &ConnSpe
         // Extensions go where the platform puts them; pg_catalog (pg_cron under supautils) and
         // the other system schemas exist already and cannot be created.
         if !schema.starts_with("pg_") {
-            sql.push_str(&format!("CREATE SCHEMA IF NOT EXISTS {};\n", quote_ident(schema)));
+            sql.push_str(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {};\n",
+                quote_ident(schema)
+            ));
         }
-        sql.push_str(&format!("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {} CASCADE;\n", quote_ident(name), quote_ident(schema)));
+        sql.push_str(&format!(
+            "CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {} CASCADE;\n",
+            quote_ident(name),
+            quote_ident(schema)
+        ));
         exts.push(format!("{name} ({schema})"));
     }
     if !exts.is_empty() {
         d.prepared.push(format!("extensions: {}", exts.join(", ")));
     }
     let has = |key: &str| inv[key].as_array().is_some_and(|a| !a.is_empty());
-    if inv["realtime"]["tables"].as_array().is_some_and(|a| !a.is_empty()) && !info.publications.iter().any(|p| p == "supabase_realtime") {
+    if inv["realtime"]["tables"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty())
+        && !info.publications.iter().any(|p| p == "supabase_realtime")
+    {
         sql.push_str("CREATE PUBLICATION supabase_realtime;\n");
         d.prepared.push("publication supabase_realtime".into());
     }
-    let hook_data = db.tables().any(|p| p.schema.as_deref() == Some("supabase_functions") && p.table.as_deref() == Some("hooks"));
+    let hook_data = db.tables().any(|p| {
+        p.schema.as_deref() == Some("supabase_functions") && p.table.as_deref() == Some("hooks")
+    });
     if (has("webhooks") || hook_data) && !info.has_http_request {
         sql.push_str(WEBHOOKS_SQL);
-        d.prepared.push("database webhooks (supabase_functions.http_request stub, supabase_functions.hooks)".into());
+        d.prepared.push(
+            "database webhooks (supabase_functions.http_request stub, supabase_functions.hooks)"
+                .into(),
+        );
     }
     if !sql.is_empty() {
         session::query(tools, conn, None, &format!("BEGIN;\n{sql}COMMIT;"))?;
@@ -208,7 +247,10 @@ fn prepare(d: &mut DrillReport, db: &DbSnapshot, tools: &PgTools, conn: &ConnSpe
     for m in MANAGED {
         if db.has(m) {
             let errors = apply_leniently(tools, conn, &db.read_to_vec(m)?)?;
-            d.managed.push(ManagedApply { part: m.to_string(), errors });
+            d.managed.push(ManagedApply {
+                part: m.to_string(),
+                errors,
+            });
         }
     }
     Ok(())
@@ -218,8 +260,17 @@ fn prepare(d: &mut DrillReport, db: &DbSnapshot, tools: &PgTools, conn: &ConnSpe
 /// those that need `shared_preload_libraries` (where the server has them; a missing one is
 /// reported by the preparation), and pg_cron's database.
 fn server_settings(db: &DbSnapshot, install: &cluster::ServerInstall) -> Vec<(String, String)> {
-    let exts: Vec<&str> = db.inventory["extensions"].as_array().into_iter().flatten().filter_map(|e| e["name"].as_str()).collect();
-    let libs: Vec<&str> = cluster::PRELOADED_EXTENSIONS.iter().filter(|(e, lib)| exts.contains(e) && install.has_library(lib)).map(|(_, lib)| *lib).collect();
+    let exts: Vec<&str> = db.inventory["extensions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    let libs: Vec<&str> = cluster::PRELOADED_EXTENSIONS
+        .iter()
+        .filter(|(e, lib)| exts.contains(e) && install.has_library(lib))
+        .map(|(_, lib)| *lib)
+        .collect();
     let mut out = Vec::new();
     if !libs.is_empty() {
         out.push(("shared_preload_libraries".to_string(), libs.join(",")));
@@ -236,7 +287,12 @@ fn server_settings(db: &DbSnapshot, install: &cluster::ServerInstall) -> Vec<(St
 /// drill cannot start (no server version in the inventory, no PostgreSQL server installed).
 /// `pg_bin` chooses the client tools (default: the cluster's own). Warnings of the restore go
 /// to `progress`.
-pub fn drill(snap: &Snapshot, db: &DbSnapshot, pg_bin: Option<&Path>, progress: &dyn Progress) -> Result<DrillReport> {
+pub fn drill(
+    snap: &Snapshot,
+    db: &DbSnapshot,
+    pg_bin: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<DrillReport> {
     let started = Instant::now();
     let src_num = db.inventory["server_version_num"].as_u64().unwrap_or(0) as u32;
     if src_num == 0 {
@@ -247,14 +303,23 @@ pub fn drill(snap: &Snapshot, db: &DbSnapshot, pg_bin: Option<&Path>, progress: 
         )));
     }
     let install = cluster::newest_server(src_num / 10_000)?;
-    let tables: Vec<(String, String)> = db.tables().filter_map(|p| Some((p.schema.clone()?, p.table.clone()?))).collect();
+    let tables: Vec<(String, String)> = db
+        .tables()
+        .filter_map(|p| Some((p.schema.clone()?, p.table.clone()?)))
+        .collect();
     let mut d = DrillReport::default();
     {
         let settings = server_settings(db, &install);
-        if let Some((_, libs)) = settings.iter().find(|(k, _)| k == "shared_preload_libraries") {
-            d.prepared.push(format!("shared_preload_libraries = {libs}"));
+        if let Some((_, libs)) = settings
+            .iter()
+            .find(|(k, _)| k == "shared_preload_libraries")
+        {
+            d.prepared
+                .push(format!("shared_preload_libraries = {libs}"));
         }
-        let cl = d.step("start throwaway cluster", |_| LocalCluster::start_with(&install, &settings));
+        let cl = d.step("start throwaway cluster", |_| {
+            LocalCluster::start_with(&install, &settings)
+        });
         if let Some(cl) = &cl {
             d.cluster_dir = Some(cl.dir().display().to_string());
             d.server = Some(cl.version().to_string());
@@ -264,7 +329,11 @@ pub fn drill(snap: &Snapshot, db: &DbSnapshot, pg_bin: Option<&Path>, progress: 
         // `cl` drops here: server stopped, directory removed.
         let t = Instant::now();
         drop(cl);
-        d.steps.push(Step { step: "remove cluster", seconds: t.elapsed().as_secs_f64(), ok: true });
+        d.steps.push(Step {
+            step: "remove cluster",
+            seconds: t.elapsed().as_secs_f64(),
+            ok: true,
+        });
     }
     let pass = d.passed();
     d.snapshot = snap.id.to_hex();
@@ -278,7 +347,14 @@ pub fn drill(snap: &Snapshot, db: &DbSnapshot, pg_bin: Option<&Path>, progress: 
     Ok(d)
 }
 
-fn run_steps(d: &mut DrillReport, db: &DbSnapshot, cl: &LocalCluster, pg_bin: Option<&Path>, tables: &[(String, String)], progress: &dyn Progress) {
+fn run_steps(
+    d: &mut DrillReport,
+    db: &DbSnapshot,
+    cl: &LocalCluster,
+    pg_bin: Option<&Path>,
+    tables: &[(String, String)],
+    progress: &dyn Progress,
+) {
     let Some((spec, tools)) = d.step("connect", |_| {
         let tools = match pg_bin {
             Some(p) => pgbin::newest(Some(p))?,
@@ -288,7 +364,9 @@ fn run_steps(d: &mut DrillReport, db: &DbSnapshot, cl: &LocalCluster, pg_bin: Op
     }) else {
         return;
     };
-    if d.step("prepare fresh project", |d| prepare(d, db, &tools, &spec)).is_none() {
+    if d.step("prepare fresh project", |d| prepare(d, db, &tools, &spec))
+        .is_none()
+    {
         return;
     }
     let Some((info, plan)) = d.step("requirements", |d| {
@@ -304,7 +382,10 @@ fn run_steps(d: &mut DrillReport, db: &DbSnapshot, cl: &LocalCluster, pg_bin: Op
     if d.requirements.iter().any(|r| r.blocking) {
         return;
     }
-    let ropts = RestoreOptions { data: plan, ..RestoreOptions::whole(info.is_supabase()) };
+    let ropts = RestoreOptions {
+        data: plan,
+        ..RestoreOptions::whole(info.is_supabase())
+    };
     if d.step("restore", |d| {
         d.restore = Some(restore(db, &tools, &spec, &ropts, progress)?);
         Ok(())
@@ -318,7 +399,10 @@ fn run_steps(d: &mut DrillReport, db: &DbSnapshot, cl: &LocalCluster, pg_bin: Op
             for m in MANAGED {
                 if db.has(m) {
                     let errors = apply_leniently(&tools, &spec, &db.read_to_vec(m)?)?;
-                    d.managed_after.push(ManagedApply { part: m.to_string(), errors });
+                    d.managed_after.push(ManagedApply {
+                        part: m.to_string(),
+                        errors,
+                    });
                 }
             }
             Ok(())

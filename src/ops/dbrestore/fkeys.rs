@@ -20,7 +20,12 @@ use crate::source::postgres::session;
 fn tables_array(tables: &[(String, String)]) -> String {
     let items: Vec<String> = tables
         .iter()
-        .map(|(s, t)| format!("pg_catalog.to_regclass({})", super::ql(&format!("{}.{}", super::qi(s), super::qi(t)))))
+        .map(|(s, t)| {
+            format!(
+                "pg_catalog.to_regclass({})",
+                super::ql(&format!("{}.{}", super::qi(s), super::qi(t)))
+            )
+        })
         .collect();
     format!("ARRAY[{}]::regclass[]", items.join(", "))
 }
@@ -84,7 +89,11 @@ struct Orphans {
 }
 
 /// One check: no foreign key from or to `tables` has rows that violate it.
-pub fn check(tables: &[(String, String)], tools: &PgTools, conn: &ConnSpec) -> Result<Option<Check>> {
+pub fn check(
+    tables: &[(String, String)],
+    tools: &PgTools,
+    conn: &ConnSpec,
+) -> Result<Option<Check>> {
     if tables.is_empty() {
         return Ok(None);
     }
@@ -95,15 +104,36 @@ pub fn check(tables: &[(String, String)], tools: &PgTools, conn: &ConnSpec) -> R
         arr = tables_array(tables)
     );
     let out = session::query_qualified(tools, conn, None, &sql)?;
-    let found: Vec<Orphans> = serde_json::from_str(&out).map_err(|e| Error::Invalid(format!("foreign key check returned unexpected output: {e}")))?;
+    let found: Vec<Orphans> = serde_json::from_str(&out).map_err(|e| {
+        Error::Invalid(format!("foreign key check returned unexpected output: {e}"))
+    })?;
     let bad: Vec<String> = found
         .iter()
         .filter(|o| o.rows > 0)
-        .map(|o| format!("{} rows of {} are not in {} ({}{})", o.rows, o.table, o.references, o.constraint, if o.valid { "" } else { ", NOT VALID" }))
+        .map(|o| {
+            format!(
+                "{} rows of {} are not in {} ({}{})",
+                o.rows,
+                o.table,
+                o.references,
+                o.constraint,
+                if o.valid { "" } else { ", NOT VALID" }
+            )
+        })
         .collect();
     Ok(Some(Check {
-        what: format!("foreign keys from and to the restored tables ({})", found.len()),
+        what: format!(
+            "foreign keys from and to the restored tables ({})",
+            found.len()
+        ),
         ok: bad.is_empty(),
-        detail: if bad.is_empty() { "no orphan rows".into() } else { format!("{}; restore the referenced tables too (or the whole database), or fix the rows and VALIDATE CONSTRAINT", bad.join("; ")) },
+        detail: if bad.is_empty() {
+            "no orphan rows".into()
+        } else {
+            format!(
+                "{}; restore the referenced tables too (or the whole database), or fix the rows and VALIDATE CONSTRAINT",
+                bad.join("; ")
+            )
+        },
     }))
 }

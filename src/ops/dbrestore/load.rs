@@ -9,7 +9,9 @@ use serde::Serialize;
 use super::acl;
 use super::additions::{self, AdditionsPlan};
 use super::data_plan::{DataPlan, Left};
-use super::schema_blocks::{filter_schema_sql, is_setval, owned_sequences, setval_in_scope, split_schema_sql};
+use super::schema_blocks::{
+    filter_schema_sql, is_setval, owned_sequences, setval_in_scope, split_schema_sql,
+};
 use super::{Scope, qi};
 use crate::error::{Error, Result};
 use crate::ops::dbsnap::{DataPart, DbSnapshot};
@@ -25,7 +27,9 @@ pub fn refused_on_managed_target(line: &str) -> bool {
         return false;
     }
     (l.starts_with("GRANT ") && (l.contains(" TO \"postgres\"") || l.contains(" TO postgres")))
-        || (l.starts_with("ALTER ") && (l.contains(" OWNER TO \"supabase_admin\"") || l.contains(" OWNER TO supabase_admin")))
+        || (l.starts_with("ALTER ")
+            && (l.contains(" OWNER TO \"supabase_admin\"")
+                || l.contains(" OWNER TO supabase_admin")))
         || l.contains("buckets_vectors")
         || l.contains("vector_indexes")
 }
@@ -65,27 +69,45 @@ impl<W: Write> Write for LineCounter<W> {
 
 /// The parts restored, in order (relative to the snapshot's `db/<database>/`).
 pub fn restore_parts(db: &DbSnapshot) -> Vec<String> {
-    let mut parts = vec!["roles.sql".to_string(), "schema.sql".into(), "data.sql".into()];
+    let mut parts = vec![
+        "roles.sql".to_string(),
+        "schema.sql".into(),
+        "data.sql".into(),
+    ];
     if db.has("migrations.sql") {
         parts.push("migrations.sql".into());
     }
     parts
 }
 
-
 /// Rewrite psql's `psql:<stdin>:N: ERROR: …` into the part and line it came from, with the
 /// statement's text (from `text_of`; None: do not quote the statement).
-pub(super) fn locate_in(stderr: &str, starts: &[(String, u64)], text_of: &dyn Fn(&str) -> Option<Vec<u8>>) -> String {
+pub(super) fn locate_in(
+    stderr: &str,
+    starts: &[(String, u64)],
+    text_of: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> String {
     let mut out = String::new();
     for l in stderr.lines() {
-        let loc = l.strip_prefix("psql:<stdin>:").and_then(|r| r.split_once(':')).and_then(|(n, rest)| Some((n.parse::<u64>().ok()?, rest)));
+        let loc = l
+            .strip_prefix("psql:<stdin>:")
+            .and_then(|r| r.split_once(':'))
+            .and_then(|(n, rest)| Some((n.parse::<u64>().ok()?, rest)));
         match loc {
             Some((n, rest)) => {
-                let (part, first) = starts.iter().rev().find(|(_, s)| *s <= n).cloned().unwrap_or_default();
+                let (part, first) = starts
+                    .iter()
+                    .rev()
+                    .find(|(_, s)| *s <= n)
+                    .cloned()
+                    .unwrap_or_default();
                 let line = n - first + 1;
                 out.push_str(&format!("{part} line {line}:{rest}\n"));
                 if let Some(text) = text_of(&part) {
-                    out.push_str(&format!("  statement: {}\n", statement_ending_at(&text, line as usize)));
+                    out.push_str(&format!(
+                        "  statement: {}\n",
+                        statement_ending_at(&text, line as usize)
+                    ));
                 }
             }
             None => {
@@ -111,7 +133,11 @@ pub(super) fn statement_ending_at(text: &[u8], line: usize) -> String {
         }
         start -= 1;
     }
-    lines[start..end].iter().map(|l| String::from_utf8_lossy(l).trim().to_string()).collect::<Vec<_>>().join(" ")
+    lines[start..end]
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).trim().to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Options of [`restore`].
@@ -136,7 +162,16 @@ impl RestoreOptions {
     /// The whole database in one transaction, roles.sql as it is (`snap restore --db` without
     /// options, and the restore drill).
     pub fn whole(supabase_target: bool) -> RestoreOptions {
-        RestoreOptions { scope: Scope::Whole, data_only: false, jobs: None, clean: vec![], existing_roles: vec![], supabase_target, data: DataPlan::default(), additions: AdditionsPlan::default() }
+        RestoreOptions {
+            scope: Scope::Whole,
+            data_only: false,
+            jobs: None,
+            clean: vec![],
+            existing_roles: vec![],
+            supabase_target,
+            data: DataPlan::default(),
+            additions: AdditionsPlan::default(),
+        }
     }
 }
 
@@ -156,7 +191,10 @@ fn write_sql_part(db: &DbSnapshot, rel: &str, plan: &DataPlan, w: &mut dyn Write
 
 /// (schema, table) of COPY parts.
 pub(super) fn part_tables(parts: &[&DataPart]) -> Vec<(String, String)> {
-    parts.iter().filter_map(|p| Some((p.schema.clone()?, p.table.clone()?))).collect()
+    parts
+        .iter()
+        .filter_map(|p| Some((p.schema.clone()?, p.table.clone()?)))
+        .collect()
 }
 
 /// The part that recreates the pg_cron jobs.
@@ -179,8 +217,13 @@ pub(super) fn owned_of(schema_sql: &str, scope: &Scope) -> BTreeSet<String> {
 /// The SQL that sets the privileges of what `scope` restores to the snapshot's, exactly (empty
 /// for a snapshot written before snap recorded ACLs).
 pub fn privileges_sql(db: &DbSnapshot, scope: &Scope, owned: &BTreeSet<String>) -> Result<String> {
-    let Some(acls) = db.catalog()?.map(|c| &c.acls) else { return Ok(String::new()) };
-    Ok(acl::set_sql(&acl::objects_in_scope(acls, scope, owned), &acl::defaults_in_scope(acls, scope)))
+    let Some(acls) = db.catalog()?.map(|c| &c.acls) else {
+        return Ok(String::new());
+    };
+    Ok(acl::set_sql(
+        &acl::objects_in_scope(acls, scope, owned),
+        &acl::defaults_in_scope(acls, scope),
+    ))
 }
 
 /// `data.sql` as [`DbSnapshot::write_data_sql`] writes it, without what `plan` leaves out
@@ -194,7 +237,12 @@ pub fn write_planned_data_sql(db: &DbSnapshot, plan: &DataPlan, w: &mut dyn Writ
 }
 
 /// One part of `data.sql`, without what `plan` leaves out (commented).
-fn write_planned_part(db: &DbSnapshot, p: &DataPart, plan: &DataPlan, w: &mut dyn Write) -> Result<u64> {
+fn write_planned_part(
+    db: &DbSnapshot,
+    p: &DataPart,
+    plan: &DataPlan,
+    w: &mut dyn Write,
+) -> Result<u64> {
     match p.kind.as_str() {
         "copy" if !plan.feeds(p) => write_left_out(db, &p.path, w),
         "copy" => db.write_part(&p.path, w),
@@ -214,27 +262,58 @@ fn write_left_out(db: &DbSnapshot, rel: &str, w: &mut dyn Write) -> Result<u64> 
 
 /// The per-table COPY parts of `scope`.
 pub fn scoped_parts<'a>(db: &'a DbSnapshot, scope: &Scope) -> Vec<&'a DataPart> {
-    db.tables().filter(|p| scope.covers_table(p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or(""))).collect()
+    db.tables()
+        .filter(|p| {
+            scope.covers_table(
+                p.schema.as_deref().unwrap_or(""),
+                p.table.as_deref().unwrap_or(""),
+            )
+        })
+        .collect()
 }
 
-type Feed<'a> = Box<dyn FnOnce(&mut LineCounter<std::io::BufWriter<std::process::ChildStdin>>, &mut Vec<(String, u64)>, &mut RestoreReport) -> Result<()> + 'a>;
+type Feed<'a> = Box<
+    dyn FnOnce(
+            &mut LineCounter<std::io::BufWriter<std::process::ChildStdin>>,
+            &mut Vec<(String, u64)>,
+            &mut RestoreReport,
+        ) -> Result<()>
+        + 'a,
+>;
 
 /// Run one psql session fed by `feed`; on failure the error names part and line.
-fn psql_session(tools: &PgTools, conn: &ConnSpec, texts: &[(String, Vec<u8>)], rolled_back: &str, report: &mut RestoreReport, feed: Feed<'_>) -> Result<()> {
+fn psql_session(
+    tools: &PgTools,
+    conn: &ConnSpec,
+    texts: &[(String, Vec<u8>)],
+    rolled_back: &str,
+    report: &mut RestoreReport,
+    feed: Feed<'_>,
+) -> Result<()> {
     let mut cmd = tools.command("psql");
-    cmd.args(PSQL_ARGS).args(["--single-transaction", "-f", "-"]);
+    cmd.args(PSQL_ARGS)
+        .args(["--single-transaction", "-f", "-"]);
     conn.apply(&mut cmd);
     let display = format!("psql --single-transaction {}", conn.display());
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(|e| Error::io(tools.tool("psql"), e))?;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io(tools.tool("psql"), e))?;
     let mut stderr = child.stderr.take().expect("piped");
     let drain = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = stderr.read_to_string(&mut s);
         s
     });
-    let mut w = LineCounter { inner: std::io::BufWriter::with_capacity(1 << 20, child.stdin.take().expect("piped")), lines: 0 };
+    let mut w = LineCounter {
+        inner: std::io::BufWriter::with_capacity(1 << 20, child.stdin.take().expect("piped")),
+        lines: 0,
+    };
     let mut starts = Vec::new();
-    let fed = feed(&mut w, &mut starts, report).and_then(|_| w.flush().map_err(|e| Error::io("psql stdin", e)));
+    let fed = feed(&mut w, &mut starts, report)
+        .and_then(|_| w.flush().map_err(|e| Error::io("psql stdin", e)));
     drop(w);
     let status = child.wait().map_err(|e| Error::io("psql", e))?;
     let err = drain.join().unwrap_or_default();
@@ -242,7 +321,12 @@ fn psql_session(tools: &PgTools, conn: &ConnSpec, texts: &[(String, Vec<u8>)], r
         return Err(Error::CommandFailed {
             command: display,
             status: format!("{status}; {rolled_back}"),
-            stderr: locate_in(&err, &starts, &|part| texts.iter().find(|(p, _)| p == part).map(|(_, t)| t.clone())),
+            stderr: locate_in(&err, &starts, &|part| {
+                texts
+                    .iter()
+                    .find(|(p, _)| p == part)
+                    .map(|(_, t)| t.clone())
+            }),
         });
     }
     fed
@@ -253,11 +337,19 @@ pub(super) fn put(w: &mut dyn Write, b: &[u8]) -> Result<()> {
 }
 
 /// Feed an SQL text, skipping what a managed target refuses.
-pub(super) fn feed_text(part: &str, text: &[u8], supabase: bool, w: &mut dyn Write, report: &mut RestoreReport) -> Result<()> {
+pub(super) fn feed_text(
+    part: &str,
+    text: &[u8],
+    supabase: bool,
+    w: &mut dyn Write,
+    report: &mut RestoreReport,
+) -> Result<()> {
     for (i, line) in text.split_inclusive(|b| *b == b'\n').enumerate() {
         let s = String::from_utf8_lossy(line);
         if supabase && refused_on_managed_target(&s) {
-            report.skipped.push((part.to_string(), i as u64 + 1, s.trim_end().to_string()));
+            report
+                .skipped
+                .push((part.to_string(), i as u64 + 1, s.trim_end().to_string()));
             put(w, b"-- snap: skipped on a managed target: ")?;
         }
         put(w, line)?;
@@ -286,12 +378,20 @@ pub(super) fn roles_for(text: &[u8], existing: &[String]) -> Vec<u8> {
 }
 
 /// The SQL between COPY parts reduced to `scope` (SET lines kept, other tables' setval out).
-pub(super) fn data_sql_text(db: &DbSnapshot, scope: &Scope, owned: &BTreeSet<String>, with_setval: bool, plan: &DataPlan) -> Result<Vec<u8>> {
+pub(super) fn data_sql_text(
+    db: &DbSnapshot,
+    scope: &Scope,
+    owned: &BTreeSet<String>,
+    with_setval: bool,
+    plan: &DataPlan,
+) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     for p in db.parts.iter().filter(|p| p.kind != "copy") {
         for line in db.read_to_vec(&p.path)?.split_inclusive(|b| *b == b'\n') {
             let s = String::from_utf8_lossy(line);
-            if is_setval(&s) && !(with_setval && setval_in_scope(&s, scope, owned) && plan.feeds_line(&s)) {
+            if is_setval(&s)
+                && !(with_setval && setval_in_scope(&s, scope, owned) && plan.feeds_line(&s))
+            {
                 continue;
             }
             out.extend_from_slice(line);
@@ -320,13 +420,26 @@ pub(super) fn data_settings(db: &DbSnapshot) -> Result<Vec<u8>> {
 /// roles and schema in one transaction, then each table's data in its own session and
 /// transaction (up to N at a time), then the sequences and migrations.sql: a failure leaves
 /// the schema and the tables already loaded in place, and names the table that failed.
-pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &RestoreOptions, progress: &dyn Progress) -> Result<RestoreReport> {
+pub fn restore(
+    db: &DbSnapshot,
+    tools: &PgTools,
+    conn: &ConnSpec,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreReport> {
     let scope = &opts.scope;
     let plan = &opts.data;
     let cron = plan.cron_sql(&db.database);
     let added = opts.additions.sql(db.catalog()?.map(|c| &c.acls), false);
-    let mut report = RestoreReport { left_out: plan.left_out.clone(), cron_jobs_scheduled: plan.cron_jobs.len(),
-        additions_applied: opts.additions.apply.iter().map(additions::describe).collect(),
+    let mut report = RestoreReport {
+        left_out: plan.left_out.clone(),
+        cron_jobs_scheduled: plan.cron_jobs.len(),
+        additions_applied: opts
+            .additions
+            .apply
+            .iter()
+            .map(additions::describe)
+            .collect(),
         ..Default::default()
     };
     let schema_full = String::from_utf8_lossy(&db.read_to_vec("schema.sql")?).into_owned();
@@ -336,113 +449,175 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
         texts.push(("clean".into(), (opts.clean.join("\n") + "\n").into_bytes()));
     }
     if !opts.data_only {
-        texts.push(("roles.sql".into(), roles_for(&db.read_to_vec("roles.sql")?, &opts.existing_roles)));
-        let label = if *scope == Scope::Whole { "schema.sql".to_string() } else { format!("schema.sql ({})", scope.describe()) };
+        texts.push((
+            "roles.sql".into(),
+            roles_for(&db.read_to_vec("roles.sql")?, &opts.existing_roles),
+        ));
+        let label = if *scope == Scope::Whole {
+            "schema.sql".to_string()
+        } else {
+            format!("schema.sql ({})", scope.describe())
+        };
         texts.push((label, filter_schema_sql(&schema_full, scope).into_bytes()));
         let privileges = privileges_sql(db, scope, &owned)?;
         if !privileges.is_empty() {
             texts.push((PRIVILEGES.into(), privileges.into_bytes()));
         }
     }
-    let parts: Vec<&DataPart> = scoped_parts(db, scope).into_iter().filter(|p| plan.feeds(p)).collect();
+    let parts: Vec<&DataPart> = scoped_parts(db, scope)
+        .into_iter()
+        .filter(|p| plan.feeds(p))
+        .collect();
     let migrations = *scope == Scope::Whole && db.has("migrations.sql");
     // A selective restore loads into foreign keys it does not check row by row.
-    let fk_sql = if *scope == Scope::Whole { String::new() } else { super::fkeys::enforce_sql(&part_tables(&parts)) };
+    let fk_sql = if *scope == Scope::Whole {
+        String::new()
+    } else {
+        super::fkeys::enforce_sql(&part_tables(&parts))
+    };
     let tx_note = "the transaction was rolled back, the target is unchanged";
     // The data is nearly all of it: the bar counts its bytes (sizes recorded at backup time).
-    let data_parts: Vec<&DataPart> = if *scope == Scope::Whole { db.parts.iter().collect() } else { parts.clone() };
-    progress.start("restore", Some(data_parts.iter().filter_map(|p| p.bytes).sum()));
+    let data_parts: Vec<&DataPart> = if *scope == Scope::Whole {
+        db.parts.iter().collect()
+    } else {
+        parts.clone()
+    };
+    progress.start(
+        "restore",
+        Some(data_parts.iter().filter_map(|p| p.bytes).sum()),
+    );
     let res = (|| -> Result<()> {
         match opts.jobs {
             None => {
-                let data = if *scope == Scope::Whole { None } else { Some(data_sql_text(db, scope, &owned, true, plan)?) };
+                let data = if *scope == Scope::Whole {
+                    None
+                } else {
+                    Some(data_sql_text(db, scope, &owned, true, plan)?)
+                };
                 let mut all = texts.clone();
                 if migrations {
                     all.push(("migrations.sql".into(), db.read_to_vec("migrations.sql")?));
                 }
                 report.parts = texts.iter().map(|(p, _)| p.clone()).collect();
-                report.parts.push(if *scope == Scope::Whole { "data.sql".into() } else { format!("data.sql ({} tables of {})", parts.len(), scope.describe()) });
+                report.parts.push(if *scope == Scope::Whole {
+                    "data.sql".into()
+                } else {
+                    format!("data.sql ({} tables of {})", parts.len(), scope.describe())
+                });
                 if migrations {
                     report.parts.push("migrations.sql".into());
                 }
                 let supabase = opts.supabase_target;
                 let texts2 = texts.clone();
                 let parts2 = parts.clone();
-                let mig = all.iter().find(|(p, _)| p == "migrations.sql").map(|(_, t)| t.clone());
+                let mig = all
+                    .iter()
+                    .find(|(p, _)| p == "migrations.sql")
+                    .map(|(_, t)| t.clone());
                 // The texts fed after the data, so a failing statement there is quoted too.
                 all.push((ADDITIONS.into(), added.clone().into_bytes()));
                 all.push((CRON.into(), cron.clone().into_bytes()));
                 let data_label = report.parts[texts.len()].clone();
-                psql_session(tools, conn, &all, tx_note, &mut report, Box::new(move |w, starts, report| {
-                    for (part, text) in &texts2 {
-                        progress.item(part);
-                        starts.push((part.clone(), w.lines + 1));
-                        feed_text(part, text, supabase && part != "clean" && part != PRIVILEGES, w, report)?;
-                    }
-                    progress.item(&data_label);
-                    starts.push((data_label.clone(), w.lines + 1));
-                    match &data {
-                        None => {
-                            for p in &db.parts {
-                                if p.kind == "copy" {
-                                    progress.item(&p.path);
+                psql_session(
+                    tools,
+                    conn,
+                    &all,
+                    tx_note,
+                    &mut report,
+                    Box::new(move |w, starts, report| {
+                        for (part, text) in &texts2 {
+                            progress.item(part);
+                            starts.push((part.clone(), w.lines + 1));
+                            feed_text(
+                                part,
+                                text,
+                                supabase && part != "clean" && part != PRIVILEGES,
+                                w,
+                                report,
+                            )?;
+                        }
+                        progress.item(&data_label);
+                        starts.push((data_label.clone(), w.lines + 1));
+                        match &data {
+                            None => {
+                                for p in &db.parts {
+                                    if p.kind == "copy" {
+                                        progress.item(&p.path);
+                                    }
+                                    let n = write_planned_part(db, p, plan, w)?;
+                                    report.bytes += n;
+                                    progress.bytes(n);
                                 }
-                                let n = write_planned_part(db, p, plan, w)?;
-                                report.bytes += n;
-                                progress.bytes(n);
+                            }
+                            Some(sqltext) => {
+                                // SET lines and this scope's setval first, then the COPY parts.
+                                put(w, sqltext.strip_suffix(b"RESET ALL;\n").unwrap_or(sqltext))?;
+                                for p in &parts2 {
+                                    progress.item(&p.path);
+                                    let n = db.write_part(&p.path, w)?;
+                                    report.bytes += n;
+                                    progress.bytes(n);
+                                }
+                                put(w, b"RESET ALL;\n")?;
                             }
                         }
-                        Some(sqltext) => {
-                            // SET lines and this scope's setval first, then the COPY parts.
-                            put(w, sqltext.strip_suffix(b"RESET ALL;\n").unwrap_or(sqltext))?;
-                            for p in &parts2 {
-                                progress.item(&p.path);
-                                let n = db.write_part(&p.path, w)?;
-                                report.bytes += n;
-                                progress.bytes(n);
-                            }
-                            put(w, b"RESET ALL;\n")?;
+                        put(w, b"\n")?;
+                        if !fk_sql.is_empty() {
+                            starts.push(("foreign keys".into(), w.lines + 1));
+                            put(w, fk_sql.as_bytes())?;
                         }
-                    }
-                    put(w, b"\n")?;
-                    if !fk_sql.is_empty() {
-                        starts.push(("foreign keys".into(), w.lines + 1));
-                        put(w, fk_sql.as_bytes())?;
-                    }
-                    if !added.is_empty() {
-                        progress.item(ADDITIONS);
-                        starts.push((ADDITIONS.into(), w.lines + 1));
-                        put(w, added.as_bytes())?;
-                    }
-                    if !cron.is_empty() {
-                        progress.item(CRON);
-                        starts.push((CRON.into(), w.lines + 1));
-                        put(w, cron.as_bytes())?;
-                    }
-                    if let Some(m) = &mig {
-                        progress.item("migrations.sql");
-                        starts.push(("migrations.sql".into(), w.lines + 1));
-                        feed_text("migrations.sql", m, false, w, report)?;
-                    }
-                    Ok(())
-                }))
+                        if !added.is_empty() {
+                            progress.item(ADDITIONS);
+                            starts.push((ADDITIONS.into(), w.lines + 1));
+                            put(w, added.as_bytes())?;
+                        }
+                        if !cron.is_empty() {
+                            progress.item(CRON);
+                            starts.push((CRON.into(), w.lines + 1));
+                            put(w, cron.as_bytes())?;
+                        }
+                        if let Some(m) = &mig {
+                            progress.item("migrations.sql");
+                            starts.push(("migrations.sql".into(), w.lines + 1));
+                            feed_text("migrations.sql", m, false, w, report)?;
+                        }
+                        Ok(())
+                    }),
+                )
             }
             Some(n) => {
-                report.parts = texts.iter().map(|(p, _)| format!("{p} (transaction 1)")).collect();
+                report.parts = texts
+                    .iter()
+                    .map(|(p, _)| format!("{p} (transaction 1)"))
+                    .collect();
                 if !texts.is_empty() {
                     let supabase = opts.supabase_target;
                     let t2 = texts.clone();
-                    psql_session(tools, conn, &texts, tx_note, &mut report, Box::new(move |w, starts, report| {
-                        for (part, text) in &t2 {
-                            progress.item(part);
-                            starts.push((part.clone(), w.lines + 1));
-                            feed_text(part, text, supabase && part != "clean" && part != PRIVILEGES, w, report)?;
-                        }
-                        Ok(())
-                    }))?;
+                    psql_session(
+                        tools,
+                        conn,
+                        &texts,
+                        tx_note,
+                        &mut report,
+                        Box::new(move |w, starts, report| {
+                            for (part, text) in &t2 {
+                                progress.item(part);
+                                starts.push((part.clone(), w.lines + 1));
+                                feed_text(
+                                    part,
+                                    text,
+                                    supabase && part != "clean" && part != PRIVILEGES,
+                                    w,
+                                    report,
+                                )?;
+                            }
+                            Ok(())
+                        }),
+                    )?;
                 }
                 let settings = data_settings(db)?;
-                let queue = std::sync::Mutex::new(parts.iter().rev().copied().collect::<Vec<&DataPart>>());
+                let queue =
+                    std::sync::Mutex::new(parts.iter().rev().copied().collect::<Vec<&DataPart>>());
                 let failed = std::sync::Mutex::new(None::<(String, Error)>);
                 let loaded = std::sync::Mutex::new(Vec::<String>::new());
                 let bytes = std::sync::atomic::AtomicU64::new(0);
@@ -454,20 +629,34 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
                                 if failed.lock().unwrap().is_some() {
                                     return;
                                 }
-                                let Some(p) = queue.lock().unwrap().pop() else { return };
-                                let name = format!("{}.{}", p.schema.as_deref().unwrap_or(""), p.table.as_deref().unwrap_or(""));
+                                let Some(p) = queue.lock().unwrap().pop() else {
+                                    return;
+                                };
+                                let name = format!(
+                                    "{}.{}",
+                                    p.schema.as_deref().unwrap_or(""),
+                                    p.table.as_deref().unwrap_or("")
+                                );
                                 let mut r = RestoreReport::default();
                                 let settings = settings.clone();
                                 let path = p.path.clone();
-                                let res = psql_session(tools, conn, &[], "that table's transaction was rolled back", &mut r, Box::new(move |w, starts, _| {
-                                    put(w, &settings)?;
-                                    starts.push((path.clone(), w.lines + 1));
-                                    progress.item(&path);
-                                    let n = db.write_part(&path, w)?;
-                                    bytes_ref.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                                    progress.bytes(n);
-                                    Ok(())
-                                }));
+                                let res = psql_session(
+                                    tools,
+                                    conn,
+                                    &[],
+                                    "that table's transaction was rolled back",
+                                    &mut r,
+                                    Box::new(move |w, starts, _| {
+                                        put(w, &settings)?;
+                                        starts.push((path.clone(), w.lines + 1));
+                                        progress.item(&path);
+                                        let n = db.write_part(&path, w)?;
+                                        bytes_ref
+                                            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                                        progress.bytes(n);
+                                        Ok(())
+                                    }),
+                                );
                                 match res {
                                     Ok(()) => loaded.lock().unwrap().push(name),
                                     Err(e) => {
@@ -481,19 +670,28 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
                 });
                 report.bytes += bytes.into_inner();
                 let loaded = loaded.into_inner().unwrap();
-                report.parts.push(format!("data: {} tables, one transaction each, {n} at a time", loaded.len()));
+                report.parts.push(format!(
+                    "data: {} tables, one transaction each, {n} at a time",
+                    loaded.len()
+                ));
                 if let Some((table, e)) = failed.into_inner().unwrap() {
                     return Err(Error::Invalid(format!(
                         "--jobs restore failed loading table {table}: {e}\nnot all-or-nothing: the schema and the {} table(s) loaded before stay in place{}",
                         loaded.len(),
-                        if loaded.is_empty() { String::new() } else { format!(" ({})", loaded.join(", ")) }
+                        if loaded.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", loaded.join(", "))
+                        }
                     )));
                 }
                 let mut tail = data_sql_text(db, scope, &owned, true, plan)?
                     .split_inclusive(|b| *b == b'\n')
                     .filter(|l| {
                         let s = String::from_utf8_lossy(l);
-                        s.starts_with("SET ") || s.starts_with("SELECT pg_catalog.set") || s.starts_with("RESET ")
+                        s.starts_with("SET ")
+                            || s.starts_with("SELECT pg_catalog.set")
+                            || s.starts_with("RESET ")
                     })
                     .flatten()
                     .copied()
@@ -513,13 +711,20 @@ pub fn restore(db: &DbSnapshot, tools: &PgTools, conn: &ConnSpec, opts: &Restore
                     report.parts.push("migrations.sql".into());
                 }
                 let tt = tail_texts.clone();
-                psql_session(tools, conn, &tail_texts, "the sequences and migration history were rolled back; the schema and data stay loaded", &mut report, Box::new(move |w, starts, report| {
-                    for (part, text) in &tt {
-                        starts.push((part.clone(), w.lines + 1));
-                        feed_text(part, text, false, w, report)?;
-                    }
-                    Ok(())
-                }))
+                psql_session(
+                    tools,
+                    conn,
+                    &tail_texts,
+                    "the sequences and migration history were rolled back; the schema and data stay loaded",
+                    &mut report,
+                    Box::new(move |w, starts, report| {
+                        for (part, text) in &tt {
+                            starts.push((part.clone(), w.lines + 1));
+                            feed_text(part, text, false, w, report)?;
+                        }
+                        Ok(())
+                    }),
+                )
             }
         }
     })();

@@ -33,21 +33,52 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 pub use additions::{AdditionsPlan, notes as additions_notes, plan as additions_plan};
+pub use clean::CleanPlan;
 pub use data_plan::{DataPlan, plan as data_plan, plan_for_psql};
 pub use drill::{DrillReport, drill};
-pub use load::{RestoreOptions, RestoreReport, privileges_sql, write_planned_data_sql, refused_on_managed_target, restore, restore_parts, scoped_parts};
-pub use requirements::{Requirement, TargetInfo, inspect, plan_notes, requirements, scope_inventory, table_exists, tables_with_rows};
-pub use clean::CleanPlan;
-pub use schema_blocks::{SqlBlock, filter_schema_sql, owned_sequences, split_schema_sql, user_schemas};
+pub use load::{
+    RestoreOptions, RestoreReport, privileges_sql, refused_on_managed_target, restore,
+    restore_parts, scoped_parts, write_planned_data_sql,
+};
+pub use requirements::{
+    Requirement, TargetInfo, inspect, plan_notes, requirements, scope_inventory, table_exists,
+    tables_with_rows,
+};
+pub use schema_blocks::{
+    SqlBlock, filter_schema_sql, owned_sequences, split_schema_sql, user_schemas,
+};
 pub use verify::{Check, verify};
 
 /// Schemas Supabase manages: never dropped by `--clean`.
 pub fn is_managed_schema(s: &str) -> bool {
     matches!(
         s,
-        "auth" | "storage" | "extensions" | "supabase_functions" | "supabase_migrations" | "realtime" | "vault" | "graphql" | "graphql_public" | "net"
-            | "pgbouncer" | "cron" | "pgsodium" | "pgsodium_masks" | "pgtle" | "repack" | "_analytics" | "_realtime" | "_supavisor" | "etl" | "dbdev"
-            | "pgmq" | "tiger" | "tiger_data" | "topology" | "information_schema"
+        "auth"
+            | "storage"
+            | "extensions"
+            | "supabase_functions"
+            | "supabase_migrations"
+            | "realtime"
+            | "vault"
+            | "graphql"
+            | "graphql_public"
+            | "net"
+            | "pgbouncer"
+            | "cron"
+            | "pgsodium"
+            | "pgsodium_masks"
+            | "pgtle"
+            | "repack"
+            | "_analytics"
+            | "_realtime"
+            | "_supavisor"
+            | "etl"
+            | "dbdev"
+            | "pgmq"
+            | "tiger"
+            | "tiger_data"
+            | "topology"
+            | "information_schema"
     ) || s.starts_with("pg_")
         || s.starts_with("timescaledb_")
         || s.starts_with("_timescaledb_")
@@ -65,8 +96,12 @@ impl Scope {
     /// `--table schema.table` (quoted parts are not needed: the first `.` separates).
     pub fn table(spec: &str) -> Result<Scope> {
         match spec.split_once('.') {
-            Some((s, t)) if !s.is_empty() && !t.is_empty() => Ok(Scope::Table(s.to_string(), t.to_string())),
-            _ => Err(Error::Invalid(format!("--table {spec:?}: expected schema.table, e.g. public.orders"))),
+            Some((s, t)) if !s.is_empty() && !t.is_empty() => {
+                Ok(Scope::Table(s.to_string(), t.to_string()))
+            }
+            _ => Err(Error::Invalid(format!(
+                "--table {spec:?}: expected schema.table, e.g. public.orders"
+            ))),
         }
     }
 
@@ -102,9 +137,9 @@ mod tests {
     use super::load::*;
     use super::requirements::*;
     use super::schema_blocks::*;
-    use std::collections::BTreeSet;
     use super::*;
     use serde_json::json;
+    use std::collections::BTreeSet;
 
     fn target() -> TargetInfo {
         TargetInfo {
@@ -128,17 +163,48 @@ mod tests {
         });
         let mut t = target();
         t.nonempty_tables = vec!["public.orders".into()];
-        let r = requirements(&inv, &[("public".into(), "orders".into()), ("public".into(), "x".into())], &t);
-        let text: Vec<String> = r.iter().map(|x| format!("{} | {}", x.what, x.fix.clone().unwrap_or_default())).collect();
+        let r = requirements(
+            &inv,
+            &[
+                ("public".into(), "orders".into()),
+                ("public".into(), "x".into()),
+            ],
+            &t,
+        );
+        let text: Vec<String> = r
+            .iter()
+            .map(|x| format!("{} | {}", x.what, x.fix.clone().unwrap_or_default()))
+            .collect();
         assert!(r.iter().all(|x| x.blocking));
-        assert!(text[0].contains("PostgreSQL 15, older than the snapshot's 16"), "{text:?}");
-        assert!(text.iter().any(|l| l.contains("CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\" WITH SCHEMA \"extensions\";")));
-        assert!(text.iter().any(|l| l.contains("postgis is not installed in the target (and not available")));
-        assert!(!text.iter().any(|l| l.contains("pgcrypto") || l.contains("plpgsql")));
-        assert!(text.iter().any(|l| l.contains("webhook") && l.contains("Database Webhooks")));
+        assert!(
+            text[0].contains("PostgreSQL 15, older than the snapshot's 16"),
+            "{text:?}"
+        );
+        assert!(text.iter().any(|l| {
+            l.contains("CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\" WITH SCHEMA \"extensions\";")
+        }));
+        assert!(
+            text.iter()
+                .any(|l| l.contains("postgis is not installed in the target (and not available"))
+        );
+        assert!(
+            !text
+                .iter()
+                .any(|l| l.contains("pgcrypto") || l.contains("plpgsql"))
+        );
+        assert!(
+            text.iter()
+                .any(|l| l.contains("webhook") && l.contains("Database Webhooks"))
+        );
         assert!(text.iter().any(|l| l.contains("supabase_realtime")));
-        assert!(text.iter().any(|l| l.contains("role authenticated is reserved")));
-        assert!(!text.iter().any(|l| l.contains("app_user")), "roles.sql creates user roles");
+        assert!(
+            text.iter()
+                .any(|l| l.contains("role authenticated is reserved"))
+        );
+        assert!(
+            !text.iter().any(|l| l.contains("app_user")),
+            "roles.sql creates user roles"
+        );
         assert!(text.iter().any(|l| l.contains("already has rows in public.orders") && !l.contains("public.x")));
         // A satisfied target: no problems.
         let t = TargetInfo {
@@ -155,19 +221,34 @@ mod tests {
     #[test]
     fn failing_statement_is_shown_whole() {
         let sql = b"SET x = 1;\n\nALTER TABLE ONLY billing.invoices\n    ADD CONSTRAINT invoices_pkey PRIMARY KEY (id);\nSELECT 1;\n";
-        assert_eq!(statement_ending_at(sql, 4), "ALTER TABLE ONLY billing.invoices ADD CONSTRAINT invoices_pkey PRIMARY KEY (id);");
+        assert_eq!(
+            statement_ending_at(sql, 4),
+            "ALTER TABLE ONLY billing.invoices ADD CONSTRAINT invoices_pkey PRIMARY KEY (id);"
+        );
         assert_eq!(statement_ending_at(sql, 5), "SELECT 1;");
         assert_eq!(statement_ending_at(sql, 1), "SET x = 1;");
     }
 
     #[test]
     fn managed_target_statements() {
-        assert!(refused_on_managed_target("GRANT ALL ON TABLE \"public\".\"orders\" TO \"postgres\";"));
-        assert!(refused_on_managed_target("ALTER TABLE \"public\".\"orders\" OWNER TO \"supabase_admin\";"));
-        assert!(refused_on_managed_target("CREATE TABLE IF NOT EXISTS \"storage\".\"buckets_vectors\" ("));
-        assert!(!refused_on_managed_target("GRANT ALL ON TABLE \"public\".\"orders\" TO \"anon\";"));
-        assert!(!refused_on_managed_target("ALTER TABLE \"public\".\"orders\" OWNER TO \"postgres\";"));
-        assert!(!refused_on_managed_target("-- GRANT ALL ON TABLE x TO \"postgres\";"));
+        assert!(refused_on_managed_target(
+            "GRANT ALL ON TABLE \"public\".\"orders\" TO \"postgres\";"
+        ));
+        assert!(refused_on_managed_target(
+            "ALTER TABLE \"public\".\"orders\" OWNER TO \"supabase_admin\";"
+        ));
+        assert!(refused_on_managed_target(
+            "CREATE TABLE IF NOT EXISTS \"storage\".\"buckets_vectors\" ("
+        ));
+        assert!(!refused_on_managed_target(
+            "GRANT ALL ON TABLE \"public\".\"orders\" TO \"anon\";"
+        ));
+        assert!(!refused_on_managed_target(
+            "ALTER TABLE \"public\".\"orders\" OWNER TO \"postgres\";"
+        ));
+        assert!(!refused_on_managed_target(
+            "-- GRANT ALL ON TABLE x TO \"postgres\";"
+        ));
     }
 
     /// schema.sql of tests/fixtures/supabase.sql as `snap backup db` stores it (pg_dump 15.18
@@ -746,22 +827,51 @@ ALTER DEFAULT PRIVILEGES FOR ROLE "postgres" IN SCHEMA "public" GRANT ALL ON TAB
 "##;
 
     fn kinds(text: &str) -> Vec<String> {
-        split_schema_sql(text).1.iter().map(|b| format!("{} | {} | {}", b.kind, b.schema.as_deref().unwrap_or("-"), b.name)).collect()
+        split_schema_sql(text)
+            .1
+            .iter()
+            .map(|b| {
+                format!(
+                    "{} | {} | {}",
+                    b.kind,
+                    b.schema.as_deref().unwrap_or("-"),
+                    b.name
+                )
+            })
+            .collect()
     }
 
     #[test]
     fn splits_real_pg_dump_output_into_blocks() {
         let (pre, blocks) = split_schema_sql(REAL_SCHEMA_SQL);
-        assert!(pre.contains("SET client_encoding = 'UTF8';") && pre.contains("set_config('search_path', '', false)"));
+        assert!(
+            pre.contains("SET client_encoding = 'UTF8';")
+                && pre.contains("set_config('search_path', '', false)")
+        );
         assert!(!pre.contains("-- Name:"));
         assert_eq!(blocks.len(), REAL_SCHEMA_SQL.matches("\n-- Name: ").count());
         // Nothing lost, nothing duplicated.
-        assert_eq!(pre + &blocks.iter().map(|b| b.text.as_str()).collect::<String>(), REAL_SCHEMA_SQL);
-        let b = blocks.iter().find(|b| b.kind == "CONSTRAINT" && b.name == "orders orders_pkey").unwrap();
+        assert_eq!(
+            pre + &blocks.iter().map(|b| b.text.as_str()).collect::<String>(),
+            REAL_SCHEMA_SQL
+        );
+        let b = blocks
+            .iter()
+            .find(|b| b.kind == "CONSTRAINT" && b.name == "orders orders_pkey")
+            .unwrap();
         assert_eq!(b.schema.as_deref(), Some("public"));
-        assert!(b.text.contains("ALTER TABLE ONLY \"public\".\"orders\"") && !b.text.contains("orders_user_id_idx"));
-        assert_eq!(parse_toc("-- Name: EXTENSION \"pgcrypto\"; Type: COMMENT; Schema: -; Owner: "), Some(("EXTENSION \"pgcrypto\"".into(), "COMMENT".into(), None)));
-        assert_eq!(user_schemas(&blocks).into_iter().collect::<Vec<_>>(), vec!["billing".to_string(), "public".to_string()]);
+        assert!(
+            b.text.contains("ALTER TABLE ONLY \"public\".\"orders\"")
+                && !b.text.contains("orders_user_id_idx")
+        );
+        assert_eq!(
+            parse_toc("-- Name: EXTENSION \"pgcrypto\"; Type: COMMENT; Schema: -; Owner: "),
+            Some(("EXTENSION \"pgcrypto\"".into(), "COMMENT".into(), None))
+        );
+        assert_eq!(
+            user_schemas(&blocks).into_iter().collect::<Vec<_>>(),
+            vec!["billing".to_string(), "public".to_string()]
+        );
     }
 
     #[test]
@@ -781,17 +891,35 @@ ALTER DEFAULT PRIVILEGES FOR ROLE "postgres" IN SCHEMA "public" GRANT ALL ON TAB
             ],
             "{billing}"
         );
-        assert!(billing.starts_with("--\n-- PostgreSQL database dump") && billing.contains("SET row_security = off;"));
+        assert!(
+            billing.starts_with("--\n-- PostgreSQL database dump")
+                && billing.contains("SET row_security = off;")
+        );
         let public = filter_schema_sql(REAL_SCHEMA_SQL, &Scope::Schema("public".into()));
-        assert!(!public.contains("\"billing\".") && !public.contains("CREATE SCHEMA IF NOT EXISTS \"billing\""));
-        assert!(public.contains("CREATE TYPE \"public\".\"order_status\"") && public.contains("ADD TABLE ONLY \"public\".\"orders\""));
-        assert!(!public.contains("Type: EXTENSION"), "extensions are requirements, not part of a schema");
-        assert_eq!(filter_schema_sql(REAL_SCHEMA_SQL, &Scope::Whole), REAL_SCHEMA_SQL);
+        assert!(
+            !public.contains("\"billing\".")
+                && !public.contains("CREATE SCHEMA IF NOT EXISTS \"billing\"")
+        );
+        assert!(
+            public.contains("CREATE TYPE \"public\".\"order_status\"")
+                && public.contains("ADD TABLE ONLY \"public\".\"orders\"")
+        );
+        assert!(
+            !public.contains("Type: EXTENSION"),
+            "extensions are requirements, not part of a schema"
+        );
+        assert_eq!(
+            filter_schema_sql(REAL_SCHEMA_SQL, &Scope::Whole),
+            REAL_SCHEMA_SQL
+        );
     }
 
     #[test]
     fn table_filter_keeps_the_table_and_what_hangs_on_it() {
-        let orders = filter_schema_sql(REAL_SCHEMA_SQL, &Scope::Table("public".into(), "orders".into()));
+        let orders = filter_schema_sql(
+            REAL_SCHEMA_SQL,
+            &Scope::Table("public".into(), "orders".into()),
+        );
         let k = kinds(&orders);
         for want in [
             "TABLE | public | orders",
@@ -812,7 +940,11 @@ ALTER DEFAULT PRIVILEGES FOR ROLE "postgres" IN SCHEMA "public" GRANT ALL ON TAB
         }
         assert_eq!(k.len(), 13, "{k:#?}");
         // Not the tables that reference it, nor the view over it.
-        assert!(!orders.contains("order_items") && !orders.contains("order_totals") && !orders.contains("invoices"));
+        assert!(
+            !orders.contains("order_items")
+                && !orders.contains("order_totals")
+                && !orders.contains("invoices")
+        );
 
         // A serial column: CREATE SEQUENCE, OWNED BY and DEFAULT blocks (realistic pg_dump text).
         let serial = "SET x = 1;\n\n--\n-- Name: t; Type: TABLE; Schema: s; Owner: postgres\n--\n\nCREATE TABLE IF NOT EXISTS \"s\".\"t\" (\n    \"id\" integer NOT NULL\n);\n\n\
@@ -821,25 +953,69 @@ ALTER DEFAULT PRIVILEGES FOR ROLE "postgres" IN SCHEMA "public" GRANT ALL ON TAB
 --\n-- Name: t2; Type: TABLE; Schema: s; Owner: postgres\n--\n\nCREATE TABLE IF NOT EXISTS \"s\".\"t2\" (\"id\" integer);\n\n\
 --\n-- Name: t id; Type: DEFAULT; Schema: s; Owner: postgres\n--\n\nALTER TABLE ONLY \"s\".\"t\" ALTER COLUMN \"id\" SET DEFAULT \"nextval\"('\"s\".\"t_id_seq\"'::\"regclass\");\n\n\
 --\n-- Name: t2 t2_t_fkey; Type: FK CONSTRAINT; Schema: s; Owner: postgres\n--\n\nALTER TABLE ONLY \"s\".\"t2\"\n    ADD CONSTRAINT \"t2_t_fkey\" FOREIGN KEY (\"id\") REFERENCES \"s\".\"t\"(\"id\");\n";
-        let k = kinds(&filter_schema_sql(serial, &Scope::Table("s".into(), "t".into())));
-        assert_eq!(k, vec!["TABLE | s | t", "SEQUENCE | s | t_id_seq", "SEQUENCE OWNED BY | s | t_id_seq", "DEFAULT | s | t id"]);
+        let k = kinds(&filter_schema_sql(
+            serial,
+            &Scope::Table("s".into(), "t".into()),
+        ));
+        assert_eq!(
+            k,
+            vec![
+                "TABLE | s | t",
+                "SEQUENCE | s | t_id_seq",
+                "SEQUENCE OWNED BY | s | t_id_seq",
+                "DEFAULT | s | t id"
+            ]
+        );
         let (_, blocks) = split_schema_sql(serial);
-        assert!(setval_in_scope("SELECT pg_catalog.setval('\"s\".\"t_id_seq\"', 5, true);", &Scope::Table("s".into(), "t".into()), &owned_sequences(&blocks, "s", "t")));
-        assert!(!setval_in_scope("SELECT pg_catalog.setval('\"s\".\"u_id_seq\"', 5, true);", &Scope::Table("s".into(), "t".into()), &owned_sequences(&blocks, "s", "t")));
-        assert!(setval_in_scope("SELECT pg_catalog.setval('\"s\".\"u_id_seq\"', 5, true);", &Scope::Schema("s".into()), &BTreeSet::new()));
-        assert!(!setval_in_scope("SELECT pg_catalog.setval('\"s2\".\"u_id_seq\"', 5, true);", &Scope::Schema("s".into()), &BTreeSet::new()));
+        assert!(setval_in_scope(
+            "SELECT pg_catalog.setval('\"s\".\"t_id_seq\"', 5, true);",
+            &Scope::Table("s".into(), "t".into()),
+            &owned_sequences(&blocks, "s", "t")
+        ));
+        assert!(!setval_in_scope(
+            "SELECT pg_catalog.setval('\"s\".\"u_id_seq\"', 5, true);",
+            &Scope::Table("s".into(), "t".into()),
+            &owned_sequences(&blocks, "s", "t")
+        ));
+        assert!(setval_in_scope(
+            "SELECT pg_catalog.setval('\"s\".\"u_id_seq\"', 5, true);",
+            &Scope::Schema("s".into()),
+            &BTreeSet::new()
+        ));
+        assert!(!setval_in_scope(
+            "SELECT pg_catalog.setval('\"s2\".\"u_id_seq\"', 5, true);",
+            &Scope::Schema("s".into()),
+            &BTreeSet::new()
+        ));
     }
 
     #[test]
     fn clean_never_drops_managed_schemas() {
         use super::clean::cleaned;
-        assert_eq!(cleaned(REAL_SCHEMA_SQL, &Scope::Whole).0, vec!["billing".to_string(), "public".into()]);
-        assert_eq!(cleaned(REAL_SCHEMA_SQL, &Scope::Schema("auth".into())), (vec![], None));
-        for s in ["auth", "storage", "extensions", "supabase_migrations", "pg_toast", "realtime", "vault"] {
+        assert_eq!(
+            cleaned(REAL_SCHEMA_SQL, &Scope::Whole).0,
+            vec!["billing".to_string(), "public".into()]
+        );
+        assert_eq!(
+            cleaned(REAL_SCHEMA_SQL, &Scope::Schema("auth".into())),
+            (vec![], None)
+        );
+        for s in [
+            "auth",
+            "storage",
+            "extensions",
+            "supabase_migrations",
+            "pg_toast",
+            "realtime",
+            "vault",
+        ] {
             assert!(is_managed_schema(s), "{s}");
         }
         assert_eq!(roles_for(b"CREATE ROLE \"app_user\";\nALTER ROLE \"app_user\" WITH NOLOGIN;\nCREATE ROLE \"other\";\n", &["app_user".into()]), b"-- snap: the role exists: CREATE ROLE \"app_user\";\nALTER ROLE \"app_user\" WITH NOLOGIN;\nCREATE ROLE \"other\";\n");
         assert!(Scope::table("public").is_err());
-        assert_eq!(Scope::table("public.orders").unwrap(), Scope::Table("public".into(), "orders".into()));
+        assert_eq!(
+            Scope::table("public.orders").unwrap(),
+            Scope::Table("public".into(), "orders".into())
+        );
     }
 }

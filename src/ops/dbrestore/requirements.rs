@@ -43,7 +43,9 @@ pub struct TargetInfo {
 impl TargetInfo {
     /// A Supabase project (hosted or local): auth and storage schemas and the supabase_admin role.
     pub fn is_supabase(&self) -> bool {
-        self.schemas.iter().any(|s| s == "auth") && self.schemas.iter().any(|s| s == "storage") && self.roles.iter().any(|r| r == "supabase_admin")
+        self.schemas.iter().any(|s| s == "auth")
+            && self.schemas.iter().any(|s| s == "storage")
+            && self.roles.iter().any(|r| r == "supabase_admin")
     }
 }
 
@@ -79,7 +81,8 @@ SELECT json_build_object(
 /// Read what the target has.
 pub fn inspect(tools: &PgTools, conn: &ConnSpec) -> Result<TargetInfo> {
     let out = session::query(tools, conn, None, TARGET_SQL)?;
-    serde_json::from_str(&out).map_err(|e| Error::Invalid(format!("target inspection returned unexpected output: {e}")))
+    serde_json::from_str(&out)
+        .map_err(|e| Error::Invalid(format!("target inspection returned unexpected output: {e}")))
 }
 
 /// One line of the requirement report.
@@ -97,7 +100,11 @@ pub(super) fn names<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Val
 }
 
 /// Compare the snapshot's inventory with the target. Pure: no I/O.
-pub fn requirements(inventory: &Value, parts_tables: &[(String, String)], t: &TargetInfo) -> Vec<Requirement> {
+pub fn requirements(
+    inventory: &Value,
+    parts_tables: &[(String, String)],
+    t: &TargetInfo,
+) -> Vec<Requirement> {
     let mut out = Vec::new();
     let src_num = inventory["server_version_num"].as_u64().unwrap_or(0) as u32;
     if src_num / 10_000 > t.server_version_num / 10_000 {
@@ -112,15 +119,27 @@ pub fn requirements(inventory: &Value, parts_tables: &[(String, String)], t: &Ta
         });
     }
     for e in names(inventory, "extensions") {
-        let (Some(name), schema) = (e["name"].as_str(), e["schema"].as_str().unwrap_or("public")) else { continue };
+        let (Some(name), schema) = (e["name"].as_str(), e["schema"].as_str().unwrap_or("public"))
+        else {
+            continue;
+        };
         if name == "plpgsql" || t.extensions.iter().any(|x| x == name) {
             continue;
         }
         let available = t.available_extensions.iter().any(|x| x == name);
         out.push(Requirement {
             blocking: true,
-            what: format!("extension {name} is not installed in the target{}", if available { "" } else { " (and not available on its server)" }),
-            fix: Some(format!("CREATE EXTENSION IF NOT EXISTS \"{name}\" WITH SCHEMA \"{schema}\";")),
+            what: format!(
+                "extension {name} is not installed in the target{}",
+                if available {
+                    ""
+                } else {
+                    " (and not available on its server)"
+                }
+            ),
+            fix: Some(format!(
+                "CREATE EXTENSION IF NOT EXISTS \"{name}\" WITH SCHEMA \"{schema}\";"
+            )),
         });
     }
     let webhooks = names(inventory, "webhooks").count();
@@ -141,13 +160,19 @@ pub fn requirements(inventory: &Value, parts_tables: &[(String, String)], t: &Ta
     }
     let missing_roles: BTreeSet<&str> = names(inventory, "roles")
         .filter_map(|r| r.as_str())
-        .filter(|r| is_reserved_role(r) && !r.starts_with("cli_login_") && !t.roles.iter().any(|x| x == r))
+        .filter(|r| {
+            is_reserved_role(r) && !r.starts_with("cli_login_") && !t.roles.iter().any(|x| x == r)
+        })
         .collect();
     for r in missing_roles {
         out.push(Requirement {
             blocking: true,
-            what: format!("role {r} is reserved (roles.sql does not create it) and missing in the target"),
-            fix: Some(format!("CREATE ROLE \"{r}\" NOLOGIN;  -- a Supabase project has it")),
+            what: format!(
+                "role {r} is reserved (roles.sql does not create it) and missing in the target"
+            ),
+            fix: Some(format!(
+                "CREATE ROLE \"{r}\" NOLOGIN;  -- a Supabase project has it"
+            )),
         });
     }
     let clash: Vec<String> = parts_tables
@@ -180,7 +205,11 @@ pub fn plan_notes(plan: &DataPlan) -> Vec<Requirement> {
         });
     }
     for l in &plan.left_out {
-        out.push(Requirement { blocking: false, what: format!("{} will not be restored: {}", l.what, l.reason), fix: None });
+        out.push(Requirement {
+            blocking: false,
+            what: format!("{} will not be restored: {}", l.what, l.reason),
+            fix: None,
+        });
     }
     out
 }
@@ -188,11 +217,20 @@ pub fn plan_notes(plan: &DataPlan) -> Vec<Requirement> {
 /// The inventory limited to `scope` (webhooks and realtime tables of the restored tables only).
 pub fn scope_inventory(inv: &Value, scope: &Scope) -> Value {
     let mut v = inv.clone();
-    let keep = |x: &Value| scope.covers_table(x["schema"].as_str().unwrap_or(""), x["table"].as_str().unwrap_or(""));
+    let keep = |x: &Value| {
+        scope.covers_table(
+            x["schema"].as_str().unwrap_or(""),
+            x["table"].as_str().unwrap_or(""),
+        )
+    };
     if let Some(a) = v.get_mut("webhooks").and_then(|w| w.as_array_mut()) {
         a.retain(keep);
     }
-    if let Some(a) = v.get_mut("realtime").and_then(|r| r.get_mut("tables")).and_then(|w| w.as_array_mut()) {
+    if let Some(a) = v
+        .get_mut("realtime")
+        .and_then(|r| r.get_mut("tables"))
+        .and_then(|w| w.as_array_mut())
+    {
         a.retain(keep);
     }
     v
@@ -201,12 +239,23 @@ pub fn scope_inventory(inv: &Value, scope: &Scope) -> Value {
 /// Whether `schema`.`table` exists in the target.
 pub fn table_exists(tools: &PgTools, conn: &ConnSpec, schema: &str, table: &str) -> Result<bool> {
     let lit = format!("{}.{}", qi(schema), qi(table)).replace('\'', "''");
-    Ok(session::query(tools, conn, None, &format!("SELECT to_regclass('{lit}') IS NOT NULL;"))?.trim() == "t")
+    Ok(session::query(
+        tools,
+        conn,
+        None,
+        &format!("SELECT to_regclass('{lit}') IS NOT NULL;"),
+    )?
+    .trim()
+        == "t")
 }
 
 /// Which of `tables` (`schema`, `table`) exist in the target and hold at least one row (exact,
 /// unlike [`TargetInfo::nonempty_tables`], and including the Supabase-managed schemas).
-pub fn tables_with_rows(tools: &PgTools, conn: &ConnSpec, tables: &[(String, String)]) -> Result<Vec<String>> {
+pub fn tables_with_rows(
+    tools: &PgTools,
+    conn: &ConnSpec,
+    tables: &[(String, String)],
+) -> Result<Vec<String>> {
     if tables.is_empty() {
         return Ok(vec![]);
     }
@@ -223,6 +272,11 @@ pub fn tables_with_rows(tools: &PgTools, conn: &ConnSpec, tables: &[(String, Str
             )
         })
         .collect();
-    Ok(session::query(tools, conn, None, &format!("{};", q.join(" UNION ALL ")))?.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect())
+    Ok(
+        session::query(tools, conn, None, &format!("{};", q.join(" UNION ALL ")))?
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect(),
+    )
 }
-

@@ -23,8 +23,23 @@ pub(super) fn parse_toc(line: &str) -> Option<(String, String, Option<String>)> 
     let si = rest.find("; Schema: ")?;
     let kind = &rest[..si];
     let rest = &rest[si + 10..];
-    let schema = rest.split("; Owner:").next().unwrap_or(rest).split("; Tablespace:").next().unwrap_or(rest).trim();
-    Some((name.to_string(), kind.to_string(), if schema == "-" { None } else { Some(schema.to_string()) }))
+    let schema = rest
+        .split("; Owner:")
+        .next()
+        .unwrap_or(rest)
+        .split("; Tablespace:")
+        .next()
+        .unwrap_or(rest)
+        .trim();
+    Some((
+        name.to_string(),
+        kind.to_string(),
+        if schema == "-" {
+            None
+        } else {
+            Some(schema.to_string())
+        },
+    ))
 }
 
 /// Split pg_dump plain output at its TOC comment blocks: (preamble, blocks).
@@ -40,7 +55,12 @@ pub fn split_schema_sql(text: &str) -> (String, Vec<SqlBlock>) {
             && parse_toc(lines[i + 1].trim_end()).is_some();
         if header {
             let (name, kind, schema) = parse_toc(lines[i + 1].trim_end()).expect("checked");
-            blocks.push(SqlBlock { name, kind, schema, text: String::new() });
+            blocks.push(SqlBlock {
+                name,
+                kind,
+                schema,
+                text: String::new(),
+            });
         }
         match blocks.last_mut() {
             Some(b) => b.text.push_str(lines[i]),
@@ -53,16 +73,27 @@ pub fn split_schema_sql(text: &str) -> (String, Vec<SqlBlock>) {
 
 /// The statements of a block (its comment lines aside).
 pub(super) fn body(b: &SqlBlock) -> String {
-    b.text.lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join("\n")
+    b.text
+        .lines()
+        .filter(|l| !l.starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A TOC tag `KW name`: pg_dump quotes the name with --quote-all-identifiers (`SCHEMA "x"`).
 pub(super) fn tag_is(tag: &str, kw: &str, name: &str) -> bool {
-    tag.strip_prefix(kw).and_then(|r| r.strip_prefix(' ')).is_some_and(|r| r == name || r == qi(name))
+    tag.strip_prefix(kw)
+        .and_then(|r| r.strip_prefix(' '))
+        .is_some_and(|r| r == name || r == qi(name))
 }
 
 /// Whether a block belongs to table `s`.`t` (see [`filter_schema_sql`]).
-pub(super) fn block_of_table(b: &SqlBlock, s: &str, t: &str, owned_seqs: &BTreeSet<String>) -> bool {
+pub(super) fn block_of_table(
+    b: &SqlBlock,
+    s: &str,
+    t: &str,
+    owned_seqs: &BTreeSet<String>,
+) -> bool {
     if b.schema.as_deref() != Some(s) {
         return false;
     }
@@ -70,8 +101,16 @@ pub(super) fn block_of_table(b: &SqlBlock, s: &str, t: &str, owned_seqs: &BTreeS
     match b.kind.as_str() {
         "TABLE" => return b.name == t,
         "SEQUENCE" | "SEQUENCE OWNED BY" if owned_seqs.contains(&b.name) => return true,
-        "ACL" | "COMMENT" if tag_is(&b.name, "TABLE", t) || b.name.starts_with(&format!("COLUMN {t}.")) || b.name.starts_with(&format!("COLUMN {}.", qi(t))) => return true,
-        "ACL" | "COMMENT" if owned_seqs.iter().any(|q| tag_is(&b.name, "SEQUENCE", q)) => return true,
+        "ACL" | "COMMENT"
+            if tag_is(&b.name, "TABLE", t)
+                || b.name.starts_with(&format!("COLUMN {t}."))
+                || b.name.starts_with(&format!("COLUMN {}.", qi(t))) =>
+        {
+            return true;
+        }
+        "ACL" | "COMMENT" if owned_seqs.iter().any(|q| tag_is(&b.name, "SEQUENCE", q)) => {
+            return true;
+        }
         "SCHEMA" | "FUNCTION" | "VIEW" | "MATERIALIZED VIEW" | "TYPE" | "DOMAIN" => return false,
         _ => {}
     }
@@ -85,7 +124,11 @@ pub(super) fn block_of_table(b: &SqlBlock, s: &str, t: &str, owned_seqs: &BTreeS
         format!("OWNED BY {st}."),
     ]
     .iter()
-    .any(|p| text.split(p.as_str()).skip(1).any(|after| !after.starts_with('.') && !after.starts_with('"')))
+    .any(|p| {
+        text.split(p.as_str())
+            .skip(1)
+            .any(|after| !after.starts_with('.') && !after.starts_with('"'))
+    })
 }
 
 /// Sequences owned by table `s`.`t`: identity sequences and `OWNED BY` (serial) ones.
@@ -93,10 +136,15 @@ pub fn owned_sequences(blocks: &[SqlBlock], s: &str, t: &str) -> BTreeSet<String
     let st = format!("{}.{}", qi(s), qi(t));
     blocks
         .iter()
-        .filter(|b| b.schema.as_deref() == Some(s) && matches!(b.kind.as_str(), "SEQUENCE" | "SEQUENCE OWNED BY"))
+        .filter(|b| {
+            b.schema.as_deref() == Some(s)
+                && matches!(b.kind.as_str(), "SEQUENCE" | "SEQUENCE OWNED BY")
+        })
         .filter(|b| {
             let text = body(b);
-            text.contains(&format!("ALTER TABLE {st} ALTER COLUMN")) || text.contains(&format!("ALTER TABLE ONLY {st} ALTER COLUMN")) || text.contains(&format!("OWNED BY {st}."))
+            text.contains(&format!("ALTER TABLE {st} ALTER COLUMN"))
+                || text.contains(&format!("ALTER TABLE ONLY {st} ALTER COLUMN"))
+                || text.contains(&format!("OWNED BY {st}."))
         })
         .map(|b| b.name.clone())
         .collect()
@@ -137,22 +185,31 @@ pub fn filter_schema_sql(text: &str, scope: &Scope) -> String {
 pub fn user_schemas(blocks: &[SqlBlock]) -> BTreeSet<String> {
     blocks
         .iter()
-        .filter_map(|b| if b.kind == "SCHEMA" { Some(b.name.clone()) } else { b.schema.clone() })
+        .filter_map(|b| {
+            if b.kind == "SCHEMA" {
+                Some(b.name.clone())
+            } else {
+                b.schema.clone()
+            }
+        })
         .filter(|s| !is_managed_schema(s))
         .collect()
 }
 
 /// `SELECT pg_catalog.setval('"S"."seq"', …)` lines of the data parts that belong to `scope`.
 pub(super) fn setval_in_scope(line: &str, scope: &Scope, owned_seqs: &BTreeSet<String>) -> bool {
-    let Some(rest) = line.trim_start().strip_prefix("SELECT pg_catalog.setval('") else { return true };
+    let Some(rest) = line.trim_start().strip_prefix("SELECT pg_catalog.setval('") else {
+        return true;
+    };
     match scope {
         Scope::Whole => true,
         Scope::Schema(s) => rest.starts_with(&format!("{}.", qi(s))),
-        Scope::Table(s, _) => owned_seqs.iter().any(|q| rest.starts_with(&format!("{}.{}'", qi(s), qi(q)))),
+        Scope::Table(s, _) => owned_seqs
+            .iter()
+            .any(|q| rest.starts_with(&format!("{}.{}'", qi(s), qi(q)))),
     }
 }
 
 pub(super) fn is_setval(line: &str) -> bool {
     line.trim_start().starts_with("SELECT pg_catalog.setval(")
 }
-

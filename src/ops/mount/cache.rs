@@ -40,7 +40,13 @@ pub struct ChunkCache {
 impl ChunkCache {
     /// A cache holding at most about `budget` bytes of plaintext (always at least one chunk).
     pub fn new(budget: u64) -> ChunkCache {
-        ChunkCache { inner: Mutex::new(Inner { lru: LruCache::unbounded(), bytes: 0 }), budget }
+        ChunkCache {
+            inner: Mutex::new(Inner {
+                lru: LruCache::unbounded(),
+                bytes: 0,
+            }),
+            budget,
+        }
     }
 
     /// Bytes of plaintext held.
@@ -91,7 +97,9 @@ impl ChunkCache {
                     inner.lru.pop(id);
                 }
                 drop(inner);
-                Err(own_error.unwrap_or_else(|| Error::corrupt(format!("chunk {}", id.short()), msg.clone())))
+                Err(own_error.unwrap_or_else(|| {
+                    Error::corrupt(format!("chunk {}", id.short()), msg.clone())
+                }))
             }
         }
     }
@@ -99,12 +107,16 @@ impl ChunkCache {
     /// Count a freshly loaded slot (if it is still the cached one) and evict down to the budget.
     fn account(&self, id: &Id, slot: &Arc<Slot>) {
         let mut inner = self.inner.lock().unwrap();
-        if !inner.lru.peek(id).is_some_and(|s| Arc::ptr_eq(s, slot)) || slot.counted.swap(true, Ordering::Relaxed) {
+        if !inner.lru.peek(id).is_some_and(|s| Arc::ptr_eq(s, slot))
+            || slot.counted.swap(true, Ordering::Relaxed)
+        {
             return;
         }
         inner.bytes += slot.len();
         while inner.bytes > self.budget && inner.lru.len() > 1 {
-            let Some((_, old)) = inner.lru.pop_lru() else { break };
+            let Some((_, old)) = inner.lru.pop_lru() else {
+                break;
+            };
             if old.counted.load(Ordering::Relaxed) {
                 inner.bytes -= old.len();
             }

@@ -93,7 +93,10 @@ impl Default for MountOptions {
             cache_bytes: 256 << 20,
             readahead_bytes: 16 << 20,
             refresh: Duration::from_secs(5),
-            readahead_threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8),
+            readahead_threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .clamp(2, 8),
         }
     }
 }
@@ -144,14 +147,22 @@ fn load_chunk(repo: &Repository, id: &Id) -> Result<Vec<u8>> {
 
 /// The decoded chunks that hold `pieces` of `f` (from the cache or loaded into it), each
 /// checked to hold its piece.
-fn decode_pieces(repo: &Repository, cache: &ChunkCache, f: &FileContent, pieces: &[Piece]) -> Result<Vec<Arc<Vec<u8>>>> {
+fn decode_pieces(
+    repo: &Repository,
+    cache: &ChunkCache,
+    f: &FileContent,
+    pieces: &[Piece],
+) -> Result<Vec<Arc<Vec<u8>>>> {
     pieces
         .iter()
         .map(|p| {
             let c = &f.chunks()[p.chunk];
             let data = cache.get(c.id(), || load_chunk(repo, c.id()))?;
             if data.len() < p.start + p.len {
-                return Err(Error::corrupt(format!("chunk {}", c.id().short()), format!("holds {} bytes, the tree says {}", data.len(), c.len())));
+                return Err(Error::corrupt(
+                    format!("chunk {}", c.id().short()),
+                    format!("holds {} bytes, the tree says {}", data.len(), c.len()),
+                ));
             }
             Ok(data)
         })
@@ -167,7 +178,11 @@ fn append_pieces(out: &mut Vec<u8>, pieces: &[Piece], decoded: &[Arc<Vec<u8>>]) 
 
 impl SnapFs {
     /// Read the snapshot list (manifests only; trees are loaded when first used).
-    pub fn new(repo: Arc<Repository>, opts: MountOptions, progress: Arc<dyn Progress>) -> Result<SnapFs> {
+    pub fn new(
+        repo: Arc<Repository>,
+        opts: MountOptions,
+        progress: Arc<dyn Progress>,
+    ) -> Result<SnapFs> {
         let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
         // SAFETY: getuid/getgid cannot fail.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
@@ -198,9 +213,15 @@ impl SnapFs {
             warned: Mutex::new(HashSet::new()),
             kernel: OnceLock::new(),
             push: OnceLock::new(),
-            walks: Mutex::new(LruCache::new(NonZeroUsize::new(WALKS_REMEMBERED).expect("not zero"))),
-            pushed: Mutex::new(LruCache::new(NonZeroUsize::new(PUSHED_REMEMBERED).expect("not zero"))),
-            streams: Mutex::new(LruCache::new(NonZeroUsize::new(STREAMS_REMEMBERED).expect("not zero"))),
+            walks: Mutex::new(LruCache::new(
+                NonZeroUsize::new(WALKS_REMEMBERED).expect("not zero"),
+            )),
+            pushed: Mutex::new(LruCache::new(
+                NonZeroUsize::new(PUSHED_REMEMBERED).expect("not zero"),
+            )),
+            streams: Mutex::new(LruCache::new(
+                NonZeroUsize::new(STREAMS_REMEMBERED).expect("not zero"),
+            )),
         };
         fs.refresh(true)?;
         Ok(fs)
@@ -226,7 +247,10 @@ impl SnapFs {
                         let len = (job.to - at).min(STORE_MAX);
                         let pieces = job.content.pieces(at, len);
                         // On an error the read path reports what is wrong.
-                        let Ok(decoded) = decode_pieces(&repo, &cache, &job.content, &pieces) else { break };
+                        let Ok(decoded) = decode_pieces(&repo, &cache, &job.content, &pieces)
+                        else {
+                            break;
+                        };
                         let stored = if let ([p], [d]) = (&pieces[..], &decoded[..]) {
                             // Most small files are one chunk: no copy.
                             store.store(job.ino, at, &d[p.start..p.start + p.len])
@@ -268,7 +292,8 @@ impl SnapFs {
                 Err(Error::NotFound { .. }) => {}
                 Err(e) => {
                     if self.warned.lock().unwrap().insert(*id) {
-                        self.progress.warn(&format!("snapshot {} is not shown: {e}", id.short()));
+                        self.progress
+                            .warn(&format!("snapshot {} is not shown: {e}", id.short()));
                     }
                 }
             }
@@ -277,7 +302,12 @@ impl SnapFs {
             .iter()
             .filter_map(|id| {
                 let m = manifests.get(id)?;
-                Some(SnapshotInfo { id: *id, time: m.time, host: m.host.clone(), tags: m.tags.clone() })
+                Some(SnapshotInfo {
+                    id: *id,
+                    time: m.time,
+                    host: m.host.clone(),
+                    tags: m.tags.clone(),
+                })
             })
             .collect();
         drop(manifests);
@@ -291,7 +321,9 @@ impl SnapFs {
         if let Some(kernel) = self.kernel.get() {
             for ino in moved {
                 if let Err(e) = kernel.invalidate(ino) {
-                    self.progress.warn(&format!("the kernel did not take a changed link (inode {ino}): {e}"));
+                    self.progress.warn(&format!(
+                        "the kernel did not take a changed link (inode {ino}): {e}"
+                    ));
                 }
             }
         }
@@ -303,7 +335,9 @@ impl SnapFs {
         if self.model.read().unwrap().is_listing(ino) {
             self.refresh(false)?;
         }
-        let Some(id) = self.model.read().unwrap().pending_tree(ino) else { return Ok(()) };
+        let Some(id) = self.model.read().unwrap().pending_tree(ino) else {
+            return Ok(());
+        };
         let _loading = self.load_lock.lock().unwrap();
         if self.model.read().unwrap().pending_tree(ino).is_none() {
             return Ok(());
@@ -317,7 +351,10 @@ impl SnapFs {
             .ok_or_else(|| Error::SnapshotNotFound(id.short()))?;
         let tree = with_resync(&self.repo, || self.repo.load_tree_refs(&refs))?;
         let virtual_files = self.virtual_files(&id, &tree);
-        self.model.write().unwrap().attach_tree(ino, &tree, &virtual_files);
+        self.model
+            .write()
+            .unwrap()
+            .attach_tree(ino, &tree, &virtual_files);
         Ok(())
     }
 
@@ -327,7 +364,10 @@ impl SnapFs {
         let mut out = Vec::new();
         for db in dbsnap::databases(tree) {
             let base = format!("db/{db}");
-            let Some(order) = tree.get(&format!("{base}/data-order.json")).filter(|e| e.kind == EntryKind::File) else {
+            let Some(order) = tree
+                .get(&format!("{base}/data-order.json"))
+                .filter(|e| e.kind == EntryKind::File)
+            else {
                 continue;
             };
             let assembled = (|| -> Result<Vec<ChunkRef>> {
@@ -347,7 +387,10 @@ impl SnapFs {
                     uid: order.uid,
                     gid: order.gid,
                 }),
-                Err(e) => self.progress.warn(&format!("snapshot {}: {base}/data.sql is not shown: {e}", snapshot.short())),
+                Err(e) => self.progress.warn(&format!(
+                    "snapshot {}: {base}/data.sql is not shown: {e}",
+                    snapshot.short()
+                )),
             }
         }
         out
@@ -374,17 +417,29 @@ impl SnapFs {
     pub fn readdir(&self, ino: Ino, first: bool) -> Result<Option<Vec<DirEntry>>> {
         self.prepare_dir(ino)?;
         let model = self.model.read().unwrap();
-        let Some(children) = model.children(ino) else { return Ok(None) };
+        let Some(children) = model.children(ino) else {
+            return Ok(None);
+        };
         let parent = model.parent(ino).unwrap_or(ino);
         let mut out = vec![
-            DirEntry { name: ".".into(), ino, kind: EntryKind::Dir },
-            DirEntry { name: "..".into(), ino: parent, kind: EntryKind::Dir },
+            DirEntry {
+                name: ".".into(),
+                ino,
+                kind: EntryKind::Dir,
+            },
+            DirEntry {
+                name: "..".into(),
+                ino: parent,
+                kind: EntryKind::Dir,
+            },
         ];
         // Files are often read right after their directory is listed (`cp -r`): start decoding
         // the first chunk of each (reading a file then reads ahead within it).
         let mut budget = if first { self.opts.readahead_bytes } else { 0 };
         for c in children.iter().filter(|c| c.kind == EntryKind::File) {
-            let Some(first) = model.file(c.ino).and_then(|f| f.chunks().first().copied()) else { continue };
+            let Some(first) = model.file(c.ino).and_then(|f| f.chunks().first().copied()) else {
+                continue;
+            };
             if budget < first.len() || !self.queue(first.id()) {
                 break;
             }
@@ -406,7 +461,12 @@ impl SnapFs {
     /// Up to `size` bytes of file `ino` from `offset` (fewer only at the end of the file). The
     /// chunks are found from the cumulative chunk lengths, so no earlier chunk is read.
     pub fn read(&self, ino: Ino, offset: u64, size: u32) -> Result<Vec<u8>> {
-        let f = self.model.read().unwrap().file(ino).ok_or_else(|| Error::Invalid(format!("inode {ino} is not a file")))?;
+        let f = self
+            .model
+            .read()
+            .unwrap()
+            .file(ino)
+            .ok_or_else(|| Error::Invalid(format!("inode {ino} is not a file")))?;
         let pieces = f.pieces(offset, size as u64);
         if let Some(last) = pieces.last() {
             self.queue_chunks(&f, last.chunk + 1, self.opts.readahead_bytes);
@@ -426,14 +486,23 @@ impl SnapFs {
     /// the files that follow it in its directory and push the small ones into the kernel's
     /// page cache, within a window that doubles with each such read in the directory.
     fn walk_ahead(&self, ino: Ino) {
-        let Some(dir) = self.model.read().unwrap().parent(ino) else { return };
+        let Some(dir) = self.model.read().unwrap().parent(ino) else {
+            return;
+        };
         let window = {
             let mut walks = self.walks.lock().unwrap();
-            let w = walks.get(&dir).map_or(WALK_WINDOW_START, |w| w.saturating_mul(2)).min(self.opts.readahead_bytes.max(WALK_WINDOW_START));
+            let w = walks
+                .get(&dir)
+                .map_or(WALK_WINDOW_START, |w| w.saturating_mul(2))
+                .min(self.opts.readahead_bytes.max(WALK_WINDOW_START));
             walks.put(dir, w);
             w
         };
-        let files = self.model.read().unwrap().following_files(ino, WALK_MAX_FILES, window);
+        let files = self
+            .model
+            .read()
+            .unwrap()
+            .following_files(ino, WALK_MAX_FILES, window);
         let push = self.push.get();
         let mut left = window;
         for (file, f) in files {
@@ -452,7 +521,14 @@ impl SnapFs {
                 && f.size() > 0
                 && f.size() <= PUSH_FILE_MAX
                 && self.pushed.lock().unwrap().put(file, ()).is_none()
-                && push.try_send(Push { ino: file, from: 0, to: f.size(), content: f }).is_err()
+                && push
+                    .try_send(Push {
+                        ino: file,
+                        from: 0,
+                        to: f.size(),
+                        content: f,
+                    })
+                    .is_err()
             {
                 break;
             }
@@ -472,7 +548,9 @@ impl SnapFs {
         let mut streams = self.streams.lock().unwrap();
         let (from, window) = match streams.get(&ino) {
             // Within (or just at the end of) what was pushed: the reader follows the pushes.
-            Some(s) if offset <= s.pushed_to && offset + s.window >= s.pushed_to => (s.pushed_to.max(end), (s.window * 2).min(max)),
+            Some(s) if offset <= s.pushed_to && offset + s.window >= s.pushed_to => {
+                (s.pushed_to.max(end), (s.window * 2).min(max))
+            }
             _ => (end, STREAM_WINDOW_START),
         };
         let from = from / PAGE * PAGE;
@@ -480,9 +558,20 @@ impl SnapFs {
         if to <= from {
             return;
         }
-        streams.put(ino, Stream { pushed_to: to, window });
+        streams.put(
+            ino,
+            Stream {
+                pushed_to: to,
+                window,
+            },
+        );
         drop(streams);
-        let _ = push.try_send(Push { ino, content: f.clone(), from, to });
+        let _ = push.try_send(Push {
+            ino,
+            content: f.clone(),
+            from,
+            to,
+        });
         // No read comes while the reader is inside the pushed part: decode the next window now,
         // so the push that the read at its end asks for finds its chunks ready.
         if let Some((chunk, within)) = f.locate(to) {
@@ -525,25 +614,41 @@ mod tests {
     fn repo() -> (Arc<Repository>, tempfile::TempDir) {
         let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
         let init = InitOptions {
-            kdf: crate::crypto::keyfile::KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 },
+            kdf: crate::crypto::keyfile::KdfParams {
+                m_cost: 64,
+                t_cost: 1,
+                p_cost: 1,
+            },
             chunker: crate::chunker::ChunkerParams::with_avg(16 * 1024),
             pack_size: 1 << 20,
             ..Default::default()
         };
         Repository::init(&*backend, b"pw", &init).unwrap();
         let cache = tempfile::tempdir().unwrap();
-        (Arc::new(Repository::open(backend, b"pw", cache.path()).unwrap()), cache)
+        (
+            Arc::new(Repository::open(backend, b"pw", cache.path()).unwrap()),
+            cache,
+        )
     }
 
     fn stream(repo: &Repository, name: &str, data: &[u8]) {
         let src = ReaderSource::new(name, data);
-        backup(repo, BackupInput::Stream(Box::new(src)), &BackupOptions::default(), &NoProgress).unwrap();
+        backup(
+            repo,
+            BackupInput::Stream(Box::new(src)),
+            &BackupOptions::default(),
+            &NoProgress,
+        )
+        .unwrap();
     }
 
     fn walk(fs: &SnapFs, mut ino: Ino, path: &str) -> Attr {
         let mut attr = fs.getattr(ino).unwrap();
         for part in path.split('/').filter(|p| !p.is_empty()) {
-            attr = fs.lookup(ino, part).unwrap().unwrap_or_else(|| panic!("{part} of {path} not found"));
+            attr = fs
+                .lookup(ino, part)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{part} of {path} not found"));
             if attr.kind == EntryKind::Symlink {
                 // Only the top-level `latest` is followed here.
                 let target = fs.readlink(attr.ino).unwrap();
@@ -563,7 +668,10 @@ mod tests {
 
     impl KernelCache for Recorder {
         fn store(&self, ino: Ino, offset: u64, data: &[u8]) -> std::io::Result<()> {
-            self.stored.lock().unwrap().push((ino, offset, data.to_vec()));
+            self.stored
+                .lock()
+                .unwrap()
+                .push((ino, offset, data.to_vec()));
             Ok(())
         }
         fn invalidate(&self, ino: Ino) -> std::io::Result<()> {
@@ -577,17 +685,33 @@ mod tests {
         let (repo, _c) = repo();
         let dir = tempfile::tempdir().unwrap();
         let files: Vec<(String, Vec<u8>)> = (0..40u32)
-            .map(|i| (format!("f{i:02}"), (0..(i * 997 + 1)).map(|b| (b * 31 + i) as u8).collect()))
+            .map(|i| {
+                (
+                    format!("f{i:02}"),
+                    (0..(i * 997 + 1)).map(|b| (b * 31 + i) as u8).collect(),
+                )
+            })
             .collect();
         for (name, data) in &files {
             std::fs::write(dir.path().join(name), data).unwrap();
         }
         // One larger than what is pushed whole; still decoded ahead, never pushed.
-        let large: Vec<u8> = (0..3 * PUSH_FILE_MAX + 1).map(|i| (i % 251) as u8 ^ (i >> 12) as u8).collect();
+        let large: Vec<u8> = (0..3 * PUSH_FILE_MAX + 1)
+            .map(|i| (i % 251) as u8 ^ (i >> 12) as u8)
+            .collect();
         std::fs::write(dir.path().join("zz-large"), &large).unwrap();
-        backup(&repo, BackupInput::Paths(vec![dir.path().to_path_buf()]), &BackupOptions::default(), &NoProgress).unwrap();
+        backup(
+            &repo,
+            BackupInput::Paths(vec![dir.path().to_path_buf()]),
+            &BackupOptions::default(),
+            &NoProgress,
+        )
+        .unwrap();
 
-        let opts = MountOptions { refresh: Duration::ZERO, ..Default::default() };
+        let opts = MountOptions {
+            refresh: Duration::ZERO,
+            ..Default::default()
+        };
         let fs = SnapFs::new(repo.clone(), opts, Arc::new(NoProgress)).unwrap();
         let kernel = Arc::new(Recorder::default());
         fs.attach_kernel_cache(kernel.clone()).unwrap();
@@ -616,11 +740,19 @@ mod tests {
         assert_eq!(fs.read(ino_of("f00"), 0, 1 << 20).unwrap(), files[0].1);
         let want: HashMap<Ino, &Vec<u8>> = files.iter().map(|(n, d)| (ino_of(n), d)).collect();
         let stored = wait_for(39);
-        assert_eq!(stored.len(), 39, "f01..f39 are pushed (together {} bytes)", files[1..].iter().map(|f| f.1.len()).sum::<usize>());
+        assert_eq!(
+            stored.len(),
+            39,
+            "f01..f39 are pushed (together {} bytes)",
+            files[1..].iter().map(|f| f.1.len()).sum::<usize>()
+        );
         for (ino, offset, data) in &stored {
             assert_eq!((*offset, data), (0, want[ino]), "inode {ino}");
         }
-        assert!(!stored.iter().any(|(ino, ..)| *ino == ino_of("zz-large")), "too large to push");
+        assert!(
+            !stored.iter().any(|(ino, ..)| *ino == ino_of("zz-large")),
+            "too large to push"
+        );
 
         // A second walk pushes nothing twice (f01 itself is short: nothing follows the read).
         fs.read(ino_of("f01"), 0, 1 << 20).unwrap();
@@ -646,7 +778,11 @@ mod tests {
         check(&wait_for(1), read, read + STREAM_WINDOW_START);
         let next = read + STREAM_WINDOW_START;
         fs.read(big, next, read as u32).unwrap();
-        check(&wait_for(2), next + read, (next + read + 2 * STREAM_WINDOW_START).min(large.len() as u64));
+        check(
+            &wait_for(2),
+            next + read,
+            (next + read + 2 * STREAM_WINDOW_START).min(large.len() as u64),
+        );
         fs.read(big, 5 * PAGE + 1, 10).unwrap();
         check(&wait_for(1), 5 * PAGE, 5 * PAGE + 11 + STREAM_WINDOW_START);
 
@@ -658,20 +794,34 @@ mod tests {
         let invalidated = kernel.invalidated.lock().unwrap().clone();
         assert!(invalidated.contains(&latest), "{invalidated:?}");
         assert_eq!(fs.lookup(root, "latest").unwrap().unwrap().ino, latest);
-        assert_ne!(walk(&fs, root, "latest").ino, old_snapshot, "`latest` is the new snapshot");
+        assert_ne!(
+            walk(&fs, root, "latest").ino,
+            old_snapshot,
+            "`latest` is the new snapshot"
+        );
     }
 
     #[test]
     fn reads_at_any_offset_and_sees_new_snapshots() {
         let (repo, _c) = repo();
-        let data: Vec<u8> = (0..600_000u32).flat_map(|i| (i.wrapping_mul(2654435761)).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..600_000u32)
+            .flat_map(|i| (i.wrapping_mul(2654435761)).to_le_bytes())
+            .collect();
         stream(&repo, "dump/big.bin", &data);
-        let opts = MountOptions { refresh: Duration::ZERO, ..Default::default() };
+        let opts = MountOptions {
+            refresh: Duration::ZERO,
+            ..Default::default()
+        };
         let fs = SnapFs::new(repo.clone(), opts, Arc::new(NoProgress)).unwrap();
         let f = walk(&fs, super::super::model::ROOT, "latest/dump/big.bin");
         assert_eq!(f.size, data.len() as u64);
         assert!(fs.model.read().unwrap().file(f.ino).unwrap().chunks().len() > 10);
-        for (off, len) in [(0u64, 10u32), (1_234_567, 100_000), (data.len() as u64 - 5, 100), (data.len() as u64, 10)] {
+        for (off, len) in [
+            (0u64, 10u32),
+            (1_234_567, 100_000),
+            (data.len() as u64 - 5, 100),
+            (data.len() as u64, 10),
+        ] {
             let got = fs.read(f.ino, off, len).unwrap();
             let end = (off as usize + len as usize).min(data.len());
             assert_eq!(got, &data[off as usize..end], "read at {off}");

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, MountOption,
-    OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    KernelConfig, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
 };
 
 use super::fs::{KernelCache, SnapFs};
@@ -36,7 +37,11 @@ struct Adapter {
 
 fn system_time(ns: i64) -> SystemTime {
     let d = Duration::from_nanos(ns.unsigned_abs());
-    if ns >= 0 { UNIX_EPOCH + d } else { UNIX_EPOCH.checked_sub(d).unwrap_or(UNIX_EPOCH) }
+    if ns >= 0 {
+        UNIX_EPOCH + d
+    } else {
+        UNIX_EPOCH.checked_sub(d).unwrap_or(UNIX_EPOCH)
+    }
 }
 
 fn file_type(k: EntryKind) -> FileType {
@@ -70,7 +75,11 @@ fn file_attr(a: &Attr) -> FileAttr {
 
 impl Adapter {
     fn ttl(&self, ino: u64) -> Duration {
-        if self.fs.is_dynamic(ino) { LISTING_TTL } else { CONTENT_TTL }
+        if self.fs.is_dynamic(ino) {
+            LISTING_TTL
+        } else {
+            CONTENT_TTL
+        }
     }
 
     /// Report an error (the kernel only gets EIO) and return the errno.
@@ -90,7 +99,9 @@ impl Filesystem for Adapter {
         // Listings carry the attributes of their entries (`cp -r`, `ls -l`, `find` need no
         // lookup per entry).
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS);
-        self.no_open = config.add_capabilities(fuser::InitFlags::FUSE_NO_OPEN_SUPPORT).is_ok();
+        self.no_open = config
+            .add_capabilities(fuser::InitFlags::FUSE_NO_OPEN_SUPPORT)
+            .is_ok();
         // The kernel may keep link targets (paths through `latest` then cost no readlink
         // each): a refresh that moves a link invalidates it (`SnapFs::refresh`).
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_CACHE_SYMLINKS);
@@ -98,7 +109,9 @@ impl Filesystem for Adapter {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let Some(name) = name.to_str() else { return reply.error(Errno::ENOENT) };
+        let Some(name) = name.to_str() else {
+            return reply.error(Errno::ENOENT);
+        };
         match self.fs.lookup(parent.0, name) {
             Ok(Some(a)) => reply.entry(&self.ttl(a.ino), &file_attr(&a), Generation(0)),
             Ok(None) => reply.error(Errno::ENOENT),
@@ -149,7 +162,9 @@ impl Filesystem for Adapter {
     ) {
         match self.fs.read(ino.0, offset, size) {
             Ok(data) => reply.data(&data),
-            Err(e) => reply.error(self.fail(&format!("read of inode {} at offset {offset}", ino.0), e)),
+            Err(e) => {
+                reply.error(self.fail(&format!("read of inode {} at offset {offset}", ino.0), e))
+            }
         }
     }
 
@@ -161,7 +176,14 @@ impl Filesystem for Adapter {
         }
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
         match self.fs.readdir(ino.0, offset == 0) {
             Ok(Some(entries)) => {
                 for (i, e) in entries.iter().enumerate().skip(offset as usize) {
@@ -176,12 +198,28 @@ impl Filesystem for Adapter {
         }
     }
 
-    fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
         match self.fs.readdir(ino.0, offset == 0) {
             Ok(Some(entries)) => {
                 for (i, e) in entries.iter().enumerate().skip(offset as usize) {
-                    let Some(a) = self.fs.getattr(e.ino) else { continue };
-                    if reply.add(INodeNo(e.ino), i as u64 + 1, &e.name, &self.ttl(e.ino), &file_attr(&a), Generation(0)) {
+                    let Some(a) = self.fs.getattr(e.ino) else {
+                        continue;
+                    };
+                    if reply.add(
+                        INodeNo(e.ino),
+                        i as u64 + 1,
+                        &e.name,
+                        &self.ttl(e.ino),
+                        &file_attr(&a),
+                        Generation(0),
+                    ) {
                         break;
                     }
                 }
@@ -214,13 +252,17 @@ impl KernelCache for Notifications {
 /// The mountpoint must be an existing, empty directory.
 pub fn check_mountpoint(p: &Path) -> Result<()> {
     let meta = std::fs::metadata(p).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::Invalid(format!("mountpoint {} does not exist; create it first (mkdir -p {0})", p.display()))
-        }
+        std::io::ErrorKind::NotFound => Error::Invalid(format!(
+            "mountpoint {} does not exist; create it first (mkdir -p {0})",
+            p.display()
+        )),
         _ => Error::io(p, e),
     })?;
     if !meta.is_dir() {
-        return Err(Error::Invalid(format!("mountpoint {} is not a directory", p.display())));
+        return Err(Error::Invalid(format!(
+            "mountpoint {} is not a directory",
+            p.display()
+        )));
     }
     let mut entries = std::fs::read_dir(p).map_err(|e| Error::io(p, e))?;
     if entries.next().is_some() {
@@ -241,9 +283,13 @@ pub fn check_fuse_available() -> Result<()> {
         )));
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path).chain([std::path::PathBuf::from("/bin")]).any(|d| d.join("fusermount3").is_file());
+    let found = std::env::split_paths(&path)
+        .chain([std::path::PathBuf::from("/bin")])
+        .any(|d| d.join("fusermount3").is_file());
     if !found {
-        return Err(Error::Invalid(format!("FUSE is not available: fusermount3 was not found; {INSTALL}")));
+        return Err(Error::Invalid(format!(
+            "FUSE is not available: fusermount3 was not found; {INSTALL}"
+        )));
     }
     Ok(())
 }
@@ -299,10 +345,20 @@ pub fn mount(fs: SnapFs, mountpoint: &Path) -> Result<MountSession> {
     ];
     config.n_threads = Some(THREADS);
     let fs = Arc::new(fs);
-    let session = fuser::Session::new(Adapter { fs: fs.clone(), no_open: false }, mountpoint, &config)
-        .map_err(|e| Error::Invalid(format!("cannot mount at {}: {e}", mountpoint.display())))?;
+    let session = fuser::Session::new(
+        Adapter {
+            fs: fs.clone(),
+            no_open: false,
+        },
+        mountpoint,
+        &config,
+    )
+    .map_err(|e| Error::Invalid(format!("cannot mount at {}: {e}", mountpoint.display())))?;
     fs.attach_kernel_cache(Arc::new(Notifications(session.notifier())))?;
-    Ok(MountSession { session, mountpoint: mountpoint.to_path_buf() })
+    Ok(MountSession {
+        session,
+        mountpoint: mountpoint.to_path_buf(),
+    })
 }
 
 impl MountSession {
@@ -312,6 +368,8 @@ impl MountSession {
 
     /// Serve requests until the filesystem is unmounted.
     pub fn run(self) -> Result<()> {
-        self.session.run().map_err(|e| Error::io("<fuse session>", e))
+        self.session
+            .run()
+            .map_err(|e| Error::io("<fuse session>", e))
     }
 }

@@ -9,7 +9,9 @@ pub mod fuse;
 pub mod model;
 
 pub use fs::{MountOptions, SnapFs};
-pub use fuse::{MountSession, Unmounter, check_fuse_available, check_mountpoint, mount, unmount_lazy};
+pub use fuse::{
+    MountSession, Unmounter, check_fuse_available, check_mountpoint, mount, unmount_lazy,
+};
 
 use std::path::Path;
 
@@ -52,14 +54,24 @@ mod tests {
     fn a_mount_reads_a_private_copy_of_the_shared_index() {
         let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
         let init = crate::repo::InitOptions {
-            kdf: crate::crypto::keyfile::KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 },
+            kdf: crate::crypto::keyfile::KdfParams {
+                m_cost: 64,
+                t_cost: 1,
+                p_cost: 1,
+            },
             ..Default::default()
         };
         Repository::init(&*backend, b"pw", &init).unwrap();
         let (shared, private) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let src = crate::source::ReaderSource::new("x", &b"some bytes"[..]);
         let writer = Repository::open(backend.clone(), b"pw", shared.path()).unwrap();
-        let out = crate::ops::backup(&writer, crate::ops::BackupInput::Stream(Box::new(src)), &Default::default(), &crate::progress::NoProgress).unwrap();
+        let out = crate::ops::backup(
+            &writer,
+            crate::ops::BackupInput::Stream(Box::new(src)),
+            &Default::default(),
+            &crate::progress::NoProgress,
+        )
+        .unwrap();
         drop(writer);
 
         let mount = Repository::open(backend.clone(), b"pw", private.path()).unwrap();
@@ -67,8 +79,19 @@ mod tests {
         let tree = mount.load_tree(&out.snapshot.manifest).unwrap();
         let chunks: Vec<ChunkRef> = tree.get("x").unwrap().chunks.clone();
         assert_eq!(mount.read_chunk(chunks[0].id()).unwrap(), b"some bytes");
-        assert_eq!(mount.sync_report().unwrap().packs_added, 0, "the copy already knew the pack");
+        assert_eq!(
+            mount.sync_report().unwrap().packs_added,
+            0,
+            "the copy already knew the pack"
+        );
         // While the mount's index is open, the shared one is free for others.
-        assert!(!Index::open(&shared.path().join(&mount.config().id).join("index.redb"), &mount.config().id).unwrap().is_temporary());
+        assert!(
+            !Index::open(
+                &shared.path().join(&mount.config().id).join("index.redb"),
+                &mount.config().id
+            )
+            .unwrap()
+            .is_temporary()
+        );
     }
 }

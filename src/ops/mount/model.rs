@@ -94,11 +94,17 @@ impl FileContent {
     pub fn pieces(&self, offset: u64, len: u64) -> Vec<Piece> {
         let end = offset.saturating_add(len).min(self.size());
         let mut out = Vec::new();
-        let Some((mut i, mut within)) = self.locate(offset) else { return out };
+        let Some((mut i, mut within)) = self.locate(offset) else {
+            return out;
+        };
         let mut pos = offset;
         while pos < end {
             let take = (self.chunks[i].len() - within).min(end - pos);
-            out.push(Piece { chunk: i, start: within as usize, len: take as usize });
+            out.push(Piece {
+                chunk: i,
+                start: within as usize,
+                len: take as usize,
+            });
             pos += take;
             i += 1;
             within = 0;
@@ -120,7 +126,13 @@ impl SnapshotInfo {
     /// The directory name: UTC time (ISO 8601 basic, no `:`) and the short id,
     /// e.g. `2026-11-21T045251Z_1a2b3c4d`; sorts by time.
     pub fn dir_name(&self) -> String {
-        format!("{}_{}", self.time.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H%M%SZ"), self.id.short())
+        format!(
+            "{}_{}",
+            self.time
+                .with_timezone(&chrono::Utc)
+                .format("%Y-%m-%dT%H%M%SZ"),
+            self.id.short()
+        )
     }
     fn time_ns(&self) -> i64 {
         self.time.timestamp_nanos_opt().unwrap_or(0)
@@ -183,15 +195,29 @@ fn component(s: &str) -> String {
             c => out.push(c),
         }
     }
-    if out.is_empty() || out == "." || out == ".." { format!("%{out}") } else { out }
+    if out.is_empty() || out == "." || out == ".." {
+        format!("%{out}")
+    } else {
+        out
+    }
 }
 
 impl Model {
     /// An empty mount owned by `uid`/`gid`, created at `now_ns`.
     pub fn new(uid: u32, gid: u32, now_ns: i64) -> Model {
-        let mut m = Model { nodes: Vec::new(), named: HashMap::new(), listings: HashSet::new(), uid, gid };
+        let mut m = Model {
+            nodes: Vec::new(),
+            named: HashMap::new(),
+            listings: HashSet::new(),
+            uid,
+            gid,
+        };
         for (ino, parent) in [(ROOT, ROOT), (SNAPSHOTS, ROOT), (TAGS, ROOT), (HOSTS, ROOT)] {
-            let got = m.push(parent, m.dir_attr(0o755, now_ns), Content::Dir(BTreeMap::new()));
+            let got = m.push(
+                parent,
+                m.dir_attr(0o755, now_ns),
+                Content::Dir(BTreeMap::new()),
+            );
             debug_assert_eq!(got, ino);
             m.node_mut(ino).dynamic = true;
             m.listings.insert(ino);
@@ -201,13 +227,29 @@ impl Model {
     }
 
     fn dir_attr(&self, mode: u32, mtime_ns: i64) -> Attr {
-        Attr { ino: 0, kind: EntryKind::Dir, size: 0, mode, mtime_ns, uid: self.uid, gid: self.gid, nlink: 2 }
+        Attr {
+            ino: 0,
+            kind: EntryKind::Dir,
+            size: 0,
+            mode,
+            mtime_ns,
+            uid: self.uid,
+            gid: self.gid,
+            nlink: 2,
+        }
     }
 
     fn push(&mut self, parent: Ino, mut attr: Attr, content: Content) -> Ino {
         let ino = self.nodes.len() as Ino + 1;
         attr.ino = ino;
-        self.nodes.push(Node { attr, parent, content, pending: None, dynamic: false, name: String::new() });
+        self.nodes.push(Node {
+            attr,
+            parent,
+            content,
+            pending: None,
+            dynamic: false,
+            name: String::new(),
+        });
         ino
     }
 
@@ -226,7 +268,11 @@ impl Model {
             let n = self.node_mut(ino);
             n.parent = parent;
             let keep_nlink = n.attr.nlink;
-            n.attr = Attr { ino, nlink: keep_nlink, ..attr };
+            n.attr = Attr {
+                ino,
+                nlink: keep_nlink,
+                ..attr
+            };
             if !matches!(n.content, Content::Dir(_)) || !matches!(content, Content::Dir(_)) {
                 n.content = content;
             }
@@ -240,7 +286,14 @@ impl Model {
 
     /// The listing link `key` pointing at `target`; if it pointed elsewhere before (`latest`
     /// after a backup), it is added to `moved`.
-    fn symlink(&mut self, key: String, parent: Ino, target: String, mtime_ns: i64, moved: &mut Vec<Ino>) -> Ino {
+    fn symlink(
+        &mut self,
+        key: String,
+        parent: Ino,
+        target: String,
+        mtime_ns: i64,
+        moved: &mut Vec<Ino>,
+    ) -> Ino {
         if let Some(&ino) = self.named.get(&key)
             && !matches!(&self.node(ino).map(|n| &n.content), Some(Content::Symlink(t)) if *t == target)
         {
@@ -260,7 +313,10 @@ impl Model {
     }
 
     fn set_children(&mut self, dir: Ino, children: BTreeMap<String, Ino>, mtime_ns: i64) {
-        let subdirs = children.values().filter(|&&c| self.nodes[(c - 1) as usize].attr.kind == EntryKind::Dir).count();
+        let subdirs = children
+            .values()
+            .filter(|&&c| self.nodes[(c - 1) as usize].attr.kind == EntryKind::Dir)
+            .count();
         let n = self.node_mut(dir);
         n.attr.nlink = 2 + subdirs as u32;
         n.attr.mtime_ns = mtime_ns;
@@ -279,7 +335,12 @@ impl Model {
         for s in snaps {
             let key = format!("snap:{}", s.id);
             let fresh = !self.named.contains_key(&key);
-            let ino = self.named(key, SNAPSHOTS, self.dir_attr(0o755, s.time_ns()), Content::Dir(BTreeMap::new()));
+            let ino = self.named(
+                key,
+                SNAPSHOTS,
+                self.dir_attr(0o755, s.time_ns()),
+                Content::Dir(BTreeMap::new()),
+            );
             if fresh {
                 self.node_mut(ino).pending = Some(s.id);
             }
@@ -289,13 +350,29 @@ impl Model {
             }
             hosts.entry(component(&s.host)).or_default().push(s);
         }
-        let mut root: BTreeMap<String, Ino> =
-            [("snapshots".to_string(), SNAPSHOTS), ("tags".to_string(), TAGS), ("hosts".to_string(), HOSTS)].into();
+        let mut root: BTreeMap<String, Ino> = [
+            ("snapshots".to_string(), SNAPSHOTS),
+            ("tags".to_string(), TAGS),
+            ("hosts".to_string(), HOSTS),
+        ]
+        .into();
         if let Some(last) = snaps.last() {
             let name = last.dir_name();
-            let l = self.symlink("latest:snapshots".into(), SNAPSHOTS, name.clone(), newest_ns, &mut moved);
+            let l = self.symlink(
+                "latest:snapshots".into(),
+                SNAPSHOTS,
+                name.clone(),
+                newest_ns,
+                &mut moved,
+            );
             snapshots.insert("latest".into(), l);
-            let l = self.symlink("latest:root".into(), ROOT, format!("snapshots/{name}"), newest_ns, &mut moved);
+            let l = self.symlink(
+                "latest:root".into(),
+                ROOT,
+                format!("snapshots/{name}"),
+                newest_ns,
+                &mut moved,
+            );
             root.insert("latest".into(), l);
         }
         self.set_children(SNAPSHOTS, snapshots, newest_ns);
@@ -303,16 +380,33 @@ impl Model {
             let mut dirs = BTreeMap::new();
             for (name, members) in groups {
                 let group_ns = members.last().map(|s| s.time_ns()).unwrap_or(0);
-                let dir = self.named(format!("{prefix}:{name}"), top, self.dir_attr(0o755, group_ns), Content::Dir(BTreeMap::new()));
+                let dir = self.named(
+                    format!("{prefix}:{name}"),
+                    top,
+                    self.dir_attr(0o755, group_ns),
+                    Content::Dir(BTreeMap::new()),
+                );
                 self.listings.insert(dir);
                 let mut links = BTreeMap::new();
                 for s in &members {
                     let n = s.dir_name();
-                    let l = self.symlink(format!("{prefix}:{name}:{}", s.id), dir, format!("../../snapshots/{n}"), s.time_ns(), &mut moved);
+                    let l = self.symlink(
+                        format!("{prefix}:{name}:{}", s.id),
+                        dir,
+                        format!("../../snapshots/{n}"),
+                        s.time_ns(),
+                        &mut moved,
+                    );
                     links.insert(n, l);
                 }
                 if let Some(last) = members.last() {
-                    let l = self.symlink(format!("{prefix}:{name}:latest"), dir, last.dir_name(), group_ns, &mut moved);
+                    let l = self.symlink(
+                        format!("{prefix}:{name}:latest"),
+                        dir,
+                        last.dir_name(),
+                        group_ns,
+                        &mut moved,
+                    );
                     links.insert("latest".into(), l);
                 }
                 self.set_children(dir, links, group_ns);
@@ -378,7 +472,11 @@ impl Model {
                 // A directory synthesized for an earlier entry: take the stored metadata.
                 if e.kind == EntryKind::Dir {
                     let n = self.node_mut(existing);
-                    n.attr = Attr { ino: existing, nlink: n.attr.nlink, ..attr };
+                    n.attr = Attr {
+                        ino: existing,
+                        nlink: n.attr.nlink,
+                        ..attr
+                    };
                 }
                 continue;
             }
@@ -389,7 +487,9 @@ impl Model {
         }
         for v in virtual_files {
             let (dir, name) = v.path.rsplit_once('/').unwrap_or(("", &v.path));
-            let Some(&parent) = dirs.get(dir) else { continue };
+            let Some(&parent) = dirs.get(dir) else {
+                continue;
+            };
             if self.lookup(parent, name).is_some() {
                 continue;
             }
@@ -414,7 +514,12 @@ impl Model {
         }
         let (parent_path, name) = path.rsplit_once('/').unwrap_or(("", path));
         let parent = self.ensure_dir(dirs, parent_path, mtime_ns);
-        let ino = self.add_child(parent, name, self.dir_attr(0o755, mtime_ns), Content::Dir(BTreeMap::new()));
+        let ino = self.add_child(
+            parent,
+            name,
+            self.dir_attr(0o755, mtime_ns),
+            Content::Dir(BTreeMap::new()),
+        );
         dirs.insert(path.to_string(), ino);
         ino
     }
@@ -454,7 +559,11 @@ impl Model {
             Content::Dir(children) => Some(
                 children
                     .iter()
-                    .map(|(name, &c)| DirEntry { name: name.clone(), ino: c, kind: self.nodes[(c - 1) as usize].attr.kind })
+                    .map(|(name, &c)| DirEntry {
+                        name: name.clone(),
+                        ino: c,
+                        kind: self.nodes[(c - 1) as usize].attr.kind,
+                    })
                     .collect(),
             ),
             _ => None,
@@ -464,13 +573,24 @@ impl Model {
     /// The files that follow file `ino` in its directory (in listing order, about the order
     /// `cp -r` reads them): at most `max_files`, and no more once their sizes add up to over
     /// `max_bytes` (the file that crosses it is the last one returned).
-    pub fn following_files(&self, ino: Ino, max_files: usize, max_bytes: u64) -> Vec<(Ino, Arc<FileContent>)> {
+    pub fn following_files(
+        &self,
+        ino: Ino,
+        max_files: usize,
+        max_bytes: u64,
+    ) -> Vec<(Ino, Arc<FileContent>)> {
         use std::ops::Bound;
-        let Some(n) = self.node(ino).filter(|n| !n.name.is_empty()) else { return Vec::new() };
-        let Some(Content::Dir(siblings)) = self.node(n.parent).map(|p| &p.content) else { return Vec::new() };
+        let Some(n) = self.node(ino).filter(|n| !n.name.is_empty()) else {
+            return Vec::new();
+        };
+        let Some(Content::Dir(siblings)) = self.node(n.parent).map(|p| &p.content) else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         let mut bytes = 0u64;
-        for (_, &c) in siblings.range::<str, _>((Bound::Excluded(n.name.as_str()), Bound::Unbounded)) {
+        for (_, &c) in
+            siblings.range::<str, _>((Bound::Excluded(n.name.as_str()), Bound::Unbounded))
+        {
             if out.len() >= max_files || bytes > max_bytes {
                 break;
             }
@@ -509,7 +629,9 @@ mod tests {
     fn snap(n: u8, secs: i64, host: &str, tags: &[&str]) -> SnapshotInfo {
         SnapshotInfo {
             id: id(n),
-            time: chrono::DateTime::from_timestamp(secs, 0).unwrap().fixed_offset(),
+            time: chrono::DateTime::from_timestamp(secs, 0)
+                .unwrap()
+                .fixed_offset(),
             host: host.into(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
         }
@@ -532,12 +654,20 @@ mod tests {
     }
 
     fn names(m: &Model, ino: Ino) -> Vec<String> {
-        m.children(ino).unwrap().into_iter().map(|e| e.name).collect()
+        m.children(ino)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect()
     }
 
     #[test]
     fn locate_and_pieces_use_cumulative_lengths() {
-        let f = FileContent::new(vec![ChunkRef(id(1), 10), ChunkRef(id(2), 5), ChunkRef(id(3), 20)]);
+        let f = FileContent::new(vec![
+            ChunkRef(id(1), 10),
+            ChunkRef(id(2), 5),
+            ChunkRef(id(3), 20),
+        ]);
         assert_eq!(f.size(), 35);
         assert_eq!(f.locate(0), Some((0, 0)));
         assert_eq!(f.locate(9), Some((0, 9)));
@@ -547,9 +677,32 @@ mod tests {
         assert_eq!(f.locate(35), None);
         assert_eq!(
             f.pieces(8, 10),
-            vec![Piece { chunk: 0, start: 8, len: 2 }, Piece { chunk: 1, start: 0, len: 5 }, Piece { chunk: 2, start: 0, len: 3 }]
+            vec![
+                Piece {
+                    chunk: 0,
+                    start: 8,
+                    len: 2
+                },
+                Piece {
+                    chunk: 1,
+                    start: 0,
+                    len: 5
+                },
+                Piece {
+                    chunk: 2,
+                    start: 0,
+                    len: 3
+                }
+            ]
         );
-        assert_eq!(f.pieces(30, 100), vec![Piece { chunk: 2, start: 15, len: 5 }]);
+        assert_eq!(
+            f.pieces(30, 100),
+            vec![Piece {
+                chunk: 2,
+                start: 15,
+                len: 5
+            }]
+        );
         assert!(f.pieces(35, 1).is_empty());
         assert!(FileContent::new(vec![]).pieces(0, 10).is_empty());
     }
@@ -561,17 +714,36 @@ mod tests {
         let a = snap(1, 1_700_000_000, "db-1", &["env=prod", "a/b"]);
         let b = snap(2, 1_700_000_100, "db-2", &["env=prod"]);
         m.set_snapshots(&[a.clone(), b.clone()]);
-        assert_eq!(names(&m, ROOT), vec!["hosts", "latest", "snapshots", "tags"]);
-        assert_eq!(names(&m, SNAPSHOTS), vec![a.dir_name(), b.dir_name(), "latest".into()]);
-        assert!(a.dir_name().starts_with("2023-11-14T221320Z_"), "{}", a.dir_name());
+        assert_eq!(
+            names(&m, ROOT),
+            vec!["hosts", "latest", "snapshots", "tags"]
+        );
+        assert_eq!(
+            names(&m, SNAPSHOTS),
+            vec![a.dir_name(), b.dir_name(), "latest".into()]
+        );
+        assert!(
+            a.dir_name().starts_with("2023-11-14T221320Z_"),
+            "{}",
+            a.dir_name()
+        );
         let latest = m.lookup(ROOT, "latest").unwrap();
-        assert_eq!(m.readlink(latest), Some(format!("snapshots/{}", b.dir_name()).as_str()));
+        assert_eq!(
+            m.readlink(latest),
+            Some(format!("snapshots/{}", b.dir_name()).as_str())
+        );
         assert_eq!(names(&m, TAGS), vec!["a%2Fb", "env=prod"]);
         let prod = m.lookup(TAGS, "env=prod").unwrap();
         assert!(m.is_listing(prod));
-        assert_eq!(names(&m, prod), vec![a.dir_name(), b.dir_name(), "latest".into()]);
+        assert_eq!(
+            names(&m, prod),
+            vec![a.dir_name(), b.dir_name(), "latest".into()]
+        );
         let link = m.lookup(prod, &a.dir_name()).unwrap();
-        assert_eq!(m.readlink(link), Some(format!("../../snapshots/{}", a.dir_name()).as_str()));
+        assert_eq!(
+            m.readlink(link),
+            Some(format!("../../snapshots/{}", a.dir_name()).as_str())
+        );
         let db1 = m.lookup(HOSTS, "db-1").unwrap();
         assert_eq!(names(&m, db1), vec![a.dir_name(), "latest".into()]);
 
@@ -587,13 +759,29 @@ mod tests {
         links_before.sort();
         let mut moved = m.set_snapshots(&[a.clone(), c.clone()]);
         moved.sort();
-        assert_eq!(moved, links_before, "every `latest` moved (db-1's to c), no other link did");
-        assert_eq!(m.lookup(ROOT, "latest"), Some(latest), "a moved link keeps its inode");
-        assert!(m.set_snapshots(&[a.clone(), c.clone()]).is_empty(), "nothing moved");
+        assert_eq!(
+            moved, links_before,
+            "every `latest` moved (db-1's to c), no other link did"
+        );
+        assert_eq!(
+            m.lookup(ROOT, "latest"),
+            Some(latest),
+            "a moved link keeps its inode"
+        );
+        assert!(
+            m.set_snapshots(&[a.clone(), c.clone()]).is_empty(),
+            "nothing moved"
+        );
         assert_eq!(m.lookup(SNAPSHOTS, &a.dir_name()), Some(a_ino));
         assert_eq!(m.lookup(SNAPSHOTS, &b.dir_name()), None);
-        assert_eq!(m.readlink(m.lookup(ROOT, "latest").unwrap()), Some(format!("snapshots/{}", c.dir_name()).as_str()));
-        assert_eq!(names(&m, m.lookup(TAGS, "env=prod").unwrap()), vec![a.dir_name(), "latest".into()]);
+        assert_eq!(
+            m.readlink(m.lookup(ROOT, "latest").unwrap()),
+            Some(format!("snapshots/{}", c.dir_name()).as_str())
+        );
+        assert_eq!(
+            names(&m, m.lookup(TAGS, "env=prod").unwrap()),
+            vec![a.dir_name(), "latest".into()]
+        );
         assert_eq!(m.pending_tree(a_ino), Some(a.id));
     }
 
@@ -613,9 +801,22 @@ mod tests {
                 entry("srv/data/sub", EntryKind::Dir, &[]),
             ],
         };
-        let v = VirtualFile { path: "srv/data/all".into(), chunks: vec![ChunkRef(id(9), 7)], mode: 0o600, mtime_ns: 5, uid: 1, gid: 2 };
-        let taken = VirtualFile { path: "srv/data/a.txt".into(), ..v.clone() };
-        let nowhere = VirtualFile { path: "missing/x".into(), ..v.clone() };
+        let v = VirtualFile {
+            path: "srv/data/all".into(),
+            chunks: vec![ChunkRef(id(9), 7)],
+            mode: 0o600,
+            mtime_ns: 5,
+            uid: 1,
+            gid: 2,
+        };
+        let taken = VirtualFile {
+            path: "srv/data/a.txt".into(),
+            ..v.clone()
+        };
+        let nowhere = VirtualFile {
+            path: "missing/x".into(),
+            ..v.clone()
+        };
         m.attach_tree(root, &tree, &[v, taken, nowhere]);
         assert_eq!(m.pending_tree(root), None);
         let srv = m.lookup(root, "srv").unwrap();
@@ -626,20 +827,41 @@ mod tests {
         assert_eq!(names(&m, data), vec!["a.txt", "all", "link", "sub"]);
         let a = m.lookup(data, "a.txt").unwrap();
         let aa = m.attr(a).unwrap();
-        assert_eq!((aa.kind, aa.size, aa.mode, aa.mtime_ns), (EntryKind::File, 150, 0o640, 1_700_000_000_123_456_789));
+        assert_eq!(
+            (aa.kind, aa.size, aa.mode, aa.mtime_ns),
+            (EntryKind::File, 150, 0o640, 1_700_000_000_123_456_789)
+        );
         assert_eq!(m.file(a).unwrap().chunks().len(), 2);
         assert_eq!(m.readlink(m.lookup(data, "link").unwrap()), Some("../x"));
         let all = m.attr(m.lookup(data, "all").unwrap()).unwrap();
         assert_eq!((all.size, all.mode), (7, 0o600));
         assert_eq!(m.parent(a), Some(data));
         let all_ino = m.lookup(data, "all").unwrap();
-        let next: Vec<Ino> = m.following_files(a, 10, u64::MAX).iter().map(|(i, _)| *i).collect();
-        assert_eq!(next, vec![all_ino], "the virtual file `all` follows a.txt; link and sub are no files");
-        assert_eq!(m.following_files(a, 10, 0)[0].1.chunks()[0].0, id(9), "the file crossing the byte limit is the last one");
+        let next: Vec<Ino> = m
+            .following_files(a, 10, u64::MAX)
+            .iter()
+            .map(|(i, _)| *i)
+            .collect();
+        assert_eq!(
+            next,
+            vec![all_ino],
+            "the virtual file `all` follows a.txt; link and sub are no files"
+        );
+        assert_eq!(
+            m.following_files(a, 10, 0)[0].1.chunks()[0].0,
+            id(9),
+            "the file crossing the byte limit is the last one"
+        );
         assert!(m.following_files(a, 0, u64::MAX).is_empty());
-        assert!(m.following_files(all_ino, 10, u64::MAX).is_empty(), "nothing follows the last file");
+        assert!(
+            m.following_files(all_ino, 10, u64::MAX).is_empty(),
+            "nothing follows the last file"
+        );
         let root_files = m.following_files(srv, 10, u64::MAX);
-        assert!(root_files.is_empty(), "srv is a directory, its siblings no files");
+        assert!(
+            root_files.is_empty(),
+            "srv is a directory, its siblings no files"
+        );
         // Attaching again does nothing.
         m.attach_tree(root, &Tree::default(), &[]);
         assert_eq!(names(&m, data).len(), 4);

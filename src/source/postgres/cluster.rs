@@ -28,7 +28,9 @@ pub struct ServerInstall {
 impl ServerInstall {
     /// Whether the server has the shared library `name` (`$libdir/<name>.so`).
     pub fn has_library(&self, name: &str) -> bool {
-        self.bin.parent().is_some_and(|d| d.join("lib").join(format!("{name}.so")).is_file())
+        self.bin
+            .parent()
+            .is_some_and(|d| d.join("lib").join(format!("{name}.so")).is_file())
     }
 }
 
@@ -52,7 +54,8 @@ pub fn server_installs() -> Vec<ServerInstall> {
                 .filter_map(|e| {
                     let major = e.file_name().to_str()?.parse::<u32>().ok()?;
                     let bin = e.path().join("bin");
-                    (bin.join("initdb").is_file() && bin.join("pg_ctl").is_file()).then_some(ServerInstall { major, bin })
+                    (bin.join("initdb").is_file() && bin.join("pg_ctl").is_file())
+                        .then_some(ServerInstall { major, bin })
                 })
                 .collect()
         })
@@ -105,9 +108,19 @@ fn server_identity() -> Result<Option<(u32, u32)>> {
 /// socket and for pg_ctl's shell-parsed `-o`.
 fn temp_base(as_other_user: bool) -> PathBuf {
     let t = std::env::temp_dir();
-    let simple = t.to_str().is_some_and(|s| s.len() <= 60 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b)));
-    let reachable = !as_other_user || t.ancestors().all(|a| fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
-    if simple && reachable { t } else { PathBuf::from("/tmp") }
+    let simple = t.to_str().is_some_and(|s| {
+        s.len() <= 60
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+    });
+    let reachable = !as_other_user
+        || t.ancestors()
+            .all(|a| fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
+    if simple && reachable {
+        t
+    } else {
+        PathBuf::from("/tmp")
+    }
 }
 
 fn show(o: &Output) -> String {
@@ -145,10 +158,16 @@ impl LocalCluster {
 
     /// Start a cluster with the server in `install`, with `settings` (`name`, `value`) on its
     /// command line (e.g. `shared_preload_libraries`).
-    pub fn start_with(install: &ServerInstall, settings: &[(String, String)]) -> Result<LocalCluster> {
+    pub fn start_with(
+        install: &ServerInstall,
+        settings: &[(String, String)],
+    ) -> Result<LocalCluster> {
         let run_as = server_identity()?;
         let base = temp_base(run_as.is_some());
-        let dir = tempfile::Builder::new().prefix("snap-drill-").tempdir_in(&base).map_err(|e| Error::io(&base, e))?;
+        let dir = tempfile::Builder::new()
+            .prefix("snap-drill-")
+            .tempdir_in(&base)
+            .map_err(|e| Error::io(&base, e))?;
         let chown = |p: &Path| -> Result<()> {
             if let Some((uid, gid)) = run_as {
                 std::os::unix::fs::chown(p, Some(uid), Some(gid)).map_err(|e| Error::io(p, e))?;
@@ -172,7 +191,11 @@ impl LocalCluster {
         fs::create_dir(&socket_dir).map_err(|e| Error::io(&socket_dir, e))?;
         chown(&socket_dir)?;
 
-        let o = c.server_cmd("postgres").arg("--version").output().map_err(|e| Error::io(c.bin.join("postgres"), e))?;
+        let o = c
+            .server_cmd("postgres")
+            .arg("--version")
+            .output()
+            .map_err(|e| Error::io(c.bin.join("postgres"), e))?;
         c.version = String::from_utf8_lossy(&o.stdout).trim().to_string();
         if let Some(m) = pgbin::parse_major(&c.version) {
             c.major = m;
@@ -182,24 +205,42 @@ impl LocalCluster {
             .server_cmd("initdb")
             .arg("-D")
             .arg(&c.data_dir)
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
             .output()
             .map_err(|e| Error::io(c.bin.join("initdb"), e))?;
         if !o.status.success() {
-            return Err(Error::CommandFailed { command: "initdb".into(), status: o.status.to_string(), stderr: show(&o) });
+            return Err(Error::CommandFailed {
+                command: "initdb".into(),
+                status: o.status.to_string(),
+                stderr: show(&o),
+            });
         }
 
         // The port the OS picked may be taken by someone else before the server binds it: retry.
         let mut last = String::new();
         for _ in 0..5 {
-            let port = std::net::TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).map_err(|e| Error::io("127.0.0.1:0", e))?.port();
+            let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+                .and_then(|l| l.local_addr())
+                .map_err(|e| Error::io("127.0.0.1:0", e))?
+                .port();
             let mut opts = format!(
                 "-k '{}' -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
                 c.socket_dir.display()
             );
             for (k, v) in settings {
                 // pg_ctl passes -o through a shell: names and values are plain words.
-                if k.bytes().chain(v.bytes()).all(|b| b.is_ascii_alphanumeric() || b"_.,-".contains(&b)) {
+                if k.bytes()
+                    .chain(v.bytes())
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.,-".contains(&b))
+                {
                     opts.push_str(&format!(" -c {k}={v}"));
                 }
             }
@@ -219,12 +260,21 @@ impl LocalCluster {
             }
             let log = fs::read_to_string(&c.log_file).unwrap_or_default();
             last = format!("{}\nserver log:\n{}", show(&o), log.trim());
-            let _ = c.server_cmd("pg_ctl").arg("-D").arg(&c.data_dir).args(["-m", "immediate", "-w", "-s", "stop"]).output();
+            let _ = c
+                .server_cmd("pg_ctl")
+                .arg("-D")
+                .arg(&c.data_dir)
+                .args(["-m", "immediate", "-w", "-s", "stop"])
+                .output();
             if !log.contains("could not bind") && !log.contains("Address already in use") {
                 break;
             }
         }
-        Err(Error::CommandFailed { command: "pg_ctl start".into(), status: "the server did not start".into(), stderr: last })
+        Err(Error::CommandFailed {
+            command: "pg_ctl start".into(),
+            status: "the server did not start".into(),
+            stderr: last,
+        })
     }
 
     /// A server program (initdb, pg_ctl, postgres) as the server's OS user, in the temp dir.
@@ -235,7 +285,10 @@ impl LocalCluster {
                 c.env_remove(k);
             }
         }
-        c.current_dir(self.dir.path()).env("HOME", self.dir.path()).env("LC_ALL", "C").stdin(Stdio::null());
+        c.current_dir(self.dir.path())
+            .env("HOME", self.dir.path())
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null());
         if let Some((uid, gid)) = self.run_as {
             c.uid(uid).gid(gid);
         }
@@ -254,7 +307,15 @@ impl LocalCluster {
 
     /// The client tools of the server's installation (psql is as new as the server).
     pub fn tools(&self) -> Result<PgTools> {
-        pgbin::candidates(Some(&self.bin)).into_iter().next().ok_or_else(|| Error::Invalid(format!("no pg_dump, pg_dumpall and psql in {}", self.bin.display())))
+        pgbin::candidates(Some(&self.bin))
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "no pg_dump, pg_dumpall and psql in {}",
+                    self.bin.display()
+                ))
+            })
     }
 
     pub fn port(&self) -> u16 {
@@ -283,7 +344,12 @@ impl LocalCluster {
 impl Drop for LocalCluster {
     fn drop(&mut self) {
         if self.started {
-            let _ = self.server_cmd("pg_ctl").arg("-D").arg(&self.data_dir).args(["-m", "immediate", "-w", "-t", "60", "-s", "stop"]).output();
+            let _ = self
+                .server_cmd("pg_ctl")
+                .arg("-D")
+                .arg(&self.data_dir)
+                .args(["-m", "immediate", "-w", "-t", "60", "-s", "stop"])
+                .output();
         }
         // `dir` (TempDir) is removed when the fields drop, right after this.
     }

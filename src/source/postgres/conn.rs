@@ -29,31 +29,45 @@ impl ConnSpec {
     /// (percent-decoded) unless `password` is given, which wins.
     pub fn from_url(s: &str, password: Option<Zeroizing<String>>) -> Result<ConnSpec> {
         let masked = crate::util::mask_secret_url(s);
-        let mut url = url::Url::parse(s).map_err(|e| Error::Invalid(format!("database URL {masked}: {e}")))?;
+        let mut url = url::Url::parse(s)
+            .map_err(|e| Error::Invalid(format!("database URL {masked}: {e}")))?;
         if !matches!(url.scheme(), "postgresql" | "postgres") {
-            return Err(Error::Invalid(format!("database URL {masked}: expected postgresql://user@host:port/database")));
+            return Err(Error::Invalid(format!(
+                "database URL {masked}: expected postgresql://user@host:port/database"
+            )));
         }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(Error::Invalid(format!("database URL {masked}: no host")));
         }
-        let in_url = url.password().map(|p| {
-            Zeroizing::new(percent_decode(p))
-        });
+        let in_url = url.password().map(|p| Zeroizing::new(percent_decode(p)));
         let _ = url.set_password(None);
-        let spec = ConnSpec { url, password: password.or(in_url) };
+        let spec = ConnSpec {
+            url,
+            password: password.or(in_url),
+        };
         spec.refuse_transaction_pooler()?;
         Ok(spec)
     }
 
     /// A Supabase project: the direct host `db.<ref>.supabase.co:5432`, or with `pooler_host`
     /// the session pooler (`<pooler_host>:5432`, user `postgres.<ref>`). TLS required.
-    pub fn from_project_ref(project_ref: &str, pooler_host: Option<&str>, password: Option<Zeroizing<String>>) -> Result<ConnSpec> {
+    pub fn from_project_ref(
+        project_ref: &str,
+        pooler_host: Option<&str>,
+        password: Option<Zeroizing<String>>,
+    ) -> Result<ConnSpec> {
         if project_ref.is_empty() || !project_ref.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(Error::Invalid(format!("project ref {project_ref:?}: expected letters and digits (the <ref> in <ref>.supabase.co)")));
+            return Err(Error::Invalid(format!(
+                "project ref {project_ref:?}: expected letters and digits (the <ref> in <ref>.supabase.co)"
+            )));
         }
         let url = match pooler_host {
-            Some(h) => format!("postgresql://postgres.{project_ref}@{h}:5432/postgres?sslmode=require"),
-            None => format!("postgresql://postgres@db.{project_ref}.supabase.co:5432/postgres?sslmode=require"),
+            Some(h) => {
+                format!("postgresql://postgres.{project_ref}@{h}:5432/postgres?sslmode=require")
+            }
+            None => format!(
+                "postgresql://postgres@db.{project_ref}.supabase.co:5432/postgres?sslmode=require"
+            ),
         };
         ConnSpec::from_url(&url, password)
     }
@@ -77,7 +91,11 @@ impl ConnSpec {
     /// The database name in the URL (`postgres` when absent).
     pub fn database(&self) -> String {
         let p = self.url.path().trim_start_matches('/');
-        if p.is_empty() { "postgres".into() } else { percent_decode(p) }
+        if p.is_empty() {
+            "postgres".into()
+        } else {
+            percent_decode(p)
+        }
     }
 
     pub fn has_password(&self) -> bool {
@@ -115,28 +133,66 @@ mod tests {
     #[test]
     fn urls_and_passwords() {
         let c = ConnSpec::from_url("postgresql://postgres:p%40ss%3Aw%2Fo%25rd@db.abc.supabase.co:5432/postgres?sslmode=require", None).unwrap();
-        assert_eq!(c.display(), "postgresql://postgres@db.abc.supabase.co:5432/postgres?sslmode=require");
-        assert_eq!(c.password.as_deref().map(|s| s.as_str()), Some("p@ss:w/o%rd"));
+        assert_eq!(
+            c.display(),
+            "postgresql://postgres@db.abc.supabase.co:5432/postgres?sslmode=require"
+        );
+        assert_eq!(
+            c.password.as_deref().map(|s| s.as_str()),
+            Some("p@ss:w/o%rd")
+        );
         assert_eq!(c.database(), "postgres");
-        let c = ConnSpec::from_url("postgres://u:inurl@h/shop", Some(Zeroizing::new("given".into()))).unwrap();
+        let c = ConnSpec::from_url(
+            "postgres://u:inurl@h/shop",
+            Some(Zeroizing::new("given".into())),
+        )
+        .unwrap();
         assert_eq!(c.password.as_deref().map(|s| s.as_str()), Some("given"));
         assert_eq!(c.database(), "shop");
         let mut cmd = Command::new("true");
         c.apply(&mut cmd);
-        let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let args: Vec<_> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         assert_eq!(args, vec!["--dbname=postgres://u@h/shop"]);
-        assert!(cmd.get_envs().any(|(k, v)| k == "PGPASSWORD" && v.is_some_and(|v| v == "given")));
+        assert!(
+            cmd.get_envs()
+                .any(|(k, v)| k == "PGPASSWORD" && v.is_some_and(|v| v == "given"))
+        );
     }
 
     #[test]
     fn project_refs_and_poolers() {
         let c = ConnSpec::from_project_ref("abcdefgh", None, None).unwrap();
-        assert_eq!(c.display(), "postgresql://postgres@db.abcdefgh.supabase.co:5432/postgres?sslmode=require");
-        let c = ConnSpec::from_project_ref("abcdefgh", Some("aws-0-eu-central-1.pooler.supabase.com"), None).unwrap();
-        assert_eq!(c.display(), "postgresql://postgres.abcdefgh@aws-0-eu-central-1.pooler.supabase.com:5432/postgres?sslmode=require");
-        let err = ConnSpec::from_url("postgresql://postgres.abc:secret@aws-0-x.pooler.supabase.com:6543/postgres", None).unwrap_err().to_string();
-        assert!(err.contains("transaction pooler") && !err.contains("secret"), "{err}");
-        assert!(!err.contains('\\') && !err.contains("  ") && !err.contains("pg_dump"), "one sentence, for backups and restores alike: {err}");
+        assert_eq!(
+            c.display(),
+            "postgresql://postgres@db.abcdefgh.supabase.co:5432/postgres?sslmode=require"
+        );
+        let c = ConnSpec::from_project_ref(
+            "abcdefgh",
+            Some("aws-0-eu-central-1.pooler.supabase.com"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            c.display(),
+            "postgresql://postgres.abcdefgh@aws-0-eu-central-1.pooler.supabase.com:5432/postgres?sslmode=require"
+        );
+        let err = ConnSpec::from_url(
+            "postgresql://postgres.abc:secret@aws-0-x.pooler.supabase.com:6543/postgres",
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("transaction pooler") && !err.contains("secret"),
+            "{err}"
+        );
+        assert!(
+            !err.contains('\\') && !err.contains("  ") && !err.contains("pg_dump"),
+            "one sentence, for backups and restores alike: {err}"
+        );
         assert!(ConnSpec::from_project_ref("a/b", None, None).is_err());
         assert!(ConnSpec::from_url("mysql://x@h/db", None).is_err());
     }

@@ -112,7 +112,11 @@ pub fn path_component(name: &str) -> String {
             out.push(c);
         }
     }
-    if out == "." || out == ".." { out.replace('.', "%2E") } else { out }
+    if out == "." || out == ".." {
+        out.replace('.', "%2E")
+    } else {
+        out
+    }
 }
 
 /// Major version from `server_version_num` (150018 → 15; 90624, i.e. 9.6.24, → 9).
@@ -125,11 +129,19 @@ impl DatabaseSource {
     pub fn connect(opts: DbOptions) -> Result<DatabaseSource> {
         let found = pgbin::candidates(opts.pg_bin.as_deref());
         let probe = pgbin::newest(opts.pg_bin.as_deref())?;
-        let out = session::query(&probe, &opts.conn, None, "SELECT current_setting('server_version_num') || ' ' || current_setting('server_version') || E'\\n' || current_database();")?;
+        let out = session::query(
+            &probe,
+            &opts.conn,
+            None,
+            "SELECT current_setting('server_version_num') || ' ' || current_setting('server_version') || E'\\n' || current_database();",
+        )?;
         let mut lines = out.lines();
         let first = lines.next().unwrap_or_default();
         let (num, version) = first.split_once(' ').unwrap_or((first, ""));
-        let num: u32 = num.trim().parse().map_err(|_| Error::Invalid(format!("unexpected server version {first:?}")))?;
+        let num: u32 = num
+            .trim()
+            .parse()
+            .map_err(|_| Error::Invalid(format!("unexpected server version {first:?}")))?;
         let database = lines.next().unwrap_or_default().to_string();
         let tools = pgbin::choose(&found, server_major(num))?;
         let summary = DbSummary {
@@ -139,7 +151,11 @@ impl DatabaseSource {
             pg_bin: tools.dir.display().to_string(),
             ..Default::default()
         };
-        Ok(DatabaseSource { conn: opts.conn, tools, summary })
+        Ok(DatabaseSource {
+            conn: opts.conn,
+            tools,
+            summary,
+        })
     }
 
     pub fn db_summary(&self) -> &DbSummary {
@@ -155,11 +171,21 @@ impl DatabaseSource {
         cmd.args(args);
         self.conn.apply(&mut cmd);
         cmd.arg("--no-password");
-        ChildStream::spawn(cmd, format!("{tool} {} {}", args.join(" "), self.conn.display()))
+        ChildStream::spawn(
+            cmd,
+            format!("{tool} {} {}", args.join(" "), self.conn.display()),
+        )
     }
 
     /// Stream one child's stdout, through `filter`, into `path`; fail if the child failed.
-    fn part(&mut self, sink: &mut dyn EntrySink, path: &str, tool: &str, args: &[String], filter: Filter) -> Result<()> {
+    fn part(
+        &mut self,
+        sink: &mut dyn EntrySink,
+        path: &str,
+        tool: &str,
+        args: &[String],
+        filter: Filter,
+    ) -> Result<()> {
         let started = Instant::now();
         let mut child = self.dump(tool, args)?;
         let input = BufReader::with_capacity(1 << 20, child.stdout());
@@ -183,39 +209,81 @@ impl DatabaseSource {
         child.finish()?;
         let bytes = bytes?;
         self.summary.bytes_dumped += bytes;
-        self.summary.parts.push(PartSummary { path: path.to_string(), bytes, seconds: started.elapsed().as_secs_f64() });
+        self.summary.parts.push(PartSummary {
+            path: path.to_string(),
+            bytes,
+            seconds: started.elapsed().as_secs_f64(),
+        });
         Ok(())
     }
 
     fn data(&mut self, sink: &mut dyn EntrySink, snapshot: &str) -> Result<Vec<Value>> {
         let base = self.base();
-        let mut args = vec!["--data-only".to_string(), "--quote-all-identifiers".into(), format!("--snapshot={snapshot}")];
-        args.extend(sanitize::DATA_EXCLUDED_SCHEMAS.iter().map(|s| format!("--exclude-schema={s}")));
-        args.extend(sanitize::DATA_EXCLUDED_TABLES.iter().map(|(s, t)| format!("--exclude-table={s}.{t}")));
+        let mut args = vec![
+            "--data-only".to_string(),
+            "--quote-all-identifiers".into(),
+            format!("--snapshot={snapshot}"),
+        ];
+        args.extend(
+            sanitize::DATA_EXCLUDED_SCHEMAS
+                .iter()
+                .map(|s| format!("--exclude-schema={s}")),
+        );
+        args.extend(
+            sanitize::DATA_EXCLUDED_TABLES
+                .iter()
+                .map(|(s, t)| format!("--exclude-table={s}.{t}")),
+        );
         let started = Instant::now();
         let mut order = vec![json!({ "path": "data/begin.sql", "kind": "sql" })];
-        sink.file(&format!("{base}/data/begin.sql"), 0o600, &mut REPLICA_BEGIN.as_bytes(), BTreeMap::new())?;
+        sink.file(
+            &format!("{base}/data/begin.sql"),
+            0o600,
+            &mut REPLICA_BEGIN.as_bytes(),
+            BTreeMap::new(),
+        )?;
         let mut child = self.dump("pg_dump", &args)?;
         let result = (|| -> Result<()> {
             let mut split = Splitter::new(child.stdout());
             let mut n = 0;
-            while let Some(section) = split.next_section().map_err(|e| Error::io("pg_dump output", e))? {
+            while let Some(section) = split
+                .next_section()
+                .map_err(|e| Error::io("pg_dump output", e))?
+            {
                 match section {
                     Section::Sql => {
                         n += 1;
                         let rel = format!("data/{n:04}.sql");
-                        let bytes = sink.file(&format!("{base}/{rel}"), 0o600, &mut split, BTreeMap::new())?;
+                        let bytes = sink.file(
+                            &format!("{base}/{rel}"),
+                            0o600,
+                            &mut split,
+                            BTreeMap::new(),
+                        )?;
                         self.summary.bytes_dumped += bytes;
                         order.push(json!({ "path": rel, "kind": "sql", "bytes": bytes }));
                     }
                     Section::Copy { schema, table } => {
-                        let rel = format!("tables/{}.{}.sql", path_component(&schema), path_component(&table));
-                        let attrs = BTreeMap::from([("schema".to_string(), json!(schema)), ("table".to_string(), json!(table))]);
-                        let bytes = sink.file(&format!("{base}/{rel}"), 0o600, &mut split, attrs)?;
+                        let rel = format!(
+                            "tables/{}.{}.sql",
+                            path_component(&schema),
+                            path_component(&table)
+                        );
+                        let attrs = BTreeMap::from([
+                            ("schema".to_string(), json!(schema)),
+                            ("table".to_string(), json!(table)),
+                        ]);
+                        let bytes =
+                            sink.file(&format!("{base}/{rel}"), 0o600, &mut split, attrs)?;
                         let rows = split.rows();
                         self.summary.bytes_dumped += bytes;
                         order.push(json!({ "path": rel, "kind": "copy", "schema": schema, "table": table, "rows": rows, "bytes": bytes }));
-                        self.summary.tables.push(TableSummary { schema, table, rows, bytes });
+                        self.summary.tables.push(TableSummary {
+                            schema,
+                            table,
+                            rows,
+                            bytes,
+                        });
                     }
                 }
             }
@@ -223,7 +291,12 @@ impl DatabaseSource {
         })();
         child.finish()?;
         result?;
-        sink.file(&format!("{base}/data/end.sql"), 0o600, &mut REPLICA_END.as_bytes(), BTreeMap::new())?;
+        sink.file(
+            &format!("{base}/data/end.sql"),
+            0o600,
+            &mut REPLICA_END.as_bytes(),
+            BTreeMap::new(),
+        )?;
         order.push(json!({ "path": "data/end.sql", "kind": "sql" }));
         self.summary.parts.push(PartSummary {
             path: "data (tables/, data/)".into(),
@@ -244,7 +317,11 @@ impl Source for DatabaseSource {
     }
 
     fn description(&self) -> String {
-        format!("pg_dump of {} ({})", self.conn.display(), self.tools.version)
+        format!(
+            "pg_dump of {} ({})",
+            self.conn.display(),
+            self.tools.version
+        )
     }
 
     fn run(&mut self, sink: &mut dyn EntrySink) -> Result<()> {
@@ -253,19 +330,33 @@ impl Source for DatabaseSource {
         let session = SnapshotSession::start(&self.tools, &self.conn)?;
         let snap = session.snapshot().to_string();
         self.summary.snapshot = snap.clone();
-        let mut inventory: Value = serde_json::from_str(&session::query(&self.tools, &self.conn, Some(&snap), INVENTORY_SQL)?)
-            .map_err(|e| Error::Invalid(format!("inventory query returned unexpected output: {e}")))?;
+        let mut inventory: Value = serde_json::from_str(&session::query(
+            &self.tools,
+            &self.conn,
+            Some(&snap),
+            INVENTORY_SQL,
+        )?)
+        .map_err(|e| Error::Invalid(format!("inventory query returned unexpected output: {e}")))?;
         // Every object's whole ACL and the default privileges: a restore sets them exactly.
         // The objects of auth and storage with their definitions: a restore re-creates the
         // user's additions there.
         let catalog = Catalog {
             version: Catalog::VERSION,
             acls: Acls::read(&self.tools, &self.conn, Some(&snap))?,
-            managed_objects: ManagedObject::read(&self.tools, &self.conn, Some(&snap), MANAGED_SCHEMAS)?,
+            managed_objects: ManagedObject::read(
+                &self.tools,
+                &self.conn,
+                Some(&snap),
+                MANAGED_SCHEMAS,
+            )?,
         };
         let present: Vec<String> = inventory["schemas"]
             .as_array()
-            .map(|a| a.iter().filter_map(|s| s["name"].as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s["name"].as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         let has = |s: &str| present.iter().any(|p| p == s);
         self.summary.supabase = has("auth") && has("storage");
@@ -274,34 +365,92 @@ impl Source for DatabaseSource {
         }
 
         // Roles (shared catalogs: dumped while the snapshot session is open).
-        let args: Vec<String> = ["--roles-only", "--quote-all-identifiers", "--no-role-passwords", "--no-comments"].map(String::from).to_vec();
-        self.part(sink, &format!("{base}/roles.sql"), "pg_dumpall", &args, Filter::Roles)?;
+        let args: Vec<String> = [
+            "--roles-only",
+            "--quote-all-identifiers",
+            "--no-role-passwords",
+            "--no-comments",
+        ]
+        .map(String::from)
+        .to_vec();
+        self.part(
+            sink,
+            &format!("{base}/roles.sql"),
+            "pg_dumpall",
+            &args,
+            Filter::Roles,
+        )?;
 
         // Schema of the user schemas.
-        let mut args = vec!["--schema-only".to_string(), "--quote-all-identifiers".into(), format!("--snapshot={snap}")];
-        args.extend(sanitize::SCHEMA_EXCLUDES.iter().map(|s| format!("--exclude-schema={s}")));
-        self.part(sink, &format!("{base}/schema.sql"), "pg_dump", &args, Filter::Schema)?;
+        let mut args = vec![
+            "--schema-only".to_string(),
+            "--quote-all-identifiers".into(),
+            format!("--snapshot={snap}"),
+        ];
+        args.extend(
+            sanitize::SCHEMA_EXCLUDES
+                .iter()
+                .map(|s| format!("--exclude-schema={s}")),
+        );
+        self.part(
+            sink,
+            &format!("{base}/schema.sql"),
+            "pg_dump",
+            &args,
+            Filter::Schema,
+        )?;
 
         // Data, one entry per table, plus the order that reassembles data.sql.
         let order = self.data(sink, &snap)?;
-        let order_json = serde_json::to_vec_pretty(&json!({ "version": 1, "parts": order })).expect("json");
-        sink.file(&format!("{base}/data-order.json"), 0o600, &mut order_json.as_slice(), BTreeMap::new())?;
+        let order_json =
+            serde_json::to_vec_pretty(&json!({ "version": 1, "parts": order })).expect("json");
+        sink.file(
+            &format!("{base}/data-order.json"),
+            0o600,
+            &mut order_json.as_slice(),
+            BTreeMap::new(),
+        )?;
 
         // Migration history.
         if has(MIGRATIONS_SCHEMA) {
-            let args = vec![format!("--schema={MIGRATIONS_SCHEMA}"), "--quote-all-identifiers".into(), format!("--snapshot={snap}")];
-            self.part(sink, &format!("{base}/migrations.sql"), "pg_dump", &args, Filter::Raw)?;
+            let args = vec![
+                format!("--schema={MIGRATIONS_SCHEMA}"),
+                "--quote-all-identifiers".into(),
+                format!("--snapshot={snap}"),
+            ];
+            self.part(
+                sink,
+                &format!("{base}/migrations.sql"),
+                "pg_dump",
+                &args,
+                Filter::Raw,
+            )?;
         } else {
-            self.summary.skipped.push(format!("migrations.sql: no {MIGRATIONS_SCHEMA} schema"));
+            self.summary
+                .skipped
+                .push(format!("migrations.sql: no {MIGRATIONS_SCHEMA} schema"));
         }
 
         // Definitions of the managed schemas users customise.
         for m in MANAGED_SCHEMAS {
             if has(m) {
-                let args = vec!["--schema-only".to_string(), format!("--schema={m}"), "--quote-all-identifiers".into(), format!("--snapshot={snap}")];
-                self.part(sink, &format!("{base}/managed/{m}.sql"), "pg_dump", &args, Filter::Raw)?;
+                let args = vec![
+                    "--schema-only".to_string(),
+                    format!("--schema={m}"),
+                    "--quote-all-identifiers".into(),
+                    format!("--snapshot={snap}"),
+                ];
+                self.part(
+                    sink,
+                    &format!("{base}/managed/{m}.sql"),
+                    "pg_dump",
+                    &args,
+                    Filter::Raw,
+                )?;
             } else {
-                self.summary.skipped.push(format!("managed/{m}.sql: no {m} schema"));
+                self.summary
+                    .skipped
+                    .push(format!("managed/{m}.sql: no {m} schema"));
             }
         }
 
@@ -314,7 +463,14 @@ impl Source for DatabaseSource {
             e.0 += 1;
             e.1 += t.bytes;
         }
-        self.summary.schemas = by_schema.into_iter().map(|(s, (n, b))| SchemaSummary { schema: s.to_string(), tables: n, bytes: b }).collect();
+        self.summary.schemas = by_schema
+            .into_iter()
+            .map(|(s, (n, b))| SchemaSummary {
+                schema: s.to_string(),
+                tables: n,
+                bytes: b,
+            })
+            .collect();
         for s in &self.summary.skipped {
             sink.warn(format!("skipped {s}"));
         }
@@ -328,9 +484,19 @@ impl Source for DatabaseSource {
             m.insert("duration_seconds".into(), json!(self.summary.seconds));
         }
         let cat = serde_json::to_vec_pretty(&catalog).expect("json");
-        sink.file(&format!("{base}/{}", Catalog::FILE), 0o600, &mut cat.as_slice(), BTreeMap::new())?;
+        sink.file(
+            &format!("{base}/{}", Catalog::FILE),
+            0o600,
+            &mut cat.as_slice(),
+            BTreeMap::new(),
+        )?;
         let inv = serde_json::to_vec_pretty(&inventory).expect("json");
-        sink.file(&format!("{base}/inventory.json"), 0o600, &mut inv.as_slice(), BTreeMap::new())?;
+        sink.file(
+            &format!("{base}/inventory.json"),
+            0o600,
+            &mut inv.as_slice(),
+            BTreeMap::new(),
+        )?;
         Ok(())
     }
 

@@ -152,9 +152,17 @@ pub struct Acls {
 
 impl Acls {
     /// Run [`ACLS_SQL`] (in `snapshot` when given) and parse it.
-    pub fn read(tools: &super::pgbin::PgTools, conn: &super::conn::ConnSpec, snapshot: Option<&str>) -> crate::error::Result<Acls> {
+    pub fn read(
+        tools: &super::pgbin::PgTools,
+        conn: &super::conn::ConnSpec,
+        snapshot: Option<&str>,
+    ) -> crate::error::Result<Acls> {
         let out = super::session::query_qualified(tools, conn, snapshot, ACLS_SQL)?;
-        serde_json::from_str(&out).map_err(|e| crate::error::Error::Invalid(format!("privileges query returned unexpected output: {e}")))
+        serde_json::from_str(&out).map_err(|e| {
+            crate::error::Error::Invalid(format!(
+                "privileges query returned unexpected output: {e}"
+            ))
+        })
     }
 }
 
@@ -165,7 +173,11 @@ impl Acls {
 /// apart by comparing with the target (see `ops::dbrestore::additions`). The same query reads
 /// the target.
 pub fn managed_objects_sql(schemas: &[&str]) -> String {
-    let list = schemas.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
+    let list = schemas
+        .iter()
+        .map(|s| format!("'{}'", s.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
         r#"
 SELECT coalesce(json_agg(x ORDER BY x->>'kind', x->>'schema', x->>'table', x->>'name'), '[]') FROM (
@@ -228,9 +240,19 @@ pub struct ManagedObject {
 
 impl ManagedObject {
     /// Read [`managed_objects_sql`] (in `snapshot` when given).
-    pub fn read(tools: &super::pgbin::PgTools, conn: &super::conn::ConnSpec, snapshot: Option<&str>, schemas: &[&str]) -> crate::error::Result<Vec<ManagedObject>> {
-        let out = super::session::query_qualified(tools, conn, snapshot, &managed_objects_sql(schemas))?;
-        serde_json::from_str(&out).map_err(|e| crate::error::Error::Invalid(format!("managed-schema query returned unexpected output: {e}")))
+    pub fn read(
+        tools: &super::pgbin::PgTools,
+        conn: &super::conn::ConnSpec,
+        snapshot: Option<&str>,
+        schemas: &[&str],
+    ) -> crate::error::Result<Vec<ManagedObject>> {
+        let out =
+            super::session::query_qualified(tools, conn, snapshot, &managed_objects_sql(schemas))?;
+        serde_json::from_str(&out).map_err(|e| {
+            crate::error::Error::Invalid(format!(
+                "managed-schema query returned unexpected output: {e}"
+            ))
+        })
     }
 }
 
@@ -250,9 +272,17 @@ impl Catalog {
 
     /// Parse `catalog.json`; an unknown version is an error that says so.
     pub fn parse(bytes: &[u8], what: &str) -> crate::error::Result<Catalog> {
-        let c: Catalog = serde_json::from_slice(bytes).map_err(|e| crate::error::Error::corrupt(what, e.to_string()))?;
+        let c: Catalog = serde_json::from_slice(bytes)
+            .map_err(|e| crate::error::Error::corrupt(what, e.to_string()))?;
         if c.version != Catalog::VERSION {
-            return Err(crate::error::Error::corrupt(what, format!("unknown version {} (this snap reads {}); upgrade snap", c.version, Catalog::VERSION)));
+            return Err(crate::error::Error::corrupt(
+                what,
+                format!(
+                    "unknown version {} (this snap reads {}); upgrade snap",
+                    c.version,
+                    Catalog::VERSION
+                ),
+            ));
         }
         Ok(c)
     }

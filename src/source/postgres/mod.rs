@@ -1,13 +1,13 @@
 //! A Supabase (or plain Postgres) database as a backup source: pg_dump/pg_dumpall streamed from
 //! child processes into the repository, split per table, with an inventory. See README §Database.
 
-pub mod sanitize;
-pub mod split;
+pub mod cluster;
 pub mod conn;
-pub mod pgbin;
 pub mod dump;
 pub mod inventory;
+pub mod pgbin;
+pub mod sanitize;
 pub mod session;
-pub mod cluster;
+pub mod split;
 
 pub use dump::{DatabaseSource, DbOptions};

@@ -30,7 +30,11 @@ pub fn parse_major(version_output: &str) -> Option<u32> {
         .split_whitespace()
         .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
         .and_then(|w| w.split('.').next())
-        .and_then(|m| m.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok())
+        .and_then(|m| {
+            m.trim_end_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .ok()
+        })
 }
 
 fn probe(dir: &Path) -> Option<PgTools> {
@@ -40,7 +44,11 @@ fn probe(dir: &Path) -> Option<PgTools> {
     }
     let out = Command::new(&pg_dump).arg("--version").output().ok()?;
     let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    Some(PgTools { dir: dir.to_path_buf(), major: parse_major(&version)?, version })
+    Some(PgTools {
+        dir: dir.to_path_buf(),
+        major: parse_major(&version)?,
+        version,
+    })
 }
 
 /// Every installation found: `explicit` (--pg-bin) alone if given, else
@@ -50,7 +58,11 @@ pub fn candidates(explicit: Option<&Path>) -> Vec<PgTools> {
         return probe(d).into_iter().collect();
     }
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(path) = std::env::var_os("PATH") {
         dirs.extend(std::env::split_paths(&path));
@@ -103,15 +115,27 @@ mod tests {
 
     #[test]
     fn versions_and_choice() {
-        assert_eq!(parse_major("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"), Some(15));
+        assert_eq!(
+            parse_major("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"),
+            Some(15)
+        );
         assert_eq!(parse_major("pg_dump (PostgreSQL) 17devel"), Some(17));
         assert_eq!(parse_major("pg_dump (PostgreSQL) 9.6.24"), Some(9));
-        let t = |m: u32| PgTools { dir: PathBuf::from(format!("/pg/{m}")), major: m, version: format!("pg_dump (PostgreSQL) {m}.1") };
+        let t = |m: u32| PgTools {
+            dir: PathBuf::from(format!("/pg/{m}")),
+            major: m,
+            version: format!("pg_dump (PostgreSQL) {m}.1"),
+        };
         let found = vec![t(14), t(17), t(15)];
         assert_eq!(choose(&found, 15).unwrap().major, 15);
         assert_eq!(choose(&found, 16).unwrap().major, 17);
         let err = choose(&found, 18).unwrap_err().to_string();
-        assert!(err.contains("PostgreSQL 18") && err.contains("postgresql-client-18") && err.contains("17 (/pg/17)"), "{err}");
+        assert!(
+            err.contains("PostgreSQL 18")
+                && err.contains("postgresql-client-18")
+                && err.contains("17 (/pg/17)"),
+            "{err}"
+        );
         assert!(!err.contains('\\') && !err.contains("  "), "{err}");
     }
 }

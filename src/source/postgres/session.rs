@@ -49,7 +49,9 @@ impl SnapshotSession {
         let stderr = drain(child.stderr.take().expect("piped"));
         let mut line = String::new();
         let sent = stdin
-            .write_all(b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\nSELECT pg_export_snapshot();\n")
+            .write_all(
+                b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\nSELECT pg_export_snapshot();\n",
+            )
             .and_then(|_| stdin.flush());
         let read = sent.and_then(|_| stdout.read_line(&mut line));
         let snapshot = line.trim().to_string();
@@ -63,7 +65,14 @@ impl SnapshotSession {
                 stderr: err.trim_end().to_string(),
             });
         }
-        Ok(SnapshotSession { child, stdin: Some(stdin), _stdout: stdout, stderr: Some(stderr), snapshot, display })
+        Ok(SnapshotSession {
+            child,
+            stdin: Some(stdin),
+            _stdout: stdout,
+            stderr: Some(stderr),
+            snapshot,
+            display,
+        })
     }
 
     /// The exported snapshot id, for `pg_dump --snapshot`.
@@ -78,7 +87,11 @@ impl SnapshotSession {
         let _ = stdin.write_all(b"COMMIT;\n\\q\n");
         drop(stdin);
         let status = self.child.wait().map_err(|e| Error::io("psql", e))?;
-        let err = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        let err = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
         if !status.success() {
             return Err(Error::CommandFailed {
                 command: self.display.clone(),
@@ -101,7 +114,12 @@ impl Drop for SnapshotSession {
 
 /// Run `sql` in a new psql session (optionally inside the exported snapshot) and return its
 /// output. Errors carry psql's stderr.
-pub fn query(tools: &PgTools, conn: &ConnSpec, snapshot: Option<&str>, sql: &str) -> Result<String> {
+pub fn query(
+    tools: &PgTools,
+    conn: &ConnSpec,
+    snapshot: Option<&str>,
+    sql: &str,
+) -> Result<String> {
     let script = match snapshot {
         Some(s) => format!(
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\nSET TRANSACTION SNAPSHOT '{}';\n{sql}\nCOMMIT;\n",
@@ -127,7 +145,12 @@ pub fn query(tools: &PgTools, conn: &ConnSpec, snapshot: Option<&str>, sql: &str
 /// [`query`] with `search_path = ''` for the statement (so every name it renders is
 /// schema-qualified, whatever the role's settings): inside the exported `snapshot` when given,
 /// else in a transaction of its own.
-pub fn query_qualified(tools: &PgTools, conn: &ConnSpec, snapshot: Option<&str>, sql: &str) -> Result<String> {
+pub fn query_qualified(
+    tools: &PgTools,
+    conn: &ConnSpec,
+    snapshot: Option<&str>,
+    sql: &str,
+) -> Result<String> {
     let sql = format!("SET LOCAL search_path = '';\n{sql}");
     match snapshot {
         Some(_) => query(tools, conn, snapshot, &sql),

@@ -167,7 +167,11 @@ pub struct ApiError {
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Status 0: no HTTP answer at all (a refused or broken connection).
-        if self.status == 0 { write!(f, "{}", self.message) } else { write!(f, "HTTP {}: {}", self.status, self.message) }
+        if self.status == 0 {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "HTTP {}: {}", self.status, self.message)
+        }
     }
 }
 
@@ -180,12 +184,20 @@ pub fn classify(http_status: u16, body: &[u8]) -> ApiError {
         Value::Number(n) => n.as_u64().map(|n| n as u16),
         _ => None,
     });
-    let error = field("error").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-    let message = field("message").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| {
-        let text = String::from_utf8_lossy(body);
-        let text = text.trim();
-        if text.is_empty() { "no details".into() } else { text.chars().take(300).collect() }
-    });
+    let error = field("error")
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let message = field("message")
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            if text.is_empty() {
+                "no details".into()
+            } else {
+                text.chars().take(300).collect()
+            }
+        });
     let status = body_status.unwrap_or(http_status);
     let failure = if error == "FeatureNotEnabled" || message.contains("FeatureNotEnabled") {
         Failure::FeatureNotEnabled
@@ -199,8 +211,16 @@ pub fn classify(http_status: u16, body: &[u8]) -> ApiError {
             _ => Failure::Permanent,
         }
     };
-    let message = if error.is_empty() || message.starts_with(&error) { message } else { format!("{error}: {message}") };
-    ApiError { failure, status, message }
+    let message = if error.is_empty() || message.starts_with(&error) {
+        message
+    } else {
+        format!("{error}: {message}")
+    };
+    ApiError {
+        failure,
+        status,
+        message,
+    }
 }
 
 #[cfg(test)]
@@ -209,15 +229,30 @@ mod tests {
 
     #[test]
     fn body_status_wins_over_http_status() {
-        let e = classify(400, br#"{"statusCode":"409","error":"Duplicate","message":"The resource already exists"}"#);
+        let e = classify(
+            400,
+            br#"{"statusCode":"409","error":"Duplicate","message":"The resource already exists"}"#,
+        );
         assert_eq!((e.failure, e.status), (Failure::Exists, 409));
-        let e = classify(400, br#"{"statusCode":"403","error":"Unauthorized","message":"invalid signature"}"#);
+        let e = classify(
+            400,
+            br#"{"statusCode":"403","error":"Unauthorized","message":"invalid signature"}"#,
+        );
         assert_eq!(e.failure, Failure::Auth);
-        let e = classify(400, br#"{"statusCode":"404","error":"not_found","message":"Object not found"}"#);
+        let e = classify(
+            400,
+            br#"{"statusCode":"404","error":"not_found","message":"Object not found"}"#,
+        );
         assert_eq!(e.failure, Failure::NotFound);
-        let e = classify(400, br#"{"statusCode":"400","error":"FeatureNotEnabled","message":"feature not enabled"}"#);
+        let e = classify(
+            400,
+            br#"{"statusCode":"400","error":"FeatureNotEnabled","message":"feature not enabled"}"#,
+        );
         assert_eq!(e.failure, Failure::FeatureNotEnabled);
-        let e = classify(400, r#"{"statusCode":"400","error":"InvalidKey","message":"Invalid key: é"}"#.as_bytes());
+        let e = classify(
+            400,
+            r#"{"statusCode":"400","error":"InvalidKey","message":"Invalid key: é"}"#.as_bytes(),
+        );
         assert_eq!(e.failure, Failure::Permanent);
         assert_eq!(e.message, "InvalidKey: Invalid key: é");
     }
@@ -227,7 +262,10 @@ mod tests {
         assert_eq!(classify(503, b"").failure, Failure::Transient);
         assert_eq!(classify(429, b"slow down").failure, Failure::Transient);
         assert_eq!(classify(401, b"").failure, Failure::Auth);
-        assert_eq!(classify(502, b"<html>bad gateway</html>").message, "<html>bad gateway</html>");
+        assert_eq!(
+            classify(502, b"<html>bad gateway</html>").message,
+            "<html>bad gateway</html>"
+        );
         assert_eq!(classify(418, b"{}").failure, Failure::Permanent);
     }
 }
@@ -243,13 +281,27 @@ mod info_tests {
             r#"{"id":"b1c502e7-0c0f-42d6-b99f-9b248ec3051b","name":"d/h.txt","version":"709b6960-a5a1-41f1-8f4c-a8769b1e28a9","bucket_id":"pub","size":37,"content_type":"text/plain","cache_control":"max-age=77","etag":"\"030f331ba568f55bedf7356e11a2c628\"","metadata":{"a":"b","n":1},"last_modified":"2026-12-02T05:02:59.338Z","created_at":"2026-12-02T05:02:59.312Z"}"#,
         )
         .unwrap();
-        assert_eq!(v170.user_metadata(), Some(serde_json::json!({"a": "b", "n": 1})));
-        let none: InfoAnswer = serde_json::from_str(r#"{"name":"m/m1.txt","metadata":{}}"#).unwrap();
+        assert_eq!(
+            v170.user_metadata(),
+            Some(serde_json::json!({"a": "b", "n": 1}))
+        );
+        let none: InfoAnswer =
+            serde_json::from_str(r#"{"name":"m/m1.txt","metadata":{}}"#).unwrap();
         assert_eq!(none.user_metadata(), None);
         // The database-row shape: metadata is the system's; user_metadata the user's.
-        let row: InfoAnswer = serde_json::from_str(r#"{"name":"x","metadata":{"eTag":"\"e\"","size":3},"user_metadata":{"k":"v"}}"#).unwrap();
+        let row: InfoAnswer = serde_json::from_str(
+            r#"{"name":"x","metadata":{"eTag":"\"e\"","size":3},"user_metadata":{"k":"v"}}"#,
+        )
+        .unwrap();
         assert_eq!(row.user_metadata(), Some(serde_json::json!({"k": "v"})));
-        let row_none: InfoAnswer = serde_json::from_str(r#"{"name":"x","metadata":{"eTag":"\"e\"","size":3},"user_metadata":null}"#).unwrap();
-        assert_eq!(row_none.user_metadata(), None, "system metadata is never taken for the user's");
+        let row_none: InfoAnswer = serde_json::from_str(
+            r#"{"name":"x","metadata":{"eTag":"\"e\"","size":3},"user_metadata":null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            row_none.user_metadata(),
+            None,
+            "system metadata is never taken for the user's"
+        );
     }
 }

@@ -24,7 +24,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { patience: Duration::from_secs(120), base_delay: Duration::from_millis(250), max_delay: Duration::from_secs(8) }
+        RetryPolicy {
+            patience: Duration::from_secs(120),
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+        }
     }
 }
 
@@ -37,7 +41,9 @@ impl RetryPolicy {
     /// Delay before retry number `retry` (1-based): `base·2^(retry-1)` capped, times a random
     /// factor in [0.5, 1) so that parallel transfers do not retry in lockstep.
     pub fn delay(&self, retry: u32) -> Duration {
-        let exp = self.base_delay.saturating_mul(1u32 << retry.saturating_sub(1).min(20));
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(20));
         let capped = exp.min(self.max_delay);
         let jitter = 0.5 + (getrandom::u32().unwrap_or(0) as f64 / u32::MAX as f64) * 0.5;
         capped.mul_f64(jitter)
@@ -62,7 +68,9 @@ fn encode_segment(s: &str) -> String {
 }
 
 fn post_json(h: &reqwest::Client, url: &str, body: &Value) -> reqwest::RequestBuilder {
-    h.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string())
+    h.post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string())
 }
 
 /// A client for one Storage API base (e.g. `https://<ref>.supabase.co/storage/v1`).
@@ -89,14 +97,28 @@ fn network(e: reqwest::Error) -> ApiError {
     if let Some(src) = std::error::Error::source(&e) {
         msg.push_str(&format!(" ({src})"));
     }
-    ApiError { failure: Failure::Transient, status: 0, message: msg }
+    ApiError {
+        failure: Failure::Transient,
+        status: 0,
+        message: msg,
+    }
 }
 
 impl Client {
-    pub fn new(base: &str, key: &Zeroizing<String>, timeout: Duration, retry: RetryPolicy) -> crate::Result<Client> {
-        let bad_key = || crate::Error::Invalid("the service key contains characters that cannot be sent in an HTTP header".into());
+    pub fn new(
+        base: &str,
+        key: &Zeroizing<String>,
+        timeout: Duration,
+        retry: RetryPolicy,
+    ) -> crate::Result<Client> {
+        let bad_key = || {
+            crate::Error::Invalid(
+                "the service key contains characters that cannot be sent in an HTTP header".into(),
+            )
+        };
         let mut headers = HeaderMap::new();
-        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", key.as_str())).map_err(|_| bad_key())?;
+        let mut bearer =
+            HeaderValue::from_str(&format!("Bearer {}", key.as_str())).map_err(|_| bad_key())?;
         bearer.set_sensitive(true);
         let mut apikey = HeaderValue::from_str(key.as_str()).map_err(|_| bad_key())?;
         apikey.set_sensitive(true);
@@ -109,12 +131,18 @@ impl Client {
             .user_agent(concat!("snap/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| crate::Error::Invalid(format!("cannot set up the HTTP client: {e}")))?;
-        Ok(Client { http, base: base.trim_end_matches('/').to_string(), retry, retries: Default::default() })
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            retry,
+            retries: Default::default(),
+        })
     }
 
     /// Wait before retry number `retry` (and count it).
     pub async fn backoff(&self, retry: u32) {
-        self.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.retries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::time::sleep(self.retry.delay(retry)).await;
     }
 
@@ -125,7 +153,8 @@ impl Client {
 
     /// Count a retry made outside [`Client::backoff`] (a blocking caller sleeps itself).
     pub fn count_retry(&self) {
-        self.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.retries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn base(&self) -> &str {
@@ -133,11 +162,19 @@ impl Client {
     }
 
     pub fn object_url(&self, bucket: &str, name: &str) -> String {
-        format!("{}/object/{}/{}", self.base, encode_segment(bucket), encode_name(name))
+        format!(
+            "{}/object/{}/{}",
+            self.base,
+            encode_segment(bucket),
+            encode_name(name)
+        )
     }
 
     /// Send once; a non-2xx answer becomes a classified [`ApiError`].
-    pub async fn send_once(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ApiError> {
+    pub async fn send_once(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ApiError> {
         let resp = req.send().await.map_err(network)?;
         let status = resp.status().as_u16();
         if resp.status().is_success() {
@@ -148,7 +185,10 @@ impl Client {
     }
 
     /// Send, retrying transient failures per the policy (`build` makes a fresh request each time).
-    pub async fn send(&self, build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder) -> Result<reqwest::Response, ApiError> {
+    pub async fn send(
+        &self,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ApiError> {
         let mut attempt = 1;
         let since = std::time::Instant::now();
         loop {
@@ -162,7 +202,10 @@ impl Client {
         }
     }
 
-    async fn json<T: serde::de::DeserializeOwned>(&self, build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder) -> Result<T, ApiError> {
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<T, ApiError> {
         let mut attempt = 1;
         let since = std::time::Instant::now();
         loop {
@@ -217,13 +260,23 @@ impl Client {
 
     /// `GET /object/info/{bucket}/{name}`: the object's attributes and user metadata.
     pub async fn object_info(&self, bucket: &str, name: &str) -> Result<InfoAnswer, ApiError> {
-        let url = format!("{}/object/info/{}/{}", self.base, encode_segment(bucket), encode_name(name));
+        let url = format!(
+            "{}/object/info/{}/{}",
+            self.base,
+            encode_segment(bucket),
+            encode_name(name)
+        );
         self.json(|h| h.get(&url)).await
     }
 
     /// One download attempt from byte `offset` on (a `Range` request when > 0). No retry: the
     /// caller resumes from where a broken transfer stopped.
-    pub async fn get_object(&self, bucket: &str, name: &str, offset: u64) -> Result<reqwest::Response, ApiError> {
+    pub async fn get_object(
+        &self,
+        bucket: &str,
+        name: &str,
+        offset: u64,
+    ) -> Result<reqwest::Response, ApiError> {
         let mut req = self.http.get(self.object_url(bucket, name));
         if offset > 0 {
             req = req.header(reqwest::header::RANGE, format!("bytes={offset}-"));
@@ -245,16 +298,29 @@ mod tests {
 
     #[test]
     fn backoff_grows_caps_and_jitters() {
-        let p = RetryPolicy { patience: Duration::from_secs(1), base_delay: Duration::from_millis(100), max_delay: Duration::from_millis(300) };
+        let p = RetryPolicy {
+            patience: Duration::from_secs(1),
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(300),
+        };
         assert!(!p.exhausted(std::time::Instant::now()));
         assert!(p.exhausted(std::time::Instant::now() - Duration::from_secs(2)));
         for _ in 0..20 {
             let d1 = p.delay(1);
-            assert!(d1 >= Duration::from_millis(50) && d1 < Duration::from_millis(100), "{d1:?}");
+            assert!(
+                d1 >= Duration::from_millis(50) && d1 < Duration::from_millis(100),
+                "{d1:?}"
+            );
             let d2 = p.delay(2);
-            assert!(d2 >= Duration::from_millis(100) && d2 < Duration::from_millis(200), "{d2:?}");
+            assert!(
+                d2 >= Duration::from_millis(100) && d2 < Duration::from_millis(200),
+                "{d2:?}"
+            );
             let d9 = p.delay(9);
-            assert!(d9 >= Duration::from_millis(150) && d9 < Duration::from_millis(300), "{d9:?}");
+            assert!(
+                d9 >= Duration::from_millis(150) && d9 < Duration::from_millis(300),
+                "{d9:?}"
+            );
         }
     }
 }

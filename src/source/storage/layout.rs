@@ -42,8 +42,14 @@ pub fn object_path(bucket: &str, name: &str) -> String {
 /// Paths for a bucket's objects. An object whose path is also a folder of other objects (`a`
 /// next to `a/b`) is stored as `a%` instead; objects whose path still collides are returned as
 /// warnings (not backed up).
-pub fn plan_paths(bucket: &str, objects: Vec<ObjectInfo>) -> (Vec<(ObjectInfo, String)>, Vec<String>) {
-    let paths: Vec<String> = objects.iter().map(|o| object_path(bucket, &o.name)).collect();
+pub fn plan_paths(
+    bucket: &str,
+    objects: Vec<ObjectInfo>,
+) -> (Vec<(ObjectInfo, String)>, Vec<String>) {
+    let paths: Vec<String> = objects
+        .iter()
+        .map(|o| object_path(bucket, &o.name))
+        .collect();
     let mut dirs = HashSet::new();
     for p in &paths {
         let mut s = p.as_str();
@@ -72,7 +78,10 @@ pub fn plan_paths(bucket: &str, objects: Vec<ObjectInfo>) -> (Vec<(ObjectInfo, S
 
 /// Attributes of a bucket's directory entry.
 pub fn bucket_attrs(b: &Bucket) -> BTreeMap<String, Value> {
-    BTreeMap::from([("bucket".to_string(), serde_json::to_value(b).expect("bucket serializes"))])
+    BTreeMap::from([(
+        "bucket".to_string(),
+        serde_json::to_value(b).expect("bucket serializes"),
+    )])
 }
 
 /// The bucket configuration recorded on a directory entry, if it is a bucket's.
@@ -99,7 +108,10 @@ pub fn object_attrs(o: &ObjectInfo, user_metadata: Option<&Value>) -> BTreeMap<S
     put("last_modified", o.metadata.get("lastModified").cloned());
     put("created_at", o.created_at.clone().map(Value::from));
     put("updated_at", o.updated_at.clone().map(Value::from));
-    put("last_accessed_at", o.last_accessed_at.clone().map(Value::from));
+    put(
+        "last_accessed_at",
+        o.last_accessed_at.clone().map(Value::from),
+    );
     put("user_metadata", user_metadata.cloned());
     put("metadata", Some(o.metadata.clone()));
     a
@@ -123,17 +135,30 @@ pub fn object_of(e: &Entry) -> Option<StoredObject> {
         name: s("name")?,
         content_type: s("content_type"),
         cache_control: s("cache_control"),
-        user_metadata: e.attrs.get("user_metadata").cloned().filter(|v| !v.is_null()),
+        user_metadata: e
+            .attrs
+            .get("user_metadata")
+            .cloned()
+            .filter(|v| !v.is_null()),
     })
 }
 
 /// The entry's modification time: the object's `updated_at` (else `lastModified`).
 pub fn mtime_ns(o: &ObjectInfo) -> i64 {
-    let parse = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok().and_then(|t| t.timestamp_nanos_opt());
+    let parse = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .and_then(|t| t.timestamp_nanos_opt())
+    };
     o.updated_at
         .as_deref()
         .and_then(parse)
-        .or_else(|| o.metadata.get("lastModified").and_then(Value::as_str).and_then(parse))
+        .or_else(|| {
+            o.metadata
+                .get("lastModified")
+                .and_then(Value::as_str)
+                .and_then(parse)
+        })
         .unwrap_or(0)
 }
 
@@ -142,7 +167,14 @@ mod tests {
     use super::*;
 
     fn info(name: &str) -> ObjectInfo {
-        ObjectInfo { name: name.into(), created_at: None, updated_at: None, last_accessed_at: None, metadata: json!({}), user_metadata: None }
+        ObjectInfo {
+            name: name.into(),
+            created_at: None,
+            updated_at: None,
+            last_accessed_at: None,
+            metadata: json!({}),
+            user_metadata: None,
+        }
     }
 
     #[test]
@@ -168,7 +200,19 @@ mod tests {
         o.metadata = json!({"mimetype": "image/png", "cacheControl": "max-age=60", "eTag": "\"x\"", "size": 3});
         o.updated_at = Some("2026-01-02T03:04:05.678Z".into());
         let attrs = object_attrs(&o, Some(&json!({"k": "v"})));
-        let e = Entry { path: object_path("b", &o.name), kind: EntryKind::File, mode: 0o644, mtime_ns: mtime_ns(&o), uid: 0, gid: 0, size: 3, inode: 0, target: None, chunks: vec![], attrs };
+        let e = Entry {
+            path: object_path("b", &o.name),
+            kind: EntryKind::File,
+            mode: 0o644,
+            mtime_ns: mtime_ns(&o),
+            uid: 0,
+            gid: 0,
+            size: 3,
+            inode: 0,
+            target: None,
+            chunks: vec![],
+            attrs,
+        };
         let s = object_of(&e).unwrap();
         assert_eq!(s.name, "d/e.png");
         assert_eq!(s.content_type.as_deref(), Some("image/png"));

@@ -34,7 +34,11 @@ impl V2Pager {
         let progressed = page.next_cursor.is_some() && page.next_cursor != self.cursor;
         self.done = !page.has_next || !progressed;
         self.cursor = page.next_cursor;
-        page.objects.into_iter().filter(|o| o.id.is_some() || o.metadata.is_some()).map(|o| ObjectInfo::from_item(o.name.clone(), o)).collect()
+        page.objects
+            .into_iter()
+            .filter(|o| o.id.is_some() || o.metadata.is_some())
+            .map(|o| ObjectInfo::from_item(o.name.clone(), o))
+            .collect()
     }
 }
 
@@ -58,7 +62,12 @@ impl Default for V1Walker {
 
 impl V1Walker {
     pub fn new(limit: usize) -> V1Walker {
-        V1Walker { pending: Vec::new(), current: Some((String::new(), 0)), found: Vec::new(), limit }
+        V1Walker {
+            pending: Vec::new(),
+            current: Some((String::new(), 0)),
+            found: Vec::new(),
+            limit,
+        }
     }
 
     /// The next request body, or `None` when every folder is listed.
@@ -77,11 +86,17 @@ impl V1Walker {
 
     /// Take the answer to the last request; returns the objects it named (full names).
     pub fn feed(&mut self, items: Vec<ListItem>) -> Vec<ObjectInfo> {
-        let Some((prefix, offset)) = self.current.take() else { return Vec::new() };
+        let Some((prefix, offset)) = self.current.take() else {
+            return Vec::new();
+        };
         let n = items.len();
         let mut objects = Vec::new();
         for item in items {
-            let full = if prefix.is_empty() { item.name.clone() } else { format!("{prefix}/{}", item.name) };
+            let full = if prefix.is_empty() {
+                item.name.clone()
+            } else {
+                format!("{prefix}/{}", item.name)
+            };
             // Folders are the entries without an id and without metadata.
             if item.id.is_none() && item.metadata.is_none() {
                 self.found.push(full);
@@ -105,7 +120,10 @@ mod tests {
     use super::*;
 
     fn obj(name: &str) -> ListItem {
-        serde_json::from_value(json!({"name": name, "id": "x", "metadata": {"size": 1, "eTag": "\"e\""}})).unwrap()
+        serde_json::from_value(
+            json!({"name": name, "id": "x", "metadata": {"size": 1, "eTag": "\"e\""}}),
+        )
+        .unwrap()
     }
     fn folder(name: &str) -> ListItem {
         serde_json::from_value(json!({"name": name, "id": null, "metadata": null})).unwrap()
@@ -115,12 +133,18 @@ mod tests {
     fn v1_recurses_and_pages() {
         let mut w = V1Walker::new(2);
         let r = w.next_request().unwrap();
-        assert_eq!((r["prefix"].as_str(), r["offset"].as_u64()), (Some(""), Some(0)));
+        assert_eq!(
+            (r["prefix"].as_str(), r["offset"].as_u64()),
+            (Some(""), Some(0))
+        );
         // A full page: the same folder continues at offset 2.
         let got = w.feed(vec![folder("a"), obj("b #%.txt")]);
         assert_eq!(got[0].name, "b #%.txt");
         let r = w.next_request().unwrap();
-        assert_eq!((r["prefix"].as_str(), r["offset"].as_u64()), (Some(""), Some(2)));
+        assert_eq!(
+            (r["prefix"].as_str(), r["offset"].as_u64()),
+            (Some(""), Some(2))
+        );
         assert!(w.feed(vec![folder("z")]).is_empty());
         // Short page: on to the folders, in name order.
         let r = w.next_request().unwrap();
@@ -131,7 +155,10 @@ mod tests {
         assert!(w.feed(vec![]).is_empty());
         let r = w.next_request().unwrap();
         assert_eq!(r["prefix"], "a/ü");
-        assert_eq!(w.feed(vec![obj(".emptyFolderPlaceholder")])[0].name, "a/ü/.emptyFolderPlaceholder");
+        assert_eq!(
+            w.feed(vec![obj(".emptyFolderPlaceholder")])[0].name,
+            "a/ü/.emptyFolderPlaceholder"
+        );
         assert_eq!(w.next_request().unwrap()["prefix"], "z");
         assert!(w.feed(vec![]).is_empty());
         assert!(w.next_request().is_none());
@@ -148,7 +175,9 @@ mod tests {
         assert_eq!(p.feed(page)[0].name, "a/b");
         assert_eq!(p.next_request().unwrap()["cursor"], "c1");
         // A server that repeats its cursor must not loop forever.
-        let page: ListV2Page = serde_json::from_value(json!({"hasNext": true, "nextCursor": "c1", "objects": []})).unwrap();
+        let page: ListV2Page =
+            serde_json::from_value(json!({"hasNext": true, "nextCursor": "c1", "objects": []}))
+                .unwrap();
         p.feed(page);
         assert!(p.next_request().is_none());
     }

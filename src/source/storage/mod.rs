@@ -9,8 +9,8 @@
 
 pub mod api;
 pub mod client;
-pub mod list;
 pub mod layout;
+pub mod list;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Read;
@@ -72,7 +72,12 @@ impl std::fmt::Debug for StorageOptions {
 
 impl StorageOptions {
     pub fn client(&self) -> Result<Client> {
-        Client::new(&self.api_base, &self.service_key, self.timeout, self.retry.clone())
+        Client::new(
+            &self.api_base,
+            &self.service_key,
+            self.timeout,
+            self.retry.clone(),
+        )
     }
 }
 
@@ -82,18 +87,39 @@ pub fn resolve_api_base(project_url: Option<&str>, storage_url: Option<&str>) ->
     let (raw, append) = match (project_url, storage_url) {
         (Some(u), None) => (u, true),
         (None, Some(u)) => (u, false),
-        (Some(_), Some(_)) => return Err(Error::Invalid("give either --url or --storage-url, not both".into())),
-        (None, None) => return Err(Error::Invalid("no Storage API given: pass --url https://<ref>.supabase.co or --storage-url".into())),
+        (Some(_), Some(_)) => {
+            return Err(Error::Invalid(
+                "give either --url or --storage-url, not both".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(Error::Invalid(
+                "no Storage API given: pass --url https://<ref>.supabase.co or --storage-url"
+                    .into(),
+            ));
+        }
     };
-    let parsed = url::Url::parse(raw).map_err(|e| Error::Invalid(format!("{}: not a URL ({e})", crate::util::mask_secret_url(raw))))?;
+    let parsed = url::Url::parse(raw).map_err(|e| {
+        Error::Invalid(format!(
+            "{}: not a URL ({e})",
+            crate::util::mask_secret_url(raw)
+        ))
+    })?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-        return Err(Error::Invalid(format!("{}: expected an http(s) URL", crate::util::mask_secret_url(raw))));
+        return Err(Error::Invalid(format!(
+            "{}: expected an http(s) URL",
+            crate::util::mask_secret_url(raw)
+        )));
     }
     if parsed.password().is_some() || !parsed.username().is_empty() {
         return Err(Error::Invalid("the Storage URL must not hold credentials; give the service key with --service-key-file or SUPABASE_SERVICE_ROLE_KEY".into()));
     }
     let base = raw.trim_end_matches('/');
-    Ok(if append && !base.ends_with("/storage/v1") { format!("{base}/storage/v1") } else { base.to_string() })
+    Ok(if append && !base.ends_with("/storage/v1") {
+        format!("{base}/storage/v1")
+    } else {
+        base.to_string()
+    })
 }
 
 /// Turn a failed API call into the library error, with what the user can do.
@@ -157,7 +183,10 @@ impl StorageSource {
         if opts.concurrency == 0 {
             return Err(Error::Invalid("concurrency must be at least 1".into()));
         }
-        let summary = StorageSummary { api_base: opts.api_base.clone(), ..Default::default() };
+        let summary = StorageSummary {
+            api_base: opts.api_base.clone(),
+            ..Default::default()
+        };
         Ok(StorageSource { opts, summary })
     }
 
@@ -178,7 +207,12 @@ struct Served {
 
 impl Served {
     fn of(resp: &reqwest::Response) -> Served {
-        let h = |n: reqwest::header::HeaderName| resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let h = |n: reqwest::header::HeaderName| {
+            resp.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
         let full = resp.status() == reqwest::StatusCode::OK;
         Served {
             content_type: h(reqwest::header::CONTENT_TYPE),
@@ -209,7 +243,12 @@ impl Served {
 /// Whether two eTags name the same version (a missing one cannot say otherwise; `W/` and the
 /// quotes are spelling).
 fn same_etag(a: Option<&str>, b: Option<&str>) -> bool {
-    let norm = |e: &str| e.trim().trim_start_matches("W/").trim_matches('"').to_string();
+    let norm = |e: &str| {
+        e.trim()
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .to_string()
+    };
     match (a, b) {
         (Some(a), Some(b)) => norm(a) == norm(b),
         _ => true,
@@ -219,7 +258,10 @@ fn same_etag(a: Option<&str>, b: Option<&str>) -> bool {
 /// Messages from a download task to the sink, in order: `Start`, `Data`…, `End` — or one of the
 /// others instead.
 enum Msg {
-    Start { user_metadata: Option<Value>, served: Served },
+    Start {
+        user_metadata: Option<Value>,
+        served: Served,
+    },
     Data(Bytes),
     End,
     /// 404 before the first byte: deleted since the listing.
@@ -241,14 +283,22 @@ impl Source for StorageSource {
         if self.opts.buckets.is_empty() {
             return vec![layout::ROOT.to_string()];
         }
-        let mut p: Vec<String> = self.opts.buckets.iter().map(|b| layout::bucket_path(b)).collect();
+        let mut p: Vec<String> = self
+            .opts
+            .buckets
+            .iter()
+            .map(|b| layout::bucket_path(b))
+            .collect();
         p.sort();
         p.dedup();
         p
     }
 
     fn description(&self) -> String {
-        format!("Supabase Storage at {}", crate::util::mask_secret_url(&self.opts.api_base))
+        format!(
+            "Supabase Storage at {}",
+            crate::util::mask_secret_url(&self.opts.api_base)
+        )
     }
 
     fn run(&mut self, sink: &mut dyn EntrySink) -> Result<()> {
@@ -258,11 +308,16 @@ impl Source for StorageSource {
             .build()
             .map_err(|e| Error::io("tokio runtime", e))?;
         let client = Arc::new(self.opts.client()?);
-        let all = rt.block_on(client.list_buckets()).map_err(|e| api_error("listing buckets", e))?;
+        let all = rt
+            .block_on(client.list_buckets())
+            .map_err(|e| api_error("listing buckets", e))?;
         let buckets = select_buckets(all, &self.opts.buckets)?;
         let mut v2 = true;
         for bucket in buckets {
-            sink.dir(&layout::bucket_path(&bucket.id), layout::bucket_attrs(&bucket))?;
+            sink.dir(
+                &layout::bucket_path(&bucket.id),
+                layout::bucket_attrs(&bucket),
+            )?;
             let objects = rt.block_on(list_all(&client, &bucket.id, &mut v2))?;
             self.summary.listing = if v2 { "v2".into() } else { "v1".into() };
             let (planned, skipped) = layout::plan_paths(&bucket.id, objects);
@@ -270,7 +325,10 @@ impl Source for StorageSource {
                 sink.warn(w);
                 self.summary.failed += 1;
             }
-            let mut bs = BucketSummary { bucket: bucket.id.clone(), ..Default::default() };
+            let mut bs = BucketSummary {
+                bucket: bucket.id.clone(),
+                ..Default::default()
+            };
             let mut fetch = Vec::new();
             for (info, path) in planned {
                 if let Some(attrs) = unchanged(sink.parent_entry(&path), &info)
@@ -319,7 +377,9 @@ fn select_buckets(all: Vec<Bucket>, wanted: &[String]) -> Result<Vec<Bucket>> {
             None => {
                 let mut names: Vec<&String> = by_id.keys().collect();
                 names.sort();
-                return Err(Error::Invalid(format!("bucket {w:?} does not exist (or the key cannot see it); buckets: {names:?}")));
+                return Err(Error::Invalid(format!(
+                    "bucket {w:?} does not exist (or the key cannot see it); buckets: {names:?}"
+                )));
             }
         }
     }
@@ -338,7 +398,10 @@ fn unchanged(parent: Option<&Entry>, info: &ObjectInfo) -> Option<BTreeMap<Strin
     if !ok {
         return None;
     }
-    let user = info.user_metadata.clone().or_else(|| p.attrs.get("user_metadata").cloned());
+    let user = info
+        .user_metadata
+        .clone()
+        .or_else(|| p.attrs.get("user_metadata").cloned());
     Some(layout::object_attrs(info, user.as_ref()))
 }
 
@@ -355,7 +418,11 @@ async fn list_all(client: &Client, bucket: &str, v2: &mut bool) -> Result<Vec<Ob
                     *v2 = false;
                     break;
                 }
-                Err(e) if out.is_empty() && e.failure == Failure::NotFound && e.message.contains("list-v2") => {
+                Err(e)
+                    if out.is_empty()
+                        && e.failure == Failure::NotFound
+                        && e.message.contains("list-v2") =>
+                {
                     *v2 = false;
                     break;
                 }
@@ -368,7 +435,10 @@ async fn list_all(client: &Client, bucket: &str, v2: &mut bool) -> Result<Vec<Ob
     }
     let mut walker = list::V1Walker::default();
     while let Some(body) = walker.next_request() {
-        let items = client.list_v1(bucket, &body).await.map_err(|e| api_error(&what(), e))?;
+        let items = client
+            .list_v1(bucket, &body)
+            .await
+            .map_err(|e| api_error(&what(), e))?;
         out.extend(walker.feed(items));
     }
     Ok(out)
@@ -387,17 +457,33 @@ impl StorageSource {
         let spawn = |(info, path): (ObjectInfo, String)| {
             let (tx, rx) = mpsc::channel(DEPTH);
             let want_info = info.user_metadata.is_none();
-            rt.spawn(download(client.clone(), bucket.to_string(), info.name.clone(), want_info, tx));
+            rt.spawn(download(
+                client.clone(),
+                bucket.to_string(),
+                info.name.clone(),
+                want_info,
+                tx,
+            ));
             (info, path, rx)
         };
         let mut todo = fetch.into_iter();
-        let mut running: VecDeque<_> = todo.by_ref().take(self.opts.concurrency).map(&spawn).collect();
+        let mut running: VecDeque<_> = todo
+            .by_ref()
+            .take(self.opts.concurrency)
+            .map(&spawn)
+            .collect();
         while let Some((info, path, mut rx)) = running.pop_front() {
             if let Some(next) = todo.next() {
                 running.push_back(spawn(next));
             }
             let (user_metadata, info) = match rx.blocking_recv() {
-                Some(Msg::Start { user_metadata, served }) => (user_metadata.or(info.user_metadata.clone()), served.apply(&info)),
+                Some(Msg::Start {
+                    user_metadata,
+                    served,
+                }) => (
+                    user_metadata.or(info.user_metadata.clone()),
+                    served.apply(&info),
+                ),
                 Some(Msg::Vanished) => {
                     sink.warn(format!("storage object {bucket}/{} was deleted during the backup (not in the snapshot)", info.name));
                     self.summary.vanished += 1;
@@ -412,10 +498,19 @@ impl StorageSource {
                     self.summary.vanished += 1;
                     continue;
                 }
-                Some(Msg::Data(_) | Msg::End) | None => return Err(Error::StorageApi(format!("download of {bucket}/{} ended unexpectedly", info.name))),
+                Some(Msg::Data(_) | Msg::End) | None => {
+                    return Err(Error::StorageApi(format!(
+                        "download of {bucket}/{} ended unexpectedly",
+                        info.name
+                    )));
+                }
             };
             let attrs = layout::object_attrs(&info, user_metadata.as_ref());
-            let mut reader = ChannelReader { rx, buf: Bytes::new(), outcome: None };
+            let mut reader = ChannelReader {
+                rx,
+                buf: Bytes::new(),
+                outcome: None,
+            };
             match sink.file_at(&path, 0o644, layout::mtime_ns(&info), &mut reader, attrs) {
                 Ok(n) => {
                     self.summary.downloaded += 1;
@@ -442,7 +537,13 @@ impl StorageSource {
 
     /// A download failed for good: a refused key or an unreachable server ends the backup (no
     /// snapshot); anything else is this object's problem (warned, counted, left out).
-    fn object_failed(&mut self, bucket: &str, name: &str, e: ApiError, sink: &mut dyn EntrySink) -> Result<()> {
+    fn object_failed(
+        &mut self,
+        bucket: &str,
+        name: &str,
+        e: ApiError,
+        sink: &mut dyn EntrySink,
+    ) -> Result<()> {
         let what = format!("downloading {bucket}/{name}");
         if matches!(e.failure, Failure::Auth | Failure::Transient) {
             return Err(api_error(&what, e));
@@ -472,7 +573,11 @@ impl Read for ChannelReader {
                     return Err(std::io::Error::other("download failed"));
                 }
                 Some(Msg::Start { .. }) | None => {
-                    self.outcome = Some(Msg::Failed(ApiError { failure: Failure::Permanent, status: 0, message: "download ended unexpectedly".into() }));
+                    self.outcome = Some(Msg::Failed(ApiError {
+                        failure: Failure::Permanent,
+                        status: 0,
+                        message: "download ended unexpectedly".into(),
+                    }));
                     return Err(std::io::Error::other("download ended unexpectedly"));
                 }
             }
@@ -486,7 +591,13 @@ impl Read for ChannelReader {
 /// One object's transfer: the body, resumed with `Range` after a broken connection, retried
 /// with backoff on transient failures; after its first answer, `GET /object/info` for the user
 /// metadata when the listing lacked it.
-async fn download(client: Arc<Client>, bucket: String, name: String, want_info: bool, tx: mpsc::Sender<Msg>) {
+async fn download(
+    client: Arc<Client>,
+    bucket: String,
+    name: String,
+    want_info: bool,
+    tx: mpsc::Sender<Msg>,
+) {
     let mut offset = 0u64;
     let mut started = false;
     let mut first_etag: Option<String> = None;
@@ -507,7 +618,13 @@ async fn download(client: Arc<Client>, bucket: String, name: String, want_info: 
         let resp = match client.get_object(&bucket, &name, offset).await {
             Ok(r) => r,
             Err(e) if e.failure == Failure::NotFound => {
-                let _ = tx.send(if started { Msg::Changed("deleted while downloading".into()) } else { Msg::Vanished }).await;
+                let _ = tx
+                    .send(if started {
+                        Msg::Changed("deleted while downloading".into())
+                    } else {
+                        Msg::Vanished
+                    })
+                    .await;
                 return;
             }
             Err(e) if e.failure == Failure::Transient => {
@@ -519,12 +636,22 @@ async fn download(client: Arc<Client>, bucket: String, name: String, want_info: 
                 return;
             }
         };
-        let etag = resp.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let etag = resp
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         // A server that ignores Range sends everything again: skip what was already stored.
-        let mut skip = if offset > 0 && resp.status() != reqwest::StatusCode::PARTIAL_CONTENT { offset } else { 0 };
+        let mut skip = if offset > 0 && resp.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+            offset
+        } else {
+            0
+        };
         if started {
             if etag.is_some() && first_etag.is_some() && etag != first_etag {
-                let _ = tx.send(Msg::Changed("its eTag changed while resuming".into())).await;
+                let _ = tx
+                    .send(Msg::Changed("its eTag changed while resuming".into()))
+                    .await;
                 return;
             }
         } else {
@@ -536,12 +663,16 @@ async fn download(client: Arc<Client>, bucket: String, name: String, want_info: 
             if want_info {
                 match client.object_info(&bucket, &name).await {
                     Ok(v) if !same_etag(v.etag.as_deref(), etag.as_deref()) => {
-                        let _ = tx.send(Msg::Changed("re-uploaded during its download".into())).await;
+                        let _ = tx
+                            .send(Msg::Changed("re-uploaded during its download".into()))
+                            .await;
                         return;
                     }
                     Ok(v) => user_metadata = v.user_metadata(),
                     Err(e) if e.failure == Failure::NotFound => {
-                        let _ = tx.send(Msg::Changed("deleted during its download".into())).await;
+                        let _ = tx
+                            .send(Msg::Changed("deleted during its download".into()))
+                            .await;
                         return;
                     }
                     Err(e) => {
@@ -551,7 +682,14 @@ async fn download(client: Arc<Client>, bucket: String, name: String, want_info: 
                 }
             }
             first_etag = etag;
-            if tx.send(Msg::Start { user_metadata, served }).await.is_err() {
+            if tx
+                .send(Msg::Start {
+                    user_metadata,
+                    served,
+                })
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -575,7 +713,11 @@ async fn download(client: Arc<Client>, bucket: String, name: String, want_info: 
                     }
                 }
                 Some(Err(e)) => {
-                    last_error = Some(ApiError { failure: Failure::Transient, status: 0, message: format!("connection broke during the download: {e}") });
+                    last_error = Some(ApiError {
+                        failure: Failure::Transient,
+                        status: 0,
+                        message: format!("connection broke during the download: {e}"),
+                    });
                     break;
                 }
                 None => {
