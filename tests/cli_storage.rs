@@ -111,7 +111,7 @@ fn populate(s: &StorageServer) {
         Content::Bytes(random_bytes(&mut rng, 70_000).into()),
         "image/png",
         "max-age=3600",
-        Some(json!({"owner": "u1", "n": 1})),
+        Some(json!({"owner": "ünï ✓", "n": 1, "nested": {"k": [1, 2], "deep": {"x": null}}})),
     );
     s.put(
         "avatars",
@@ -398,23 +398,91 @@ fn a_server_restart_mid_backup_is_waited_out_and_retry_for_bounds_the_wait() {
         "{err}"
     );
     assert!(env.repo.snapshots().is_empty());
-    // Down for 7 s (one restart of the real server took that long): the default patience
-    // waits it out, and every byte is right.
+    // A restart between objects (7 s: one restart of the real server took that long), then
+    // one 20 s into the middle of a 200 MiB download: the default patience waits both out, the
+    // download resumes where it broke, and every byte is right.
+    let big = |seed| Content::Generated {
+        seed,
+        len: 200 * MIB,
+    };
+    s.put(
+        "b",
+        "big/big-200m.bin",
+        big(99),
+        "application/octet-stream",
+        "no-cache",
+        None,
+    );
     s.faults().outage_at_next_download = Some(std::time::Duration::from_secs(7));
     let t = std::time::Instant::now();
-    let snap = env.backup_ok(&s, false, &[]);
+    let snap = env.backup_ok(&s, false, &["--concurrency", "1"]);
     assert!(
         t.elapsed() >= std::time::Duration::from_secs(7),
         "the outage happened"
     );
-    let id = snap["id"].as_str().unwrap();
-    for (name, o) in s.objects("b") {
-        assert_eq!(
-            env.repo.cat(id, &format!("storage/b/{name}")),
-            o.content.all(),
-            "{name}"
-        );
+    let id = snap["id"].as_str().unwrap().to_string();
+    s.put(
+        "b",
+        "big/big-200m.bin",
+        big(100),
+        "application/octet-stream",
+        "no-cache",
+        None,
+    );
+    s.faults().outage_mid_body = Some(std::time::Duration::from_secs(20));
+    let t = std::time::Instant::now();
+    let snap2 = env.backup_ok(&s, false, &[]);
+    assert!(
+        t.elapsed() >= std::time::Duration::from_secs(20),
+        "the outage happened"
+    );
+    assert!(s.faults().outage_mid_body.is_none());
+    let id2 = snap2["id"].as_str().unwrap().to_string();
+    for (snap_id, seed) in [(&id, 99), (&id2, 100)] {
+        for (name, o) in s.objects("b") {
+            let want = if name.starts_with("big/") {
+                storage_server::generated(seed, 0, (200 * MIB) as usize)
+            } else {
+                o.content.all()
+            };
+            let got = env.repo.cat(snap_id, &format!("storage/b/{name}"));
+            assert!(got == want, "{name} in {snap_id}");
+        }
     }
+    let st = &snap2["storage"];
+    assert_eq!(
+        (st["downloaded"].as_u64(), st["reused"].as_u64()),
+        (Some(1), Some(6)),
+        "{st}"
+    );
+}
+
+#[test]
+fn a_server_down_longer_than_retry_for_in_mid_download_gives_no_snapshot() {
+    let s = StorageServer::start(KEY);
+    s.create_bucket("b", false, None, None);
+    let big = Content::Generated {
+        seed: 1,
+        len: 8 * MIB,
+    };
+    s.put(
+        "b",
+        "big.bin",
+        big,
+        "application/octet-stream",
+        "no-cache",
+        None,
+    );
+    s.faults().outage_mid_body = Some(std::time::Duration::from_secs(6));
+    let env = Env::new();
+    let (code, out, err) = env.backup(&s, false, &["--retry-for", "2s"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.contains("downloading b/big.bin"), "{err}");
+    assert!(
+        err.contains("--retry-for") && !err.contains("HTTP 0"),
+        "{err}"
+    );
+    assert!(env.repo.snapshots().is_empty(), "no snapshot was recorded");
 }
 
 #[test]
@@ -498,17 +566,95 @@ fn diff_of_two_storage_snapshots_shows_only_what_changed() {
         "the replaced, the added and the deleted object: {d}"
     );
     // A folder changes only when something below it did (its newest object's time); the empty
-    // bucket, with nothing below, keeps the backup's time. Before, every folder changed.
+    // bucket, with nothing below, keeps the bucket's own time. Before, every folder changed.
     for c in changes
         .iter()
         .filter(|c| c["type"] == "dir" && c["change"] == "changed")
     {
         let p = c["path"].as_str().unwrap();
         assert!(
-            p == "storage/empty-bucket" || files.iter().any(|f| f.starts_with(&format!("{p}/"))),
+            files.iter().any(|f| f.starts_with(&format!("{p}/"))),
             "{p} changed with nothing changed below it: {d}"
         );
     }
+    // Seven changes (the issue's count), across buckets: exactly seven objects listed.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for i in 0..3 {
+        s.put(
+            "docs",
+            &format!("reports/2026/0{i}/r{i}.csv"),
+            Content::Bytes(format!("changed {i}").into_bytes().into()),
+            "text/csv",
+            "max-age=3600",
+            None,
+        );
+    }
+    s.put(
+        "avatars",
+        "zero.txt",
+        Content::Bytes(Vec::new().into()),
+        "text/plain",
+        "max-age=1",
+        None,
+    );
+    s.put(
+        "avatars",
+        "users/1/face.png",
+        Content::Bytes(b"png".to_vec().into()),
+        "image/png",
+        "max-age=3600",
+        Some(json!({"owner": "u2"})),
+    );
+    s.put(
+        "empty-bucket",
+        "now-not.pdf",
+        Content::Bytes(b"%PDF".to_vec().into()),
+        "application/pdf",
+        "no-cache",
+        None,
+    );
+    s.delete("docs", "added/now.txt");
+    let third = env.backup_ok(&s, false, &[]);
+    let d = env.repo.json(&[
+        "diff",
+        second["id"].as_str().unwrap(),
+        third["id"].as_str().unwrap(),
+        "--json",
+    ]);
+    let files: Vec<&str> = d["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["type"] == "file")
+        .filter_map(|c| c["path"].as_str())
+        .collect();
+    assert_eq!(files.len(), 7, "{d}");
+}
+
+#[test]
+fn an_empty_bucket_is_the_same_in_every_snapshot() {
+    let s = StorageServer::start(KEY);
+    s.create_bucket("empty", false, None, None);
+    s.create_bucket("b", false, None, None);
+    s.put(
+        "b",
+        "x",
+        Content::Bytes(b"x".to_vec().into()),
+        "text/plain",
+        "no-cache",
+        None,
+    );
+    let env = Env::new();
+    let first = env.backup_ok(&s, false, &[]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = env.backup_ok(&s, false, &[]);
+    let d = env.repo.json(&[
+        "diff",
+        first["id"].as_str().unwrap(),
+        second["id"].as_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(d["changes"], json!([]), "nothing changed: {d}");
 }
 
 #[test]
@@ -542,9 +688,152 @@ fn an_existing_bucket_configured_otherwise_is_kept_and_said() {
     let (code, _, err) = env.restore(&id, &dst, &["--yes"]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("warning: bucket b (public: true here") && err.contains("kept as it is"),
+        err.contains("warning: bucket b (public: true here")
+            && err.contains("kept as it is")
+            && err.contains("--apply-bucket-config"),
         "{err}"
     );
+    assert!(dst.buckets()["b"].public, "kept");
+
+    // --apply-bucket-config: what the Storage API can set is set and read back; a size limit
+    // it cannot remove is still said.
+    let (code, out, err) = env.restore(&id, &dst, &["--yes", "--apply-bucket-config", "--json"]);
+    assert_eq!(
+        code, 0,
+        "{out}
+{err}"
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["buckets_updated"].as_array().map(Vec::len),
+        Some(1),
+        "{v}"
+    );
+    assert_eq!(
+        v["buckets_kept_as_they_are"],
+        json!(["b (file size limit: 1000000 here, none in the snapshot)"])
+    );
+    let b = &dst.buckets()["b"];
+    assert_eq!(
+        (b.public, b.file_size_limit, b.allowed_mime_types.clone()),
+        (false, Some(1_000_000), Some(vec!["text/plain".to_string()]))
+    );
+    let (code, _, err) = env.restore(&id, &dst, &["--yes", "--apply-bucket-config"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("file size limit: 1000000 here") && err.contains("did not take"),
+        "{err}"
+    );
+}
+
+#[test]
+fn apply_bucket_config_gives_an_existing_bucket_the_snapshots_configuration() {
+    let src = StorageServer::start(KEY);
+    src.create_bucket("b", true, Some(5_000), Some(&["text/plain", "image/*"]));
+    src.put(
+        "b",
+        "a.txt",
+        Content::Bytes(b"a".to_vec().into()),
+        "text/plain",
+        "no-cache",
+        None,
+    );
+    let env = Env::new();
+    let id = env.backup_ok(&src, false, &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The destination's bucket refuses text/plain: without the option the upload is refused.
+    let dst = StorageServer::start(KEY);
+    dst.create_bucket("b", false, Some(10), Some(&["application/pdf"]));
+    let (code, _, err) = env.restore(&id, &dst, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("mime type text/plain is not supported"),
+        "{err}"
+    );
+    // With it, the configuration comes first, then the objects.
+    let (code, out, err) = env.restore(&id, &dst, &["--apply-bucket-config", "--json"]);
+    assert_eq!(
+        code, 0,
+        "{out}
+{err}"
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["buckets_kept_as_they_are"], json!([]));
+    assert_eq!(
+        v["buckets_updated"],
+        json!([
+            "b (public: false here, true in the snapshot; file size limit: 10 here, 5000 in the snapshot; allowed MIME types: application/pdf here, text/plain, image/* in the snapshot)"
+        ])
+    );
+    assert_same_storage(&src, &dst);
+}
+
+#[test]
+fn a_key_revoked_after_the_listing_fails_the_backup_instead_of_losing_objects() {
+    // The plain download route takes a refused key for anonymous and answers "Bucket not
+    // found" for a private bucket (transcript §8, §10), which reads as objects deleted since
+    // the listing: a snapshot without them, exit 0. snap downloads through the authenticated
+    // routes, which refuse the key.
+    let s = StorageServer::start(KEY);
+    s.create_bucket("private", false, None, None);
+    for n in ["a", "b", "c"] {
+        s.put(
+            "private",
+            n,
+            Content::Bytes(n.as_bytes().to_vec().into()),
+            "text/plain",
+            "no-cache",
+            Some(json!({"n": n})),
+        );
+    }
+    s.faults().revoke_key_after_list = true;
+    let env = Env::new();
+    let (code, out, err) = env.backup(&s, false, &[]);
+    assert_eq!(
+        code, 1,
+        "{out}
+{err}"
+    );
+    assert!(
+        err.contains("refused the key") && err.contains("signature verification failed"),
+        "{err}"
+    );
+    assert!(!err.contains("deleted"), "{err}");
+    assert!(env.repo.snapshots().is_empty(), "no snapshot was recorded");
+}
+
+#[test]
+fn a_transfer_broken_after_its_last_byte_is_complete() {
+    let s = StorageServer::start(KEY);
+    s.create_bucket("b", false, None, None);
+    s.put(
+        "b",
+        "whole.bin",
+        Content::Generated {
+            seed: 9,
+            len: 200_000,
+        },
+        "application/octet-stream",
+        "no-cache",
+        None,
+    );
+    s.faults().reset_after_last_byte = 1;
+    let env = Env::new();
+    let snap = env.backup_ok(&s, false, &[]);
+    assert_eq!(s.faults().reset_after_last_byte, 0, "the fault happened");
+    assert_eq!(
+        (
+            snap["storage"]["objects"].as_u64(),
+            snap["storage"]["vanished"].as_u64(),
+            snap["storage"]["failed"].as_u64()
+        ),
+        (Some(1), Some(0), Some(0)),
+        "{snap}"
+    );
+    let id = snap["id"].as_str().unwrap();
+    assert!(env.repo.cat(id, "storage/b/whole.bin") == storage_server::generated(9, 0, 200_000));
 }
 
 #[test]

@@ -34,10 +34,23 @@ pub struct StorageConnArgs {
     /// Seconds to wait for a connection or for more data before retrying.
     #[arg(long, hide = true, default_value_t = 60)]
     pub storage_timeout: u64,
-    /// Seconds to keep retrying a request while the Storage API is unreachable or failing
-    /// (a restart, an outage) before giving up.
-    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86400))]
-    pub retry_for: u64,
+    /// How long to keep retrying a request while the Storage API is unreachable or failing
+    /// (a restart, an outage) before giving up: `2m`, `90s`, or seconds.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_retry_for)]
+    pub retry_for: std::time::Duration,
+}
+
+/// `--retry-for`: a duration (`2m`, `90s`, `1h`) or plain seconds, from 1 s to 24 h.
+pub fn parse_retry_for(s: &str) -> Result<std::time::Duration, String> {
+    let d = match s.trim().parse::<u64>() {
+        Ok(secs) => std::time::Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(s.trim())
+            .map_err(|e| format!("{s:?}: {e}; use e.g. 2m, 90s or 120"))?,
+    };
+    if d < std::time::Duration::from_secs(1) || d > std::time::Duration::from_secs(86_400) {
+        return Err(format!("{s:?} is out of range: use 1s to 24h"));
+    }
+    Ok(d)
 }
 
 impl StorageConnArgs {
@@ -81,7 +94,7 @@ impl StorageConnArgs {
             concurrency: self.concurrency as usize,
             timeout: std::time::Duration::from_secs(self.storage_timeout.max(1)),
             retry: snap::source::storage::client::RetryPolicy {
-                patience: std::time::Duration::from_secs(self.retry_for),
+                patience: self.retry_for,
                 ..Default::default()
             },
             ..Default::default()
@@ -189,4 +202,20 @@ pub fn run(
         );
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_retry_for;
+    use std::time::Duration;
+
+    #[test]
+    fn retry_for_takes_durations_and_seconds_in_range() {
+        assert_eq!(parse_retry_for("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_retry_for("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_retry_for(" 45 "), Ok(Duration::from_secs(45)));
+        assert!(parse_retry_for("0").unwrap_err().contains("out of range"));
+        assert!(parse_retry_for("25h").unwrap_err().contains("out of range"));
+        assert!(parse_retry_for("soon").unwrap_err().contains("2m"));
+    }
 }

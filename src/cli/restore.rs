@@ -26,6 +26,10 @@ pub struct Args {
     /// With --storage: restore only objects whose name starts with this.
     #[arg(long, requires = "storage")]
     prefix: Option<String>,
+    /// With --storage: give buckets that already exist the snapshot's configuration (public,
+    /// file size limit, allowed MIME types) before uploading, instead of keeping theirs.
+    #[arg(long, requires = "storage")]
+    apply_bucket_config: bool,
     /// With --db: which database of the snapshot (when it holds several).
     #[arg(long)]
     database: Option<String>,
@@ -66,16 +70,18 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         );
     }
     if a.storage {
-        return super::restore_storage::run(
-            g,
-            &repo,
-            &snap,
-            &a.storage_conn,
-            a.prefix.clone(),
-            a.overwrite,
-            a.yes,
-            a.json,
-        );
+        if !a.storage_conn.given() {
+            anyhow::bail!(
+                "no Storage API given: pass --url https://<ref>.supabase.co or --storage-url"
+            );
+        }
+        let opts = snap::ops::storage_restore::StorageRestoreOptions {
+            storage: a.storage_conn.options()?,
+            prefix: a.prefix.clone(),
+            overwrite: a.overwrite,
+            apply_bucket_config: a.apply_bucket_config,
+        };
+        return super::restore_storage::run(g, &repo, &snap, &opts, a.yes, a.json);
     }
     let target = a
         .target

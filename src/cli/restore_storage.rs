@@ -6,31 +6,18 @@ use snap::ops::storage_restore::{self, StorageRestoreOptions};
 use snap::repo::Repository;
 use snap::snapshot::Snapshot;
 
-use super::backup_storage::StorageConnArgs;
 use super::{Global, exit, output};
 
-#[allow(clippy::too_many_arguments)]
 pub fn run(
     g: &Global,
     repo: &Repository,
     snap: &Snapshot,
-    conn: &StorageConnArgs,
-    prefix: Option<String>,
-    overwrite: bool,
+    opts: &StorageRestoreOptions,
     yes: bool,
     json: bool,
 ) -> anyhow::Result<u8> {
-    if !conn.given() {
-        anyhow::bail!(
-            "no Storage API given: pass --url https://<ref>.supabase.co or --storage-url"
-        );
-    }
-    let opts = StorageRestoreOptions {
-        storage: conn.options()?,
-        prefix,
-        overwrite,
-    };
-    let plan = storage_restore::plan(repo, snap, &opts)?;
+    let overwrite = opts.overwrite;
+    let plan = storage_restore::plan(repo, snap, opts)?;
     let busy = plan.non_empty();
     if !busy.is_empty() && !yes {
         let what = format!(
@@ -60,7 +47,7 @@ pub fn run(
     let s = storage_restore::execute(
         repo,
         &plan,
-        &opts,
+        opts,
         &super::progress::Bars::new(g.quiet || json),
     )?;
     let code = if s.failed.is_empty() {
@@ -92,10 +79,18 @@ pub fn run(
             s.failed.len()
         );
     }
+    if !g.quiet {
+        for b in &s.buckets_updated {
+            println!("bucket {b}: given the snapshot's configuration (--apply-bucket-config)");
+        }
+    }
     for b in &s.buckets_kept_as_they_are {
-        eprintln!(
-            "warning: bucket {b}: it already existed and was kept as it is; change it in the dashboard (or delete the bucket and restore again) if the snapshot's configuration should apply"
-        );
+        let hint = if opts.apply_bucket_config {
+            "the Storage API did not take this; change it in the dashboard"
+        } else {
+            "it already existed and was kept as it is; pass --apply-bucket-config to give it the snapshot's configuration"
+        };
+        eprintln!("warning: bucket {b}: {hint}");
     }
     if !s.failed.is_empty() {
         eprintln!("error: {} objects were not restored:", s.failed.len());

@@ -313,6 +313,8 @@ pub struct Storage {
     /// Empty: every bucket.
     pub buckets: Vec<String>,
     pub concurrency: usize,
+    /// How long one request is retried while the Storage API is unreachable or failing.
+    pub retry_for: std::time::Duration,
 }
 
 #[derive(Deserialize)]
@@ -330,6 +332,8 @@ struct RawStorage {
     buckets: Vec<String>,
     #[serde(default = "default_concurrency")]
     concurrency: usize,
+    #[serde(default = "default_retry_for", deserialize_with = "std_duration")]
+    retry_for: std::time::Duration,
 }
 
 impl TryFrom<RawStorage> for Storage {
@@ -366,6 +370,7 @@ impl TryFrom<RawStorage> for Storage {
             service_key,
             buckets: r.buckets,
             concurrency: r.concurrency,
+            retry_for: r.retry_for,
         })
     }
 }
@@ -389,6 +394,9 @@ fn default_subset() -> Option<DataSubset> {
 }
 fn default_ping_timeout() -> std::time::Duration {
     std::time::Duration::from_secs(10)
+}
+fn default_retry_for() -> std::time::Duration {
+    std::time::Duration::from_secs(120)
 }
 fn default_concurrency() -> usize {
     4

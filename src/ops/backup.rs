@@ -567,9 +567,19 @@ impl EntrySink for CollectingSink<'_, '_> {
         Ok(size)
     }
 
-    fn dir(&mut self, path: &str, attrs: BTreeMap<String, serde_json::Value>) -> Result<()> {
+    fn dir(
+        &mut self,
+        path: &str,
+        mtime_ns: Option<i64>,
+        attrs: BTreeMap<String, serde_json::Value>,
+    ) -> Result<()> {
         Self::valid(path)?;
-        let mut e = synthetic(path.to_string(), EntryKind::Dir, 0o755, self.now_ns);
+        let mut e = synthetic(
+            path.to_string(),
+            EntryKind::Dir,
+            0o755,
+            mtime_ns.unwrap_or(self.now_ns),
+        );
         e.attrs = attrs;
         self.dirs.push(e);
         Ok(())
@@ -622,7 +632,8 @@ fn write_sorted(
     // Every directory (declared, or an ancestor of an entry), with the newest mtime below it.
     // A directory a source did not read from disk (a storage folder, a bucket) takes that, not
     // the backup's time: unchanged folders stay unchanged from one snapshot to the next (`snap
-    // diff`), as on a file system. An empty one keeps the backup's time.
+    // diff`), as on a file system. An empty one keeps its declared time (a bucket's), else
+    // the backup's.
     let mut dirs: std::collections::BTreeMap<String, Option<i64>> =
         std::collections::BTreeMap::new();
     for d in &declared {
@@ -652,7 +663,9 @@ fn write_sorted(
         let mut e = declared
             .remove(&d)
             .unwrap_or_else(|| synthetic(d, EntryKind::Dir, 0o755, now_ns));
-        e.mtime_ns = newest.unwrap_or(now_ns);
+        if let Some(newest) = newest {
+            e.mtime_ns = newest;
+        }
         e
     }));
     entries.sort_by(|a, b| path_cmp(&a.path, &b.path));

@@ -282,6 +282,10 @@ fn storage_source(st: &Storage) -> Result<StorageSource> {
         service_key: st.service_key.read()?,
         buckets: st.buckets.clone(),
         concurrency: st.concurrency,
+        retry: crate::source::storage::client::RetryPolicy {
+            patience: st.retry_for,
+            ..Default::default()
+        },
         ..Default::default()
     })
 }

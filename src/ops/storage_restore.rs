@@ -30,6 +30,9 @@ pub struct StorageRestoreOptions {
     pub prefix: Option<String>,
     /// Replace existing objects (`x-upsert: true`); otherwise they are skipped.
     pub overwrite: bool,
+    /// Give existing buckets the snapshot's configuration (`PUT /bucket/{id}`) instead of
+    /// keeping theirs.
+    pub apply_bucket_config: bool,
 }
 
 /// One bucket to restore.
@@ -84,6 +87,8 @@ pub struct StorageRestoreSummary {
     pub buckets_created: Vec<String>,
     /// Existing buckets configured otherwise than in the snapshot, kept as they are: one line each.
     pub buckets_kept_as_they_are: Vec<String>,
+    /// Existing buckets given the snapshot's configuration (`apply_bucket_config`): one line each.
+    pub buckets_updated: Vec<String>,
     pub uploaded: u64,
     pub bytes_uploaded: u64,
     /// Objects that already existed (not replaced without `overwrite`).
@@ -103,12 +108,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// How the destination's bucket `target` is configured otherwise than the snapshot's `want`
 /// (public, size limit, MIME types). Pure.
-pub fn config_differences(
-    want: &crate::source::storage::api::Bucket,
-    target: &crate::source::storage::api::Bucket,
-) -> Vec<String> {
+pub fn config_differences(want: &Bucket, target: &Bucket) -> Vec<String> {
     let show = |v: &Option<Vec<String>>| v.as_ref().map_or("any".to_string(), |m| m.join(", "));
     let limit = |v: Option<u64>| v.map_or("none".to_string(), |n| n.to_string());
+    // No list and an empty list both allow any type.
+    let mimes = |b: &Bucket| b.allowed_mime_types.clone().filter(|m| !m.is_empty());
     let mut out = Vec::new();
     if want.public != target.public {
         out.push(format!(
@@ -123,7 +127,7 @@ pub fn config_differences(
             limit(want.file_size_limit)
         ));
     }
-    if want.allowed_mime_types != target.allowed_mime_types {
+    if mimes(want) != mimes(target) {
         out.push(format!(
             "allowed MIME types: {} here, {} in the snapshot",
             show(&target.allowed_mime_types),
@@ -229,11 +233,24 @@ pub fn execute(
         ..Default::default()
     };
     for bp in plan.buckets.iter().filter(|b| !b.config_differs.is_empty()) {
-        summary.buckets_kept_as_they_are.push(format!(
-            "{} ({})",
-            bp.bucket.id,
-            bp.config_differs.join("; ")
-        ));
+        let left = if opts.apply_bucket_config {
+            let left = apply_config(&rt, &client, &bp.bucket)?;
+            summary.buckets_updated.push(format!(
+                "{} ({})",
+                bp.bucket.id,
+                bp.config_differs.join("; ")
+            ));
+            left
+        } else {
+            bp.config_differs.clone()
+        };
+        if !left.is_empty() {
+            summary.buckets_kept_as_they_are.push(format!(
+                "{} ({})",
+                bp.bucket.id,
+                left.join("; ")
+            ));
+        }
     }
     for bp in plan.buckets.iter().filter(|b| !b.exists) {
         match rt.block_on(client.create_bucket(&bp.bucket)) {
@@ -309,6 +326,36 @@ pub fn execute(
     Ok(summary)
 }
 
+/// What `PUT /bucket/{id}` is sent to give a bucket `want`'s configuration. The server changes
+/// only the fields sent; a size limit cannot be removed through it (its schema takes a number
+/// or a string), so a snapshot without one sends none.
+pub fn config_update(want: &Bucket) -> serde_json::Value {
+    let mut fields = serde_json::json!({
+        "public": want.public,
+        "allowed_mime_types": want.allowed_mime_types.clone().unwrap_or_default(),
+    });
+    if let Some(limit) = want.file_size_limit {
+        fields["file_size_limit"] = limit.into();
+    }
+    fields
+}
+
+/// Give the destination's bucket `want`'s configuration, then read it back: the differences
+/// that remain (what the server did not take).
+fn apply_config(
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    want: &Bucket,
+) -> Result<Vec<String>> {
+    let what = format!("updating the configuration of bucket {:?}", want.id);
+    rt.block_on(client.update_bucket(&want.id, &config_update(want)))
+        .map_err(|e| api_error(&what, e))?;
+    let now = rt
+        .block_on(client.get_bucket(&want.id))
+        .map_err(|e| api_error(&what, e))?;
+    Ok(config_differences(want, &now))
+}
+
 enum Outcome {
     Uploaded,
     Exists,
@@ -378,11 +425,10 @@ fn upload(
         }
         drop(tx);
         let answer = rt.block_on(call).unwrap_or_else(|e| {
-            Err(ApiError {
-                failure: Failure::Permanent,
-                status: 0,
-                message: format!("upload task failed: {e}"),
-            })
+            Err(ApiError::local(
+                Failure::Permanent,
+                format!("upload task failed: {e}"),
+            ))
         });
         if let Some(e) = read_error {
             return Err(e);

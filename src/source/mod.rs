@@ -80,11 +80,13 @@ pub trait EntrySink {
         reader: &mut dyn Read,
         attrs: std::collections::BTreeMap<String, serde_json::Value>,
     ) -> Result<u64>;
-    /// Store a directory entry carrying `attrs` (e.g. a storage bucket's configuration).
-    /// Directories a source does not declare are added without attributes.
+    /// Store a directory entry carrying `attrs` (e.g. a storage bucket's configuration). Its
+    /// mtime is the newest below it; with nothing below, `mtime_ns` (a bucket's own time), else
+    /// the backup's. Directories a source does not declare are added without attributes.
     fn dir(
         &mut self,
         path: &str,
+        mtime_ns: Option<i64>,
         attrs: std::collections::BTreeMap<String, serde_json::Value>,
     ) -> Result<()>;
     /// The entry at `path` in the parent snapshot (the latest snapshot of the same source), so a

@@ -162,6 +162,25 @@ pub struct ApiError {
     pub failure: Failure,
     pub status: u16,
     pub message: String,
+    /// The body's `code` (`NoSuchKey`, `NoSuchBucket`, `InvalidRange`, `KeyAlreadyExists`…):
+    /// what the failure is where the status is shared (both "not found"s are `"404"`).
+    pub code: Option<String>,
+}
+
+impl ApiError {
+    /// A failure that is not a Storage API answer (no HTTP answer, or a local one).
+    pub fn local(failure: Failure, message: impl Into<String>) -> ApiError {
+        ApiError {
+            failure,
+            status: 0,
+            message: message.into(),
+            code: None,
+        }
+    }
+
+    pub fn is_code(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
 }
 
 impl std::fmt::Display for ApiError {
@@ -184,6 +203,7 @@ pub fn classify(http_status: u16, body: &[u8]) -> ApiError {
         Value::Number(n) => n.as_u64().map(|n| n as u16),
         _ => None,
     });
+    let code = field("code").and_then(|v| v.as_str().map(str::to_string));
     let error = field("error")
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
@@ -199,7 +219,10 @@ pub fn classify(http_status: u16, body: &[u8]) -> ApiError {
             }
         });
     let status = body_status.unwrap_or(http_status);
-    let failure = if error == "FeatureNotEnabled" || message.contains("FeatureNotEnabled") {
+    let failure = if error == "FeatureNotEnabled"
+        || code.as_deref() == Some("FeatureNotEnabled")
+        || message.contains("FeatureNotEnabled")
+    {
         Failure::FeatureNotEnabled
     } else {
         match status {
@@ -220,6 +243,7 @@ pub fn classify(http_status: u16, body: &[u8]) -> ApiError {
         failure,
         status,
         message,
+        code,
     }
 }
 

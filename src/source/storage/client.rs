@@ -97,11 +97,7 @@ fn network(e: reqwest::Error) -> ApiError {
     if let Some(src) = std::error::Error::source(&e) {
         msg.push_str(&format!(" ({src})"));
     }
-    ApiError {
-        failure: Failure::Transient,
-        status: 0,
-        message: msg,
-    }
+    ApiError::local(Failure::Transient, msg)
 }
 
 impl Client {
@@ -216,6 +212,7 @@ impl Client {
                         failure: Failure::Permanent,
                         status: 200,
                         message: format!("unexpected answer from the Storage API ({e}); is this a Storage API base URL?"),
+                        code: None,
                     });
                 }
                 Err(_) if !self.retry.exhausted(since) => {
@@ -258,15 +255,47 @@ impl Client {
         self.json(|h| post_json(h, &url, body)).await
     }
 
-    /// `GET /object/info/{bucket}/{name}`: the object's attributes and user metadata.
+    /// `GET /bucket/{id}`: one bucket's configuration.
+    pub async fn get_bucket(&self, id: &str) -> Result<Bucket, ApiError> {
+        let url = format!("{}/bucket/{}", self.base, encode_segment(id));
+        self.json(|h| h.get(&url)).await
+    }
+
+    /// `PUT /bucket/{id}` with the given fields (the server changes only the fields sent).
+    pub async fn update_bucket(&self, id: &str, fields: &Value) -> Result<(), ApiError> {
+        let url = format!("{}/bucket/{}", self.base, encode_segment(id));
+        self.send(|h| {
+            h.put(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(fields.to_string())
+        })
+        .await
+        .map(drop)
+    }
+
+    /// `GET /object/info/authenticated/{bucket}/{name}`: the object's attributes and user
+    /// metadata. The `authenticated` route, because `/object/info/{bucket}/…` takes a refused
+    /// key for anonymous and answers "Bucket not found" (transcript §6), which would read as an
+    /// object deleted since the listing.
     pub async fn object_info(&self, bucket: &str, name: &str) -> Result<InfoAnswer, ApiError> {
         let url = format!(
-            "{}/object/info/{}/{}",
+            "{}/object/info/authenticated/{}/{}",
             self.base,
             encode_segment(bucket),
             encode_name(name)
         );
         self.json(|h| h.get(&url)).await
+    }
+
+    /// `/object/authenticated/{bucket}/{name}`: downloads that refuse a bad key instead of
+    /// serving as anonymous (transcript §8, §10).
+    pub fn download_url(&self, bucket: &str, name: &str) -> String {
+        format!(
+            "{}/object/authenticated/{}/{}",
+            self.base,
+            encode_segment(bucket),
+            encode_name(name)
+        )
     }
 
     /// One download attempt from byte `offset` on (a `Range` request when > 0). No retry: the
@@ -277,7 +306,7 @@ impl Client {
         name: &str,
         offset: u64,
     ) -> Result<reqwest::Response, ApiError> {
-        let mut req = self.http.get(self.object_url(bucket, name));
+        let mut req = self.http.get(self.download_url(bucket, name));
         if offset > 0 {
             req = req.header(reqwest::header::RANGE, format!("bytes={offset}-"));
         }

@@ -84,6 +84,21 @@ pub fn bucket_attrs(b: &Bucket) -> BTreeMap<String, Value> {
     )])
 }
 
+/// A bucket's own time (its `updated_at`, else `created_at`): the mtime of its directory
+/// when it holds no object, so an empty bucket does not change from one snapshot to the next.
+pub fn bucket_mtime_ns(b: &Bucket) -> Option<i64> {
+    [&b.updated_at, &b.created_at]
+        .into_iter()
+        .flatten()
+        .find_map(|s| rfc3339_ns(s))
+}
+
+fn rfc3339_ns(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .and_then(|t| t.timestamp_nanos_opt())
+}
+
 /// The bucket configuration recorded on a directory entry, if it is a bucket's.
 pub fn bucket_of(e: &Entry) -> Option<Bucket> {
     if e.kind != EntryKind::Dir {
@@ -145,19 +160,14 @@ pub fn object_of(e: &Entry) -> Option<StoredObject> {
 
 /// The entry's modification time: the object's `updated_at` (else `lastModified`).
 pub fn mtime_ns(o: &ObjectInfo) -> i64 {
-    let parse = |s: &str| {
-        chrono::DateTime::parse_from_rfc3339(s)
-            .ok()
-            .and_then(|t| t.timestamp_nanos_opt())
-    };
     o.updated_at
         .as_deref()
-        .and_then(parse)
+        .and_then(rfc3339_ns)
         .or_else(|| {
             o.metadata
                 .get("lastModified")
                 .and_then(Value::as_str)
-                .and_then(parse)
+                .and_then(rfc3339_ns)
         })
         .unwrap_or(0)
 }

@@ -240,6 +240,32 @@ impl Served {
     }
 }
 
+/// Whether the object is still the version whose eTag is `etag` and `len` bytes long (asked
+/// when a resumed download's range is refused and its answers gave no length).
+async fn ended_at(client: &Client, bucket: &str, name: &str, etag: Option<&str>, len: u64) -> bool {
+    match client.object_info(bucket, name).await {
+        Ok(info) => {
+            etag.is_some() && same_etag(info.etag.as_deref(), etag) && info.size == Some(len)
+        }
+        Err(_) => false,
+    }
+}
+
+/// The whole object's length from a download answer: `Content-Length` of a 200, the total of
+/// a 206's `Content-Range: bytes a-b/total`.
+fn object_length(resp: &reqwest::Response) -> Option<u64> {
+    if resp.status() == reqwest::StatusCode::PARTIAL_CONTENT {
+        let range = resp
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)?
+            .to_str()
+            .ok()?;
+        range.rsplit_once('/')?.1.trim().parse().ok()
+    } else {
+        resp.content_length()
+    }
+}
+
 /// Whether two eTags name the same version (a missing one cannot say otherwise; `W/` and the
 /// quotes are spelling).
 fn same_etag(a: Option<&str>, b: Option<&str>) -> bool {
@@ -316,6 +342,7 @@ impl Source for StorageSource {
         for bucket in buckets {
             sink.dir(
                 &layout::bucket_path(&bucket.id),
+                layout::bucket_mtime_ns(&bucket),
                 layout::bucket_attrs(&bucket),
             )?;
             let objects = rt.block_on(list_all(&client, &bucket.id, &mut v2))?;
@@ -573,11 +600,10 @@ impl Read for ChannelReader {
                     return Err(std::io::Error::other("download failed"));
                 }
                 Some(Msg::Start { .. }) | None => {
-                    self.outcome = Some(Msg::Failed(ApiError {
-                        failure: Failure::Permanent,
-                        status: 0,
-                        message: "download ended unexpectedly".into(),
-                    }));
+                    self.outcome = Some(Msg::Failed(ApiError::local(
+                        Failure::Permanent,
+                        "download ended unexpectedly",
+                    )));
                     return Err(std::io::Error::other("download ended unexpectedly"));
                 }
             }
@@ -601,6 +627,8 @@ async fn download(
     let mut offset = 0u64;
     let mut started = false;
     let mut first_etag: Option<String> = None;
+    // The object's length, as its first answer gave it.
+    let mut total: Option<u64> = None;
     let mut retry = 0u32;
     let mut last_error: Option<ApiError> = None;
     // When the current run of failures began (reset once bytes flow again).
@@ -617,6 +645,21 @@ async fn download(
         }
         let resp = match client.get_object(&bucket, &name, offset).await {
             Ok(r) => r,
+            // A transfer that broke after its last byte: the resumed range starts at the end,
+            // which the server refuses with 416 (transcript §8). Nothing is missing if the
+            // object is still the version begun and `offset` long.
+            Err(e) if e.status == 416 && started => {
+                let whole = total == Some(offset)
+                    || ended_at(&client, &bucket, &name, first_etag.as_deref(), offset).await;
+                let _ = tx
+                    .send(if whole {
+                        Msg::End
+                    } else {
+                        Msg::Changed("it changed while resuming".into())
+                    })
+                    .await;
+                return;
+            }
             Err(e) if e.failure == Failure::NotFound => {
                 let _ = tx
                     .send(if started {
@@ -656,6 +699,7 @@ async fn download(
             }
         } else {
             started = true;
+            total = object_length(&resp);
             let served = Served::of(&resp);
             // The user metadata (only `GET /object/info` has it), read after the download's
             // answer and checked against its eTag: a re-upload in between is not paired up.
@@ -713,11 +757,10 @@ async fn download(
                     }
                 }
                 Some(Err(e)) => {
-                    last_error = Some(ApiError {
-                        failure: Failure::Transient,
-                        status: 0,
-                        message: format!("connection broke during the download: {e}"),
-                    });
+                    last_error = Some(ApiError::local(
+                        Failure::Transient,
+                        format!("connection broke during the download: {e}"),
+                    ));
                     break;
                 }
                 None => {
