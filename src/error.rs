@@ -69,6 +69,13 @@ pub enum Error {
         stderr: String,
     },
 
+    /// Packs a snapshot being written depends on were deleted while it was written (a prune
+    /// ran while the writer's lock was removed or stale): its manifest is not written.
+    #[error(
+        "{count} pack(s) this snapshot depends on were deleted while it was being written (e.g. {example}): a prune ran while this command's lock was removed or had gone stale (a suspended host, `snap unlock --remove-all`). No snapshot was recorded; run the command again"
+    )]
+    PacksDeletedMeanwhile { count: usize, example: String },
+
     /// A backup's source failed: nothing was written that a snapshot refers to.
     #[error("{0}\nno snapshot was recorded")]
     BackupSourceFailed(Box<Error>),

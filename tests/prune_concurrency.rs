@@ -193,3 +193,107 @@ fn condemned_packs_needed_by_a_late_manifest_are_resurrected() {
     assert_eq!(p3["report"]["packs_condemned"].as_u64().unwrap(), 0, "{p3}");
     assert_eq!(p3["report"]["packs_deleted"].as_u64().unwrap(), 0, "{p3}");
 }
+
+/// The case (repo-format.md §9.2, rule W3): while a backup streams, its lock is removed
+/// and two prunes with no grace period run. The first condemns the packs the backup has written
+/// so far (no manifest refers to them yet), the second deletes them and their plan, so the
+/// backup cannot learn of them from any plan. The backup must not record a snapshot: it checks
+/// that every pack it depends on still exists just before (and after) writing its manifest.
+#[test]
+fn a_backup_whose_packs_a_prune_deleted_records_no_snapshot() {
+    let repo = TestRepo::with_init_args(&["--chunk-avg-kib", "16", "--pack-size", "1"]);
+    let mut rng = Rng::new(0x0dd_ba11);
+    let part1 = mixed_bytes(&mut rng, 3 << 20);
+    let part2 = mixed_bytes(&mut rng, 1 << 20);
+    std::fs::write(repo.path("part1"), &part1).unwrap();
+    std::fs::write(repo.path("part2"), &part2).unwrap();
+    // An older snapshot that stays: prune must leave it intact.
+    let kept = repo.path("kept");
+    std::fs::create_dir_all(&kept).unwrap();
+    std::fs::write(kept.join("k"), mixed_bytes(&mut rng, 200_000)).unwrap();
+    let s0 = repo.backup(&[&kept]);
+
+    let go = repo.path("go");
+    let script = format!(
+        "cat '{}'; while [ ! -e '{}' ]; do sleep 0.05; done; cat '{}'",
+        repo.path("part1").display(),
+        go.display(),
+        repo.path("part2").display()
+    );
+    let b = repo
+        .cmd()
+        .args([
+            "backup",
+            "--json",
+            "--command",
+            &script,
+            "--stdin-name",
+            "db/all.sql",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the backup has written packs of part1.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let packs = || count_files(&repo.repo.join("data"));
+    let before = packs();
+    while packs() < before + 2 {
+        assert!(Instant::now() < deadline, "the backup wrote no packs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, _, err) = repo.run(&["unlock", "--remove-all"]);
+    assert_eq!(code, 0, "{err}");
+    let p1 = repo.json(&["prune", "--grace", "0s", "--json"]);
+    assert!(
+        p1["report"]["packs_condemned"].as_u64().unwrap() > 0,
+        "{p1}"
+    );
+    let p2 = repo.json(&["prune", "--grace", "0s", "--json"]);
+    assert!(
+        p2["report"]["packs_deleted"].as_u64().unwrap() > 0,
+        "the backup's packs are gone: {p2}"
+    );
+
+    std::fs::write(&go, b"").unwrap();
+    let out = b.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        !out.status.success(),
+        "the backup must fail\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("were deleted while it was being written")
+            && stderr.contains("No snapshot was recorded"),
+        "{stderr}"
+    );
+    let ids: Vec<String> = repo
+        .snapshots()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        [s0["id"].as_str().unwrap().to_string()],
+        "only the older snapshot"
+    );
+    let (code, out, err) = repo.run(&["check", "--read-data"]);
+    assert_eq!(code, 0, "the repository is sound\n{out}\n{err}");
+}
+
+fn count_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.flatten()
+            .map(|e| {
+                if e.path().is_dir() {
+                    count_files(&e.path())
+                } else {
+                    1
+                }
+            })
+            .sum()
+    })
+}

@@ -127,3 +127,63 @@ fn backup_copies_its_chunks_out_of_packs_condemned_while_it_ran() {
     .unwrap();
     assert!(back == data);
 }
+
+/// Rule P1 (repo-format.md §9.2): a prune that made its plan before a snapshot was written
+/// (its run stalled, or a writer's lock was gone) deletes nothing in phase 2: the new
+/// snapshot's chunks were not counted when the plan was made.
+#[test]
+fn prune_deletes_nothing_when_a_snapshot_appeared_after_its_plan() {
+    let mem = Arc::new(MemoryBackend::new());
+    Repository::init(&*mem, b"pw", &support::fast_init_options()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let repo = Repository::open(mem.clone(), b"pw", cache.path()).unwrap();
+    let data = support::random_bytes(&mut support::Rng::new(7), 2 << 20);
+    let stream =
+        |d: Vec<u8>| BackupInput::Stream(Box::new(ReaderSource::new("f", std::io::Cursor::new(d))));
+    let old = backup(
+        &repo,
+        stream(data.clone()),
+        &BackupOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    // Forget it and condemn its packs.
+    mem.delete(&format!("snapshots/{}", old.snapshot.id))
+        .unwrap();
+    let popts = PruneOptions {
+        grace: chrono::TimeDelta::zero(),
+        ..Default::default()
+    };
+    let first = prune::plan(&repo, &popts).unwrap();
+    prune::execute(&repo, &first, &popts, &NoProgress).unwrap();
+    let packs = || mem.list("data/").unwrap().len();
+    let before = packs();
+    // The next prune plans to delete them; then a snapshot appears before it executes.
+    let second = prune::plan(&repo, &popts).unwrap();
+    assert!(!second.delete_now.is_empty(), "{second:?}");
+    backup(
+        &repo,
+        stream(b"late".to_vec()),
+        &BackupOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    let report = prune::execute(&repo, &second, &popts, &NoProgress).unwrap();
+    assert!(report.deletions_postponed, "{report:?}");
+    assert_eq!(report.packs_deleted, 0);
+    assert!(
+        packs() > before,
+        "nothing deleted, the late backup's pack added"
+    );
+    assert!(
+        !deletion::read_plans(&*mem, repo.key()).unwrap().is_empty(),
+        "the plan waits"
+    );
+    // The next prune, planned after the snapshot, does delete.
+    let third = prune::plan(&repo, &popts).unwrap();
+    let report = prune::execute(&repo, &third, &popts, &NoProgress).unwrap();
+    assert!(
+        !report.deletions_postponed && report.packs_deleted > 0,
+        "{report:?}"
+    );
+}

@@ -1,6 +1,6 @@
 //! `snap backup`: sources → chunker → [`Saver`] → packs → manifest (written last).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -222,33 +222,33 @@ pub fn backup(
     let mut summary = std::mem::take(&mut ctx.summary);
     let warnings = std::mem::take(&mut ctx.warnings);
     drop(ctx);
-    let mut stats = saver.finish()?;
-    let rescued = rescue_from_condemned(repo, &tree_refs, &stats, level)?;
-    stats.chunks_new += rescued.chunks_new;
-    stats.raw_bytes_new += rescued.raw_bytes_new;
-    stats.bytes_added += rescued.bytes_added;
-    stats.packs += rescued.packs;
+    let stats = saver.finish()?;
+    let mut manifest = None;
+    let (id, _) = commit_manifest(repo, &tree_refs, stats, level, |stats| {
+        summary.chunks_new = stats.chunks_new;
+        summary.added_raw_bytes = stats.raw_bytes_new;
+        summary.added_bytes = stats.bytes_added;
+        summary.packs_new = stats.packs;
+        summary.duration_ms = started.elapsed().as_millis() as u64;
+        let m = Manifest {
+            version: 1,
+            time,
+            host,
+            username: crate::util::username(),
+            tags,
+            paths,
+            source: kind,
+            description,
+            parent,
+            tree: tree_refs.clone(),
+            summary,
+            copied_from: None,
+        };
+        manifest = Some(m.clone());
+        m
+    })?;
     progress.finish();
-    summary.chunks_new = stats.chunks_new;
-    summary.added_raw_bytes = stats.raw_bytes_new;
-    summary.added_bytes = stats.bytes_added;
-    summary.packs_new = stats.packs;
-    summary.duration_ms = started.elapsed().as_millis() as u64;
-    let manifest = Manifest {
-        version: 1,
-        time,
-        host,
-        username: crate::util::username(),
-        tags,
-        paths,
-        source: kind,
-        description,
-        parent,
-        tree: tree_refs,
-        summary,
-        copied_from: None,
-    };
-    let id = repo.save_manifest(&manifest)?;
+    let manifest = manifest.expect("the manifest was made");
     Ok(BackupOutcome {
         snapshot: Snapshot { id, manifest },
         warnings,
@@ -473,19 +473,19 @@ fn all_reusable(saver: &Saver, chunks: &[ChunkRef]) -> Result<bool> {
     Ok(true)
 }
 
-/// Before the manifest is written (rule W2 in repo-format.md §9.2): if a prune condemned a pack
-/// this backup deduplicated against, or wrote, while it ran, copy the chunks it needs out of condemned packs (they are still
+/// Rule W2 (repo-format.md §9.2): if a prune condemned any of `deps` (packs the snapshot
+/// depends on) while it was written, copy the chunks it needs out of condemned packs (they stay
 /// readable during the grace period), so the snapshot never depends on a pack that a later
-/// prune may delete. Returns the extra stats.
-pub(crate) fn rescue_from_condemned(
+/// prune may delete. Returns the extra stats and the packs condemned at this moment.
+fn rescue_from_condemned(
     repo: &Repository,
     tree: &[ChunkRef],
-    stats: &crate::repo::SaveStats,
+    deps: &HashSet<Id>,
     level: i32,
-) -> Result<crate::repo::SaveStats> {
+) -> Result<(crate::repo::SaveStats, HashSet<Id>)> {
     let condemned = repo.condemned_packs()?;
-    if stats.reused_packs.is_disjoint(&condemned) && stats.written_packs.is_disjoint(&condemned) {
-        return Ok(Default::default());
+    if deps.is_disjoint(&condemned) {
+        return Ok((Default::default(), condemned));
     }
     let index = repo.index()?;
     let needs_copy = |id: &Id| -> Result<bool> {
@@ -498,13 +498,75 @@ pub(crate) fn rescue_from_condemned(
     for e in repo.load_tree_refs(tree)?.entries {
         ids.extend(e.chunks.iter().map(|c| (BlobKind::Data, *c.id())));
     }
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     for (kind, id) in ids {
         if seen.insert(id) && needs_copy(&id)? {
             saver.save(kind, repo.read_chunk(&id)?)?;
         }
     }
-    saver.finish()
+    Ok((saver.finish()?, condemned))
+}
+
+/// Rule W3 (repo-format.md §9.2): whether every pack of `deps` exists and no plan condemns it
+/// (`Ok(false)`: one is condemned; an error: one is gone, whatever its plan said).
+fn deps_live(repo: &Repository, deps: &HashSet<Id>) -> Result<bool> {
+    let listed: HashSet<Id> = repo
+        .backend()
+        .list("data/")?
+        .iter()
+        .filter_map(|o| crate::pack::pack_id_from_name(&o.name))
+        .collect();
+    let mut missing: Vec<&Id> = deps.iter().filter(|p| !listed.contains(p)).collect();
+    if !missing.is_empty() {
+        missing.sort();
+        return Err(Error::PacksDeletedMeanwhile {
+            count: missing.len(),
+            example: crate::pack::pack_name(missing[0]),
+        });
+    }
+    Ok(deps.is_disjoint(&repo.condemned_packs()?))
+}
+
+/// Write a snapshot's manifest once every pack it depends on is durable, present and not
+/// condemned (rules W2 and W3, repo-format.md §9.2), and check the packs again once it is
+/// written: a manifest whose packs a prune deleted meanwhile is removed again and the command
+/// fails, so no command ever records a snapshot it cannot restore. `make` builds the manifest
+/// from the final figures. Returns the snapshot id and those figures.
+pub(crate) fn commit_manifest(
+    repo: &Repository,
+    tree: &[ChunkRef],
+    mut stats: crate::repo::SaveStats,
+    level: i32,
+    make: impl FnOnce(&crate::repo::SaveStats) -> Manifest,
+) -> Result<(Id, crate::repo::SaveStats)> {
+    let mut deps: HashSet<Id> = stats
+        .reused_packs
+        .union(&stats.written_packs)
+        .copied()
+        .collect();
+    for _ in 0..3 {
+        let (rescued, condemned) = rescue_from_condemned(repo, tree, &deps, level)?;
+        stats.chunks_new += rescued.chunks_new;
+        stats.raw_bytes_new += rescued.raw_bytes_new;
+        stats.bytes_added += rescued.bytes_added;
+        stats.packs += rescued.packs;
+        // Every needed chunk whose copy was in a condemned pack now has a live copy.
+        deps.retain(|p| !condemned.contains(p));
+        deps.extend(rescued.reused_packs.iter().chain(&rescued.written_packs));
+        if !deps_live(repo, &deps)? {
+            continue; // condemned between the rescue and the check: rescue again
+        }
+        let id = repo.save_manifest(&make(&stats))?;
+        if let Err(e) = deps_live(repo, &deps) {
+            let _ = repo.backend().delete(&format!("snapshots/{id}"));
+            return Err(e);
+        }
+        return Ok((id, stats));
+    }
+    Err(Error::Invalid(
+        "prunes running alongside this command keep condemning packs it depends on; no snapshot was recorded. Run it again when no prune runs"
+            .into(),
+    ))
 }
 
 /// Collects the entries a [`Source`] pushes (their content goes into the saver right away).

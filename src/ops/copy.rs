@@ -532,14 +532,12 @@ fn rechunk_snapshot(
         tree.push(&out)?;
     }
     let tree_refs = tree.finish()?;
-    let mut stats = saver.finish()?;
-    let rescued = crate::ops::backup::rescue_from_condemned(dst, &tree_refs, &stats, level)?;
-    stats.chunks_new += rescued.chunks_new;
-    stats.bytes_added += rescued.bytes_added;
-    stats.packs += rescued.packs;
+    let stats = saver.finish()?;
+    let manifest = copied_manifest(s, tree_refs.clone(), copied);
+    let (id, stats) =
+        crate::ops::backup::commit_manifest(dst, &tree_refs, stats, level, |_| manifest)?;
     report.chunks_sent += stats.chunks_new;
     report.bytes_sent += stats.bytes_added;
     report.packs_written += stats.packs;
-    let id = dst.save_manifest(&copied_manifest(s, tree_refs, copied))?;
     Ok((Some(id), stats.bytes_added))
 }

@@ -104,6 +104,9 @@ pub struct WaitingPlan {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PrunePlan {
     pub snapshots: usize,
+    /// The snapshots whose chunks this plan keeps (phase 2 re-checks them before deleting).
+    #[serde(skip)]
+    pub snapshot_ids: Vec<Id>,
     pub referenced_chunks: usize,
     pub packs_total: usize,
     pub pack_bytes_total: u64,
@@ -128,7 +131,7 @@ pub struct PrunePlan {
 
 /// The referenced chunk ids of every snapshot. Refuses when any snapshot cannot be read: its
 /// chunks would look unreferenced.
-fn referenced(repo: &Repository) -> Result<(usize, HashSet<Id>)> {
+fn referenced(repo: &Repository) -> Result<(Vec<Id>, HashSet<Id>)> {
     let (snaps, damaged) = repo.snapshots_and_damaged()?;
     if let Some((id, e)) = damaged.first() {
         return Err(Error::Invalid(format!(
@@ -146,7 +149,7 @@ fn referenced(repo: &Repository) -> Result<(usize, HashSet<Id>)> {
             refs.extend(e.chunks.iter().map(|c| *c.id()));
         }
     }
-    Ok((snaps.len(), refs))
+    Ok((snaps.iter().map(|s| s.id).collect(), refs))
 }
 
 /// Whether entry `e` of `pack` must be kept: a snapshot references the chunk and this is its
@@ -182,7 +185,8 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
         .filter_map(|o| Some((pack::pack_id_from_name(&o.name)?, o.size)))
         .collect();
     let mut out = PrunePlan {
-        snapshots,
+        snapshots: snapshots.len(),
+        snapshot_ids: snapshots,
         referenced_chunks: refs.len(),
         packs_total: sizes.len(),
         pack_bytes_total: sizes.values().sum(),
@@ -305,6 +309,9 @@ pub struct PruneReport {
     pub chunks_repacked: u64,
     pub bytes_repacked: u64,
     pub packs_written: u64,
+    /// A snapshot was written after the plan was made (a writer whose lock was removed or
+    /// stale): phase 2 deleted nothing, its plans wait for the next prune.
+    pub deletions_postponed: bool,
 }
 
 /// Carry out `plan` (made by [`plan`] under the same exclusive lock).
@@ -375,7 +382,16 @@ pub fn execute(
         )?);
     }
 
-    // Phase 2: delete due packs, then their plans.
+    // Phase 2: delete due packs, then their plans — unless a snapshot appeared since the plan
+    // was made: its chunks were not counted, so nothing is deleted this time (rule P1,
+    // repo-format.md §9.2).
+    let planned: HashSet<Id> = plan.snapshot_ids.iter().copied().collect();
+    if !plan.delete_now.is_empty() && repo.snapshot_ids()?.iter().any(|id| !planned.contains(id)) {
+        report.deletions_postponed = true;
+        progress.warn("a snapshot was written while prune ran (a backup whose lock was removed or stale): no pack was deleted; the next prune deletes what is still unreferenced");
+        progress.finish();
+        return Ok(report);
+    }
     let mut gone = HashSet::new();
     for p in &plan.delete_now {
         match repo.backend().delete(&pack::pack_name(&p.pack)) {
