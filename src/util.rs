@@ -72,3 +72,42 @@ mod tests {
         assert_eq!(mask_secret_url("s3://host/bucket"), "s3://host/bucket");
     }
 }
+
+thread_local! {
+    static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f` behind a panic boundary: a panic becomes `Err(its message)` and prints nothing
+/// (third-party code reading a damaged cache file may panic; snap rebuilds the cache instead).
+/// Panics elsewhere still print as usual.
+pub fn quiet_catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET_PANICS.with(|q| q.get()) {
+                previous(info);
+            }
+        }));
+    });
+    QUIET_PANICS.with(|q| q.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET_PANICS.with(|q| q.set(false));
+    r.map_err(|p| {
+        p.downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into())
+    })
+}
+
+#[cfg(test)]
+mod quiet_catch_tests {
+    #[test]
+    fn a_panic_becomes_an_error() {
+        assert_eq!(super::quiet_catch(|| 7), Ok(7));
+        let r: Result<(), String> =
+            super::quiet_catch(|| panic!("range end index 16400 out of range"));
+        assert_eq!(r, Err("range end index 16400 out of range".to_string()));
+    }
+}

@@ -218,6 +218,12 @@ impl Drop for OpenRepo {
         if self.quiet {
             return;
         }
+        if let Some(why) = self.repo.sync_report().and_then(|r| r.damaged.as_ref()) {
+            eprintln!(
+                "warning: the local index cache {} was damaged ({why}); it was rebuilt from the pack trailers",
+                self.repo.index_path().display()
+            );
+        }
         for (name, why) in self
             .repo
             .sync_report()

@@ -2,9 +2,21 @@
 //! pack id → (size, blob count). It is a derived cache: [`Index::sync`] brings it in line with the
 //! packs the backend lists, reading the trailers of packs it does not know, and a lost or damaged
 //! index file is rebuilt from pack trailers alone.
+//!
+//! It is never trusted blindly: when a session that wrote to it closes, the file's BLAKE3 hash
+//! and length are written beside it (`index.redb.b3`), and the sidecar is removed before the
+//! first write of the next session. An index whose sidecar is missing (a session that did not
+//! close: a crash, a kill) or does not match (damage at rest: a bit flip, a truncation) is
+//! deleted and rebuilt before redb ever reads it, so no cache content can reach redb's code
+//! (which may panic on a damaged file) or hand out a wrong location. Opening goes through a
+//! panic boundary as well. An advisory lock (`index.redb.lock`) makes one process the owner;
+//! others use a private temporary index.
 
 use std::collections::HashSet;
+use std::io::Read;
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::{
     Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata,
@@ -64,6 +76,8 @@ pub struct SyncReport {
     pub rebuilt: bool,
     /// Packs whose trailer could not be read (name, reason); their chunks are not indexed.
     pub unreadable: Vec<(String, String)>,
+    /// The index file was found damaged when opened, and rebuilt: why.
+    pub damaged: Option<String>,
 }
 
 /// Stream every row of the chunks table (in id order) to `f`.
@@ -89,31 +103,153 @@ fn create_db(path: &Path) -> std::result::Result<Database, DatabaseError> {
 }
 
 pub struct Index {
-    db: Database,
+    /// `None` only while dropping (closed before its hash is taken).
+    db: Option<Database>,
     path: PathBuf,
     _temp: Option<tempfile::TempDir>,
+    /// This session wrote to the file (its sidecar is gone until the session closes).
+    dirty: AtomicBool,
+    /// Why the file was not trusted and was rebuilt when it was opened.
+    distrusted: Option<Distrust>,
+    /// The advisory lock that makes this process the file's owner.
+    _lock: Option<std::fs::File>,
+}
+
+/// The checksum sidecar of an index file.
+pub fn sum_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".b3");
+    PathBuf::from(p)
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+/// `"blake3 <hex> <length>"` of the file at `path`.
+fn file_sum(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok(format!("blake3 {} {len}", h.finalize().to_hex()))
+}
+
+/// Why an index file is not trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Distrust {
+    /// No sidecar: the last session that wrote it did not close (a crash, a kill).
+    Unclean,
+    /// The file does not match its sidecar, or cannot be read.
+    Damaged(String),
+}
+
+impl std::fmt::Display for Distrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Distrust::Unclean => write!(f, "it was not closed cleanly (an interrupted snap)"),
+            Distrust::Damaged(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+/// Whether the index file at `path` may be opened: `None` when it is absent or matches its
+/// sidecar; otherwise why it is not trusted. Reads the file; does not lock it.
+pub fn distrust(path: &Path) -> Option<Distrust> {
+    if !path.exists() {
+        return None;
+    }
+    let Ok(want) = std::fs::read(sum_path(path)) else {
+        return Some(Distrust::Unclean);
+    };
+    // The sidecar is one short line; anything longer is damage too.
+    let want = String::from_utf8_lossy(&want[..want.len().min(200)])
+        .trim()
+        .to_string();
+    match file_sum(path) {
+        Ok(got) if got == want => None,
+        Ok(_) => Some(Distrust::Damaged(
+            "its content does not match the checksum written when it was last closed".into(),
+        )),
+        Err(e) => Some(Distrust::Damaged(format!("it cannot be read ({e})"))),
+    }
+}
+
+/// Whether another process has the index at `path` open (holds its lock).
+pub fn in_use(path: &Path) -> bool {
+    matches!(try_lock(path), Ok(None))
+}
+
+/// Take the advisory lock of the index at `path`; `None` when another process holds it.
+pub fn try_lock(path: &Path) -> Result<Option<std::fs::File>> {
+    let lp = lock_path(path);
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lp)
+        .map_err(|e| Error::io(&lp, e))?;
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    Ok((r == 0).then_some(f))
+}
+
+/// Open or create the redb file; a file redb refuses or panics on is deleted and created anew.
+fn open_db(path: &Path) -> Result<std::result::Result<Database, DatabaseError>> {
+    match crate::util::quiet_catch(|| create_db(path)) {
+        Ok(Err(DatabaseError::DatabaseAlreadyOpen)) => Ok(Err(DatabaseError::DatabaseAlreadyOpen)),
+        Ok(Ok(db)) => Ok(Ok(db)),
+        Ok(Err(e)) => recreate(path, &e.to_string()),
+        Err(panic) => recreate(path, &panic),
+    }
+}
+
+fn recreate(path: &Path, why: &str) -> Result<std::result::Result<Database, DatabaseError>> {
+    let _ = std::fs::remove_file(path);
+    create_db(path).map(Ok).map_err(|e| {
+        Error::Index(format!(
+            "{}: {why}; recreating it failed: {e}",
+            path.display()
+        ))
+    })
 }
 
 impl Index {
     /// Open (or create) the index at `path` for repository `repo_id`. If another process holds
     /// it, a private temporary index is used instead (built from the pack trailers by `sync`).
+    /// A file that is not trusted ([`distrust`]) is deleted first: `sync` rebuilds it.
     pub fn open(path: &Path, repo_id: &str) -> Result<Index> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let db = match create_db(path) {
+        let Some(lock) = try_lock(path)? else {
+            return Index::temporary(repo_id);
+        };
+        let distrusted = distrust(path);
+        if distrusted.is_some() {
+            let _ = std::fs::remove_file(path);
+            let _ = std::fs::remove_file(sum_path(path));
+        }
+        let db = match open_db(path)? {
             Ok(db) => db,
-            Err(DatabaseError::DatabaseAlreadyOpen) => return Index::temporary(repo_id),
-            Err(e) => {
-                // A damaged cache file is rebuilt, never trusted.
-                let _ = std::fs::remove_file(path);
-                create_db(path).map_err(|_| Error::Index(format!("{}: {e}", path.display())))?
-            }
+            Err(_) => return Index::temporary(repo_id),
         };
         let idx = Index {
-            db,
+            db: Some(db),
             path: path.to_path_buf(),
             _temp: None,
+            dirty: AtomicBool::new(false),
+            distrusted,
+            _lock: Some(lock),
         };
         idx.ensure_meta(repo_id)?;
         Ok(idx)
@@ -125,12 +261,36 @@ impl Index {
         let path = dir.path().join("index.redb");
         let db = create_db(&path).map_err(|e| Error::Index(e.to_string()))?;
         let idx = Index {
-            db,
+            db: Some(db),
             path,
             _temp: Some(dir),
+            dirty: AtomicBool::new(false),
+            distrusted: None,
+            _lock: None,
         };
         idx.ensure_meta(repo_id)?;
         Ok(idx)
+    }
+
+    fn db(&self) -> &Database {
+        self.db.as_ref().expect("the index is open")
+    }
+
+    /// Before a write: the file stops being sealed until this session closes.
+    fn begin_write(&self) -> Result<redb::WriteTransaction> {
+        if self._temp.is_none() && !self.dirty.swap(true, Ordering::SeqCst) {
+            match std::fs::remove_file(sum_path(&self.path)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(sum_path(&self.path), e)),
+            }
+        }
+        Ok(self.db().begin_write()?)
+    }
+
+    /// Why the file was not trusted when it was opened (and was rebuilt), if it was not.
+    pub fn distrusted(&self) -> Option<&Distrust> {
+        self.distrusted.as_ref()
     }
 
     pub fn path(&self) -> &Path {
@@ -142,7 +302,7 @@ impl Index {
     }
 
     fn ensure_meta(&self, repo_id: &str) -> Result<()> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let current = match rtx.open_table(META) {
             Ok(t) => (
                 t.get("repo_id")?.map(|v| v.value().to_vec()),
@@ -158,7 +318,7 @@ impl Index {
             return Ok(());
         }
         self.clear()?;
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut m = tx.open_table(META)?;
             m.insert("repo_id", repo_id.as_bytes())?;
@@ -169,7 +329,7 @@ impl Index {
     }
 
     fn clear(&self) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         tx.delete_table(CHUNKS)?;
         tx.delete_table(PACKS)?;
         {
@@ -181,7 +341,7 @@ impl Index {
     }
 
     pub fn lookup(&self, id: &Id) -> Result<Option<Location>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = match rtx.open_table(CHUNKS) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -197,7 +357,7 @@ impl Index {
 
     /// Record a pack and its blobs in one transaction.
     pub fn add_pack(&self, pack: &Id, size: u64, entries: &[PackEntry]) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut chunks = tx.open_table(CHUNKS)?;
             for e in entries {
@@ -225,7 +385,7 @@ impl Index {
         if gone.is_empty() {
             return Ok(());
         }
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut chunks = tx.open_table(CHUNKS)?;
             let mut dead: Vec<[u8; 32]> = Vec::new();
@@ -249,7 +409,7 @@ impl Index {
 
     /// Ids of all packs the index knows.
     pub fn packs(&self) -> Result<HashSet<Id>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(PACKS)?;
         let mut out = HashSet::new();
         for row in t.iter()? {
@@ -261,14 +421,14 @@ impl Index {
 
     /// Number of indexed chunks.
     pub fn chunk_count(&self) -> Result<u64> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         Ok(rtx.open_table(CHUNKS)?.len()?)
     }
 
     /// Call `f` for every indexed chunk (in id order), streaming: memory use does not grow with
     /// the index.
     pub fn for_each_chunk(&self, mut f: impl FnMut(Id, Location)) -> Result<()> {
-        each_chunk_row(&self.db.begin_read()?, |id, raw| {
+        each_chunk_row(&self.db().begin_read()?, |id, raw| {
             f(id, Location::from_bytes(raw))
         })?;
         Ok(())
@@ -319,6 +479,24 @@ impl Index {
         let mut r = self.sync(backend, key)?;
         r.rebuilt = true;
         Ok(r)
+    }
+}
+
+impl Drop for Index {
+    /// Close the file and, if this session wrote to it, seal it with its checksum.
+    fn drop(&mut self) {
+        let Some(db) = self.db.take() else { return };
+        drop(db);
+        if self._temp.is_some() || !self.dirty.load(Ordering::SeqCst) {
+            return;
+        }
+        let sum = sum_path(&self.path);
+        let tmp = sum.with_extension("b3.tmp");
+        if let Ok(line) = file_sum(&self.path)
+            && std::fs::write(&tmp, format!("{line}\n")).is_ok()
+        {
+            let _ = std::fs::rename(&tmp, &sum);
+        }
     }
 }
 

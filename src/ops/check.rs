@@ -1348,6 +1348,27 @@ fn compare_cache(
         ));
         return;
     }
+    // Never hand a file that fails its checksum to redb (it may panic on damage).
+    if crate::index::in_use(path) {
+        out.info(Finding::new(
+            FindingKind::LocalIndex,
+            format!(
+                "the local index {shown} is in use by another snap process; it was not compared"
+            ),
+        ));
+        return;
+    }
+    match crate::index::distrust(path) {
+        Some(crate::index::Distrust::Damaged(why)) => return damaged(why),
+        Some(crate::index::Distrust::Unclean) => {
+            out.info(Finding::new(
+                FindingKind::LocalIndex,
+                format!("the local index {shown} was not closed cleanly (an interrupted snap); it is rebuilt on next use"),
+            ));
+            return;
+        }
+        None => {}
+    }
     let reader = match IndexReader::open(path) {
         Ok(r) => r,
         Err(Error::IndexBusy { .. }) => {

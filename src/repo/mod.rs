@@ -160,7 +160,13 @@ impl Repository {
             return Ok(i);
         }
         let idx = Index::open(&self.index_path, &self.config.id)?;
-        let report = idx.sync(&*self.backend, &self.key)?;
+        let mut report = idx.sync(&*self.backend, &self.key)?;
+        if let Some(why) = idx.distrusted() {
+            report.rebuilt = true;
+            if let crate::index::Distrust::Damaged(why) = why {
+                report.damaged = Some(why.clone());
+            }
+        }
         let _ = self.index.set((Arc::new(idx), report));
         Ok(&self.index.get().expect("just set").0)
     }

@@ -31,15 +31,25 @@ pub fn copy_shared_index(repo: &Repository, shared_cache_dir: &Path) -> Result<(
     if !shared.is_file() || shared == private {
         return Ok(());
     }
-    // Opening it takes its lock, so nobody writes it while it is copied.
-    let held = Index::open(&shared, id)?;
-    if held.is_temporary() {
+    // Its lock, so nobody writes it while it is copied (redb itself never opens it here: an
+    // open redb file differs from the closed one its checksum describes). A file that fails its
+    // checksum is not copied: the private index is then built from the trailers.
+    let Some(_held) = crate::index::try_lock(&shared)? else {
+        return Ok(());
+    };
+    if crate::index::distrust(&shared).is_some() {
         return Ok(());
     }
     if let Some(dir) = private.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     std::fs::copy(&shared, private).map_err(|e| Error::io(private, e))?;
+    // Its checksum too, so the copy is trusted (a copy without one is rebuilt).
+    let sum = crate::index::sum_path(&shared);
+    if sum.is_file() {
+        let to = crate::index::sum_path(private);
+        std::fs::copy(&sum, &to).map_err(|e| Error::io(&to, e))?;
+    }
     Ok(())
 }
 
