@@ -38,6 +38,7 @@ pub mod ops;
 pub mod pack;
 pub mod progress;
 pub mod repo;
+pub mod secret;
 pub mod snapshot;
 pub mod source;
 pub mod util;

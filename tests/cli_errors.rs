@@ -510,3 +510,34 @@ fn usage_errors_exit_2() {
     assert_eq!(code, 0);
     assert!(out.starts_with("snap "), "{out}");
 }
+
+/// Inputs that are not data are read with a bound (issue 16): `/dev/zero` as a password file,
+/// a password command that never stops, `/dev/zero` as a config file — each is refused with a
+/// message within seconds instead of growing until the OOM killer ends it.
+#[test]
+fn endless_secret_and_config_inputs_are_refused_at_their_limit() {
+    let repo = repo_with_snapshot();
+    let limit = Duration::from_secs(20);
+    for (args, what) in [
+        (
+            vec!["--password-file", "/dev/zero", "snapshots"],
+            "/dev/zero",
+        ),
+        (
+            vec!["--password-command", "cat /dev/zero", "snapshots"],
+            "password command",
+        ),
+        (vec!["run", "--config", "/dev/zero"], "/dev/zero"),
+    ] {
+        let mut c = repo.cmd();
+        c.args(&args);
+        let (code, out, err) = run_with_timeout(c, limit);
+        assert_ne!(code, 0, "{args:?}\n{out}\n{err}");
+        assert!(
+            err.contains("longer than") && err.contains(what),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert_usable(&repo);
+}

@@ -77,7 +77,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     }
     let mut excludes = a.excludes.clone();
     for f in &a.exclude_files {
-        let s = std::fs::read_to_string(f)
+        let s = snap::secret::read_text_file(f, snap::secret::TEXT_LIMIT)
             .with_context(|| format!("reading exclude file {}", f.display()))?;
         excludes.extend(s.lines().map(str::to_string));
     }

@@ -41,11 +41,9 @@ impl DbConnArgs {
 
     fn password(&self) -> anyhow::Result<Option<Zeroizing<String>>> {
         if let Some(f) = &self.db_password_file {
-            let s = std::fs::read_to_string(f)
-                .with_context(|| format!("reading database password file {}", f.display()))?;
-            return Ok(Some(Zeroizing::new(
-                s.lines().next().unwrap_or_default().to_string(),
-            )));
+            let pw =
+                snap::secret::secret_from_file(f).context("reading the database password file")?;
+            return Ok(Some(pw));
         }
         for var in ["SNAP_DB_PASSWORD", "PGPASSWORD"] {
             if let Ok(p) = std::env::var(var) {

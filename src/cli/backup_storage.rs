@@ -60,11 +60,8 @@ impl StorageConnArgs {
 
     fn service_key(&self) -> anyhow::Result<Zeroizing<String>> {
         if let Some(f) = &self.service_key_file {
-            let s = Zeroizing::new(
-                std::fs::read_to_string(f)
-                    .with_context(|| format!("reading service key file {}", f.display()))?,
-            );
-            let key = Zeroizing::new(s.lines().next().unwrap_or_default().trim().to_string());
+            let s = snap::secret::secret_from_file(f).context("reading the service key file")?;
+            let key = Zeroizing::new(s.trim().to_string());
             if key.is_empty() {
                 anyhow::bail!("service key file {} is empty", f.display());
             }

@@ -9,29 +9,12 @@ use zeroize::Zeroizing;
 
 use super::Global;
 
-fn first_line(mut s: String) -> Zeroizing<String> {
-    let end = s.find(['\n', '\r']).unwrap_or(s.len());
-    s.truncate(end);
-    Zeroizing::new(s)
-}
-
 /// The password; `confirm` asks twice when prompting (for new passwords).
 pub fn get(g: &Global, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
     let pw = if let Some(f) = &g.password_file {
-        let s = std::fs::read_to_string(f)
-            .with_context(|| format!("reading password file {}", f.display()))?;
-        first_line(s)
+        snap::secret::secret_from_file(f).context("reading the password file")?
     } else if let Some(cmd) = &g.password_command {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .context("running the password command")?;
-        if !out.status.success() {
-            bail!("the password command failed ({})", out.status);
-        }
-        first_line(String::from_utf8(out.stdout).context("password command output is not UTF-8")?)
+        snap::secret::secret_from_command(cmd).context("running the password command")?
     } else if let Ok(p) = std::env::var("SNAP_PASSWORD") {
         Zeroizing::new(p)
     } else {
@@ -67,9 +50,7 @@ fn prompt(confirm: bool) -> anyhow::Result<Zeroizing<String>> {
 /// `SNAP_NEW_PASSWORD`, else asked twice on the terminal. Never printed.
 pub fn get_new(file: Option<&std::path::Path>) -> anyhow::Result<Zeroizing<String>> {
     let pw = if let Some(f) = file {
-        let s = std::fs::read_to_string(f)
-            .with_context(|| format!("reading new password file {}", f.display()))?;
-        first_line(s)
+        snap::secret::secret_from_file(f).context("reading the new password file")?
     } else if let Ok(p) = std::env::var("SNAP_NEW_PASSWORD") {
         Zeroizing::new(p)
     } else {

@@ -64,7 +64,7 @@ impl Project {
 impl Config {
     /// Read and validate `path`.
     pub fn load(path: &Path) -> std::result::Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = crate::secret::read_text_file(path, crate::secret::TEXT_LIMIT).map_err(|e| {
             ConfigError::at(
                 path,
                 "",
@@ -191,33 +191,9 @@ impl Config {
 impl Secret {
     /// Read the secret: a file's first line, a command's first output line, or a variable.
     pub fn read(&self) -> Result<Zeroizing<String>> {
-        let first_line =
-            |s: Zeroizing<String>| Zeroizing::new(s.lines().next().unwrap_or_default().to_string());
         let v = match self {
-            Secret::File(f) => {
-                let p = expand(f)?;
-                first_line(Zeroizing::new(
-                    std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?,
-                ))
-            }
-            Secret::Command(c) => {
-                let out = std::process::Command::new("sh")
-                    .arg("-c")
-                    .arg(c)
-                    .stdin(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::inherit())
-                    .output()
-                    .map_err(|e| Error::io("sh", e))?;
-                if !out.status.success() {
-                    return Err(Error::Invalid(format!(
-                        "the password command failed ({})",
-                        out.status
-                    )));
-                }
-                first_line(Zeroizing::new(String::from_utf8(out.stdout).map_err(
-                    |_| Error::Invalid("the password command's output is not UTF-8".into()),
-                )?))
-            }
+            Secret::File(f) => crate::secret::secret_from_file(&expand(f)?)?,
+            Secret::Command(c) => crate::secret::secret_from_command(c)?,
             Secret::Env(v) => Zeroizing::new(
                 std::env::var(v)
                     .map_err(|_| Error::Invalid(format!("environment variable {v} is not set")))?,

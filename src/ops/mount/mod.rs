@@ -16,7 +16,6 @@ pub use fuse::{
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::index::Index;
 use crate::repo::Repository;
 
 /// Give `repo` — opened with a private cache directory, before it first used its index — a copy
@@ -57,6 +56,7 @@ pub fn copy_shared_index(repo: &Repository, shared_cache_dir: &Path) -> Result<(
 mod tests {
     use super::*;
     use crate::backend::{Backend, MemoryBackend};
+    use crate::index::Index;
     use crate::snapshot::ChunkRef;
     use std::sync::Arc;
 
