@@ -541,3 +541,48 @@ fn endless_secret_and_config_inputs_are_refused_at_their_limit() {
     }
     assert_usable(&repo);
 }
+
+/// Key files (issue 16): a bit flip in the only key file is named as damage, not as a wrong
+/// password; another repository's key file with the same password in `keys/` is ignored with
+/// a warning, and every snapshot stays readable.
+#[test]
+fn a_damaged_key_file_is_named_and_a_foreign_one_is_ignored() {
+    let repo = repo_with_snapshot();
+    let keys = key_files(&repo.repo);
+    assert_eq!(keys.len(), 1);
+    let good = fs::read(&keys[0]).unwrap();
+
+    // Another repository, same password: its key file copied in beside ours.
+    let other = TestRepo::new();
+    other.backup(&[&repo.path("src")]);
+    let foreign = key_files(&other.repo).pop().unwrap();
+    fs::copy(
+        &foreign,
+        repo.repo.join("keys").join(foreign.file_name().unwrap()),
+    )
+    .unwrap();
+    let (code, out, err) = repo.run(&["snapshots"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("does not decrypt this repository's data") && err.contains("ignored"),
+        "{err}"
+    );
+    assert_usable(&repo);
+    fs::remove_file(repo.repo.join("keys").join(foreign.file_name().unwrap())).unwrap();
+
+    // One bit of the only key file flipped.
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x10;
+    fs::write(&keys[0], &bad).unwrap();
+    let (code, _, err) = repo.run(&["snapshots"]);
+    assert_ne!(code, 0);
+    assert!(!err.contains("wrong password"), "{err}");
+    assert!(
+        err.contains("damaged")
+            && err.contains(&keys[0].file_name().unwrap().to_string_lossy().to_string()),
+        "{err}"
+    );
+    fs::write(&keys[0], &good).unwrap();
+    assert_usable(&repo);
+}

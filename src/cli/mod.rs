@@ -218,6 +218,9 @@ impl Drop for OpenRepo {
         if self.quiet {
             return;
         }
+        for w in self.repo.key_warnings() {
+            eprintln!("warning: {w}");
+        }
         if let Some(why) = self.repo.sync_report().and_then(|r| r.damaged.as_ref()) {
             eprintln!(
                 "warning: the local index cache {} was damaged ({why}); it was rebuilt from the pack trailers",

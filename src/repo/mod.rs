@@ -57,6 +57,8 @@ pub struct Repository {
     key: Arc<MasterKey>,
     config: Config,
     key_name: String,
+    /// Key files that were damaged or foreign when the repository was opened (said, not fatal).
+    key_warnings: Vec<String>,
     index_path: PathBuf,
     /// Opened and synced on first use, so commands that read only manifests never touch it.
     index: OnceLock<(Arc<Index>, SyncReport)>,
@@ -123,13 +125,14 @@ impl Repository {
             Err(Error::NotFound { .. }) => return Err(Error::NotARepository(backend.location())),
             Err(e) => return Err(e),
         };
-        let (key, key_name) = unlock(&*backend, password)?;
+        let (key, key_name, key_warnings) = unlock(&*backend, password)?;
         let index_path = cache_dir.join(&config.id).join("index.redb");
         Ok(Repository {
             backend,
             key: Arc::new(key),
             config,
             key_name,
+            key_warnings,
             index_path,
             index: OnceLock::new(),
             index_init: Mutex::new(()),
@@ -177,6 +180,11 @@ impl Repository {
     }
 
     /// Name of the key file the password opened.
+    /// Key files found damaged or foreign when opening (each a sentence to show the user).
+    pub fn key_warnings(&self) -> &[String] {
+        &self.key_warnings
+    }
+
     pub fn key_name(&self) -> &str {
         &self.key_name
     }
@@ -377,23 +385,106 @@ pub fn add_key_file(
     Ok(name)
 }
 
-/// Try the password against every key file.
-fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKey, String)> {
+/// Largest key file read (they are a few hundred bytes).
+const KEY_FILE_LIMIT: u64 = 64 * 1024;
+
+/// Try the password against every key file. A key file whose content does not match its name
+/// (damage) is skipped and, when no key file opens, named instead of "wrong password". When
+/// more than one opens (another repository's key file copied into `keys/`), the one whose key
+/// decrypts this repository's data is taken and the others are named in the warnings.
+fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKey, String, Vec<String>)> {
     let keys = backend.list("keys/")?;
     if keys.is_empty() {
         return Err(Error::NoKeys);
     }
     let mut damaged = Vec::new();
+    let mut opened = Vec::new();
     for obj in &keys {
-        let parsed = backend.get(&obj.name).and_then(|b| KeyFile::from_bytes(&b));
-        match parsed.and_then(|kf| kf.open(password)) {
-            Ok(Some(k)) => return Ok((k, obj.name.clone())),
+        if obj.size > KEY_FILE_LIMIT {
+            damaged.push(format!(
+                "{}: {} bytes, too large for a key file",
+                obj.name, obj.size
+            ));
+            continue;
+        }
+        let bytes = match backend.get(&obj.name) {
+            Ok(b) => b,
+            Err(e) => {
+                damaged.push(format!("{}: {e}", obj.name));
+                continue;
+            }
+        };
+        if format!("keys/{}", Id::hash_of(&bytes)) != obj.name {
+            damaged.push(format!(
+                "{}: its content does not match its name (the file is damaged)",
+                obj.name
+            ));
+            continue;
+        }
+        match KeyFile::from_bytes(&bytes).and_then(|kf| kf.open(password)) {
+            Ok(Some(k)) => opened.push((k, obj.name.clone())),
             Ok(None) => {}
             Err(e) => damaged.push(format!("{}: {e}", obj.name)),
         }
     }
+    let mut warnings: Vec<String> = damaged
+        .iter()
+        .map(|d| format!("key file {d}; restore it from a copy or remove it"))
+        .collect();
+    if opened.len() > 1 {
+        let fits: Vec<bool> = opened
+            .iter()
+            .map(|(k, _)| opens_repository_data(backend, k))
+            .collect();
+        if fits.iter().any(|f| *f) {
+            let mut all = opened.into_iter().zip(fits);
+            let mut chosen = None;
+            for ((k, name), fit) in all.by_ref() {
+                if fit && chosen.is_none() {
+                    chosen = Some((k, name));
+                } else if !fit {
+                    warnings.push(format!("key file {name} opens with this password but does not decrypt this repository's data (another repository's key file?); it is ignored — remove it"));
+                }
+            }
+            let (k, name) = chosen.expect("one fits");
+            return Ok((k, name, warnings));
+        }
+        opened.truncate(1);
+    }
+    if let Some((k, name)) = opened.pop() {
+        return Ok((k, name, warnings));
+    }
+    // Only when no intact key file is left is damage the answer; with intact ones that the
+    // password does not open, the password is wrong.
     if damaged.len() == keys.len() {
-        return Err(Error::corrupt("key files", damaged.join("; ")));
+        return Err(Error::corrupt(
+            "key files",
+            format!(
+                "{}; no intact key file is left: restore one from a copy",
+                damaged.join("; ")
+            ),
+        ));
     }
     Err(Error::WrongPassword)
+}
+
+/// Whether `key` decrypts a sealed object of the repository in `backend` (a manifest, else a
+/// pack trailer); true when there is none to try.
+fn opens_repository_data(backend: &dyn Backend, key: &MasterKey) -> bool {
+    if let Some(m) = backend
+        .list("snapshots/")
+        .ok()
+        .and_then(|l| l.into_iter().next())
+        && let Ok(b) = backend.get(&m.name)
+    {
+        return blob::decode(key, BlobKind::Manifest, &Id::default(), &b).is_ok();
+    }
+    if let Some(p) = backend
+        .list("data/")
+        .ok()
+        .and_then(|l| l.into_iter().next())
+    {
+        return crate::pack::read_trailer(backend, key, &p.name, p.size).is_ok();
+    }
+    true
 }
