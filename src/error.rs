@@ -76,6 +76,17 @@ pub enum Error {
     )]
     PacksDeletedMeanwhile { count: usize, example: String },
 
+    /// Some files of a restore failed; the others were restored.
+    #[error(
+        "{} file(s) could not be restored ({restored} were); none of them was left half written under its name:\n{}",
+        failed.len(),
+        failed.iter().take(20).map(|(p, e)| format!("  {p}: {e}")).collect::<Vec<_>>().join("\n")
+    )]
+    RestoreIncomplete {
+        restored: u64,
+        failed: Vec<(String, String)>,
+    },
+
     /// A backup's source failed: nothing was written that a snapshot refers to.
     #[error("{0}\nno snapshot was recorded")]
     BackupSourceFailed(Box<Error>),

@@ -3,7 +3,7 @@
 //! redirect a later write), directory metadata deepest-first at the end.
 
 use std::fs;
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -91,19 +91,27 @@ pub fn restore(
         .iter()
         .filter(|e| e.kind == EntryKind::File)
         .collect();
-    let results: Vec<Result<u64>> = files
+    // Every file is tried, whatever happens to the others; each failure is reported at the end.
+    let results: Vec<(&str, Result<u64>)> = files
         .par_iter()
         .map(|e| {
             progress.item(&e.path);
             let p = target.join(&e.path);
-            let n = restore_file(repo, e, &p, opts.overwrite, progress)?;
-            set_meta(&p, e, is_root, false)?;
-            Ok(n)
+            (
+                e.path.as_str(),
+                restore_file(repo, e, &p, opts.overwrite, is_root, progress),
+            )
         })
         .collect();
-    for r in results {
-        summary.bytes += r?;
-        summary.files += 1;
+    let mut failed = Vec::new();
+    for (path, r) in results {
+        match r {
+            Ok(n) => {
+                summary.bytes += n;
+                summary.files += 1;
+            }
+            Err(e) => failed.push((path.to_string(), e.to_string())),
+        }
     }
 
     for e in entries.iter().filter(|e| e.kind == EntryKind::Symlink) {
@@ -124,6 +132,12 @@ pub fn restore(
         set_meta(&target.join(&e.path), e, is_root, false)?;
     }
     progress.finish();
+    if !failed.is_empty() {
+        return Err(Error::RestoreIncomplete {
+            restored: summary.files,
+            failed,
+        });
+    }
     Ok(summary)
 }
 
@@ -152,28 +166,60 @@ fn remove_any(p: &Path) -> Result<()> {
     r.map_err(|e| Error::io(p, e))
 }
 
+/// Restore one file: written under a temporary name beside its final one (`.<name>.snap-tmp-…`),
+/// given its metadata, and renamed into place only once complete, so a failed file never
+/// appears under its name half written (the temporary file is removed). All-zero chunks become
+/// holes: a sparse file comes back sparse.
 fn restore_file(
     repo: &Repository,
     e: &Entry,
     p: &Path,
     overwrite: bool,
+    is_root: bool,
     progress: &dyn Progress,
 ) -> Result<u64> {
-    if let Some(dir) = p.parent() {
-        fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
-    }
+    let dir = p.parent().unwrap_or(Path::new("/"));
+    fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
     if overwrite && p.symlink_metadata().is_ok_and(|m| !m.is_file()) {
         remove_any(p)?;
     }
-    let mut f = fs::OpenOptions::new()
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.snap-tmp-{:08x}",
+        getrandom::u32().unwrap_or(0)
+    ));
+    let f = fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
-        .open(p)
-        .map_err(|err| Error::io(p, err))?;
-    // Decode batch k+1 (in parallel) while batch k is written.
+        .open(&tmp)
+        .map_err(|err| Error::io(&tmp, err))?;
+    let done = write_content(repo, e, f, &tmp, progress)
+        .and_then(|n| set_meta(&tmp, e, is_root, false).map(|_| n))
+        .and_then(|n| {
+            fs::rename(&tmp, p)
+                .map(|_| n)
+                .map_err(|err| Error::io(p, err))
+        });
+    if done.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    done
+}
+
+/// Write `e`'s chunks into `f` (decoding batch k+1 in parallel while batch k is written);
+/// all-zero chunks are skipped over, leaving holes.
+fn write_content(
+    repo: &Repository,
+    e: &Entry,
+    mut f: fs::File,
+    p: &Path,
+    progress: &dyn Progress,
+) -> Result<u64> {
     let decode = |batch: &[crate::snapshot::ChunkRef]| -> Vec<Result<Vec<u8>>> {
         batch.par_iter().map(|c| repo.read_chunk(c.id())).collect()
     };
@@ -189,7 +235,12 @@ fn restore_file(
                     let d = d.map_err(|err| {
                         Error::corrupt(format!("file {}", e.path), err.to_string())
                     })?;
-                    f.write_all(&d).map_err(|err| Error::io(p, err))?;
+                    if d.iter().all(|&b| b == 0) {
+                        f.seek(std::io::SeekFrom::Current(d.len() as i64))
+                            .map_err(|err| Error::io(p, err))?;
+                    } else {
+                        f.write_all(&d).map_err(|err| Error::io(p, err))?;
+                    }
                     n += d.len() as u64;
                     progress.bytes(d.len() as u64);
                 }
@@ -206,6 +257,8 @@ fn restore_file(
             format!("{written} bytes restored, {} expected", e.size),
         ));
     }
+    // A trailing hole needs the length set; then the bytes are made durable.
+    f.set_len(written).map_err(|err| Error::io(p, err))?;
     Ok(written)
 }
 
