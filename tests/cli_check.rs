@@ -993,3 +993,38 @@ fn short_reads_are_reported_not_a_crash() {
         report.problems
     );
 }
+
+/// Temporary files a killed backup left in the repository directory (issue 16): `snap check`
+/// lists them, `snap prune` removes those older than an hour and leaves a fresh one (a write
+/// that may still be in progress).
+#[test]
+fn leftover_temporary_files_are_listed_by_check_and_removed_by_prune() {
+    let repo = TestRepo::new();
+    let src = repo.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"data").unwrap();
+    repo.backup(&[&src]);
+    let dir = repo.repo.join("data").join("ab");
+    std::fs::create_dir_all(&dir).unwrap();
+    let old = dir.join(".tmp-killed");
+    std::fs::write(&old, vec![7u8; 5000]).unwrap();
+    let two_hours_ago =
+        filetime::FileTime::from_unix_time(chrono::Utc::now().timestamp() - 7200, 0);
+    filetime::set_file_mtime(&old, two_hours_ago).unwrap();
+    let fresh = dir.join(".tmp-in-flight");
+    std::fs::write(&fresh, b"x").unwrap();
+
+    let (code, out, err) = repo.run(&["check"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("data/ab/.tmp-killed") && out.contains("5000 bytes"),
+        "{out}"
+    );
+    assert!(
+        !out.contains(".tmp-in-flight"),
+        "a write in progress is not listed: {out}"
+    );
+    let p = repo.json(&["prune", "--json"]);
+    assert_eq!(p["report"]["temporaries_removed"], 1, "{p}");
+    assert!(!old.exists() && fresh.exists());
+}

@@ -111,6 +111,12 @@ impl<B: Backend> Backend for CountingBackend<B> {
     fn is_remote(&self) -> bool {
         self.inner.is_remote()
     }
+    fn leftover_temporaries(&self, min_age: std::time::Duration) -> Result<Vec<ObjectInfo>> {
+        self.inner.leftover_temporaries(min_age)
+    }
+    fn remove_temporary(&self, name: &str) -> Result<()> {
+        self.inner.remove_temporary(name)
+    }
     fn counts(&self) -> Option<RequestCounts> {
         let l = |a: &AtomicU64| a.load(Relaxed);
         Some(RequestCounts {

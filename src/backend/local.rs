@@ -133,6 +133,48 @@ impl Backend for LocalBackend {
         Ok(())
     }
 
+    fn leftover_temporaries(&self, min_age: std::time::Duration) -> Result<Vec<ObjectInfo>> {
+        let mut out = Vec::new();
+        for entry in walkdir::WalkDir::new(&self.root)
+            .follow_links(false)
+            .into_iter()
+            .flatten()
+        {
+            if !entry.file_type().is_file()
+                || !entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+            {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .unwrap_or_default();
+            if age < min_age {
+                continue; // a write in progress
+            }
+            let rel = entry.path().strip_prefix(&self.root).expect("under root");
+            out.push(ObjectInfo {
+                name: rel.to_string_lossy().into_owned(),
+                size: meta.len(),
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn remove_temporary(&self, name: &str) -> Result<()> {
+        let leaf = Path::new(name)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !leaf.starts_with(TEMP_PREFIX) || name.contains("..") {
+            return Err(Error::Invalid(format!("{name} is not a temporary file")));
+        }
+        fs::remove_file(self.root.join(name)).map_err(|e| self.err(name, e))
+    }
+
     fn delete(&self, name: &str) -> Result<()> {
         fs::remove_file(self.path(name)).map_err(|e| self.err(name, e))
     }

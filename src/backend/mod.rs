@@ -58,6 +58,19 @@ pub trait Backend: Send + Sync {
     fn is_remote(&self) -> bool {
         false
     }
+    /// Temporary files an interrupted write left behind (local directories write each object
+    /// to a temporary name first), not modified for `min_age`: names relative to the root.
+    /// Object stores have none (a put is atomic).
+    fn leftover_temporaries(&self, min_age: std::time::Duration) -> Result<Vec<ObjectInfo>> {
+        let _ = min_age;
+        Ok(Vec::new())
+    }
+    /// Remove one of [`Backend::leftover_temporaries`].
+    fn remove_temporary(&self, name: &str) -> Result<()> {
+        Err(crate::Error::Invalid(format!(
+            "{name}: this backend has no temporary files"
+        )))
+    }
 }
 
 /// A smart pointer to a backend is that backend (`Arc<dyn Backend>`, `Box<dyn Backend>`).
@@ -93,6 +106,12 @@ macro_rules! delegate_backend {
             }
             fn is_remote(&self) -> bool {
                 (**self).is_remote()
+            }
+            fn leftover_temporaries(&self, min_age: std::time::Duration) -> Result<Vec<ObjectInfo>> {
+                (**self).leftover_temporaries(min_age)
+            }
+            fn remove_temporary(&self, name: &str) -> Result<()> {
+                (**self).remove_temporary(name)
             }
         }
     };

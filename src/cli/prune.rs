@@ -77,6 +77,12 @@ fn prune_with(g: &Global, opts: &PruneOptions, json: bool) -> anyhow::Result<u8>
             output::bytes(report.bytes_repacked),
             report.packs_written
         );
+        if report.temporaries_removed > 0 {
+            println!(
+                "removed {} temporary files left by interrupted writes",
+                report.temporaries_removed
+            );
+        }
     }
     for u in &plan.unreadable {
         eprintln!("warning: pack trailer unreadable, pack left alone: {u} (run `snap check`)");

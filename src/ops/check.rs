@@ -170,6 +170,7 @@ pub enum FindingKind {
     DuplicateChunks,
     StaleLock,
     Lock,
+    LeftoverTemporary,
     DeletionPlan,
     UnexpectedObject,
 }
@@ -198,6 +199,7 @@ impl FindingKind {
             DuplicateChunks => "duplicate_chunks",
             StaleLock => "stale_lock",
             Lock => "lock",
+            LeftoverTemporary => "leftover_temporary",
             DeletionPlan => "deletion_plan",
             UnexpectedObject => "unexpected_object",
         }
@@ -1086,6 +1088,7 @@ pub fn check(
         ));
     }
     report_locks(backend, key, opts.own_lock.as_deref(), &out);
+    report_temporaries(backend, &out);
 
     progress.finish();
     let sort = |v: &mut Vec<Finding>| {
@@ -1147,6 +1150,12 @@ impl Backend for Strict<'_> {
     }
     fn exists(&self, name: &str) -> Result<bool> {
         self.0.exists(name)
+    }
+    fn leftover_temporaries(
+        &self,
+        min_age: std::time::Duration,
+    ) -> Result<Vec<crate::backend::ObjectInfo>> {
+        self.0.leftover_temporaries(min_age)
     }
 }
 
@@ -1574,6 +1583,22 @@ fn compare_cache(
                 "the local index {shown} disagrees with the pack trailers; run `snap repair index`"
             ),
         ));
+    }
+}
+
+/// Temporary files interrupted writes left (information: `snap prune` removes them).
+fn report_temporaries(backend: &dyn Backend, out: &Findings) {
+    let Ok(left) = backend.leftover_temporaries(crate::ops::prune::TEMPORARY_MIN_AGE) else {
+        return;
+    };
+    for t in left {
+        out.info(
+            Finding::new(
+                FindingKind::LeftoverTemporary,
+                format!("temporary file {} ({} bytes) left by an interrupted write; `snap prune` removes it", t.name, t.size),
+            )
+            .object(t.name.clone()),
+        );
     }
 }
 

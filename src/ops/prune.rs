@@ -309,9 +309,26 @@ pub struct PruneReport {
     pub chunks_repacked: u64,
     pub bytes_repacked: u64,
     pub packs_written: u64,
+    /// Temporary files of interrupted writes removed (older than [`TEMPORARY_MIN_AGE`]).
+    pub temporaries_removed: usize,
     /// A snapshot was written after the plan was made (a writer whose lock was removed or
     /// stale): phase 2 deleted nothing, its plans wait for the next prune.
     pub deletions_postponed: bool,
+}
+
+/// A temporary file this old belongs to no write in progress (a write takes seconds; a
+/// writer suspended longer fails its put and writes no manifest, rule W3).
+pub const TEMPORARY_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Remove the temporary files interrupted writes left; returns how many.
+fn remove_temporaries(repo: &Repository) -> Result<usize> {
+    let mut n = 0;
+    for t in repo.backend().leftover_temporaries(TEMPORARY_MIN_AGE)? {
+        if repo.backend().remove_temporary(&t.name).is_ok() {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Carry out `plan` (made by [`plan`] under the same exclusive lock).
@@ -324,7 +341,10 @@ pub fn execute(
     opts: &PruneOptions,
     progress: &dyn Progress,
 ) -> Result<PruneReport> {
-    let mut report = PruneReport::default();
+    let mut report = PruneReport {
+        temporaries_removed: remove_temporaries(repo)?,
+        ..Default::default()
+    };
     let level = opts.compression.unwrap_or(repo.config().compression);
     progress.start(
         "prune",
