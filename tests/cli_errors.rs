@@ -586,3 +586,39 @@ fn a_damaged_key_file_is_named_and_a_foreign_one_is_ignored() {
     fs::write(&keys[0], &good).unwrap();
     assert_usable(&repo);
 }
+
+/// A file that grows while it is read (issue 16): stored as read, with a warning naming it,
+/// counted in the summary, and the documented exit code for an incomplete snapshot (4).
+#[test]
+fn a_file_that_changes_while_read_is_reported() {
+    let repo = TestRepo::new();
+    let src = repo.path("src");
+    fs::create_dir(&src).unwrap();
+    let growing = src.join("growing.log");
+    fs::write(&growing, vec![b'x'; 32 << 20]).unwrap();
+    fs::write(src.join("still.txt"), b"still").unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, path) = (stop.clone(), growing.clone());
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = fs::OpenOptions::new().append(true).open(path).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                f.write_all(&[b'y'; 4096]).unwrap();
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let (code, out, err) = repo.run(&["backup", "--json", src.to_str().unwrap()]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert!(
+        err.contains("growing.log: changed while it was read"),
+        "{err}"
+    );
+    assert!(!err.contains("still.txt"), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["summary"]["changed_while_read"], 1, "{v}");
+}

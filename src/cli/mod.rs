@@ -45,7 +45,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// The repository is locked by another process.
     pub const LOCKED: u8 = 3;
-    /// A snapshot was saved, but some files could not be read and are missing from it.
+    /// A snapshot was saved, but some files could not be read and are missing from it, or
+    /// changed while they were read.
     pub const INCOMPLETE: u8 = 4;
 }
 

@@ -435,6 +435,13 @@ fn backup_files(
                         let (chunks, size) = r?;
                         e.chunks = chunks;
                         e.size = size;
+                        if changed_while_read(&m, &f, size) {
+                            ctx.summary.changed_while_read += 1;
+                            ctx.warn(format!(
+                                "{}: changed while it was read (size or modification time); stored as read, which may mix old and new content",
+                                item.abs.display()
+                            ));
+                        }
                     }
                     Err(err) => {
                         ctx.warn(format!(
@@ -462,6 +469,18 @@ fn backup_files(
         tree.push(&e)?;
     }
     Ok(())
+}
+
+/// Whether the file read through `f` (whose metadata before reading was `before`; `read`
+/// bytes came out) was modified meanwhile: another size, length or change time.
+fn changed_while_read(before: &std::fs::Metadata, f: &std::fs::File, read: u64) -> bool {
+    let Ok(after) = f.metadata() else { return true };
+    read != before.len()
+        || after.len() != before.len()
+        || after.mtime() != before.mtime()
+        || after.mtime_nsec() != before.mtime_nsec()
+        || after.ctime() != before.ctime()
+        || after.ctime_nsec() != before.ctime_nsec()
 }
 
 fn all_reusable(saver: &Saver, chunks: &[ChunkRef]) -> Result<bool> {

@@ -50,6 +50,9 @@ pub struct Summary {
     pub packs_new: u64,
     /// Entries skipped with a warning (unreadable files, unsupported names or types).
     pub skipped: u64,
+    /// Files whose size or modification time changed while they were read: stored as read,
+    /// with a warning (the copy may mix old and new content).
+    pub changed_while_read: u64,
     pub duration_ms: u64,
 }
 
