@@ -145,7 +145,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     }
     if !out.warnings.is_empty() {
         eprintln!(
-            "warning: {} entries could not be backed up or changed while read (listed above); the snapshot may be incomplete or inconsistent",
+            "warning: {} entries could not be backed up or changed while read (listed above); the snapshot is incomplete",
             out.warnings.len()
         );
         return Ok(exit::INCOMPLETE);
