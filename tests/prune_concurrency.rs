@@ -10,10 +10,35 @@
 mod support;
 
 use std::io::Read;
-use std::process::Stdio;
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use support::*;
+
+/// `snap backup --command` of `first`, then (once the file `go` exists) `second`, as
+/// `db/all.sql`: a backup that stalls mid-stream until the test lets it go on.
+fn spawn_gated_backup(repo: &TestRepo, first: &Path, go: &Path, second: &Path) -> Child {
+    let script = format!(
+        "cat '{}'; while [ ! -e '{}' ]; do sleep 0.05; done; cat '{}'",
+        first.display(),
+        go.display(),
+        second.display()
+    );
+    repo.cmd()
+        .args([
+            "backup",
+            "--json",
+            "--command",
+            &script,
+            "--stdin-name",
+            "db/all.sql",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
 
 #[test]
 fn backup_survives_prune_even_when_its_lock_was_removed() {
@@ -32,26 +57,7 @@ fn backup_survives_prune_even_when_its_lock_was_removed() {
 
     // Backup B streams part1, then waits for a go file, then streams part2.
     let go = repo.path("go");
-    let script = format!(
-        "cat '{}'; while [ ! -e '{}' ]; do sleep 0.05; done; cat '{}'",
-        src.join("part1").display(),
-        go.display(),
-        repo.path("part2").display()
-    );
-    let mut b = repo
-        .cmd()
-        .args([
-            "backup",
-            "--json",
-            "--command",
-            &script,
-            "--stdin-name",
-            "db/all.sql",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut b = spawn_gated_backup(&repo, &src.join("part1"), &go, &repo.path("part2"));
 
     // Wait until B holds its lock and has had time to push part1 through the pipeline.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -214,26 +220,7 @@ fn a_backup_whose_packs_a_prune_deleted_records_no_snapshot() {
     let s0 = repo.backup(&[&kept]);
 
     let go = repo.path("go");
-    let script = format!(
-        "cat '{}'; while [ ! -e '{}' ]; do sleep 0.05; done; cat '{}'",
-        repo.path("part1").display(),
-        go.display(),
-        repo.path("part2").display()
-    );
-    let b = repo
-        .cmd()
-        .args([
-            "backup",
-            "--json",
-            "--command",
-            &script,
-            "--stdin-name",
-            "db/all.sql",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let b = spawn_gated_backup(&repo, &repo.path("part1"), &go, &repo.path("part2"));
     // Wait until the backup has written packs of part1.
     let deadline = Instant::now() + Duration::from_secs(60);
     let packs = || count_files(&repo.repo.join("data"));

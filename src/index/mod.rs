@@ -115,17 +115,20 @@ pub struct Index {
     _lock: Option<std::fs::File>,
 }
 
-/// The checksum sidecar of an index file.
-pub fn sum_path(path: &Path) -> PathBuf {
+/// `path` with `suffix` appended to its file name (`index.redb` → `index.redb.b3`).
+fn beside(path: &Path, suffix: &str) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
-    p.push(".b3");
+    p.push(suffix);
     PathBuf::from(p)
 }
 
+/// The checksum sidecar of an index file.
+pub fn sum_path(path: &Path) -> PathBuf {
+    beside(path, ".b3")
+}
+
 fn lock_path(path: &Path) -> PathBuf {
-    let mut p = path.as_os_str().to_owned();
-    p.push(".lock");
-    PathBuf::from(p)
+    beside(path, ".lock")
 }
 
 /// `"blake3 <hex> <length>"` of the file at `path`.
@@ -491,7 +494,7 @@ impl Drop for Index {
             return;
         }
         let sum = sum_path(&self.path);
-        let tmp = sum.with_extension("b3.tmp");
+        let tmp = beside(&sum, ".tmp");
         if let Ok(line) = file_sum(&self.path)
             && std::fs::write(&tmp, format!("{line}\n")).is_ok()
         {

@@ -223,14 +223,13 @@ pub fn backup(
     let warnings = std::mem::take(&mut ctx.warnings);
     drop(ctx);
     let stats = saver.finish()?;
-    let mut manifest = None;
-    let (id, _) = commit_manifest(repo, &tree_refs, stats, level, |stats| {
+    let (id, manifest, _) = commit_manifest(repo, &tree_refs, stats, level, |stats| {
         summary.chunks_new = stats.chunks_new;
         summary.added_raw_bytes = stats.raw_bytes_new;
         summary.added_bytes = stats.bytes_added;
         summary.packs_new = stats.packs;
         summary.duration_ms = started.elapsed().as_millis() as u64;
-        let m = Manifest {
+        Manifest {
             version: 1,
             time,
             host,
@@ -243,12 +242,9 @@ pub fn backup(
             tree: tree_refs.clone(),
             summary,
             copied_from: None,
-        };
-        manifest = Some(m.clone());
-        m
+        }
     })?;
     progress.finish();
-    let manifest = manifest.expect("the manifest was made");
     Ok(BackupOutcome {
         snapshot: Snapshot { id, manifest },
         warnings,
@@ -550,14 +546,14 @@ fn deps_live(repo: &Repository, deps: &HashSet<Id>) -> Result<bool> {
 /// condemned (rules W2 and W3, repo-format.md §9.2), and check the packs again once it is
 /// written: a manifest whose packs a prune deleted meanwhile is removed again and the command
 /// fails, so no command ever records a snapshot it cannot restore. `make` builds the manifest
-/// from the final figures. Returns the snapshot id and those figures.
+/// from the final figures. Returns the snapshot id, its manifest and those figures.
 pub(crate) fn commit_manifest(
     repo: &Repository,
     tree: &[ChunkRef],
     mut stats: crate::repo::SaveStats,
     level: i32,
     make: impl FnOnce(&crate::repo::SaveStats) -> Manifest,
-) -> Result<(Id, crate::repo::SaveStats)> {
+) -> Result<(Id, Manifest, crate::repo::SaveStats)> {
     let mut deps: HashSet<Id> = stats
         .reused_packs
         .union(&stats.written_packs)
@@ -575,12 +571,13 @@ pub(crate) fn commit_manifest(
         if !deps_live(repo, &deps)? {
             continue; // condemned between the rescue and the check: rescue again
         }
-        let id = repo.save_manifest(&make(&stats))?;
+        let manifest = make(&stats);
+        let id = repo.save_manifest(&manifest)?;
         if let Err(e) = deps_live(repo, &deps) {
             let _ = repo.backend().delete(&format!("snapshots/{id}"));
             return Err(e);
         }
-        return Ok((id, stats));
+        return Ok((id, manifest, stats));
     }
     Err(Error::Invalid(
         "prunes running alongside this command keep condemning packs it depends on; no snapshot was recorded. Run it again when no prune runs"

@@ -534,7 +534,7 @@ fn rechunk_snapshot(
     let tree_refs = tree.finish()?;
     let stats = saver.finish()?;
     let manifest = copied_manifest(s, tree_refs.clone(), copied);
-    let (id, stats) =
+    let (id, _, stats) =
         crate::ops::backup::commit_manifest(dst, &tree_refs, stats, level, |_| manifest)?;
     report.chunks_sent += stats.chunks_new;
     report.bytes_sent += stats.bytes_added;

@@ -441,6 +441,14 @@ fn err(status: &str, error: &str, message: &str, code: &str) -> Response<Body> {
     )
 }
 
+/// A route the server does not have (the web framework's answer, not a Storage error).
+fn route_not_found(method: &Method, path: &str) -> Response<Body> {
+    json_resp(
+        StatusCode::NOT_FOUND,
+        json!({"message": format!("Route {method}:{path} not found"), "error": "Not Found", "statusCode": 404}),
+    )
+}
+
 fn no_such_bucket() -> Response<Body> {
     err(
         "404",
@@ -646,10 +654,7 @@ async fn handle(st: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body
         .to_string();
     let method = req.method().clone();
     let Some(r) = route(&path) else {
-        return Ok(json_resp(
-            StatusCode::NOT_FOUND,
-            json!({"message": format!("Route {method}:{raw_path} not found"), "error": "Not Found", "statusCode": 404}),
-        ));
+        return Ok(route_not_found(&method, &raw_path));
     };
     if let Some(refused) = refuse(&r, &method, who) {
         return Ok(if method == Method::HEAD {
@@ -740,10 +745,7 @@ async fn handle(st: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body
         (m @ (Method::POST | Method::PUT), Route::Object(Access::Plain, bucket, name)) => {
             upload(&st, who, &bucket, &name, m == Method::PUT, req).await
         }
-        (m, r) => json_resp(
-            StatusCode::NOT_FOUND,
-            json!({"message": format!("Route {m}:{raw_path} not found ({r:?})"), "error": "Not Found", "statusCode": 404}),
-        ),
+        (m, _) => route_not_found(&m, &raw_path),
     };
     Ok(resp)
 }
