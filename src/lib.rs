@@ -37,6 +37,7 @@ pub mod index;
 pub mod ops;
 pub mod pack;
 pub mod progress;
+pub mod redact;
 pub mod repo;
 pub mod secret;
 pub mod snapshot;

@@ -41,6 +41,7 @@ pub fn read_text_file(path: &Path, limit: u64) -> Result<Zeroizing<String>> {
 /// The first line (without its end, surrounding whitespace kept) of `text`.
 fn first_line(text: &str) -> Zeroizing<String> {
     let end = text.find(['\n', '\r']).unwrap_or(text.len());
+    crate::redact::remember(&text[..end]);
     Zeroizing::new(text[..end].to_string())
 }
 

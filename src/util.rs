@@ -1,4 +1,4 @@
-//! Small helpers with one home: host and user names, secret masking.
+//! Small helpers with one home: host and user names, sizes, panic boundary.
 
 /// This machine's host name (for snapshots, key files, locks).
 pub fn hostname() -> String {
@@ -12,24 +12,25 @@ pub fn username() -> String {
         .unwrap_or_else(|_| unsafe { libc::geteuid() }.to_string())
 }
 
-/// Replace the password in a URL-like string (`scheme://user:password@host`) with `***`.
-pub fn mask_secret_url(s: &str) -> String {
-    if let Some(scheme_end) = s.find("://") {
-        let rest = &s[scheme_end + 3..];
-        let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        if let Some(at) = rest[..auth_end].rfind('@') {
-            let userinfo = &rest[..at];
-            if let Some(colon) = userinfo.find(':') {
-                return format!(
-                    "{}://{}:***{}",
-                    &s[..scheme_end],
-                    &userinfo[..colon],
-                    &rest[at..]
-                );
-            }
-        }
-    }
-    s.to_string()
+/// Create `dir` and its missing parents with mode 0700, whatever the umask: repository and
+/// cache directories hold only snap's own files (repo-format.md §1).
+pub fn create_private_dir_all(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Open `path` for writing, creating it with mode 0600 whatever the umask.
+pub fn open_private(path: &std::path::Path, truncate: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(truncate)
+        .mode(0o600)
+        .open(path)
 }
 
 /// Parse a byte size: `4096`, `500K`, `500KiB`, `500KB`, `2M`, `1.5GiB`, `1T` (binary units).
@@ -60,16 +61,6 @@ mod tests {
         assert_eq!(parse_size("1.5KiB").unwrap(), 1536);
         assert_eq!(parse_size("7").unwrap(), 7);
         assert!(parse_size("7 parsecs").is_err());
-    }
-
-    #[test]
-    fn masks_passwords() {
-        assert_eq!(
-            mask_secret_url("postgresql://postgres:s3cr@t@db.x.supabase.co:5432/postgres"),
-            "postgresql://postgres:***@db.x.supabase.co:5432/postgres"
-        );
-        assert_eq!(mask_secret_url("/backups/repo"), "/backups/repo");
-        assert_eq!(mask_secret_url("s3://host/bucket"), "s3://host/bucket");
     }
 }
 

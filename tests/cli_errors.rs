@@ -622,3 +622,98 @@ fn a_file_that_changes_while_read_is_reported() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["summary"]["changed_while_read"], 1, "{v}");
 }
+
+#[test]
+fn secrets_in_a_stream_command_are_never_stored_or_shown() {
+    let repo = TestRepo::new();
+    // A password-like variable and a URL password on the command line.
+    let cmd = "PGPASSWORD=pw-in-env-4711 printf 'dump of postgresql://app:pw-in-url-0815@db/x'";
+    let (code, out, err) = repo.run(&["backup", "--command", cmd, "--stdin-name", "dump.sql"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (_, listing, _) = repo.run(&["snapshots", "--json"]);
+    for secret in ["pw-in-env-4711"] {
+        assert!(!listing.contains(secret), "stored verbatim: {listing}");
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "{out}\n{err}"
+        );
+    }
+    assert!(listing.contains("PGPASSWORD=***"), "{listing}");
+    // Stored redacted, not only shown so (older snapshots are masked when shown).
+    let backend: std::sync::Arc<dyn snap::backend::Backend> =
+        std::sync::Arc::new(snap::backend::LocalBackend::new(&repo.repo));
+    let lib =
+        snap::repo::Repository::open(backend, repo.password.as_bytes(), &repo.path("c2")).unwrap();
+    let stored = &lib.snapshots().unwrap()[0].manifest.description;
+    assert!(
+        stored.contains("PGPASSWORD=***") && !stored.contains("4711"),
+        "{stored}"
+    );
+    // The data itself is data: not redacted.
+    let data = repo.cat("latest", "dump.sql");
+    assert_eq!(data, b"dump of postgresql://app:pw-in-url-0815@db/x");
+
+    // A failing command's error passes the same step.
+    let cmd = "echo 'auth failed for PGPASSWORD=pw-in-env-4711' >&2; exit 3";
+    let (code, out, err) = repo.run(&["backup", "--command", cmd, "--stdin-name", "x.sql"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        !err.contains("pw-in-env-4711") && err.contains("***"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_repository_password_is_masked_in_every_message() {
+    let repo = repo_with_snapshot();
+    // A snapshot "id" that is the password (a user's paste mistake) is echoed masked.
+    let (code, _, err) = repo.run(&["restore", &repo.password, "--target", "/tmp/x"]);
+    assert_ne!(code, 0);
+    assert!(
+        !err.contains(&repo.password) && err.contains("***"),
+        "{err}"
+    );
+}
+
+#[test]
+fn repository_and_cache_files_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let repo = TestRepo::uninit();
+    let umask0 = |mut c: std::process::Command| {
+        unsafe {
+            c.pre_exec(|| {
+                libc::umask(0);
+                Ok(())
+            });
+        }
+        c
+    };
+    let mut c = umask0(repo.cmd());
+    c.args(["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
+    let (code, out, err) = output_parts(c.output().unwrap());
+    assert_eq!(code, 0, "{out}\n{err}");
+    let src = repo.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f"), b"data").unwrap();
+    let mut c = umask0(repo.cmd());
+    c.arg("backup").arg(&src);
+    let (code, out, err) = output_parts(c.output().unwrap());
+    assert_eq!(code, 0, "{out}\n{err}");
+    let mut seen = 0;
+    for root in [&repo.repo, &repo.cache] {
+        for e in walkdir::WalkDir::new(root) {
+            let e = e.unwrap();
+            let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+            let want = if e.file_type().is_dir() { 0o700 } else { 0o600 };
+            assert_eq!(mode, want, "{} is {mode:o}", e.path().display());
+            seen += 1;
+        }
+    }
+    assert!(seen > 8, "walked the repository and the cache ({seen})");
+    assert!(
+        walkdir::WalkDir::new(&repo.cache)
+            .into_iter()
+            .any(|e| e.unwrap().file_name() == "index.redb")
+    );
+}

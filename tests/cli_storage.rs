@@ -1143,3 +1143,25 @@ fn memory_stays_flat_whatever_the_object_sizes() {
         storage.maxrss_kib
     );
 }
+
+#[test]
+fn a_server_that_echoes_the_request_never_gets_the_key_printed() {
+    // Supabase's newer secret keys are not JWTs: only the redaction step's memory of the
+    // key read from --service-key-file can mask it.
+    const SECRET: &str = "sb_secret_Qm9vZ2llV29vZ2llMTIzNDU2";
+    let s = StorageServer::start(SECRET);
+    s.create_bucket("b", false, None, None);
+    let env = Env::new();
+    std::fs::write(&env.key_file, format!("{SECRET}\n")).unwrap();
+    s.faults().echo_request_headers = true;
+    for project in [false, true] {
+        let (code, out, err) = env.backup(&s, project, &[]);
+        assert_eq!(code, 1, "{out}\n{err}");
+        assert!(
+            err.contains("proxy: request refused"),
+            "the body is shown: {err}"
+        );
+        assert!(err.contains("***"), "{err}");
+        assert!(!err.contains(SECRET) && !out.contains(SECRET), "{err}");
+    }
+}

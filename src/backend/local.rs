@@ -117,7 +117,7 @@ impl Backend for LocalBackend {
             .expect("object has a parent dir")
             .to_path_buf();
         if !dir.exists() {
-            fs::create_dir_all(&dir).map_err(|e| self.err(name, e))?;
+            crate::util::create_private_dir_all(&dir).map_err(|e| self.err(name, e))?;
             if let Some(up) = dir.parent() {
                 fsync_dir(up).map_err(|e| self.err(name, e))?;
             }

@@ -131,7 +131,7 @@ pub fn open_location(location: &str) -> Result<Box<dyn Backend>> {
     {
         return Err(crate::error::Error::Invalid(format!(
             "repository location {:?}: {scheme}: repositories are not supported by this build; use a local path or s3:https://host/bucket/prefix",
-            crate::util::mask_secret_url(location)
+            crate::redact::url_passwords(location)
         )));
     }
     Ok(Box::new(CountingBackend::new(LocalBackend::new(location))))

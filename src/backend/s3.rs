@@ -128,6 +128,11 @@ pub struct S3Backend {
 impl S3Backend {
     /// Open `s3:…` (the part after `s3:` in `rest`). Builds the client only; no request is made.
     pub fn open(rest: &str) -> Result<S3Backend> {
+        for var in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+            if let Ok(v) = std::env::var(var) {
+                crate::redact::remember(&v);
+            }
+        }
         S3Backend::build(rest, AmazonS3Builder::from_env())
     }
 
@@ -139,6 +144,7 @@ impl S3Backend {
         secret_access_key: &str,
         region: &str,
     ) -> Result<S3Backend> {
+        crate::redact::remember(secret_access_key);
         let b = AmazonS3Builder::new()
             .with_access_key_id(access_key_id)
             .with_secret_access_key(secret_access_key)

@@ -128,7 +128,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
             &out.warnings,
         ))?;
     } else if !g.quiet {
-        println!(
+        tell!(
             "snapshot {} saved: {} files, {} dirs, {} in total; {}",
             out.snapshot.id.short(),
             s.files,
@@ -137,14 +137,14 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
             output::backup_line(&snap::ops::summary::BackupFigures::of(&out)),
         );
         if s.files_unchanged > 0 {
-            println!(
+            tell!(
                 "  {} files unchanged since the parent snapshot (not read again)",
                 s.files_unchanged
             );
         }
     }
     if !out.warnings.is_empty() {
-        eprintln!(
+        say!(
             "warning: {} entries could not be backed up or changed while read (listed above); the snapshot is incomplete",
             out.warnings.len()
         );
@@ -165,7 +165,7 @@ fn from_config(g: &Global, a: &Args, path: &std::path::Path) -> anyhow::Result<u
     let cfg = match snap::config::Config::load(path) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            say!("error: {e}");
             return Ok(exit::USAGE);
         }
     };
@@ -187,17 +187,17 @@ fn from_config(g: &Global, a: &Args, path: &std::path::Path) -> anyhow::Result<u
                 let f = snap::ops::summary::BackupFigures::of(&out);
                 failed |= !f.warnings.is_empty();
                 if !a.json && !g.quiet {
-                    println!("project {}: snapshot {}", p.name, f.short_id);
+                    tell!("project {}: snapshot {}", p.name, f.short_id);
                     for row in output::source_rows(&f) {
-                        println!("  {row}");
+                        tell!("  {row}");
                     }
-                    println!("  {}", output::backup_line(&f));
+                    tell!("  {}", output::backup_line(&f));
                 }
                 results.push(serde_json::json!({ "project": p.name, "ok": f.warnings.is_empty(), "backup": f }));
             }
             Err(e) => {
                 failed = true;
-                eprintln!("error: project {}: {e}", p.name);
+                say!("error: project {}: {e}", p.name);
                 if matches!(e, snap::Error::Locked(_)) {
                     return Ok(exit::LOCKED);
                 }

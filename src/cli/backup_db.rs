@@ -47,6 +47,7 @@ impl DbConnArgs {
         }
         for var in ["SNAP_DB_PASSWORD", "PGPASSWORD"] {
             if let Ok(p) = std::env::var(var) {
+                snap::redact::remember(&p);
                 return Ok(Some(Zeroizing::new(p)));
             }
         }
@@ -120,10 +121,10 @@ pub fn run(g: &Global, a: &DbConnArgs, opts: &BackupOptions, json: bool) -> anyh
         return Ok(exit::OK);
     }
     for n in &out.notes {
-        eprintln!("note: {n}");
+        say!("note: {n}");
     }
     let db = &out.source_summary;
-    println!(
+    tell!(
         "snapshot {} of database {} ({}, dumped with {}, snapshot {})",
         out.snapshot.id.short(),
         db["database"].as_str().unwrap_or("?"),
@@ -134,15 +135,15 @@ pub fn run(g: &Global, a: &DbConnArgs, opts: &BackupOptions, json: bool) -> anyh
         db["pg_dump"].as_str().unwrap_or("?"),
         db["snapshot"].as_str().unwrap_or("?"),
     );
-    println!("  {:<24} {:>7} {:>12}", "schema", "tables", "data");
+    tell!("  {:<24} {:>7} {:>12}", "schema", "tables", "data");
     for sc in db["schemas"].as_array().into_iter().flatten() {
-        println!(
+        tell!(
             "  {:<24} {:>7} {:>12}",
             sc["schema"].as_str().unwrap_or("?"),
             sc["tables"].as_u64().unwrap_or(0),
             output::bytes(sc["bytes"].as_u64().unwrap_or(0))
         );
     }
-    println!("  {}", output::backup_line(&f));
+    tell!("  {}", output::backup_line(&f));
     Ok(exit::OK)
 }

@@ -70,10 +70,12 @@ impl StorageConnArgs {
         if let Ok(k) = std::env::var("SUPABASE_SERVICE_ROLE_KEY")
             && !k.trim().is_empty()
         {
+            snap::redact::remember(&k);
             return Ok(Zeroizing::new(k.trim().to_string()));
         }
         if std::io::stdin().is_terminal() {
             let k = Zeroizing::new(rpassword::prompt_password("Supabase service_role key: ")?);
+            snap::redact::remember(&k);
             return Ok(Zeroizing::new(k.trim().to_string()));
         }
         anyhow::bail!(
@@ -145,22 +147,22 @@ pub fn run(
         return Ok(code);
     }
     if !g.quiet {
-        println!(
+        tell!(
             "snapshot {} of Supabase Storage at {} ({} listing)",
             out.snapshot.id.short(),
             st.api_base,
             st.listing
         );
-        println!("  {:<32} {:>9} {:>12}", "bucket", "objects", "size");
+        tell!("  {:<32} {:>9} {:>12}", "bucket", "objects", "size");
         for b in &st.buckets {
-            println!(
+            tell!(
                 "  {:<32} {:>9} {:>12}",
                 output::path(&b.bucket),
                 b.objects,
                 output::bytes(b.bytes)
             );
         }
-        println!(
+        tell!(
             "  {} objects: {} downloaded ({}), {} unchanged since the parent snapshot (reused, not downloaded)",
             st.objects,
             st.downloaded,
@@ -168,12 +170,12 @@ pub fn run(
             st.reused
         );
         if st.retries > 0 {
-            println!(
+            tell!(
                 "  {} transient failures (timeouts, resets, 429/5xx) were retried",
                 st.retries
             );
         }
-        println!(
+        tell!(
             "  read {} in {:.1} s ({:.1} MB/s); added {} to the repository (dedup ratio {})",
             output::bytes(s.bytes_read),
             secs,
@@ -187,13 +189,13 @@ pub fn run(
         );
     }
     if st.vanished > 0 {
-        eprintln!(
+        say!(
             "warning: {} objects were deleted or changed during the backup and are not in the snapshot",
             st.vanished
         );
     }
     if st.failed > 0 {
-        eprintln!(
+        say!(
             "warning: {} objects could not be backed up; the snapshot is incomplete",
             st.failed
         );

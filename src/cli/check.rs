@@ -108,10 +108,10 @@ fn line(level: &str, f: &Finding) -> String {
 
 fn render(r: &CheckReport, quiet: bool) {
     for f in &r.problems {
-        println!("{}", line("problem", f));
+        tell!("{}", line("problem", f));
     }
     for f in &r.warnings {
-        println!("{}", line("warning", f));
+        tell!("{}", line("warning", f));
     }
     if !quiet {
         let mut shown: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
@@ -119,12 +119,12 @@ fn render(r: &CheckReport, quiet: bool) {
             let n = shown.entry(f.kind).or_default();
             *n += 1;
             if *n <= INFO_PER_KIND {
-                println!("{}", line("info", f));
+                tell!("{}", line("info", f));
             }
         }
         for (kind, n) in shown {
             if n > INFO_PER_KIND {
-                println!(
+                tell!(
                     "info [{}]: … and {} more (see --json)",
                     kind.as_str(),
                     n - INFO_PER_KIND
@@ -133,7 +133,7 @@ fn render(r: &CheckReport, quiet: bool) {
         }
     }
     let s = &r.summary;
-    println!(
+    tell!(
         "checked {} key files, {} snapshots ({} trees, {} entries), {} packs ({}), {} chunks ({} referenced)",
         s.key_files,
         s.snapshots,
@@ -145,7 +145,7 @@ fn render(r: &CheckReport, quiet: bool) {
         s.chunks_referenced,
     );
     if s.read_data != "off" {
-        println!(
+        tell!(
             "read data ({}): {} packs, {}, {} blobs in {:.1} s ({:.1} MB/s)",
             s.read_data,
             s.packs_read,
@@ -161,8 +161,8 @@ fn render(r: &CheckReport, quiet: bool) {
         n => format!(" ({n} warnings about the local index)"),
     };
     match s.problems {
-        0 => println!("no problems found{warnings}"),
-        1 => println!("1 problem found{warnings}"),
-        n => println!("{n} problems found{warnings}"),
+        0 => tell!("no problems found{warnings}"),
+        1 => tell!("1 problem found{warnings}"),
+        n => tell!("{n} problems found{warnings}"),
     }
 }

@@ -35,7 +35,7 @@ pub fn run(_g: &Global, c: &Command) -> anyhow::Result<u8> {
             let cfg = match Config::load(config) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    say!("error: {e}");
                     return Ok(exit::USAGE);
                 }
             };
@@ -128,7 +128,7 @@ fn summary(c: &Config) -> Summary {
     let r = &c.repository;
     Summary {
         file: c.path.display().to_string(),
-        repository: snap::util::mask_secret_url(&r.location),
+        repository: snap::redact::url_passwords(&r.location),
         password: secret(&r.password),
         cache_dir: c.cache_dir().display().to_string(),
         host: r.host.clone().unwrap_or_else(snap::util::hostname),
@@ -162,7 +162,7 @@ fn summary(c: &Config) -> Summary {
         offsite: c.offsite.as_ref().map(|o| {
             format!(
                 "{} (parallel {})",
-                snap::util::mask_secret_url(&o.location),
+                snap::redact::url_passwords(&o.location),
                 o.parallel
             )
         }),
@@ -174,7 +174,7 @@ fn summary(c: &Config) -> Summary {
                 tags: p.all_tags(),
                 db: p.db.as_ref().map(|d| DbJson {
                     target: match &d.target {
-                        DbTarget::Url(u) => snap::util::mask_secret_url(u),
+                        DbTarget::Url(u) => snap::redact::url_passwords(u),
                         DbTarget::ProjectRef {
                             project_ref,
                             pooler_host: None,

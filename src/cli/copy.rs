@@ -101,16 +101,16 @@ fn print_report(r: &CopyReport, to: &str) {
         CopyMode::SameKey => "same master key: packs copied without re-encryption",
         CopyMode::Rechunk => "different keys: content re-chunked for the destination",
     };
-    println!("copy to {to} ({mode})");
+    tell!("copy to {to} ({mode})");
     for (src, dst) in &r.skipped {
-        println!("  {}  already there as {}", src.short(), dst.short());
+        tell!("  {}  already there as {}", src.short(), dst.short());
     }
     for c in &r.copied {
         let dest = c
             .destination
             .map(|d| format!(" -> {}", d.short()))
             .unwrap_or_default();
-        println!(
+        tell!(
             "  {}{dest}  {}  {}  {}  {}",
             c.source.short(),
             c.time.format("%Y-%m-%d %H:%M:%S"),
@@ -126,7 +126,7 @@ fn print_report(r: &CopyReport, to: &str) {
         } else {
             ""
         };
-        println!(
+        tell!(
             "dry run: would copy {} snapshots ({} already there), sending {bound}{}; nothing was changed",
             r.copied.len(),
             r.skipped.len(),
@@ -134,7 +134,7 @@ fn print_report(r: &CopyReport, to: &str) {
         );
         return;
     }
-    println!(
+    tell!(
         "copied {} snapshots ({} already there): {} chunks, {} in {} packs, {:.1} s, {:.1} MB/s",
         r.copied.len(),
         r.skipped.len(),
@@ -149,7 +149,7 @@ fn print_report(r: &CopyReport, to: &str) {
         ("destination", r.destination_requests),
     ] {
         if let Some(c) = c {
-            println!(
+            tell!(
                 "{name} requests: {} ({} list, {} get, {} put, {} delete, {} head; {} down, {} up)",
                 c.requests(),
                 c.lists,

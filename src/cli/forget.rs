@@ -146,7 +146,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         return Ok(code);
     }
     if !prune_ok {
-        eprintln!("error: not running prune, because forget did not complete cleanly (see above)");
+        say!("error: not running prune, because forget did not complete cleanly (see above)");
         return Ok(exit::FAILED);
     }
     // forget's shared lock is released by now: prune takes an exclusive one.
@@ -160,7 +160,7 @@ fn forget(g: &Global, a: &Args) -> anyhow::Result<(u8, bool)> {
     let (all, damaged) = repo.snapshots_and_damaged()?;
     if !g.quiet {
         for (id, e) in &damaged {
-            eprintln!(
+            say!(
                 "warning: snapshot {} cannot be read, so it is neither kept nor removed: {e} (run `snap check`)",
                 id.short()
             );
@@ -182,9 +182,9 @@ fn forget(g: &Global, a: &Args) -> anyhow::Result<(u8, bool)> {
     };
     let human = !a.json && (a.dry_run || !g.quiet);
     if human {
-        println!("{policy_line}");
+        tell!("{policy_line}");
     } else if a.json && !g.quiet && defaulted {
-        eprintln!("note: {policy_line}");
+        say!("note: {policy_line}");
     }
 
     let outcome = if a.dry_run {
@@ -213,7 +213,7 @@ fn forget(g: &Global, a: &Args) -> anyhow::Result<(u8, bool)> {
     }
     if let Some(o) = &outcome {
         for (id, e) in &o.failed {
-            eprintln!("error: could not remove snapshot {}: {e}", id.short());
+            say!("error: could not remove snapshot {}: {e}", id.short());
         }
     }
     let clean = damaged.is_empty() && failed.is_empty();
@@ -242,7 +242,7 @@ fn plural(n: usize) -> &'static str {
 
 fn print_plans(plans: &[GroupPlan<'_>], dry_run: bool, prune_next: bool, failed: &[snap::Id]) {
     if plans.is_empty() {
-        println!("no snapshots to consider");
+        tell!("no snapshots to consider");
     }
     let (mut kept, mut removed) = (0, 0);
     for p in plans {
@@ -266,7 +266,7 @@ fn print_plans(plans: &[GroupPlan<'_>], dry_run: bool, prune_next: bool, failed:
                 line += &format!("  {:<20}", shown.join(" "));
             }
             line += &format!("  {last}");
-            println!("{}", line.trim_end());
+            tell!("{}", line.trim_end());
         };
         let header = |last: &str| {
             let mut line = format!("  {:<8}  {:<19}", "id", "time");
@@ -277,7 +277,7 @@ fn print_plans(plans: &[GroupPlan<'_>], dry_run: bool, prune_next: bool, failed:
                 line += &format!("  {:<20}", "paths");
             }
             line += &format!("  {last}");
-            println!("{}", line.trim_end());
+            tell!("{}", line.trim_end());
         };
         let keep: Vec<_> = p.kept().collect();
         let remove: Vec<_> = p.removed().collect();
@@ -286,21 +286,21 @@ fn print_plans(plans: &[GroupPlan<'_>], dry_run: bool, prune_next: bool, failed:
             .iter()
             .filter(|d| !failed.contains(&d.snapshot.id))
             .count();
-        println!();
-        println!(
+        tell!();
+        tell!(
             "{}: {} {}",
             group_title(&p.key),
             p.decisions.len(),
             plural(p.decisions.len())
         );
-        println!("keep {} {}:", keep.len(), plural(keep.len()));
+        tell!("keep {} {}:", keep.len(), plural(keep.len()));
         header("reasons");
         for d in &keep {
             let reasons: Vec<String> = d.reasons.iter().map(|r| r.to_string()).collect();
             row(d, reasons.join(", "));
         }
         if !remove.is_empty() {
-            println!(
+            tell!(
                 "{} {} {}:",
                 if dry_run { "would remove" } else { "remove" },
                 remove.len(),
@@ -318,24 +318,24 @@ fn print_plans(plans: &[GroupPlan<'_>], dry_run: bool, prune_next: bool, failed:
             }
         }
     }
-    println!();
+    tell!();
     let groups = format!(
         "{} {}",
         plans.len(),
         if plans.len() == 1 { "group" } else { "groups" }
     );
     if dry_run {
-        println!(
+        tell!(
             "dry run: would remove {removed} {} and keep {kept} ({groups}); nothing was changed",
             plural(removed)
         );
     } else {
-        println!(
+        tell!(
             "removed {removed} {}, kept {kept} ({groups})",
             plural(removed)
         );
         if removed > 0 && !prune_next {
-            println!("the data they alone referenced is freed by `snap prune`");
+            tell!("the data they alone referenced is freed by `snap prune`");
         }
     }
 }

@@ -66,12 +66,12 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     if a.json {
         output::json(&config)?;
     } else {
-        println!(
+        tell!(
             "created repository {} at {}",
             &config.id[..8],
             backend.location()
         );
-        println!("Keep the password safe: without it the data cannot be read by anyone.");
+        tell!("Keep the password safe: without it the data cannot be read by anyone.");
     }
     Ok(exit::OK)
 }

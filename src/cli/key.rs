@@ -232,8 +232,8 @@ fn add(g: &Global, a: &NewKeyArgs) -> anyhow::Result<u8> {
     if a.json {
         output::json(&KeyJson::new(added, repo.key_name()))?;
     } else {
-        println!("added {}", describe(added));
-        println!(
+        tell!("added {}", describe(added));
+        tell!(
             "The repository now opens with any of {} passwords (`snap key list`).",
             all.len()
         );
@@ -250,11 +250,11 @@ fn list(g: &Global, json: bool) -> anyhow::Result<u8> {
         output::json(&v)?;
         return Ok(exit::OK);
     }
-    println!("  {:<8}  {:<19}  {:<16}  user", "id", "created", "host");
+    tell!("  {:<8}  {:<19}  {:<16}  user", "id", "created", "host");
     for k in &all {
         let mark = if k.name == current { '*' } else { ' ' };
         match &k.file {
-            Ok(f) => println!(
+            Ok(f) => tell!(
                 "{mark} {:<8}  {:<19}  {:<16}  {}",
                 k.short(),
                 f.created
@@ -263,10 +263,10 @@ fn list(g: &Global, json: bool) -> anyhow::Result<u8> {
                 f.host,
                 f.username
             ),
-            Err(e) => println!("{mark} {:<8}  unreadable: {e}", k.short()),
+            Err(e) => tell!("{mark} {:<8}  unreadable: {e}", k.short()),
         }
     }
-    println!(
+    tell!(
         "{} key{}; * = the key your password opened",
         all.len(),
         if all.len() == 1 { "" } else { "s" }
@@ -339,7 +339,7 @@ fn remove(g: &Global, prefix: &str, json: bool) -> anyhow::Result<u8> {
     if json {
         output::json(&serde_json::json!({ "removed": KeyJson::new(target, repo.key_name()) }))?;
     } else {
-        println!(
+        tell!(
             "removed {}; its password no longer opens the repository",
             describe(target)
         );
@@ -361,7 +361,7 @@ fn passwd(g: &Global, a: &NewKeyArgs) -> anyhow::Result<u8> {
     let old = all.iter().find(|k| k.name == repo.key_name());
     match old {
         Some(old) => delete_key(backend, old)?,
-        None => eprintln!("warning: the old key file was already removed by another process"),
+        None => say!("warning: the old key file was already removed by another process"),
     }
     // Other key files may wrap the same old password (e.g. added twice); then it still works.
     let still_open: Vec<&Key> = all
@@ -380,18 +380,18 @@ fn passwd(g: &Global, a: &NewKeyArgs) -> anyhow::Result<u8> {
             "old_password_still_opens": still_open.iter().map(|k| k.id()).collect::<Vec<_>>(),
         }))?;
     } else {
-        println!("added {} for the new password", describe(added));
+        tell!("added {} for the new password", describe(added));
         if let Some(old) = old {
-            println!("removed {}", describe(old));
+            tell!("removed {}", describe(old));
         }
     }
     if still_open.is_empty() {
         if !a.json {
-            println!("The old password no longer opens the repository; the data was not touched.");
+            tell!("The old password no longer opens the repository; the data was not touched.");
         }
     } else if !g.quiet {
         for k in &still_open {
-            eprintln!(
+            say!(
                 "warning: {} also opens with the old password; remove it with `snap key remove {}`",
                 describe(k),
                 k.short()

@@ -1,5 +1,25 @@
 //! Command-line interface: clap definitions and rendering. One file per subcommand.
 
+/// Every message for stderr goes through here: the one redaction step ([`snap::redact`]).
+macro_rules! say {
+    () => {
+        eprintln!()
+    };
+    ($($arg:tt)*) => {
+        eprintln!("{}", snap::redact::text(&format!($($arg)*)))
+    };
+}
+
+/// Human messages for stdout (summaries, findings) pass the same step; data and JSON do not.
+macro_rules! tell {
+    () => {
+        println!()
+    };
+    ($($arg:tt)*) => {
+        println!("{}", snap::redact::text(&format!($($arg)*)))
+    };
+}
+
 mod backup;
 mod backup_db;
 mod backup_storage;
@@ -220,10 +240,10 @@ impl Drop for OpenRepo {
             return;
         }
         for w in self.repo.key_warnings() {
-            eprintln!("warning: {w}");
+            say!("warning: {w}");
         }
         if let Some(why) = self.repo.sync_report().and_then(|r| r.damaged.as_ref()) {
-            eprintln!(
+            say!(
                 "warning: the local index cache {} was damaged ({why}); it was rebuilt from the pack trailers",
                 self.repo.index_path().display()
             );
@@ -234,16 +254,38 @@ impl Drop for OpenRepo {
             .map(|r| r.unreadable.as_slice())
             .unwrap_or_default()
         {
-            eprintln!(
+            say!(
                 "warning: pack {name} is unreadable and was not indexed: {why} (run `snap check`)"
             );
         }
     }
 }
 
+/// A panic's message passes the redaction step too.
+fn redact_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {l}"))
+            .unwrap_or_default();
+        say!("snap panicked{at}: {msg} (a bug: please report it)");
+    }));
+}
+
 pub fn main() -> ExitCode {
+    redact_panics();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
+        Err(e) if e.use_stderr() => {
+            eprint!("{}", snap::redact::text(&e.render().to_string()));
+            return ExitCode::from(exit::USAGE);
+        }
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() {
@@ -279,7 +321,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            say!("error: {e:#}");
             let locked = e.chain().any(|c| {
                 matches!(
                     c.downcast_ref::<snap::Error>(),

@@ -68,29 +68,29 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     std::thread::spawn(move || {
         wait_for_stop(&signals);
         let Err(e) = unmounter.unmount() else { return };
-        eprintln!(
+        say!(
             "error: cannot unmount: {e}. Close the files and shells using it; press Ctrl-C again to detach it now (it goes away when the last of them closes)"
         );
         loop {
             wait_for_stop(&signals);
             match mount::unmount_lazy(&point) {
                 Ok(()) => {
-                    eprintln!(
+                    say!(
                         "detached {}; snap exits when the last file or shell inside it closes",
                         point.display()
                     );
                     break;
                 }
-                Err(e) => eprintln!("error: {e}"),
+                Err(e) => say!("error: {e}"),
             }
         }
     });
     if !g.quiet {
-        println!("mounted at {}, Ctrl-C to unmount", a.mountpoint.display());
+        tell!("mounted at {}, Ctrl-C to unmount", a.mountpoint.display());
     }
     session.run().context("serving the mount")?;
     if !g.quiet {
-        println!("unmounted {}", a.mountpoint.display());
+        tell!("unmounted {}", a.mountpoint.display());
     }
     Ok(exit::OK)
 }

@@ -23,6 +23,7 @@ pub fn get(g: &Global, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
     if pw.is_empty() {
         bail!("the password is empty");
     }
+    snap::redact::remember(&pw);
     Ok(pw)
 }
 
@@ -74,6 +75,7 @@ pub fn get_new(file: Option<&std::path::Path>) -> anyhow::Result<Zeroizing<Strin
     if pw.is_empty() {
         bail!("the new password is empty");
     }
+    snap::redact::remember(&pw);
     Ok(pw)
 }
 

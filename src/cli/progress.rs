@@ -91,8 +91,8 @@ impl snap::progress::Progress for Bars {
             return;
         }
         match &*self.bar.lock().unwrap() {
-            Some(b) => b.suspend(|| eprintln!("warning: {message}")),
-            None => eprintln!("warning: {message}"),
+            Some(b) => b.suspend(|| say!("warning: {message}")),
+            None => say!("warning: {message}"),
         }
     }
 

@@ -58,7 +58,7 @@ fn prune_with(g: &Global, opts: &PruneOptions, json: bool) -> anyhow::Result<u8>
             output::json(&serde_json::json!({ "dry_run": true, "plan": plan }))?;
         } else {
             print_plan(&plan, opts);
-            println!("dry run: nothing was changed");
+            tell!("dry run: nothing was changed");
         }
         return Ok(exit::OK);
     }
@@ -67,7 +67,7 @@ fn prune_with(g: &Global, opts: &PruneOptions, json: bool) -> anyhow::Result<u8>
         output::json(&serde_json::json!({ "dry_run": false, "plan": plan, "report": report }))?;
     } else if !g.quiet {
         print_plan(&plan, opts);
-        println!(
+        tell!(
             "done: deleted {} packs ({}), resurrected {}, condemned {}, repacked {} chunks ({}) into {} new packs",
             report.packs_deleted,
             output::bytes(report.bytes_deleted),
@@ -78,53 +78,53 @@ fn prune_with(g: &Global, opts: &PruneOptions, json: bool) -> anyhow::Result<u8>
             report.packs_written
         );
         if report.temporaries_removed > 0 {
-            println!(
+            tell!(
                 "removed {} temporary files left by interrupted writes",
                 report.temporaries_removed
             );
         }
     }
     for u in &plan.unreadable {
-        eprintln!("warning: pack trailer unreadable, pack left alone: {u} (run `snap check`)");
+        say!("warning: pack trailer unreadable, pack left alone: {u} (run `snap check`)");
     }
     Ok(exit::OK)
 }
 
 fn print_plan(p: &PrunePlan, opts: &PruneOptions) {
     let sum = |v: &[prune::PackRef]| output::bytes(v.iter().map(|x| x.bytes).sum());
-    println!(
+    tell!(
         "{} snapshots reference {} chunks; {} packs hold {}",
         p.snapshots,
         p.referenced_chunks,
         p.packs_total,
         output::bytes(p.pack_bytes_total)
     );
-    println!(
+    tell!(
         "  delete now:   {} packs ({}) condemned more than {} ago",
         p.delete_now.len(),
         sum(&p.delete_now),
         humantime_delta(opts.grace)
     );
     if !p.resurrect.is_empty() {
-        println!(
+        tell!(
             "  resurrect:    {} condemned packs ({}) that snapshots need again",
             p.resurrect.len(),
             sum(&p.resurrect)
         );
     }
-    println!(
+    tell!(
         "  condemn:      {} unreferenced packs ({})",
         p.condemn.len(),
         sum(&p.condemn)
     );
-    println!(
+    tell!(
         "  repack:       {} mostly-garbage packs: copy {} of live data, free {}",
         p.repack.len(),
         output::bytes(p.repack.iter().map(|r| r.live_bytes).sum()),
         output::bytes(p.repack.iter().map(|r| r.bytes - r.live_bytes).sum())
     );
     for w in &p.waiting {
-        println!(
+        tell!(
             "  waiting:      {} ({} packs) can be deleted after {}",
             w.plan,
             w.packs,
@@ -133,7 +133,7 @@ fn print_plan(p: &PrunePlan, opts: &PruneOptions) {
                 .format("%Y-%m-%d %H:%M")
         );
     }
-    println!(
+    tell!(
         "  frees {} now; {} more by a prune after the grace period",
         output::bytes(p.bytes_freed_now),
         output::bytes(p.bytes_freed_later)

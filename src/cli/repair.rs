@@ -56,9 +56,9 @@ fn index(g: &Global, a: &IndexArgs) -> anyhow::Result<u8> {
         }))?;
     } else {
         for (pack, why) in &r.unreadable {
-            eprintln!("error: pack {pack} is unreadable and was not indexed: {why}");
+            say!("error: pack {pack} is unreadable and was not indexed: {why}");
         }
-        println!(
+        tell!(
             "rebuilt the local index {}: {} packs, {} chunks indexed{}",
             r.path.display(),
             r.packs,
@@ -70,7 +70,7 @@ fn index(g: &Global, a: &IndexArgs) -> anyhow::Result<u8> {
             }
         );
         if !r.unreadable.is_empty() {
-            println!(
+            tell!(
                 "{} packs could not be read; run `snap check` to see which snapshots they affect",
                 r.unreadable.len()
             );

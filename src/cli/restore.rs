@@ -98,7 +98,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         output::json(&s)?;
     } else if !g.quiet {
         let secs = started.elapsed().as_secs_f64();
-        println!(
+        tell!(
             "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {} ({:.1} MB/s)",
             snap.id.short(),
             target.display(),

@@ -52,18 +52,18 @@ pub struct DbRestoreArgs {
 
 fn print_report(reqs: &[Requirement]) {
     if reqs.is_empty() {
-        println!("requirements: the target has everything the snapshot needs");
+        tell!("requirements: the target has everything the snapshot needs");
         return;
     }
-    println!("requirements:");
+    tell!("requirements:");
     for r in reqs {
-        println!(
+        tell!(
             "  {} {}",
             if r.blocking { "BLOCKING" } else { "note    " },
             r.what
         );
         if let Some(f) = &r.fix {
-            println!("           fix: {f}");
+            tell!("           fix: {f}");
         }
     }
 }
@@ -232,7 +232,7 @@ pub fn run(
         format!("{what} of ")
     };
     let show_plan = || {
-        println!(
+        tell!(
             "restore {of_what}snapshot {} (database {}) into {target}{}",
             snap.id.short(),
             db.database,
@@ -243,18 +243,18 @@ pub fn run(
             }
         );
         if whole {
-            println!(
+            tell!(
                 "  in one transaction: {} ({} tables)",
                 dbrestore::restore_parts(&db).join(" → "),
                 tables.len()
             );
         } else {
-            println!("  {mode}: {} tables", tables.len());
+            tell!("  {mode}: {} tables", tables.len());
         }
         if opts.clean {
-            println!("  --clean drops first:");
+            tell!("  --clean drops first:");
             for d in clean.describe() {
-                println!("    {d}");
+                tell!("    {d}");
             }
         }
     };
@@ -279,12 +279,12 @@ pub fn run(
         }
         if blocking {
             if !json_out {
-                eprintln!("error: the target is not ready (BLOCKING above); nothing was changed");
+                say!("error: the target is not ready (BLOCKING above); nothing was changed");
             }
             return Ok(exit::FAILED);
         }
         if !json_out {
-            println!("dry run: nothing was changed");
+            tell!("dry run: nothing was changed");
         }
         return Ok(exit::OK);
     }
@@ -316,7 +316,7 @@ pub fn run(
             format!("restore {what} into {target}?")
         };
         if !output::confirm(&question)? {
-            eprintln!("not restored");
+            say!("not restored");
             return Ok(exit::FAILED);
         }
     }
@@ -362,7 +362,7 @@ pub fn run(
         }
         output::json(&done)?;
     } else if !g.quiet {
-        println!(
+        tell!(
             "restored {of_what}snapshot {} (database {}) into {target}: {} in {:.1} s, {}",
             snap.id.short(),
             db.database,
@@ -376,30 +376,30 @@ pub fn run(
         );
         if opts.clean {
             for d in clean.describe() {
-                println!("  dropped first: {d}");
+                tell!("  dropped first: {d}");
             }
         }
         for (part, line, stmt) in &report.skipped {
-            println!("  skipped on a managed target ({part} line {line}): {stmt}");
+            tell!("  skipped on a managed target ({part} line {line}): {stmt}");
         }
         if report.cron_jobs_scheduled > 0 {
-            println!(
+            tell!(
                 "  recreated {} pg_cron job(s) with cron.schedule_in_database",
                 report.cron_jobs_scheduled
             );
         }
         for l in &report.left_out {
-            println!("  not restored: {}: {}", l.what, l.reason);
+            tell!("  not restored: {}: {}", l.what, l.reason);
         }
         for a in &report.additions_applied {
-            println!("  applied your addition to auth/storage: {a}");
+            tell!("  applied your addition to auth/storage: {a}");
         }
         if report.notified_postgrest {
-            println!("  sent NOTIFY pgrst, 'reload schema'");
+            tell!("  sent NOTIFY pgrst, 'reload schema'");
         }
-        println!("verification:");
+        tell!("verification:");
         for c in &checks {
-            println!(
+            tell!(
                 "  {} {}: {}",
                 if c.ok { "ok  " } else { "FAIL" },
                 c.what,

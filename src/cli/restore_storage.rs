@@ -39,7 +39,7 @@ pub fn run(
             output::bytes(plan.bytes()),
             snap.id.short()
         ))? {
-            eprintln!("not restored");
+            say!("not restored");
             return Ok(exit::FAILED);
         }
     }
@@ -61,7 +61,7 @@ pub fn run(
     }
     let secs = started.elapsed().as_secs_f64();
     if !g.quiet {
-        println!(
+        tell!(
             "restored snapshot {} to {}: {} buckets ({} created), {} objects uploaded ({}, {:.1} MB/s), {} skipped (already there{}), {} failed",
             snap.id.short(),
             opts.storage.api_base,
@@ -81,7 +81,7 @@ pub fn run(
     }
     if !g.quiet {
         for b in &s.buckets_updated {
-            println!("bucket {b}: given the snapshot's configuration (--apply-bucket-config)");
+            tell!("bucket {b}: given the snapshot's configuration (--apply-bucket-config)");
         }
     }
     for b in &s.buckets_kept_as_they_are {
@@ -90,19 +90,19 @@ pub fn run(
         } else {
             "it already existed and was kept as it is; pass --apply-bucket-config to give it the snapshot's configuration"
         };
-        eprintln!("warning: bucket {b}: {hint}");
+        say!("warning: bucket {b}: {hint}");
     }
     if !s.failed.is_empty() {
-        eprintln!("error: {} objects were not restored:", s.failed.len());
+        say!("error: {} objects were not restored:", s.failed.len());
         for f in &s.failed {
-            eprintln!(
+            say!(
                 "  {}/{}: {}",
                 output::path(&f.bucket),
                 output::path(&f.name),
                 f.reason
             );
         }
-        eprintln!(
+        say!(
             "fix what the server refused, then run the same restore again: objects already restored are skipped"
         );
     }

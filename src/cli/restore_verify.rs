@@ -45,61 +45,63 @@ pub fn run(
 fn print_text(d: &DrillReport, snap: &Snapshot, db: &DbSnapshot, quiet: bool) {
     let (pass, total) = (d.pass, d.seconds);
     if !quiet {
-        println!(
+        tell!(
             "restore drill: snapshot {} (database {}, PostgreSQL {})",
             snap.id.short(),
             db.database,
             db.inventory["server_version"].as_str().unwrap_or("?")
         );
         if let Some(s) = &d.server {
-            println!("  throwaway server: {s}");
+            tell!("  throwaway server: {s}");
         }
         for p in &d.prepared {
-            println!("  prepared: {p}");
+            tell!("  prepared: {p}");
         }
         for m in &d.managed {
-            println!(
+            tell!(
                 "  applied {} leniently ({} statement(s) failed, e.g. references to objects the restore creates)",
-                m.part, m.errors
+                m.part,
+                m.errors
             );
         }
         if d.steps.iter().any(|s| s.step == "requirements" && s.ok) {
             if d.requirements.is_empty() {
-                println!("requirements: the target has everything the snapshot needs");
+                tell!("requirements: the target has everything the snapshot needs");
             } else {
-                println!("requirements:");
+                tell!("requirements:");
                 for r in &d.requirements {
-                    println!(
+                    tell!(
                         "  {} {}",
                         if r.blocking { "BLOCKING" } else { "note    " },
                         r.what
                     );
                     if let Some(f) = &r.fix {
-                        println!("           fix: {f}");
+                        tell!("           fix: {f}");
                     }
                 }
             }
         }
         if let Some(r) = &d.restore {
-            println!(
+            tell!(
                 "restore: {} ({}) in one transaction",
                 r.parts.join(" → "),
                 output::bytes(r.bytes)
             );
             for (part, line, stmt) in &r.skipped {
-                println!("  skipped on a managed target ({part} line {line}): {stmt}");
+                tell!("  skipped on a managed target ({part} line {line}): {stmt}");
             }
         }
         for m in &d.managed_after {
-            println!(
+            tell!(
                 "  re-applied {} leniently ({} statement(s) failed, e.g. objects that already exist)",
-                m.part, m.errors
+                m.part,
+                m.errors
             );
         }
         if !d.verification.is_empty() {
-            println!("verification:");
+            tell!("verification:");
             for c in &d.verification {
-                println!(
+                tell!(
                     "  {} {}: {}",
                     if c.ok { "ok  " } else { "FAIL" },
                     c.what,
@@ -107,9 +109,9 @@ fn print_text(d: &DrillReport, snap: &Snapshot, db: &DbSnapshot, quiet: bool) {
                 );
             }
         }
-        println!("steps:");
+        tell!("steps:");
         for s in &d.steps {
-            println!(
+            tell!(
                 "  {:<28} {:>7.2} s{}",
                 s.step,
                 s.seconds,
@@ -118,18 +120,18 @@ fn print_text(d: &DrillReport, snap: &Snapshot, db: &DbSnapshot, quiet: bool) {
         }
     }
     for p in &d.problems {
-        eprintln!("problem: {p}");
+        say!("problem: {p}");
     }
     if let Some(e) = &d.error {
-        eprintln!("error: {e}");
+        say!("error: {e}");
     }
     if pass {
-        println!(
+        tell!(
             "PASS: snapshot {} restores and verifies ({total:.1} s); the throwaway cluster was removed",
             snap.id.short()
         );
     } else {
-        println!(
+        tell!(
             "FAIL: snapshot {} did not pass the restore drill ({total:.1} s); the throwaway cluster was removed",
             snap.id.short()
         );

@@ -50,7 +50,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let cfg = match snap::config::Config::load(&a.config) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            say!("error: {e}");
             return Ok(exit::USAGE);
         }
     };
@@ -60,7 +60,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         .map(|n| cfg.project(n))
         .find(Result::is_err)
     {
-        eprintln!("error: {e}");
+        say!("error: {e}");
         return Ok(exit::USAGE);
     }
     let bars = Bars::bars_only(g.quiet);
@@ -159,9 +159,12 @@ fn value(v: &str) -> String {
 }
 
 fn print_table(r: &NightlyReport) {
-    println!(
+    tell!(
         "{:<16} {:<7} {:<8} {:>9}  details",
-        "project", "step", "status", "time"
+        "project",
+        "step",
+        "status",
+        "time"
     );
     for s in &r.steps {
         let status = match s.status {
@@ -217,7 +220,7 @@ fn print_table(r: &NightlyReport) {
         if let Some(m) = &s.message {
             details.push(m.clone());
         }
-        println!(
+        tell!(
             "{:<16} {:<7} {:<8} {:>7.1} s  {}",
             s.project.as_deref().map(output::path).unwrap_or("-".into()),
             s.step.as_str(),
@@ -226,17 +229,17 @@ fn print_table(r: &NightlyReport) {
             details.join("; ")
         );
         for row in s.backup.iter().flat_map(output::source_rows) {
-            println!("{:<16} {:<7} {:<8} {:>9}    {row}", "", "", "", "");
+            tell!("{:<16} {:<7} {:<8} {:>9}    {row}", "", "", "", "");
         }
     }
     let failed = r.failed_steps().count();
     if failed == 0 {
-        println!(
+        tell!(
             "nightly run succeeded in {:.1} s",
             r.duration_ms as f64 / 1000.0
         );
     } else {
-        println!(
+        tell!(
             "nightly run FAILED: {failed} step{} failed ({:.1} s)",
             if failed == 1 { "" } else { "s" },
             r.duration_ms as f64 / 1000.0

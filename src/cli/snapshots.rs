@@ -26,7 +26,7 @@ pub struct SnapshotJson<'a> {
     tags: &'a [String],
     paths: &'a [String],
     source: &'a snap::snapshot::SourceKind,
-    description: &'a str,
+    description: String,
     parent: Option<String>,
     size: u64,
     added_bytes: u64,
@@ -50,7 +50,7 @@ impl<'a> SnapshotJson<'a> {
             tags: &m.tags,
             paths: &m.paths,
             source: &m.source,
-            description: &m.description,
+            description: snap::redact::text(&m.description),
             parent: m.parent.map(|p| p.to_hex()),
             size: m.summary.total_bytes,
             added_bytes: m.summary.added_bytes,
@@ -65,7 +65,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let repo = g.open()?;
     let (all, damaged) = repo.snapshots_and_damaged()?;
     for (id, e) in &damaged {
-        eprintln!(
+        say!(
             "warning: snapshot {} cannot be read: {e} (run `snap check`)",
             id.short()
         );

@@ -21,13 +21,14 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let s = snap::ops::stats::stats(&repo)?;
     if !g.quiet {
         for u in &s.unreadable_snapshots {
-            eprintln!(
+            say!(
                 "warning: snapshot {} cannot be read and is not counted: {} (run `snap check`)",
-                u.id, u.error
+                u.id,
+                u.error
             );
         }
         if s.missing_chunks > 0 {
-            eprintln!(
+            say!(
                 "warning: {} chunks referenced by snapshots are not in any pack the index knows (run `snap check`)",
                 s.missing_chunks
             );

@@ -81,19 +81,19 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     if removed.is_empty() {
-        println!(
+        tell!(
             "no {}locks to remove",
             if a.remove_all { "" } else { "stale " }
         );
     }
     for l in &removed {
-        println!("removed {}", describe(l));
+        tell!("removed {}", describe(l));
     }
     for l in &remaining {
-        println!("still held: {}", describe(l));
+        tell!("still held: {}", describe(l));
     }
     if !remaining.is_empty() && !a.remove_all {
-        println!(
+        tell!(
             "{} live lock{} kept. If the process holding it is really gone (e.g. on another host), \
              `snap unlock --remove-all` removes it.",
             remaining.len(),

@@ -202,6 +202,7 @@ impl Secret {
         if v.is_empty() {
             return Err(Error::Invalid(format!("{} is empty", self.describe())));
         }
+        crate::redact::remember(&v);
         Ok(v)
     }
 

@@ -62,7 +62,7 @@ struct RawRepository {
 impl TryFrom<RawRepository> for Repository {
     type Error = String;
     fn try_from(r: RawRepository) -> Result<Self, String> {
-        if r.location.contains("://") && crate::util::mask_secret_url(&r.location) != r.location {
+        if r.location.contains("://") && crate::redact::url_passwords(&r.location) != r.location {
             return Err("location contains a password: give credentials in a file or the environment, not in the URL".into());
         }
         let password = match (r.password_file, r.password_command, r.password_env) {

@@ -99,6 +99,8 @@ fn each_chunk_row(rtx: &redb::ReadTransaction, mut f: impl FnMut(Id, &[u8; 45]))
 const CACHE_BYTES: usize = 32 << 20;
 
 fn create_db(path: &Path) -> std::result::Result<Database, DatabaseError> {
+    // Created 0600 first (redb would create it 0666 minus the umask); redb fills an empty file.
+    crate::util::open_private(path, false).map_err(|e| DatabaseError::Storage(e.into()))?;
     Database::builder().set_cache_size(CACHE_BYTES).create(path)
 }
 
@@ -188,6 +190,11 @@ pub fn distrust(path: &Path) -> Option<Distrust> {
     }
 }
 
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    crate::util::open_private(path, true)?.write_all(bytes)
+}
+
 /// Whether another process has the index at `path` open (holds its lock).
 pub fn in_use(path: &Path) -> bool {
     matches!(try_lock(path), Ok(None))
@@ -196,12 +203,7 @@ pub fn in_use(path: &Path) -> bool {
 /// Take the advisory lock of the index at `path`; `None` when another process holds it.
 pub fn try_lock(path: &Path) -> Result<Option<std::fs::File>> {
     let lp = lock_path(path);
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lp)
-        .map_err(|e| Error::io(&lp, e))?;
+    let f = crate::util::open_private(&lp, false).map_err(|e| Error::io(&lp, e))?;
     let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     Ok((r == 0).then_some(f))
 }
@@ -232,7 +234,7 @@ impl Index {
     /// A file that is not trusted ([`distrust`]) is deleted first: `sync` rebuilds it.
     pub fn open(path: &Path, repo_id: &str) -> Result<Index> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            crate::util::create_private_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
         let Some(lock) = try_lock(path)? else {
             return Index::temporary(repo_id);
@@ -496,7 +498,7 @@ impl Drop for Index {
         let sum = sum_path(&self.path);
         let tmp = beside(&sum, ".tmp");
         if let Ok(line) = file_sum(&self.path)
-            && std::fs::write(&tmp, format!("{line}\n")).is_ok()
+            && write_private(&tmp, format!("{line}\n").as_bytes()).is_ok()
         {
             let _ = std::fs::rename(&tmp, &sum);
         }

@@ -327,7 +327,7 @@ fn open_offsite(cfg: &Config, off: &crate::config::Offsite) -> Result<Repository
             "the off-site repository {} does not exist yet: create it once with `snap init --repo {} --copy-key-from {}`",
             backend.location(),
             backend.location(),
-            crate::util::mask_secret_url(&cfg.repository.location)
+            crate::redact::url_passwords(&cfg.repository.location)
         )));
     }
     let pw = off.password.read()?;
@@ -380,7 +380,7 @@ pub fn run(
     let clock = Instant::now();
     let mut report = NightlyReport {
         config: cfg.path.display().to_string(),
-        repository: crate::util::mask_secret_url(&cfg.repository.location),
+        repository: crate::redact::url_passwords(&cfg.repository.location),
         host: cfg
             .repository
             .host
@@ -768,7 +768,7 @@ fn run_step(
                 progress,
             )?;
             r.copy = Some(CopyFigures {
-                destination: crate::util::mask_secret_url(&off.location),
+                destination: crate::redact::url_passwords(&off.location),
                 snapshots_copied: rep.copied.len(),
                 snapshots_present: rep.skipped.len(),
                 bytes_sent: rep.bytes_sent,

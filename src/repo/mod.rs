@@ -360,7 +360,7 @@ impl Repository {
 /// Best effort: a cache file that cannot be written only costs a request next time.
 fn write_cache_file(path: &std::path::Path, bytes: &[u8]) {
     let Some(dir) = path.parent() else { return };
-    if std::fs::create_dir_all(dir).is_err() {
+    if crate::util::create_private_dir_all(dir).is_err() {
         return;
     }
     if let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) {

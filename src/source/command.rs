@@ -113,11 +113,11 @@ pub struct CommandSource {
 }
 
 impl CommandSource {
-    /// Run `command` through `sh -c`; it is shown with URL passwords masked.
+    /// Run `command` through `sh -c`; it is shown and stored redacted ([`crate::redact`]).
     pub fn spawn(command: &str, name: impl Into<String>) -> Result<CommandSource> {
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(command);
-        let child = ChildStream::spawn(cmd, crate::util::mask_secret_url(command))?;
+        let child = ChildStream::spawn(cmd, crate::redact::text(command))?;
         Ok(CommandSource {
             name: name.into(),
             child,

@@ -158,6 +158,9 @@ pub struct Faults {
     /// (bucket, name, new content, new content type): re-uploaded just before its next download
     /// is answered, as if a client replaced it between the listing and the download.
     pub replace_at_download: Option<(String, String, Content, String)>,
+    /// Not the real server (the transcript never echoes): a misconfigured proxy in front that
+    /// answers every request 400 with the request's credentials in its message.
+    pub echo_request_headers: bool,
 }
 
 pub struct Shared {
@@ -582,6 +585,21 @@ async fn faults_first(
 ) -> Result<Option<Response<Body>>, std::io::Error> {
     let (slow, fail) = {
         let mut f = st.faults.lock().unwrap();
+        if f.echo_request_headers {
+            // Values only, as some proxies log them: nothing names them as secrets.
+            let seen: Vec<&str> = ["authorization", "apikey"]
+                .iter()
+                .filter_map(|h| req.headers().get(*h).and_then(|v| v.to_str().ok()))
+                .collect();
+            let message = format!(
+                "proxy: request refused, credentials seen: {}",
+                seen.join(" and ")
+            );
+            return Ok(Some(json_resp(
+                StatusCode::BAD_REQUEST,
+                json!({"statusCode": "400", "error": "Bad Request", "message": message}),
+            )));
+        }
         if f.outage_until
             .is_some_and(|t| std::time::Instant::now() < t)
         {

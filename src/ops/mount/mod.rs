@@ -40,7 +40,7 @@ pub fn copy_shared_index(repo: &Repository, shared_cache_dir: &Path) -> Result<(
         return Ok(());
     }
     if let Some(dir) = private.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        crate::util::create_private_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     std::fs::copy(&shared, private).map_err(|e| Error::io(private, e))?;
     // Its checksum too, so the copy is trusted (a copy without one is rebuilt).

@@ -28,7 +28,7 @@ impl ConnSpec {
     /// From a `postgresql://` (or `postgres://`) URL. A password inside the URL is taken out
     /// (percent-decoded) unless `password` is given, which wins.
     pub fn from_url(s: &str, password: Option<Zeroizing<String>>) -> Result<ConnSpec> {
-        let masked = crate::util::mask_secret_url(s);
+        let masked = crate::redact::url_passwords(s);
         let mut url = url::Url::parse(s)
             .map_err(|e| Error::Invalid(format!("database URL {masked}: {e}")))?;
         if !matches!(url.scheme(), "postgresql" | "postgres") {
@@ -40,6 +40,9 @@ impl ConnSpec {
             return Err(Error::Invalid(format!("database URL {masked}: no host")));
         }
         let in_url = url.password().map(|p| Zeroizing::new(percent_decode(p)));
+        for p in in_url.iter().chain(password.iter()) {
+            crate::redact::remember(p);
+        }
         let _ = url.set_password(None);
         let spec = ConnSpec {
             url,

@@ -102,13 +102,13 @@ pub fn resolve_api_base(project_url: Option<&str>, storage_url: Option<&str>) ->
     let parsed = url::Url::parse(raw).map_err(|e| {
         Error::Invalid(format!(
             "{}: not a URL ({e})",
-            crate::util::mask_secret_url(raw)
+            crate::redact::url_passwords(raw)
         ))
     })?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
         return Err(Error::Invalid(format!(
             "{}: expected an http(s) URL",
-            crate::util::mask_secret_url(raw)
+            crate::redact::url_passwords(raw)
         )));
     }
     if parsed.password().is_some() || !parsed.username().is_empty() {
@@ -323,7 +323,7 @@ impl Source for StorageSource {
     fn description(&self) -> String {
         format!(
             "Supabase Storage at {}",
-            crate::util::mask_secret_url(&self.opts.api_base)
+            crate::redact::url_passwords(&self.opts.api_base)
         )
     }
 
