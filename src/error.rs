@@ -110,6 +110,9 @@ pub enum Error {
     #[error("the repository is locked: {0}")]
     Locked(String),
 
+    #[error("no space left: {0}")]
+    DiskFull(String),
+
     #[error("index error: {0}")]
     Index(String),
 

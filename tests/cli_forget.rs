@@ -694,3 +694,116 @@ fn prune_runs_after_forget_released_its_lock() {
         "lock left behind"
     );
 }
+
+/// A size-limited tmpfs mounted for one test (unmounted when dropped).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// `None` when this process may not mount (not root): the caller says it skipped.
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        fs::create_dir_all(dir).unwrap();
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(st.success(), "mounting a tmpfs at {} failed", dir.display());
+        Some(Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn fill_disk(dir: &Path) {
+    use std::io::Write;
+    let mut f = fs::File::create(dir.join("filler")).unwrap();
+    let block = vec![0x5a_u8; 4096];
+    while f.write_all(&block).and_then(|()| f.sync_data()).is_ok() {}
+}
+
+fn reserve_pieces(repo: &Path) -> usize {
+    fs::read_dir(repo.join("reserve"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_full_repository_disk_can_still_be_checked_restored_and_pruned() {
+    let mut repo = TestRepo::uninit();
+    let disk = repo.path("disk");
+    let Some(_fs) = Tmpfs::mount(&disk, "12m") else {
+        eprintln!("SKIPPED: mounting a tmpfs (a disk that can be filled) needs root");
+        return;
+    };
+    repo.repo = disk.join("repo");
+    let (code, out, err) = repo.init(&["--pack-size", "1", "--chunk-avg-kib", "64"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(reserve_pieces(&repo.repo), 4, "init keeps a 4 MiB reserve");
+    let mut rng = Rng::new(77);
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        let src = repo.path(&format!("src{n}"));
+        fs::create_dir_all(&src).unwrap();
+        fs::write(src.join("data.bin"), random_bytes(&mut rng, 5 << 19)).unwrap();
+        ids.push(repo.backup(&[&src])["id"].as_str().unwrap().to_string());
+    }
+    fill_disk(&disk);
+
+    // A backup adds data: it does not spend the reserve, and says what to do.
+    let (code, _, err) = repo.run(&["backup", repo.path("src0").to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("is full") && err.contains("snap prune"),
+        "{err}"
+    );
+    assert_eq!(reserve_pieces(&repo.repo), 4);
+
+    // Reading commands work, and put the reserve back when they are done.
+    let (code, out, err) = repo.run(&["check", "--read-data"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(err.contains("space reserve"), "{err}");
+    assert_eq!(reserve_pieces(&repo.repo), 4);
+    let target = repo.path("restored");
+    repo.restore(&ids[0], &target, &[]);
+    assert_trees_equal(
+        &repo.path("src0"),
+        &restored_path(&target, &repo.path("src0")),
+    );
+
+    // Forget the first snapshot; two prunes (condemn, then delete) free its data.
+    let (code, out, err) = repo.run(&["forget", "--keep-last", "1", "--group-by", "none"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for _ in 0..2 {
+        let (code, out, err) = repo.run(&["prune", "--grace", "0s"]);
+        assert_eq!(code, 0, "{out}\n{err}");
+    }
+    let free = {
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        let p = std::ffi::CString::new(disk.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::statvfs(p.as_ptr(), &mut st) }, 0);
+        st.f_bavail as u64 * st.f_frsize as u64
+    };
+    assert!(
+        free > 2 << 20,
+        "the forgotten snapshot's packs were deleted ({free} bytes free)"
+    );
+    assert_eq!(reserve_pieces(&repo.repo), 4, "the reserve is whole again");
+    let (code, out, err) = repo.run(&["check", "--read-data"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let target = repo.path("restored2");
+    repo.restore(&ids[1], &target, &[]);
+    assert_trees_equal(
+        &repo.path("src1"),
+        &restored_path(&target, &repo.path("src1")),
+    );
+}

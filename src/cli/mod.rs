@@ -216,6 +216,11 @@ impl Global {
     ) -> anyhow::Result<(OpenRepo, snap::repo::lock::LockGuard)> {
         let repo = self.open()?;
         let lock = repo.lock(kind, command)?;
+        if lock.used_reserve() {
+            say!(
+                "warning: the repository's disk is full: its space reserve made room for this command's lock (it is put back when there is room). Free space with `snap forget` and `snap prune --grace 0s`"
+            );
+        }
         Ok((repo, lock))
     }
 }

@@ -51,7 +51,14 @@ pub fn after_forget(g: &Global, dry_run: bool, json: bool) -> anyhow::Result<u8>
 }
 
 fn prune_with(g: &Global, opts: &PruneOptions, json: bool) -> anyhow::Result<u8> {
-    let (repo, _lock) = g.open_locked(LockKind::Exclusive, "prune")?;
+    let (repo, lock) = g.open_locked(LockKind::Exclusive, "prune")?;
+    let mut opts = opts.clone();
+    if lock.used_reserve() {
+        // Repacking writes new packs: there is no room for them.
+        opts.max_repack = RepackLimit::Bytes(0);
+        say!("note: no repacking while the disk is full; prune only condemns and deletes");
+    }
+    let opts = &opts;
     let plan = prune::plan(&repo, opts)?;
     if opts.dry_run {
         if json {

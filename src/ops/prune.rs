@@ -426,6 +426,8 @@ pub fn execute(
         progress.bytes(p.bytes);
     }
     repo.index()?.remove_packs(&gone)?;
+    // Repositories made before the reserve existed get one once there is room (§1).
+    crate::repo::reserve::ensure(&**repo.backend());
     report.packs_resurrected = plan.resurrect.len();
     for name in &plan.plans_done {
         match repo.backend().delete(name) {

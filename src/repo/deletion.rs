@@ -51,7 +51,8 @@ pub fn write_plan(
         3,
     );
     let name = format!("prune/{}", Id::hash_of(&sealed));
-    backend.put(&name, &sealed)?;
+    // Prune frees space: on a full disk it spends the reserve for its plan (§1).
+    crate::repo::reserve::put_spending(backend, &name, &sealed)?;
     Ok(name)
 }
 

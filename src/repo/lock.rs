@@ -17,6 +17,7 @@ use crate::blob::{self, BlobKind};
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::repo::reserve;
 
 pub const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
 pub const STALE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(30);
@@ -140,6 +141,7 @@ pub struct LockGuard {
     info: LockInfo,
     stop: Arc<(Mutex<bool>, Condvar)>,
     refresher: Option<JoinHandle<()>>,
+    used_reserve: bool,
 }
 
 impl LockGuard {
@@ -148,6 +150,10 @@ impl LockGuard {
     }
     pub fn name(&self) -> &str {
         &self.name
+    }
+    /// The disk was full: the lock took the place of the space reserve (put back on drop).
+    pub fn used_reserve(&self) -> bool {
+        self.used_reserve
     }
 }
 
@@ -170,7 +176,7 @@ pub fn acquire(
         refreshed: now,
     };
     let name = format!("locks/{}", Id::random());
-    backend.put(&name, &encode(&key, &info))?;
+    let used_reserve = put_lock(&*backend, &name, &encode(&key, &info), command)?;
     let conflict = list_locks(&*backend, &key, Utc::now()).and_then(|locks| {
         Ok(locks.into_iter().find(|l| {
             l.name != name
@@ -184,6 +190,9 @@ pub fn acquire(
         Ok(None) => {}
         Ok(Some(other)) => {
             let _ = backend.delete(&name);
+            if used_reserve {
+                reserve::ensure(&*backend);
+            }
             let holder = other.info.map(|i| i.describe()).unwrap_or_default();
             return Err(Error::Locked(format!(
                 "{holder} ({}). Wait for it to finish; if that process is gone, `snap unlock` removes stale locks",
@@ -192,6 +201,9 @@ pub fn acquire(
         }
         Err(e) => {
             let _ = backend.delete(&name);
+            if used_reserve {
+                reserve::ensure(&*backend);
+            }
             return Err(e);
         }
     }
@@ -220,6 +232,26 @@ pub fn acquire(
         info,
         stop,
         refresher: Some(refresher),
+        used_reserve,
+    })
+}
+
+/// Put the lock; on a full disk, a command that adds no data spends the space reserve
+/// ([`reserve`]) for it. Returns whether it did.
+fn put_lock(backend: &dyn Backend, name: &str, bytes: &[u8], command: &str) -> Result<bool> {
+    let spent = if reserve::may_spend(command) {
+        reserve::put_spending(backend, name, bytes)
+    } else {
+        backend.put(name, bytes).map(|()| false)
+    };
+    spent.map_err(|e| {
+        if !reserve::is_disk_full(&e) {
+            return e;
+        }
+        Error::DiskFull(format!(
+            "{} is full: no room for a lock ({e}). Free space on that disk, or run `snap forget` and `snap prune --grace 0s` twice: they use the repository's space reserve",
+            backend.location()
+        ))
     })
 }
 
@@ -234,6 +266,9 @@ impl Drop for LockGuard {
             let _ = h.join();
         }
         let _ = self.backend.delete(&self.name);
+        if self.used_reserve {
+            reserve::ensure(&*self.backend);
+        }
     }
 }
 

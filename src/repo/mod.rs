@@ -4,6 +4,7 @@
 mod config;
 pub mod deletion;
 pub mod lock;
+pub mod reserve;
 mod saver;
 
 pub use config::{Config, DEFAULT_PACK_SIZE, FORMAT_VERSION};
@@ -105,6 +106,7 @@ impl Repository {
         opts.chunker.validate()?;
         let config = Config::new(opts.chunker.clone(), opts.pack_size, opts.compression);
         let key_name = add_key_file(backend, key, password, opts.kdf)?;
+        reserve::ensure(backend);
         // Conditional create: of two racing inits, the second fails instead of replacing the
         // first's config (on servers that honour If-None-Match; repo-format.md §9.3).
         if !backend.put_new("config", &config.to_bytes())? {
