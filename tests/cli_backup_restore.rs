@@ -1075,7 +1075,7 @@ fn several_roots_and_single_file_root() {
 }
 
 #[test]
-fn non_utf8_name_is_skipped_with_warning() {
+fn non_utf8_names_and_link_targets_come_back_byte_exact() {
     use std::os::unix::ffi::OsStrExt;
     let repo = TestRepo::new();
     let src = repo.path("src");
@@ -1083,13 +1083,30 @@ fn non_utf8_name_is_skipped_with_warning() {
     fs::write(src.join("good.txt"), b"good").unwrap();
     let bad = src.join(std::ffi::OsStr::from_bytes(b"bad \xff\xfe name"));
     fs::write(&bad, b"bad").unwrap();
+    std::os::unix::fs::symlink(
+        std::ffi::OsStr::from_bytes(b"to \xe9"),
+        src.join(std::ffi::OsStr::from_bytes(b"link\xe9")),
+    )
+    .unwrap();
     let (code, out, err) = repo.run(&["backup", src.to_str().unwrap()]);
-    assert_eq!(code, 4, "{out}{err}");
-    assert!(err.contains("not UTF-8"), "{err}");
-    let listed = ls_paths(&repo, "latest", Some(&stored(&src)));
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, listing, err) = repo.run(&["ls", "latest"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(listing.contains("bad \\xff\\xfe name"), "shown escaped: {listing}");
+    let target = repo.path("out");
+    repo.restore("latest", &target, &[]);
+    assert_trees_equal(&src, &restored_path(&target, &src));
+    let back = restored_path(&target, &src);
     assert_eq!(
-        listed,
-        BTreeSet::from([stored(&src), format!("{}/good.txt", stored(&src))])
+        fs::read(back.join(std::ffi::OsStr::from_bytes(b"bad \xff\xfe name"))).unwrap(),
+        b"bad"
+    );
+    assert_eq!(
+        fs::read_link(back.join(std::ffi::OsStr::from_bytes(b"link\xe9")))
+            .unwrap()
+            .as_os_str()
+            .as_bytes(),
+        b"to \xe9"
     );
 }
 

@@ -368,3 +368,109 @@ fn a_damaged_file_fails_alone_and_sparse_files_stay_sparse() {
         "restored sparse: {allocated} bytes allocated for 32 MiB"
     );
 }
+
+/// Names and link targets that are not UTF-8 come back byte-exact; a path too long for this
+/// system (a tree written elsewhere) fails alone, and everything else is restored.
+#[test]
+fn odd_bytes_come_back_exact_and_a_too_long_path_fails_alone() {
+    use snap::snapshot::{Entry, EntryKind, Snapshot, path_cmp};
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let mem = Arc::new(MemoryBackend::new());
+    Repository::init(&*mem, PW, &init_opts()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let repo = Repository::open(mem.clone(), PW, cache.path()).unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let odd_dir = src.path().join(OsStr::from_bytes(b"d\xff"));
+    std::fs::create_dir(&odd_dir).unwrap();
+    let odd_file = odd_dir.join(OsStr::from_bytes(b"caf\xe9.txt"));
+    std::fs::write(&odd_file, b"latin-1 name").unwrap();
+    std::fs::write(src.path().join("plain.txt"), data(50_000, 3)).unwrap();
+    let link = src.path().join(OsStr::from_bytes(b"l\xfe"));
+    std::os::unix::fs::symlink(OsStr::from_bytes(b"t\xfd/x"), &link).unwrap();
+    let s = backup(
+        &repo,
+        BackupInput::Paths(vec![src.path().to_path_buf()]),
+        &BackupOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(s.warnings.is_empty(), "nothing skipped: {:?}", s.warnings);
+    let s = s.snapshot;
+
+    // A tree with one path longer than PATH_MAX (20 components of 242 bytes), as another
+    // system could have written it; its file reuses plain.txt's chunks.
+    let tree = repo.load_tree(&s.manifest).unwrap();
+    let plain = tree
+        .entries
+        .iter()
+        .find(|e| e.path.ends_with("/plain.txt"))
+        .unwrap()
+        .clone();
+    let mut entries = tree.entries.clone();
+    let mut deep = String::new();
+    for i in 0..20 {
+        if !deep.is_empty() {
+            deep.push('/');
+        }
+        deep.push_str(&format!("{i:02}{}", "x".repeat(240)));
+        entries.push(Entry {
+            path: deep.clone(),
+            kind: EntryKind::Dir,
+            mode: 0o755,
+            chunks: vec![],
+            size: 0,
+            ..plain.clone()
+        });
+    }
+    entries.push(Entry {
+        path: format!("{deep}/f"),
+        ..plain.clone()
+    });
+    entries.sort_by(|a, b| path_cmp(&a.path, &b.path));
+    let saver = snap::repo::Saver::new(&repo, 3).unwrap();
+    let mut w = snap::repo::TreeWriter::new(&saver, repo.chunker());
+    for e in &entries {
+        w.push(e).unwrap();
+    }
+    let refs = w.finish().unwrap();
+    saver.finish().unwrap();
+    let mut m = s.manifest.clone();
+    m.tree = refs;
+    let forged = Snapshot {
+        id: repo.save_manifest(&m).unwrap(),
+        manifest: m,
+    };
+
+    let target = tempfile::tempdir().unwrap();
+    let out = target.path().join("out");
+    let opts = RestoreOptions {
+        target: out.clone(),
+        ..Default::default()
+    };
+    let err = restore(&repo, &forged, &opts, &NoProgress).unwrap_err();
+    let snap::Error::RestoreIncomplete { failed, .. } = &err else {
+        panic!("{err}");
+    };
+    assert!(!failed.is_empty());
+    for (path, why) in failed {
+        assert!(path.starts_with("00x"), "only the deep path fails: {path}");
+        assert!(why.contains("too long"), "{why}");
+    }
+    let base = out.join(src.path().strip_prefix("/").unwrap());
+    let odd = base
+        .join(OsStr::from_bytes(b"d\xff"))
+        .join(OsStr::from_bytes(b"caf\xe9.txt"));
+    assert_eq!(std::fs::read(odd).unwrap(), b"latin-1 name");
+    assert_eq!(
+        std::fs::read_link(base.join(OsStr::from_bytes(b"l\xfe")))
+            .unwrap()
+            .as_os_str()
+            .as_bytes(),
+        b"t\xfd/x"
+    );
+    assert_eq!(
+        std::fs::read(base.join("plain.txt")).unwrap(),
+        data(50_000, 3)
+    );
+}

@@ -61,21 +61,22 @@ pub fn mode(kind: snap::snapshot::EntryKind, m: u32) -> String {
 /// A path for human output: control characters (newlines, tabs…) escaped so one entry is
 /// one line.
 pub fn path(p: &str) -> std::borrow::Cow<'_, str> {
-    if p.chars().any(char::is_control) {
-        std::borrow::Cow::Owned(
-            p.chars()
-                .flat_map(|c| {
-                    if c.is_control() {
-                        c.escape_default().collect::<Vec<_>>()
-                    } else {
-                        vec![c]
-                    }
-                })
-                .collect(),
-        )
-    } else {
-        std::borrow::Cow::Borrowed(p)
+    // Bytes that are not UTF-8 are stored escaped (repo-format.md §7.2): shown as `\xNN`.
+    let p = snap::snapshot::name::display(p);
+    if !p.chars().any(char::is_control) {
+        return p;
     }
+    std::borrow::Cow::Owned(
+        p.chars()
+            .flat_map(|c| {
+                if c.is_control() {
+                    c.escape_default().collect::<Vec<_>>()
+                } else {
+                    vec![c]
+                }
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]

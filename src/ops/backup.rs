@@ -280,15 +280,9 @@ fn normalize_roots(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     for p in paths {
         let abs = source::files::absolute(p)?;
         std::fs::symlink_metadata(&abs).map_err(|e| Error::io(&abs, e))?;
-        if source::stored_path(&abs).is_none() {
-            return Err(Error::Invalid(format!(
-                "{}: only UTF-8 paths are supported",
-                abs.display()
-            )));
-        }
         roots.push(abs);
     }
-    roots.sort_by(|a, b| path_cmp(&a.to_string_lossy(), &b.to_string_lossy()));
+    roots.sort_by(|a, b| path_cmp(&source::stored_path(a), &source::stored_path(b)));
     roots.dedup();
     let mut out: Vec<PathBuf> = Vec::new();
     for r in roots {
@@ -353,13 +347,7 @@ fn backup_files(
                 continue;
             }
         };
-        let Some(path) = source::stored_path(&item.abs) else {
-            ctx.warn(format!(
-                "{}: name is not UTF-8 (skipped)",
-                item.abs.display()
-            ));
-            continue;
-        };
+        let path = source::stored_path(&item.abs);
         let m = &item.meta;
         let ft = m.file_type();
         let mut e = Entry {
@@ -386,16 +374,9 @@ fn backup_files(
                     continue;
                 }
             };
-            let Some(t) = target.to_str() else {
-                ctx.warn(format!(
-                    "{}: link target is not UTF-8 (skipped)",
-                    item.abs.display()
-                ));
-                continue;
-            };
             e.kind = EntryKind::Symlink;
             e.inode = 0;
-            e.target = Some(t.to_string());
+            e.target = Some(crate::snapshot::name::from_os(target.as_os_str()));
             ctx.summary.symlinks += 1;
         } else if ft.is_file() {
             e.kind = EntryKind::File;

@@ -77,59 +77,53 @@ pub fn restore(
     progress.start("restore", Some(total));
     let is_root = unsafe { libc::geteuid() } == 0;
     let mut summary = RestoreSummary::default();
+    let at = |e: &Entry| target.join(crate::snapshot::name::to_os(&e.path));
+    // Every entry is tried, whatever happens to the others (a path too long for this system,
+    // a damaged chunk); each failure is reported at the end.
+    let mut failed = Vec::new();
+    let mut note = |e: &Entry, r: Result<()>| match r {
+        Ok(()) => true,
+        Err(err) => {
+            failed.push((e.path.clone(), err.to_string()));
+            false
+        }
+    };
 
     for e in entries.iter().filter(|e| e.kind == EntryKind::Dir) {
-        let p = target.join(&e.path);
-        if opts.overwrite && p.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
-            fs::remove_file(&p).map_err(|err| Error::io(&p, err))?;
+        if note(e, restore_dir(&at(e), opts.overwrite)) {
+            summary.dirs += 1;
         }
-        fs::create_dir_all(&p).map_err(|err| Error::io(&p, err))?;
-        summary.dirs += 1;
     }
-
     let files: Vec<&&Entry> = entries
         .iter()
         .filter(|e| e.kind == EntryKind::File)
         .collect();
-    // Every file is tried, whatever happens to the others; each failure is reported at the end.
-    let results: Vec<(&str, Result<u64>)> = files
+    let results: Vec<(&Entry, Result<u64>)> = files
         .par_iter()
         .map(|e| {
             progress.item(&e.path);
-            let p = target.join(&e.path);
-            (
-                e.path.as_str(),
-                restore_file(repo, e, &p, opts.overwrite, is_root, progress),
-            )
+            let r = restore_file(repo, e, &at(e), opts.overwrite, is_root, progress);
+            (**e, r)
         })
         .collect();
-    let mut failed = Vec::new();
-    for (path, r) in results {
-        match r {
-            Ok(n) => {
-                summary.bytes += n;
-                summary.files += 1;
-            }
-            Err(e) => failed.push((path.to_string(), e.to_string())),
+    for (e, r) in results {
+        if let Ok(n) = r {
+            summary.bytes += n;
+            summary.files += 1;
+        } else {
+            note(e, r.map(|_| ()));
         }
     }
-
     for e in entries.iter().filter(|e| e.kind == EntryKind::Symlink) {
-        let p = target.join(&e.path);
-        if let Some(dir) = p.parent() {
-            fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
+        if note(e, restore_symlink(&at(e), e, opts.overwrite, is_root)) {
+            summary.symlinks += 1;
         }
-        if opts.overwrite && p.symlink_metadata().is_ok() {
-            remove_any(&p)?;
-        }
-        let t = e.target.as_deref().unwrap_or_default();
-        std::os::unix::fs::symlink(t, &p).map_err(|err| Error::io(&p, err))?;
-        set_meta(&p, e, is_root, true)?;
-        summary.symlinks += 1;
     }
-
     for e in entries.iter().rev().filter(|e| e.kind == EntryKind::Dir) {
-        set_meta(&target.join(&e.path), e, is_root, false)?;
+        let p = at(e);
+        if p.is_dir() {
+            note(e, set_meta(&p, e, is_root, false));
+        }
     }
     progress.finish();
     if !failed.is_empty() {
@@ -139,6 +133,25 @@ pub fn restore(
         });
     }
     Ok(summary)
+}
+
+fn restore_dir(p: &Path, overwrite: bool) -> Result<()> {
+    if overwrite && p.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+        fs::remove_file(p).map_err(|err| Error::io(p, err))?;
+    }
+    fs::create_dir_all(p).map_err(|err| Error::io(p, err))
+}
+
+fn restore_symlink(p: &Path, e: &Entry, overwrite: bool, is_root: bool) -> Result<()> {
+    if let Some(dir) = p.parent() {
+        fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
+    }
+    if overwrite && p.symlink_metadata().is_ok() {
+        remove_any(p)?;
+    }
+    let t = crate::snapshot::name::to_os(e.target.as_deref().unwrap_or_default());
+    std::os::unix::fs::symlink(&t, p).map_err(|err| Error::io(p, err))?;
+    set_meta(p, e, is_root, true)
 }
 
 fn prepare_target(target: &Path, overwrite: bool) -> Result<()> {

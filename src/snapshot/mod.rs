@@ -1,5 +1,6 @@
 //! Snapshot manifests and their trees. See repo-format.md §Snapshots and §Trees.
 
+pub mod name;
 pub mod tree;
 
 pub use tree::{Entry, EntryKind, Tree, path_cmp, validate_path};

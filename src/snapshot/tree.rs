@@ -70,11 +70,12 @@ pub fn path_cmp(a: &str, b: &str) -> Ordering {
     a.split('/').cmp(b.split('/'))
 }
 
-/// Reject paths that could escape a restore target.
+/// Reject paths that could escape a restore target. A NUL may only start the escape of a
+/// byte ≥ 0x80 ([`super::name`]), so an escape never makes a `/`, `.` or NUL.
 pub fn validate_path(p: &str) -> Result<()> {
     let bad = p.is_empty()
         || p.starts_with('/')
-        || p.contains('\0')
+        || super::name::decode(p).is_none_or(|raw| raw.contains(&0))
         || p.split('/').any(|c| c.is_empty() || c == "." || c == "..");
     if bad {
         return Err(Error::corrupt("tree", format!("invalid entry path {p:?}")));
@@ -176,9 +177,20 @@ mod tests {
 
     #[test]
     fn rejects_escaping_paths() {
-        for p in ["../x", "/etc", "a//b", "a/./b", ""] {
+        for p in [
+            "../x",
+            "/etc",
+            "a//b",
+            "a/./b",
+            "",
+            "a\u{0}",
+            "a\u{0}2f",
+            "\u{0}2e\u{0}2e",
+            "a\u{0}00",
+        ] {
             assert!(validate_path(p).is_err(), "{p}");
         }
+        assert!(validate_path("caf\u{0}e9/x").is_ok(), "an escaped byte");
         let mut buf = vec![];
         Tree::serialize_entry(&e("b"), &mut buf);
         Tree::serialize_entry(&e("a"), &mut buf);

@@ -60,11 +60,12 @@ pub fn absolute(p: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The path stored in a snapshot for absolute path `abs`: without the leading `/`.
-/// Non-UTF-8 names are not supported (None).
-pub fn stored_path(abs: &Path) -> Option<String> {
-    let s = abs.to_str()?;
-    Some(s.trim_start_matches('/').to_string())
+/// The path stored in a snapshot for absolute path `abs`: without the leading `/`, bytes that
+/// are not UTF-8 escaped ([`crate::snapshot::name`]).
+pub fn stored_path(abs: &Path) -> String {
+    crate::snapshot::name::from_os(abs.as_os_str())
+        .trim_start_matches('/')
+        .to_string()
 }
 
 /// One filesystem object found by [`walk`].
@@ -98,7 +99,8 @@ pub fn walk<'a>(
         });
         let mut it = walkdir::WalkDir::new(root)
             .follow_links(false)
-            .sort_by(|a, b| a.file_name().cmp(b.file_name()))
+            // The order of the stored (escaped) names, which the tree is sorted by.
+            .sort_by_key(|e| crate::snapshot::name::from_os(e.file_name()))
             .into_iter();
         let body = std::iter::from_fn(move || {
             loop {

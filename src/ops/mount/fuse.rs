@@ -109,9 +109,9 @@ impl Filesystem for Adapter {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let Some(name) = name.to_str() else {
-            return reply.error(Errno::ENOENT);
-        };
+        // Stored names escape bytes that are not UTF-8 (repo-format.md §7.2).
+        let name = crate::snapshot::name::from_os(name);
+        let name = name.as_str();
         match self.fs.lookup(parent.0, name) {
             Ok(Some(a)) => reply.entry(&self.ttl(a.ino), &file_attr(&a), Generation(0)),
             Ok(None) => reply.error(Errno::ENOENT),
@@ -128,7 +128,7 @@ impl Filesystem for Adapter {
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         match self.fs.readlink(ino.0) {
-            Some(t) => reply.data(t.as_bytes()),
+            Some(t) => reply.data(crate::snapshot::name::to_os(&t).as_encoded_bytes()),
             None => reply.error(Errno::EINVAL),
         }
     }
@@ -187,7 +187,12 @@ impl Filesystem for Adapter {
         match self.fs.readdir(ino.0, offset == 0) {
             Ok(Some(entries)) => {
                 for (i, e) in entries.iter().enumerate().skip(offset as usize) {
-                    if reply.add(INodeNo(e.ino), i as u64 + 1, file_type(e.kind), &e.name) {
+                    if reply.add(
+                        INodeNo(e.ino),
+                        i as u64 + 1,
+                        file_type(e.kind),
+                        crate::snapshot::name::to_os(&e.name),
+                    ) {
                         break;
                     }
                 }
@@ -215,7 +220,7 @@ impl Filesystem for Adapter {
                     if reply.add(
                         INodeNo(e.ino),
                         i as u64 + 1,
-                        &e.name,
+                        crate::snapshot::name::to_os(&e.name),
                         &self.ttl(e.ino),
                         &file_attr(&a),
                         Generation(0),
