@@ -3,9 +3,9 @@
 //! packs the backend lists, reading the trailers of packs it does not know, and a lost or damaged
 //! index file is rebuilt from pack trailers alone.
 //!
-//! It is never trusted blindly: when a session that wrote to it closes, the file's BLAKE3 hash
-//! and length are written beside it (`index.redb.b3`), and the sidecar is removed before the
-//! first write of the next session. An index whose sidecar is missing (a session that did not
+//! It is never trusted blindly: when a session closes, the file's BLAKE3 hash and length are
+//! written beside it (`index.redb.b3`), and the next session removes the sidecar before redb
+//! opens the file (redb writes to it even in a session that stores nothing). An index whose sidecar is missing (a session that did not
 //! close: a crash, a kill) or does not match (damage at rest: a bit flip, a truncation) is
 //! deleted and rebuilt before redb ever reads it, so no cache content can reach redb's code
 //! (which may panic on a damaged file) or hand out a wrong location. Opening goes through a
@@ -188,6 +188,16 @@ pub fn distrust(path: &Path) -> Option<Distrust> {
     }
 }
 
+/// Remove the sidecar of the index at `path`: until it is written again, the file is not trusted.
+fn unseal(path: &Path) -> Result<()> {
+    let sum = sum_path(path);
+    match std::fs::remove_file(&sum) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(sum, e)),
+    }
+}
+
 /// Whether another process has the index at `path` open (holds its lock).
 pub fn in_use(path: &Path) -> bool {
     matches!(try_lock(path), Ok(None))
@@ -240,8 +250,11 @@ impl Index {
         let distrusted = distrust(path);
         if distrusted.is_some() {
             let _ = std::fs::remove_file(path);
-            let _ = std::fs::remove_file(sum_path(path));
         }
+        // redb writes to the file even in a session that stores nothing (its header when it
+        // opens, its allocator state when it closes): every session unseals the file before
+        // redb opens it, and seals it again when it closes.
+        unseal(path)?;
         let db = match open_db(path)? {
             Ok(db) => db,
             Err(_) => return Index::temporary(repo_id),
@@ -250,7 +263,7 @@ impl Index {
             db: Some(db),
             path: path.to_path_buf(),
             _temp: None,
-            dirty: AtomicBool::new(false),
+            dirty: AtomicBool::new(true),
             distrusted,
             _lock: Some(lock),
         };
@@ -282,11 +295,7 @@ impl Index {
     /// Before a write: the file stops being sealed until this session closes.
     fn begin_write(&self) -> Result<redb::WriteTransaction> {
         if self._temp.is_none() && !self.dirty.swap(true, Ordering::SeqCst) {
-            match std::fs::remove_file(sum_path(&self.path)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(sum_path(&self.path), e)),
-            }
+            unseal(&self.path)?;
         }
         Ok(self.db().begin_write()?)
     }
