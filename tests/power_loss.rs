@@ -4,7 +4,8 @@
 //! local index cache is then found as it was at the cut, gone, or stale (as before the command,
 //! whole or truncated under its old seal). Reopened with the power back: `check --read-data`
 //! passes, every snapshot committed before the cut (less the one forgotten) is listed, and every
-//! listed snapshot — the one being written too, if its manifest landed — restores byte-exact.
+//! listed snapshot — the one being written too, if its manifest landed — restores byte-exact;
+//! and all of this again once the command has been run again to completion.
 //!
 //! A short pass cuts at every write index once per cut mode; SNAP_POWER_TRIALS=300 adds that
 //! many random cuts per command (the long mode). SNAP_POWER_SEED replays the random choices.
@@ -202,7 +203,10 @@ fn run_op(
     match op {
         Op::Backup => backup_stream(&repo, "c", &b.data["c"]).map(|_| ()),
         Op::ForgetPrune => {
-            repo.backend().delete(&format!("snapshots/{}", b.s1))?;
+            match repo.backend().delete(&format!("snapshots/{}", b.s1)) {
+                Ok(()) | Err(snap::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
             let popts = PruneOptions {
                 grace: chrono::TimeDelta::zero(),
                 ..Default::default()
@@ -333,10 +337,20 @@ fn trial(op: Op, k: usize, mode: CutMode, how: CacheAfter, b: &Base) -> Result<b
         Op::ForgetPrune => vec![b.s2],
         _ => vec![b.s1, b.s2],
     };
-    verify(&src, &required, b).map_err(|e| format!("source: {e}"))?;
     if let (Some(d), Some(base)) = (&dst, dst_base) {
         reset_cache(d, how, &at_cut.path().join("dst"), base.cache.path());
-        verify(d, &[b.s1], b).map_err(|e| format!("destination: {e}"))?;
+    }
+    // With the power back, and again after the command is run again to completion (a prune
+    // finishes what the interrupted one began).
+    for when in ["after the cut", "after running it again"] {
+        if when != "after the cut" {
+            run_op(op, &src, dst.as_ref(), &Power::steady(), b)
+                .map_err(|e| format!("running it again: {e}"))?;
+        }
+        verify(&src, &required, b).map_err(|e| format!("source, {when}: {e}"))?;
+        if let Some(d) = &dst {
+            verify(d, &[b.s1], b).map_err(|e| format!("destination, {when}: {e}"))?;
+        }
     }
     Ok(true)
 }
