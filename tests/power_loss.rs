@@ -258,7 +258,7 @@ fn walk_files(d: &Path) -> Vec<std::path::PathBuf> {
 }
 
 /// With the power back: check passes, every listed snapshot restores byte-exact, and the
-/// `required` ones (ids, or origins for copies) are listed.
+/// `required` ones (ids, or origins of copies) are listed.
 fn verify(w: &World, required: &[Id], b: &Base) -> Result<usize, String> {
     let repo =
         Repository::open(w.backend.clone(), PW, w.cache.path()).map_err(|e| e.to_string())?;
@@ -296,7 +296,7 @@ fn verify(w: &World, required: &[Id], b: &Base) -> Result<usize, String> {
             ));
         }
     }
-    let listed: Vec<Id> = snaps.iter().map(|s| s.origin()).collect();
+    let listed: Vec<Id> = snaps.iter().flat_map(|s| [s.id, s.origin()]).collect();
     match required.iter().find(|id| !listed.contains(id)) {
         Some(gone) => Err(format!("snapshot {} is gone", gone.short())),
         None => Ok(snaps.len()),
@@ -333,10 +333,21 @@ fn trial(op: Op, k: usize, mode: CutMode, how: CacheAfter, b: &Base) -> Result<b
             .map_err(|e| format!("failed with the power on: {e}"));
     }
     reset_cache(&src, how, &at_cut.path().join("src"), b.src.cache.path());
-    let required = match op {
+    let mut required = match op {
         Op::ForgetPrune => vec![b.s2],
         _ => vec![b.s1, b.s2],
     };
+    // A manifest whose put reached the store is a committed snapshot: it must be listed.
+    let committed: Vec<Id> = power
+        .stored()
+        .iter()
+        .filter_map(|n| n.strip_prefix("snapshots/")?.parse().ok())
+        .collect();
+    let mut dst_required = vec![b.s1];
+    match dst {
+        Some(_) => dst_required.extend(&committed),
+        None => required.extend(&committed),
+    }
     if let (Some(d), Some(base)) = (&dst, dst_base) {
         reset_cache(d, how, &at_cut.path().join("dst"), base.cache.path());
     }
@@ -349,7 +360,7 @@ fn trial(op: Op, k: usize, mode: CutMode, how: CacheAfter, b: &Base) -> Result<b
         }
         verify(&src, &required, b).map_err(|e| format!("source, {when}: {e}"))?;
         if let Some(d) = &dst {
-            verify(d, &[b.s1], b).map_err(|e| format!("destination, {when}: {e}"))?;
+            verify(d, &dst_required, b).map_err(|e| format!("destination, {when}: {e}"))?;
         }
     }
     Ok(true)

@@ -34,6 +34,8 @@ struct State {
     cut_at: Option<(usize, CutMode)>,
     cut: bool,
     hook: Option<Hook>,
+    /// Names of the objects whose put reached the store.
+    stored: Vec<String>,
 }
 
 /// The power supply shared by the backends of one simulated machine.
@@ -69,6 +71,16 @@ impl Power {
     /// Writes started so far (including the one the cut interrupted).
     pub fn writes(&self) -> usize {
         self.state.lock().unwrap().writes
+    }
+
+    /// Names of the objects whose put reached the store (those that returned, and the one the
+    /// cut interrupted if it landed), in order.
+    pub fn stored(&self) -> Vec<String> {
+        self.state.lock().unwrap().stored.clone()
+    }
+
+    fn record(&self, name: &str) {
+        self.state.lock().unwrap().stored.push(name.to_string());
     }
 
     /// Whether the power has been cut.
@@ -185,10 +197,20 @@ impl<B: Backend> Backend for PowerLossBackend<B> {
         self.inner.get_range(name, offset, len)
     }
     fn put(&self, name: &str, data: &[u8]) -> Result<()> {
-        self.write(name, data, || self.inner.put(name, data))
+        self.write(name, data, || {
+            self.inner.put(name, data)?;
+            self.power.record(name);
+            Ok(())
+        })
     }
     fn put_new(&self, name: &str, data: &[u8]) -> Result<bool> {
-        self.write(name, data, || self.inner.put_new(name, data))
+        self.write(name, data, || {
+            let new = self.inner.put_new(name, data)?;
+            if new {
+                self.power.record(name);
+            }
+            Ok(new)
+        })
     }
     fn delete(&self, name: &str) -> Result<()> {
         self.write(name, &[], || self.inner.delete(name))
@@ -238,6 +260,8 @@ mod tests {
             assert_eq!(b.inner().exists("b").unwrap(), kept);
             assert!(b.inner().exists("a").unwrap() && !b.inner().exists("c").unwrap());
             assert_eq!(power.writes(), 2);
+            let stored: &[&str] = if kept { &["a", "b"] } else { &["a"] };
+            assert_eq!(power.stored(), stored);
         }
     }
 

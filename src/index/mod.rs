@@ -5,12 +5,12 @@
 //!
 //! It is never trusted blindly: when a session closes, the file's BLAKE3 hash and length are
 //! written beside it (`index.redb.b3`), and the next session removes the sidecar before redb
-//! opens the file (redb writes to it even in a session that stores nothing). An index whose sidecar is missing (a session that did not
-//! close: a crash, a kill) or does not match (damage at rest: a bit flip, a truncation) is
-//! deleted and rebuilt before redb ever reads it, so no cache content can reach redb's code
-//! (which may panic on a damaged file) or hand out a wrong location. Opening goes through a
-//! panic boundary as well. An advisory lock (`index.redb.lock`) makes one process the owner;
-//! others use a private temporary index.
+//! opens the file (redb writes to it even in a session that stores nothing). An index whose
+//! sidecar is missing (a session that did not close: a crash, a kill) or does not match (damage
+//! at rest: a bit flip, a truncation) is deleted and rebuilt before redb ever reads it, so no
+//! cache content can reach redb's code (which may panic on a damaged file) or hand out a wrong
+//! location. Opening goes through a panic boundary as well. An advisory lock
+//! (`index.redb.lock`) makes one process the owner; others use a private temporary index.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -107,7 +107,8 @@ pub struct Index {
     db: Option<Database>,
     path: PathBuf,
     _temp: Option<tempfile::TempDir>,
-    /// This session wrote to the file (its sidecar is gone until the session closes).
+    /// The file is unsealed (its sidecar gone) until this session closes and seals it: always
+    /// for the shared file, which redb writes to whenever it has it open.
     dirty: AtomicBool,
     /// Why the file was not trusted and was rebuilt when it was opened.
     distrusted: Option<Distrust>,
