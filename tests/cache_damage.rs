@@ -99,3 +99,35 @@ fn bit_flips_and_truncations_of_the_index_cache_are_rebuilt_not_trusted() {
     let (code, out, err) = repo.run(&["check", "--read-data"]);
     assert_eq!(code, 0, "{out}\n{err}");
 }
+
+/// A session that only reads the index (restore, cat, the source of a copy) still leaves it
+/// sealed: redb writes to the file when it opens and closes it even then, and the next command
+/// must not take that for damage (it used to warn "damaged" and rebuild after every restore).
+#[test]
+fn reading_sessions_leave_the_index_sealed() {
+    let repo = TestRepo::with_init_args(&["--chunk-avg-kib", "16", "--pack-size", "1"]);
+    let src = repo.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), mixed_bytes(&mut Rng::new(5), 1 << 20)).unwrap();
+    repo.backup(&[&src]);
+    let stored = format!("{}/f", src.display());
+    for reader in [
+        vec![
+            "restore",
+            "latest",
+            "--target",
+            repo.path("t").to_str().unwrap(),
+        ],
+        vec!["cat", "latest", &stored],
+    ] {
+        let (code, _, err) = repo.run(&reader);
+        assert_eq!(code, 0, "{reader:?}: {err}");
+        assert!(!err.contains("warning"), "{reader:?}: {err}");
+        let (code, _, err) = repo.run(&["backup", src.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            !err.contains("warning"),
+            "after {reader:?} the index was not trusted: {err}"
+        );
+    }
+}

@@ -1,8 +1,16 @@
-//! The kill test: `snap backup` is SIGKILLed at random moments (early, mid-backup, near the
-//! end, and right after it starts). After every kill, every listed snapshot must still restore
-//! byte-exact, the repository must open without complaint, and no partial pack may be visible.
+//! The kill tests. `snap backup` of a large dataset is SIGKILLed at random moments (early,
+//! mid-backup, near the end, and right after it starts); then every command that writes —
+//! backup, forget + prune (`--grace 0s`), copy to a second local repository (same key and own
+//! key), key add / passwd / remove, repair index — is SIGKILLed at a random instant of its run,
+//! each trial on a fresh copy of one starting state. After every kill: stale locks are removed,
+//! `check --read-data` passes on every repository involved (unreferenced packs and leftover
+//! temporary files are only information), the passwords that must still open do, and every
+//! listed snapshot restores byte-exact, including every one that existed before (but those a
+//! killed forget was asked to remove). A figure line per command: trials, kills that landed
+//! mid-command, failures.
 //!
-//! The seed is printed; set SNAP_CRASH_SEED to replay a run.
+//! The seed is printed; set SNAP_CRASH_SEED to replay a run. SNAP_CRASH_TRIALS=300 is the long
+//! mode (trials per command; default 5); SNAP_CRASH_ONLY=KeyPasswd,Backup picks commands.
 
 mod support;
 
@@ -304,4 +312,532 @@ fn killed_backups_never_damage_the_repository() {
     assert!(packs > 20);
     assert!(temps >= 1 && leftover_dir.join(".tmp-crashed").exists());
     println!("crash test done in {:?}", started.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every command that writes: SIGKILL at random instants, then check, passwords and restores.
+
+/// Trials per command: `SNAP_CRASH_TRIALS` (the long mode, e.g. 300), else a short pass.
+fn trials_per_command() -> usize {
+    std::env::var("SNAP_CRASH_TRIALS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5)
+}
+
+/// `SNAP_CRASH_ONLY=Backup,KeyPasswd` limits the kill harness to those commands (for replays).
+fn selected(what: Killed) -> bool {
+    match std::env::var("SNAP_CRASH_ONLY") {
+        Ok(list) => list.split(',').any(|w| w.trim() == format!("{what:?}")),
+        Err(_) => true,
+    }
+}
+
+fn crash_seed() -> u64 {
+    std::env::var("SNAP_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                % 1_000_000_007
+        })
+}
+
+const OTHER_PW: &str = "a second password for the same key";
+const NEW_PW: &str = "the password after key passwd";
+const DST_PW: &str = "the copy destination's own password";
+
+/// The starting state every trial copies: a source repository with snapshots S1 (A), S2 (B),
+/// S3 (C), a deletion plan condemning the packs of a forgotten S0 (so `prune --grace 0s` deletes
+/// in phase 2), a second key file (OTHER_PW); two copy destinations holding S1 (one sharing
+/// the key, one with its own), and the trees the snapshots were taken of.
+struct Template {
+    src: TestRepo,
+    same_key: TestRepo,
+    own_key: TestRepo,
+    /// Snapshot id → the tree it was taken of (source repository).
+    trees: std::collections::HashMap<String, PathBuf>,
+    /// S1, S2, S3, oldest first.
+    ids: Vec<String>,
+    /// A tree no snapshot holds yet (the killed backups take it).
+    fresh: PathBuf,
+    other_key: String,
+    pw_files: std::collections::HashMap<&'static str, PathBuf>,
+}
+
+fn small_tree(root: &Path, seed: u64, large: usize) {
+    gen_tree(
+        root,
+        seed,
+        &TreeSpec {
+            max_depth: 2,
+            entries: (2, 5),
+            large_files: large,
+            large_size: 1 << 20,
+            small_max: 8 << 10,
+        },
+    );
+}
+
+fn make_template() -> Template {
+    let src = TestRepo::with_init_args(INIT);
+    let mut pw_files = std::collections::HashMap::new();
+    for pw in [PASSWORD, OTHER_PW, NEW_PW, DST_PW] {
+        let f = src.path(&format!("pw-{}", pw_files.len()));
+        fs::write(&f, format!("{pw}\n")).unwrap();
+        pw_files.insert(pw, f);
+    }
+    let mut trees = std::collections::HashMap::new();
+    let x = src.path("X");
+    small_tree(&x, 10, 3);
+    let s0 = src.backup(&[&x])["id"].as_str().unwrap().to_string();
+    let mut ids = Vec::new();
+    for (i, name) in ["A", "B", "C"].into_iter().enumerate() {
+        let t = src.path(name);
+        small_tree(&t, 11 + i as u64, 2 + i);
+        if i > 0 {
+            // Share some content with A, so that forgetting S1 leaves packs half garbage.
+            fs::copy(
+                src.path("A").join("ünïcødé ✓ #1 %20 dir/x"),
+                t.join("from A"),
+            )
+            .ok();
+        }
+        let id = src.backup(&[&t])["id"].as_str().unwrap().to_string();
+        trees.insert(id.clone(), t);
+        ids.push(id);
+    }
+    src.ok(&["forget", "--group-by", "host", "--keep-last", "3"]);
+    assert!(!src.snapshot_ids().contains(&s0));
+    src.ok(&["prune"]); // condemns S0's packs; a later `--grace 0s` deletes them
+    src.ok(&[
+        "key",
+        "add",
+        "--kdf-memory-kib",
+        "64",
+        "--kdf-iterations",
+        "1",
+    ]
+    .iter()
+    .copied()
+    .chain(["--new-password-file", pw_files[OTHER_PW].to_str().unwrap()])
+    .collect::<Vec<_>>());
+    let keys = src.json(&["key", "list", "--json"]);
+    let other_key = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] != serde_json::json!(true))
+        .map(|k| k["id"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no second key: {keys}"));
+    let same_key = TestRepo::uninit();
+    same_key.ok(&[
+        "init",
+        "--kdf-memory-kib",
+        "64",
+        "--kdf-iterations",
+        "1",
+        "--copy-key-from",
+        src.repo.to_str().unwrap(),
+    ]);
+    let own_key = TestRepo {
+        password: DST_PW.into(),
+        ..TestRepo::uninit()
+    };
+    own_key.init(&["--chunk-avg-kib", "32", "--pack-size", "1"]);
+    let copy_s1 = |dst: &TestRepo, how: &[&str]| {
+        let mut args = vec!["copy", &ids[0], "--to", dst.repo.to_str().unwrap()];
+        args.extend_from_slice(how);
+        src.ok(&args);
+    };
+    copy_s1(&same_key, &["--key-from-repo"]);
+    copy_s1(
+        &own_key,
+        &["--to-password-file", pw_files[DST_PW].to_str().unwrap()],
+    );
+    let fresh = src.path("D");
+    small_tree(&fresh, 20, 4);
+    Template {
+        src,
+        same_key,
+        own_key,
+        trees,
+        ids,
+        fresh,
+        other_key,
+        pw_files,
+    }
+}
+
+/// The commands killed, each a sequence of `snap` runs (forget, then prune).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Killed {
+    Backup,
+    ForgetPrune,
+    CopySameKey,
+    CopyOwnKey,
+    KeyAdd,
+    KeyPasswd,
+    KeyRemove,
+    RepairIndex,
+}
+
+const KILLED: [Killed; 8] = [
+    Killed::Backup,
+    Killed::ForgetPrune,
+    Killed::CopySameKey,
+    Killed::CopyOwnKey,
+    Killed::KeyAdd,
+    Killed::KeyPasswd,
+    Killed::KeyRemove,
+    Killed::RepairIndex,
+];
+
+/// One trial's private copies of the template's repositories (and their caches).
+struct Trial {
+    src: TestRepo,
+    same_key: TestRepo,
+    own_key: TestRepo,
+}
+
+fn clone_repo(t: &TestRepo) -> TestRepo {
+    let n = TestRepo {
+        password: t.password.clone(),
+        ..TestRepo::uninit()
+    };
+    for (from, to) in [(&t.repo, &n.repo), (&t.cache, &n.cache)] {
+        if from.exists() {
+            fs::create_dir_all(to).unwrap();
+            copy_tree(from, to);
+        }
+    }
+    n
+}
+
+impl Trial {
+    fn new(t: &Template) -> Trial {
+        Trial {
+            src: clone_repo(&t.src),
+            same_key: clone_repo(&t.same_key),
+            own_key: clone_repo(&t.own_key),
+        }
+    }
+
+    /// The `snap` runs of `what`, in order.
+    fn steps(&self, t: &Template, what: Killed) -> Vec<std::process::Command> {
+        let cmd = |args: &[&str]| {
+            let mut c = self.src.cmd();
+            c.args(args);
+            c
+        };
+        let pw = |p: &str| t.pw_files[p].to_str().unwrap().to_string();
+        let kdf = ["--kdf-memory-kib", "8192", "--kdf-iterations", "2"];
+        let new_key = |sub: &str| {
+            let mut c = cmd(&["key", sub, "--new-password-file", &pw(NEW_PW)]);
+            c.args(kdf);
+            c
+        };
+        match what {
+            Killed::Backup => vec![cmd(&["backup", "--force", t.fresh.to_str().unwrap()])],
+            Killed::ForgetPrune => vec![
+                cmd(&["forget", "--group-by", "host", "--keep-last", "2"]),
+                cmd(&["prune", "--grace", "0s"]),
+            ],
+            Killed::CopySameKey => vec![cmd(&[
+                "copy",
+                "--to",
+                self.same_key.repo.to_str().unwrap(),
+                "--key-from-repo",
+            ])],
+            Killed::CopyOwnKey => vec![cmd(&[
+                "copy",
+                "--to",
+                self.own_key.repo.to_str().unwrap(),
+                "--to-password-file",
+                &pw(DST_PW),
+            ])],
+            Killed::KeyAdd => vec![new_key("add")],
+            Killed::KeyPasswd => vec![new_key("passwd")],
+            Killed::KeyRemove => vec![cmd(&["key", "remove", &t.other_key])],
+            Killed::RepairIndex => vec![cmd(&["repair", "index"])],
+        }
+    }
+}
+
+/// Run `steps` one after the other, SIGKILLing the one running `delay` after the first began.
+/// A step that ends on its own must succeed.
+fn run_killed(
+    steps: Vec<std::process::Command>,
+    delay: Duration,
+    log: &Path,
+) -> Result<Run, String> {
+    let t = Instant::now();
+    let n = steps.len();
+    for (i, mut c) in steps.into_iter().enumerate() {
+        let out = fs::File::create(log).unwrap();
+        let mut child = c
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn snap");
+        while t.elapsed() < delay && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(1).min(delay.saturating_sub(t.elapsed())));
+        }
+        let _ = child.kill(); // SIGKILL (a no-op if it already exited)
+        let code = exit_code(child.wait().unwrap());
+        match code {
+            -9 => return Ok(Run::Killed),
+            0 if t.elapsed() >= delay && i + 1 < n => return Ok(Run::Between),
+            0 => {}
+            _ => {
+                let text = fs::read_to_string(log).unwrap_or_default();
+                return Err(format!("step {i} failed on its own (exit {code}):\n{text}"));
+            }
+        }
+    }
+    Ok(Run::Finished(t.elapsed()))
+}
+
+/// How a killed run ended.
+#[derive(Debug, PartialEq)]
+enum Run {
+    /// The kill landed while a step ran.
+    Killed,
+    /// The instant fell between two steps (the later ones were not started).
+    Between,
+    /// Every step had finished, taking this long.
+    Finished(Duration),
+}
+
+/// `snap` on `r` with password `pw`.
+fn run_as(r: &TestRepo, pw: &str, args: &[&str]) -> (i32, String, String) {
+    output_parts(
+        r.cmd()
+            .env("SNAP_PASSWORD", pw)
+            .args(args)
+            .output()
+            .unwrap(),
+    )
+}
+
+fn opens(r: &TestRepo, pw: &str) -> bool {
+    run_as(r, pw, &["snapshots", "--json"]).0 == 0
+}
+
+/// What a repository must hold after a kill.
+struct Expect<'a> {
+    /// Snapshot id (or the id it was copied from) → the tree it holds.
+    trees: &'a std::collections::HashMap<String, PathBuf>,
+    /// Snapshots (ids, or origins for copies) that must still be listed.
+    required: Vec<String>,
+    /// A tree a snapshot listed under no known id may hold (the killed backup's).
+    fresh: Option<&'a Path>,
+}
+
+/// Stale locks removed, `check --read-data` passes (garbage is only information), and every
+/// listed snapshot restores byte-exact; the required ones are listed.
+fn verify_killed(r: &TestRepo, pw: &str, want: &Expect, label: &str) -> Result<(), String> {
+    let (code, out, err) = run_as(r, pw, &["unlock"]);
+    if code != 0 {
+        return Err(format!("{label}: unlock exited {code}: {out}{err}"));
+    }
+    let (code, out, err) = run_as(r, pw, &["check", "--read-data", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    let odd = report["info"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|f| f["kind"] == "unexpected_object");
+    if code != 0 || report["problems"] != serde_json::json!([]) || odd {
+        return Err(format!(
+            "{label}: check --read-data exited {code}:\n{out}\n{err}"
+        ));
+    }
+    let (code, out, err) = run_as(r, pw, &["snapshots", "--json"]);
+    if code != 0 || err.contains("warning") {
+        return Err(format!("{label}: snapshots exited {code}:\n{err}"));
+    }
+    let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let mut seen = Vec::new();
+    for s in &list {
+        let id = s["id"].as_str().unwrap().to_string();
+        let origin = s["copied_from"].as_str().unwrap_or(&id).to_string();
+        let tree = match (want.trees.get(&origin), want.fresh) {
+            (Some(t), _) => t.clone(),
+            (None, Some(f)) if s["paths"] == serde_json::json!([f.to_str().unwrap()]) => {
+                f.to_path_buf()
+            }
+            _ => return Err(format!("{label}: unexpected snapshot {s}")),
+        };
+        restore_exact(r, pw, &id, &tree).map_err(|e| format!("{label}: {id}: {e}"))?;
+        seen.push(origin);
+    }
+    match want.required.iter().find(|id| !seen.contains(id)) {
+        Some(gone) => Err(format!("{label}: snapshot {gone} is gone: {seen:?}")),
+        None => Ok(()),
+    }
+}
+
+fn restore_exact(r: &TestRepo, pw: &str, id: &str, tree: &Path) -> Result<(), String> {
+    let target = r.path(&format!("restore-{}", &id[..12]));
+    let t = target.to_str().unwrap();
+    let (code, out, err) = run_as(r, pw, &["restore", id, "--target", t]);
+    if code != 0 {
+        return Err(format!("restore exited {code}: {out}{err}"));
+    }
+    let restored = restored_path(&target, tree);
+    let same = std::panic::catch_unwind(|| assert_trees_equal(tree, &restored));
+    fs::remove_dir_all(&target).unwrap();
+    same.map_err(|p| {
+        p.downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_else(|| "trees differ".into())
+    })
+}
+
+#[derive(Default)]
+struct Figures {
+    trials: usize,
+    landed: usize,
+    failures: Vec<String>,
+    /// Outcomes worth counting (which passwords open after a killed key change).
+    notes: std::collections::BTreeMap<String, usize>,
+}
+
+/// Which password opens the source after a killed `what` (failing if none that must does).
+fn surviving_password(
+    t: &Template,
+    r: &TestRepo,
+    what: Killed,
+    fig: &mut Figures,
+) -> Result<&'static str, String> {
+    let (old, new, other) = (opens(r, PASSWORD), opens(r, NEW_PW), opens(r, OTHER_PW));
+    let note = match what {
+        Killed::KeyAdd => Some(format!("new password opens: {new}")),
+        Killed::KeyPasswd => Some(format!("old opens: {old}, new opens: {new}")),
+        Killed::KeyRemove => Some(format!("removed password still opens: {other}")),
+        _ => None,
+    };
+    if let Some(n) = note {
+        *fig.notes.entry(n).or_default() += 1;
+    }
+    if what != Killed::KeyRemove && !other {
+        return Err(format!(
+            "a key file the command did not touch ({}) no longer opens",
+            t.other_key
+        ));
+    }
+    match (old, new, what) {
+        (true, _, _) => Ok(PASSWORD),
+        (false, true, Killed::KeyPasswd) => Ok(NEW_PW),
+        (false, false, Killed::KeyPasswd) => {
+            Err("neither the old nor the new password opens".into())
+        }
+        _ => Err("the password no longer opens the repository".into()),
+    }
+}
+
+fn check_trial(
+    t: &Template,
+    trial: &Trial,
+    what: Killed,
+    label: &str,
+    fig: &mut Figures,
+) -> Result<(), String> {
+    let pw = surviving_password(t, &trial.src, what, fig).map_err(|e| format!("{label}: {e}"))?;
+    let forgotten = if what == Killed::ForgetPrune { 1 } else { 0 };
+    let src = Expect {
+        trees: &t.trees,
+        required: t.ids[forgotten..].to_vec(),
+        fresh: (what == Killed::Backup).then_some(t.fresh.as_path()),
+    };
+    verify_killed(&trial.src, pw, &src, &format!("{label}, source"))?;
+    let dst = match what {
+        Killed::CopySameKey => (&trial.same_key, PASSWORD),
+        Killed::CopyOwnKey => (&trial.own_key, DST_PW),
+        _ => return Ok(()),
+    };
+    let want = Expect {
+        trees: &t.trees,
+        required: t.ids[..1].to_vec(),
+        fresh: None,
+    };
+    verify_killed(dst.0, dst.1, &want, &format!("{label}, destination"))
+}
+
+#[test]
+fn killed_commands_never_damage_the_repositories() {
+    let started = Instant::now();
+    let seed = crash_seed();
+    println!("kill harness seed: {seed} (replay with SNAP_CRASH_SEED={seed})");
+    let mut rng = Rng::new(seed);
+    let trials = trials_per_command();
+    let t = make_template();
+    let mut failures = Vec::new();
+    for what in KILLED.into_iter().filter(|w| selected(*w)) {
+        // Calibration: the command run to completion, verified like a kill.
+        let trial = Trial::new(&t);
+        let log = trial.src.path("kill.log");
+        let run = run_killed(trial.steps(&t, what), Duration::from_secs(3600), &log);
+        let Ok(Run::Finished(mut full)) = run else {
+            panic!("{what:?} run to completion: {run:?}");
+        };
+        // From a clean copy, nothing is worth a warning (e.g. an index cache taken for damaged).
+        let text = fs::read_to_string(&log).unwrap();
+        assert!(!text.contains("warning"), "{what:?} warned:\n{text}");
+        let mut fig = Figures::default();
+        check_trial(
+            &t,
+            &trial,
+            what,
+            &format!("{what:?} to completion"),
+            &mut fig,
+        )
+        .unwrap();
+        fig.notes.clear();
+        drop(trial);
+        for i in 0..trials {
+            let trial = Trial::new(&t);
+            let delay = full.mul_f64(rng.range(0, 1100) as f64 / 1000.0);
+            let label = format!("{what:?} #{i} killed after {delay:?}");
+            let log = trial.src.path("kill.log");
+            let outcome = run_killed(trial.steps(&t, what), delay, &log).and_then(|run| {
+                match run {
+                    Run::Killed => fig.landed += 1,
+                    // Runs time differently on a busy machine: aim at the latest one.
+                    Run::Finished(took) => full = took,
+                    Run::Between => {}
+                }
+                check_trial(&t, &trial, what, &label, &mut fig)
+            });
+            fig.trials += 1;
+            if let Err(e) = outcome {
+                fig.failures.push(e);
+            }
+        }
+        let notes: Vec<String> = fig.notes.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+        println!(
+            "kill figures: {what:?} (runs {full:?}): {} trials, {} killed mid-command, {} failures{}",
+            fig.trials,
+            fig.landed,
+            fig.failures.len(),
+            if notes.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", notes.join(", "))
+            }
+        );
+        failures.extend(fig.failures);
+    }
+    println!("kill harness done in {:?}", started.elapsed());
+    assert!(
+        failures.is_empty(),
+        "seed {seed}: {} failures:\n{}",
+        failures.len(),
+        failures.join("\n---\n")
+    );
 }

@@ -6,12 +6,14 @@ mod counting;
 mod faulty;
 mod local;
 mod memory;
+mod powerloss;
 mod s3;
 
 pub use counting::{CountingBackend, RequestCounts};
 pub use faulty::{Fault, FaultyBackend};
 pub use local::LocalBackend;
 pub use memory::MemoryBackend;
+pub use powerloss::{CutMode, Power, PowerLossBackend};
 pub use s3::{S3Backend, S3Location};
 
 use crate::error::Result;

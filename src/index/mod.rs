@@ -3,14 +3,14 @@
 //! packs the backend lists, reading the trailers of packs it does not know, and a lost or damaged
 //! index file is rebuilt from pack trailers alone.
 //!
-//! It is never trusted blindly: when a session that wrote to it closes, the file's BLAKE3 hash
-//! and length are written beside it (`index.redb.b3`), and the sidecar is removed before the
-//! first write of the next session. An index whose sidecar is missing (a session that did not
-//! close: a crash, a kill) or does not match (damage at rest: a bit flip, a truncation) is
-//! deleted and rebuilt before redb ever reads it, so no cache content can reach redb's code
-//! (which may panic on a damaged file) or hand out a wrong location. Opening goes through a
-//! panic boundary as well. An advisory lock (`index.redb.lock`) makes one process the owner;
-//! others use a private temporary index.
+//! It is never trusted blindly: when a session closes, the file's BLAKE3 hash and length are
+//! written beside it (`index.redb.b3`), and the next session removes the sidecar before redb
+//! opens the file (redb writes to it even in a session that stores nothing). An index whose
+//! sidecar is missing (a session that did not close: a crash, a kill) or does not match (damage
+//! at rest: a bit flip, a truncation) is deleted and rebuilt before redb ever reads it, so no
+//! cache content can reach redb's code (which may panic on a damaged file) or hand out a wrong
+//! location. Opening goes through a panic boundary as well. An advisory lock
+//! (`index.redb.lock`) makes one process the owner; others use a private temporary index.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -109,7 +109,8 @@ pub struct Index {
     db: Option<Database>,
     path: PathBuf,
     _temp: Option<tempfile::TempDir>,
-    /// This session wrote to the file (its sidecar is gone until the session closes).
+    /// The file is unsealed (its sidecar gone) until this session closes and seals it: always
+    /// for the shared file, which redb writes to whenever it has it open.
     dirty: AtomicBool,
     /// Why the file was not trusted and was rebuilt when it was opened.
     distrusted: Option<Distrust>,
@@ -195,6 +196,16 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     crate::util::open_private(path, true)?.write_all(bytes)
 }
 
+/// Remove the sidecar of the index at `path`: until it is written again, the file is not trusted.
+fn unseal(path: &Path) -> Result<()> {
+    let sum = sum_path(path);
+    match std::fs::remove_file(&sum) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(sum, e)),
+    }
+}
+
 /// Whether another process has the index at `path` open (holds its lock).
 pub fn in_use(path: &Path) -> bool {
     matches!(try_lock(path), Ok(None))
@@ -242,8 +253,11 @@ impl Index {
         let distrusted = distrust(path);
         if distrusted.is_some() {
             let _ = std::fs::remove_file(path);
-            let _ = std::fs::remove_file(sum_path(path));
         }
+        // redb writes to the file even in a session that stores nothing (its header when it
+        // opens, its allocator state when it closes): every session unseals the file before
+        // redb opens it, and seals it again when it closes.
+        unseal(path)?;
         let db = match open_db(path)? {
             Ok(db) => db,
             Err(_) => return Index::temporary(repo_id),
@@ -252,7 +266,7 @@ impl Index {
             db: Some(db),
             path: path.to_path_buf(),
             _temp: None,
-            dirty: AtomicBool::new(false),
+            dirty: AtomicBool::new(true),
             distrusted,
             _lock: Some(lock),
         };
@@ -284,11 +298,7 @@ impl Index {
     /// Before a write: the file stops being sealed until this session closes.
     fn begin_write(&self) -> Result<redb::WriteTransaction> {
         if self._temp.is_none() && !self.dirty.swap(true, Ordering::SeqCst) {
-            match std::fs::remove_file(sum_path(&self.path)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(sum_path(&self.path), e)),
-            }
+            unseal(&self.path)?;
         }
         Ok(self.db().begin_write()?)
     }
