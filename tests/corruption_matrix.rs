@@ -398,6 +398,11 @@ fn run_case(built: &Built, c: Class, d: Damage) -> Option<Outcome> {
             }
         }
     }
+    if c == Class::Manifest && d != Damage::Delete {
+        // Swapped, both manifests are damaged.
+        let both = d == Damage::Swap;
+        commands_name_the_damaged_manifest(built, &n, &file_name(&target), both, &label);
+    }
     let detected = match exp {
         Expect::Detected => {
             assert_ne!(code, 0, "{label}: check did not detect it\n{check_text}");
@@ -467,6 +472,63 @@ fn run_case(built: &Built, c: Class, d: Damage) -> Option<Outcome> {
     Some(Outcome { detected, ok: true })
 }
 
+/// Every command that meets a damaged manifest names it as damaged, with its id and what to
+/// do; none says "no snapshot matches".
+fn commands_name_the_damaged_manifest(
+    built: &Built,
+    n: &TestRepo,
+    id: &str,
+    other_damaged: bool,
+    label: &str,
+) {
+    let other = built
+        .snapshots
+        .iter()
+        .map(|s| s.0.as_str())
+        .find(|s| *s != id)
+        .unwrap();
+    let names_one =
+        |err: &str| err.contains(&id[..8]) || (other_damaged && err.contains(&other[..8]));
+    let dump_to = n.path("dump-out");
+    let b = built.b.repo.to_str().unwrap();
+    let prefix = &id[..10];
+    let by_id: Vec<Vec<&str>> = vec![
+        vec!["ls", prefix],
+        vec!["cat", prefix, "x"],
+        vec!["dump", prefix, "--out", dump_to.to_str().unwrap()],
+        vec!["diff", prefix, other],
+        vec!["diff", other, prefix],
+        vec!["copy", "--to", b, "--key-from-repo", prefix],
+        vec!["copy", "--to", b, "--key-from-repo"],
+    ];
+    for args in by_id {
+        let (code, out, err) = n.run(&args);
+        no_panic(label, &out, &err);
+        assert_ne!(code, 0, "{label}: {args:?} succeeded");
+        assert!(
+            err.contains("is damaged") && names_one(&err) && err.contains("snap check"),
+            "{label}: {args:?} does not name the damaged snapshot: {err}"
+        );
+        assert!(
+            !err.contains("no snapshot matches"),
+            "{label}: {args:?}: {err}"
+        );
+    }
+    // Listing commands go on with the readable snapshots and name the damaged one.
+    for args in [
+        vec!["snapshots"],
+        vec!["forget", "--keep-last", "5", "--dry-run"],
+        vec!["stats"],
+    ] {
+        let (_, out, err) = n.run(&args);
+        no_panic(label, &out, &err);
+        assert!(
+            err.contains(&id[..8]) && err.contains("snap check"),
+            "{label}: {args:?} does not name the damaged snapshot: {err}"
+        );
+    }
+}
+
 fn file_name(p: &Path) -> String {
     p.file_name().unwrap().to_string_lossy().into_owned()
 }
@@ -491,6 +553,7 @@ fn every_object_class_times_every_damage() {
         Damage::Foreign,
     ];
     let (mut tried, mut detected, mut harmless) = (0, 0, 0);
+    let mut by_kind: std::collections::BTreeMap<&str, u32> = Default::default();
     for c in classes {
         for d in damages {
             let Some(o) = run_case(&built, c, d) else {
@@ -498,6 +561,15 @@ fn every_object_class_times_every_damage() {
             };
             assert!(o.ok);
             tried += 1;
+            *by_kind
+                .entry(match expect(c, d) {
+                    Expect::Detected => "detected by check",
+                    Expect::DetectedByReadData => "detected by check --read-data only",
+                    Expect::Named => "named as a stale lock",
+                    Expect::Repaired => "cache repaired",
+                    _ => "harmless by design",
+                })
+                .or_default() += 1;
             if o.detected {
                 detected += 1;
             } else {
@@ -508,4 +580,5 @@ fn every_object_class_times_every_damage() {
     eprintln!(
         "corruption matrix: {tried} cases tried, {detected} detected or repaired, {harmless} harmless by design (nothing lost), 0 panics, 0 wrong restores"
     );
+    eprintln!("corruption matrix by outcome: {by_kind:?}");
 }
