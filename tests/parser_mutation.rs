@@ -752,8 +752,13 @@ proptest! {
         }
         for b in &raw { apply(&mut out, b); }
         if let Ok(t) = bounded("Tree::parse", out.len(), 8, || snap::snapshot::Tree::parse(&out)) {
+            let mut total = 0u64;
             for e in &t.entries {
                 prop_assert!(snap::snapshot::validate_path(&e.path).is_ok());
+                let held: u64 = e.chunks.iter().map(|c| c.len()).sum();
+                prop_assert_eq!(e.size, held);
+                // Sizes are summed by readers (restore, stats, diff): that cannot overflow now.
+                total = total.checked_add(e.size).expect("sizes backed by chunks");
             }
         }
     }
