@@ -859,10 +859,12 @@ proptest! {
         let p = parsed.kdf.params;
         prop_assert!(p.m_cost <= snap::crypto::keyfile::MAX_M_COST);
         // Only cheap parameters are worth running argon2 for here.
-        if p.m_cost <= 1024 && p.t_cost <= 2 && p.p_cost <= 2 {
-            if let Ok(Some(k)) = bounded("KeyFile::open", b.len(), 64, || parsed.open(b"pw")) {
-                prop_assert_eq!(k.secret(), key().secret());
-            }
+        if p.m_cost <= 1024
+            && p.t_cost <= 2
+            && p.p_cost <= 2
+            && let Ok(Some(k)) = bounded("KeyFile::open", b.len(), 64, || parsed.open(b"pw"))
+        {
+            prop_assert_eq!(k.secret(), key().secret());
         }
     }
 

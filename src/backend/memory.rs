@@ -54,7 +54,7 @@ impl Backend for MemoryBackend {
     fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let m = self.objects.read().unwrap();
         let v = m.get(name).ok_or_else(|| not_found(name))?;
-        let end = offset.checked_add(len).unwrap_or(u64::MAX);
+        let end = offset.saturating_add(len);
         let (s, e) = (offset as usize, end.min(usize::MAX as u64) as usize);
         if end > v.len() as u64 {
             return Err(Error::Backend {
