@@ -63,6 +63,10 @@ pub enum Encoding {
 pub const HEADER_LEN: usize = 5;
 /// Largest plaintext a blob may claim; bounds the allocation a damaged header can cause.
 pub const MAX_RAW_LEN: usize = 1 << 30;
+/// The most a zstd frame can expand: every block needs at least 4 bytes (a 3-byte header and
+/// one byte of an RLE block) and produces at most 128 KiB. A `raw_len` beyond
+/// `compressed length × this` cannot be true, so it is refused before anything is allocated.
+pub const MAX_ZSTD_EXPANSION: usize = (128 << 10) / 4;
 
 /// Associated data for a sealed object of `kind` named `id` (zero id for trailers and manifests).
 pub fn aad(kind: BlobKind, id: &Id) -> [u8; 38] {
@@ -164,6 +168,28 @@ pub fn encode(key: &MasterKey, kind: BlobKind, id: &Id, plaintext: &[u8], level:
     key.seal(&aad(kind, id), &payload)
 }
 
+/// Refuse a `raw_len` the body cannot produce, before allocating for it: a raw body is the
+/// plaintext itself; a zstd body expands by at most [`MAX_ZSTD_EXPANSION`], and a frame that
+/// records its content size must record `raw_len`.
+fn check_claim(encoding: u8, body: &[u8], raw_len: usize) -> std::result::Result<(), String> {
+    let zstd_claims = || zstd::zstd_safe::get_frame_content_size(body).ok().flatten();
+    match encoding {
+        0 if body.len() != raw_len => Err(format!(
+            "header says {raw_len} bytes but the stored body has {}",
+            body.len()
+        )),
+        1 if raw_len > body.len().saturating_mul(MAX_ZSTD_EXPANSION) => Err(format!(
+            "header says {raw_len} bytes, more than {} compressed bytes can hold",
+            body.len()
+        )),
+        1 if zstd_claims().is_some_and(|n| n != raw_len as u64) => Err(format!(
+            "header says {raw_len} bytes but the zstd frame says {}",
+            zstd_claims().unwrap_or_default()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Open, check the header, decompress. For data and tree chunks also re-hash and compare with
 /// `id`, so a blob stored under the wrong name is detected.
 pub fn decode(key: &MasterKey, kind: BlobKind, id: &Id, sealed: &[u8]) -> Result<Vec<u8>> {
@@ -179,6 +205,7 @@ pub fn decode(key: &MasterKey, kind: BlobKind, id: &Id, sealed: &[u8]) -> Result
         return Err(Error::corrupt(what(), format!("claims {raw_len} bytes")));
     }
     let body = &payload[HEADER_LEN..];
+    check_claim(payload[0], body, raw_len).map_err(|d| Error::corrupt(what(), d))?;
     let plain = match payload[0] {
         0 => body.to_vec(),
         1 => decompress(body, raw_len).map_err(|e| Error::corrupt(what(), format!("zstd: {e}")))?,

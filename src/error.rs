@@ -46,6 +46,16 @@ pub enum Error {
     #[error("no snapshot matches {0:?}")]
     SnapshotNotFound(String),
 
+    /// The snapshot asked for exists but its manifest cannot be read.
+    #[error(
+        "snapshot {id} is damaged: {detail}. Its manifest cannot be read, so nothing of it can be used; run `snap check` to see what else is damaged, and restore `snapshots/{full}` from a copy of the repository (or delete it to give up that snapshot)"
+    )]
+    SnapshotDamaged {
+        id: String,
+        full: String,
+        detail: String,
+    },
+
     #[error("snapshot prefix {prefix:?} is ambiguous: it matches {}", candidates.join(", "))]
     AmbiguousSnapshot {
         prefix: String,

@@ -103,6 +103,17 @@ impl Backend for LocalBackend {
 
     fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let mut f = fs::File::open(self.path(name)).map_err(|e| self.err(name, e))?;
+        // A range from a damaged index must not size the buffer beyond what the file holds.
+        let size = f.metadata().map_err(|e| self.err(name, e))?.len();
+        if offset.checked_add(len).is_none_or(|end| end > size) {
+            return Err(self.err(
+                name,
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("range {offset}+{len} lies past the end of the object ({size} bytes)"),
+                ),
+            ));
+        }
         f.seek(SeekFrom::Start(offset))
             .map_err(|e| self.err(name, e))?;
         let mut buf = vec![0u8; len as usize];

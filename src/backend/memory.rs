@@ -54,8 +54,9 @@ impl Backend for MemoryBackend {
     fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let m = self.objects.read().unwrap();
         let v = m.get(name).ok_or_else(|| not_found(name))?;
-        let (s, e) = (offset as usize, (offset + len) as usize);
-        if e > v.len() {
+        let end = offset.saturating_add(len);
+        let (s, e) = (offset as usize, end.min(usize::MAX as u64) as usize);
+        if end > v.len() as u64 {
             return Err(Error::Backend {
                 path: name.into(),
                 source: std::io::Error::new(

@@ -131,9 +131,9 @@ fn paths(n: u64) -> String {
 
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let (repo, _lock) = g.open_locked(LockKind::Shared, "diff")?;
-    let (all, _) = repo.snapshots_and_damaged()?;
-    let old = snap::snapshot::resolve(&all, &a.old)?;
-    let new = snap::snapshot::resolve(&all, &a.new)?;
+    let (all, damaged) = repo.snapshots_and_damaged()?;
+    let old = snap::snapshot::resolve_or_damaged(&all, &damaged, &a.old)?;
+    let new = snap::snapshot::resolve_or_damaged(&all, &damaged, &a.new)?;
     let old_tree = repo.load_tree(&old.manifest)?;
     let new_tree = repo.load_tree(&new.manifest)?;
     let d = snap::ops::diff::diff(&old_tree, &new_tree);

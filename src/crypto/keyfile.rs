@@ -24,6 +24,33 @@ pub struct KdfParams {
     pub p_cost: u32,
 }
 
+/// Most memory a key file may ask argon2id for (4 GiB, in KiB). The parameters come from the
+/// key file, so without a bound a damaged one could make a reader allocate up to 4 TiB.
+pub const MAX_M_COST: u32 = 4 << 20;
+/// Most iterations and lanes a key file may ask for (argon2id's time is m_cost × t_cost).
+pub const MAX_T_COST: u32 = 1000;
+pub const MAX_P_COST: u32 = 64;
+
+impl KdfParams {
+    /// Check the bounds a reader accepts (repo-format.md §3).
+    pub fn validate(&self) -> Result<()> {
+        let ok = (1..=MAX_M_COST).contains(&self.m_cost)
+            && (1..=MAX_T_COST).contains(&self.t_cost)
+            && (1..=MAX_P_COST).contains(&self.p_cost)
+            && self.m_cost >= 8 * self.p_cost;
+        if ok {
+            return Ok(());
+        }
+        Err(Error::corrupt(
+            "key file",
+            format!(
+                "KDF parameters m_cost {} KiB, t_cost {}, p_cost {} are outside the accepted bounds (m_cost 8×p_cost…{MAX_M_COST}, t_cost 1…{MAX_T_COST}, p_cost 1…{MAX_P_COST})",
+                self.m_cost, self.t_cost, self.p_cost
+            ),
+        ))
+    }
+}
+
 impl Default for KdfParams {
     fn default() -> Self {
         KdfParams {
@@ -70,6 +97,9 @@ fn stretch(password: &[u8], salt: &[u8], p: KdfParams) -> Result<Zeroizing<[u8; 
 impl KeyFile {
     /// Wrap `master` under `password`.
     pub fn create(master: &MasterKey, password: &[u8], params: KdfParams) -> Result<KeyFile> {
+        params
+            .validate()
+            .map_err(|e| Error::Invalid(format!("{e}; choose smaller --kdf-* values")))?;
         let mut salt = [0u8; 32];
         fill_random(&mut salt);
         let kek = stretch(password, &salt, params)?;
@@ -127,8 +157,13 @@ impl KeyFile {
         serde_json::to_vec_pretty(self).expect("key file serializes")
     }
 
+    /// Parse a key file; KDF parameters outside [`KdfParams::validate`]'s bounds are refused
+    /// before any memory is spent on them.
     pub fn from_bytes(bytes: &[u8]) -> Result<KeyFile> {
-        serde_json::from_slice(bytes).map_err(|e| Error::corrupt("key file", e.to_string()))
+        let kf: KeyFile =
+            serde_json::from_slice(bytes).map_err(|e| Error::corrupt("key file", e.to_string()))?;
+        kf.kdf.params.validate()?;
+        Ok(kf)
     }
 }
 

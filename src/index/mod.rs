@@ -56,16 +56,25 @@ impl Location {
         b[44] = self.kind as u8;
         b
     }
-    fn from_bytes(b: &[u8; 45]) -> Location {
+    /// `None` when the kind byte is not a chunk kind (a damaged row): guessing one would send
+    /// a reader to decode the blob as the wrong kind and blame the pack for the cache's damage.
+    fn from_bytes(b: &[u8; 45]) -> Option<Location> {
         let u = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
-        Location {
-            pack: Id(b[..32].try_into().unwrap()),
+        let kind =
+            BlobKind::from_u8(b[44]).filter(|k| matches!(k, BlobKind::Data | BlobKind::Tree))?;
+        Some(Location {
+            pack: pack_of(b),
             offset: u(32),
             length: u(36),
             raw_len: u(40),
-            kind: BlobKind::from_u8(b[44]).unwrap_or(BlobKind::Data),
-        }
+            kind,
+        })
     }
+}
+
+/// The pack id of a chunks-table row.
+fn pack_of(b: &[u8; 45]) -> Id {
+    Id(b[..32].try_into().unwrap())
 }
 
 /// What [`Index::sync`] did.
@@ -362,8 +371,16 @@ impl Index {
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        Ok(t.get(id.as_bytes())?
-            .map(|v| Location::from_bytes(v.value())))
+        t.get(id.as_bytes())?
+            .map(|v| {
+                Location::from_bytes(v.value()).ok_or_else(|| {
+                    Error::Index(format!(
+                        "the local index row of chunk {} is malformed; run `snap repair index`",
+                        id.short()
+                    ))
+                })
+            })
+            .transpose()
     }
 
     pub fn contains(&self, id: &Id) -> Result<bool> {
@@ -406,7 +423,7 @@ impl Index {
             let mut dead: Vec<[u8; 32]> = Vec::new();
             for row in chunks.iter()? {
                 let (k, v) = row?;
-                if gone.contains(&Location::from_bytes(v.value()).pack) {
+                if gone.contains(&pack_of(v.value())) {
                     dead.push(*k.value());
                 }
             }
@@ -444,7 +461,10 @@ impl Index {
     /// the index.
     pub fn for_each_chunk(&self, mut f: impl FnMut(Id, Location)) -> Result<()> {
         each_chunk_row(&self.db().begin_read()?, |id, raw| {
-            f(id, Location::from_bytes(raw))
+            // A malformed row locates nothing (lookups report it).
+            if let Some(loc) = Location::from_bytes(raw) {
+                f(id, loc)
+            }
         })?;
         Ok(())
     }
@@ -621,12 +641,7 @@ impl IndexReader {
     /// row's kind byte is not a chunk kind (a damaged row).
     pub fn for_each_chunk(&self, mut f: impl FnMut(Id, Option<Location>)) -> Result<()> {
         each_chunk_row(&self.begin_read()?, |id, raw| {
-            let loc = matches!(
-                BlobKind::from_u8(raw[44]),
-                Some(BlobKind::Data | BlobKind::Tree)
-            )
-            .then(|| Location::from_bytes(raw));
-            f(id, loc);
+            f(id, Location::from_bytes(raw))
         })
     }
 }
@@ -637,6 +652,38 @@ mod tests {
     use crate::backend::MemoryBackend;
     use crate::blob;
     use crate::pack::PackWriter;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("SNAP_MUTATION_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Index rows: a valid row (from `to_bytes`) with any byte replaced decodes to a
+        /// location only when its kind byte is a chunk kind, and then round-trips.
+        #[test]
+        fn location_rows_mutated(
+            offset in any::<u32>(), length in any::<u32>(), raw_len in any::<u32>(), tree in any::<bool>(),
+            at in 0usize..45, byte in any::<u8>(),
+        ) {
+            let loc = Location {
+                pack: Id::hash_of(&offset.to_le_bytes()),
+                offset,
+                length,
+                raw_len,
+                kind: if tree { BlobKind::Tree } else { BlobKind::Data },
+            };
+            let mut row = loc.to_bytes();
+            prop_assert_eq!(Location::from_bytes(&row), Some(loc));
+            row[at] = byte;
+            match Location::from_bytes(&row) {
+                Some(l) => prop_assert_eq!(l.to_bytes(), row),
+                None => prop_assert!(at == 44 && !matches!(byte, 1 | 2)),
+            }
+        }
+    }
 
     fn write_pack(b: &MemoryBackend, k: &MasterKey, datas: &[&[u8]]) -> (Id, Vec<Id>) {
         let mut w = PackWriter::new();

@@ -844,6 +844,7 @@ pub fn check(
     // 7. The local index cache.
     let mut cache_pack_of: HashMap<Id, Id> = HashMap::new();
     let mut gone_packs: BTreeMap<Id, BTreeSet<Id>> = BTreeMap::new();
+    let mut disputed: BTreeSet<Id> = BTreeSet::new();
     if let Some(path) = &opts.index_cache {
         progress.item("local index");
         compare_cache(
@@ -854,7 +855,20 @@ pub fn check(
             &out,
             &mut cache_pack_of,
             &mut gone_packs,
+            &mut disputed,
         );
+        let read: HashSet<Id> = opts
+            .read_data
+            .as_ref()
+            .map(|s| {
+                select_packs(&ctx.packs, s)
+                    .into_iter()
+                    .map(|i| ctx.packs[i].id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        disputed.retain(|p| !read.contains(p));
+        verify_disputed(&ctx, &disputed, &out);
     }
 
     // 8. Problem findings for chunks.
@@ -1328,9 +1342,39 @@ fn resolve_refs(
     refs.into_inner().unwrap()
 }
 
+/// Packs named by their hash never change, so when the local index recorded another size, blob
+/// count or blob location for a pack id than the object stored under that name now shows, either
+/// the cache is wrong or the object is not the pack its name says (e.g. two packs swapped: each
+/// trailer is intact and matches its own bytes). Hash each such pack whole to tell which: a
+/// mismatch is a problem (repo-format.md §8.1); a match leaves the cache warning.
+fn verify_disputed(ctx: &Ctx, disputed: &BTreeSet<Id>, out: &Findings) {
+    for p in ctx.packs.iter().filter(|p| disputed.contains(&p.id)) {
+        match ctx.backend.get(&p.name) {
+            Ok(bytes) if Id::hash_of(&bytes) != p.id => out.problem(
+                Finding::new(
+                    FindingKind::PackHashMismatch,
+                    format!(
+                        "pack {}: its content does not hash to its name ({} bytes; the local index recorded other contents for this id): another object is stored under this pack's name (swapped or overwritten packs?); restore the pack from a copy of the repository",
+                        p.name,
+                        bytes.len()
+                    ),
+                )
+                .pack(p.id),
+            ),
+            Ok(_) => {}
+            Err(e) => out.problem(
+                Finding::new(FindingKind::ReadError, format!("pack {} cannot be read: {e}", p.name))
+                    .pack(p.id),
+            ),
+        }
+    }
+}
+
 /// Compare the local index at `path` with the trailers. Fills `cache_pack_of` (missing chunk →
 /// the pack the index places it in) and `gone_packs` (packs the index knows that the repository
-/// no longer lists → the chunks the index places in them).
+/// no longer lists → the chunks the index places in them) and `disputed` (listed packs whose
+/// size, blob count or blob locations disagree with what the index recorded for their id).
+#[allow(clippy::too_many_arguments)]
 fn compare_cache(
     path: &Path,
     repo: &Repository,
@@ -1339,6 +1383,7 @@ fn compare_cache(
     out: &Findings,
     cache_pack_of: &mut HashMap<Id, Id>,
     gone_packs: &mut BTreeMap<Id, BTreeSet<Id>>,
+    disputed: &mut BTreeSet<Id>,
 ) {
     let shown = path.display();
     let damaged = |why: String| {
@@ -1409,9 +1454,13 @@ fn compare_cache(
         }
         Err(e) => return damaged(e.to_string()),
     }
-    let mismatches: Mutex<(Vec<Finding>, u64)> = Mutex::new((Vec::new(), 0));
+    let mismatches: Mutex<(Vec<Finding>, u64, BTreeSet<Id>)> =
+        Mutex::new((Vec::new(), 0, BTreeSet::new()));
     let mismatch = |f: Finding| {
         let mut m = mismatches.lock().unwrap();
+        if let Some(p) = f.pack {
+            m.2.insert(p);
+        }
         if m.0.len() < MAX_INDEX_MISMATCHES {
             m.0.push(f);
         } else {
@@ -1565,7 +1614,8 @@ fn compare_cache(
             }
         }
     }
-    let (list, more) = mismatches.into_inner().unwrap();
+    let (list, more, packs) = mismatches.into_inner().unwrap();
+    disputed.extend(packs.into_iter().filter(|p| by_id.contains_key(p)));
     let any = !list.is_empty();
     for f in list {
         out.warning(f);

@@ -211,7 +211,17 @@ pub fn copy(
 
 /// The source snapshots `opts` selects, oldest first.
 fn select(src: &Repository, opts: &CopyOptions) -> Result<Vec<Snapshot>> {
-    let all = src.snapshots()?;
+    let (all, damaged) = src.snapshots_and_damaged()?;
+    if opts.ids.is_empty()
+        && let Some((id, e)) = damaged.first()
+    {
+        // Copying "everything" must not silently leave one out.
+        return Err(
+            crate::snapshot::resolve_or_damaged(&[], &[(*id, clone_err(e))], &id.to_hex())
+                .map(|_| ())
+                .unwrap_err(),
+        );
+    }
     let filter = crate::ops::forget::Filter {
         host: opts.host.clone(),
         tags: opts.tags.clone(),
@@ -222,7 +232,7 @@ fn select(src: &Repository, opts: &CopyOptions) -> Result<Vec<Snapshot>> {
         Some(
             opts.ids
                 .iter()
-                .map(|spec| crate::snapshot::resolve(&all, spec).map(|s| s.id))
+                .map(|spec| crate::snapshot::resolve_or_damaged(&all, &damaged, spec).map(|s| s.id))
                 .collect::<Result<_>>()?,
         )
     };
@@ -232,6 +242,16 @@ fn select(src: &Repository, opts: &CopyOptions) -> Result<Vec<Snapshot>> {
         .filter(|s| filter.matches(&s.manifest))
         .filter(|s| opts.since.is_none_or(|t| s.manifest.time >= t))
         .collect())
+}
+
+/// The reason a manifest could not be read, as a new error (errors are not `Clone`).
+fn clone_err(e: &crate::Error) -> crate::Error {
+    match e {
+        crate::Error::Corrupt { what, detail } => {
+            crate::Error::corrupt(what.clone(), detail.clone())
+        }
+        other => crate::Error::corrupt("snapshot", other.to_string()),
+    }
 }
 
 /// The manifest of the copy of `s`: the same, with `copied_from` and a parent that points at

@@ -324,10 +324,11 @@ impl Repository {
         Ok((out, damaged))
     }
 
-    /// `latest`, a full id, or a unique prefix.
+    /// `latest`, a full id, or a unique prefix. A spec naming a damaged manifest is
+    /// [`Error::SnapshotDamaged`], not "no snapshot matches".
     pub fn find_snapshot(&self, spec: &str) -> Result<Snapshot> {
-        let (all, _) = self.snapshots_and_damaged()?;
-        crate::snapshot::resolve(&all, spec).cloned()
+        let (all, damaged) = self.snapshots_and_damaged()?;
+        crate::snapshot::resolve_or_damaged(&all, &damaged, spec).cloned()
     }
 
     pub fn load_tree(&self, m: &Manifest) -> Result<Tree> {

@@ -118,6 +118,61 @@ pub struct Snapshot {
     pub manifest: Manifest,
 }
 
+/// Like [`resolve`], but a `spec` that names a snapshot whose manifest cannot be read (one of
+/// `damaged`, as [`crate::repo::Repository::snapshots_and_damaged`] lists them) is
+/// [`crate::Error::SnapshotDamaged`] naming it, not "no snapshot matches". A prefix matching a
+/// readable and a damaged snapshot is ambiguous.
+pub fn resolve_or_damaged<'a>(
+    snapshots: &'a [Snapshot],
+    damaged: &[(Id, crate::Error)],
+    spec: &str,
+) -> crate::Result<&'a Snapshot> {
+    use crate::error::Error;
+    let lower = spec.to_ascii_lowercase();
+    let hex = !lower.is_empty() && lower.bytes().all(|b| b.is_ascii_hexdigit());
+    let bad: Vec<&(Id, Error)> = damaged
+        .iter()
+        .filter(|(id, _)| hex && id.to_hex().starts_with(&lower))
+        .collect();
+    match (resolve(snapshots, spec), bad.as_slice()) {
+        (r, []) => r,
+        (Err(Error::SnapshotNotFound(_)), [(id, e)]) => Err(Error::SnapshotDamaged {
+            id: id.short(),
+            full: id.to_hex(),
+            detail: damage_detail(e),
+        }),
+        (Ok(one), more) => Err(ambiguous(
+            spec,
+            std::iter::once(&one.id).chain(more.iter().map(|d| &d.0)),
+        )),
+        (Err(Error::AmbiguousSnapshot { .. }) | Err(Error::SnapshotNotFound(_)), more) => {
+            let good = snapshots
+                .iter()
+                .filter(|s| s.id.to_hex().starts_with(&lower));
+            Err(ambiguous(
+                spec,
+                good.map(|s| &s.id).chain(more.iter().map(|d| &d.0)),
+            ))
+        }
+        (Err(e), _) => Err(e),
+    }
+}
+
+fn ambiguous<'a>(spec: &str, ids: impl Iterator<Item = &'a Id>) -> crate::Error {
+    crate::Error::AmbiguousSnapshot {
+        prefix: spec.into(),
+        candidates: ids.map(|i| i.short()).collect(),
+    }
+}
+
+/// The reason a manifest could not be read, without the repeated "corrupt snapshot …".
+fn damage_detail(e: &crate::Error) -> String {
+    match e {
+        crate::Error::Corrupt { detail, .. } => detail.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// Pick the snapshot `spec` names among `snapshots` (sorted oldest first): `latest`, a full id,
 /// or a unique hex prefix.
 pub fn resolve<'a>(snapshots: &'a [Snapshot], spec: &str) -> crate::Result<&'a Snapshot> {

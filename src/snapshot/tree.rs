@@ -83,6 +83,29 @@ pub fn validate_path(p: &str) -> Result<()> {
     Ok(())
 }
 
+/// A file's size is the sum of its chunks' lengths; other entries have neither size nor chunks
+/// (repo-format.md §7.2). Readers sum sizes (restore, stats, diff), so a claim the chunks do not
+/// back is refused here rather than trusted there.
+fn validate_size(e: &Entry) -> Result<()> {
+    let held: u64 = e.chunks.iter().map(|c| c.len()).sum();
+    let ok = match e.kind {
+        EntryKind::File => e.size == held,
+        EntryKind::Dir | EntryKind::Symlink => e.size == 0 && e.chunks.is_empty(),
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(Error::corrupt(
+        "tree",
+        format!(
+            "entry {:?} has size {} but {} chunks holding {held} bytes",
+            e.path,
+            e.size,
+            e.chunks.len()
+        ),
+    ))
+}
+
 /// A snapshot's entries, sorted by [`path_cmp`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tree {
@@ -105,6 +128,7 @@ impl Tree {
             let e: Entry = serde_json::from_slice(line)
                 .map_err(|err| Error::corrupt("tree", format!("line {}: {err}", n + 1)))?;
             validate_path(&e.path)?;
+            validate_size(&e)?;
             if let Some(prev) = entries.last()
                 && path_cmp(&prev.path, &e.path) != Ordering::Less
             {
