@@ -717,3 +717,70 @@ fn repository_and_cache_files_are_private_whatever_the_umask() {
             .any(|e| e.unwrap().file_name() == "index.redb")
     );
 }
+
+/// `c` with 2 GiB of address space: reading an 8 GiB object whole fails there.
+fn capped(mut c: std::process::Command) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    unsafe {
+        c.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 2 << 30,
+                rlim_max: 2 << 30,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &lim);
+            Ok(())
+        });
+    }
+    c
+}
+
+/// Objects that are not data are refused above their limit before being read whole
+/// (repo-format.md §10): a huge file planted as a lock, a manifest, or the config.
+#[test]
+fn oversized_repository_objects_are_refused_before_being_read() {
+    let repo = repo_with_snapshot();
+    let limit = Duration::from_secs(60);
+    let huge = |p: &Path, len: u64| {
+        let f = fs::File::create(p).unwrap();
+        f.set_len(len).unwrap(); // sparse: 8 GiB that a whole read would try to hold
+    };
+    // A lock of 8 GiB is unreadable, hence stale: commands go on, `unlock` removes it.
+    let lock = repo.repo.join("locks").join("a".repeat(64));
+    fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    huge(&lock, 8 << 30);
+    let mut c = capped(repo.cmd());
+    c.args(["check"]);
+    let (code, out, err) = run_with_timeout(c, limit);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let mut c = capped(repo.cmd());
+    c.arg("unlock");
+    let (code, out, err) = run_with_timeout(c, limit);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(!lock.exists(), "the oversized lock was removed as stale");
+
+    // An 8 GiB "manifest": named as damaged, the good snapshot still listed.
+    let fake = repo.repo.join("snapshots").join("b".repeat(64));
+    huge(&fake, 8 << 30);
+    let mut c = capped(repo.cmd());
+    c.args(["snapshots"]);
+    let (code, out, err) = run_with_timeout(c, limit);
+    assert!(
+        err.contains("bbbbbbbb") && err.contains("more than"),
+        "{code} {out}\n{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    fs::remove_file(&fake).unwrap();
+    assert_usable(&repo);
+
+    // An 8 GiB config.
+    let config = repo.repo.join("config");
+    let saved = fs::read(&config).unwrap();
+    huge(&config, 8 << 30);
+    let mut c = capped(repo.cmd());
+    c.args(["snapshots"]);
+    let (code, _, err) = run_with_timeout(c, limit);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("config") && err.contains("more than"), "{err}");
+    fs::write(&config, saved).unwrap();
+    assert_usable(&repo);
+}

@@ -80,6 +80,12 @@ impl<B: Backend> Backend for CountingBackend<B> {
         self.c.bytes_down.fetch_add(v.len() as u64, Relaxed);
         Ok(v)
     }
+    fn get_bounded(&self, name: &str, limit: u64) -> Result<Vec<u8>> {
+        self.c.gets.fetch_add(1, Relaxed);
+        let v = self.inner.get_bounded(name, limit)?;
+        self.c.bytes_down.fetch_add(v.len() as u64, Relaxed);
+        Ok(v)
+    }
     fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         self.c.gets.fetch_add(1, Relaxed);
         let v = self.inner.get_range(name, offset, len)?;

@@ -121,6 +121,16 @@ impl Backend for LocalBackend {
         Ok(buf)
     }
 
+    fn get_bounded(&self, name: &str, limit: u64) -> Result<Vec<u8>> {
+        let mut f = fs::File::open(self.path(name)).map_err(|e| self.err(name, e))?;
+        let size = f.metadata().map_err(|e| self.err(name, e))?.len();
+        super::check_bound(name, size, limit)?;
+        let mut buf = Vec::with_capacity(size as usize);
+        f.read_to_end(&mut buf).map_err(|e| self.err(name, e))?;
+        super::check_bound(name, buf.len() as u64, limit)?;
+        Ok(buf)
+    }
+
     fn put(&self, name: &str, data: &[u8]) -> Result<()> {
         let path = self.path(name);
         let dir = path
@@ -186,8 +196,15 @@ impl Backend for LocalBackend {
         fs::remove_file(self.root.join(name)).map_err(|e| self.err(name, e))
     }
 
+    /// Durable on return, like a put: the directory is synced, so a power loss cannot bring
+    /// back a forgotten manifest after the packs it needs were deleted (repo-format.md §1).
     fn delete(&self, name: &str) -> Result<()> {
-        fs::remove_file(self.path(name)).map_err(|e| self.err(name, e))
+        let path = self.path(name);
+        fs::remove_file(&path).map_err(|e| self.err(name, e))?;
+        match path.parent() {
+            Some(dir) => fsync_dir(dir).map_err(|e| self.err(name, e)),
+            None => Ok(()),
+        }
     }
 
     fn exists(&self, name: &str) -> Result<bool> {

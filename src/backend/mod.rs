@@ -31,6 +31,13 @@ pub trait Backend: Send + Sync {
     /// All objects whose name starts with `prefix` (recursive), in no particular order.
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
     fn get(&self, name: &str) -> Result<Vec<u8>>;
+    /// `get`, refusing an object larger than `limit` before reading it whole: for objects that
+    /// are not data (config, locks, manifests, deletion plans; limits in repo-format.md §10).
+    fn get_bounded(&self, name: &str, limit: u64) -> Result<Vec<u8>> {
+        let b = self.get(name)?;
+        check_bound(name, b.len() as u64, limit)?;
+        Ok(b)
+    }
     /// `len` bytes starting at `offset`; fewer bytes than asked is an error.
     fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
     /// Store `data` under `name` atomically and durably; replaces an existing object.
@@ -46,8 +53,9 @@ pub trait Backend: Send + Sync {
         self.put(name, data)?;
         Ok(true)
     }
-    /// Delete `name`. Deleting a missing object either succeeds (S3) or returns
-    /// [`Error::NotFound`](crate::Error::NotFound); callers accept both.
+    /// Delete `name`; when it returns, the deletion is durable (as a put is). Deleting a missing
+    /// object either succeeds (S3) or returns [`Error::NotFound`](crate::Error::NotFound);
+    /// callers accept both.
     fn delete(&self, name: &str) -> Result<()>;
     /// Whether `name` exists.
     fn exists(&self, name: &str) -> Result<bool>;
@@ -88,6 +96,9 @@ macro_rules! delegate_backend {
             fn get(&self, name: &str) -> Result<Vec<u8>> {
                 (**self).get(name)
             }
+            fn get_bounded(&self, name: &str, limit: u64) -> Result<Vec<u8>> {
+                (**self).get_bounded(name, limit)
+            }
             fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
                 (**self).get_range(name, offset, len)
             }
@@ -123,6 +134,19 @@ delegate_backend!(std::sync::Arc);
 delegate_backend!(Box);
 
 /// Open the backend a `--repo` string names: `s3:…` (see [`S3Backend`]) or a local directory.
+/// An object of `size` bytes where at most `limit` may be: damage (or a hostile store).
+pub fn check_bound(name: &str, size: u64, limit: u64) -> Result<()> {
+    if size > limit {
+        return Err(crate::error::Error::corrupt(
+            name.to_string(),
+            format!(
+                "{size} bytes, more than the {limit} such an object may have (run `snap check`)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Every backend is wrapped in a [`CountingBackend`], so commands can report requests made.
 pub fn open_location(location: &str) -> Result<Box<dyn Backend>> {
     if let Some(rest) = location.strip_prefix("s3:") {

@@ -309,6 +309,19 @@ impl Backend for S3Backend {
             .map_err(|e| self.err(name, e))
     }
 
+    fn get_bounded(&self, name: &str, limit: u64) -> Result<Vec<u8>> {
+        let path = self.path(name);
+        let r = self
+            .rt
+            .block_on(self.store.get(&path))
+            .map_err(|e| self.err(name, e))?;
+        super::check_bound(name, r.meta.size, limit)?;
+        self.rt
+            .block_on(r.bytes())
+            .map(|b| b.to_vec())
+            .map_err(|e| self.err(name, e))
+    }
+
     fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         if len == 0 {
             return Ok(Vec::new());

@@ -1141,6 +1141,9 @@ impl Backend for Strict<'_> {
     fn get(&self, name: &str) -> Result<Vec<u8>> {
         self.0.get(name)
     }
+    fn get_bounded(&self, name: &str, limit: u64) -> Result<Vec<u8>> {
+        self.0.get_bounded(name, limit)
+    }
     fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let v = self.0.get_range(name, offset, len)?;
         if v.len() as u64 != len {
@@ -1182,7 +1185,7 @@ fn check_key_files(
     let b64 = base64::engine::general_purpose::STANDARD;
     for obj in backend.list("keys/")? {
         summary.key_files += 1;
-        let bytes = match backend.get(&obj.name) {
+        let bytes = match backend.get_bounded(&obj.name, crate::repo::limits::KEY_FILE) {
             Ok(b) => b,
             Err(Error::NotFound { .. }) => continue,
             Err(e) => {

@@ -61,7 +61,7 @@ pub fn write_plan(
 pub fn read_plans(backend: &dyn Backend, key: &MasterKey) -> Result<Vec<StoredPlan>> {
     let mut out = Vec::new();
     for obj in backend.list("prune/")? {
-        let sealed = match backend.get(&obj.name) {
+        let sealed = match backend.get_bounded(&obj.name, crate::repo::limits::PLAN) {
             Ok(b) => b,
             Err(Error::NotFound { .. }) => continue, // finished meanwhile
             Err(e) => return Err(e),

@@ -116,9 +116,11 @@ pub fn list_locks(
     let host = crate::util::hostname();
     let mut out = Vec::new();
     for obj in backend.list("locks/")? {
-        let info = match backend.get(&obj.name) {
+        let info = match backend.get_bounded(&obj.name, crate::repo::limits::LOCK) {
             Ok(b) => decode(key, &b),
             Err(Error::NotFound { .. }) => continue, // released meanwhile
+            // Too large to be a lock: unreadable, so stale (removable by `snap unlock`).
+            Err(e @ Error::Corrupt { .. }) => Err(e.to_string()),
             Err(e) => return Err(e),
         };
         let stale = match &info {

@@ -122,7 +122,7 @@ impl Repository {
         password: &[u8],
         cache_dir: &std::path::Path,
     ) -> Result<Repository> {
-        let config = match backend.get("config") {
+        let config = match backend.get_bounded("config", limits::CONFIG) {
             Ok(b) => Config::from_bytes(&b)?,
             Err(Error::NotFound { .. }) => return Err(Error::NotARepository(backend.location())),
             Err(e) => return Err(e),
@@ -261,7 +261,7 @@ impl Repository {
         {
             Some(b) => b,
             None => {
-                let b = self.backend.get(&name)?;
+                let b = self.backend.get_bounded(&name, limits::MANIFEST)?;
                 if let Some(p) = &cached
                     && Id::hash_of(&b) == *id
                 {
@@ -388,8 +388,21 @@ pub fn add_key_file(
     Ok(name)
 }
 
-/// Largest key file read (they are a few hundred bytes).
-const KEY_FILE_LIMIT: u64 = 64 * 1024;
+/// Largest objects that are not data a reader accepts (repo-format.md §10): each is far above
+/// what snap writes, and refused before it is read whole.
+pub mod limits {
+    /// Key files are a few hundred bytes.
+    pub const KEY_FILE: u64 = 64 * 1024;
+    /// `config` is a few hundred bytes.
+    pub const CONFIG: u64 = 64 * 1024;
+    /// Locks are a few hundred bytes.
+    pub const LOCK: u64 = 64 * 1024;
+    /// A manifest lists its tree chunks (~80 bytes each): 16 MiB is a tree of ~50 GB.
+    pub const MANIFEST: u64 = 16 << 20;
+    /// A deletion plan lists pack ids (~70 bytes each before compression).
+    pub const PLAN: u64 = 256 << 20;
+}
+use limits::KEY_FILE as KEY_FILE_LIMIT;
 
 /// Try the password against every key file. A key file whose content does not match its name
 /// (damage) is skipped and, when no key file opens, named instead of "wrong password". When
@@ -478,7 +491,7 @@ fn opens_repository_data(backend: &dyn Backend, key: &MasterKey) -> bool {
         .list("snapshots/")
         .ok()
         .and_then(|l| l.into_iter().next())
-        && let Ok(b) = backend.get(&m.name)
+        && let Ok(b) = backend.get_bounded(&m.name, limits::MANIFEST)
     {
         return blob::decode(key, BlobKind::Manifest, &Id::default(), &b).is_ok();
     }
