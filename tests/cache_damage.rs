@@ -5,26 +5,9 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use support::*;
-
-fn index_file(cache: &Path) -> PathBuf {
-    fn walk(d: &Path) -> Option<PathBuf> {
-        for e in std::fs::read_dir(d).ok()?.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                if let Some(f) = walk(&p) {
-                    return Some(f);
-                }
-            } else if p.file_name().is_some_and(|n| n == "index.redb") {
-                return Some(p);
-            }
-        }
-        None
-    }
-    walk(cache).expect("an index file in the cache")
-}
 
 fn flip(path: &Path, bit: u64) {
     let mut b = std::fs::read(path).unwrap();

@@ -208,23 +208,6 @@ fn sidecar(index: &Path) -> PathBuf {
     index.with_file_name("index.redb.b3")
 }
 
-fn index_file(cache: &Path) -> PathBuf {
-    fn walk(d: &Path) -> Option<PathBuf> {
-        for e in std::fs::read_dir(d).ok()?.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                if let Some(f) = walk(&p) {
-                    return Some(f);
-                }
-            } else if p.file_name().is_some_and(|n| n == "index.redb") {
-                return Some(p);
-            }
-        }
-        None
-    }
-    walk(cache).expect("an index file in the cache")
-}
-
 /// The objects of `class` in repository `r` (files relative to the repository root, or the
 /// index file's full path).
 fn objects(r: &TestRepo, class: Class) -> Vec<PathBuf> {

@@ -176,16 +176,7 @@ struct Checked {
 #[test]
 fn killed_backups_never_damage_the_repository() {
     let started = Instant::now();
-    let seed: u64 = std::env::var("SNAP_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                % 1_000_000_007
-        });
+    let seed = seed_from_env("SNAP_CRASH_SEED");
     println!("crash test seed: {seed} (replay with SNAP_CRASH_SEED={seed})");
     let mut rng = Rng::new(seed);
     let mut checked = Checked {
@@ -331,19 +322,6 @@ fn selected(what: Killed) -> bool {
         Ok(list) => list.split(',').any(|w| w.trim() == format!("{what:?}")),
         Err(_) => true,
     }
-}
-
-fn crash_seed() -> u64 {
-    std::env::var("SNAP_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                % 1_000_000_007
-        })
 }
 
 const OTHER_PW: &str = "a second password for the same key";
@@ -772,7 +750,7 @@ fn check_trial(
 #[test]
 fn killed_commands_never_damage_the_repositories() {
     let started = Instant::now();
-    let seed = crash_seed();
+    let seed = seed_from_env("SNAP_CRASH_SEED");
     println!("kill harness seed: {seed} (replay with SNAP_CRASH_SEED={seed})");
     let mut rng = Rng::new(seed);
     let trials = trials_per_command();

@@ -372,13 +372,7 @@ fn env_u64(name: &str) -> Option<u64> {
 
 #[test]
 fn power_loss_at_any_write_leaves_a_repository_that_checks_and_restores() {
-    let seed = env_u64("SNAP_POWER_SEED").unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-            % 1_000_000_007
-    });
+    let seed = support::seed_from_env("SNAP_POWER_SEED");
     println!("power-loss seed: {seed} (replay with SNAP_POWER_SEED={seed})");
     let extra = env_u64("SNAP_POWER_TRIALS").unwrap_or(0);
     let mut rng = Rng::new(seed);

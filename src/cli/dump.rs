@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -125,10 +125,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let name = database_dir(&repo, &snap, a.database.as_deref())?;
     let db = DbSnapshot::open(&repo, &snap, name.as_deref())?;
 
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(out)
+    snap::util::create_private_dir_all(out)
         .with_context(|| format!("creating {}", out.display()))?;
     let mut files: Vec<FileJson> = Vec::new();
     let mut put = |rel: &str,
@@ -254,10 +251,7 @@ fn write_atomic(
 ) -> anyhow::Result<u64> {
     let path = dir.join(rel);
     let parent = path.parent().unwrap_or(dir);
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(parent)
+    snap::util::create_private_dir_all(parent)
         .with_context(|| format!("creating {}", parent.display()))?;
     let file_name = path
         .file_name()

@@ -269,12 +269,7 @@ impl Drop for OpenRepo {
 /// A panic's message passes the redaction step too.
 fn redact_panics() {
     std::panic::set_hook(Box::new(|info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "panic".into());
+        let msg = snap::util::panic_message(info.payload());
         let at = info
             .location()
             .map(|l| format!(" at {l}"))
@@ -292,12 +287,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
         Err(e) => {
+            // --help, --version: printed to stdout, not an error.
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
+            return ExitCode::from(exit::OK);
         }
     };
     let result = match &cli.command {

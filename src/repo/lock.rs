@@ -191,10 +191,7 @@ pub fn acquire(
     match conflict {
         Ok(None) => {}
         Ok(Some(other)) => {
-            let _ = backend.delete(&name);
-            if used_reserve {
-                reserve::ensure(&*backend);
-            }
+            withdraw(&*backend, &name, used_reserve);
             let holder = other.info.map(|i| i.describe()).unwrap_or_default();
             return Err(Error::Locked(format!(
                 "{holder} ({}). Wait for it to finish; if that process is gone, `snap unlock` removes stale locks",
@@ -202,10 +199,7 @@ pub fn acquire(
             )));
         }
         Err(e) => {
-            let _ = backend.delete(&name);
-            if used_reserve {
-                reserve::ensure(&*backend);
-            }
+            withdraw(&*backend, &name, used_reserve);
             return Err(e);
         }
     }
@@ -238,6 +232,14 @@ pub fn acquire(
     })
 }
 
+/// Delete our lock `name` and put back the reserve it was written in, if it was.
+fn withdraw(backend: &dyn Backend, name: &str, used_reserve: bool) {
+    let _ = backend.delete(name);
+    if used_reserve {
+        reserve::ensure(backend);
+    }
+}
+
 /// Put the lock; on a full disk, a command that adds no data spends the space reserve
 /// ([`reserve`]) for it. Returns whether it did.
 fn put_lock(backend: &dyn Backend, name: &str, bytes: &[u8], command: &str) -> Result<bool> {
@@ -267,10 +269,7 @@ impl Drop for LockGuard {
         if let Some(h) = self.refresher.take() {
             let _ = h.join();
         }
-        let _ = self.backend.delete(&self.name);
-        if self.used_reserve {
-            reserve::ensure(&*self.backend);
-        }
+        withdraw(&*self.backend, &self.name, self.used_reserve);
     }
 }
 

@@ -805,3 +805,35 @@ pub fn fast_init_options() -> snap::repo::InitOptions {
         ..Default::default()
     }
 }
+
+/// The index file (`index.redb`) somewhere under the cache directory `cache`.
+pub fn index_file(cache: &Path) -> PathBuf {
+    fn walk(d: &Path) -> Option<PathBuf> {
+        for e in std::fs::read_dir(d).ok()?.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if let Some(f) = walk(&p) {
+                    return Some(f);
+                }
+            } else if p.file_name().is_some_and(|n| n == "index.redb") {
+                return Some(p);
+            }
+        }
+        None
+    }
+    walk(cache).expect("an index file in the cache")
+}
+
+/// A replayable random seed: the number in environment variable `var`, else one from the clock.
+pub fn seed_from_env(var: &str) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                % 1_000_000_007
+        })
+}
