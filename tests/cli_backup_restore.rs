@@ -1092,7 +1092,10 @@ fn non_utf8_names_and_link_targets_come_back_byte_exact() {
     assert_eq!(code, 0, "{out}{err}");
     let (code, listing, err) = repo.run(&["ls", "latest"]);
     assert_eq!(code, 0, "{err}");
-    assert!(listing.contains("bad \\xff\\xfe name"), "shown escaped: {listing}");
+    assert!(
+        listing.contains("bad \\xff\\xfe name"),
+        "shown escaped: {listing}"
+    );
     let target = repo.path("out");
     repo.restore("latest", &target, &[]);
     assert_trees_equal(&src, &restored_path(&target, &src));

@@ -76,8 +76,8 @@ fn database_and_storage_in_one_snapshot() {
     let m = &out.snapshot.manifest;
     assert_eq!(m.source, SourceKind::Project);
     assert_eq!(m.paths, ["db/app", "storage"]);
-    assert_eq!(out.source_summary["database"]["database"], "app");
-    assert_eq!(out.source_summary["storage"]["objects"], 2);
+    assert_eq!(out.source_summary.database().unwrap().database, "app");
+    assert_eq!(out.source_summary.storage().unwrap().objects, 2);
     let tree = repo.load_tree(m).unwrap();
     let files = tree
         .get("db/app/tables/public.files.sql")
@@ -116,7 +116,7 @@ fn database_and_storage_in_one_snapshot() {
     .unwrap();
     assert_eq!(again.snapshot.manifest.parent, Some(out.snapshot.id));
     assert_eq!(server.downloads(), downloads);
-    assert_eq!(again.source_summary["storage"]["reused"], 2);
+    assert_eq!(again.source_summary.storage().unwrap().reused, 2);
     let tree2 = repo.load_tree(&again.snapshot.manifest).unwrap();
     assert_eq!(
         tree2.get("storage/docs/docs/a.txt").unwrap().attrs["user_metadata"],

@@ -110,7 +110,7 @@ pub fn run(g: &Global, a: &DbConnArgs, opts: &BackupOptions, json: bool) -> anyh
             &out.snapshot,
             &out.warnings,
         ))?;
-        v["database"] = out.source_summary.clone();
+        v["database"] = serde_json::to_value(&out.source_summary)?;
         v["notes"] = serde_json::json!(out.notes);
         v["dedup_ratio"] = serde_json::json!(f.dedup_ratio);
         v["mb_per_second"] = serde_json::json!(f.mb_per_s);
@@ -123,25 +123,24 @@ pub fn run(g: &Global, a: &DbConnArgs, opts: &BackupOptions, json: bool) -> anyh
     for n in &out.notes {
         say!("note: {n}");
     }
-    let db = &out.source_summary;
+    let Some(db) = out.source_summary.database() else {
+        anyhow::bail!("internal error: a database backup reported no database summary");
+    };
     tell!(
-        "snapshot {} of database {} ({}, dumped with {}, snapshot {})",
+        "snapshot {} of database {} (PostgreSQL {}, dumped with {}, snapshot {})",
         out.snapshot.id.short(),
-        db["database"].as_str().unwrap_or("?"),
-        db["server_version"]
-            .as_str()
-            .map(|v| format!("PostgreSQL {v}"))
-            .unwrap_or_default(),
-        db["pg_dump"].as_str().unwrap_or("?"),
-        db["snapshot"].as_str().unwrap_or("?"),
+        db.database,
+        db.server_version,
+        db.pg_dump,
+        db.snapshot,
     );
     tell!("  {:<24} {:>7} {:>12}", "schema", "tables", "data");
-    for sc in db["schemas"].as_array().into_iter().flatten() {
+    for sc in &db.schemas {
         tell!(
             "  {:<24} {:>7} {:>12}",
-            sc["schema"].as_str().unwrap_or("?"),
-            sc["tables"].as_u64().unwrap_or(0),
-            output::bytes(sc["bytes"].as_u64().unwrap_or(0))
+            sc.schema,
+            sc.tables,
+            output::bytes(sc.bytes)
         );
     }
     tell!("  {}", output::backup_line(&f));

@@ -120,7 +120,7 @@ pub fn run(
         opts,
         &super::progress::Bars::new(g.quiet || json),
     )?;
-    let st: StorageSummary = serde_json::from_value(out.source_summary.clone()).unwrap_or_default();
+    let st: StorageSummary = out.source_summary.storage().cloned().unwrap_or_default();
     let s = &out.snapshot.manifest.summary;
     let secs = s.duration_ms as f64 / 1000.0;
     let mbps = s.bytes_read as f64 / 1e6 / secs.max(0.001);
@@ -139,7 +139,7 @@ pub fn run(
             &out.snapshot,
             &out.warnings,
         ))?;
-        v["storage"] = out.source_summary.clone();
+        v["storage"] = serde_json::to_value(&out.source_summary)?;
         v["notes"] = serde_json::json!(out.notes);
         v["dedup_ratio"] = serde_json::json!(if dedup.is_finite() { Some(dedup) } else { None });
         v["mb_per_second"] = serde_json::json!(mbps);

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde::Serialize;
-use serde_json::Value;
 use snap::ops::dbrestore::{self, Scope};
 use snap::ops::dbsnap::{self, DbSnapshot};
 use snap::repo::lock::LockKind;
@@ -311,14 +310,6 @@ fn login_roles(roles: &str) -> Vec<String> {
         .collect()
 }
 
-fn strs<'v>(v: &'v Value, key: &str) -> impl Iterator<Item = &'v Value> {
-    v[key]
-        .as_array()
-        .map(|a| a.as_slice())
-        .unwrap_or_default()
-        .iter()
-}
-
 fn readme(
     snap: &Snapshot,
     db: &DbSnapshot,
@@ -329,7 +320,7 @@ fn readme(
 ) -> String {
     let inv = &db.inventory;
     let has = |f: &str| present.contains(&f);
-    let supabase = inv["supabase"].as_bool().unwrap_or(false);
+    let supabase = inv.supabase.unwrap_or(false);
     let m = &snap.manifest;
     let mut r = String::new();
     let _ = writeln!(
@@ -341,10 +332,7 @@ fn readme(
         m.host,
         env!("CARGO_PKG_VERSION")
     );
-    if let (Some(s), Some(d)) = (
-        inv["server_version"].as_str(),
-        inv["pg_dump_version"].as_str(),
-    ) {
+    if let (Some(s), Some(d)) = (&inv.server_version, &inv.pg_dump_version) {
         let _ = writeln!(r, "Server PostgreSQL {s}; dumped with {d}.");
     }
     r.push_str(
@@ -404,15 +392,9 @@ fn readme(
         "\nRESTORE INTO A NEW, EMPTY DATABASE (`createdb`), from this directory\n\n"
     });
     r.push_str("Before: ");
-    let exts: Vec<String> = strs(inv, "extensions")
-        .filter(|e| e["name"] != "plpgsql")
-        .map(|e| {
-            format!(
-                "{} (schema {})",
-                e["name"].as_str().unwrap_or("?"),
-                e["schema"].as_str().unwrap_or("?")
-            )
-        })
+    let exts: Vec<String> = (inv.extensions.iter())
+        .filter(|e| e.name != "plpgsql")
+        .map(|e| format!("{} (schema {})", e.name, e.schema.as_deref().unwrap_or("?")))
         .collect();
     let mut before = Vec::new();
     if !exts.is_empty() {
@@ -421,18 +403,12 @@ fn readme(
             exts.join(", ")
         ));
     }
-    let hooks = strs(inv, "webhooks").count();
+    let hooks = inv.webhooks.len();
     if hooks > 0 {
         before.push(format!("enable Database Webhooks ({hooks} webhook trigger(s) call supabase_functions.http_request)"));
     }
-    let rt: Vec<String> = strs(&inv["realtime"], "tables")
-        .map(|t| {
-            format!(
-                "{}.{}",
-                t["schema"].as_str().unwrap_or("?"),
-                t["table"].as_str().unwrap_or("?")
-            )
-        })
+    let rt: Vec<String> = (inv.realtime.tables.iter())
+        .map(|t| format!("{}.{}", t.schema, t.table))
         .collect();
     if !rt.is_empty() {
         before.push(format!(

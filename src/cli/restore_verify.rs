@@ -20,7 +20,7 @@ pub fn run(
     json_out: bool,
 ) -> anyhow::Result<u8> {
     let db = DbSnapshot::open(repo, snap, database)?;
-    if db.inventory["server_version_num"].as_u64().unwrap_or(0) == 0 {
+    if db.inventory.server_version_num == 0 {
         anyhow::bail!(
             "snapshot {} (database {}): its inventory has no server_version_num; cannot choose a server for the drill",
             snap.id.short(),
@@ -49,7 +49,7 @@ fn print_text(d: &DrillReport, snap: &Snapshot, db: &DbSnapshot, quiet: bool) {
             "restore drill: snapshot {} (database {}, PostgreSQL {})",
             snap.id.short(),
             db.database,
-            db.inventory["server_version"].as_str().unwrap_or("?")
+            db.inventory.server_version.as_deref().unwrap_or("?")
         );
         if let Some(s) = &d.server {
             tell!("  throwaway server: {s}");

@@ -48,7 +48,7 @@ pub struct BackupOutcome {
     /// plain Postgres).
     pub notes: Vec<String>,
     /// Source-specific figures (see [`Source::summary`]).
-    pub source_summary: serde_json::Value,
+    pub source_summary: crate::source::SourceSummary,
 }
 
 struct Ctx<'a> {
@@ -124,7 +124,7 @@ pub fn backup(
     };
     let mut tree = TreeWriter::new(&saver, repo.chunker());
     let mut source_notes = Vec::new();
-    let mut source_summary = serde_json::Value::Null;
+    let mut source_summary = crate::source::SourceSummary::None;
 
     let (paths, kind, description, parent) = match input {
         BackupInput::Paths(paths) => {
@@ -591,7 +591,7 @@ impl EntrySink for CollectingSink<'_, '_> {
         path: &str,
         mode: u32,
         reader: &mut dyn Read,
-        attrs: BTreeMap<String, serde_json::Value>,
+        attrs: crate::snapshot::Attrs,
     ) -> Result<u64> {
         let now = self.now_ns;
         self.file_at(path, mode, now, reader, attrs)
@@ -603,7 +603,7 @@ impl EntrySink for CollectingSink<'_, '_> {
         mode: u32,
         mtime_ns: i64,
         reader: &mut dyn Read,
-        attrs: BTreeMap<String, serde_json::Value>,
+        attrs: crate::snapshot::Attrs,
     ) -> Result<u64> {
         Self::valid(path)?;
         self.ctx.progress.item(path);
@@ -630,7 +630,7 @@ impl EntrySink for CollectingSink<'_, '_> {
         &mut self,
         path: &str,
         mtime_ns: Option<i64>,
-        attrs: BTreeMap<String, serde_json::Value>,
+        attrs: crate::snapshot::Attrs,
     ) -> Result<()> {
         Self::valid(path)?;
         let mut e = synthetic(
@@ -652,7 +652,7 @@ impl EntrySink for CollectingSink<'_, '_> {
         &mut self,
         path: &str,
         mtime_ns: i64,
-        attrs: BTreeMap<String, serde_json::Value>,
+        attrs: crate::snapshot::Attrs,
     ) -> Result<Option<u64>> {
         Self::valid(path)?;
         let Some(old) = self.parent.get(path) else {

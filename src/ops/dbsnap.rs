@@ -3,31 +3,13 @@
 
 use std::io::Write;
 
-use serde::Deserialize;
-
 use crate::error::{Error, Result};
 use crate::repo::Repository;
 use crate::snapshot::{ChunkRef, EntryKind, Snapshot, Tree};
-use crate::source::postgres::inventory::Catalog;
+use crate::source::postgres::inventory::{Catalog, Inventory};
 
-/// One part of `data.sql`, as listed in `data-order.json`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct DataPart {
-    /// Relative to `db/<database>/`.
-    pub path: String,
-    /// `sql` or `copy`.
-    pub kind: String,
-    pub schema: Option<String>,
-    pub table: Option<String>,
-    pub rows: Option<u64>,
-    pub bytes: Option<u64>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct DataOrder {
-    version: u32,
-    parts: Vec<DataPart>,
-}
+use crate::source::postgres::data_order::DataOrder;
+pub use crate::source::postgres::data_order::DataPart;
 
 /// One database of a snapshot.
 pub struct DbSnapshot<'r> {
@@ -38,7 +20,7 @@ pub struct DbSnapshot<'r> {
     /// The database name (from the inventory).
     pub database: String,
     pub parts: Vec<DataPart>,
-    pub inventory: serde_json::Value,
+    pub inventory: Inventory,
     /// `catalog.json`, read once (restore, verification and planning all use it).
     catalog: std::sync::OnceLock<Option<Catalog>>,
 }
@@ -58,7 +40,7 @@ pub fn parse_data_order(bytes: &[u8], base: &str) -> Result<Vec<DataPart>> {
     let what = || format!("{base}/data-order.json");
     let order: DataOrder =
         serde_json::from_slice(bytes).map_err(|e| Error::corrupt(what(), e.to_string()))?;
-    if order.version != 1 {
+    if order.version != DataOrder::VERSION {
         return Err(Error::corrupt(
             what(),
             format!("unknown version {}", order.version),
@@ -132,14 +114,14 @@ impl<'r> DbSnapshot<'r> {
             base,
             database: dir,
             parts: Vec::new(),
-            inventory: serde_json::Value::Null,
+            inventory: Inventory::default(),
             catalog: Default::default(),
         };
         let inv = db.read_to_vec("inventory.json")?;
         db.inventory = serde_json::from_slice(&inv)
             .map_err(|e| Error::corrupt(format!("{}/inventory.json", db.base), e.to_string()))?;
-        if let Some(n) = db.inventory["database"].as_str() {
-            db.database = n.to_string();
+        if let Some(n) = &db.inventory.database {
+            db.database = n.clone();
         }
         db.parts = parse_data_order(&db.read_to_vec("data-order.json")?, &db.base)?;
         Ok(db)

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::snapshot::{Entry, Snapshot};
-use crate::source::storage::api::{ApiError, Bucket, Failure};
+use crate::source::storage::api::{ApiError, Bucket, BucketUpdate, Failure};
 use crate::source::storage::client::Client;
 use crate::source::storage::layout::{self, StoredObject};
 use crate::source::storage::{StorageOptions, api_error};
@@ -326,20 +326,6 @@ pub fn execute(
     Ok(summary)
 }
 
-/// What `PUT /bucket/{id}` is sent to give a bucket `want`'s configuration. The server changes
-/// only the fields sent; a size limit cannot be removed through it (its schema takes a number
-/// or a string), so a snapshot without one sends none.
-pub fn config_update(want: &Bucket) -> serde_json::Value {
-    let mut fields = serde_json::json!({
-        "public": want.public,
-        "allowed_mime_types": want.allowed_mime_types.clone().unwrap_or_default(),
-    });
-    if let Some(limit) = want.file_size_limit {
-        fields["file_size_limit"] = limit.into();
-    }
-    fields
-}
-
 /// Give the destination's bucket `want`'s configuration, then read it back: the differences
 /// that remain (what the server did not take).
 fn apply_config(
@@ -348,7 +334,7 @@ fn apply_config(
     want: &Bucket,
 ) -> Result<Vec<String>> {
     let what = format!("updating the configuration of bucket {:?}", want.id);
-    rt.block_on(client.update_bucket(&want.id, &config_update(want)))
+    rt.block_on(client.update_bucket(&want.id, &BucketUpdate::to_match(want)))
         .map_err(|e| api_error(&what, e))?;
     let now = rt
         .block_on(client.get_bucket(&want.id))

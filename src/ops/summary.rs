@@ -7,6 +7,9 @@ use serde::Serialize;
 
 use crate::ops::BackupOutcome;
 use crate::snapshot::Summary;
+use crate::source::SourceSummary;
+use crate::source::postgres::DbSummary;
+use crate::source::storage::BucketSummary;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct BackupFigures {
@@ -80,70 +83,98 @@ impl BackupFigures {
     }
 }
 
-/// The sources described by a [`crate::source::Source::summary`]: a database summary
-/// (`{"database": …, "tables": […], "bytes_dumped": …}`), or an object holding such summaries
-/// under `db` / `storage` (a whole project), or a bucket summary
-/// (`{"bucket": …, "objects"|"files": n, "bytes": …, "seconds": …}`).
-pub fn source_figures(v: &serde_json::Value) -> Vec<SourceFigures> {
-    let ms = |v: &serde_json::Value| (v["seconds"].as_f64().unwrap_or(0.0) * 1000.0) as u64;
-    if let Some(db) = v["database"].as_str() {
-        let bytes = v["bytes_dumped"].as_u64().unwrap_or(0);
-        let d = ms(v);
-        return vec![SourceFigures {
-            path: format!("db/{}", crate::source::postgres::dump::path_component(db)),
-            kind: "database".into(),
-            files: None,
-            tables: v["tables"].as_array().map(|t| t.len() as u64),
-            bytes,
-            duration_ms: d,
-            mb_per_s: mb_per_s(bytes, d),
-        }];
-    }
-    if let Some(b) = v["bucket"].as_str() {
-        let bytes = v["bytes"].as_u64().unwrap_or(0);
-        let d = ms(v);
-        return vec![SourceFigures {
-            path: format!("storage/{b}"),
-            kind: "storage".into(),
-            files: v["objects"].as_u64().or(v["files"].as_u64()),
-            tables: None,
-            bytes,
-            duration_ms: d,
-            mb_per_s: mb_per_s(bytes, d),
-        }];
-    }
-    let mut out = Vec::new();
-    for key in ["db", "database", "storage", "buckets", "sources"] {
-        match &v[key] {
-            serde_json::Value::Array(a) => a.iter().for_each(|x| out.extend(source_figures(x))),
-            x @ serde_json::Value::Object(_) => out.extend(source_figures(x)),
-            _ => {}
-        }
+/// The sources a [`SourceSummary`] describes: a database, the buckets of a storage backup, or
+/// both (a whole project).
+pub fn source_figures(v: &SourceSummary) -> Vec<SourceFigures> {
+    let mut out: Vec<SourceFigures> = v.database().map(database_figures).into_iter().collect();
+    if let Some(st) = v.storage() {
+        out.extend(st.buckets.iter().map(bucket_figures));
     }
     out
 }
 
+fn database_figures(db: &DbSummary) -> SourceFigures {
+    let d = (db.seconds * 1000.0) as u64;
+    SourceFigures {
+        path: format!(
+            "db/{}",
+            crate::source::postgres::dump::path_component(&db.database)
+        ),
+        kind: "database".into(),
+        files: None,
+        tables: Some(db.tables.len() as u64),
+        bytes: db.bytes_dumped,
+        duration_ms: d,
+        mb_per_s: mb_per_s(db.bytes_dumped, d),
+    }
+}
+
+/// A bucket (its time is not measured apart: 0).
+fn bucket_figures(b: &BucketSummary) -> SourceFigures {
+    SourceFigures {
+        path: format!("storage/{}", b.bucket),
+        kind: "storage".into(),
+        files: Some(b.objects),
+        tables: None,
+        bytes: b.bytes,
+        duration_ms: 0,
+        mb_per_s: 0.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use crate::source::postgres::DbSummary;
+    use crate::source::storage::{BucketSummary, StorageSummary};
+    use crate::source::{ProjectSummary, SourceSummary};
+
+    fn db() -> DbSummary {
+        DbSummary {
+            database: "app".into(),
+            tables: vec![Default::default(), Default::default()],
+            parts: vec![Default::default(), Default::default(), Default::default()],
+            bytes_dumped: 2_000_000,
+            seconds: 2.0,
+            ..Default::default()
+        }
+    }
+
+    fn bucket(name: &str, objects: u64, bytes: u64) -> BucketSummary {
+        BucketSummary {
+            bucket: name.into(),
+            objects,
+            bytes,
+        }
+    }
 
     #[test]
     fn sources_of_summaries() {
-        let db = json!({"database": "app", "tables": [{}, {}], "parts": [{}, {}, {}], "bytes_dumped": 2_000_000, "seconds": 2.0});
-        let f = super::source_figures(&db);
+        let f = super::source_figures(&SourceSummary::Database(db()));
         assert_eq!(
             (f[0].path.as_str(), f[0].tables, f[0].files, f[0].mb_per_s),
             ("db/app", Some(2), None, 1.0)
         );
-        let project = json!({"db": db, "storage": [{"bucket": "avatars", "objects": 5, "bytes": 10, "seconds": 0.0}]});
-        let f = super::source_figures(&project);
-        assert_eq!(f.len(), 2);
+        let storage = StorageSummary {
+            buckets: vec![bucket("avatars", 5, 10)],
+            ..Default::default()
+        };
+        let f = super::source_figures(&SourceSummary::Storage(storage));
+        assert_eq!(f.len(), 1);
         assert_eq!(
-            (f[1].path.as_str(), f[1].files, f[1].mb_per_s),
+            (f[0].path.as_str(), f[0].files, f[0].mb_per_s),
             ("storage/avatars", Some(5), 0.0)
         );
-        // The shape of `ProjectSource::summary()`: a database and a storage summary side by side.
-        let project = json!({"database": db, "storage": {"listing": "v2", "objects": 7, "buckets": [{"bucket": "a", "objects": 3, "bytes": 30}, {"bucket": "b", "objects": 4, "bytes": 40}]}});
+        // A project: a database and a storage summary side by side.
+        let storage = StorageSummary {
+            listing: "v2".into(),
+            objects: 7,
+            buckets: vec![bucket("a", 3, 30), bucket("b", 4, 40)],
+            ..Default::default()
+        };
+        let project = SourceSummary::Project(ProjectSummary {
+            database: Some(db()),
+            storage: Some(storage),
+        });
         let f = super::source_figures(&project);
         let paths: Vec<_> = f.iter().map(|x| (x.path.as_str(), x.files)).collect();
         assert_eq!(
@@ -154,6 +185,6 @@ mod tests {
                 ("storage/b", Some(4))
             ]
         );
-        assert!(super::source_figures(&serde_json::Value::Null).is_empty());
+        assert!(super::source_figures(&SourceSummary::None).is_empty());
     }
 }

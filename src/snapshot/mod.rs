@@ -3,7 +3,7 @@
 pub mod name;
 pub mod tree;
 
-pub use tree::{Entry, EntryKind, Tree, path_cmp, validate_path};
+pub use tree::{Attrs, Entry, EntryKind, Tree, path_cmp, validate_path};
 
 use serde::{Deserialize, Serialize};
 

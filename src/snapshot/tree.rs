@@ -45,8 +45,13 @@ pub struct Entry {
     pub chunks: Vec<ChunkRef>,
     /// Source-specific metadata (e.g. content type of a storage object).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub attrs: BTreeMap<String, serde_json::Value>,
+    pub attrs: Attrs,
 }
+
+/// An entry's source-specific attributes (repo-format.md §7.3 tables, §7.4 storage): an open
+/// map, written and read by the source that owns the entry (storage objects and buckets:
+/// `source::storage::layout`; a table's part: its schema and table).
+pub type Attrs = BTreeMap<String, serde_json::Value>;
 
 fn is_zero(v: &u64) -> bool {
     *v == 0

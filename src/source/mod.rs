@@ -69,7 +69,7 @@ pub trait EntrySink {
         path: &str,
         mode: u32,
         reader: &mut dyn Read,
-        attrs: std::collections::BTreeMap<String, serde_json::Value>,
+        attrs: crate::snapshot::Attrs,
     ) -> Result<u64>;
     /// Like [`EntrySink::file`], with a modification time (ns since the epoch) for the entry.
     fn file_at(
@@ -78,7 +78,7 @@ pub trait EntrySink {
         mode: u32,
         mtime_ns: i64,
         reader: &mut dyn Read,
-        attrs: std::collections::BTreeMap<String, serde_json::Value>,
+        attrs: crate::snapshot::Attrs,
     ) -> Result<u64>;
     /// Store a directory entry carrying `attrs` (e.g. a storage bucket's configuration). Its
     /// mtime is the newest below it; with nothing below, `mtime_ns` (a bucket's own time), else
@@ -87,7 +87,7 @@ pub trait EntrySink {
         &mut self,
         path: &str,
         mtime_ns: Option<i64>,
-        attrs: std::collections::BTreeMap<String, serde_json::Value>,
+        attrs: crate::snapshot::Attrs,
     ) -> Result<()>;
     /// The entry at `path` in the parent snapshot (the latest snapshot of the same source), so a
     /// source can tell whether an item changed since.
@@ -99,7 +99,7 @@ pub trait EntrySink {
         &mut self,
         path: &str,
         mtime_ns: i64,
-        attrs: std::collections::BTreeMap<String, serde_json::Value>,
+        attrs: crate::snapshot::Attrs,
     ) -> Result<Option<u64>>;
     /// Something the user should know that does not fail the backup.
     fn warn(&mut self, message: String);
@@ -115,8 +115,49 @@ pub trait Source {
     fn description(&self) -> String;
     /// Produce every entry. An error means no snapshot is recorded.
     fn run(&mut self, sink: &mut dyn EntrySink) -> Result<()>;
-    /// Source-specific figures for the backup's summary (JSON), after `run`.
-    fn summary(&self) -> serde_json::Value {
-        serde_json::Value::Null
+    /// Source-specific figures for the backup's summary, after `run`.
+    fn summary(&self) -> SourceSummary {
+        SourceSummary::None
+    }
+}
+
+/// What a source reports after a backup: one typed summary per source kind. Serialised (for
+/// `--json` output) as the summary itself: `null`, a database's, a storage's, or a project's
+/// `{"database": …, "storage": …}`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(untagged)]
+pub enum SourceSummary {
+    /// Files, standard input, a command: the snapshot's own figures say it all.
+    #[default]
+    None,
+    Database(postgres::DbSummary),
+    Storage(storage::StorageSummary),
+    Project(ProjectSummary),
+}
+
+/// A whole project's summary: its database and its storage (`null` when absent).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ProjectSummary {
+    pub database: Option<postgres::DbSummary>,
+    pub storage: Option<storage::StorageSummary>,
+}
+
+impl SourceSummary {
+    /// The database part of this summary (a database or a project backup).
+    pub fn database(&self) -> Option<&postgres::DbSummary> {
+        match self {
+            SourceSummary::Database(d) => Some(d),
+            SourceSummary::Project(p) => p.database.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The storage part of this summary (a storage or a project backup).
+    pub fn storage(&self) -> Option<&storage::StorageSummary> {
+        match self {
+            SourceSummary::Storage(s) => Some(s),
+            SourceSummary::Project(p) => p.storage.as_ref(),
+            _ => None,
+        }
     }
 }

@@ -2,11 +2,9 @@
 //! storage (under `storage/<bucket>/`), so a restore brings back the rows of `storage.objects`
 //! and the files they describe from the same night.
 
-use serde_json::{Value, json};
-
 use super::postgres::DatabaseSource;
 use super::storage::StorageSource;
-use super::{EntrySink, Source};
+use super::{EntrySink, ProjectSummary, Source, SourceSummary};
 use crate::error::{Error, Result};
 use crate::snapshot::SourceKind;
 
@@ -74,11 +72,11 @@ impl Source for ProjectSource {
         Ok(())
     }
 
-    /// `{"database": …, "storage": …}` (each `null` when absent).
-    fn summary(&self) -> Value {
-        json!({
-            "database": self.db.as_ref().map(Source::summary).unwrap_or(Value::Null),
-            "storage": self.storage.as_ref().map(Source::summary).unwrap_or(Value::Null),
+    /// The database's and the storage's summaries side by side.
+    fn summary(&self) -> SourceSummary {
+        SourceSummary::Project(ProjectSummary {
+            database: self.db.as_ref().map(|d| d.db_summary().clone()),
+            storage: self.storage.as_ref().map(|s| s.storage_summary().clone()),
         })
     }
 }

@@ -10,7 +10,6 @@ use std::process::Stdio;
 use std::time::Instant;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use super::{
     Check, Requirement, RestoreOptions, RestoreReport, Scope, data_plan, inspect, plan_notes,
@@ -73,7 +72,7 @@ pub struct DrillReport {
     pub snapshot: String,
     pub database: String,
     /// The source server's version, from the inventory.
-    pub snapshot_server_version: Value,
+    pub snapshot_server_version: Option<String>,
     /// Where the throwaway cluster lived (removed by now).
     pub cluster_dir: Option<String>,
     /// Tables with data in the snapshot.
@@ -166,11 +165,10 @@ fn prepare(d: &mut DrillReport, db: &DbSnapshot, tools: &PgTools, conn: &ConnSpe
     let inv = &db.inventory;
     let info = inspect(tools, conn)?;
     let mut sql = String::new();
-    let mut roles: Vec<&str> = inv["roles"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
+    let mut roles: Vec<&str> = inv
+        .roles
+        .iter()
+        .map(String::as_str)
         .filter(|r| {
             is_reserved_role(r)
                 && !r.starts_with("cli_login_")
@@ -187,11 +185,9 @@ fn prepare(d: &mut DrillReport, db: &DbSnapshot, tools: &PgTools, conn: &ConnSpe
             .push(format!("reserved roles: {}", roles.join(", ")));
     }
     let mut exts = Vec::new();
-    for e in inv["extensions"].as_array().into_iter().flatten() {
-        let Some(name) = e["name"].as_str() else {
-            continue;
-        };
-        let schema = e["schema"].as_str().unwrap_or("public");
+    for e in &inv.extensions {
+        let name = e.name.as_str();
+        let schema = e.schema.as_deref().unwrap_or("public");
         if name == "plpgsql" || info.extensions.iter().any(|x| x == name) {
             continue;
         }
@@ -222,10 +218,7 @@ fn prepare(d: &mut DrillReport, db: &DbSnapshot, tools: &PgTools, conn: &ConnSpe
     if !exts.is_empty() {
         d.prepared.push(format!("extensions: {}", exts.join(", ")));
     }
-    let has = |key: &str| inv[key].as_array().is_some_and(|a| !a.is_empty());
-    if inv["realtime"]["tables"]
-        .as_array()
-        .is_some_and(|a| !a.is_empty())
+    if !inv.realtime.tables.is_empty()
         && !info.publications.iter().any(|p| p == "supabase_realtime")
     {
         sql.push_str("CREATE PUBLICATION supabase_realtime;\n");
@@ -234,7 +227,7 @@ fn prepare(d: &mut DrillReport, db: &DbSnapshot, tools: &PgTools, conn: &ConnSpe
     let hook_data = db.tables().any(|p| {
         p.schema.as_deref() == Some("supabase_functions") && p.table.as_deref() == Some("hooks")
     });
-    if (has("webhooks") || hook_data) && !info.has_http_request {
+    if (!inv.webhooks.is_empty() || hook_data) && !info.has_http_request {
         sql.push_str(WEBHOOKS_SQL);
         d.prepared.push(
             "database webhooks (supabase_functions.http_request stub, supabase_functions.hooks)"
@@ -260,11 +253,11 @@ fn prepare(d: &mut DrillReport, db: &DbSnapshot, tools: &PgTools, conn: &ConnSpe
 /// those that need `shared_preload_libraries` (where the server has them; a missing one is
 /// reported by the preparation), and pg_cron's database.
 fn server_settings(db: &DbSnapshot, install: &cluster::ServerInstall) -> Vec<(String, String)> {
-    let exts: Vec<&str> = db.inventory["extensions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["name"].as_str())
+    let exts: Vec<&str> = db
+        .inventory
+        .extensions
+        .iter()
+        .map(|e| e.name.as_str())
         .collect();
     let libs: Vec<&str> = cluster::PRELOADED_EXTENSIONS
         .iter()
@@ -294,7 +287,7 @@ pub fn drill(
     progress: &dyn Progress,
 ) -> Result<DrillReport> {
     let started = Instant::now();
-    let src_num = db.inventory["server_version_num"].as_u64().unwrap_or(0) as u32;
+    let src_num = db.inventory.server_version_num;
     if src_num == 0 {
         return Err(Error::Invalid(format!(
             "snapshot {} (database {}): its inventory has no server_version_num; cannot choose a server for the drill",
@@ -338,7 +331,7 @@ pub fn drill(
     let pass = d.passed();
     d.snapshot = snap.id.to_hex();
     d.database = db.database.clone();
-    d.snapshot_server_version = db.inventory["server_version"].clone();
+    d.snapshot_server_version = db.inventory.server_version.clone();
     d.tables = tables.len();
     d.verified = !d.verification.is_empty() && d.verification.iter().all(|c| c.ok);
     d.result = if pass { "PASS" } else { "FAIL" }.to_string();

@@ -154,13 +154,15 @@ mod tests {
 
     #[test]
     fn requirement_report() {
-        let inv = json!({
+        // An inventory as stored (the reader takes what the writer wrote, missing fields too).
+        let inv: crate::source::postgres::inventory::Inventory = serde_json::from_value(json!({
             "server_version_num": 160002,
             "extensions": [{"name": "plpgsql", "schema": "pg_catalog"}, {"name": "pgcrypto", "schema": "extensions"}, {"name": "uuid-ossp", "schema": "extensions"}, {"name": "postgis", "schema": "public"}],
             "webhooks": [{"schema": "public", "table": "orders", "trigger": "w"}],
             "realtime": {"tables": [{"schema": "public", "table": "orders"}]},
             "roles": ["anon", "authenticated", "app_user", "postgres"],
-        });
+        }))
+        .unwrap();
         let mut t = target();
         t.nonempty_tables = vec!["public.orders".into()];
         let r = requirements(

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::source::postgres::inventory::Inventory;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::data_plan::DataPlan;
 use super::{Scope, qi};
@@ -95,18 +95,14 @@ pub struct Requirement {
     pub fix: Option<String>,
 }
 
-pub(super) fn names<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> + 'a {
-    v[key].as_array().into_iter().flatten().map(move |x| x)
-}
-
 /// Compare the snapshot's inventory with the target. Pure: no I/O.
 pub fn requirements(
-    inventory: &Value,
+    inventory: &Inventory,
     parts_tables: &[(String, String)],
     t: &TargetInfo,
 ) -> Vec<Requirement> {
     let mut out = Vec::new();
-    let src_num = inventory["server_version_num"].as_u64().unwrap_or(0) as u32;
+    let src_num = inventory.server_version_num;
     if src_num / 10_000 > t.server_version_num / 10_000 {
         out.push(Requirement {
             blocking: true,
@@ -118,11 +114,8 @@ pub fn requirements(
             fix: Some(format!("restore into PostgreSQL {} or newer", src_num / 10_000)),
         });
     }
-    for e in names(inventory, "extensions") {
-        let (Some(name), schema) = (e["name"].as_str(), e["schema"].as_str().unwrap_or("public"))
-        else {
-            continue;
-        };
+    for e in &inventory.extensions {
+        let (name, schema) = (e.name.as_str(), e.schema.as_deref().unwrap_or("public"));
         if name == "plpgsql" || t.extensions.iter().any(|x| x == name) {
             continue;
         }
@@ -142,7 +135,7 @@ pub fn requirements(
             )),
         });
     }
-    let webhooks = names(inventory, "webhooks").count();
+    let webhooks = inventory.webhooks.len();
     if webhooks > 0 && !t.has_http_request {
         out.push(Requirement {
             blocking: true,
@@ -150,7 +143,7 @@ pub fn requirements(
             fix: Some("enable Database Webhooks in the target project (Database → Webhooks)".into()),
         });
     }
-    let realtime = names(&inventory["realtime"], "tables").count();
+    let realtime = inventory.realtime.tables.len();
     if realtime > 0 && !t.publications.iter().any(|p| p == "supabase_realtime") {
         out.push(Requirement {
             blocking: true,
@@ -158,8 +151,10 @@ pub fn requirements(
             fix: Some("enable Realtime in the target project, or: CREATE PUBLICATION supabase_realtime;".into()),
         });
     }
-    let missing_roles: BTreeSet<&str> = names(inventory, "roles")
-        .filter_map(|r| r.as_str())
+    let missing_roles: BTreeSet<&str> = inventory
+        .roles
+        .iter()
+        .map(String::as_str)
         .filter(|r| {
             is_reserved_role(r) && !r.starts_with("cli_login_") && !t.roles.iter().any(|x| x == r)
         })
@@ -215,25 +210,8 @@ pub fn plan_notes(plan: &DataPlan) -> Vec<Requirement> {
 }
 
 /// The inventory limited to `scope` (webhooks and realtime tables of the restored tables only).
-pub fn scope_inventory(inv: &Value, scope: &Scope) -> Value {
-    let mut v = inv.clone();
-    let keep = |x: &Value| {
-        scope.covers_table(
-            x["schema"].as_str().unwrap_or(""),
-            x["table"].as_str().unwrap_or(""),
-        )
-    };
-    if let Some(a) = v.get_mut("webhooks").and_then(|w| w.as_array_mut()) {
-        a.retain(keep);
-    }
-    if let Some(a) = v
-        .get_mut("realtime")
-        .and_then(|r| r.get_mut("tables"))
-        .and_then(|w| w.as_array_mut())
-    {
-        a.retain(keep);
-    }
-    v
+pub fn scope_inventory(inv: &Inventory, scope: &Scope) -> Inventory {
+    inv.scoped(|schema, table| scope.covers_table(schema, table))
 }
 
 /// Whether `schema`.`table` exists in the target.

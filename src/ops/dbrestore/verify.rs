@@ -3,14 +3,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use serde_json::Value;
 
 use super::acl;
 use super::additions::{self, AdditionsPlan};
 use super::data_plan::DataPlan;
 use super::load::RestoreOptions;
 use super::load::{owned_of, scoped_parts};
-use super::requirements::names;
 use super::{Scope, is_managed_schema, qi, ql};
 use crate::error::{Error, Result};
 use crate::ops::dbsnap::{DataPart, DbSnapshot};
@@ -38,12 +36,17 @@ SELECT json_build_object(
 );
 "#;
 
-pub(super) fn set(v: &Value) -> BTreeSet<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x.as_str().map(str::to_string))
-        .collect()
+/// What [`VERIFY_SQL`] reads from the target.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct TargetObjects {
+    functions: Vec<String>,
+    policies: Vec<String>,
+    realtime: Vec<String>,
+}
+
+fn set(v: &[String]) -> BTreeSet<String> {
+    v.iter().cloned().collect()
 }
 
 /// Compare the restored whole database with the snapshot.
@@ -89,12 +92,10 @@ fn verify_whole(
             },
         });
     }
-    let target: Value = serde_json::from_str(&session::query(tools, conn, None, VERIFY_SQL)?)
-        .map_err(|e| Error::Invalid(format!("verification query: {e}")))?;
+    let target: TargetObjects =
+        serde_json::from_str(&session::query(tools, conn, None, VERIFY_SQL)?)
+            .map_err(|e| Error::Invalid(format!("verification query: {e}")))?;
     let inv = &db.inventory;
-    let want = |key: &str, f: &dyn Fn(&Value) -> Option<String>| -> BTreeSet<String> {
-        names(inv, key).filter_map(f).collect()
-    };
     let compare =
         |what: &str, want: BTreeSet<String>, have: BTreeSet<String>, checks: &mut Vec<Check>| {
             let missing: Vec<_> = want.difference(&have).cloned().collect();
@@ -108,7 +109,7 @@ fn verify_whole(
                 },
             });
         };
-    let user = |v: &Value| v["schema"].as_str().is_some_and(|s| !is_managed_schema(s));
+    let user = |schema: &str| !is_managed_schema(schema);
     // Functions by a search_path-independent signature (catalog.json's, read back from the
     // target by the same query); snapshots without it: the inventory's identity arguments.
     let (want_fns, have_fns) = match (db.catalog()?, &have_acls) {
@@ -123,51 +124,33 @@ fn verify_whole(
             (sig(&c.acls, true), sig(have, false))
         }
         _ => (
-            want("functions", &|f| {
-                if user(f) {
-                    Some(format!(
-                        "{}.{}({})",
-                        f["schema"].as_str()?,
-                        f["name"].as_str()?,
-                        f["args"].as_str()?
-                    ))
-                } else {
-                    None
-                }
-            }),
-            set(&target["functions"]),
+            inv.functions
+                .iter()
+                .filter(|f| user(&f.schema))
+                .map(|f| format!("{}.{}({})", f.schema, f.name, f.args))
+                .collect(),
+            set(&target.functions),
         ),
     };
     compare("functions", want_fns, have_fns, &mut checks);
     compare(
         "policies",
-        want("policies", &|p| {
-            if user(p) {
-                Some(format!(
-                    "{}.{}.{}",
-                    p["schema"].as_str()?,
-                    p["table"].as_str()?,
-                    p["policy"].as_str()?
-                ))
-            } else {
-                None
-            }
-        }),
-        set(&target["policies"]),
+        inv.policies
+            .iter()
+            .filter(|p| user(&p.schema))
+            .map(|p| format!("{}.{}.{}", p.schema, p.table, p.policy))
+            .collect(),
+        set(&target.policies),
         &mut checks,
     );
     compare(
         "realtime publication tables",
-        names(&inv["realtime"], "tables")
-            .filter_map(|t| {
-                Some(format!(
-                    "{}.{}",
-                    t["schema"].as_str()?,
-                    t["table"].as_str()?
-                ))
-            })
+        inv.realtime
+            .tables
+            .iter()
+            .map(|t| format!("{}.{}", t.schema, t.table))
             .collect(),
-        set(&target["realtime"]),
+        set(&target.realtime),
         &mut checks,
     );
     Ok(checks)

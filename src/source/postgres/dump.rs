@@ -19,10 +19,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use super::conn::ConnSpec;
-use super::inventory::{Acls, Catalog, INVENTORY_SQL, ManagedObject};
+use super::data_order::{DataOrder, DataPart};
+use super::inventory::{Acls, Catalog, INVENTORY_SQL, Inventory, ManagedObject};
 use super::pgbin::{self, PgTools};
 use super::sanitize::{self, RolesFilter, SchemaFilter};
 use super::session::{self, SnapshotSession};
@@ -44,14 +44,16 @@ pub struct DbOptions {
 }
 
 /// One stored part and what it cost.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct PartSummary {
     pub path: String,
     pub bytes: u64,
     pub seconds: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct TableSummary {
     pub schema: String,
     pub table: String,
@@ -217,7 +219,7 @@ impl DatabaseSource {
         Ok(())
     }
 
-    fn data(&mut self, sink: &mut dyn EntrySink, snapshot: &str) -> Result<Vec<Value>> {
+    fn data(&mut self, sink: &mut dyn EntrySink, snapshot: &str) -> Result<Vec<DataPart>> {
         let base = self.base();
         let mut args = vec![
             "--data-only".to_string(),
@@ -235,7 +237,7 @@ impl DatabaseSource {
                 .map(|(s, t)| format!("--exclude-table={s}.{t}")),
         );
         let started = Instant::now();
-        let mut order = vec![json!({ "path": "data/begin.sql", "kind": "sql" })];
+        let mut order = vec![DataPart::sql("data/begin.sql", None)];
         sink.file(
             &format!("{base}/data/begin.sql"),
             0o600,
@@ -261,7 +263,7 @@ impl DatabaseSource {
                             BTreeMap::new(),
                         )?;
                         self.summary.bytes_dumped += bytes;
-                        order.push(json!({ "path": rel, "kind": "sql", "bytes": bytes }));
+                        order.push(DataPart::sql(rel, Some(bytes)));
                     }
                     Section::Copy { schema, table } => {
                         let rel = format!(
@@ -270,14 +272,14 @@ impl DatabaseSource {
                             path_component(&table)
                         );
                         let attrs = BTreeMap::from([
-                            ("schema".to_string(), json!(schema)),
-                            ("table".to_string(), json!(table)),
+                            ("schema".to_string(), schema.clone().into()),
+                            ("table".to_string(), table.clone().into()),
                         ]);
                         let bytes =
                             sink.file(&format!("{base}/{rel}"), 0o600, &mut split, attrs)?;
                         let rows = split.rows();
                         self.summary.bytes_dumped += bytes;
-                        order.push(json!({ "path": rel, "kind": "copy", "schema": schema, "table": table, "rows": rows, "bytes": bytes }));
+                        order.push(DataPart::copy(rel, &schema, &table, rows, bytes));
                         self.summary.tables.push(TableSummary {
                             schema,
                             table,
@@ -297,7 +299,7 @@ impl DatabaseSource {
             &mut REPLICA_END.as_bytes(),
             BTreeMap::new(),
         )?;
-        order.push(json!({ "path": "data/end.sql", "kind": "sql" }));
+        order.push(DataPart::sql("data/end.sql", None));
         self.summary.parts.push(PartSummary {
             path: "data (tables/, data/)".into(),
             bytes: self.summary.tables.iter().map(|t| t.bytes).sum(),
@@ -330,7 +332,7 @@ impl Source for DatabaseSource {
         let session = SnapshotSession::start(&self.tools, &self.conn)?;
         let snap = session.snapshot().to_string();
         self.summary.snapshot = snap.clone();
-        let mut inventory: Value = serde_json::from_str(&session::query(
+        let mut inventory: Inventory = serde_json::from_str(&session::query(
             &self.tools,
             &self.conn,
             Some(&snap),
@@ -350,14 +352,7 @@ impl Source for DatabaseSource {
                 MANAGED_SCHEMAS,
             )?,
         };
-        let present: Vec<String> = inventory["schemas"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s["name"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let present: Vec<String> = inventory.schemas.iter().map(|s| s.name.clone()).collect();
         let has = |s: &str| present.iter().any(|p| p == s);
         self.summary.supabase = has("auth") && has("storage");
         if !self.summary.supabase {
@@ -402,8 +397,11 @@ impl Source for DatabaseSource {
 
         // Data, one entry per table, plus the order that reassembles data.sql.
         let order = self.data(sink, &snap)?;
-        let order_json =
-            serde_json::to_vec_pretty(&json!({ "version": 1, "parts": order })).expect("json");
+        let order_json = serde_json::to_vec_pretty(&DataOrder {
+            version: DataOrder::VERSION,
+            parts: order,
+        })
+        .expect("json");
         sink.file(
             &format!("{base}/data-order.json"),
             0o600,
@@ -474,15 +472,13 @@ impl Source for DatabaseSource {
         for s in &self.summary.skipped {
             sink.warn(format!("skipped {s}"));
         }
-        if let Value::Object(m) = &mut inventory {
-            m.insert("pg_dump_version".into(), json!(self.summary.pg_dump));
-            m.insert("snapshot".into(), json!(snap));
-            m.insert("supabase".into(), json!(self.summary.supabase));
-            m.insert("dumps".into(), json!(self.summary.parts));
-            m.insert("dumped_tables".into(), json!(self.summary.tables));
-            m.insert("skipped".into(), json!(self.summary.skipped));
-            m.insert("duration_seconds".into(), json!(self.summary.seconds));
-        }
+        inventory.pg_dump_version = Some(self.summary.pg_dump.clone());
+        inventory.snapshot = Some(snap);
+        inventory.supabase = Some(self.summary.supabase);
+        inventory.dumps = self.summary.parts.clone();
+        inventory.dumped_tables = self.summary.tables.clone();
+        inventory.skipped = self.summary.skipped.clone();
+        inventory.duration_seconds = self.summary.seconds;
         let cat = serde_json::to_vec_pretty(&catalog).expect("json");
         sink.file(
             &format!("{base}/{}", Catalog::FILE),
@@ -500,8 +496,8 @@ impl Source for DatabaseSource {
         Ok(())
     }
 
-    fn summary(&self) -> Value {
-        serde_json::to_value(&self.summary).unwrap_or(Value::Null)
+    fn summary(&self) -> crate::source::SourceSummary {
+        crate::source::SourceSummary::Database(self.summary.clone())
     }
 }
 

@@ -54,6 +54,150 @@ SELECT json_build_object(
 );
 "#;
 
+/// `inventory.json`: what [`INVENTORY_SQL`] reads (fields in its order), then what the dump adds
+/// (versions, the parts and tables it wrote, durations). One type for the writer (`snap backup
+/// db`) and every reader (restore, verify, the drill, `snap dump`). Every field defaults, so an
+/// inventory written by an older snap (without some of them) still reads.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Inventory {
+    pub server_version: Option<String>,
+    /// 0 when unknown (then no server can be chosen for a drill).
+    pub server_version_num: u32,
+    pub database: Option<String>,
+    pub database_size_bytes: i64,
+    pub schemas: Vec<SchemaInfo>,
+    pub tables: Vec<TableInfo>,
+    pub extensions: Vec<ExtensionInfo>,
+    pub realtime: Realtime,
+    pub webhooks: Vec<TableTrigger>,
+    pub grants: Vec<TableGrant>,
+    pub view_reloptions: Vec<ViewOptions>,
+    pub roles: Vec<String>,
+    pub functions: Vec<FunctionInfo>,
+    pub policies: Vec<PolicyInfo>,
+    /// Added by the dump: the pg_dump that wrote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pg_dump_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supabase: Option<bool>,
+    pub dumps: Vec<super::dump::PartSummary>,
+    pub dumped_tables: Vec<super::dump::TableSummary>,
+    pub skipped: Vec<String>,
+    pub duration_seconds: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct SchemaInfo {
+    pub name: String,
+    pub tables: i64,
+    pub bytes: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct TableInfo {
+    pub schema: String,
+    pub name: String,
+    pub row_estimate: i64,
+    pub bytes: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ExtensionInfo {
+    pub name: String,
+    pub version: String,
+    pub schema: Option<String>,
+}
+
+/// The `supabase_realtime` publication (absent on a plain PostgreSQL) and its tables.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Realtime {
+    pub publication: Option<Publication>,
+    pub tables: Vec<PublishedTable>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Publication {
+    pub insert: bool,
+    pub update: bool,
+    pub delete: bool,
+    pub truncate: bool,
+    pub all_tables: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct PublishedTable {
+    pub schema: String,
+    pub table: String,
+}
+
+/// A database webhook: a trigger calling `supabase_functions.http_request`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct TableTrigger {
+    pub schema: String,
+    pub table: String,
+    pub trigger: String,
+}
+
+/// A table privilege of one of the API roles (anon, authenticated, service_role).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct TableGrant {
+    pub grantee: String,
+    pub schema: String,
+    pub table: String,
+    pub privilege: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ViewOptions {
+    pub schema: String,
+    pub view: String,
+    pub options: Vec<String>,
+}
+
+/// A function that is not an extension's, by its identity arguments.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct FunctionInfo {
+    pub schema: String,
+    pub name: String,
+    pub args: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct PolicyInfo {
+    pub schema: String,
+    pub table: String,
+    pub policy: String,
+}
+
+impl Inventory {
+    /// Whether the database had this schema.
+    pub fn has_schema(&self, name: &str) -> bool {
+        self.schemas.iter().any(|s| s.name == name)
+    }
+
+    /// The inventory limited to the tables `keep` accepts (webhooks and realtime tables).
+    pub fn scoped(&self, keep: impl Fn(&str, &str) -> bool) -> Inventory {
+        let mut v = self.clone();
+        v.webhooks.retain(|w| keep(&w.schema, &w.table));
+        v.realtime.tables.retain(|t| keep(&t.schema, &t.table));
+        v
+    }
+}
+
 /// Every object's whole ACL, recorded with each snapshot in `catalog.json` ([`Catalog`]) (run with
 /// `search_path = ''`, so names and function signatures are schema-qualified and the same
 /// whatever the session's search_path). A NULL ACL (the built-in default) is spelled out with

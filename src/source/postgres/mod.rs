@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod conn;
+pub mod data_order;
 pub mod dump;
 pub mod inventory;
 pub mod pgbin;
@@ -10,4 +11,4 @@ pub mod sanitize;
 pub mod session;
 pub mod split;
 
-pub use dump::{DatabaseSource, DbOptions};
+pub use dump::{DatabaseSource, DbOptions, DbSummary};

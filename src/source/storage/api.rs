@@ -23,6 +23,28 @@ pub struct Bucket {
     pub updated_at: Option<String>,
 }
 
+/// What `PUT /bucket/{id}` is sent to give a bucket another's configuration. The server changes
+/// only the fields sent; a size limit cannot be removed through it (its schema takes a number
+/// or a string), so a bucket without one sends none.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BucketUpdate {
+    pub public: bool,
+    pub allowed_mime_types: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_size_limit: Option<u64>,
+}
+
+impl BucketUpdate {
+    /// The update that gives a bucket `want`'s configuration.
+    pub fn to_match(want: &Bucket) -> BucketUpdate {
+        BucketUpdate {
+            public: want.public,
+            allowed_mime_types: want.allowed_mime_types.clone().unwrap_or_default(),
+            file_size_limit: want.file_size_limit,
+        }
+    }
+}
+
 /// An object as listed (v1 items are relative to their folder; [`super::list`] makes names full).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ListItem {

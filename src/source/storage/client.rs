@@ -8,7 +8,9 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use super::api::{ApiError, Bucket, Failure, InfoAnswer, ListItem, ListV2Page, classify};
+use super::api::{
+    ApiError, Bucket, BucketUpdate, Failure, InfoAnswer, ListItem, ListV2Page, classify,
+};
 
 /// How patiently transient failures (timeouts, resets, refused connections, 429, 5xx) are
 /// retried: with growing delays until they have gone on for `patience` (a server restart or a
@@ -262,12 +264,12 @@ impl Client {
     }
 
     /// `PUT /bucket/{id}` with the given fields (the server changes only the fields sent).
-    pub async fn update_bucket(&self, id: &str, fields: &Value) -> Result<(), ApiError> {
+    pub async fn update_bucket(&self, id: &str, fields: &BucketUpdate) -> Result<(), ApiError> {
         let url = format!("{}/bucket/{}", self.base, encode_segment(id));
         self.send(|h| {
             h.put(&url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(fields.to_string())
+                .body(serde_json::to_string(fields).expect("json serializes"))
         })
         .await
         .map(drop)

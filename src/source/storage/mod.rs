@@ -377,8 +377,8 @@ impl Source for StorageSource {
         Ok(())
     }
 
-    fn summary(&self) -> Value {
-        serde_json::to_value(&self.summary).unwrap_or(Value::Null)
+    fn summary(&self) -> crate::source::SourceSummary {
+        crate::source::SourceSummary::Storage(self.summary.clone())
     }
 }
 
