@@ -42,6 +42,7 @@ pub mod repo;
 pub mod secret;
 pub mod snapshot;
 pub mod source;
+pub mod supabase;
 pub mod util;
 
 pub use error::{Error, Result};

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Scope, is_managed_schema, ql};
 use crate::source::postgres::inventory::{AclEntry, Acls, DefaultAcl, ObjectAcl};
-use crate::source::postgres::sanitize::is_reserved_role;
+use crate::supabase::is_reserved_role;
 
 /// The objects of `acls` a restore of `scope` creates (their ACLs are set): in user schemas for
 /// the whole database; for a table, the table, its columns and its owned sequences (`owned`:

@@ -25,10 +25,10 @@ use super::requirements::Requirement;
 use crate::error::Result;
 use crate::ops::dbsnap::DbSnapshot;
 use crate::source::postgres::conn::ConnSpec;
-use crate::source::postgres::dump::MANAGED_SCHEMAS;
 use crate::source::postgres::inventory::{Acls, ManagedObject};
 use crate::source::postgres::pgbin::PgTools;
-use crate::source::postgres::sanitize::is_platform_role;
+use crate::supabase::EXTENDED_MANAGED_SCHEMAS;
+use crate::supabase::is_platform_role;
 
 /// What a restore applies to the managed schemas.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -205,7 +205,7 @@ pub fn plan(
             ))
         });
     }
-    let target = ManagedObject::read(tools, conn, None, MANAGED_SCHEMAS)?;
+    let target = ManagedObject::read(tools, conn, None, EXTENDED_MANAGED_SCHEMAS)?;
     Ok(AdditionsPlan::with_dropped(&snapshot, &target, dropped))
 }
 

@@ -22,8 +22,8 @@ use crate::snapshot::Snapshot;
 use crate::source::postgres::cluster::{self, LocalCluster};
 use crate::source::postgres::conn::ConnSpec;
 use crate::source::postgres::pgbin::{self, PgTools};
-use crate::source::postgres::sanitize::is_reserved_role;
 use crate::source::postgres::session;
+use crate::supabase::{REALTIME_PUBLICATION, is_project_role};
 
 /// Webhooks' function and table as a fresh Supabase project has them (a stub: no HTTP calls).
 const WEBHOOKS_SQL: &str = r#"
@@ -33,7 +33,12 @@ CREATE TABLE IF NOT EXISTS supabase_functions.hooks (id bigserial PRIMARY KEY, h
 CREATE OR REPLACE FUNCTION supabase_functions.http_request() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
 "#;
 
-const MANAGED: &[&str] = &["managed/auth.sql", "managed/storage.sql"];
+/// The parts holding the managed schemas' definitions (`managed/auth.sql`, …).
+fn managed_parts() -> impl Iterator<Item = String> {
+    crate::supabase::EXTENDED_MANAGED_SCHEMAS
+        .iter()
+        .map(|s| format!("managed/{s}.sql"))
+}
 
 /// One step of the drill and how long it took.
 #[derive(Debug, Clone, Serialize)]
@@ -169,11 +174,7 @@ fn prepare(d: &mut DrillReport, db: &DbSnapshot, tools: &PgTools, conn: &ConnSpe
         .roles
         .iter()
         .map(String::as_str)
-        .filter(|r| {
-            is_reserved_role(r)
-                && !r.starts_with("cli_login_")
-                && !info.roles.iter().any(|x| x == r)
-        })
+        .filter(|r| is_project_role(r) && !info.roles.iter().any(|x| x == r))
         .collect();
     roles.sort();
     roles.dedup();
@@ -219,7 +220,7 @@ fn prepare(d: &mut DrillReport, db: &DbSnapshot, tools: &PgTools, conn: &ConnSpe
         d.prepared.push(format!("extensions: {}", exts.join(", ")));
     }
     if !inv.realtime.tables.is_empty()
-        && !info.publications.iter().any(|p| p == "supabase_realtime")
+        && !info.publications.iter().any(|p| p == REALTIME_PUBLICATION)
     {
         sql.push_str("CREATE PUBLICATION supabase_realtime;\n");
         d.prepared.push("publication supabase_realtime".into());
@@ -237,11 +238,11 @@ fn prepare(d: &mut DrillReport, db: &DbSnapshot, tools: &PgTools, conn: &ConnSpe
     if !sql.is_empty() {
         session::query(tools, conn, None, &format!("BEGIN;\n{sql}COMMIT;"))?;
     }
-    for m in MANAGED {
-        if db.has(m) {
-            let errors = apply_leniently(tools, conn, &db.read_to_vec(m)?)?;
+    for m in managed_parts() {
+        if db.has(&m) {
+            let errors = apply_leniently(tools, conn, &db.read_to_vec(&m)?)?;
             d.managed.push(ManagedApply {
-                part: m.to_string(),
+                part: m,
                 errors,
             });
         }
@@ -387,13 +388,13 @@ fn run_steps(
     {
         return;
     }
-    if MANAGED.iter().any(|m| db.has(m)) {
+    if managed_parts().any(|m| db.has(&m)) {
         d.step("re-apply managed schemas", |d| {
-            for m in MANAGED {
-                if db.has(m) {
-                    let errors = apply_leniently(&tools, &spec, &db.read_to_vec(m)?)?;
+            for m in managed_parts() {
+                if db.has(&m) {
+                    let errors = apply_leniently(&tools, &spec, &db.read_to_vec(&m)?)?;
                     d.managed_after.push(ManagedApply {
-                        part: m.to_string(),
+                        part: m,
                         errors,
                     });
                 }

@@ -49,40 +49,7 @@ pub use schema_blocks::{
 };
 pub use verify::{Check, verify};
 
-/// Schemas Supabase manages: never dropped by `--clean`.
-pub fn is_managed_schema(s: &str) -> bool {
-    matches!(
-        s,
-        "auth"
-            | "storage"
-            | "extensions"
-            | "supabase_functions"
-            | "supabase_migrations"
-            | "realtime"
-            | "vault"
-            | "graphql"
-            | "graphql_public"
-            | "net"
-            | "pgbouncer"
-            | "cron"
-            | "pgsodium"
-            | "pgsodium_masks"
-            | "pgtle"
-            | "repack"
-            | "_analytics"
-            | "_realtime"
-            | "_supavisor"
-            | "etl"
-            | "dbdev"
-            | "pgmq"
-            | "tiger"
-            | "tiger_data"
-            | "topology"
-            | "information_schema"
-    ) || s.starts_with("pg_")
-        || s.starts_with("timescaledb_")
-        || s.starts_with("_timescaledb_")
-}
+pub use crate::supabase::is_managed_schema;
 
 /// What a restore covers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -10,8 +10,8 @@ use super::{Scope, qi};
 use crate::error::{Error, Result};
 use crate::source::postgres::conn::ConnSpec;
 use crate::source::postgres::pgbin::PgTools;
-use crate::source::postgres::sanitize::is_reserved_role;
 use crate::source::postgres::session;
+use crate::supabase::{REALTIME_PUBLICATION, is_project_role};
 
 /// What the target database has.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -144,7 +144,7 @@ pub fn requirements(
         });
     }
     let realtime = inventory.realtime.tables.len();
-    if realtime > 0 && !t.publications.iter().any(|p| p == "supabase_realtime") {
+    if realtime > 0 && !t.publications.iter().any(|p| p == REALTIME_PUBLICATION) {
         out.push(Requirement {
             blocking: true,
             what: format!("{realtime} table(s) are in the supabase_realtime publication, which the target lacks"),
@@ -155,9 +155,7 @@ pub fn requirements(
         .roles
         .iter()
         .map(String::as_str)
-        .filter(|r| {
-            is_reserved_role(r) && !r.starts_with("cli_login_") && !t.roles.iter().any(|x| x == r)
-        })
+        .filter(|r| is_project_role(r) && !t.roles.iter().any(|x| x == r))
         .collect();
     for r in missing_roles {
         out.push(Requirement {

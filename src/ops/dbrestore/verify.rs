@@ -13,11 +13,11 @@ use super::{Scope, is_managed_schema, qi, ql};
 use crate::error::{Error, Result};
 use crate::ops::dbsnap::{DataPart, DbSnapshot};
 use crate::source::postgres::conn::ConnSpec;
-use crate::source::postgres::dump::MANAGED_SCHEMAS;
 use crate::source::postgres::inventory::Acls;
 use crate::source::postgres::inventory::ManagedObject;
 use crate::source::postgres::pgbin::PgTools;
 use crate::source::postgres::session;
+use crate::supabase::EXTENDED_MANAGED_SCHEMAS;
 
 /// One verification check.
 #[derive(Debug, Clone, Serialize)]
@@ -80,7 +80,7 @@ fn verify_whole(
     };
     checks.extend(privileges(db, &Scope::Whole, have_acls.as_ref())?);
     if !added.apply.is_empty() {
-        let have = ManagedObject::read(tools, conn, None, MANAGED_SCHEMAS)?;
+        let have = ManagedObject::read(tools, conn, None, EXTENDED_MANAGED_SCHEMAS)?;
         let diffs = additions::differences(&added.apply, &have);
         checks.push(Check {
             what: format!("your additions to auth and storage ({})", added.apply.len()),

@@ -24,18 +24,16 @@ use super::conn::ConnSpec;
 use super::data_order::{DataOrder, DataPart};
 use super::inventory::{Acls, Catalog, INVENTORY_SQL, Inventory, ManagedObject};
 use super::pgbin::{self, PgTools};
-use super::sanitize::{self, RolesFilter, SchemaFilter};
+use super::sanitize::{RolesFilter, SchemaFilter};
 use super::session::{self, SnapshotSession};
 use super::split::{Section, Splitter};
 use crate::error::{Error, Result};
 use crate::snapshot::SourceKind;
 use crate::source::{ChildStream, EntrySink, Source};
+use crate::supabase::{self, EXTENDED_MANAGED_SCHEMAS, MIGRATIONS_SCHEMA};
 
 pub const REPLICA_BEGIN: &str = "SET session_replication_role = replica;\n\n";
 pub const REPLICA_END: &str = "\nRESET ALL;\n";
-/// Supabase-managed schemas whose definitions are kept (users add triggers, policies, functions).
-pub const MANAGED_SCHEMAS: &[&str] = &["auth", "storage"];
-pub const MIGRATIONS_SCHEMA: &str = "supabase_migrations";
 
 pub struct DbOptions {
     pub conn: ConnSpec,
@@ -226,13 +224,9 @@ impl DatabaseSource {
             "--quote-all-identifiers".into(),
             format!("--snapshot={snapshot}"),
         ];
+        args.extend(supabase::data_excluded_schemas().map(|s| format!("--exclude-schema={s}")));
         args.extend(
-            sanitize::DATA_EXCLUDED_SCHEMAS
-                .iter()
-                .map(|s| format!("--exclude-schema={s}")),
-        );
-        args.extend(
-            sanitize::DATA_EXCLUDED_TABLES
+            supabase::DATA_EXCLUDED_TABLES
                 .iter()
                 .map(|(s, t)| format!("--exclude-table={s}.{t}")),
         );
@@ -349,7 +343,7 @@ impl Source for DatabaseSource {
                 &self.tools,
                 &self.conn,
                 Some(&snap),
-                MANAGED_SCHEMAS,
+                EXTENDED_MANAGED_SCHEMAS,
             )?,
         };
         let present: Vec<String> = inventory.schemas.iter().map(|s| s.name.clone()).collect();
@@ -383,7 +377,7 @@ impl Source for DatabaseSource {
             format!("--snapshot={snap}"),
         ];
         args.extend(
-            sanitize::SCHEMA_EXCLUDES
+            supabase::MANAGED_SCHEMAS
                 .iter()
                 .map(|s| format!("--exclude-schema={s}")),
         );
@@ -430,7 +424,7 @@ impl Source for DatabaseSource {
         }
 
         // Definitions of the managed schemas users customise.
-        for m in MANAGED_SCHEMAS {
+        for m in EXTENDED_MANAGED_SCHEMAS {
             if has(m) {
                 let args = vec![
                     "--schema-only".to_string(),

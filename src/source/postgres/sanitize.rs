@@ -14,6 +14,8 @@
 
 use std::io::{self, BufRead, Read};
 
+use crate::supabase::{self, is_reserved_role};
+
 /// Lines changed by a filter so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Changes {
@@ -21,104 +23,6 @@ pub struct Changes {
     pub commented: u64,
     /// Lines rewritten and kept (`IF NOT EXISTS` / `OR REPLACE` added, role attributes dropped, …).
     pub rewritten: u64,
-}
-
-/// The schemas excluded from schema.sql (patterns usable with pg_dump --exclude-schema).
-pub const SCHEMA_EXCLUDES: &[&str] = &[
-    "information_schema",
-    "pg_*",
-    "_analytics",
-    "_realtime",
-    "_supavisor",
-    "auth",
-    "etl",
-    "extensions",
-    "pgbouncer",
-    "realtime",
-    "storage",
-    "supabase_functions",
-    "supabase_migrations",
-    "cron",
-    "dbdev",
-    "graphql",
-    "graphql_public",
-    "net",
-    "pgmq",
-    "pgsodium",
-    "pgsodium_masks",
-    "pgtle",
-    "repack",
-    "tiger",
-    "tiger_data",
-    "timescaledb_*",
-    "_timescaledb_*",
-    "topology",
-    "vault",
-];
-
-/// Schemas whose DATA is excluded from the data dump, and the single tables excluded (schema, table).
-/// (`auth`, `storage`, `supabase_functions`, `cron`, `net` and `pgmq` rows are kept.)
-pub const DATA_EXCLUDED_SCHEMAS: &[&str] = &[
-    "information_schema",
-    "pg_*",
-    "graphql",
-    "graphql_public",
-    "pgsodium",
-    "pgsodium_masks",
-    "pgtle",
-    "repack",
-    "tiger",
-    "tiger_data",
-    "timescaledb_*",
-    "_timescaledb_*",
-    "topology",
-    "vault",
-    "extensions",
-    "pgbouncer",
-    "realtime",
-    "supabase_migrations",
-    "_analytics",
-    "_realtime",
-    "_supavisor",
-    "etl",
-];
-
-pub const DATA_EXCLUDED_TABLES: &[(&str, &str)] = &[
-    ("auth", "schema_migrations"),
-    ("storage", "migrations"),
-    ("supabase_functions", "migrations"),
-    // Postgres cannot read these (Supabase docs).
-    ("storage", "buckets_vectors"),
-    ("storage", "vector_indexes"),
-];
-
-/// Roles whose CREATE/ALTER ROLE the Supabase platform blocks (supautils).
-const RESERVED_ROLES: &[&str] = &[
-    "anon",
-    "authenticated",
-    "authenticator",
-    "dashboard_user",
-    "pgbouncer",
-    "postgres",
-    "service_role",
-    "pgsodium_keyholder",
-    "pgsodium_keyiduser",
-    "pgsodium_keymaker",
-    "pgtle_admin",
-];
-
-/// Whether `role` is a reserved Supabase role (anon, authenticated, authenticator, cli_login_*, dashboard_user, pgbouncer, postgres, service_role, supabase_*, pgsodium_keyholder/keyiduser/keymaker, pgtle_admin).
-pub fn is_reserved_role(role: &str) -> bool {
-    RESERVED_ROLES.contains(&role)
-        || role.starts_with("supabase_")
-        || role.starts_with("cli_login_")
-}
-
-/// Whether `role` is one of the platform's own service roles (`supabase_admin`,
-/// `supabase_auth_admin`, `supabase_storage_admin`, …): what they own in auth and storage is the
-/// platform's, what other roles made there is the user's.
-pub fn is_platform_role(role: &str) -> bool {
-    role.starts_with("supabase_")
 }
 
 /// Role settings that may be set on reserved roles (supautils' allow-list).
@@ -129,35 +33,6 @@ fn is_allowed_setting(param: &str) -> bool {
             param,
             "session_replication_role" | "statement_timeout" | "track_io_timing"
         )
-}
-
-/// Whether `schema` matches one of [`SCHEMA_EXCLUDES`] (`*` wildcards, as pg_dump patterns).
-fn is_excluded_schema(schema: &str) -> bool {
-    SCHEMA_EXCLUDES
-        .iter()
-        .any(|p| glob_match(p.as_bytes(), schema.as_bytes()))
-}
-
-/// `*` matches any run of bytes, `?` any one byte; everything else matches itself.
-fn glob_match(pat: &[u8], s: &[u8]) -> bool {
-    let (mut p, mut i) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while i < s.len() {
-        if p < pat.len() && (pat[p] == b'?' || pat[p] == s[i]) {
-            p += 1;
-            i += 1;
-        } else if p < pat.len() && pat[p] == b'*' {
-            star = Some((p, i));
-            p += 1;
-        } else if let Some((sp, si)) = star {
-            p = sp + 1;
-            i = si + 1;
-            star = Some((sp, si + 1));
-        } else {
-            return false;
-        }
-    }
-    pat[p..].iter().all(|&c| c == b'*')
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -828,7 +703,7 @@ fn schema_rules(body: &[u8]) -> Action {
         return Action::Comment(None);
     }
     if (l.kw(0, "GRANT") || l.kw(0, "REVOKE"))
-        && acl_schema(&l).is_some_and(|s| is_excluded_schema(&s))
+        && acl_schema(&l).is_some_and(|s| supabase::is_managed_schema(&s))
     {
         return Action::Comment(None);
     }
@@ -905,81 +780,6 @@ mod tests {
             let (out, _) = roles(&format!("{input}\n"));
             assert_eq!(out, format!("{expected}\n"), "input: {input}");
         }
-    }
-
-    #[test]
-    fn reserved_roles() {
-        for r in [
-            "anon",
-            "authenticated",
-            "authenticator",
-            "cli_login_postgres",
-            "dashboard_user",
-            "pgbouncer",
-            "postgres",
-            "service_role",
-            "supabase_admin",
-            "supabase_auth_admin",
-            "supabase_storage_admin",
-            "supabase_realtime_admin",
-            "pgsodium_keyholder",
-            "pgsodium_keyiduser",
-            "pgsodium_keymaker",
-            "pgtle_admin",
-        ] {
-            assert!(is_reserved_role(r), "{r}");
-        }
-        for r in [
-            "app_user",
-            "Anon",
-            "postgres2",
-            "supabase",
-            "pgsodium_other",
-            "my_anon",
-            "cli_login",
-        ] {
-            assert!(!is_reserved_role(r), "{r}");
-        }
-    }
-
-    #[test]
-    fn exclusion_lists() {
-        for s in [
-            "auth",
-            "storage",
-            "pg_catalog",
-            "pg_toast",
-            "timescaledb_information",
-            "_timescaledb_cache",
-            "vault",
-            "etl",
-        ] {
-            assert!(is_excluded_schema(s), "{s}");
-        }
-        for s in [
-            "public",
-            "My Schema",
-            "pg",
-            "authx",
-            "storage2",
-            "timescaledb",
-        ] {
-            assert!(!is_excluded_schema(s), "{s}");
-        }
-        for s in [
-            "auth",
-            "storage",
-            "supabase_functions",
-            "cron",
-            "net",
-            "pgmq",
-        ] {
-            assert!(!DATA_EXCLUDED_SCHEMAS.contains(&s), "{s} data is kept");
-        }
-        assert!(DATA_EXCLUDED_TABLES.contains(&("storage", "migrations")));
-        assert!(glob_match(b"a*b*c", b"axxbyyc"));
-        assert!(!glob_match(b"a*b", b"abc"));
-        assert!(glob_match(b"a?c", b"abc"));
     }
 
     #[test]
