@@ -8,6 +8,7 @@ mod local;
 mod memory;
 mod powerloss;
 mod s3;
+pub(crate) mod strict;
 
 pub use counting::{CountingBackend, RequestCounts};
 pub use faulty::{Fault, FaultyBackend};
