@@ -8,6 +8,7 @@ mod local;
 mod memory;
 mod powerloss;
 mod s3;
+pub(crate) mod strict;
 
 pub use counting::{CountingBackend, RequestCounts};
 pub use faulty::{Fault, FaultyBackend};
@@ -177,6 +178,13 @@ pub mod contract {
 
     /// [`check`], with a "big" object of `big_len` bytes.
     pub fn check_with_big(b: &dyn Backend, big_len: usize) {
+        puts(b);
+        ranges_and_listings(b);
+        big_object(b, big_len);
+    }
+
+    /// Missing objects, puts that replace the whole object, and the conditional create.
+    fn puts(b: &dyn Backend) {
         assert!(b.list("").unwrap().is_empty(), "backend starts empty");
         assert!(matches!(b.get("config"), Err(Error::NotFound { .. })));
         assert!(matches!(
@@ -200,6 +208,10 @@ pub mod contract {
             b"first",
             "put_new leaves an existing object alone"
         );
+    }
+
+    /// Ranged reads, listings by prefix (nested, partial, empty) and deletes.
+    fn ranges_and_listings(b: &dyn Backend) {
         b.put("data/ab/ab01", b"0123456789").unwrap();
         b.put("data/cd/cd02", b"x").unwrap();
         b.put("datafile", b"not under data/").unwrap();
@@ -263,6 +275,11 @@ pub mod contract {
             ),
             "deleting a missing object succeeds or says NotFound"
         );
+    }
+
+    /// A big-ish object of `big_len` bytes round-trips, whole and by range; then everything is
+    /// deleted.
+    fn big_object(b: &dyn Backend, big_len: usize) {
         // A big-ish object round-trips, whole and by range.
         let big: Vec<u8> = (0..big_len)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)

@@ -46,11 +46,7 @@ impl Backend for Strict<'_> {
     fn exists(&self, name: &str) -> Result<bool> {
         self.0.exists(name)
     }
-    fn leftover_temporaries(
-        &self,
-        min_age: std::time::Duration,
-    ) -> Result<Vec<ObjectInfo>> {
+    fn leftover_temporaries(&self, min_age: std::time::Duration) -> Result<Vec<ObjectInfo>> {
         self.0.leftover_temporaries(min_age)
     }
 }
-

@@ -100,24 +100,11 @@ struct DumpJson<'a> {
     files: &'a [FileJson],
 }
 
+/// `snap dump`: write the files of a database snapshot into `--out` and list them.
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     // Refuse a non-empty directory before asking for anything.
     let out = &a.out;
-    match fs::read_dir(out) {
-        Ok(mut rd) => {
-            if rd.next().is_some() && !a.overwrite {
-                bail!(
-                    "{} is not empty; choose an empty or new directory, or pass --overwrite to replace the files of an earlier dump there",
-                    out.display()
-                );
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-            bail!("{} exists and is not a directory", out.display())
-        }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", out.display())),
-    }
+    check_out_dir(out, a.overwrite)?;
 
     let (repo, _lock) = g.open_locked(LockKind::Shared, "dump")?;
     let snap = repo.find_snapshot(&a.snapshot)?;
@@ -126,71 +113,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
 
     snap::util::create_private_dir_all(out)
         .with_context(|| format!("creating {}", out.display()))?;
-    let mut files: Vec<FileJson> = Vec::new();
-    let mut put = |rel: &str,
-                   f: &mut dyn FnMut(&mut dyn Write) -> anyhow::Result<()>|
-     -> anyhow::Result<()> {
-        let bytes = write_atomic(out, rel, f)?;
-        files.push(FileJson {
-            path: rel.to_string(),
-            bytes,
-        });
-        Ok(())
-    };
-    let dbr = &db;
-    let part = |rel: &'static str| {
-        move |w: &mut dyn Write| -> anyhow::Result<()> { Ok(dbr.write_part(rel, w).map(drop)?) }
-    };
-
-    put("roles.sql", &mut part("roles.sql"))?;
-    put("schema.sql", &mut part("schema.sql"))?;
-    let mut present = vec!["roles.sql", "schema.sql", "data.sql"];
-    // The psql route gets the same guarantees as `snap restore --db`: every object's privileges
-    // stated exactly, pg_cron jobs through cron.schedule_in_database (postgres may not write
-    // cron.job on a hosted project), your additions to auth and storage in their own file.
-    let extra = PsqlExtras::of(&db)?;
-    put("data.sql", &mut |w| {
-        Ok(dbrestore::write_planned_data_sql(dbr, &extra.plan, w).map(drop)?)
-    })?;
-    for (rel, text) in [
-        (PRIVILEGES, &extra.privileges),
-        (ADDITIONS, &extra.additions),
-        (CRON, &extra.cron),
-    ] {
-        if !text.is_empty() {
-            put(rel, &mut |w| Ok(w.write_all(text.as_bytes())?))?;
-            present.push(rel);
-        } else if a.overwrite && out.join(rel).symlink_metadata().is_ok_and(|m| m.is_file()) {
-            fs::remove_file(out.join(rel))
-                .with_context(|| format!("removing {}", out.join(rel).display()))?;
-        }
-    }
-    let mut managed = Vec::new();
-    for rel in OPTIONAL {
-        let target = out.join(rel);
-        if db.has(rel) {
-            if rel.starts_with("managed/") {
-                let text = db.read_to_vec(rel)?;
-                put(rel, &mut |w| Ok(w.write_all(&text)?))?;
-                managed.push((rel, String::from_utf8_lossy(&text).into_owned()));
-            } else {
-                put(rel, &mut part(rel))?;
-            }
-            present.push(rel);
-        } else if a.overwrite && target.symlink_metadata().is_ok_and(|m| m.is_file()) {
-            // Left from an earlier dump: it does not belong to this snapshot.
-            fs::remove_file(&target).with_context(|| format!("removing {}", target.display()))?;
-        }
-    }
-    if managed.is_empty() && a.overwrite {
-        // An earlier dump's managed/ directory, now empty (fails harmlessly if it is not).
-        let _ = fs::remove_dir(out.join("managed"));
-    }
-    put("inventory.json", &mut part("inventory.json"))?;
-    present.push("inventory.json");
-    let roles = String::from_utf8_lossy(&db.read_to_vec("roles.sql")?).into_owned();
-    let readme = readme(&snap, &db, &present, &roles, &managed, &extra);
-    put("README.txt", &mut |w| Ok(w.write_all(readme.as_bytes())?))?;
+    let files = write_dump(out, a.overwrite, &snap, &db)?;
     sync_dir(out)?;
     if out.join("managed").is_dir() {
         sync_dir(&out.join("managed"))?;
@@ -216,6 +139,143 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         println!("README.txt there has the psql commands that restore it.");
     }
     Ok(exit::OK)
+}
+
+/// Fail unless `out` is missing, an empty directory, or (with `overwrite`) any directory.
+fn check_out_dir(out: &Path, overwrite: bool) -> anyhow::Result<()> {
+    match fs::read_dir(out) {
+        Ok(mut rd) => {
+            if rd.next().is_some() && !overwrite {
+                bail!(
+                    "{} is not empty; choose an empty or new directory, or pass --overwrite to replace the files of an earlier dump there",
+                    out.display()
+                );
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            bail!("{} exists and is not a directory", out.display())
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", out.display())),
+    }
+    Ok(())
+}
+
+/// The files of one dump, written one by one into `out`.
+struct DumpWriter<'a> {
+    out: &'a Path,
+    overwrite: bool,
+    /// The files written so far, in order.
+    files: Vec<FileJson>,
+    /// The files README.txt describes.
+    present: Vec<&'static str>,
+}
+
+impl DumpWriter<'_> {
+    /// Write `out/rel` atomically with what `fill` writes, and record it.
+    fn put(
+        &mut self,
+        rel: &str,
+        fill: &mut dyn FnMut(&mut dyn Write) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let bytes = write_atomic(self.out, rel, fill)?;
+        self.files.push(FileJson {
+            path: rel.to_string(),
+            bytes,
+        });
+        Ok(())
+    }
+
+    /// With --overwrite: remove the regular file `out/rel` an earlier dump left, if any.
+    fn remove_stale(&self, rel: &str) -> anyhow::Result<()> {
+        let target = self.out.join(rel);
+        if self.overwrite && target.symlink_metadata().is_ok_and(|m| m.is_file()) {
+            fs::remove_file(&target).with_context(|| format!("removing {}", target.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The psql route's extra files (privileges, additions, cron jobs), those that are not empty.
+    fn extras(&mut self, extra: &PsqlExtras) -> anyhow::Result<()> {
+        for (rel, text) in [
+            (PRIVILEGES, &extra.privileges),
+            (ADDITIONS, &extra.additions),
+            (CRON, &extra.cron),
+        ] {
+            if !text.is_empty() {
+                self.put(rel, &mut |w| Ok(w.write_all(text.as_bytes())?))?;
+                self.present.push(rel);
+            } else {
+                self.remove_stale(rel)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The [`OPTIONAL`] parts the snapshot has; returns the managed ones with their text.
+    fn optional(&mut self, db: &DbSnapshot) -> anyhow::Result<Vec<(&'static str, String)>> {
+        let mut managed = Vec::new();
+        for rel in OPTIONAL {
+            if db.has(rel) {
+                if rel.starts_with("managed/") {
+                    let text = db.read_to_vec(rel)?;
+                    self.put(rel, &mut |w| Ok(w.write_all(&text)?))?;
+                    managed.push((rel, String::from_utf8_lossy(&text).into_owned()));
+                } else {
+                    self.put(rel, &mut part(db, rel))?;
+                }
+                self.present.push(rel);
+            } else {
+                // Left from an earlier dump: it does not belong to this snapshot.
+                self.remove_stale(rel)?;
+            }
+        }
+        if managed.is_empty() && self.overwrite {
+            // An earlier dump's managed/ directory, now empty (fails harmlessly if it is not).
+            let _ = fs::remove_dir(self.out.join("managed"));
+        }
+        Ok(managed)
+    }
+}
+
+/// Writes the stored part `rel` of `db` as it is.
+fn part<'d>(
+    db: &'d DbSnapshot,
+    rel: &'d str,
+) -> impl FnMut(&mut dyn Write) -> anyhow::Result<()> + 'd {
+    move |w: &mut dyn Write| -> anyhow::Result<()> { Ok(db.write_part(rel, w).map(drop)?) }
+}
+
+/// Write every file of the dump of `db` into `out`; returns them in the order written.
+fn write_dump(
+    out: &Path,
+    overwrite: bool,
+    snap: &Snapshot,
+    db: &DbSnapshot,
+) -> anyhow::Result<Vec<FileJson>> {
+    let mut w = DumpWriter {
+        out,
+        overwrite,
+        files: Vec::new(),
+        present: vec!["roles.sql", "schema.sql", "data.sql"],
+    };
+    w.put("roles.sql", &mut part(db, "roles.sql"))?;
+    w.put("schema.sql", &mut part(db, "schema.sql"))?;
+    // The psql route gets the same guarantees as `snap restore --db`: every object's privileges
+    // stated exactly, pg_cron jobs through cron.schedule_in_database (postgres may not write
+    // cron.job on a hosted project), your additions to auth and storage in their own file.
+    let extra = PsqlExtras::of(db)?;
+    w.put("data.sql", &mut |o| {
+        Ok(dbrestore::write_planned_data_sql(db, &extra.plan, o).map(drop)?)
+    })?;
+    w.extras(&extra)?;
+    let managed = w.optional(db)?;
+    w.put("inventory.json", &mut part(db, "inventory.json"))?;
+    w.present.push("inventory.json");
+    let roles = String::from_utf8_lossy(&db.read_to_vec("roles.sql")?).into_owned();
+    let readme = readme(snap, db, &w.present, &roles, &managed, &extra);
+    w.put("README.txt", &mut |o| Ok(o.write_all(readme.as_bytes())?))?;
+    Ok(w.files)
 }
 
 /// The stored directory name for `--database NAME`: the name as given when the snapshot has a
@@ -310,6 +370,51 @@ fn login_roles(roles: &str) -> Vec<String> {
         .collect()
 }
 
+/// What each file of a dump holds (README.txt lists those present).
+const ABOUT: [(&str, &str); 10] = [
+    (
+        "roles.sql",
+        "the roles (cluster-wide); Supabase's reserved roles are commented out",
+    ),
+    (
+        "schema.sql",
+        "your schemas (the Supabase-managed ones excluded), cleaned as `supabase db dump` does",
+    ),
+    (
+        PRIVILEGES,
+        "every object's privileges exactly as they were (a new project's default\n                       privileges grant anon and authenticated ALL on what schema.sql creates)",
+    ),
+    (
+        ADDITIONS,
+        "your own triggers, policies and functions in auth and storage",
+    ),
+    (
+        CRON,
+        "the pg_cron jobs, through cron.schedule_in_database (postgres may not write cron.job)",
+    ),
+    (
+        "data.sql",
+        "all rows (auth, storage, supabase_functions included), between\n                       `SET session_replication_role = replica;` and `RESET ALL;`",
+    ),
+    (
+        "migrations.sql",
+        "the Supabase CLI's migration history (schema supabase_migrations)",
+    ),
+    (
+        "managed/auth.sql",
+        "the auth schema as it was, with your own triggers, policies, functions",
+    ),
+    (
+        "managed/storage.sql",
+        "the storage schema as it was, with your own policies, triggers, functions",
+    ),
+    (
+        "inventory.json",
+        "versions, sizes, tables, extensions, realtime, webhooks, grants",
+    ),
+];
+
+/// README.txt: what the files hold, and the psql command lines that restore them.
 fn readme(
     snap: &Snapshot,
     db: &DbSnapshot,
@@ -318,11 +423,21 @@ fn readme(
     managed: &[(&str, String)],
     extra: &PsqlExtras,
 ) -> String {
+    let supabase = db.inventory.supabase.unwrap_or(false);
+    let mut r = String::new();
+    readme_head(&mut r, snap, db, present);
+    readme_before(&mut r, db, supabase);
+    let step = readme_restore(&mut r, present);
+    readme_additions(&mut r, managed, extra);
+    readme_after(&mut r, step, roles, supabase);
+    r
+}
+
+/// README.txt's opening: where the dump comes from, and what each file holds.
+fn readme_head(r: &mut String, snap: &Snapshot, db: &DbSnapshot, present: &[&str]) {
     let inv = &db.inventory;
     let has = |f: &str| present.contains(&f);
-    let supabase = inv.supabase.unwrap_or(false);
     let m = &snap.manifest;
-    let mut r = String::new();
     let _ = writeln!(
         r,
         "Database {:?} from snap snapshot {} ({}, host {}), written by snap {}.",
@@ -340,52 +455,14 @@ fn readme(
          pg_dump above: the files may contain \\restrict lines that older releases do not know.\n\
          They hold the database's data: keep them private (they are written with mode 0600).\n\n",
     );
-    let about: [(&str, &str); 10] = [
-        (
-            "roles.sql",
-            "the roles (cluster-wide); Supabase's reserved roles are commented out",
-        ),
-        (
-            "schema.sql",
-            "your schemas (the Supabase-managed ones excluded), cleaned as `supabase db dump` does",
-        ),
-        (
-            PRIVILEGES,
-            "every object's privileges exactly as they were (a new project's default\n                       privileges grant anon and authenticated ALL on what schema.sql creates)",
-        ),
-        (
-            ADDITIONS,
-            "your own triggers, policies and functions in auth and storage",
-        ),
-        (
-            CRON,
-            "the pg_cron jobs, through cron.schedule_in_database (postgres may not write cron.job)",
-        ),
-        (
-            "data.sql",
-            "all rows (auth, storage, supabase_functions included), between\n                       `SET session_replication_role = replica;` and `RESET ALL;`",
-        ),
-        (
-            "migrations.sql",
-            "the Supabase CLI's migration history (schema supabase_migrations)",
-        ),
-        (
-            "managed/auth.sql",
-            "the auth schema as it was, with your own triggers, policies, functions",
-        ),
-        (
-            "managed/storage.sql",
-            "the storage schema as it was, with your own policies, triggers, functions",
-        ),
-        (
-            "inventory.json",
-            "versions, sizes, tables, extensions, realtime, webhooks, grants",
-        ),
-    ];
-    for (f, what) in about.iter().filter(|(f, _)| has(f)) {
+    for (f, what) in ABOUT.iter().filter(|(f, _)| has(f)) {
         let _ = writeln!(r, "  {f:<20} {what}");
     }
+}
 
+/// README.txt's "Before:" paragraph (what to enable in the target first) and the DB_URL to set.
+fn readme_before(r: &mut String, db: &DbSnapshot, supabase: bool) {
+    let inv = &db.inventory;
     r.push_str(if supabase {
         "\nRESTORE INTO A NEW SUPABASE PROJECT (the official recipe), from this directory\n\n"
     } else {
@@ -426,7 +503,12 @@ fn readme(
     } else {
         "Then set DB_URL to the new database:\n\n    DB_URL='postgresql://postgres@localhost:5432/newdb'\n\n"
     });
+}
 
+/// README.txt's psql steps for the files present (the data, then the migration history);
+/// returns the number of the next step.
+fn readme_restore(r: &mut String, present: &[&str]) -> u32 {
+    let has = |f: &str| present.contains(&f);
     let file = |f: &str| {
         if has(f) {
             format!(" --file {f}")
@@ -454,6 +536,11 @@ fn readme(
         );
         step += 1;
     }
+    step
+}
+
+/// README.txt's list of your additions to auth and storage (or that there are none).
+fn readme_additions(r: &mut String, managed: &[(&str, String)], extra: &PsqlExtras) {
     if !extra.additions_list.is_empty() {
         let _ = writeln!(
             r,
@@ -469,6 +556,11 @@ fn readme(
     } else if !managed.is_empty() {
         r.push_str("No additions of yours to auth or storage were found (triggers, policies, functions).\n\n");
     }
+}
+
+/// README.txt's closing steps from number `step`: reloading the API's schema, the login roles'
+/// passwords, and what a failure means.
+fn readme_after(r: &mut String, mut step: u32, roles: &str, supabase: bool) {
     if supabase {
         let _ = write!(
             r,
@@ -496,7 +588,6 @@ fn readme(
              table hooks\" or \"must be owner\" on auth/storage objects need those lines commented out.\n",
         );
     }
-    r
 }
 
 #[cfg(test)]

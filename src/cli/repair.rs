@@ -1,6 +1,6 @@
 //! `snap repair …`: rebuild derived data.
 
-use snap::ops::check::repair_index;
+use snap::ops::repair::repair_index;
 use snap::repo::lock::LockKind;
 
 use super::{Global, exit, output};

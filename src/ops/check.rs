@@ -29,12 +29,13 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::backend::Backend;
+use crate::backend::strict::Strict;
 use crate::blob;
 use crate::crypto::MasterKey;
 use crate::crypto::keyfile::KeyFile;
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::index::{Index, IndexReader};
+use crate::index::{IndexReader, Location};
 use crate::pack::{self, PackEntry};
 use crate::progress::Progress;
 use crate::repo::Repository;
@@ -478,58 +479,222 @@ pub fn check(
 ) -> Result<CheckReport> {
     let started = Instant::now();
     let strict = Strict(&**repo.backend());
-    let backend: &dyn Backend = &strict;
-    let key: &MasterKey = repo.key();
-    let out = Findings::default();
-    let mut summary = CheckSummary {
-        read_data: "off".into(),
-        ..Default::default()
-    };
+    let mut c = Checker::new(repo, opts, progress, &strict);
     progress.start("check", None);
+    c.key_files()?;
+    let (snaps, all_snapshots_read) = c.snapshots()?;
+    let ctx = c.packs()?;
+    let trees = c.trees(&ctx, &snaps, all_snapshots_read);
+    let damaged = c.read_data(&ctx, &trees.already_damaged);
+    let refs = problem_refs(&ctx, &snaps, &trees, &damaged);
+    let cache = c.local_index(&ctx, &trees.lost);
+    let scan = Scan {
+        ctx,
+        snaps,
+        trees,
+        damaged,
+        refs,
+        cache,
+    };
+    c.chunk_findings(&scan);
+    c.housekeeping(&scan.ctx, &scan.trees);
+    progress.finish();
+    Ok(c.report(started))
+}
 
-    // 1. Key files.
-    progress.item("keys/");
-    out.info(
-        Finding::new(
-            FindingKind::KeyFileUsed,
-            format!("the password opened key file {}", repo.key_name()),
-        )
-        .object(repo.key_name()),
-    );
-    check_key_files(backend, &out, &mut summary)?;
+/// The state the phases of one check share: what it reads and what it has found so far.
+struct Checker<'a> {
+    repo: &'a Repository,
+    opts: &'a CheckOptions,
+    progress: &'a dyn Progress,
+    backend: &'a dyn Backend,
+    key: &'a MasterKey,
+    out: Findings,
+    summary: CheckSummary,
+}
 
-    // 2. Snapshot manifests.
-    progress.item("snapshots/");
-    let mut snaps: Vec<Snapshot> = Vec::new();
-    let mut all_snapshots_read = true;
-    let mut snapshot_ids = Vec::new();
-    for obj in backend.list("snapshots/")? {
-        match obj
-            .name
-            .strip_prefix("snapshots/")
-            .and_then(|n| n.parse::<Id>().ok())
-        {
-            Some(id) => snapshot_ids.push(id),
-            None => out.info(
-                Finding::new(
-                    FindingKind::UnexpectedObject,
-                    format!("{} is not a snapshot name; snap ignores it", obj.name),
-                )
-                .object(obj.name.clone()),
-            ),
+/// What the tree phase (4) learned.
+struct TreeScan {
+    /// Per snapshot (in `snaps` order): whether its tree was loaded.
+    tree_ok: Vec<bool>,
+    /// Distinct chunks the checked snapshots reference.
+    referenced: HashSet<Id>,
+    /// Referenced data chunks no readable pack lists.
+    missing: HashSet<Id>,
+    /// chunk → (length in the tree, raw length in the pack)
+    len_mismatch: HashMap<Id, (u64, u32)>,
+    /// (chunk) → (failure, snapshots) for tree chunks that could not be read
+    tree_chunk_fail: BTreeMap<Id, (ChunkFail, BTreeSet<usize>)>,
+    /// Every snapshot manifest and every tree was read.
+    all_trees_read: bool,
+    /// Blobs already named as damaged (chunk, pack), so --read-data does not name them twice.
+    already_damaged: HashSet<(Id, Id)>,
+    /// Referenced chunks no readable pack lists: data chunks, and tree chunks.
+    lost: HashSet<Id>,
+}
+
+/// What the tree phase collects from the snapshots, shared by its worker threads.
+#[derive(Default)]
+struct TreeAcc {
+    referenced: Mutex<HashSet<Id>>,
+    missing: Mutex<HashSet<Id>>,
+    len_mismatch: Mutex<HashMap<Id, (u64, u32)>>,
+    tree_chunk_fail: Mutex<BTreeMap<Id, (ChunkFail, BTreeSet<usize>)>>,
+    entries: AtomicU64,
+}
+
+/// The chunk references of one snapshot, checked against the pack trailers.
+#[derive(Default)]
+struct SnapshotRefs {
+    seen: HashSet<Id>,
+    missing: Vec<Id>,
+    mismatch: Vec<(Id, (u64, u32))>,
+}
+
+impl SnapshotRefs {
+    /// Note a reference to chunk `id` of length `len` (once per chunk): unlisted, or listed
+    /// with another length.
+    fn check(&mut self, ctx: &Ctx, id: &Id, len: u64) {
+        if !self.seen.insert(*id) {
+            return;
+        }
+        match ctx.chunks.first.get(id) {
+            None => self.missing.push(*id),
+            Some(l) => {
+                let (_, e) = ctx.entry(*l);
+                if e.raw_len as u64 != len {
+                    self.mismatch.push((*id, (len, e.raw_len)));
+                }
+            }
         }
     }
-    summary.snapshots = snapshot_ids.len() as u64;
-    let loaded: Vec<(Id, Result<crate::snapshot::Manifest>)> = snapshot_ids
-        .par_iter()
-        .map(|id| (*id, repo.load_manifest_uncached(id)))
-        .collect();
-    for (id, r) in loaded {
+}
+
+/// Counters of the read-data phase, shared by its worker threads.
+#[derive(Default)]
+struct ReadCounters {
+    bytes: AtomicU64,
+    packs: AtomicU64,
+    blobs: AtomicU64,
+}
+
+/// Blobs that fail to decode: (chunk, pack index) → reason.
+type Damaged = BTreeMap<(Id, u32), String>;
+
+/// Everything phases 2 to 7 learned, for the chunk findings of phase 8.
+struct Scan<'a> {
+    ctx: Ctx<'a>,
+    snaps: Vec<Snapshot>,
+    trees: TreeScan,
+    damaged: Damaged,
+    refs: HashMap<Id, Refs>,
+    cache: CacheScan,
+}
+
+impl Scan<'_> {
+    /// `f` with the snapshots and paths that reference `chunk`.
+    fn with_refs(&self, mut f: Finding, chunk: &Id) -> Finding {
+        if let Some(r) = self.refs.get(chunk) {
+            f.snapshots = r.snapshots.iter().map(|i| self.snaps[*i].id).collect();
+            f.paths = r.paths.iter().cloned().collect();
+            f.paths_omitted = r.omitted;
+        }
+        f
+    }
+}
+
+impl<'a> Checker<'a> {
+    /// A check of `repo` that reads through `backend` and has found nothing yet.
+    fn new(
+        repo: &'a Repository,
+        opts: &'a CheckOptions,
+        progress: &'a dyn Progress,
+        backend: &'a dyn Backend,
+    ) -> Checker<'a> {
+        Checker {
+            repo,
+            opts,
+            progress,
+            backend,
+            key: repo.key(),
+            out: Findings::default(),
+            summary: CheckSummary {
+                read_data: "off".into(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Phase 1: name the key file that opened the repository, and check every key file.
+    fn key_files(&mut self) -> Result<()> {
+        self.progress.item("keys/");
+        self.out.info(
+            Finding::new(
+                FindingKind::KeyFileUsed,
+                format!("the password opened key file {}", self.repo.key_name()),
+            )
+            .object(self.repo.key_name()),
+        );
+        check_key_files(self.backend, &self.out, &mut self.summary)
+    }
+
+    /// Phase 2: read every snapshot manifest. Returns the snapshots oldest first, and whether
+    /// every manifest was read.
+    fn snapshots(&mut self) -> Result<(Vec<Snapshot>, bool)> {
+        self.progress.item("snapshots/");
+        let snapshot_ids = self.snapshot_ids()?;
+        self.summary.snapshots = snapshot_ids.len() as u64;
+        let repo = self.repo;
+        let loaded: Vec<(Id, Result<crate::snapshot::Manifest>)> = snapshot_ids
+            .par_iter()
+            .map(|id| (*id, repo.load_manifest_uncached(id)))
+            .collect();
+        let mut snaps: Vec<Snapshot> = Vec::new();
+        let mut all_snapshots_read = true;
+        for (id, r) in loaded {
+            match r {
+                Ok(manifest) => snaps.push(Snapshot { id, manifest }),
+                Err(e) => {
+                    if self.manifest_failed(id, e) {
+                        all_snapshots_read = false;
+                    }
+                }
+            }
+        }
+        self.flag_versions(&snaps);
+        snaps.sort_by(|a, b| a.manifest.time.cmp(&b.manifest.time).then(a.id.cmp(&b.id)));
+        Ok((snaps, all_snapshots_read))
+    }
+
+    /// The ids of the snapshots listed in `snapshots/` (other names are reported and skipped).
+    fn snapshot_ids(&self) -> Result<Vec<Id>> {
+        let mut snapshot_ids = Vec::new();
+        for obj in self.backend.list("snapshots/")? {
+            match obj
+                .name
+                .strip_prefix("snapshots/")
+                .and_then(|n| n.parse::<Id>().ok())
+            {
+                Some(id) => snapshot_ids.push(id),
+                None => self.out.info(
+                    Finding::new(
+                        FindingKind::UnexpectedObject,
+                        format!("{} is not a snapshot name; snap ignores it", obj.name),
+                    )
+                    .object(obj.name.clone()),
+                ),
+            }
+        }
+        Ok(snapshot_ids)
+    }
+
+    /// Report a snapshot manifest that could not be loaded; true when it counts as unread (not
+    /// merely forgotten meanwhile).
+    fn manifest_failed(&self, id: Id, e: Error) -> bool {
         let name = format!("snapshots/{id}");
-        match r {
-            Ok(manifest) => snaps.push(Snapshot { id, manifest }),
-            Err(Error::NotFound { .. }) => {
-                out.info(
+        match e {
+            Error::NotFound { .. } => {
+                self.out.info(
                     Finding::new(
                         FindingKind::UnexpectedObject,
                         format!(
@@ -539,10 +704,10 @@ pub fn check(
                     )
                     .object(name),
                 );
+                false
             }
-            Err(Error::Corrupt { detail, .. }) => {
-                all_snapshots_read = false;
-                out.problem(
+            Error::Corrupt { detail, .. } => {
+                self.out.problem(
                     Finding::new(
                         FindingKind::SnapshotDamaged,
                         format!("snapshot {} is damaged: {detail}", id.short()),
@@ -550,10 +715,10 @@ pub fn check(
                     .object(name)
                     .snapshots(vec![id]),
                 );
+                true
             }
-            Err(e) => {
-                all_snapshots_read = false;
-                out.problem(
+            e => {
+                self.out.problem(
                     Finding::new(
                         FindingKind::ReadError,
                         format!("snapshot {} cannot be read: {e}", id.short()),
@@ -561,499 +726,581 @@ pub fn check(
                     .object(name)
                     .snapshots(vec![id]),
                 );
+                true
             }
         }
     }
-    for s in &snaps {
-        if s.manifest.version != 1 {
-            // Kept in the list (its tree may still be readable), but named.
-            out.problem(
-                Finding::new(
-                    FindingKind::SnapshotDamaged,
-                    format!(
-                        "snapshot {} has manifest version {} (this snap knows 1)",
-                        s.id.short(),
-                        s.manifest.version
-                    ),
-                )
-                .object(format!("snapshots/{}", s.id))
-                .snapshots(vec![s.id]),
-            );
-        }
-    }
-    snaps.sort_by(|a, b| a.manifest.time.cmp(&b.manifest.time).then(a.id.cmp(&b.id)));
 
-    // 3. Pack trailers, read fresh. Listed after the manifests on purpose: a writer puts every
-    // pack before the manifest that refers to it (repo-format.md §9), so every snapshot listed
-    // above has its packs in this listing even while a backup runs concurrently.
-    progress.item("data/");
-    let mut listed = Vec::new();
-    for obj in backend.list("data/")? {
-        match pack::pack_id_from_name(&obj.name) {
-            Some(id) => listed.push((id, obj.name, obj.size)),
-            None => out.info(
-                Finding::new(
-                    FindingKind::UnexpectedObject,
-                    format!("{} is not a pack name; snap ignores it", obj.name),
-                )
-                .object(obj.name),
-            ),
+    /// Name the snapshots whose manifest version this snap does not know.
+    fn flag_versions(&self, snaps: &[Snapshot]) {
+        for s in snaps {
+            if s.manifest.version != 1 {
+                // Kept in the list (its tree may still be readable), but named.
+                self.out.problem(
+                    Finding::new(
+                        FindingKind::SnapshotDamaged,
+                        format!(
+                            "snapshot {} has manifest version {} (this snap knows 1)",
+                            s.id.short(),
+                            s.manifest.version
+                        ),
+                    )
+                    .object(format!("snapshots/{}", s.id))
+                    .snapshots(vec![s.id]),
+                );
+            }
         }
     }
-    listed.sort();
-    summary.packs = listed.len() as u64;
-    summary.pack_bytes = listed.iter().map(|p| p.2).sum();
-    let packs: Vec<PackRec> = listed
-        .into_par_iter()
-        .map(|(id, name, size)| match pack::read_trailer(backend, key, &name, size) {
-            Ok(entries) => PackRec { id, name, size, entries: Some(entries), trailer_damaged: false },
+
+    /// Phase 3: read every pack trailer fresh, and map each chunk to the packs listing it.
+    ///
+    /// Listed after the manifests on purpose: a writer puts every pack before the manifest that
+    /// refers to it (repo-format.md §9), so every snapshot listed above has its packs in this
+    /// listing even while a backup runs concurrently.
+    fn packs(&mut self) -> Result<Ctx<'a>> {
+        self.progress.item("data/");
+        let listed = self.list_packs()?;
+        self.summary.packs = listed.len() as u64;
+        self.summary.pack_bytes = listed.iter().map(|p| p.2).sum();
+        let this = &*self;
+        let packs: Vec<PackRec> = listed
+            .into_par_iter()
+            .map(|(id, name, size)| this.read_pack_trailer(id, name, size))
+            .collect();
+        let mut chunks = ChunkMap::default();
+        for (pi, p) in packs.iter().enumerate() {
+            for (ei, e) in p.entries.iter().flatten().enumerate() {
+                chunks.insert(
+                    e.id,
+                    Loc {
+                        pack: pi as u32,
+                        entry: ei as u32,
+                    },
+                );
+            }
+        }
+        self.summary.chunks = chunks.first.len() as u64;
+        Ok(Ctx {
+            backend: self.backend,
+            key: self.key,
+            packs,
+            chunks,
+            tree_cache: Mutex::new((HashMap::new(), 0)),
+        })
+    }
+
+    /// The packs listed in `data/` (id, name, size), in id order; other names are reported.
+    fn list_packs(&self) -> Result<Vec<(Id, String, u64)>> {
+        let mut listed = Vec::new();
+        for obj in self.backend.list("data/")? {
+            match pack::pack_id_from_name(&obj.name) {
+                Some(id) => listed.push((id, obj.name, obj.size)),
+                None => self.out.info(
+                    Finding::new(
+                        FindingKind::UnexpectedObject,
+                        format!("{} is not a pack name; snap ignores it", obj.name),
+                    )
+                    .object(obj.name),
+                ),
+            }
+        }
+        listed.sort();
+        Ok(listed)
+    }
+
+    /// Read one pack's trailer; a trailer that cannot be read is reported.
+    fn read_pack_trailer(&self, id: Id, name: String, size: u64) -> PackRec {
+        match pack::read_trailer(self.backend, self.key, &name, size) {
+            Ok(entries) => PackRec {
+                id,
+                name,
+                size,
+                entries: Some(entries),
+                trailer_damaged: false,
+            },
             Err(e) => {
                 let damaged = matches!(e, Error::Corrupt { .. });
                 let f = match &e {
-                    Error::Corrupt { detail, .. } => Finding::new(FindingKind::PackDamaged, format!("pack {name}: {detail}")),
+                    Error::Corrupt { detail, .. } => {
+                        Finding::new(FindingKind::PackDamaged, format!("pack {name}: {detail}"))
+                    }
                     Error::NotFound { .. } => Finding::new(
                         FindingKind::ReadError,
-                        format!("pack {name} disappeared during the check (pruned meanwhile? run check with a lock)"),
+                        format!(
+                            "pack {name} disappeared during the check (pruned meanwhile? run check with a lock)"
+                        ),
                     ),
-                    _ => Finding::new(FindingKind::ReadError, format!("pack {name}: trailer cannot be read: {e}")),
+                    _ => Finding::new(
+                        FindingKind::ReadError,
+                        format!("pack {name}: trailer cannot be read: {e}"),
+                    ),
                 };
-                out.problem(f.pack(id));
-                PackRec { id, name, size, entries: None, trailer_damaged: damaged }
+                self.out.problem(f.pack(id));
+                PackRec {
+                    id,
+                    name,
+                    size,
+                    entries: None,
+                    trailer_damaged: damaged,
+                }
             }
-        })
-        .collect();
-    let mut chunks = ChunkMap::default();
-    for (pi, p) in packs.iter().enumerate() {
-        for (ei, e) in p.entries.iter().flatten().enumerate() {
-            chunks.insert(
-                e.id,
-                Loc {
-                    pack: pi as u32,
-                    entry: ei as u32,
-                },
-            );
         }
     }
-    summary.chunks = chunks.first.len() as u64;
-    let ctx = Ctx {
-        backend,
-        key,
-        packs,
-        chunks,
-        tree_cache: Mutex::new((HashMap::new(), 0)),
-    };
 
-    // 4. Trees: every referenced chunk must be listed by a readable pack.
-    progress.item("trees");
-    let referenced: Mutex<HashSet<Id>> = Mutex::new(HashSet::new());
-    let missing: Mutex<HashSet<Id>> = Mutex::new(HashSet::new());
-    // chunk → (length in the tree, raw length in the pack)
-    let len_mismatch: Mutex<HashMap<Id, (u64, u32)>> = Mutex::new(HashMap::new());
-    // (chunk) → (failure, snapshots) for tree chunks that could not be read
-    let tree_chunk_fail: Mutex<BTreeMap<Id, (ChunkFail, BTreeSet<usize>)>> =
-        Mutex::new(BTreeMap::new());
-    let entries = AtomicU64::new(0);
-    let tree_ok: Vec<bool> = snaps
-        .par_iter()
-        .enumerate()
-        .map(|(si, s)| {
-            let mut local_ref: HashSet<Id> = HashSet::new();
-            let mut local_missing = Vec::new();
-            let mut local_mismatch = Vec::new();
-            let mut check_ref = |id: &Id, len: u64| {
-                if !local_ref.insert(*id) {
-                    return;
-                }
-                match ctx.chunks.first.get(id) {
-                    None => local_missing.push(*id),
-                    Some(l) => {
-                        let (_, e) = ctx.entry(*l);
-                        if e.raw_len as u64 != len {
-                            local_mismatch.push((*id, (len, e.raw_len)));
-                        }
-                    }
-                }
-            };
-            for c in &s.manifest.tree {
-                check_ref(c.id(), c.len());
-            }
-            let ok = match ctx.load_tree(s) {
-                Ok(tree) => {
-                    entries.fetch_add(tree.entries.len() as u64, Ordering::Relaxed);
-                    for e in &tree.entries {
-                        for c in &e.chunks {
-                            check_ref(c.id(), c.len());
-                        }
-                    }
-                    true
-                }
-                Err(TreeFail::Chunk(id, fail)) => {
-                    tree_chunk_fail
-                        .lock()
-                        .unwrap()
-                        .entry(id)
-                        .or_insert((fail, BTreeSet::new()))
-                        .1
-                        .insert(si);
-                    false
-                }
-                Err(TreeFail::Parse(reason)) => {
-                    out.problem(
-                        Finding::new(
-                            FindingKind::TreeDamaged,
-                            format!(
-                                "the tree of snapshot {} does not parse: {reason}",
-                                s.id.short()
-                            ),
-                        )
-                        .snapshots(vec![s.id]),
-                    );
-                    false
-                }
-            };
-            // Tree chunks that are missing are reported as tree_damaged, not as chunk_missing.
-            let tree_ids: HashSet<&Id> = s.manifest.tree.iter().map(|c| c.id()).collect();
-            local_missing.retain(|id| !tree_ids.contains(id));
-            referenced.lock().unwrap().extend(local_ref);
-            missing.lock().unwrap().extend(local_missing);
-            len_mismatch.lock().unwrap().extend(local_mismatch);
-            ok
-        })
-        .collect();
-    let referenced = referenced.into_inner().unwrap();
-    let missing = missing.into_inner().unwrap();
-    let len_mismatch = len_mismatch.into_inner().unwrap();
-    let tree_chunk_fail = tree_chunk_fail.into_inner().unwrap();
-    summary.trees = tree_ok.iter().filter(|ok| **ok).count() as u64;
-    summary.entries = entries.into_inner();
-    summary.chunks_referenced = referenced.len() as u64;
-    let all_trees_read = all_snapshots_read && tree_ok.iter().all(|ok| *ok);
-    // Blobs already named as damaged (chunk, pack), so --read-data does not name them twice.
-    let already_damaged: HashSet<(Id, Id)> = tree_chunk_fail
-        .iter()
-        .filter_map(|(c, (f, _))| match f {
-            ChunkFail::Damaged { pack, .. } => Some((*c, *pack)),
-            _ => None,
-        })
-        .collect();
-    // Referenced chunks no readable pack lists: data chunks, and tree chunks.
-    let mut lost: HashSet<Id> = missing.clone();
-    lost.extend(
-        tree_chunk_fail
+    /// Phase 4: load every snapshot's tree; every referenced chunk must be listed by a
+    /// readable pack.
+    fn trees(&mut self, ctx: &Ctx, snaps: &[Snapshot], all_snapshots_read: bool) -> TreeScan {
+        self.progress.item("trees");
+        let acc = TreeAcc::default();
+        let this = &*self;
+        let tree_ok: Vec<bool> = snaps
+            .par_iter()
+            .enumerate()
+            .map(|(si, s)| this.scan_tree(ctx, &acc, si, s))
+            .collect();
+        let referenced = acc.referenced.into_inner().unwrap();
+        let missing = acc.missing.into_inner().unwrap();
+        let len_mismatch = acc.len_mismatch.into_inner().unwrap();
+        let tree_chunk_fail = acc.tree_chunk_fail.into_inner().unwrap();
+        self.summary.trees = tree_ok.iter().filter(|ok| **ok).count() as u64;
+        self.summary.entries = acc.entries.into_inner();
+        self.summary.chunks_referenced = referenced.len() as u64;
+        let all_trees_read = all_snapshots_read && tree_ok.iter().all(|ok| *ok);
+        let already_damaged: HashSet<(Id, Id)> = tree_chunk_fail
             .iter()
-            .filter(|(_, (f, _))| matches!(f, ChunkFail::Missing))
-            .map(|(c, _)| *c),
-    );
+            .filter_map(|(c, (f, _))| match f {
+                ChunkFail::Damaged { pack, .. } => Some((*c, *pack)),
+                _ => None,
+            })
+            .collect();
+        let mut lost: HashSet<Id> = missing.clone();
+        lost.extend(
+            tree_chunk_fail
+                .iter()
+                .filter(|(_, (f, _))| matches!(f, ChunkFail::Missing))
+                .map(|(c, _)| *c),
+        );
+        TreeScan {
+            tree_ok,
+            referenced,
+            missing,
+            len_mismatch,
+            tree_chunk_fail,
+            all_trees_read,
+            already_damaged,
+            lost,
+        }
+    }
 
-    // 5. Read data.
-    // (chunk, pack index) → reason, for blobs that fail to decode
-    let mut damaged: BTreeMap<(Id, u32), String> = BTreeMap::new();
-    if let Some(subset) = &opts.read_data {
-        summary.read_data = subset.to_string();
-        let selected = select_packs(&ctx.packs, subset);
-        let total: u64 = selected.iter().map(|i| ctx.packs[*i].size).sum();
-        progress.start("read data", Some(total));
-        let t0 = Instant::now();
-        let bytes_read = AtomicU64::new(0);
-        let packs_read = AtomicU64::new(0);
-        let blobs_read = AtomicU64::new(0);
-        let found: Mutex<Vec<((Id, u32), String)>> = Mutex::new(Vec::new());
-        selected.par_iter().for_each(|&pi| {
-            let p = &ctx.packs[pi];
-            progress.item(&p.name);
-            let bytes = match backend.get(&p.name) {
-                Ok(b) => b,
-                Err(e) => {
-                    out.problem(
-                        Finding::new(
-                            FindingKind::ReadError,
-                            format!("pack {} cannot be read: {e}", p.name),
-                        )
-                        .pack(p.id),
-                    );
-                    return;
+    /// Check snapshot `si`'s tree and the chunks it references into `acc`; false when the tree
+    /// cannot be loaded.
+    fn scan_tree(&self, ctx: &Ctx, acc: &TreeAcc, si: usize, s: &Snapshot) -> bool {
+        let mut local = SnapshotRefs::default();
+        for c in &s.manifest.tree {
+            local.check(ctx, c.id(), c.len());
+        }
+        let ok = match ctx.load_tree(s) {
+            Ok(tree) => {
+                acc.entries
+                    .fetch_add(tree.entries.len() as u64, Ordering::Relaxed);
+                for e in &tree.entries {
+                    for c in &e.chunks {
+                        local.check(ctx, c.id(), c.len());
+                    }
                 }
-            };
-            packs_read.fetch_add(1, Ordering::Relaxed);
-            bytes_read.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-            if Id::hash_of(&bytes) != p.id && !p.trailer_damaged {
-                out.problem(
+                true
+            }
+            Err(TreeFail::Chunk(id, fail)) => {
+                acc.tree_chunk_fail
+                    .lock()
+                    .unwrap()
+                    .entry(id)
+                    .or_insert((fail, BTreeSet::new()))
+                    .1
+                    .insert(si);
+                false
+            }
+            Err(TreeFail::Parse(reason)) => {
+                self.out.problem(
                     Finding::new(
-                        FindingKind::PackHashMismatch,
+                        FindingKind::TreeDamaged,
                         format!(
-                            "pack {}: its content does not hash to its name ({} bytes read)",
-                            p.name,
-                            bytes.len()
+                            "the tree of snapshot {} does not parse: {reason}",
+                            s.id.short()
                         ),
                     )
-                    .pack(p.id),
+                    .snapshots(vec![s.id]),
                 );
+                false
             }
-            if let Some(entries) = &p.entries {
-                let mut local = Vec::new();
-                for e in entries {
-                    let (s, l) = (e.offset as usize, e.length as usize);
-                    let r = match bytes.get(s..s + l) {
-                        None => Err(format!(
-                            "blob at {s}+{l} lies past the end of the pack ({} bytes)",
-                            bytes.len()
-                        )),
-                        Some(sealed) => match blob::decode(key, e.kind, &e.id, sealed) {
-                            Err(err) => Err(reason(err)),
-                            Ok(plain) if plain.len() != e.raw_len as usize => Err(format!(
-                                "decodes to {} bytes but the trailer says {}",
-                                plain.len(),
-                                e.raw_len
-                            )),
-                            Ok(_) => Ok(()),
-                        },
-                    };
-                    blobs_read.fetch_add(1, Ordering::Relaxed);
-                    if let Err(reason) = r {
-                        local.push(((e.id, pi as u32), reason));
-                    }
-                }
-                found.lock().unwrap().extend(local);
-            }
-            progress.bytes(p.size);
-        });
-        progress.finish();
+        };
+        // Tree chunks that are missing are reported as tree_damaged, not as chunk_missing.
+        let tree_ids: HashSet<&Id> = s.manifest.tree.iter().map(|c| c.id()).collect();
+        local.missing.retain(|id| !tree_ids.contains(id));
+        acc.referenced.lock().unwrap().extend(local.seen);
+        acc.missing.lock().unwrap().extend(local.missing);
+        acc.len_mismatch.lock().unwrap().extend(local.mismatch);
+        ok
+    }
+
+    /// Phase 5 (`--read-data`): read the selected packs whole and decode every blob; returns
+    /// the blobs that fail, except those `already_damaged` names.
+    fn read_data(&mut self, ctx: &Ctx, already_damaged: &HashSet<(Id, Id)>) -> Damaged {
+        let mut damaged: Damaged = BTreeMap::new();
+        let opts = self.opts;
+        let Some(subset) = &opts.read_data else {
+            return damaged;
+        };
+        self.summary.read_data = subset.to_string();
+        let selected = select_packs(&ctx.packs, subset);
+        let total: u64 = selected.iter().map(|i| ctx.packs[*i].size).sum();
+        self.progress.start("read data", Some(total));
+        let t0 = Instant::now();
+        let counters = ReadCounters::default();
+        let found: Mutex<Vec<((Id, u32), String)>> = Mutex::new(Vec::new());
+        let this = &*self;
+        selected
+            .par_iter()
+            .for_each(|&pi| this.read_whole_pack(ctx, pi, &counters, &found));
+        self.progress.finish();
         for ((chunk, pi), reason) in found.into_inner().unwrap() {
             if !already_damaged.contains(&(chunk, ctx.packs[pi as usize].id)) {
                 damaged.insert((chunk, pi), reason);
             }
         }
         let secs = t0.elapsed().as_secs_f64();
-        summary.packs_read = packs_read.into_inner();
-        summary.bytes_read = bytes_read.into_inner();
-        summary.blobs_read = blobs_read.into_inner();
+        let summary = &mut self.summary;
+        summary.packs_read = counters.packs.into_inner();
+        summary.bytes_read = counters.bytes.into_inner();
+        summary.blobs_read = counters.blobs.into_inner();
         summary.read_data_ms = (secs * 1000.0) as u64;
         summary.read_mb_per_s = if secs > 0.0 {
             summary.bytes_read as f64 / 1e6 / secs
         } else {
             0.0
         };
+        damaged
     }
 
-    // 6. Which snapshots and paths reference the chunks with problems.
-    let mut interest: HashSet<Id> = lost.clone();
-    interest.extend(len_mismatch.keys().copied());
-    interest.extend(damaged.keys().map(|(c, _)| *c));
-    let refs = resolve_refs(&ctx, &snaps, &tree_ok, &interest);
-
-    // 7. The local index cache.
-    let mut cache_pack_of: HashMap<Id, Id> = HashMap::new();
-    let mut gone_packs: BTreeMap<Id, BTreeSet<Id>> = BTreeMap::new();
-    let mut disputed: BTreeSet<Id> = BTreeSet::new();
-    if let Some(path) = &opts.index_cache {
-        progress.item("local index");
-        compare_cache(
-            path,
-            repo,
-            &ctx,
-            &lost,
-            &out,
-            &mut cache_pack_of,
-            &mut gone_packs,
-            &mut disputed,
-        );
-        let read: HashSet<Id> = opts
-            .read_data
-            .as_ref()
-            .map(|s| {
-                select_packs(&ctx.packs, s)
-                    .into_iter()
-                    .map(|i| ctx.packs[i].id)
-                    .collect()
-            })
-            .unwrap_or_default();
-        disputed.retain(|p| !read.contains(p));
-        verify_disputed(&ctx, &disputed, &out);
-    }
-
-    // 8. Problem findings for chunks.
-    for (chunk, (fail, sis)) in &tree_chunk_fail {
-        let snapshots: Vec<Id> = sis.iter().map(|i| snaps[*i].id).collect();
-        let f = match fail {
-            ChunkFail::Missing => {
-                let f = Finding::new(
-                    FindingKind::TreeDamaged,
-                    format!("tree chunk {} is listed by no readable pack: the snapshot's tree cannot be loaded", chunk.short()),
+    /// Read pack `pi` whole: check that it hashes to its name and decode every blob its trailer
+    /// lists, adding the failing blobs to `found`.
+    fn read_whole_pack(
+        &self,
+        ctx: &Ctx,
+        pi: usize,
+        counters: &ReadCounters,
+        found: &Mutex<Vec<((Id, u32), String)>>,
+    ) {
+        let p = &ctx.packs[pi];
+        self.progress.item(&p.name);
+        let bytes = match self.backend.get(&p.name) {
+            Ok(b) => b,
+            Err(e) => {
+                self.out.problem(
+                    Finding::new(
+                        FindingKind::ReadError,
+                        format!("pack {} cannot be read: {e}", p.name),
+                    )
+                    .pack(p.id),
+                );
+                return;
+            }
+        };
+        counters.packs.fetch_add(1, Ordering::Relaxed);
+        counters
+            .bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        if Id::hash_of(&bytes) != p.id && !p.trailer_damaged {
+            self.out.problem(
+                Finding::new(
+                    FindingKind::PackHashMismatch,
+                    format!(
+                        "pack {}: its content does not hash to its name ({} bytes read)",
+                        p.name,
+                        bytes.len()
+                    ),
                 )
-                .chunk(*chunk);
-                match cache_pack_of.get(chunk) {
-                    Some(p) => {
-                        let mut f = f.pack(*p);
-                        f.message.push_str(&format!(" (the local index places it in pack {})", pack::pack_name(p)));
-                        f
-                    }
-                    None => f,
+                .pack(p.id),
+            );
+        }
+        if let Some(entries) = &p.entries {
+            let mut local = Vec::new();
+            for e in entries {
+                let r = decode_in_pack(self.key, &bytes, e);
+                counters.blobs.fetch_add(1, Ordering::Relaxed);
+                if let Err(reason) = r {
+                    local.push(((e.id, pi as u32), reason));
                 }
             }
-            ChunkFail::Damaged { pack, reason } => Finding::new(
-                FindingKind::TreeDamaged,
+            found.lock().unwrap().extend(local);
+        }
+        self.progress.bytes(p.size);
+    }
+
+    /// Phase 7: compare the local index cache with the trailers, and hash whole the packs it
+    /// disputes (unless phase 5 read them already).
+    fn local_index(&self, ctx: &Ctx, lost: &HashSet<Id>) -> CacheScan {
+        let mut cache = CacheScan::default();
+        if let Some(path) = &self.opts.index_cache {
+            self.progress.item("local index");
+            compare_cache(path, self.repo, ctx, lost, &self.out, &mut cache);
+            let read: HashSet<Id> = self
+                .opts
+                .read_data
+                .as_ref()
+                .map(|s| {
+                    select_packs(&ctx.packs, s)
+                        .into_iter()
+                        .map(|i| ctx.packs[i].id)
+                        .collect()
+                })
+                .unwrap_or_default();
+            cache.disputed.retain(|p| !read.contains(p));
+            verify_disputed(ctx, &cache.disputed, &self.out);
+        }
+        cache
+    }
+
+    /// Phase 8: problem findings for chunks (and the packs the local index knows that are gone).
+    fn chunk_findings(&self, scan: &Scan) {
+        self.tree_chunk_findings(scan);
+        self.missing_chunk_findings(scan);
+        self.length_findings(scan);
+        self.damaged_findings(scan);
+        self.gone_pack_findings(scan);
+    }
+
+    /// Tree chunks that could not be read: the snapshots whose tree they belong to.
+    fn tree_chunk_findings(&self, scan: &Scan) {
+        for (chunk, (fail, sis)) in &scan.trees.tree_chunk_fail {
+            let snapshots: Vec<Id> = sis.iter().map(|i| scan.snaps[*i].id).collect();
+            let f = match fail {
+                ChunkFail::Missing => {
+                    let f = Finding::new(
+                        FindingKind::TreeDamaged,
+                        format!("tree chunk {} is listed by no readable pack: the snapshot's tree cannot be loaded", chunk.short()),
+                    )
+                    .chunk(*chunk);
+                    match scan.cache.cache_pack_of.get(chunk) {
+                        Some(p) => {
+                            let mut f = f.pack(*p);
+                            f.message.push_str(&format!(" (the local index places it in pack {})", pack::pack_name(p)));
+                            f
+                        }
+                        None => f,
+                    }
+                }
+                ChunkFail::Damaged { pack, reason } => Finding::new(
+                    FindingKind::TreeDamaged,
+                    format!(
+                        "tree chunk {} in pack {} is damaged ({reason}): the snapshot's tree cannot be loaded",
+                        chunk.short(),
+                        pack::pack_name(pack)
+                    ),
+                )
+                .chunk(*chunk)
+                .pack(*pack),
+                ChunkFail::Read { pack, reason } => Finding::new(
+                    FindingKind::ReadError,
+                    format!("tree chunk {} in pack {} cannot be read: {reason}", chunk.short(), pack::pack_name(pack)),
+                )
+                .chunk(*chunk)
+                .pack(*pack),
+            };
+            self.out.problem(f.snapshots(snapshots));
+        }
+    }
+
+    /// Referenced data chunks no readable pack lists.
+    fn missing_chunk_findings(&self, scan: &Scan) {
+        let mut missing_sorted: Vec<&Id> = scan.trees.missing.iter().collect();
+        missing_sorted.sort();
+        for chunk in missing_sorted {
+            let mut f = Finding::new(
+                FindingKind::ChunkMissing,
                 format!(
-                    "tree chunk {} in pack {} is damaged ({reason}): the snapshot's tree cannot be loaded",
+                    "chunk {} is referenced but listed by no readable pack",
+                    chunk.short()
+                ),
+            )
+            .chunk(*chunk);
+            if let Some(p) = scan.cache.cache_pack_of.get(chunk) {
+                f.message.push_str(&format!(
+                    " (the local index places it in pack {})",
+                    pack::pack_name(p)
+                ));
+                f = f.pack(*p);
+            }
+            self.out.problem(scan.with_refs(f, chunk));
+        }
+    }
+
+    /// Chunks referenced with another length than their pack lists.
+    fn length_findings(&self, scan: &Scan) {
+        for (chunk, (tree_len, raw_len)) in &scan.trees.len_mismatch {
+            let l = scan.ctx.chunks.first[chunk];
+            let p = &scan.ctx.packs[l.pack as usize];
+            let f = Finding::new(
+                FindingKind::ChunkLengthMismatch,
+                format!(
+                    "chunk {} is referenced with length {tree_len}, but pack {} lists {raw_len} bytes",
                     chunk.short(),
-                    pack::pack_name(pack)
+                    p.name
                 ),
             )
             .chunk(*chunk)
-            .pack(*pack),
-            ChunkFail::Read { pack, reason } => Finding::new(
-                FindingKind::ReadError,
-                format!("tree chunk {} in pack {} cannot be read: {reason}", chunk.short(), pack::pack_name(pack)),
-            )
-            .chunk(*chunk)
-            .pack(*pack),
-        };
-        out.problem(f.snapshots(snapshots));
-    }
-    let with_refs = |mut f: Finding, chunk: &Id| -> Finding {
-        if let Some(r) = refs.get(chunk) {
-            f.snapshots = r.snapshots.iter().map(|i| snaps[*i].id).collect();
-            f.paths = r.paths.iter().cloned().collect();
-            f.paths_omitted = r.omitted;
-        }
-        f
-    };
-    let mut missing_sorted: Vec<&Id> = missing.iter().collect();
-    missing_sorted.sort();
-    for chunk in missing_sorted {
-        let mut f = Finding::new(
-            FindingKind::ChunkMissing,
-            format!(
-                "chunk {} is referenced but listed by no readable pack",
-                chunk.short()
-            ),
-        )
-        .chunk(*chunk);
-        if let Some(p) = cache_pack_of.get(chunk) {
-            f.message.push_str(&format!(
-                " (the local index places it in pack {})",
-                pack::pack_name(p)
-            ));
-            f = f.pack(*p);
-        }
-        out.problem(with_refs(f, chunk));
-    }
-    for (chunk, (tree_len, raw_len)) in &len_mismatch {
-        let l = ctx.chunks.first[chunk];
-        let p = &ctx.packs[l.pack as usize];
-        let f = Finding::new(
-            FindingKind::ChunkLengthMismatch,
-            format!(
-                "chunk {} is referenced with length {tree_len}, but pack {} lists {raw_len} bytes",
-                chunk.short(),
-                p.name
-            ),
-        )
-        .chunk(*chunk)
-        .pack(p.id);
-        out.problem(with_refs(f, chunk));
-    }
-    for ((chunk, pi), reason) in &damaged {
-        let p = &ctx.packs[*pi as usize];
-        let mut msg = format!(
-            "chunk {} in pack {} is damaged: {reason}",
-            chunk.short(),
-            p.name
-        );
-        let others: Vec<String> = ctx
-            .chunks
-            .copies(chunk)
-            .iter()
-            .filter(|l| l.pack != *pi)
-            .map(|l| {
-                let q = &ctx.packs[l.pack as usize];
-                if damaged.contains_key(&(*chunk, l.pack)) {
-                    format!("{} (damaged too)", q.name)
-                } else {
-                    q.name.clone()
-                }
-            })
-            .collect();
-        if !others.is_empty() {
-            msg.push_str(&format!(
-                "; another copy is listed in {}",
-                others.join(", ")
-            ));
-        }
-        if !referenced.contains(chunk) && all_trees_read {
-            msg.push_str("; no snapshot references it (garbage for prune)");
-        }
-        let f = Finding::new(FindingKind::ChunkDamaged, msg)
-            .chunk(*chunk)
             .pack(p.id);
-        out.problem(with_refs(f, chunk));
-    }
-    for (pack, chunks_lost) in &gone_packs {
-        let name = pack::pack_name(pack);
-        let only_here: Vec<&Id> = chunks_lost.iter().filter(|c| lost.contains(c)).collect();
-        if only_here.is_empty() {
-            out.info(
-                Finding::new(
-                    FindingKind::LocalIndex,
-                    format!("the local index lists pack {name}, which is no longer in the repository (pruned?); it is dropped on next use"),
-                )
-                .pack(*pack),
-            );
-        } else {
-            let mut sis = BTreeSet::new();
-            for c in &only_here {
-                if let Some(r) = refs.get(*c) {
-                    sis.extend(r.snapshots.iter().copied());
-                }
-            }
-            out.problem(
-                Finding::new(
-                    FindingKind::PackMissing,
-                    format!(
-                        "pack {name} is missing from the repository (the local index knows it); {} referenced chunks were only in it",
-                        only_here.len()
-                    ),
-                )
-                .pack(*pack)
-                .snapshots(sis.iter().map(|i| snaps[*i].id).collect()),
-            );
+            self.out.problem(scan.with_refs(f, chunk));
         }
     }
 
-    // 9. Garbage, duplicates, locks, deletion plans.
-    let condemned: HashSet<Id> = match crate::repo::deletion::read_plans(backend, key) {
-        Ok(plans) => {
-            for p in &plans {
-                out.info(
+    /// Blobs that failed to decode in phase 5, with the other copies of each chunk.
+    fn damaged_findings(&self, scan: &Scan) {
+        let ctx = &scan.ctx;
+        for ((chunk, pi), reason) in &scan.damaged {
+            let p = &ctx.packs[*pi as usize];
+            let mut msg = format!(
+                "chunk {} in pack {} is damaged: {reason}",
+                chunk.short(),
+                p.name
+            );
+            let others: Vec<String> = ctx
+                .chunks
+                .copies(chunk)
+                .iter()
+                .filter(|l| l.pack != *pi)
+                .map(|l| {
+                    let q = &ctx.packs[l.pack as usize];
+                    if scan.damaged.contains_key(&(*chunk, l.pack)) {
+                        format!("{} (damaged too)", q.name)
+                    } else {
+                        q.name.clone()
+                    }
+                })
+                .collect();
+            if !others.is_empty() {
+                msg.push_str(&format!(
+                    "; another copy is listed in {}",
+                    others.join(", ")
+                ));
+            }
+            if !scan.trees.referenced.contains(chunk) && scan.trees.all_trees_read {
+                msg.push_str("; no snapshot references it (garbage for prune)");
+            }
+            let f = Finding::new(FindingKind::ChunkDamaged, msg)
+                .chunk(*chunk)
+                .pack(p.id);
+            self.out.problem(scan.with_refs(f, chunk));
+        }
+    }
+
+    /// Packs the local index knows that the repository no longer lists: a problem when
+    /// referenced chunks were only in them.
+    fn gone_pack_findings(&self, scan: &Scan) {
+        for (pack, chunks_lost) in &scan.cache.gone_packs {
+            let name = pack::pack_name(pack);
+            let only_here: Vec<&Id> = chunks_lost
+                .iter()
+                .filter(|c| scan.trees.lost.contains(c))
+                .collect();
+            if only_here.is_empty() {
+                self.out.info(
                     Finding::new(
-                        FindingKind::DeletionPlan,
+                        FindingKind::LocalIndex,
+                        format!("the local index lists pack {name}, which is no longer in the repository (pruned?); it is dropped on next use"),
+                    )
+                    .pack(*pack),
+                );
+            } else {
+                let mut sis = BTreeSet::new();
+                for c in &only_here {
+                    if let Some(r) = scan.refs.get(*c) {
+                        sis.extend(r.snapshots.iter().copied());
+                    }
+                }
+                self.out.problem(
+                    Finding::new(
+                        FindingKind::PackMissing,
                         format!(
-                            "deletion plan {} (created {}) condemns {} packs; `snap prune` deletes them",
-                            p.name,
-                            p.plan.created.format("%Y-%m-%d %H:%M:%S UTC"),
-                            p.plan.packs.len()
+                            "pack {name} is missing from the repository (the local index knows it); {} referenced chunks were only in it",
+                            only_here.len()
                         ),
                     )
-                    .object(p.name.clone()),
+                    .pack(*pack)
+                    .snapshots(sis.iter().map(|i| scan.snaps[*i].id).collect()),
                 );
             }
-            plans.into_iter().flat_map(|p| p.plan.packs).collect()
         }
-        Err(e @ Error::Corrupt { .. }) => {
-            out.problem(Finding::new(
-                FindingKind::DeletionPlanDamaged,
-                e.to_string(),
+    }
+
+    /// Phase 9: garbage, duplicates, locks, deletion plans, leftover temporaries.
+    fn housekeeping(&self, ctx: &Ctx, trees: &TreeScan) {
+        let condemned = self.deletion_plans();
+        if trees.all_trees_read {
+            self.unreferenced(ctx, &trees.referenced, &condemned);
+        } else {
+            self.out.info(Finding::new(
+                FindingKind::UnreferencedChunks,
+                "unreferenced data was not computed: some snapshots or trees could not be read",
             ));
-            HashSet::new()
         }
-        Err(e) => {
-            out.problem(Finding::new(
-                FindingKind::ReadError,
-                format!("deletion plans cannot be read: {e}"),
+        if !ctx.chunks.extra.is_empty() {
+            self.out.info(Finding::new(
+                FindingKind::DuplicateChunks,
+                format!(
+                    "{} chunks are stored in more than one pack (harmless: written by concurrent backups)",
+                    ctx.chunks.extra.len()
+                ),
             ));
-            HashSet::new()
         }
-    };
-    if all_trees_read {
+        report_locks(
+            self.backend,
+            self.key,
+            self.opts.own_lock.as_deref(),
+            &self.out,
+        );
+        report_temporaries(self.backend, &self.out);
+    }
+
+    /// Report the deletion plans; returns the packs they condemn.
+    fn deletion_plans(&self) -> HashSet<Id> {
+        match crate::repo::deletion::read_plans(self.backend, self.key) {
+            Ok(plans) => {
+                for p in &plans {
+                    self.out.info(
+                        Finding::new(
+                            FindingKind::DeletionPlan,
+                            format!(
+                                "deletion plan {} (created {}) condemns {} packs; `snap prune` deletes them",
+                                p.name,
+                                p.plan.created.format("%Y-%m-%d %H:%M:%S UTC"),
+                                p.plan.packs.len()
+                            ),
+                        )
+                        .object(p.name.clone()),
+                    );
+                }
+                plans.into_iter().flat_map(|p| p.plan.packs).collect()
+            }
+            Err(e @ Error::Corrupt { .. }) => {
+                self.out.problem(Finding::new(
+                    FindingKind::DeletionPlanDamaged,
+                    e.to_string(),
+                ));
+                HashSet::new()
+            }
+            Err(e) => {
+                self.out.problem(Finding::new(
+                    FindingKind::ReadError,
+                    format!("deletion plans cannot be read: {e}"),
+                ));
+                HashSet::new()
+            }
+        }
+    }
+
+    /// Report the packs and chunks no snapshot references (garbage for prune).
+    fn unreferenced(&self, ctx: &Ctx, referenced: &HashSet<Id>, condemned: &HashSet<Id>) {
         let mut n = 0u64;
         let mut bytes = 0u64;
         for (id, l) in &ctx.chunks.first {
@@ -1071,7 +1318,7 @@ pub fn check(
                 } else {
                     ""
                 };
-                out.info(
+                self.out.info(
                     Finding::new(
                         FindingKind::UnreferencedPack,
                         format!("pack {} ({} bytes) holds no referenced chunk{c}; `snap prune` removes it", p.name, p.size),
@@ -1081,108 +1328,76 @@ pub fn check(
             }
         }
         if n > 0 {
-            out.info(Finding::new(
+            self.out.info(Finding::new(
                 FindingKind::UnreferencedChunks,
                 format!("{n} chunks ({bytes} bytes stored) are not referenced by any snapshot; `snap prune` removes them"),
             ));
         }
-    } else {
-        out.info(Finding::new(
-            FindingKind::UnreferencedChunks,
-            "unreferenced data was not computed: some snapshots or trees could not be read",
-        ));
     }
-    if !ctx.chunks.extra.is_empty() {
-        out.info(Finding::new(
-            FindingKind::DuplicateChunks,
-            format!(
-                "{} chunks are stored in more than one pack (harmless: written by concurrent backups)",
-                ctx.chunks.extra.len()
-            ),
-        ));
-    }
-    report_locks(backend, key, opts.own_lock.as_deref(), &out);
-    report_temporaries(backend, &out);
 
-    progress.finish();
-    let sort = |v: &mut Vec<Finding>| {
-        v.sort_by(|a, b| {
-            (a.kind, a.pack, a.chunk, &a.object, &a.message)
-                .cmp(&(b.kind, b.pack, b.chunk, &b.object, &b.message))
-        })
-    };
-    let mut report = CheckReport {
-        problems: out.problems.into_inner().unwrap(),
-        warnings: out.warnings.into_inner().unwrap(),
-        info: out.info.into_inner().unwrap(),
-        summary,
-    };
-    sort(&mut report.problems);
-    sort(&mut report.warnings);
-    sort(&mut report.info);
-    report.summary.problems = report.problems.len() as u64;
-    report.summary.warnings = report.warnings.len() as u64;
-    report.summary.duration_ms = started.elapsed().as_millis() as u64;
-    Ok(report)
-}
-
-/// Delegates to the repository's backend, turning a ranged read that returns fewer bytes than
-/// asked into an error (as the [`Backend`] contract requires), so a misbehaving backend is
-/// reported as a read error instead of upsetting the parsers.
-struct Strict<'a>(&'a dyn Backend);
-
-impl Backend for Strict<'_> {
-    fn location(&self) -> String {
-        self.0.location()
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<crate::backend::ObjectInfo>> {
-        self.0.list(prefix)
-    }
-    fn get(&self, name: &str) -> Result<Vec<u8>> {
-        self.0.get(name)
-    }
-    fn get_bounded(&self, name: &str, limit: u64) -> Result<Vec<u8>> {
-        self.0.get_bounded(name, limit)
-    }
-    fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let v = self.0.get_range(name, offset, len)?;
-        if v.len() as u64 != len {
-            return Err(Error::Backend {
-                path: name.to_string(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!("short read: {} of {len} bytes at offset {offset}", v.len()),
-                ),
-            });
-        }
-        Ok(v)
-    }
-    fn put(&self, name: &str, _data: &[u8]) -> Result<()> {
-        debug_assert!(false, "check wrote {name}");
-        Err(Error::Invalid(format!("check must not write {name}")))
-    }
-    fn delete(&self, name: &str) -> Result<()> {
-        debug_assert!(false, "check deleted {name}");
-        Err(Error::Invalid(format!("check must not delete {name}")))
-    }
-    fn exists(&self, name: &str) -> Result<bool> {
-        self.0.exists(name)
-    }
-    fn leftover_temporaries(
-        &self,
-        min_age: std::time::Duration,
-    ) -> Result<Vec<crate::backend::ObjectInfo>> {
-        self.0.leftover_temporaries(min_age)
+    /// The findings, sorted, with the summary's counts and duration filled in.
+    fn report(self, started: Instant) -> CheckReport {
+        let sort = |v: &mut Vec<Finding>| {
+            v.sort_by(|a, b| {
+                (a.kind, a.pack, a.chunk, &a.object, &a.message)
+                    .cmp(&(b.kind, b.pack, b.chunk, &b.object, &b.message))
+            })
+        };
+        let mut report = CheckReport {
+            problems: self.out.problems.into_inner().unwrap(),
+            warnings: self.out.warnings.into_inner().unwrap(),
+            info: self.out.info.into_inner().unwrap(),
+            summary: self.summary,
+        };
+        sort(&mut report.problems);
+        sort(&mut report.warnings);
+        sort(&mut report.info);
+        report.summary.problems = report.problems.len() as u64;
+        report.summary.warnings = report.warnings.len() as u64;
+        report.summary.duration_ms = started.elapsed().as_millis() as u64;
+        report
     }
 }
 
+/// Phase 6: which snapshots and paths reference the chunks with problems.
+fn problem_refs(
+    ctx: &Ctx,
+    snaps: &[Snapshot],
+    trees: &TreeScan,
+    damaged: &Damaged,
+) -> HashMap<Id, Refs> {
+    let mut interest: HashSet<Id> = trees.lost.clone();
+    interest.extend(trees.len_mismatch.keys().copied());
+    interest.extend(damaged.keys().map(|(c, _)| *c));
+    resolve_refs(ctx, snaps, &trees.tree_ok, &interest)
+}
+
+/// Decode the blob `e` lists from the whole pack `bytes`; the reason when it fails.
+fn decode_in_pack(key: &MasterKey, bytes: &[u8], e: &PackEntry) -> std::result::Result<(), String> {
+    let (s, l) = (e.offset as usize, e.length as usize);
+    match bytes.get(s..s + l) {
+        None => Err(format!(
+            "blob at {s}+{l} lies past the end of the pack ({} bytes)",
+            bytes.len()
+        )),
+        Some(sealed) => match blob::decode(key, e.kind, &e.id, sealed) {
+            Err(err) => Err(reason(err)),
+            Ok(plain) if plain.len() != e.raw_len as usize => Err(format!(
+                "decodes to {} bytes but the trailer says {}",
+                plain.len(),
+                e.raw_len
+            )),
+            Ok(_) => Ok(()),
+        },
+    }
+}
+
+/// Check every key file in `keys/`: readable, named by its hash, and of a known format.
 fn check_key_files(
     backend: &dyn Backend,
     out: &Findings,
     summary: &mut CheckSummary,
 ) -> Result<()> {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD;
     for obj in backend.list("keys/")? {
         summary.key_files += 1;
         let bytes = match backend.get_bounded(&obj.name, crate::repo::limits::KEY_FILE) {
@@ -1199,37 +1414,7 @@ fn check_key_files(
                 continue;
             }
         };
-        let named = obj
-            .name
-            .strip_prefix("keys/")
-            .and_then(|n| n.parse::<Id>().ok());
-        let why = if named != Some(Id::hash_of(&bytes)) {
-            Some("its content does not match its name".to_string())
-        } else {
-            match KeyFile::from_bytes(&bytes) {
-                Err(Error::Corrupt { detail, .. }) => Some(detail),
-                Err(e) => Some(e.to_string()),
-                Ok(kf) => {
-                    let salt = b64.decode(&kf.kdf.salt).map(|s| s.len());
-                    let wrapped = b64.decode(&kf.wrapped_key).map(|w| w.len());
-                    if kf.version != 1 {
-                        Some(format!("version {} (this snap knows 1)", kf.version))
-                    } else if kf.kdf.algorithm != "argon2id" || kf.kdf.version != 0x13 {
-                        Some(format!(
-                            "unsupported KDF {} v{}",
-                            kf.kdf.algorithm, kf.kdf.version
-                        ))
-                    } else if salt.as_ref().ok() != Some(&32) {
-                        Some("salt is not 32 bytes of base64".into())
-                    } else if wrapped.as_ref().ok() != Some(&(24 + 32 + 16)) {
-                        Some("wrapped_key is not 72 bytes of base64".into())
-                    } else {
-                        None
-                    }
-                }
-            }
-        };
-        if let Some(why) = why {
+        if let Some(why) = key_file_defect(&obj.name, &bytes) {
             out.problem(
                 Finding::new(
                     FindingKind::KeyFileDamaged,
@@ -1240,6 +1425,40 @@ fn check_key_files(
         }
     }
     Ok(())
+}
+
+/// What is wrong with the key file `name` holding `bytes`, if anything.
+fn key_file_defect(name: &str, bytes: &[u8]) -> Option<String> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let named = name
+        .strip_prefix("keys/")
+        .and_then(|n| n.parse::<Id>().ok());
+    if named != Some(Id::hash_of(bytes)) {
+        return Some("its content does not match its name".to_string());
+    }
+    match KeyFile::from_bytes(bytes) {
+        Err(Error::Corrupt { detail, .. }) => Some(detail),
+        Err(e) => Some(e.to_string()),
+        Ok(kf) => {
+            let salt = b64.decode(&kf.kdf.salt).map(|s| s.len());
+            let wrapped = b64.decode(&kf.wrapped_key).map(|w| w.len());
+            if kf.version != 1 {
+                Some(format!("version {} (this snap knows 1)", kf.version))
+            } else if kf.kdf.algorithm != "argon2id" || kf.kdf.version != 0x13 {
+                Some(format!(
+                    "unsupported KDF {} v{}",
+                    kf.kdf.algorithm, kf.kdf.version
+                ))
+            } else if salt.as_ref().ok() != Some(&32) {
+                Some("salt is not 32 bytes of base64".into())
+            } else if wrapped.as_ref().ok() != Some(&(24 + 32 + 16)) {
+                Some("wrapped_key is not 72 bytes of base64".into())
+            } else {
+                None
+            }
+        }
+    }
 }
 
 /// Indices of the packs `subset` selects (in id order).
@@ -1373,149 +1592,48 @@ fn verify_disputed(ctx: &Ctx, disputed: &BTreeSet<Id>, out: &Findings) {
     }
 }
 
-/// Compare the local index at `path` with the trailers. Fills `cache_pack_of` (missing chunk →
-/// the pack the index places it in) and `gone_packs` (packs the index knows that the repository
-/// no longer lists → the chunks the index places in them) and `disputed` (listed packs whose
-/// size, blob count or blob locations disagree with what the index recorded for their id).
-#[allow(clippy::too_many_arguments)]
+/// What the local index says about chunks and packs the repository lacks or disputes.
+#[derive(Default)]
+struct CacheScan {
+    /// Missing chunk → the pack the index places it in.
+    cache_pack_of: HashMap<Id, Id>,
+    /// Packs the index knows that the repository no longer lists → the chunks the index places
+    /// in them.
+    gone_packs: BTreeMap<Id, BTreeSet<Id>>,
+    /// Listed packs whose size, blob count or blob locations disagree with what the index
+    /// recorded for their id.
+    disputed: BTreeSet<Id>,
+}
+
+/// Compare the local index at `path` with the trailers, filling `cache` (see [`CacheScan`];
+/// `missing` are the chunks whose pack the index is asked for).
 fn compare_cache(
     path: &Path,
     repo: &Repository,
     ctx: &Ctx,
     missing: &HashSet<Id>,
     out: &Findings,
-    cache_pack_of: &mut HashMap<Id, Id>,
-    gone_packs: &mut BTreeMap<Id, BTreeSet<Id>>,
-    disputed: &mut BTreeSet<Id>,
+    cache: &mut CacheScan,
 ) {
-    let shown = path.display();
-    let damaged = |why: String| {
-        out.warning(
-            Finding::new(
-                FindingKind::LocalIndexDamaged,
-                format!("the local index {shown} is damaged ({why}); snap rebuilds it on next use, or run `snap repair index`"),
-            )
-            .object(path.display().to_string()),
-        )
-    };
-    if !path.exists() {
-        out.info(Finding::new(
-            FindingKind::LocalIndex,
-            format!("no local index at {shown}; it is built from the pack trailers on first use"),
-        ));
+    let Some(reader) = open_cache(path, repo, out) else {
         return;
-    }
-    // Never hand a file that fails its checksum to redb (it may panic on damage).
-    if crate::index::in_use(path) {
-        out.info(Finding::new(
-            FindingKind::LocalIndex,
-            format!(
-                "the local index {shown} is in use by another snap process; it was not compared"
-            ),
-        ));
-        return;
-    }
-    match crate::index::distrust(path) {
-        Some(crate::index::Distrust::Damaged(why)) => return damaged(why),
-        Some(crate::index::Distrust::Unclean) => {
-            out.info(Finding::new(
-                FindingKind::LocalIndex,
-                format!("the local index {shown} was not closed cleanly (an interrupted snap); it is rebuilt on next use"),
-            ));
-            return;
-        }
-        None => {}
-    }
-    let reader = match IndexReader::open(path) {
-        Ok(r) => r,
-        Err(Error::IndexBusy { .. }) => {
-            out.info(Finding::new(
-                FindingKind::LocalIndex,
-                format!(
-                    "the local index {shown} is in use by another snap process; it was not compared"
-                ),
-            ));
-            return;
-        }
-        Err(Error::Index(why)) => return damaged(why),
-        Err(e) => return damaged(e.to_string()),
     };
-    if reader.was_repaired() {
-        out.info(Finding::new(
-            FindingKind::LocalIndex,
-            format!("the local index {shown} was not closed cleanly (an interrupted snap); it is repaired on next use"),
-        ));
-    }
-    match reader.is_current(&repo.config().id) {
-        Ok(true) => {}
-        Ok(false) => {
-            out.info(Finding::new(
-                FindingKind::LocalIndex,
-                format!("the local index {shown} belongs to another repository or layout; it is rebuilt on next use"),
-            ));
-            return;
-        }
-        Err(e) => return damaged(e.to_string()),
-    }
-    let mismatches: Mutex<(Vec<Finding>, u64, BTreeSet<Id>)> =
-        Mutex::new((Vec::new(), 0, BTreeSet::new()));
-    let mismatch = |f: Finding| {
-        let mut m = mismatches.lock().unwrap();
-        if let Some(p) = f.pack {
-            m.2.insert(p);
-        }
-        if m.0.len() < MAX_INDEX_MISMATCHES {
-            m.0.push(f);
-        } else {
-            m.1 += 1;
-        }
+    let mut cmp = CacheCompare {
+        ctx,
+        missing,
+        by_id: ctx
+            .packs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id, i))
+            .collect(),
+        m: Mismatches::default(),
     };
-    let by_id: HashMap<Id, usize> = ctx
-        .packs
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.id, i))
-        .collect();
     let cache_packs = match reader.packs() {
         Ok(p) => p,
-        Err(e) => return damaged(e.to_string()),
+        Err(e) => return cache_damaged(out, path, e.to_string()),
     };
-    let mut known: HashSet<Id> = HashSet::new();
-    for (id, size, count) in &cache_packs {
-        known.insert(*id);
-        match by_id.get(id) {
-            None => {
-                gone_packs.insert(*id, BTreeSet::new());
-            }
-            Some(&i) => {
-                let p = &ctx.packs[i];
-                if p.entries.is_none() {
-                    // Named as damaged or unreadable already.
-                } else if p.size != *size {
-                    mismatch(
-                        Finding::new(
-                            FindingKind::LocalIndexMismatch,
-                            format!(
-                                "the local index records pack {} as {size} bytes; it has {}",
-                                p.name, p.size
-                            ),
-                        )
-                        .pack(p.id),
-                    );
-                } else if let Some(e) = &p.entries
-                    && e.len() as u64 != *count as u64
-                {
-                    mismatch(
-                        Finding::new(
-                            FindingKind::LocalIndexMismatch,
-                            format!("the local index records {count} blobs in pack {}; its trailer lists {}", p.name, e.len()),
-                        )
-                        .pack(p.id),
-                    );
-                }
-            }
-        }
-    }
+    let known = cmp.packs(&cache_packs, &mut cache.gone_packs);
     let not_indexed = ctx.packs.iter().filter(|p| !known.contains(&p.id)).count();
     if not_indexed > 0 {
         out.info(Finding::new(
@@ -1528,25 +1646,223 @@ fn compare_cache(
     let mut cache_ids: HashSet<Id> = HashSet::new();
     let r = reader.for_each_chunk(|id, loc| {
         cache_ids.insert(id);
+        cmp.chunk(cache, id, loc);
+    });
+    if let Err(e) = r {
+        cache_damaged(out, path, e.to_string());
+    }
+    cmp.unindexed(&known, &cache_ids);
+    cmp.finish(out, path, &mut cache.disputed);
+}
+
+/// Warn that the local index at `path` is damaged, and why.
+fn cache_damaged(out: &Findings, path: &Path, why: String) {
+    let shown = path.display();
+    out.warning(
+        Finding::new(
+            FindingKind::LocalIndexDamaged,
+            format!("the local index {shown} is damaged ({why}); snap rebuilds it on next use, or run `snap repair index`"),
+        )
+        .object(path.display().to_string()),
+    )
+}
+
+/// Whether the local index at `path` exists, is not in use and was closed cleanly with its
+/// checksum intact; reports why not otherwise.
+fn cache_comparable(path: &Path, out: &Findings) -> bool {
+    let shown = path.display();
+    if !path.exists() {
+        out.info(Finding::new(
+            FindingKind::LocalIndex,
+            format!("no local index at {shown}; it is built from the pack trailers on first use"),
+        ));
+        return false;
+    }
+    // Never hand a file that fails its checksum to redb (it may panic on damage).
+    if crate::index::in_use(path) {
+        out.info(Finding::new(
+            FindingKind::LocalIndex,
+            format!(
+                "the local index {shown} is in use by another snap process; it was not compared"
+            ),
+        ));
+        return false;
+    }
+    match crate::index::distrust(path) {
+        Some(crate::index::Distrust::Damaged(why)) => {
+            cache_damaged(out, path, why);
+            false
+        }
+        Some(crate::index::Distrust::Unclean) => {
+            out.info(Finding::new(
+                FindingKind::LocalIndex,
+                format!("the local index {shown} was not closed cleanly (an interrupted snap); it is rebuilt on next use"),
+            ));
+            false
+        }
+        None => true,
+    }
+}
+
+/// Open the local index at `path` read-only for the comparison, or report why it is not
+/// compared.
+fn open_cache(path: &Path, repo: &Repository, out: &Findings) -> Option<IndexReader> {
+    if !cache_comparable(path, out) {
+        return None;
+    }
+    let shown = path.display();
+    let reader = match IndexReader::open(path) {
+        Ok(r) => r,
+        Err(Error::IndexBusy { .. }) => {
+            out.info(Finding::new(
+                FindingKind::LocalIndex,
+                format!(
+                    "the local index {shown} is in use by another snap process; it was not compared"
+                ),
+            ));
+            return None;
+        }
+        Err(Error::Index(why)) => {
+            cache_damaged(out, path, why);
+            return None;
+        }
+        Err(e) => {
+            cache_damaged(out, path, e.to_string());
+            return None;
+        }
+    };
+    if reader.was_repaired() {
+        out.info(Finding::new(
+            FindingKind::LocalIndex,
+            format!("the local index {shown} was not closed cleanly (an interrupted snap); it is repaired on next use"),
+        ));
+    }
+    match reader.is_current(&repo.config().id) {
+        Ok(true) => Some(reader),
+        Ok(false) => {
+            out.info(Finding::new(
+                FindingKind::LocalIndex,
+                format!("the local index {shown} belongs to another repository or layout; it is rebuilt on next use"),
+            ));
+            None
+        }
+        Err(e) => {
+            cache_damaged(out, path, e.to_string());
+            None
+        }
+    }
+}
+
+/// Local-index disagreements: the first [`MAX_INDEX_MISMATCHES`], how many more, and the packs
+/// they name.
+#[derive(Default)]
+struct Mismatches {
+    list: Vec<Finding>,
+    more: u64,
+    packs: BTreeSet<Id>,
+}
+
+impl Mismatches {
+    /// Record one disagreement.
+    fn push(&mut self, f: Finding) {
+        if let Some(p) = f.pack {
+            self.packs.insert(p);
+        }
+        if self.list.len() < MAX_INDEX_MISMATCHES {
+            self.list.push(f);
+        } else {
+            self.more += 1;
+        }
+    }
+}
+
+/// One comparison of the local index with the trailers.
+struct CacheCompare<'c> {
+    ctx: &'c Ctx<'c>,
+    /// Chunks whose pack the index is asked for.
+    missing: &'c HashSet<Id>,
+    /// Pack id → index into `ctx.packs`.
+    by_id: HashMap<Id, usize>,
+    m: Mismatches,
+}
+
+impl CacheCompare<'_> {
+    /// Compare the packs the index records (id, size, blob count) with the listed ones; packs
+    /// no longer listed go to `gone_packs`. Returns the ids the index knows.
+    fn packs(
+        &mut self,
+        cache_packs: &[(Id, u64, u32)],
+        gone_packs: &mut BTreeMap<Id, BTreeSet<Id>>,
+    ) -> HashSet<Id> {
+        let ctx = self.ctx;
+        let mut known: HashSet<Id> = HashSet::new();
+        for (id, size, count) in cache_packs {
+            known.insert(*id);
+            match self.by_id.get(id) {
+                None => {
+                    gone_packs.insert(*id, BTreeSet::new());
+                }
+                Some(&i) => {
+                    let p = &ctx.packs[i];
+                    if p.entries.is_none() {
+                        // Named as damaged or unreadable already.
+                    } else if p.size != *size {
+                        self.m.push(
+                            Finding::new(
+                                FindingKind::LocalIndexMismatch,
+                                format!(
+                                    "the local index records pack {} as {size} bytes; it has {}",
+                                    p.name, p.size
+                                ),
+                            )
+                            .pack(p.id),
+                        );
+                    } else if let Some(e) = &p.entries
+                        && e.len() as u64 != *count as u64
+                    {
+                        self.m.push(
+                            Finding::new(
+                                FindingKind::LocalIndexMismatch,
+                                format!("the local index records {count} blobs in pack {}; its trailer lists {}", p.name, e.len()),
+                            )
+                            .pack(p.id),
+                        );
+                    }
+                }
+            }
+        }
+        known
+    }
+
+    /// Compare the index's row for chunk `id` with the trailers.
+    fn chunk(&mut self, cache: &mut CacheScan, id: Id, loc: Option<Location>) {
+        let ctx = self.ctx;
         let Some(loc) = loc else {
-            mismatch(
-                Finding::new(FindingKind::LocalIndexMismatch, format!("the local index row for chunk {} is malformed", id.short()))
-                    .chunk(id),
+            self.m.push(
+                Finding::new(
+                    FindingKind::LocalIndexMismatch,
+                    format!("the local index row for chunk {} is malformed", id.short()),
+                )
+                .chunk(id),
             );
             return;
         };
-        if missing.contains(&id) {
-            cache_pack_of.insert(id, loc.pack);
+        if self.missing.contains(&id) {
+            cache.cache_pack_of.insert(id, loc.pack);
         }
-        if let Some(chunks) = gone_packs.get_mut(&loc.pack) {
+        if let Some(chunks) = cache.gone_packs.get_mut(&loc.pack) {
             chunks.insert(id);
             return;
         }
-        let Some(&pi) = by_id.get(&loc.pack) else {
-            mismatch(
+        let Some(&pi) = self.by_id.get(&loc.pack) else {
+            self.m.push(
                 Finding::new(
                     FindingKind::LocalIndexMismatch,
-                    format!("the local index places chunk {} in pack {}, which it does not list", id.short(), pack::pack_name(&loc.pack)),
+                    format!(
+                        "the local index places chunk {} in pack {}, which it does not list",
+                        id.short(),
+                        pack::pack_name(&loc.pack)
+                    ),
                 )
                 .chunk(id)
                 .pack(loc.pack),
@@ -1557,9 +1873,14 @@ fn compare_cache(
         if p.entries.is_none() {
             return; // the pack is named as damaged or unreadable already
         }
-        let copy = ctx.chunks.copies(&id).into_iter().map(|l| ctx.entry(l)).find(|(q, _)| q.id == loc.pack);
+        let copy = ctx
+            .chunks
+            .copies(&id)
+            .into_iter()
+            .map(|l| ctx.entry(l))
+            .find(|(q, _)| q.id == loc.pack);
         match copy {
-            None => mismatch(
+            None => self.m.push(
                 Finding::new(
                     FindingKind::LocalIndexMismatch,
                     format!("the local index places chunk {} in pack {}, whose trailer does not list it", id.short(), p.name),
@@ -1569,74 +1890,84 @@ fn compare_cache(
             ),
             Some((_, e)) => {
                 if (e.offset, e.length, e.raw_len, e.kind) != (loc.offset, loc.length, loc.raw_len, loc.kind) {
-                    mismatch(
-                        Finding::new(
-                            FindingKind::LocalIndexMismatch,
-                            format!(
-                                "the local index places chunk {} in pack {} at offset {} length {} (raw {}, {}); the trailer says offset {} length {} (raw {}, {})",
-                                id.short(),
-                                p.name,
-                                loc.offset,
-                                loc.length,
-                                loc.raw_len,
-                                loc.kind.name(),
-                                e.offset,
-                                e.length,
-                                e.raw_len,
-                                e.kind.name()
-                            ),
-                        )
-                        .chunk(id)
-                        .pack(p.id),
-                    )
+                    self.m.push(location_mismatch(id, p, &loc, e))
                 }
             }
         }
-    });
-    if let Err(e) = r {
-        damaged(e.to_string());
     }
-    for p in &ctx.packs {
-        if !known.contains(&p.id) {
-            continue;
-        }
-        for e in p.entries.iter().flatten() {
-            if !cache_ids.contains(&e.id) {
-                mismatch(
-                    Finding::new(
-                        FindingKind::LocalIndexMismatch,
-                        format!(
-                            "chunk {} of pack {} is missing from the local index",
-                            e.id.short(),
-                            p.name
-                        ),
-                    )
-                    .chunk(e.id)
-                    .pack(p.id),
-                );
+
+    /// Name the chunks of packs the index knows that it does not list.
+    fn unindexed(&mut self, known: &HashSet<Id>, cache_ids: &HashSet<Id>) {
+        for p in &self.ctx.packs {
+            if !known.contains(&p.id) {
+                continue;
+            }
+            for e in p.entries.iter().flatten() {
+                if !cache_ids.contains(&e.id) {
+                    self.m.push(
+                        Finding::new(
+                            FindingKind::LocalIndexMismatch,
+                            format!(
+                                "chunk {} of pack {} is missing from the local index",
+                                e.id.short(),
+                                p.name
+                            ),
+                        )
+                        .chunk(e.id)
+                        .pack(p.id),
+                    );
+                }
             }
         }
     }
-    let (list, more, packs) = mismatches.into_inner().unwrap();
-    disputed.extend(packs.into_iter().filter(|p| by_id.contains_key(p)));
-    let any = !list.is_empty();
-    for f in list {
-        out.warning(f);
+
+    /// Report the disagreements as warnings; the listed packs they name go to `disputed`.
+    fn finish(self, out: &Findings, path: &Path, disputed: &mut BTreeSet<Id>) {
+        let Mismatches { list, more, packs } = self.m;
+        disputed.extend(packs.into_iter().filter(|p| self.by_id.contains_key(p)));
+        let any = !list.is_empty();
+        for f in list {
+            out.warning(f);
+        }
+        if more > 0 {
+            out.warning(Finding::new(
+                FindingKind::LocalIndexMismatch,
+                format!("… and {more} more disagreements with the local index"),
+            ));
+        }
+        if any {
+            out.warning(Finding::new(
+                FindingKind::LocalIndexMismatch,
+                format!(
+                    "the local index {} disagrees with the pack trailers; run `snap repair index`",
+                    path.display()
+                ),
+            ));
+        }
     }
-    if more > 0 {
-        out.warning(Finding::new(
-            FindingKind::LocalIndexMismatch,
-            format!("… and {more} more disagreements with the local index"),
-        ));
-    }
-    if any {
-        out.warning(Finding::new(
-            FindingKind::LocalIndexMismatch,
-            format!(
-                "the local index {shown} disagrees with the pack trailers; run `snap repair index`"
-            ),
-        ));
-    }
+}
+
+/// The finding for an index row that places chunk `id` in pack `p` elsewhere than its trailer
+/// entry `e` does.
+fn location_mismatch(id: Id, p: &PackRec, loc: &Location, e: &PackEntry) -> Finding {
+    Finding::new(
+        FindingKind::LocalIndexMismatch,
+        format!(
+            "the local index places chunk {} in pack {} at offset {} length {} (raw {}, {}); the trailer says offset {} length {} (raw {}, {})",
+            id.short(),
+            p.name,
+            loc.offset,
+            loc.length,
+            loc.raw_len,
+            loc.kind.name(),
+            e.offset,
+            e.length,
+            e.raw_len,
+            e.kind.name()
+        ),
+    )
+    .chunk(id)
+    .pack(p.id)
 }
 
 /// Temporary files interrupted writes left (information: `snap prune` removes them).
@@ -1693,54 +2024,6 @@ fn report_locks(backend: &dyn Backend, key: &MasterKey, own: Option<&str>, out: 
         };
         out.info(f.object(l.name));
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Repair
-
-/// What [`repair_index`] did.
-#[derive(Debug, Clone, Serialize)]
-pub struct RepairIndexReport {
-    pub path: PathBuf,
-    pub packs: u64,
-    pub chunks: u64,
-    /// Packs whose trailer could not be read (storage name, reason); their chunks are not indexed.
-    pub unreadable: Vec<(String, String)>,
-    /// The file was damaged beyond what redb opens, and was deleted and created anew.
-    pub recreated: bool,
-}
-
-/// Rebuild the local index at `path` from the pack trailers alone. Fails with
-/// [`Error::IndexBusy`] when another process has the index open.
-pub fn repair_index(repo: &Repository, path: &Path) -> Result<RepairIndexReport> {
-    let id = &repo.config().id;
-    let attempt = || -> Result<(Index, crate::index::SyncReport)> {
-        let idx = Index::open(path, id)?;
-        if idx.is_temporary() {
-            return Err(Error::IndexBusy {
-                path: path.to_path_buf(),
-            });
-        }
-        let r = idx.rebuild(&**repo.backend(), repo.key())?;
-        Ok((idx, r))
-    };
-    let (idx, r, recreated) = match attempt() {
-        Ok((idx, r)) => (idx, r, false),
-        Err(Error::Index(_)) => {
-            // Opened, but its pages are damaged: start from an empty file.
-            std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
-            let (idx, r) = attempt()?;
-            (idx, r, true)
-        }
-        Err(e) => return Err(e),
-    };
-    Ok(RepairIndexReport {
-        path: path.to_path_buf(),
-        packs: idx.packs()?.len() as u64,
-        chunks: idx.chunk_count()?,
-        unreadable: r.unreadable,
-        recreated,
-    })
 }
 
 #[cfg(test)]

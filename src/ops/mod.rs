@@ -11,6 +11,7 @@ pub mod forget;
 pub mod mount;
 pub mod nightly;
 pub mod prune;
+pub mod repair;
 pub mod restore;
 pub mod stats;
 pub mod storage_restore;

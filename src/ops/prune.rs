@@ -192,9 +192,58 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
         pack_bytes_total: sizes.values().sum(),
         ..Default::default()
     };
+    let packs = Packs {
+        repo,
+        refs,
+        index,
+        condemned,
+        sizes,
+    };
 
     // Phase 2: plans past the grace period.
     for sp in &plans {
+        packs.due_plan(sp, opts, &mut out)?;
+    }
+    out.bytes_freed_now = out.delete_now.iter().map(|p| p.bytes).sum();
+
+    // Phase 1: live packs.
+    let candidates = packs.live_packs(&mut out)?;
+    choose_repacks(candidates, opts, &mut out);
+    out.bytes_freed_later = out.condemn.iter().map(|p| p.bytes).sum::<u64>()
+        + out
+            .repack
+            .iter()
+            .map(|r| r.bytes - r.live_bytes)
+            .sum::<u64>();
+    Ok(out)
+}
+
+/// What [`plan`] weighs each pack against.
+struct Packs<'a> {
+    repo: &'a Repository,
+    /// The chunks the snapshots reference.
+    refs: HashSet<Id>,
+    index: &'a Index,
+    /// The packs the deletion plans condemn.
+    condemned: HashSet<Id>,
+    /// Every listed pack and its size.
+    sizes: HashMap<Id, u64>,
+}
+
+impl Packs<'_> {
+    /// The trailer of pack `p` (`bytes` long).
+    fn trailer(&self, p: &Id, bytes: u64) -> Result<Vec<PackEntry>> {
+        pack::read_trailer(
+            &**self.repo.backend(),
+            self.repo.key(),
+            &pack::pack_name(p),
+            bytes,
+        )
+    }
+
+    /// Phase 2 for one deletion plan: wait out its grace period, or sort its packs into those
+    /// deleted now and those resurrected.
+    fn due_plan(&self, sp: &StoredPlan, opts: &PruneOptions, out: &mut PrunePlan) -> Result<()> {
         let due = sp.plan.created + opts.grace;
         if due > opts.now {
             out.waiting.push(WaitingPlan {
@@ -203,23 +252,23 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
                 created: sp.plan.created,
                 deletable_after: due,
             });
-            continue;
+            return Ok(());
         }
         for p in &sp.plan.packs {
-            let Some(&bytes) = sizes.get(p) else { continue }; // already gone
-            let entries =
-                match pack::read_trailer(&**repo.backend(), repo.key(), &pack::pack_name(p), bytes)
-                {
-                    Ok(e) => e,
-                    Err(_) => {
-                        // Unreadable and condemned: nothing can be read from it anyway.
-                        out.delete_now.push(PackRef { pack: *p, bytes });
-                        continue;
-                    }
-                };
+            let Some(&bytes) = self.sizes.get(p) else {
+                continue;
+            }; // already gone
+            let entries = match self.trailer(p, bytes) {
+                Ok(e) => e,
+                Err(_) => {
+                    // Unreadable and condemned: nothing can be read from it anyway.
+                    out.delete_now.push(PackRef { pack: *p, bytes });
+                    continue;
+                }
+            };
             let mut keep = false;
             for e in &entries {
-                if needed(e, p, &refs, index, &condemned)? {
+                if needed(e, p, &self.refs, self.index, &self.condemned)? {
                     keep = true;
                     break;
                 }
@@ -232,43 +281,51 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
             }
         }
         out.plans_done.push(sp.name.clone());
+        Ok(())
     }
-    out.bytes_freed_now = out.delete_now.iter().map(|p| p.bytes).sum();
 
-    // Phase 1: live packs.
-    let mut candidates = Vec::new();
-    let mut names: Vec<_> = sizes
-        .iter()
-        .filter(|(p, _)| !condemned.contains(p))
-        .collect();
-    names.sort();
-    for (p, &bytes) in names {
-        let entries =
-            match pack::read_trailer(&**repo.backend(), repo.key(), &pack::pack_name(p), bytes) {
+    /// Phase 1: condemn the packs no snapshot needs; returns the mostly-garbage packs worth
+    /// repacking.
+    fn live_packs(&self, out: &mut PrunePlan) -> Result<Vec<RepackItem>> {
+        let mut candidates = Vec::new();
+        let mut names: Vec<_> = self
+            .sizes
+            .iter()
+            .filter(|(p, _)| !self.condemned.contains(p))
+            .collect();
+        names.sort();
+        for (p, &bytes) in names {
+            let entries = match self.trailer(p, bytes) {
                 Ok(e) => e,
                 Err(e) => {
                     out.unreadable.push(format!("{}: {e}", pack::pack_name(p)));
                     continue;
                 }
             };
-        let (mut live_bytes, mut live_chunks) = (0u64, 0u64);
-        for e in &entries {
-            if needed(e, p, &refs, index, &condemned)? {
-                live_bytes += e.length as u64;
-                live_chunks += 1;
+            let (mut live_bytes, mut live_chunks) = (0u64, 0u64);
+            for e in &entries {
+                if needed(e, p, &self.refs, self.index, &self.condemned)? {
+                    live_bytes += e.length as u64;
+                    live_chunks += 1;
+                }
+            }
+            if live_chunks == 0 {
+                out.condemn.push(PackRef { pack: *p, bytes });
+            } else if (bytes - live_bytes) as f64 >= REPACK_GARBAGE_FRACTION * bytes as f64 {
+                candidates.push(RepackItem {
+                    pack: *p,
+                    bytes,
+                    live_bytes,
+                    live_chunks,
+                });
             }
         }
-        if live_chunks == 0 {
-            out.condemn.push(PackRef { pack: *p, bytes });
-        } else if (bytes - live_bytes) as f64 >= REPACK_GARBAGE_FRACTION * bytes as f64 {
-            candidates.push(RepackItem {
-                pack: *p,
-                bytes,
-                live_bytes,
-                live_chunks,
-            });
-        }
+        Ok(candidates)
     }
+}
+
+/// Repack the `candidates` with the most garbage first, within the copy budget.
+fn choose_repacks(mut candidates: Vec<RepackItem>, opts: &PruneOptions, out: &mut PrunePlan) {
     // Most garbage first, within the copy budget.
     candidates.sort_by(|a, b| {
         (b.bytes - b.live_bytes)
@@ -287,13 +344,6 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
         spent += c.live_bytes;
         out.repack.push(c);
     }
-    out.bytes_freed_later = out.condemn.iter().map(|p| p.bytes).sum::<u64>()
-        + out
-            .repack
-            .iter()
-            .map(|r| r.bytes - r.live_bytes)
-            .sum::<u64>();
-    Ok(out)
 }
 
 /// What [`execute`] did.
@@ -353,39 +403,76 @@ pub fn execute(
 
     // Phase 1a: copy live chunks out of the packs to repack.
     if !plan.repack.is_empty() {
-        let (_, refs) = referenced(repo)?;
-        let index = repo.index()?;
-        let old_condemned = repo.condemned_packs()?;
-        let avoid: HashSet<Id> = plan
-            .repack
-            .iter()
-            .map(|r| r.pack)
-            .chain(plan.condemn.iter().map(|p| p.pack))
-            .collect();
-        let saver = Saver::avoiding(repo, level, avoid)?;
-        for r in &plan.repack {
-            let name = pack::pack_name(&r.pack);
-            progress.item(&name);
-            let bytes = repo.backend().get(&name)?;
-            let entries = pack::parse_pack(repo.key(), &bytes, &name)?;
-            for e in &entries {
-                if !needed(e, &r.pack, &refs, index, &old_condemned)? {
-                    continue;
-                }
-                let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
-                let plain = blob::decode(repo.key(), e.kind, &e.id, sealed).map_err(|err| {
-                    Error::corrupt(format!("pack {name}"), format!("while repacking: {err}"))
-                })?;
-                saver.save(e.kind, plain)?;
-                report.chunks_repacked += 1;
-                report.bytes_repacked += e.length as u64;
-                progress.bytes(e.length as u64);
-            }
-        }
-        report.packs_written = saver.finish()?.packs;
+        repack(repo, plan, level, progress, &mut report)?;
     }
 
     // Phase 1b: condemn.
+    condemn(repo, plan, opts, &mut report)?;
+
+    // Phase 2: delete due packs, then their plans — unless a snapshot appeared since the plan
+    // was made: its chunks were not counted, so nothing is deleted this time (rule P1,
+    // repo-format.md §9.2).
+    let planned: HashSet<Id> = plan.snapshot_ids.iter().copied().collect();
+    if !plan.delete_now.is_empty() && repo.snapshot_ids()?.iter().any(|id| !planned.contains(id)) {
+        report.deletions_postponed = true;
+        progress.warn("a snapshot was written while prune ran (a backup whose lock was removed or stale): no pack was deleted; the next prune deletes what is still unreferenced");
+        progress.finish();
+        return Ok(report);
+    }
+    delete_due(repo, plan, progress, &mut report)?;
+    progress.finish();
+    Ok(report)
+}
+
+/// Phase 1a: copy the live chunks of the packs `plan` repacks into new packs (durable and
+/// indexed when this returns).
+fn repack(
+    repo: &Repository,
+    plan: &PrunePlan,
+    level: i32,
+    progress: &dyn Progress,
+    report: &mut PruneReport,
+) -> Result<()> {
+    let (_, refs) = referenced(repo)?;
+    let index = repo.index()?;
+    let old_condemned = repo.condemned_packs()?;
+    let avoid: HashSet<Id> = plan
+        .repack
+        .iter()
+        .map(|r| r.pack)
+        .chain(plan.condemn.iter().map(|p| p.pack))
+        .collect();
+    let saver = Saver::avoiding(repo, level, avoid)?;
+    for r in &plan.repack {
+        let name = pack::pack_name(&r.pack);
+        progress.item(&name);
+        let bytes = repo.backend().get(&name)?;
+        let entries = pack::parse_pack(repo.key(), &bytes, &name)?;
+        for e in &entries {
+            if !needed(e, &r.pack, &refs, index, &old_condemned)? {
+                continue;
+            }
+            let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+            let plain = blob::decode(repo.key(), e.kind, &e.id, sealed).map_err(|err| {
+                Error::corrupt(format!("pack {name}"), format!("while repacking: {err}"))
+            })?;
+            saver.save(e.kind, plain)?;
+            report.chunks_repacked += 1;
+            report.bytes_repacked += e.length as u64;
+            progress.bytes(e.length as u64);
+        }
+    }
+    report.packs_written = saver.finish()?.packs;
+    Ok(())
+}
+
+/// Phase 1b: write a deletion plan condemning the packs with no live chunk and those repacked.
+fn condemn(
+    repo: &Repository,
+    plan: &PrunePlan,
+    opts: &PruneOptions,
+    report: &mut PruneReport,
+) -> Result<()> {
     let condemn: Vec<Id> = plan
         .condemn
         .iter()
@@ -401,17 +488,16 @@ pub fn execute(
             opts.now,
         )?);
     }
+    Ok(())
+}
 
-    // Phase 2: delete due packs, then their plans — unless a snapshot appeared since the plan
-    // was made: its chunks were not counted, so nothing is deleted this time (rule P1,
-    // repo-format.md §9.2).
-    let planned: HashSet<Id> = plan.snapshot_ids.iter().copied().collect();
-    if !plan.delete_now.is_empty() && repo.snapshot_ids()?.iter().any(|id| !planned.contains(id)) {
-        report.deletions_postponed = true;
-        progress.warn("a snapshot was written while prune ran (a backup whose lock was removed or stale): no pack was deleted; the next prune deletes what is still unreferenced");
-        progress.finish();
-        return Ok(report);
-    }
+/// Phase 2: delete the due packs, forget them in the index, then delete their plans.
+fn delete_due(
+    repo: &Repository,
+    plan: &PrunePlan,
+    progress: &dyn Progress,
+    report: &mut PruneReport,
+) -> Result<()> {
     let mut gone = HashSet::new();
     for p in &plan.delete_now {
         match repo.backend().delete(&pack::pack_name(&p.pack)) {
@@ -435,8 +521,7 @@ pub fn execute(
             Err(e) => return Err(e),
         }
     }
-    progress.finish();
-    Ok(report)
+    Ok(())
 }
 
 /// Plans as stored (for reporting).

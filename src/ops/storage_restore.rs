@@ -232,9 +232,38 @@ pub fn execute(
         buckets: plan.buckets.len() as u64,
         ..Default::default()
     };
+    bucket_configs(&rt, &client, plan, opts, &mut summary)?;
+    create_buckets(&rt, &client, plan, &mut summary)?;
+    progress.start("restore", Some(plan.bytes()));
+    let (done, fatal) = upload_all(&rt, &client, repo, plan, opts, progress);
+    summary.uploaded = done.uploaded;
+    summary.bytes_uploaded = done.bytes_uploaded;
+    summary.skipped = done.skipped;
+    summary.failed = done.failed;
+    summary.retries = client.retries();
+    summary
+        .failed
+        .sort_by(|a, b| (&a.bucket, &a.name).cmp(&(&b.bucket, &b.name)));
+    rt.shutdown_background();
+    progress.finish();
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    Ok(summary)
+}
+
+/// Existing buckets configured otherwise than in the snapshot: with `--apply-bucket-config`
+/// update them; note in `summary` what is kept as it is.
+fn bucket_configs(
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    plan: &StorageRestorePlan,
+    opts: &StorageRestoreOptions,
+    summary: &mut StorageRestoreSummary,
+) -> Result<()> {
     for bp in plan.buckets.iter().filter(|b| !b.config_differs.is_empty()) {
         let left = if opts.apply_bucket_config {
-            let left = apply_config(&rt, &client, &bp.bucket)?;
+            let left = apply_config(rt, client, &bp.bucket)?;
             summary.buckets_updated.push(format!(
                 "{} ({})",
                 bp.bucket.id,
@@ -252,6 +281,16 @@ pub fn execute(
             ));
         }
     }
+    Ok(())
+}
+
+/// Create the buckets the destination lacks.
+fn create_buckets(
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    plan: &StorageRestorePlan,
+    summary: &mut StorageRestoreSummary,
+) -> Result<()> {
     for bp in plan.buckets.iter().filter(|b| !b.exists) {
         match rt.block_on(client.create_bucket(&bp.bucket)) {
             Ok(()) => summary.buckets_created.push(bp.bucket.id.clone()),
@@ -259,7 +298,19 @@ pub fn execute(
             Err(e) => return Err(api_error(&format!("creating bucket {:?}", bp.bucket.id), e)),
         }
     }
-    progress.start("restore", Some(plan.bytes()));
+    Ok(())
+}
+
+/// Upload every object of `plan` on `opts.storage.concurrency` threads. Returns what was done,
+/// and the first fatal error (which stops the threads).
+fn upload_all(
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    repo: &Repository,
+    plan: &StorageRestorePlan,
+    opts: &StorageRestoreOptions,
+    progress: &dyn Progress,
+) -> (StorageRestoreSummary, Option<Error>) {
     let work: Mutex<_> = Mutex::new(
         plan.buckets
             .iter()
@@ -277,8 +328,8 @@ pub fn execute(
                     };
                     progress.item(&entry.path);
                     match upload(
-                        &rt,
-                        &client,
+                        rt,
+                        client,
                         repo,
                         bucket,
                         obj,
@@ -286,20 +337,7 @@ pub fn execute(
                         opts.overwrite,
                         progress,
                     ) {
-                        Ok(Outcome::Uploaded) => {
-                            let mut o = out.lock().unwrap();
-                            o.uploaded += 1;
-                            o.bytes_uploaded += entry.size;
-                        }
-                        Ok(Outcome::Exists) => out.lock().unwrap().skipped += 1,
-                        Ok(Outcome::Refused(reason)) => {
-                            progress.warn(&format!("{bucket}/{}: {reason}", obj.name));
-                            out.lock().unwrap().failed.push(FailedObject {
-                                bucket: bucket.into(),
-                                name: obj.name.clone(),
-                                reason,
-                            });
-                        }
+                        Ok(outcome) => record(&out, progress, bucket, obj, entry, outcome),
                         Err(e) => {
                             stop.store(true, Ordering::Relaxed);
                             fatal.lock().unwrap().get_or_insert(e);
@@ -309,21 +347,34 @@ pub fn execute(
             });
         }
     });
-    let done = out.into_inner().unwrap();
-    summary.uploaded = done.uploaded;
-    summary.bytes_uploaded = done.bytes_uploaded;
-    summary.skipped = done.skipped;
-    summary.failed = done.failed;
-    summary.retries = client.retries();
-    summary
-        .failed
-        .sort_by(|a, b| (&a.bucket, &a.name).cmp(&(&b.bucket, &b.name)));
-    rt.shutdown_background();
-    progress.finish();
-    if let Some(e) = fatal.into_inner().unwrap() {
-        return Err(e);
+    (out.into_inner().unwrap(), fatal.into_inner().unwrap())
+}
+
+/// Count one object's upload `outcome` in `out` (a refusal is warned and listed).
+fn record(
+    out: &Mutex<StorageRestoreSummary>,
+    progress: &dyn Progress,
+    bucket: &str,
+    obj: &StoredObject,
+    entry: &Entry,
+    outcome: Outcome,
+) {
+    match outcome {
+        Outcome::Uploaded => {
+            let mut o = out.lock().unwrap();
+            o.uploaded += 1;
+            o.bytes_uploaded += entry.size;
+        }
+        Outcome::Exists => out.lock().unwrap().skipped += 1,
+        Outcome::Refused(reason) => {
+            progress.warn(&format!("{bucket}/{}: {reason}", obj.name));
+            out.lock().unwrap().failed.push(FailedObject {
+                bucket: bucket.into(),
+                name: obj.name.clone(),
+                reason,
+            });
+        }
     }
-    Ok(summary)
 }
 
 /// Give the destination's bucket `want`'s configuration, then read it back: the differences

@@ -241,10 +241,7 @@ fn prepare(d: &mut DrillReport, db: &DbSnapshot, tools: &PgTools, conn: &ConnSpe
     for m in managed_parts() {
         if db.has(&m) {
             let errors = apply_leniently(tools, conn, &db.read_to_vec(&m)?)?;
-            d.managed.push(ManagedApply {
-                part: m,
-                errors,
-            });
+            d.managed.push(ManagedApply { part: m, errors });
         }
     }
     Ok(())
@@ -393,10 +390,7 @@ fn run_steps(
             for m in managed_parts() {
                 if db.has(&m) {
                     let errors = apply_leniently(&tools, &spec, &db.read_to_vec(&m)?)?;
-                    d.managed_after.push(ManagedApply {
-                        part: m,
-                        errors,
-                    });
+                    d.managed_after.push(ManagedApply { part: m, errors });
                 }
             }
             Ok(())

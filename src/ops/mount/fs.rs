@@ -680,125 +680,176 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_walk_through_a_directory_pushes_the_following_files_and_moved_links_are_invalidated() {
-        let (repo, _c) = repo();
-        let dir = tempfile::tempdir().unwrap();
-        let files: Vec<(String, Vec<u8>)> = (0..40u32)
-            .map(|i| {
-                (
-                    format!("f{i:02}"),
-                    (0..(i * 997 + 1)).map(|b| (b * 31 + i) as u8).collect(),
-                )
-            })
-            .collect();
-        for (name, data) in &files {
-            std::fs::write(dir.path().join(name), data).unwrap();
+    /// A mounted backup of a directory of 40 small files and one large one, with a kernel cache
+    /// that records what it is told.
+    struct Walked {
+        fs: SnapFs,
+        kernel: Arc<Recorder>,
+        /// The backed-up directory in the mount.
+        dir: Attr,
+        files: Vec<(String, Vec<u8>)>,
+        large: Vec<u8>,
+        _src: tempfile::TempDir,
+    }
+
+    impl Walked {
+        /// Back up the directory into `repo` and mount it.
+        fn new(repo: &Arc<Repository>) -> Walked {
+            let dir = tempfile::tempdir().unwrap();
+            let files: Vec<(String, Vec<u8>)> = (0..40u32)
+                .map(|i| {
+                    (
+                        format!("f{i:02}"),
+                        (0..(i * 997 + 1)).map(|b| (b * 31 + i) as u8).collect(),
+                    )
+                })
+                .collect();
+            for (name, data) in &files {
+                std::fs::write(dir.path().join(name), data).unwrap();
+            }
+            // One larger than what is pushed whole; still decoded ahead, never pushed.
+            let large: Vec<u8> = (0..3 * PUSH_FILE_MAX + 1)
+                .map(|i| (i % 251) as u8 ^ (i >> 12) as u8)
+                .collect();
+            std::fs::write(dir.path().join("zz-large"), &large).unwrap();
+            backup(
+                repo,
+                BackupInput::Paths(vec![dir.path().to_path_buf()]),
+                &BackupOptions::default(),
+                &NoProgress,
+            )
+            .unwrap();
+
+            let opts = MountOptions {
+                refresh: Duration::ZERO,
+                ..Default::default()
+            };
+            let fs = SnapFs::new(repo.clone(), opts, Arc::new(NoProgress)).unwrap();
+            let kernel = Arc::new(Recorder::default());
+            fs.attach_kernel_cache(kernel.clone()).unwrap();
+            let root = super::super::model::ROOT;
+            let stored_dir = dir.path().to_str().unwrap().trim_start_matches('/');
+            let d = walk(&fs, root, &format!("latest/{stored_dir}"));
+            Walked {
+                fs,
+                kernel,
+                dir: d,
+                files,
+                large,
+                _src: dir,
+            }
         }
-        // One larger than what is pushed whole; still decoded ahead, never pushed.
-        let large: Vec<u8> = (0..3 * PUSH_FILE_MAX + 1)
-            .map(|i| (i % 251) as u8 ^ (i >> 12) as u8)
-            .collect();
-        std::fs::write(dir.path().join("zz-large"), &large).unwrap();
-        backup(
-            &repo,
-            BackupInput::Paths(vec![dir.path().to_path_buf()]),
-            &BackupOptions::default(),
-            &NoProgress,
-        )
-        .unwrap();
 
-        let opts = MountOptions {
-            refresh: Duration::ZERO,
-            ..Default::default()
-        };
-        let fs = SnapFs::new(repo.clone(), opts, Arc::new(NoProgress)).unwrap();
-        let kernel = Arc::new(Recorder::default());
-        fs.attach_kernel_cache(kernel.clone()).unwrap();
-        let root = super::super::model::ROOT;
-        let stored_dir = dir.path().to_str().unwrap().trim_start_matches('/');
-        let d = walk(&fs, root, &format!("latest/{stored_dir}"));
-        let ino_of = |name: &str| fs.lookup(d.ino, name).unwrap().unwrap().ino;
+        /// The inode of file `name` of the directory.
+        fn ino_of(&self, name: &str) -> Ino {
+            self.fs.lookup(self.dir.ino, name).unwrap().unwrap().ino
+        }
 
-        let wait_for = |n: usize| {
+        /// Wait (up to 10 s) for `n` pushes, then take all pushed so far.
+        fn wait_for(&self, n: usize) -> Vec<(Ino, u64, Vec<u8>)> {
+            let kernel = &self.kernel;
             let deadline = Instant::now() + Duration::from_secs(10);
             while kernel.stored.lock().unwrap().len() < n && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }
             std::thread::sleep(Duration::from_millis(100));
             std::mem::take(&mut *kernel.stored.lock().unwrap())
-        };
-
-        // Reading a file at an offset other than its start is no walk: only the rest of that
-        // file is pushed (from the page the read ended in).
-        fs.read(ino_of("f05"), 1, 10).unwrap();
-        let f05 = &files[5].1;
-        assert_eq!(wait_for(1), vec![(ino_of("f05"), 0, f05.clone())]);
-
-        // Reading f00 from its start pushes the files after it, whole and byte-exact, within
-        // the first window (1 MiB).
-        assert_eq!(fs.read(ino_of("f00"), 0, 1 << 20).unwrap(), files[0].1);
-        let want: HashMap<Ino, &Vec<u8>> = files.iter().map(|(n, d)| (ino_of(n), d)).collect();
-        let stored = wait_for(39);
-        assert_eq!(
-            stored.len(),
-            39,
-            "f01..f39 are pushed (together {} bytes)",
-            files[1..].iter().map(|f| f.1.len()).sum::<usize>()
-        );
-        for (ino, offset, data) in &stored {
-            assert_eq!((*offset, data), (0, want[ino]), "inode {ino}");
         }
-        assert!(
-            !stored.iter().any(|(ino, ..)| *ino == ino_of("zz-large")),
-            "too large to push"
-        );
 
-        // A second walk pushes nothing twice (f01 itself is short: nothing follows the read).
-        fs.read(ino_of("f01"), 0, 1 << 20).unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        assert!(wait_for(0).is_empty());
+        /// Reads that push the rest of a file, and a walk that pushes the files after it.
+        fn small_files(&self) {
+            let (fs, files) = (&self.fs, &self.files);
+            let ino_of = |name: &str| self.ino_of(name);
+            let wait_for = |n: usize| self.wait_for(n);
 
-        // A large file read on sequentially: the part after each read is pushed, 1 MiB first,
-        // twice as much when the reader goes on where the push ended; a read elsewhere starts
-        // over small.
-        let big = ino_of("zz-large");
-        let check = |stored: &[(Ino, u64, Vec<u8>)], from: u64, to: u64| {
-            let mut at = from;
-            for (ino, off, data) in stored {
-                assert_eq!((*ino, *off), (big, at));
-                assert!(data.len() as u64 <= STORE_MAX);
-                assert_eq!(&data[..], &large[at as usize..at as usize + data.len()]);
-                at += data.len() as u64;
+            // Reading a file at an offset other than its start is no walk: only the rest of that
+            // file is pushed (from the page the read ended in).
+            fs.read(ino_of("f05"), 1, 10).unwrap();
+            let f05 = &files[5].1;
+            assert_eq!(wait_for(1), vec![(ino_of("f05"), 0, f05.clone())]);
+
+            // Reading f00 from its start pushes the files after it, whole and byte-exact, within
+            // the first window (1 MiB).
+            assert_eq!(fs.read(ino_of("f00"), 0, 1 << 20).unwrap(), files[0].1);
+            let want: HashMap<Ino, &Vec<u8>> = files.iter().map(|(n, d)| (ino_of(n), d)).collect();
+            let stored = wait_for(39);
+            assert_eq!(
+                stored.len(),
+                39,
+                "f01..f39 are pushed (together {} bytes)",
+                files[1..].iter().map(|f| f.1.len()).sum::<usize>()
+            );
+            for (ino, offset, data) in &stored {
+                assert_eq!((*offset, data), (0, want[ino]), "inode {ino}");
             }
-            assert_eq!(at, to, "pushed {from}..{at}, wanted ..{to}");
-        };
-        let read = 128 * 1024;
-        fs.read(big, 0, read as u32).unwrap();
-        check(&wait_for(1), read, read + STREAM_WINDOW_START);
-        let next = read + STREAM_WINDOW_START;
-        fs.read(big, next, read as u32).unwrap();
-        check(
-            &wait_for(2),
-            next + read,
-            (next + read + 2 * STREAM_WINDOW_START).min(large.len() as u64),
-        );
-        fs.read(big, 5 * PAGE + 1, 10).unwrap();
-        check(&wait_for(1), 5 * PAGE, 5 * PAGE + 11 + STREAM_WINDOW_START);
+            assert!(
+                !stored.iter().any(|(ino, ..)| *ino == ino_of("zz-large")),
+                "too large to push"
+            );
 
-        // A new snapshot moves `latest`: the kernel is told to forget the cached targets.
-        let latest = fs.lookup(root, "latest").unwrap().unwrap().ino;
-        let old_snapshot = walk(&fs, root, "latest").ino;
-        stream(&repo, "other", b"x");
-        fs.readdir(super::super::model::ROOT, true).unwrap();
-        let invalidated = kernel.invalidated.lock().unwrap().clone();
-        assert!(invalidated.contains(&latest), "{invalidated:?}");
-        assert_eq!(fs.lookup(root, "latest").unwrap().unwrap().ino, latest);
-        assert_ne!(
-            walk(&fs, root, "latest").ino,
-            old_snapshot,
-            "`latest` is the new snapshot"
-        );
+            // A second walk pushes nothing twice (f01 itself is short: nothing follows the read).
+            fs.read(ino_of("f01"), 0, 1 << 20).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(wait_for(0).is_empty());
+        }
+
+        /// A large file read on sequentially: the part after each read is pushed, 1 MiB first,
+        /// twice as much when the reader goes on where the push ended; a read elsewhere starts
+        /// over small.
+        fn large_file(&self) {
+            let (fs, large) = (&self.fs, &self.large);
+            let wait_for = |n: usize| self.wait_for(n);
+            let big = self.ino_of("zz-large");
+            let check = |stored: &[(Ino, u64, Vec<u8>)], from: u64, to: u64| {
+                let mut at = from;
+                for (ino, off, data) in stored {
+                    assert_eq!((*ino, *off), (big, at));
+                    assert!(data.len() as u64 <= STORE_MAX);
+                    assert_eq!(&data[..], &large[at as usize..at as usize + data.len()]);
+                    at += data.len() as u64;
+                }
+                assert_eq!(at, to, "pushed {from}..{at}, wanted ..{to}");
+            };
+            let read = 128 * 1024;
+            fs.read(big, 0, read as u32).unwrap();
+            check(&wait_for(1), read, read + STREAM_WINDOW_START);
+            let next = read + STREAM_WINDOW_START;
+            fs.read(big, next, read as u32).unwrap();
+            check(
+                &wait_for(2),
+                next + read,
+                (next + read + 2 * STREAM_WINDOW_START).min(large.len() as u64),
+            );
+            fs.read(big, 5 * PAGE + 1, 10).unwrap();
+            check(&wait_for(1), 5 * PAGE, 5 * PAGE + 11 + STREAM_WINDOW_START);
+        }
+
+        /// A new snapshot moves `latest`: the kernel is told to forget the cached targets.
+        fn latest_moves(&self, repo: &Repository) {
+            let (fs, kernel) = (&self.fs, &self.kernel);
+            let root = super::super::model::ROOT;
+            let latest = fs.lookup(root, "latest").unwrap().unwrap().ino;
+            let old_snapshot = walk(fs, root, "latest").ino;
+            stream(repo, "other", b"x");
+            fs.readdir(super::super::model::ROOT, true).unwrap();
+            let invalidated = kernel.invalidated.lock().unwrap().clone();
+            assert!(invalidated.contains(&latest), "{invalidated:?}");
+            assert_eq!(fs.lookup(root, "latest").unwrap().unwrap().ino, latest);
+            assert_ne!(
+                walk(fs, root, "latest").ino,
+                old_snapshot,
+                "`latest` is the new snapshot"
+            );
+        }
+    }
+
+    #[test]
+    fn a_walk_through_a_directory_pushes_the_following_files_and_moved_links_are_invalidated() {
+        let (repo, _c) = repo();
+        let w = Walked::new(&repo);
+        w.small_files();
+        w.large_file();
+        w.latest_moves(&repo);
     }
 
     #[test]

@@ -162,6 +162,15 @@ impl LocalCluster {
         install: &ServerInstall,
         settings: &[(String, String)],
     ) -> Result<LocalCluster> {
+        let mut c = Self::create(install)?;
+        c.read_version()?;
+        c.initdb()?;
+        c.start_server(settings)
+    }
+
+    /// A cluster of `install` not yet initialised: its temporary directory and socket
+    /// directory, owned by the server's OS user.
+    fn create(install: &ServerInstall) -> Result<LocalCluster> {
         let run_as = server_identity()?;
         let base = temp_base(run_as.is_some());
         let dir = tempfile::Builder::new()
@@ -175,7 +184,7 @@ impl LocalCluster {
             Ok(())
         };
         let socket_dir = dir.path().join("sock");
-        let mut c = LocalCluster {
+        let c = LocalCluster {
             bin: install.bin.clone(),
             major: install.major,
             version: String::new(),
@@ -190,21 +199,29 @@ impl LocalCluster {
         chown(c.dir.path())?;
         fs::create_dir(&socket_dir).map_err(|e| Error::io(&socket_dir, e))?;
         chown(&socket_dir)?;
+        Ok(c)
+    }
 
-        let o = c
+    /// Ask the server for its version (`postgres --version`), and take its major from it.
+    fn read_version(&mut self) -> Result<()> {
+        let o = self
             .server_cmd("postgres")
             .arg("--version")
             .output()
-            .map_err(|e| Error::io(c.bin.join("postgres"), e))?;
-        c.version = String::from_utf8_lossy(&o.stdout).trim().to_string();
-        if let Some(m) = pgbin::parse_major(&c.version) {
-            c.major = m;
+            .map_err(|e| Error::io(self.bin.join("postgres"), e))?;
+        self.version = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        if let Some(m) = pgbin::parse_major(&self.version) {
+            self.major = m;
         }
+        Ok(())
+    }
 
-        let o = c
+    /// Create the data directory (`initdb`: user postgres, trust, UTF8, locale C).
+    fn initdb(&self) -> Result<()> {
+        let o = self
             .server_cmd("initdb")
             .arg("-D")
-            .arg(&c.data_dir)
+            .arg(&self.data_dir)
             .args([
                 "-U",
                 "postgres",
@@ -215,7 +232,7 @@ impl LocalCluster {
                 "--no-sync",
             ])
             .output()
-            .map_err(|e| Error::io(c.bin.join("initdb"), e))?;
+            .map_err(|e| Error::io(self.bin.join("initdb"), e))?;
         if !o.status.success() {
             return Err(Error::CommandFailed {
                 command: "initdb".into(),
@@ -223,7 +240,12 @@ impl LocalCluster {
                 stderr: show(&o),
             });
         }
+        Ok(())
+    }
 
+    /// Start the server on a free port with `settings`, retrying when the port is taken
+    /// meanwhile.
+    fn start_server(mut self, settings: &[(String, String)]) -> Result<LocalCluster> {
         // The port the OS picked may be taken by someone else before the server binds it: retry.
         let mut last = String::new();
         for _ in 0..5 {
@@ -231,39 +253,27 @@ impl LocalCluster {
                 .and_then(|l| l.local_addr())
                 .map_err(|e| Error::io("127.0.0.1:0", e))?
                 .port();
-            let mut opts = format!(
-                "-k '{}' -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-                c.socket_dir.display()
-            );
-            for (k, v) in settings {
-                // pg_ctl passes -o through a shell: names and values are plain words.
-                if k.bytes()
-                    .chain(v.bytes())
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.,-".contains(&b))
-                {
-                    opts.push_str(&format!(" -c {k}={v}"));
-                }
-            }
-            let o = c
+            let opts = self.server_options(port, settings);
+            let o = self
                 .server_cmd("pg_ctl")
                 .arg("-D")
-                .arg(&c.data_dir)
+                .arg(&self.data_dir)
                 .arg("-l")
-                .arg(&c.log_file)
+                .arg(&self.log_file)
                 .args(["-w", "-t", "60", "-s", "-o", &opts, "start"])
                 .output()
-                .map_err(|e| Error::io(c.bin.join("pg_ctl"), e))?;
+                .map_err(|e| Error::io(self.bin.join("pg_ctl"), e))?;
             if o.status.success() {
-                c.port = port;
-                c.started = true;
-                return Ok(c);
+                self.port = port;
+                self.started = true;
+                return Ok(self);
             }
-            let log = fs::read_to_string(&c.log_file).unwrap_or_default();
+            let log = fs::read_to_string(&self.log_file).unwrap_or_default();
             last = format!("{}\nserver log:\n{}", show(&o), log.trim());
-            let _ = c
+            let _ = self
                 .server_cmd("pg_ctl")
                 .arg("-D")
-                .arg(&c.data_dir)
+                .arg(&self.data_dir)
                 .args(["-m", "immediate", "-w", "-s", "stop"])
                 .output();
             if !log.contains("could not bind") && !log.contains("Address already in use") {
@@ -275,6 +285,25 @@ impl LocalCluster {
             status: "the server did not start".into(),
             stderr: last,
         })
+    }
+
+    /// The server options `pg_ctl -o` passes: socket, `port`, no durability, and `settings`
+    /// (those that are plain words).
+    fn server_options(&self, port: u16, settings: &[(String, String)]) -> String {
+        let mut opts = format!(
+            "-k '{}' -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            self.socket_dir.display()
+        );
+        for (k, v) in settings {
+            // pg_ctl passes -o through a shell: names and values are plain words.
+            if k.bytes()
+                .chain(v.bytes())
+                .all(|b| b.is_ascii_alphanumeric() || b"_.,-".contains(&b))
+            {
+                opts.push_str(&format!(" -c {k}={v}"));
+            }
+        }
+        opts
     }
 
     /// A server program (initdb, pg_ctl, postgres) as the server's OS user, in the temp dir.

@@ -624,119 +624,192 @@ async fn download(
     want_info: bool,
     tx: mpsc::Sender<Msg>,
 ) {
-    let mut offset = 0u64;
-    let mut started = false;
-    let mut first_etag: Option<String> = None;
-    // The object's length, as its first answer gave it.
-    let mut total: Option<u64> = None;
-    let mut retry = 0u32;
-    let mut last_error: Option<ApiError> = None;
-    // When the current run of failures began (reset once bytes flow again).
-    let mut failing_since: Option<std::time::Instant> = None;
-    loop {
-        if let Some(e) = last_error.take() {
-            retry += 1;
-            let since = *failing_since.get_or_insert_with(std::time::Instant::now);
-            if client.retry.exhausted(since) {
-                let _ = tx.send(Msg::Failed(e)).await;
-                return;
-            }
-            client.backoff(retry).await;
-        }
-        let resp = match client.get_object(&bucket, &name, offset).await {
-            Ok(r) => r,
-            // A transfer that broke after its last byte: the resumed range starts at the end,
-            // which the server refuses with 416 (transcript §8). Nothing is missing if the
-            // object is still the version begun and `offset` long.
-            Err(e) if e.status == 416 && started => {
-                let whole = total == Some(offset)
-                    || ended_at(&client, &bucket, &name, first_etag.as_deref(), offset).await;
-                let _ = tx
-                    .send(if whole {
-                        Msg::End
-                    } else {
-                        Msg::Changed("it changed while resuming".into())
-                    })
-                    .await;
-                return;
-            }
-            Err(e) if e.failure == Failure::NotFound => {
-                let _ = tx
-                    .send(if started {
-                        Msg::Changed("deleted while downloading".into())
-                    } else {
-                        Msg::Vanished
-                    })
-                    .await;
-                return;
-            }
-            Err(e) if e.failure == Failure::Transient => {
-                last_error = Some(e);
-                continue;
-            }
-            Err(e) => {
-                let _ = tx.send(Msg::Failed(e)).await;
-                return;
-            }
-        };
-        let etag = resp
-            .headers()
-            .get(reqwest::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        // A server that ignores Range sends everything again: skip what was already stored.
-        let mut skip = if offset > 0 && resp.status() != reqwest::StatusCode::PARTIAL_CONTENT {
-            offset
-        } else {
-            0
-        };
-        if started {
-            if etag.is_some() && first_etag.is_some() && etag != first_etag {
-                let _ = tx
-                    .send(Msg::Changed("its eTag changed while resuming".into()))
-                    .await;
-                return;
-            }
-        } else {
-            started = true;
-            total = object_length(&resp);
-            let served = Served::of(&resp);
-            // The user metadata (only `GET /object/info` has it), read after the download's
-            // answer and checked against its eTag: a re-upload in between is not paired up.
-            let mut user_metadata = None;
-            if want_info {
-                match client.object_info(&bucket, &name).await {
-                    Ok(v) if !same_etag(v.etag.as_deref(), etag.as_deref()) => {
-                        let _ = tx
-                            .send(Msg::Changed("re-uploaded during its download".into()))
-                            .await;
-                        return;
-                    }
-                    Ok(v) => user_metadata = v.user_metadata(),
-                    Err(e) if e.failure == Failure::NotFound => {
-                        let _ = tx
-                            .send(Msg::Changed("deleted during its download".into()))
-                            .await;
-                        return;
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Msg::Failed(e)).await;
-                        return;
-                    }
-                }
-            }
-            first_etag = etag;
-            if tx
-                .send(Msg::Start {
-                    user_metadata,
-                    served,
-                })
-                .await
-                .is_err()
+    Transfer {
+        client,
+        bucket,
+        name,
+        want_info,
+        tx,
+        offset: 0,
+        started: false,
+        first_etag: None,
+        total: None,
+        retry: 0,
+        last_error: None,
+        failing_since: None,
+    }
+    .run()
+    .await
+}
+
+/// How a transfer goes on after asking for the object.
+enum Next {
+    /// The server answered: read the body.
+    Body(reqwest::Response),
+    /// A transient failure: ask again after a backoff.
+    Retry,
+    /// Finished (the outcome is sent).
+    Stop,
+}
+
+/// The state of one object's transfer ([`download`]).
+struct Transfer {
+    client: Arc<Client>,
+    bucket: String,
+    name: String,
+    want_info: bool,
+    tx: mpsc::Sender<Msg>,
+    /// Bytes sent so far.
+    offset: u64,
+    started: bool,
+    first_etag: Option<String>,
+    /// The object's length, as its first answer gave it.
+    total: Option<u64>,
+    retry: u32,
+    last_error: Option<ApiError>,
+    /// When the current run of failures began (reset once bytes flow again).
+    failing_since: Option<std::time::Instant>,
+}
+
+impl Transfer {
+    /// Ask, resume and retry until the transfer ends one way or another.
+    async fn run(mut self) {
+        loop {
+            if let Some(e) = self.last_error.take()
+                && !self.backoff(e).await
             {
                 return;
             }
+            let resp = match self.request().await {
+                Next::Body(r) => r,
+                Next::Retry => continue,
+                Next::Stop => return,
+            };
+            let etag = resp
+                .headers()
+                .get(reqwest::header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            // A server that ignores Range sends everything again: skip what was already stored.
+            let skip = if self.offset > 0 && resp.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+                self.offset
+            } else {
+                0
+            };
+            if self.started {
+                if etag.is_some() && self.first_etag.is_some() && etag != self.first_etag {
+                    let _ = self
+                        .tx
+                        .send(Msg::Changed("its eTag changed while resuming".into()))
+                        .await;
+                    return;
+                }
+            } else if !self.first_answer(&resp, etag).await {
+                return;
+            }
+            if !self.stream(resp, skip).await {
+                return;
+            }
         }
+    }
+
+    /// Wait before the next attempt after the failure `e`; false (with `e` sent) once the
+    /// retries are exhausted.
+    async fn backoff(&mut self, e: ApiError) -> bool {
+        self.retry += 1;
+        let since = *self
+            .failing_since
+            .get_or_insert_with(std::time::Instant::now);
+        if self.client.retry.exhausted(since) {
+            let _ = self.tx.send(Msg::Failed(e)).await;
+            return false;
+        }
+        self.client.backoff(self.retry).await;
+        true
+    }
+
+    /// Ask for the object from `offset` on.
+    async fn request(&mut self) -> Next {
+        let (client, bucket, name) = (&self.client, &self.bucket, &self.name);
+        let msg = match client.get_object(bucket, name, self.offset).await {
+            Ok(r) => return Next::Body(r),
+            // A transfer that broke after its last byte: the resumed range starts at the end,
+            // which the server refuses with 416 (transcript §8). Nothing is missing if the
+            // object is still the version begun and `offset` long.
+            Err(e) if e.status == 416 && self.started => {
+                let whole = self.total == Some(self.offset)
+                    || ended_at(
+                        client,
+                        bucket,
+                        name,
+                        self.first_etag.as_deref(),
+                        self.offset,
+                    )
+                    .await;
+                if whole {
+                    Msg::End
+                } else {
+                    Msg::Changed("it changed while resuming".into())
+                }
+            }
+            Err(e) if e.failure == Failure::NotFound => {
+                if self.started {
+                    Msg::Changed("deleted while downloading".into())
+                } else {
+                    Msg::Vanished
+                }
+            }
+            Err(e) if e.failure == Failure::Transient => {
+                self.last_error = Some(e);
+                return Next::Retry;
+            }
+            Err(e) => Msg::Failed(e),
+        };
+        let _ = self.tx.send(msg).await;
+        Next::Stop
+    }
+
+    /// The object's first answer: note its length and eTag, read the user metadata when asked
+    /// for, and send the start; false when the transfer ends here.
+    async fn first_answer(&mut self, resp: &reqwest::Response, etag: Option<String>) -> bool {
+        self.started = true;
+        self.total = object_length(resp);
+        let served = Served::of(resp);
+        // The user metadata (only `GET /object/info` has it), read after the download's
+        // answer and checked against its eTag: a re-upload in between is not paired up.
+        let mut user_metadata = None;
+        if self.want_info {
+            let stop = match self.client.object_info(&self.bucket, &self.name).await {
+                Ok(v) if !same_etag(v.etag.as_deref(), etag.as_deref()) => {
+                    Some(Msg::Changed("re-uploaded during its download".into()))
+                }
+                Ok(v) => {
+                    user_metadata = v.user_metadata();
+                    None
+                }
+                Err(e) if e.failure == Failure::NotFound => {
+                    Some(Msg::Changed("deleted during its download".into()))
+                }
+                Err(e) => Some(Msg::Failed(e)),
+            };
+            if let Some(m) = stop {
+                let _ = self.tx.send(m).await;
+                return false;
+            }
+        }
+        self.first_etag = etag;
+        self.tx
+            .send(Msg::Start {
+                user_metadata,
+                served,
+            })
+            .await
+            .is_ok()
+    }
+
+    /// Send the body on, `skip` bytes left out first; true when the connection broke and the
+    /// transfer is to be resumed.
+    async fn stream(&mut self, resp: reqwest::Response, mut skip: u64) -> bool {
         let mut body = resp.bytes_stream();
         loop {
             match body.next().await {
@@ -749,23 +822,23 @@ async fn download(
                             continue;
                         }
                     }
-                    offset += b.len() as u64;
-                    retry = 0;
-                    failing_since = None;
-                    if tx.send(Msg::Data(b)).await.is_err() {
-                        return;
+                    self.offset += b.len() as u64;
+                    self.retry = 0;
+                    self.failing_since = None;
+                    if self.tx.send(Msg::Data(b)).await.is_err() {
+                        return false;
                     }
                 }
                 Some(Err(e)) => {
-                    last_error = Some(ApiError::local(
+                    self.last_error = Some(ApiError::local(
                         Failure::Transient,
                         format!("connection broke during the download: {e}"),
                     ));
-                    break;
+                    return true;
                 }
                 None => {
-                    let _ = tx.send(Msg::End).await;
-                    return;
+                    let _ = self.tx.send(Msg::End).await;
+                    return false;
                 }
             }
         }
