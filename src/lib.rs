@@ -1,8 +1,10 @@
 //! snap: deduplicated, encrypted snapshots of Supabase projects (Postgres + Storage).
 //!
 //! Layers, bottom up: [`crypto`] → [`chunker`] → [`blob`] → [`pack`] → [`index`] →
-//! [`backend`] → [`repo`] → [`ops`]; [`config`] is the nightly configuration file that
-//! [`ops::nightly`] runs. The library prints nothing; the `snap` binary is a thin CLI.
+//! [`backend`] → [`repo`] → [`ops`] → [`config`] (the nightly configuration file) →
+//! [`nightly`] (the job it describes). Below them all: [`supabase`] (facts about a project's
+//! database) and [`spec`] (values users write). The library prints nothing; the `snap` binary
+//! is a thin CLI.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -34,6 +36,7 @@ pub mod crypto;
 pub mod error;
 pub mod id;
 pub mod index;
+pub mod nightly;
 pub mod ops;
 pub mod pack;
 pub mod progress;
@@ -42,6 +45,7 @@ pub mod repo;
 pub mod secret;
 pub mod snapshot;
 pub mod source;
+pub mod spec;
 pub mod supabase;
 pub mod util;
 

@@ -1,4 +1,4 @@
-//! The `snap` binary: parse arguments, run, map errors to exit codes (see README §Exit codes).
+//! The `snap` binary: parse arguments, run, map errors to exit codes (see docs/reference.md).
 
 mod cli;
 

@@ -156,7 +156,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
 /// `snap backup --config F [--project NAME]`: one snapshot per project; a failing project does
 /// not stop the others (exit 1 if any failed).
 fn from_config(g: &Global, a: &Args, path: &std::path::Path) -> anyhow::Result<u8> {
-    use snap::ops::nightly;
+    use snap::nightly;
     if a.what.is_some() {
         anyhow::bail!(
             "--config backs up the projects of the file: give no `db` subcommand with it"

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use snap::ops::{BackupInput, BackupOptions, backup};
 use snap::repo::lock::LockKind;
-use snap::source::postgres::conn::ConnSpec;
+use snap::source::postgres::conn::{ConnSpec, DbTarget};
 use snap::source::postgres::{DatabaseSource, DbOptions};
 use zeroize::Zeroizing;
 
@@ -55,13 +55,15 @@ impl DbConnArgs {
     }
 
     fn spec(&self, password: Option<Zeroizing<String>>) -> anyhow::Result<ConnSpec> {
-        Ok(match (&self.db_url, &self.project_ref) {
-            (Some(u), _) => ConnSpec::from_url(u, password)?,
-            (None, Some(r)) => {
-                ConnSpec::from_project_ref(r, self.pooler_host.as_deref(), password)?
-            }
+        let target = match (&self.db_url, &self.project_ref) {
+            (Some(u), _) => DbTarget::Url(u.clone()),
+            (None, Some(r)) => DbTarget::ProjectRef {
+                project_ref: r.clone(),
+                pooler_host: self.pooler_host.clone(),
+            },
             (None, None) => anyhow::bail!("no database given: pass --db-url or --project-ref"),
-        })
+        };
+        Ok(ConnSpec::from_target(&target, password)?)
     }
 
     /// Run `f` against the database; when the server wants a password nobody gave, ask on the

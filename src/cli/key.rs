@@ -170,10 +170,7 @@ fn describe(k: &Key) -> String {
 
 /// Open with the current password, keeping it to compare with the new one.
 fn open(g: &Global) -> anyhow::Result<(OpenRepo, Zeroizing<String>)> {
-    let backend = g.backend()?;
-    if !backend.exists("config")? {
-        bail!(snap::Error::NotARepository(backend.location()));
-    }
+    let backend = g.existing_backend()?;
     let pw = password::get(g, false)?;
     let repo = Repository::open(backend, pw.as_bytes(), &g.cache_dir())?;
     Ok((

@@ -58,7 +58,7 @@ use clap::{Parser, Subcommand};
 
 use snap::repo::Repository;
 
-/// Exit codes (README §Exit codes).
+/// Exit codes (docs/reference.md, "Exit codes").
 pub mod exit {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;
@@ -175,12 +175,19 @@ enum Command {
 }
 
 impl Global {
-    fn backend(&self) -> anyhow::Result<Arc<dyn snap::backend::Backend>> {
-        let loc = self
-            .repo
+    fn location(&self) -> anyhow::Result<&str> {
+        self.repo
             .as_deref()
-            .context("no repository given: pass --repo or set SNAP_REPO")?;
-        Ok(Arc::from(snap::backend::open_location(loc)?))
+            .context("no repository given: pass --repo or set SNAP_REPO")
+    }
+
+    fn backend(&self) -> anyhow::Result<Arc<dyn snap::backend::Backend>> {
+        Ok(Arc::from(snap::backend::open_location(self.location()?)?))
+    }
+
+    /// The backend of the existing repository given by --repo / SNAP_REPO.
+    fn existing_backend(&self) -> anyhow::Result<Arc<dyn snap::backend::Backend>> {
+        Ok(Repository::existing(self.location()?)?)
     }
 
     fn cache_dir(&self) -> PathBuf {
@@ -200,10 +207,7 @@ impl Global {
     /// [`Global::open`] with the index cache in `cache_dir`, without the end-of-command report
     /// (for a long-lived `mount`).
     fn open_repository(&self, cache_dir: &std::path::Path) -> anyhow::Result<Repository> {
-        let backend = self.backend()?;
-        if !backend.exists("config")? {
-            anyhow::bail!(snap::Error::NotARepository(backend.location()));
-        }
+        let backend = self.existing_backend()?;
         let pw = password::get(self, false)?;
         Ok(Repository::open(backend, pw.as_bytes(), cache_dir)?)
     }

@@ -1,10 +1,10 @@
-//! `snap run --config F`: the nightly job ([`snap::ops::nightly`]). Log lines (logfmt) go to
+//! `snap run --config F`: the nightly job ([`snap::nightly`]). Log lines (logfmt) go to
 //! stderr — journald keeps them under systemd —, the summary to stdout (a table, or --json).
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use snap::ops::nightly::{self, Event, Events, Level, NightlyOptions, NightlyReport, Status};
+use snap::nightly::{self, Event, Events, Level, NightlyOptions, NightlyReport, Status};
 
 use super::progress::Bars;
 use super::{Global, exit, output};
@@ -20,7 +20,7 @@ repository, its password and the cache directory come from the file: --repo, --p
 A failed backup does not stop the other projects. forget still runs for a project whose backup
 failed (retention counts back from the newest snapshot, so nothing more is removed than the
 night before); prune runs only if a forget ran and no step reported repository damage; check
-always runs; copy runs unless a step reported damage. See README \"Nightly operation\".
+always runs; copy runs unless a step reported damage. See docs/nightly.md.
 
 Log lines (stderr): ts=… level=info|warn|error project=… step=backup|forget|prune|check|copy msg=… and
 figures (bytes_read=…, bytes_added=…). Exit status: 0 when every step succeeded, 1 when any step

@@ -19,7 +19,7 @@ pub use schema::{
 pub use template::TEMPLATE;
 
 use crate::error::{Error, Result};
-use crate::ops::forget::Policy;
+use crate::spec::Policy;
 
 /// A validated configuration.
 pub struct Config {

@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Deserializer, de::Error as _};
 
-use crate::ops::check::DataSubset;
-use crate::ops::forget::RetentionDuration;
-use crate::ops::prune::RepackLimit;
+use crate::spec::DataSubset;
+use crate::spec::RepackLimit;
+use crate::spec::RetentionDuration;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -216,15 +216,7 @@ pub struct Project {
     pub storage: Option<Storage>,
 }
 
-/// A database: a URL or a Supabase project ref.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DbTarget {
-    Url(String),
-    ProjectRef {
-        project_ref: String,
-        pooler_host: Option<String>,
-    },
-}
+pub use crate::source::postgres::conn::DbTarget;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, try_from = "RawDb")]
@@ -385,7 +377,7 @@ fn default_repack() -> RepackLimit {
     RepackLimit::Percent(10.0)
 }
 fn default_grace() -> chrono::TimeDelta {
-    crate::ops::prune::DEFAULT_GRACE
+    crate::spec::DEFAULT_GRACE
 }
 /// The nightly check reads a random 5 % of the packs: all of them about every 20 nights.
 pub const DEFAULT_READ_DATA_SUBSET: &str = "5%";

@@ -32,7 +32,7 @@ keep_within = "21d"          # h, d, w, m (months), y; combinable: "1y6m"
 # keep_yearly = 3
 # keep_tags = ["keep=forever"]
 
-# Frees the data no snapshot references, in two phases (see README "Prune and locks").
+# Frees the data no snapshot references, in two phases (see docs/maintenance.md, "Prune and locks").
 [prune]
 enabled = true
 max_repack = "10%"           # most live data copied per run: a percentage or a size ("500MiB")

@@ -33,7 +33,7 @@ fn defaults() {
     assert!(c.prune.enabled && c.check.enabled);
     assert_eq!(
         c.check.read_data_subset,
-        Some(crate::ops::check::DataSubset::Percent(5.0))
+        Some(crate::spec::DataSubset::Percent(5.0))
     );
     assert!(c.healthcheck.is_none());
     assert_eq!(c.projects[0].all_tags(), vec!["project=a".to_string()]);

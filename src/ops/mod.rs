@@ -1,5 +1,5 @@
 //! Operations built on the repository: backup, restore, check, forget, prune, stats, diff, copy,
-//! mount, and the nightly job.
+//! mount.
 
 pub mod backup;
 pub mod check;
@@ -9,7 +9,6 @@ pub mod dbsnap;
 pub mod diff;
 pub mod forget;
 pub mod mount;
-pub mod nightly;
 pub mod prune;
 pub mod repair;
 pub mod restore;

@@ -116,6 +116,17 @@ impl Repository {
         Ok(config)
     }
 
+    /// The backend of the repository at `location` (a path or an `s3://` URL), refusing a
+    /// location that holds none ([`Error::NotARepository`]) before any password is asked for.
+    /// With [`Repository::open`], the one way the CLI and `snap run` open a repository.
+    pub fn existing(location: &str) -> Result<Arc<dyn Backend>> {
+        let backend: Arc<dyn Backend> = Arc::from(crate::backend::open_location(location)?);
+        if !backend.exists("config")? {
+            return Err(Error::NotARepository(backend.location()));
+        }
+        Ok(backend)
+    }
+
     /// Open with a password; the index lives under `cache_dir/<repository id>/`.
     pub fn open(
         backend: Arc<dyn Backend>,

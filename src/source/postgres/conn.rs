@@ -24,7 +24,30 @@ impl std::fmt::Debug for ConnSpec {
     }
 }
 
+/// Which database: a connection URL, or a Supabase project ref (its direct connection, or the
+/// session pooler at `pooler_host`). Given by `--db-url`/`--project-ref` or a `[projects.db]`
+/// table; [`ConnSpec::from_target`] is the one way either becomes a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbTarget {
+    Url(String),
+    ProjectRef {
+        project_ref: String,
+        pooler_host: Option<String>,
+    },
+}
+
 impl ConnSpec {
+    /// The connection to `target`, with `password` when one was given.
+    pub fn from_target(target: &DbTarget, password: Option<Zeroizing<String>>) -> Result<ConnSpec> {
+        match target {
+            DbTarget::Url(u) => ConnSpec::from_url(u, password),
+            DbTarget::ProjectRef {
+                project_ref,
+                pooler_host,
+            } => ConnSpec::from_project_ref(project_ref, pooler_host.as_deref(), password),
+        }
+    }
+
     /// From a `postgresql://` (or `postgres://`) URL. A password inside the URL is taken out
     /// (percent-decoded) unless `password` is given, which wins.
     pub fn from_url(s: &str, password: Option<Zeroizing<String>>) -> Result<ConnSpec> {

@@ -1,5 +1,5 @@
 //! A Supabase (or plain Postgres) database as a backup source: pg_dump/pg_dumpall streamed from
-//! child processes into the repository, split per table, with an inventory. See README §Database.
+//! child processes into the repository, split per table, with an inventory. See docs/database.md.
 
 pub mod cluster;
 pub mod conn;
