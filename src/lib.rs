@@ -1,10 +1,11 @@
 //! snap: deduplicated, encrypted snapshots of Supabase projects (Postgres + Storage).
 //!
-//! Layers, bottom up: [`crypto`] → [`chunker`] → [`blob`] → [`pack`] → [`index`] →
-//! [`backend`] → [`repo`] → [`ops`] → [`config`] (the nightly configuration file) →
-//! [`nightly`] (the job it describes). Below them all: [`supabase`] (facts about a project's
-//! database) and [`spec`] (values users write). The library prints nothing; the `snap` binary
-//! is a thin CLI.
+//! Layers, bottom up: [`crypto`], [`chunker`], [`backend`] → [`blob`] → [`pack`] → [`index`] →
+//! [`snapshot`] → [`source`], [`repo`] → [`ops`] → [`config`] (the nightly configuration file)
+//! → [`nightly`] (the job it describes). Every layer may use [`supabase`] (facts about a
+//! project's database), [`spec`] (values users write), [`error`], [`id`], [`progress`],
+//! [`redact`], [`secret`] and [`util`]; none imports a layer above it (`tests/shape.rs` checks
+//! it). The library prints nothing; the `snap` binary (`src/main.rs`, `src/cli/`) is a thin CLI.
 //!
 //! ```
 //! use std::sync::Arc;
