@@ -24,7 +24,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("source", &["snapshot"]),
     (
         "repo",
-        &["snapshot", "index", "pack", "blob", "chunker", "crypto", "backend"],
+        &[
+            "snapshot", "index", "pack", "blob", "chunker", "crypto", "backend",
+        ],
     ),
     (
         "ops",
@@ -97,7 +99,11 @@ fn code_only(s: &str) -> String {
             }
             blank(&mut out, i, j);
             i = j;
-        } else if !prev_ident && (b[i..].starts_with(b"r#") || b[i..].starts_with(b"r\"") || b[i..].starts_with(b"br")) {
+        } else if !prev_ident
+            && (b[i..].starts_with(b"r#")
+                || b[i..].starts_with(b"r\"")
+                || b[i..].starts_with(b"br"))
+        {
             let start = i;
             let mut j = i + if b[i] == b'b' { 2 } else { 1 };
             let mut hashes = 0;
@@ -109,7 +115,9 @@ fn code_only(s: &str) -> String {
                 i += 1;
                 continue;
             }
-            let close: Vec<u8> = std::iter::once(b'"').chain(std::iter::repeat_n(b'#', hashes)).collect();
+            let close: Vec<u8> = std::iter::once(b'"')
+                .chain(std::iter::repeat_n(b'#', hashes))
+                .collect();
             let end = (j + 1..b.len())
                 .find(|&k| b[k..].starts_with(&close))
                 .map_or(b.len(), |k| k + close.len());
@@ -147,7 +155,12 @@ fn code_only(s: &str) -> String {
 /// The top-level module a file of src/ belongs to (`src/ops/check.rs` → `ops`).
 fn module_of(path: &Path) -> String {
     let rel = path.strip_prefix(src()).unwrap();
-    let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
     first.trim_end_matches(".rs").to_string()
 }
 
@@ -246,7 +259,11 @@ fn layers_import_only_downwards() {
     }
     wrong.sort();
     wrong.dedup();
-    assert!(wrong.is_empty(), "imports against the layers:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "imports against the layers:\n{}",
+        wrong.join("\n")
+    );
 }
 
 /// No function in src/ is longer than [`MAX_FN_LINES`].
@@ -260,7 +277,11 @@ fn functions_fit_on_a_screen_or_two() {
             }
         }
     }
-    assert!(long.is_empty(), "functions over {MAX_FN_LINES} lines:\n{}", long.join("\n"));
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FN_LINES} lines:\n{}",
+        long.join("\n")
+    );
 }
 
 /// ops/ passes typed values: no `serde_json::Value` (formats have their own types).
@@ -279,7 +300,11 @@ fn no_untyped_json_in_ops() {
             found.push(path.display().to_string());
         }
     }
-    assert!(found.is_empty(), "serde_json::Value in: {}", found.join(", "));
+    assert!(
+        found.is_empty(),
+        "serde_json::Value in: {}",
+        found.join(", ")
+    );
 }
 
 /// The scanner itself: comments and strings do not count, nesting does.
