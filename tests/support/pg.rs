@@ -13,10 +13,9 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
+
+use snap::source::postgres::cluster::{ClusterOptions, LocalCluster, ServerInstall};
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -109,57 +108,6 @@ pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// uid and gid of the `postgres` OS user, if we are root (the server must not run as root).
-fn server_identity() -> Option<(u32, u32)> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return None;
-    }
-    let name = CString::new("postgres").unwrap();
-    // SAFETY: getpwnam with a valid C string; the result is copied out before any other call.
-    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
-    assert!(
-        !pw.is_null(),
-        "running as root but there is no `postgres` OS user to run the server as \
-         (`bash .ci/test.sh` installs PostgreSQL, which creates it)"
-    );
-    // SAFETY: pw is non-null and points to a valid passwd struct.
-    Some(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
-}
-
-/// A base directory for the cluster's temp dir that the server user can reach, whose paths are
-/// short enough for a Unix socket (108 bytes) and safe inside pg_ctl's shell-parsed `-o`.
-fn temp_base(as_other_user: bool) -> PathBuf {
-    let t = std::env::temp_dir();
-    let simple = t.to_str().is_some_and(|s| {
-        s.len() <= 60
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
-    });
-    let reachable = !as_other_user
-        || t.ancestors()
-            .all(|a| fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
-    if simple && reachable {
-        t
-    } else {
-        PathBuf::from("/tmp")
-    }
-}
-
-fn chown(p: &Path, ids: Option<(u32, u32)>) {
-    if let Some((uid, gid)) = ids {
-        std::os::unix::fs::chown(p, Some(uid), Some(gid))
-            .unwrap_or_else(|e| panic!("chown {} to postgres: {e}", p.display()));
-    }
-}
-
-/// A free TCP port on 127.0.0.1 (the OS picks it; a race with another process is handled by
-/// retrying the start).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind 127.0.0.1:0");
-    l.local_addr().unwrap().port()
-}
-
 fn show(o: &Output) -> String {
     format!(
         "exit status {}\nstdout:\n{}\nstderr:\n{}",
@@ -187,10 +135,9 @@ pub struct PgCluster {
     /// The role setup SQL and [`PgCluster::psql_db`] run as: `postgres` (the bootstrap
     /// superuser) for [`PgCluster::start`], `supabase_admin` for [`PgCluster::start_hosted`].
     pub admin: String,
-    run_as: Option<(u32, u32)>,
-    started: bool,
-    // Last field: dropped (deleted) after `Drop::drop` has stopped the server.
-    dir: tempfile::TempDir,
+    /// The library's throwaway cluster (`snap::source::postgres::cluster`): it starts the
+    /// server, and stops and deletes it on drop.
+    cluster: LocalCluster,
 }
 
 impl PgCluster {
@@ -217,105 +164,53 @@ impl PgCluster {
     }
 
     fn start_inner(password: &str, password_required: bool, hosted: bool) -> PgCluster {
-        let bin = bin_dir();
-        let run_as = server_identity();
-        let dir = tempfile::Builder::new()
-            .prefix("snap-pg-")
-            .tempdir_in(temp_base(run_as.is_some()))
-            .expect("tempdir for the cluster");
-        chown(dir.path(), run_as);
-        let socket_dir = dir.path().join("sock");
-        fs::create_dir(&socket_dir).unwrap();
-        chown(&socket_dir, run_as);
-        let mut c = PgCluster {
-            port: 0,
-            socket_dir,
-            bin,
-            data_dir: dir.path().join("data"),
-            log_file: dir.path().join("postgres.log"),
+        let admin = if hosted { "supabase_admin" } else { "postgres" };
+        let word = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let mut settings = vec![
+            word("shared_buffers", "16MB"),
+            word("max_connections", "40"),
+            word("wal_level", "logical"),
+            word("max_wal_senders", "4"),
+            word("max_replication_slots", "4"),
+            word("log_min_messages", "warning"),
+        ];
+        if hosted {
+            // pg_cron and pg_stat_statements need shared_preload_libraries; pg_cron runs in
+            // database `postgres`.
+            settings.push(word(
+                "shared_preload_libraries",
+                "pg_cron,pg_stat_statements",
+            ));
+            settings.push(word("cron.database_name", "postgres"));
+        }
+        let opts = ClusterOptions {
+            superuser: admin.into(),
+            host_auth: if password_required {
+                "scram-sha-256"
+            } else {
+                "trust"
+            }
+            .into(),
+            settings,
+            prefix: "snap-pg-".into(),
+        };
+        let install = ServerInstall {
+            major: 0,
+            bin: bin_dir(),
+        };
+        let cluster = LocalCluster::start_with_options(&install, &opts)
+            .unwrap_or_else(|e| panic!("starting a throwaway PostgreSQL failed: {e}"));
+        let c = PgCluster {
+            port: cluster.port(),
+            socket_dir: cluster.socket_dir().to_path_buf(),
+            bin: cluster.bin().to_path_buf(),
+            data_dir: cluster.data_dir().to_path_buf(),
+            log_file: cluster.log_file().to_path_buf(),
             password: password.to_string(),
             password_required,
-            admin: if hosted {
-                "supabase_admin".into()
-            } else {
-                "postgres".into()
-            },
-            run_as,
-            started: false,
-            dir,
+            admin: admin.into(),
+            cluster,
         };
-
-        let auth_host = if password_required {
-            "scram-sha-256"
-        } else {
-            "trust"
-        };
-        let o = c
-            .server_cmd("initdb")
-            .arg("-D")
-            .arg(&c.data_dir)
-            .args([
-                "-U",
-                c.admin.as_str(),
-                "--auth-local=trust",
-                &format!("--auth-host={auth_host}"),
-            ])
-            .args([
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",
-                "--no-instructions",
-            ])
-            .output()
-            .expect("spawn initdb");
-        assert!(o.status.success(), "initdb failed: {}", show(&o));
-
-        // The OS picked port may be taken by someone else by the time the server binds it:
-        // retry with another one.
-        let mut last = String::new();
-        for _attempt in 0..5 {
-            let port = free_port();
-            let opts = format!(
-                "-k '{}' -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-                 -c full_page_writes=off -c shared_buffers=16MB -c max_connections=40 -c wal_level=logical \
-                 -c max_wal_senders=4 -c max_replication_slots=4 -c log_min_messages=warning{preload}",
-                c.socket_dir.display(),
-                // pg_cron and pg_stat_statements need shared_preload_libraries; pg_cron runs in database `postgres`.
-                preload = if hosted {
-                    " -c shared_preload_libraries=pg_cron,pg_stat_statements -c cron.database_name=postgres"
-                } else {
-                    ""
-                }
-            );
-            let o = c
-                .server_cmd("pg_ctl")
-                .arg("-D")
-                .arg(&c.data_dir)
-                .arg("-l")
-                .arg(&c.log_file)
-                .args(["-w", "-t", "60", "-s", "-o", &opts, "start"])
-                .output()
-                .expect("spawn pg_ctl start");
-            if o.status.success() {
-                c.port = port;
-                c.started = true;
-                break;
-            }
-            let log = fs::read_to_string(&c.log_file).unwrap_or_default();
-            last = format!("{}\nserver log:\n{log}", show(&o));
-            // Make sure nothing half-started stays behind before retrying.
-            let _ = c
-                .server_cmd("pg_ctl")
-                .arg("-D")
-                .arg(&c.data_dir)
-                .args(["-m", "immediate", "-s", "stop"])
-                .output();
-            if !log.contains("could not bind") && !log.contains("Address already in use") {
-                break;
-            }
-        }
-        assert!(c.started, "pg_ctl start failed: {last}");
-
         if hosted {
             // The role users connect as: not a superuser (what supautils leaves it).
             c.psql(
@@ -379,21 +274,6 @@ impl PgCluster {
         );
     }
 
-    /// A server program (initdb, pg_ctl) as the server's OS user, in its temp dir.
-    fn server_cmd(&self, prog: &str) -> Command {
-        let mut c = Command::new(self.bin.join(prog));
-        clear_pg_env(&mut c);
-        c.current_dir(self.dir.path())
-            .env("HOME", self.dir.path())
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null());
-        if let Some((uid, gid)) = self.run_as {
-            // std drops the supplementary groups (setgroups(0)) before setuid.
-            c.uid(uid).gid(gid);
-        }
-        c
-    }
-
     /// A client program (`psql`, `pg_dump`, `pg_dumpall`, …) from the server's bin directory,
     /// with a clean libpq environment pointing at this cluster's socket as `postgres`
     /// (PGHOST, PGPORT, PGUSER, PGDATABASE=postgres). Override with arguments or more env.
@@ -407,7 +287,7 @@ impl PgCluster {
             .env("PGCLIENTENCODING", "UTF8")
             .env("PGCONNECT_TIMEOUT", "10")
             // No ~/.pgpass of the caller's: a test's passwords come only from the test.
-            .env("PGPASSFILE", self.dir.path().join("no-pgpass"))
+            .env("PGPASSFILE", self.dir().join("no-pgpass"))
             .env("LC_ALL", "C")
             .stdin(Stdio::null());
         c
@@ -552,18 +432,12 @@ impl PgCluster {
 
     /// The postmaster's pid (from `postmaster.pid`).
     pub fn pid(&self) -> Option<i32> {
-        fs::read_to_string(self.data_dir.join("postmaster.pid"))
-            .ok()?
-            .lines()
-            .next()?
-            .trim()
-            .parse()
-            .ok()
+        self.cluster.pid()
     }
 
     /// The cluster's temp dir (data, socket dir and log are inside).
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.cluster.dir()
     }
 
     /// The server log so far (for failure messages).
@@ -590,32 +464,6 @@ impl PgCluster {
                 .output()
                 .unwrap();
         }
-    }
-}
-
-impl Drop for PgCluster {
-    fn drop(&mut self) {
-        if !self.started {
-            return;
-        }
-        let pid = self.pid();
-        let stopped = self
-            .server_cmd("pg_ctl")
-            .arg("-D")
-            .arg(&self.data_dir)
-            .args(["-m", "immediate", "-w", "-t", "30", "-s", "stop"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !stopped && let Some(pid) = pid {
-            // SAFETY: plain kill(2); SIGQUIT is postgres's immediate shutdown.
-            unsafe { libc::kill(pid, libc::SIGQUIT) };
-            std::thread::sleep(std::time::Duration::from_millis(500));
-            // SAFETY: as above.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        // `dir` (a TempDir) is removed when the fields drop, right after this.
     }
 }
 

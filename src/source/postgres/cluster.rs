@@ -133,8 +133,34 @@ fn show(o: &Output) -> String {
     s
 }
 
-/// A running throwaway cluster: superuser `postgres`, trust authentication, database
-/// `postgres`. Stopped and deleted on drop.
+/// How a throwaway cluster is made. The default is the drill's: superuser `postgres`, trust
+/// authentication everywhere, no extra settings.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// The bootstrap superuser (`initdb -U`).
+    pub superuser: String,
+    /// Authentication for TCP connections (`trust`, `scram-sha-256`); the socket is trusted.
+    pub host_auth: String,
+    /// Server settings (`name`, `value`) on its command line; only plain words are passed.
+    pub settings: Vec<(String, String)>,
+    /// Prefix of the temp dir's name.
+    pub prefix: String,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            superuser: "postgres".into(),
+            host_auth: "trust".into(),
+            settings: Vec::new(),
+            prefix: "snap-drill-".into(),
+        }
+    }
+}
+
+/// A running throwaway cluster: by default superuser `postgres`, trust authentication,
+/// database `postgres` ([`ClusterOptions`]). Stopped and deleted on drop. The one
+/// implementation: the restore drill and the tests' clusters both start through it.
 pub struct LocalCluster {
     bin: PathBuf,
     major: u32,
@@ -162,19 +188,31 @@ impl LocalCluster {
         install: &ServerInstall,
         settings: &[(String, String)],
     ) -> Result<LocalCluster> {
-        let mut c = Self::create(install)?;
+        let opts = ClusterOptions {
+            settings: settings.to_vec(),
+            ..Default::default()
+        };
+        Self::start_with_options(install, &opts)
+    }
+
+    /// Start a cluster with the server in `install`, made as `opts` says.
+    pub fn start_with_options(
+        install: &ServerInstall,
+        opts: &ClusterOptions,
+    ) -> Result<LocalCluster> {
+        let mut c = Self::create(install, &opts.prefix)?;
         c.read_version()?;
-        c.initdb()?;
-        c.start_server(settings)
+        c.initdb(opts)?;
+        c.start_server(&opts.settings)
     }
 
     /// A cluster of `install` not yet initialised: its temporary directory and socket
     /// directory, owned by the server's OS user.
-    fn create(install: &ServerInstall) -> Result<LocalCluster> {
+    fn create(install: &ServerInstall, prefix: &str) -> Result<LocalCluster> {
         let run_as = server_identity()?;
         let base = temp_base(run_as.is_some());
         let dir = tempfile::Builder::new()
-            .prefix("snap-drill-")
+            .prefix(prefix)
             .tempdir_in(&base)
             .map_err(|e| Error::io(&base, e))?;
         let chown = |p: &Path| -> Result<()> {
@@ -216,21 +254,16 @@ impl LocalCluster {
         Ok(())
     }
 
-    /// Create the data directory (`initdb`: user postgres, trust, UTF8, locale C).
-    fn initdb(&self) -> Result<()> {
+    /// Create the data directory (`initdb`: the superuser and authentication of `opts`, UTF8,
+    /// locale C).
+    fn initdb(&self, opts: &ClusterOptions) -> Result<()> {
         let o = self
             .server_cmd("initdb")
             .arg("-D")
             .arg(&self.data_dir)
-            .args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ])
+            .args(["-U", &opts.superuser, "--auth-local=trust"])
+            .arg(format!("--auth-host={}", opts.host_auth))
+            .args(["-E", "UTF8", "--locale=C", "--no-sync"])
             .output()
             .map_err(|e| Error::io(self.bin.join("initdb"), e))?;
         if !o.status.success() {
@@ -307,7 +340,7 @@ impl LocalCluster {
     }
 
     /// A server program (initdb, pg_ctl, postgres) as the server's OS user, in the temp dir.
-    fn server_cmd(&self, prog: &str) -> Command {
+    pub fn server_cmd(&self, prog: &str) -> Command {
         let mut c = Command::new(self.bin.join(prog));
         for (k, _) in std::env::vars_os() {
             if k.to_str().is_some_and(|k| k.starts_with("PG")) {
@@ -368,17 +401,49 @@ impl LocalCluster {
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log_file).unwrap_or_default()
     }
+    /// The Unix socket directory (`host=` / `-h`).
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket_dir
+    }
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+    pub fn log_file(&self) -> &Path {
+        &self.log_file
+    }
+    /// The postmaster's pid (from `postmaster.pid`).
+    pub fn pid(&self) -> Option<i32> {
+        fs::read_to_string(self.data_dir.join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
 }
 
 impl Drop for LocalCluster {
+    /// `pg_ctl stop -m immediate`; when that fails, SIGQUIT (postgres's immediate shutdown),
+    /// then SIGKILL, to the postmaster.
     fn drop(&mut self) {
-        if self.started {
-            let _ = self
-                .server_cmd("pg_ctl")
-                .arg("-D")
-                .arg(&self.data_dir)
-                .args(["-m", "immediate", "-w", "-t", "60", "-s", "stop"])
-                .output();
+        if !self.started {
+            return;
+        }
+        let pid = self.pid();
+        let stopped = self
+            .server_cmd("pg_ctl")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "immediate", "-w", "-t", "60", "-s", "stop"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !stopped && let Some(pid) = pid {
+            // SAFETY: plain kill(2) of the postmaster this cluster started.
+            unsafe { libc::kill(pid, libc::SIGQUIT) };
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         // `dir` (TempDir) is removed when the fields drop, right after this.
     }
