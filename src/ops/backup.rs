@@ -60,7 +60,18 @@ struct Ctx<'a> {
     warnings: Vec<String>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// A context with an empty summary and no warnings yet.
+    fn new(repo: &'a Repository, saver: &'a Saver, progress: &'a dyn Progress) -> Ctx<'a> {
+        Ctx {
+            repo,
+            saver,
+            progress,
+            summary: Summary::default(),
+            warnings: Vec::new(),
+        }
+    }
+
     fn warn(&mut self, msg: String) {
         self.progress.warn(&msg);
         self.warnings.push(msg);
@@ -126,13 +137,7 @@ pub fn backup(
     tags.dedup();
     let level = opts.compression.unwrap_or(repo.config().compression);
     let saver = Saver::new(repo, level)?;
-    let mut ctx = Ctx {
-        repo,
-        saver: &saver,
-        progress,
-        summary: Summary::default(),
-        warnings: Vec::new(),
-    };
+    let mut ctx = Ctx::new(repo, &saver, progress);
     let mut tree = TreeWriter::new(&saver, repo.chunker());
     let backed = match input {
         BackupInput::Paths(paths) => backup_paths(&mut ctx, &mut tree, &paths, opts, &host)?,
