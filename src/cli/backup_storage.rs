@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use snap::ops::{BackupInput, BackupOptions, backup};
+use snap::ops::{BackupInput, BackupOptions, BackupOutcome, backup};
 use snap::repo::lock::LockKind;
 use snap::source::storage::{StorageOptions, StorageSource, StorageSummary, resolve_api_base};
 use zeroize::Zeroizing;
@@ -121,73 +121,107 @@ pub fn run(
         &super::progress::Bars::new(g.quiet || json),
     )?;
     let st: StorageSummary = out.source_summary.storage().cloned().unwrap_or_default();
-    let s = &out.snapshot.manifest.summary;
-    let secs = s.duration_ms as f64 / 1000.0;
-    let mbps = s.bytes_read as f64 / 1e6 / secs.max(0.001);
-    let dedup = if s.added_raw_bytes > 0 {
-        s.bytes_read as f64 / s.added_raw_bytes as f64
-    } else {
-        f64::INFINITY
-    };
+    let rates = Rates::of(&out.snapshot.manifest.summary);
     let code = if st.failed > 0 {
         exit::INCOMPLETE
     } else {
         exit::OK
     };
     if json {
-        let mut v = serde_json::to_value(super::snapshots::SnapshotJson::new(
-            &out.snapshot,
-            &out.warnings,
-        ))?;
-        v["storage"] = serde_json::to_value(&out.source_summary)?;
-        v["notes"] = serde_json::json!(out.notes);
-        v["dedup_ratio"] = serde_json::json!(if dedup.is_finite() { Some(dedup) } else { None });
-        v["mb_per_second"] = serde_json::json!(mbps);
-        output::json(&v)?;
+        print_json(&out, &rates)?;
         return Ok(code);
     }
     if !g.quiet {
+        print_text(&out, &st, &rates);
+    }
+    warn_incomplete(&st);
+    Ok(code)
+}
+
+/// How fast the backup read and how well it deduplicated.
+struct Rates {
+    secs: f64,
+    mbps: f64,
+    /// Bytes read per raw byte added (infinite: nothing new).
+    dedup: f64,
+}
+
+impl Rates {
+    /// The rates of a snapshot's summary.
+    fn of(s: &snap::snapshot::Summary) -> Rates {
+        let secs = s.duration_ms as f64 / 1000.0;
+        let mbps = s.bytes_read as f64 / 1e6 / secs.max(0.001);
+        let dedup = if s.added_raw_bytes > 0 {
+            s.bytes_read as f64 / s.added_raw_bytes as f64
+        } else {
+            f64::INFINITY
+        };
+        Rates { secs, mbps, dedup }
+    }
+}
+
+/// Print the snapshot, the Storage summary and the rates as JSON.
+fn print_json(out: &BackupOutcome, r: &Rates) -> anyhow::Result<()> {
+    let dedup = r.dedup;
+    let mut v = serde_json::to_value(super::snapshots::SnapshotJson::new(
+        &out.snapshot,
+        &out.warnings,
+    ))?;
+    v["storage"] = serde_json::to_value(&out.source_summary)?;
+    v["notes"] = serde_json::json!(out.notes);
+    v["dedup_ratio"] = serde_json::json!(if dedup.is_finite() { Some(dedup) } else { None });
+    v["mb_per_second"] = serde_json::json!(r.mbps);
+    output::json(&v)?;
+    Ok(())
+}
+
+/// Print the snapshot, its buckets, what was downloaded and the rates.
+fn print_text(out: &BackupOutcome, st: &StorageSummary, r: &Rates) {
+    let s = &out.snapshot.manifest.summary;
+    tell!(
+        "snapshot {} of Supabase Storage at {} ({} listing)",
+        out.snapshot.id.short(),
+        st.api_base,
+        st.listing
+    );
+    tell!("  {:<32} {:>9} {:>12}", "bucket", "objects", "size");
+    for b in &st.buckets {
         tell!(
-            "snapshot {} of Supabase Storage at {} ({} listing)",
-            out.snapshot.id.short(),
-            st.api_base,
-            st.listing
-        );
-        tell!("  {:<32} {:>9} {:>12}", "bucket", "objects", "size");
-        for b in &st.buckets {
-            tell!(
-                "  {:<32} {:>9} {:>12}",
-                output::path(&b.bucket),
-                b.objects,
-                output::bytes(b.bytes)
-            );
-        }
-        tell!(
-            "  {} objects: {} downloaded ({}), {} unchanged since the parent snapshot (reused, not downloaded)",
-            st.objects,
-            st.downloaded,
-            output::bytes(st.bytes_downloaded),
-            st.reused
-        );
-        if st.retries > 0 {
-            tell!(
-                "  {} transient failures (timeouts, resets, 429/5xx) were retried",
-                st.retries
-            );
-        }
-        tell!(
-            "  read {} in {:.1} s ({:.1} MB/s); added {} to the repository (dedup ratio {})",
-            output::bytes(s.bytes_read),
-            secs,
-            mbps,
-            output::bytes(s.added_bytes),
-            if dedup.is_finite() {
-                format!("{dedup:.1}x")
-            } else {
-                "∞ (nothing new)".into()
-            },
+            "  {:<32} {:>9} {:>12}",
+            output::path(&b.bucket),
+            b.objects,
+            output::bytes(b.bytes)
         );
     }
+    tell!(
+        "  {} objects: {} downloaded ({}), {} unchanged since the parent snapshot (reused, not downloaded)",
+        st.objects,
+        st.downloaded,
+        output::bytes(st.bytes_downloaded),
+        st.reused
+    );
+    if st.retries > 0 {
+        tell!(
+            "  {} transient failures (timeouts, resets, 429/5xx) were retried",
+            st.retries
+        );
+    }
+    tell!(
+        "  read {} in {:.1} s ({:.1} MB/s); added {} to the repository (dedup ratio {})",
+        output::bytes(s.bytes_read),
+        r.secs,
+        r.mbps,
+        output::bytes(s.added_bytes),
+        if r.dedup.is_finite() {
+            format!("{:.1}x", r.dedup)
+        } else {
+            "∞ (nothing new)".into()
+        },
+    );
+}
+
+/// Warn of the objects that vanished during the backup or could not be backed up.
+fn warn_incomplete(st: &StorageSummary) {
     if st.vanished > 0 {
         say!(
             "warning: {} objects were deleted or changed during the backup and are not in the snapshot",
@@ -200,7 +234,6 @@ pub fn run(
             st.failed
         );
     }
-    Ok(code)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::repo::{Repository, Saver, TreeWriter};
 use crate::snapshot::{
     ChunkRef, Entry, EntryKind, Manifest, Snapshot, SourceKind, Summary, path_cmp,
 };
+use crate::source::files::WalkItem;
 use crate::source::{self, EntrySink, Excludes, Source, StreamSource};
 
 #[derive(Debug, Clone, Default)]
@@ -59,7 +60,18 @@ struct Ctx<'a> {
     warnings: Vec<String>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// A context with an empty summary and no warnings yet.
+    fn new(repo: &'a Repository, saver: &'a Saver, progress: &'a dyn Progress) -> Ctx<'a> {
+        Ctx {
+            repo,
+            saver,
+            progress,
+            summary: Summary::default(),
+            warnings: Vec::new(),
+        }
+    }
+
     fn warn(&mut self, msg: String) {
         self.progress.warn(&msg);
         self.warnings.push(msg);
@@ -88,8 +100,6 @@ impl Ctx<'_> {
     }
 }
 
-/// Run a backup and record a snapshot. The manifest is written only after every pack it
-/// references is durable and indexed; on any error nothing is recorded.
 /// A command of the source (pg_dump, a `--command`) failed: the error says no snapshot was
 /// recorded.
 fn source_failed(e: Error) -> Error {
@@ -99,6 +109,18 @@ fn source_failed(e: Error) -> Error {
     }
 }
 
+/// What backing up one input recorded, for the manifest and the outcome.
+struct Backed {
+    paths: Vec<String>,
+    kind: SourceKind,
+    description: String,
+    parent: Option<Id>,
+    notes: Vec<String>,
+    source_summary: crate::source::SourceSummary,
+}
+
+/// Run a backup and record a snapshot. The manifest is written only after every pack it
+/// references is durable and indexed; on any error nothing is recorded.
 pub fn backup(
     repo: &Repository,
     input: BackupInput<'_>,
@@ -115,107 +137,12 @@ pub fn backup(
     tags.dedup();
     let level = opts.compression.unwrap_or(repo.config().compression);
     let saver = Saver::new(repo, level)?;
-    let mut ctx = Ctx {
-        repo,
-        saver: &saver,
-        progress,
-        summary: Summary::default(),
-        warnings: Vec::new(),
-    };
+    let mut ctx = Ctx::new(repo, &saver, progress);
     let mut tree = TreeWriter::new(&saver, repo.chunker());
-    let mut source_notes = Vec::new();
-    let mut source_summary = crate::source::SourceSummary::None;
-
-    let (paths, kind, description, parent) = match input {
-        BackupInput::Paths(paths) => {
-            let roots = normalize_roots(&paths)?;
-            let stored: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
-            let parent = match find_parent(repo, opts, &host, &stored, SourceKind::Files) {
-                Ok(p) => p,
-                // A damaged parent must not stop the nightly backup: read everything instead.
-                Err(e) if opts.parent.is_none() => {
-                    progress.warn(&format!("parent snapshot unusable, reading all files: {e}"));
-                    None
-                }
-                Err(e) => return Err(e),
-            };
-            progress.start("backup", None);
-            backup_files(&mut ctx, &mut tree, &roots, opts, parent.as_ref())?;
-            (
-                stored,
-                SourceKind::Files,
-                "files".to_string(),
-                parent.map(|p| p.0),
-            )
-        }
-        BackupInput::Stream(mut src) => {
-            let name = src.name().trim_matches('/').to_string();
-            crate::snapshot::validate_path(&name)
-                .map_err(|_| Error::Invalid(format!("invalid stream name {name:?}")))?;
-            progress.start("backup", None);
-            let now_ns = time.timestamp_nanos_opt().unwrap_or(0);
-            let parts: Vec<&str> = name.split('/').collect();
-            for i in 1..parts.len() {
-                let dir = synthetic(parts[..i].join("/"), EntryKind::Dir, 0o755, now_ns);
-                tree.push(&dir)?;
-                ctx.summary.dirs += 1;
-            }
-            progress.item(&name);
-            let (chunks, size) = match ctx.store_stream(src.reader()) {
-                Ok(r) => r?,
-                Err(e) => return Err(Error::io(format!("<{}>", src.description()), e)),
-            };
-            let (kind, description) = (src.kind(), src.description());
-            // A failed command never becomes a snapshot.
-            src.finish().map_err(source_failed)?;
-            let mut file = synthetic(name.clone(), EntryKind::File, 0o600, now_ns);
-            file.size = size;
-            file.chunks = chunks;
-            tree.push(&file)?;
-            ctx.summary.files += 1;
-            ctx.summary.files_new += 1;
-            ctx.summary.total_bytes += size;
-            (vec![name], kind, description, None)
-        }
-        BackupInput::Source(mut src) => {
-            let paths = src.paths();
-            let parent = match find_parent(repo, opts, &host, &paths, src.kind()) {
-                Ok(p) => p,
-                Err(e) if opts.parent.is_none() => {
-                    progress.warn(&format!(
-                        "parent snapshot unusable, reading everything: {e}"
-                    ));
-                    None
-                }
-                Err(e) => return Err(e),
-            };
-            let (parent_id, parent_files) = match parent {
-                Some((id, files)) if !opts.force => (Some(id), files),
-                Some((id, _)) => (Some(id), HashMap::new()),
-                None => (None, HashMap::new()),
-            };
-            progress.start("backup", None);
-            let now_ns = time.timestamp_nanos_opt().unwrap_or(0);
-            let mut sink = CollectingSink {
-                ctx: &mut ctx,
-                entries: Vec::new(),
-                dirs: Vec::new(),
-                notes: Vec::new(),
-                now_ns,
-                parent: parent_files,
-            };
-            // A failed dump (pg_dump, a --command) ends the backup before any manifest.
-            src.run(&mut sink).map_err(source_failed)?;
-            let (entries, dirs, notes) = (
-                std::mem::take(&mut sink.entries),
-                std::mem::take(&mut sink.dirs),
-                std::mem::take(&mut sink.notes),
-            );
-            write_sorted(&mut ctx, &mut tree, entries, dirs, now_ns)?;
-            source_notes = notes;
-            source_summary = src.summary();
-            (paths, src.kind(), src.description(), parent_id)
-        }
+    let backed = match input {
+        BackupInput::Paths(paths) => backup_paths(&mut ctx, &mut tree, &paths, opts, &host)?,
+        BackupInput::Stream(src) => backup_stream(&mut ctx, &mut tree, src, time)?,
+        BackupInput::Source(src) => backup_source(&mut ctx, &mut tree, src, opts, &host, time)?,
     };
 
     let tree_refs = tree.finish()?;
@@ -235,10 +162,10 @@ pub fn backup(
             host,
             username: crate::util::username(),
             tags,
-            paths,
-            source: kind,
-            description,
-            parent,
+            paths: backed.paths,
+            source: backed.kind,
+            description: backed.description,
+            parent: backed.parent,
             tree: tree_refs.clone(),
             summary,
             copied_from: None,
@@ -248,8 +175,136 @@ pub fn backup(
     Ok(BackupOutcome {
         snapshot: Snapshot { id, manifest },
         warnings,
-        notes: source_notes,
-        source_summary,
+        notes: backed.notes,
+        source_summary: backed.source_summary,
+    })
+}
+
+/// Back up files and directories under `paths`, against the parent snapshot of the same roots.
+fn backup_paths(
+    ctx: &mut Ctx,
+    tree: &mut TreeWriter,
+    paths: &[PathBuf],
+    opts: &BackupOptions,
+    host: &str,
+) -> Result<Backed> {
+    let roots = normalize_roots(paths)?;
+    let stored: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+    let parent = match find_parent(ctx.repo, opts, host, &stored, SourceKind::Files) {
+        Ok(p) => p,
+        // A damaged parent must not stop the nightly backup: read everything instead.
+        Err(e) if opts.parent.is_none() => {
+            ctx.progress
+                .warn(&format!("parent snapshot unusable, reading all files: {e}"));
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    ctx.progress.start("backup", None);
+    backup_files(ctx, tree, &roots, opts, parent.as_ref())?;
+    Ok(Backed {
+        paths: stored,
+        kind: SourceKind::Files,
+        description: "files".to_string(),
+        parent: parent.map(|p| p.0),
+        notes: Vec::new(),
+        source_summary: crate::source::SourceSummary::None,
+    })
+}
+
+/// Back up one stream as a file named by the stream (with its parent directories).
+fn backup_stream(
+    ctx: &mut Ctx,
+    tree: &mut TreeWriter,
+    mut src: Box<dyn StreamSource + '_>,
+    time: chrono::DateTime<chrono::FixedOffset>,
+) -> Result<Backed> {
+    let name = src.name().trim_matches('/').to_string();
+    crate::snapshot::validate_path(&name)
+        .map_err(|_| Error::Invalid(format!("invalid stream name {name:?}")))?;
+    ctx.progress.start("backup", None);
+    let now_ns = time.timestamp_nanos_opt().unwrap_or(0);
+    let parts: Vec<&str> = name.split('/').collect();
+    for i in 1..parts.len() {
+        let dir = synthetic(parts[..i].join("/"), EntryKind::Dir, 0o755, now_ns);
+        tree.push(&dir)?;
+        ctx.summary.dirs += 1;
+    }
+    ctx.progress.item(&name);
+    let (chunks, size) = match ctx.store_stream(src.reader()) {
+        Ok(r) => r?,
+        Err(e) => return Err(Error::io(format!("<{}>", src.description()), e)),
+    };
+    let (kind, description) = (src.kind(), src.description());
+    // A failed command never becomes a snapshot.
+    src.finish().map_err(source_failed)?;
+    let mut file = synthetic(name.clone(), EntryKind::File, 0o600, now_ns);
+    file.size = size;
+    file.chunks = chunks;
+    tree.push(&file)?;
+    ctx.summary.files += 1;
+    ctx.summary.files_new += 1;
+    ctx.summary.total_bytes += size;
+    Ok(Backed {
+        paths: vec![name],
+        kind,
+        description,
+        parent: None,
+        notes: Vec::new(),
+        source_summary: crate::source::SourceSummary::None,
+    })
+}
+
+/// Back up a source that pushes many entries (a database), against its parent snapshot.
+fn backup_source(
+    ctx: &mut Ctx,
+    tree: &mut TreeWriter,
+    mut src: Box<dyn Source + '_>,
+    opts: &BackupOptions,
+    host: &str,
+    time: chrono::DateTime<chrono::FixedOffset>,
+) -> Result<Backed> {
+    let paths = src.paths();
+    let parent = match find_parent(ctx.repo, opts, host, &paths, src.kind()) {
+        Ok(p) => p,
+        Err(e) if opts.parent.is_none() => {
+            ctx.progress.warn(&format!(
+                "parent snapshot unusable, reading everything: {e}"
+            ));
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let (parent_id, parent_files) = match parent {
+        Some((id, files)) if !opts.force => (Some(id), files),
+        Some((id, _)) => (Some(id), HashMap::new()),
+        None => (None, HashMap::new()),
+    };
+    ctx.progress.start("backup", None);
+    let now_ns = time.timestamp_nanos_opt().unwrap_or(0);
+    let mut sink = CollectingSink {
+        ctx: &mut *ctx,
+        entries: Vec::new(),
+        dirs: Vec::new(),
+        notes: Vec::new(),
+        now_ns,
+        parent: parent_files,
+    };
+    // A failed dump (pg_dump, a --command) ends the backup before any manifest.
+    src.run(&mut sink).map_err(source_failed)?;
+    let (entries, dirs, notes) = (
+        std::mem::take(&mut sink.entries),
+        std::mem::take(&mut sink.dirs),
+        std::mem::take(&mut sink.notes),
+    );
+    write_sorted(ctx, tree, entries, dirs, now_ns)?;
+    Ok(Backed {
+        paths,
+        kind: src.kind(),
+        description: src.description(),
+        parent: parent_id,
+        notes,
+        source_summary: src.summary(),
     })
 }
 
@@ -325,6 +380,7 @@ fn find_parent(
     Ok(Some((snap.id, files)))
 }
 
+/// Back up the files under `roots` into `tree`, reusing the parent's chunks of unchanged files.
 fn backup_files(
     ctx: &mut Ctx,
     tree: &mut TreeWriter,
@@ -347,105 +403,139 @@ fn backup_files(
                 continue;
             }
         };
-        let path = source::stored_path(&item.abs);
-        let m = &item.meta;
-        let ft = m.file_type();
-        let mut e = Entry {
-            path,
-            kind: EntryKind::Dir,
-            mode: m.mode() & 0o7777,
-            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-            uid: m.uid(),
-            gid: m.gid(),
-            size: 0,
-            inode: m.ino(),
-            target: None,
-            chunks: Vec::new(),
-            attrs: BTreeMap::new(),
-        };
-        if ft.is_dir() {
-            e.inode = 0;
-            ctx.summary.dirs += 1;
-        } else if ft.is_symlink() {
-            let target = match std::fs::read_link(&item.abs) {
-                Ok(t) => t,
-                Err(err) => {
-                    ctx.warn(format!("{}: {err} (skipped)", item.abs.display()));
-                    continue;
-                }
-            };
-            e.kind = EntryKind::Symlink;
-            e.inode = 0;
-            e.target = Some(crate::snapshot::name::from_os(target.as_os_str()));
-            ctx.summary.symlinks += 1;
-        } else if ft.is_file() {
-            e.kind = EntryKind::File;
-            e.size = m.len();
-            ctx.progress.item(&e.path);
-            let old = parent.and_then(|(_, files)| files.get(&e.path));
-            let unchanged = old.filter(|o| {
-                !opts.force
-                    && o.size == e.size
-                    && o.mtime_ns == e.mtime_ns
-                    && o.inode == e.inode
-                    && o.inode != 0
-            });
-            let reused = match unchanged {
-                Some(o) if all_reusable(ctx.saver, &o.chunks)? => {
-                    e.chunks = o.chunks.clone();
-                    true
-                }
-                _ => false,
-            };
-            if reused {
-                ctx.summary.files_unchanged += 1;
-            } else {
-                let mut f = match std::fs::File::open(&item.abs) {
-                    Ok(f) => f,
-                    Err(err) => {
-                        ctx.warn(format!("{}: {err} (skipped)", item.abs.display()));
-                        continue;
-                    }
-                };
-                match ctx.store_stream(&mut f) {
-                    Ok(r) => {
-                        let (chunks, size) = r?;
-                        e.chunks = chunks;
-                        e.size = size;
-                        if changed_while_read(&m, &f, size) {
-                            ctx.summary.changed_while_read += 1;
-                            ctx.warn(format!(
-                                "{}: changed while it was read (size or modification time); stored as read, which may mix old and new content",
-                                item.abs.display()
-                            ));
-                        }
-                    }
-                    Err(err) => {
-                        ctx.warn(format!(
-                            "{}: read failed: {err} (skipped)",
-                            item.abs.display()
-                        ));
-                        continue;
-                    }
-                }
-                match old {
-                    Some(o) if o.chunks == e.chunks => ctx.summary.files_unchanged += 1,
-                    Some(_) => ctx.summary.files_changed += 1,
-                    None => ctx.summary.files_new += 1,
-                }
-            }
-            ctx.summary.files += 1;
-            ctx.summary.total_bytes += e.size;
-        } else {
-            ctx.warn(format!(
-                "{}: special file (fifo, socket or device) not backed up",
-                item.abs.display()
-            ));
-            continue;
+        if let Some(e) = walked_entry(ctx, &item, opts, parent)? {
+            tree.push(&e)?;
         }
-        tree.push(&e)?;
     }
     Ok(())
+}
+
+/// The entry of one walked item (None: skipped, with a warning); a file's content is stored.
+fn walked_entry(
+    ctx: &mut Ctx,
+    item: &WalkItem,
+    opts: &BackupOptions,
+    parent: Option<&ParentFiles>,
+) -> Result<Option<Entry>> {
+    let path = source::stored_path(&item.abs);
+    let m = &item.meta;
+    let ft = m.file_type();
+    let mut e = Entry {
+        path,
+        kind: EntryKind::Dir,
+        mode: m.mode() & 0o7777,
+        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        uid: m.uid(),
+        gid: m.gid(),
+        size: 0,
+        inode: m.ino(),
+        target: None,
+        chunks: Vec::new(),
+        attrs: BTreeMap::new(),
+    };
+    if ft.is_dir() {
+        e.inode = 0;
+        ctx.summary.dirs += 1;
+    } else if ft.is_symlink() {
+        let target = match std::fs::read_link(&item.abs) {
+            Ok(t) => t,
+            Err(err) => {
+                ctx.warn(format!("{}: {err} (skipped)", item.abs.display()));
+                return Ok(None);
+            }
+        };
+        e.kind = EntryKind::Symlink;
+        e.inode = 0;
+        e.target = Some(crate::snapshot::name::from_os(target.as_os_str()));
+        ctx.summary.symlinks += 1;
+    } else if ft.is_file() {
+        return file_entry(ctx, item, e, opts, parent);
+    } else {
+        ctx.warn(format!(
+            "{}: special file (fifo, socket or device) not backed up",
+            item.abs.display()
+        ));
+        return Ok(None);
+    }
+    Ok(Some(e))
+}
+
+/// A regular file's entry `e`: the parent's chunks when it is unchanged, else read and stored
+/// (None: it could not be read, with a warning).
+fn file_entry(
+    ctx: &mut Ctx,
+    item: &WalkItem,
+    mut e: Entry,
+    opts: &BackupOptions,
+    parent: Option<&ParentFiles>,
+) -> Result<Option<Entry>> {
+    e.kind = EntryKind::File;
+    e.size = item.meta.len();
+    ctx.progress.item(&e.path);
+    let old = parent.and_then(|(_, files)| files.get(&e.path));
+    let unchanged = old.filter(|o| {
+        !opts.force
+            && o.size == e.size
+            && o.mtime_ns == e.mtime_ns
+            && o.inode == e.inode
+            && o.inode != 0
+    });
+    let reused = match unchanged {
+        Some(o) if all_reusable(ctx.saver, &o.chunks)? => {
+            e.chunks = o.chunks.clone();
+            true
+        }
+        _ => false,
+    };
+    if reused {
+        ctx.summary.files_unchanged += 1;
+    } else {
+        if !read_file(ctx, item, &mut e)? {
+            return Ok(None);
+        }
+        match old {
+            Some(o) if o.chunks == e.chunks => ctx.summary.files_unchanged += 1,
+            Some(_) => ctx.summary.files_changed += 1,
+            None => ctx.summary.files_new += 1,
+        }
+    }
+    ctx.summary.files += 1;
+    ctx.summary.total_bytes += e.size;
+    Ok(Some(e))
+}
+
+/// Read the file into the saver, setting `e`'s chunks and size; warn when it changed while
+/// read. False: it could not be opened or read (skipped, with a warning).
+fn read_file(ctx: &mut Ctx, item: &WalkItem, e: &mut Entry) -> Result<bool> {
+    let mut f = match std::fs::File::open(&item.abs) {
+        Ok(f) => f,
+        Err(err) => {
+            ctx.warn(format!("{}: {err} (skipped)", item.abs.display()));
+            return Ok(false);
+        }
+    };
+    match ctx.store_stream(&mut f) {
+        Ok(r) => {
+            let (chunks, size) = r?;
+            e.chunks = chunks;
+            e.size = size;
+            if changed_while_read(&item.meta, &f, size) {
+                ctx.summary.changed_while_read += 1;
+                ctx.warn(format!(
+                    "{}: changed while it was read (size or modification time); stored as read, which may mix old and new content",
+                    item.abs.display()
+                ));
+            }
+            Ok(true)
+        }
+        Err(err) => {
+            ctx.warn(format!(
+                "{}: read failed: {err} (skipped)",
+                item.abs.display()
+            ));
+            Ok(false)
+        }
+    }
 }
 
 /// Whether the file read through `f` (whose metadata before reading was `before`; `read`

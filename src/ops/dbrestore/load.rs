@@ -3,6 +3,8 @@
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::process::Stdio;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
@@ -272,14 +274,8 @@ pub fn scoped_parts<'a>(db: &'a DbSnapshot, scope: &Scope) -> Vec<&'a DataPart> 
         .collect()
 }
 
-type Feed<'a> = Box<
-    dyn FnOnce(
-            &mut LineCounter<std::io::BufWriter<std::process::ChildStdin>>,
-            &mut Vec<(String, u64)>,
-            &mut RestoreReport,
-        ) -> Result<()>
-        + 'a,
->;
+type Feed<'a> =
+    Box<dyn FnOnce(&mut PsqlStdin, &mut Vec<(String, u64)>, &mut RestoreReport) -> Result<()> + 'a>;
 
 /// Run one psql session fed by `feed`; on failure the error names part and line.
 fn psql_session(
@@ -427,23 +423,37 @@ pub fn restore(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
-    let scope = &opts.scope;
-    let plan = &opts.data;
-    let cron = plan.cron_sql(&db.database);
-    let added = opts.additions.sql(db.catalog()?.map(|c| &c.acls), false);
-    let mut report = RestoreReport {
-        left_out: plan.left_out.clone(),
-        cron_jobs_scheduled: plan.cron_jobs.len(),
-        additions_applied: opts
-            .additions
-            .apply
-            .iter()
-            .map(additions::describe)
-            .collect(),
-        ..Default::default()
+    let r = Restore::new(db, tools, conn, opts, progress)?;
+    let mut report = r.initial_report();
+    r.start_progress();
+    let res = match opts.jobs {
+        None => r.one_transaction(&mut report),
+        Some(n) => r.with_jobs(n, &mut report),
     };
-    let schema_full = String::from_utf8_lossy(&db.read_to_vec("schema.sql")?).into_owned();
-    let owned = owned_of(&schema_full, scope);
+    progress.finish();
+    res?;
+    if opts.supabase_target {
+        session::query(tools, conn, None, "NOTIFY pgrst, 'reload schema';")?;
+        report.notified_postgrest = true;
+    }
+    Ok(report)
+}
+
+/// What psql's stdin is written through.
+type PsqlStdin = LineCounter<std::io::BufWriter<std::process::ChildStdin>>;
+
+/// The note of a failed transaction that leaves the target as it was.
+const TX_NOTE: &str = "the transaction was rolled back, the target is unchanged";
+
+/// The texts fed before the data: clean, roles.sql, schema.sql (reduced to the scope) and the
+/// privileges (roles, schema and privileges not with `data_only`).
+fn texts_before_data(
+    db: &DbSnapshot,
+    opts: &RestoreOptions,
+    schema_full: &str,
+    owned: &BTreeSet<String>,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let scope = &opts.scope;
     let mut texts: Vec<(String, Vec<u8>)> = Vec::new();
     if !opts.clean.is_empty() {
         texts.push(("clean".into(), (opts.clean.join("\n") + "\n").into_bytes()));
@@ -458,281 +468,420 @@ pub fn restore(
         } else {
             format!("schema.sql ({})", scope.describe())
         };
-        texts.push((label, filter_schema_sql(&schema_full, scope).into_bytes()));
-        let privileges = privileges_sql(db, scope, &owned)?;
+        texts.push((label, filter_schema_sql(schema_full, scope).into_bytes()));
+        let privileges = privileges_sql(db, scope, owned)?;
         if !privileges.is_empty() {
             texts.push((PRIVILEGES.into(), privileges.into_bytes()));
         }
     }
-    let parts: Vec<&DataPart> = scoped_parts(db, scope)
-        .into_iter()
-        .filter(|p| plan.feeds(p))
-        .collect();
-    let migrations = *scope == Scope::Whole && db.has("migrations.sql");
-    // A selective restore loads into foreign keys it does not check row by row.
-    let fk_sql = if *scope == Scope::Whole {
-        String::new()
-    } else {
-        super::fkeys::enforce_sql(&part_tables(&parts))
-    };
-    let tx_note = "the transaction was rolled back, the target is unchanged";
-    // The data is nearly all of it: the bar counts its bytes (sizes recorded at backup time).
-    let data_parts: Vec<&DataPart> = if *scope == Scope::Whole {
-        db.parts.iter().collect()
-    } else {
-        parts.clone()
-    };
-    progress.start(
-        "restore",
-        Some(data_parts.iter().filter_map(|p| p.bytes).sum()),
-    );
-    let res = (|| -> Result<()> {
-        match opts.jobs {
+    Ok(texts)
+}
+
+/// One [`restore`]: what it restores, and the SQL fed around the data.
+struct Restore<'a> {
+    db: &'a DbSnapshot<'a>,
+    tools: &'a PgTools,
+    conn: &'a ConnSpec,
+    opts: &'a RestoreOptions,
+    progress: &'a dyn Progress,
+    /// Recreates the pg_cron jobs.
+    cron: String,
+    /// Applies the user's additions to auth and storage.
+    added: String,
+    /// The sequences owned by a `--table` scope's table.
+    owned: BTreeSet<String>,
+    /// Fed before the data (see [`texts_before_data`]).
+    texts: Vec<(String, Vec<u8>)>,
+    /// The scope's COPY parts that are fed.
+    parts: Vec<&'a DataPart>,
+    /// Whether migrations.sql is restored.
+    migrations: bool,
+    /// A selective restore's checks of the foreign keys it loaded into.
+    fk_sql: String,
+}
+
+impl<'a> Restore<'a> {
+    /// Read what the restore needs from the snapshot and work out what is fed.
+    fn new(
+        db: &'a DbSnapshot<'a>,
+        tools: &'a PgTools,
+        conn: &'a ConnSpec,
+        opts: &'a RestoreOptions,
+        progress: &'a dyn Progress,
+    ) -> Result<Restore<'a>> {
+        let scope = &opts.scope;
+        let plan = &opts.data;
+        let cron = plan.cron_sql(&db.database);
+        let added = opts.additions.sql(db.catalog()?.map(|c| &c.acls), false);
+        let schema_full = String::from_utf8_lossy(&db.read_to_vec("schema.sql")?).into_owned();
+        let owned = owned_of(&schema_full, scope);
+        let texts = texts_before_data(db, opts, &schema_full, &owned)?;
+        let parts: Vec<&DataPart> = scoped_parts(db, scope)
+            .into_iter()
+            .filter(|p| plan.feeds(p))
+            .collect();
+        let migrations = *scope == Scope::Whole && db.has("migrations.sql");
+        // A selective restore loads into foreign keys it does not check row by row.
+        let fk_sql = if *scope == Scope::Whole {
+            String::new()
+        } else {
+            super::fkeys::enforce_sql(&part_tables(&parts))
+        };
+        Ok(Restore {
+            db,
+            tools,
+            conn,
+            opts,
+            progress,
+            cron,
+            added,
+            owned,
+            texts,
+            parts,
+            migrations,
+            fk_sql,
+        })
+    }
+
+    /// The report before anything is fed: what the plans leave out and add.
+    fn initial_report(&self) -> RestoreReport {
+        let plan = &self.opts.data;
+        RestoreReport {
+            left_out: plan.left_out.clone(),
+            cron_jobs_scheduled: plan.cron_jobs.len(),
+            additions_applied: self
+                .opts
+                .additions
+                .apply
+                .iter()
+                .map(additions::describe)
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Start the progress bar, counting the data's bytes (sizes recorded at backup time).
+    fn start_progress(&self) {
+        // The data is nearly all of it: the bar counts its bytes.
+        let data_parts: Vec<&DataPart> = if self.opts.scope == Scope::Whole {
+            self.db.parts.iter().collect()
+        } else {
+            self.parts.clone()
+        };
+        self.progress.start(
+            "restore",
+            Some(data_parts.iter().filter_map(|p| p.bytes).sum()),
+        );
+    }
+
+    /// Without `--jobs`: everything in one psql session and transaction.
+    fn one_transaction(&self, report: &mut RestoreReport) -> Result<()> {
+        let (db, scope) = (self.db, &self.opts.scope);
+        let data = if *scope == Scope::Whole {
+            None
+        } else {
+            Some(data_sql_text(
+                db,
+                scope,
+                &self.owned,
+                true,
+                &self.opts.data,
+            )?)
+        };
+        let mut all = self.texts.clone();
+        if self.migrations {
+            all.push(("migrations.sql".into(), db.read_to_vec("migrations.sql")?));
+        }
+        report.parts = self.texts.iter().map(|(p, _)| p.clone()).collect();
+        report.parts.push(if *scope == Scope::Whole {
+            "data.sql".into()
+        } else {
+            format!(
+                "data.sql ({} tables of {})",
+                self.parts.len(),
+                scope.describe()
+            )
+        });
+        if self.migrations {
+            report.parts.push("migrations.sql".into());
+        }
+        let mig = all
+            .iter()
+            .find(|(p, _)| p == "migrations.sql")
+            .map(|(_, t)| t.clone());
+        // The texts fed after the data, so a failing statement there is quoted too.
+        all.push((ADDITIONS.into(), self.added.clone().into_bytes()));
+        all.push((CRON.into(), self.cron.clone().into_bytes()));
+        let data_label = report.parts[self.texts.len()].clone();
+        psql_session(
+            self.tools,
+            self.conn,
+            &all,
+            TX_NOTE,
+            report,
+            Box::new(move |w, starts, report| {
+                self.feed_before_data(w, starts, report)?;
+                self.progress.item(&data_label);
+                starts.push((data_label.clone(), w.lines + 1));
+                self.feed_data(w, data.as_deref(), report)?;
+                put(w, b"\n")?;
+                self.feed_after_data(w, starts, report, mig.as_deref())
+            }),
+        )
+    }
+
+    /// Feed the texts before the data, skipping what a managed target refuses (but in clean
+    /// and privileges).
+    fn feed_before_data(
+        &self,
+        w: &mut PsqlStdin,
+        starts: &mut Vec<(String, u64)>,
+        report: &mut RestoreReport,
+    ) -> Result<()> {
+        let supabase = self.opts.supabase_target;
+        for (part, text) in &self.texts {
+            self.progress.item(part);
+            starts.push((part.clone(), w.lines + 1));
+            feed_text(
+                part,
+                text,
+                supabase && part != "clean" && part != PRIVILEGES,
+                w,
+                report,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Feed the data: all of data.sql as planned (None), or the scope's SQL `sqltext` around
+    /// its COPY parts.
+    fn feed_data(
+        &self,
+        w: &mut dyn Write,
+        data: Option<&[u8]>,
+        report: &mut RestoreReport,
+    ) -> Result<()> {
+        let (db, progress) = (self.db, self.progress);
+        match data {
             None => {
-                let data = if *scope == Scope::Whole {
-                    None
-                } else {
-                    Some(data_sql_text(db, scope, &owned, true, plan)?)
-                };
-                let mut all = texts.clone();
-                if migrations {
-                    all.push(("migrations.sql".into(), db.read_to_vec("migrations.sql")?));
-                }
-                report.parts = texts.iter().map(|(p, _)| p.clone()).collect();
-                report.parts.push(if *scope == Scope::Whole {
-                    "data.sql".into()
-                } else {
-                    format!("data.sql ({} tables of {})", parts.len(), scope.describe())
-                });
-                if migrations {
-                    report.parts.push("migrations.sql".into());
-                }
-                let supabase = opts.supabase_target;
-                let texts2 = texts.clone();
-                let parts2 = parts.clone();
-                let mig = all
-                    .iter()
-                    .find(|(p, _)| p == "migrations.sql")
-                    .map(|(_, t)| t.clone());
-                // The texts fed after the data, so a failing statement there is quoted too.
-                all.push((ADDITIONS.into(), added.clone().into_bytes()));
-                all.push((CRON.into(), cron.clone().into_bytes()));
-                let data_label = report.parts[texts.len()].clone();
-                psql_session(
-                    tools,
-                    conn,
-                    &all,
-                    tx_note,
-                    &mut report,
-                    Box::new(move |w, starts, report| {
-                        for (part, text) in &texts2 {
-                            progress.item(part);
-                            starts.push((part.clone(), w.lines + 1));
-                            feed_text(
-                                part,
-                                text,
-                                supabase && part != "clean" && part != PRIVILEGES,
-                                w,
-                                report,
-                            )?;
-                        }
-                        progress.item(&data_label);
-                        starts.push((data_label.clone(), w.lines + 1));
-                        match &data {
-                            None => {
-                                for p in &db.parts {
-                                    if p.kind == "copy" {
-                                        progress.item(&p.path);
-                                    }
-                                    let n = write_planned_part(db, p, plan, w)?;
-                                    report.bytes += n;
-                                    progress.bytes(n);
-                                }
-                            }
-                            Some(sqltext) => {
-                                // SET lines and this scope's setval first, then the COPY parts.
-                                put(w, sqltext.strip_suffix(b"RESET ALL;\n").unwrap_or(sqltext))?;
-                                for p in &parts2 {
-                                    progress.item(&p.path);
-                                    let n = db.write_part(&p.path, w)?;
-                                    report.bytes += n;
-                                    progress.bytes(n);
-                                }
-                                put(w, b"RESET ALL;\n")?;
-                            }
-                        }
-                        put(w, b"\n")?;
-                        if !fk_sql.is_empty() {
-                            starts.push(("foreign keys".into(), w.lines + 1));
-                            put(w, fk_sql.as_bytes())?;
-                        }
-                        if !added.is_empty() {
-                            progress.item(ADDITIONS);
-                            starts.push((ADDITIONS.into(), w.lines + 1));
-                            put(w, added.as_bytes())?;
-                        }
-                        if !cron.is_empty() {
-                            progress.item(CRON);
-                            starts.push((CRON.into(), w.lines + 1));
-                            put(w, cron.as_bytes())?;
-                        }
-                        if let Some(m) = &mig {
-                            progress.item("migrations.sql");
-                            starts.push(("migrations.sql".into(), w.lines + 1));
-                            feed_text("migrations.sql", m, false, w, report)?;
-                        }
-                        Ok(())
-                    }),
-                )
-            }
-            Some(n) => {
-                report.parts = texts
-                    .iter()
-                    .map(|(p, _)| format!("{p} (transaction 1)"))
-                    .collect();
-                if !texts.is_empty() {
-                    let supabase = opts.supabase_target;
-                    let t2 = texts.clone();
-                    psql_session(
-                        tools,
-                        conn,
-                        &texts,
-                        tx_note,
-                        &mut report,
-                        Box::new(move |w, starts, report| {
-                            for (part, text) in &t2 {
-                                progress.item(part);
-                                starts.push((part.clone(), w.lines + 1));
-                                feed_text(
-                                    part,
-                                    text,
-                                    supabase && part != "clean" && part != PRIVILEGES,
-                                    w,
-                                    report,
-                                )?;
-                            }
-                            Ok(())
-                        }),
-                    )?;
-                }
-                let settings = data_settings(db)?;
-                let queue =
-                    std::sync::Mutex::new(parts.iter().rev().copied().collect::<Vec<&DataPart>>());
-                let failed = std::sync::Mutex::new(None::<(String, Error)>);
-                let loaded = std::sync::Mutex::new(Vec::<String>::new());
-                let bytes = std::sync::atomic::AtomicU64::new(0);
-                let bytes_ref = &bytes;
-                std::thread::scope(|sc| {
-                    for _ in 0..n.max(1) {
-                        sc.spawn(|| {
-                            loop {
-                                if failed.lock().unwrap().is_some() {
-                                    return;
-                                }
-                                let Some(p) = queue.lock().unwrap().pop() else {
-                                    return;
-                                };
-                                let name = format!(
-                                    "{}.{}",
-                                    p.schema.as_deref().unwrap_or(""),
-                                    p.table.as_deref().unwrap_or("")
-                                );
-                                let mut r = RestoreReport::default();
-                                let settings = settings.clone();
-                                let path = p.path.clone();
-                                let res = psql_session(
-                                    tools,
-                                    conn,
-                                    &[],
-                                    "that table's transaction was rolled back",
-                                    &mut r,
-                                    Box::new(move |w, starts, _| {
-                                        put(w, &settings)?;
-                                        starts.push((path.clone(), w.lines + 1));
-                                        progress.item(&path);
-                                        let n = db.write_part(&path, w)?;
-                                        bytes_ref
-                                            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                                        progress.bytes(n);
-                                        Ok(())
-                                    }),
-                                );
-                                match res {
-                                    Ok(()) => loaded.lock().unwrap().push(name),
-                                    Err(e) => {
-                                        failed.lock().unwrap().get_or_insert((name, e));
-                                        return;
-                                    }
-                                }
-                            }
-                        });
+                for p in &db.parts {
+                    if p.kind == "copy" {
+                        progress.item(&p.path);
                     }
-                });
-                report.bytes += bytes.into_inner();
-                let loaded = loaded.into_inner().unwrap();
-                report.parts.push(format!(
-                    "data: {} tables, one transaction each, {n} at a time",
-                    loaded.len()
-                ));
-                if let Some((table, e)) = failed.into_inner().unwrap() {
-                    return Err(Error::Invalid(format!(
-                        "--jobs restore failed loading table {table}: {e}\nnot all-or-nothing: the schema and the {} table(s) loaded before stay in place{}",
-                        loaded.len(),
-                        if loaded.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" ({})", loaded.join(", "))
-                        }
-                    )));
+                    let n = write_planned_part(db, p, &self.opts.data, w)?;
+                    report.bytes += n;
+                    progress.bytes(n);
                 }
-                let mut tail = data_sql_text(db, scope, &owned, true, plan)?
-                    .split_inclusive(|b| *b == b'\n')
-                    .filter(|l| {
-                        let s = String::from_utf8_lossy(l);
-                        s.starts_with("SET ")
-                            || s.starts_with("SELECT pg_catalog.set")
-                            || s.starts_with("RESET ")
-                    })
-                    .flatten()
-                    .copied()
-                    .collect::<Vec<u8>>();
-                let mut tail_texts = vec![("sequences".to_string(), std::mem::take(&mut tail))];
-                if !fk_sql.is_empty() {
-                    tail_texts.push(("foreign keys".into(), fk_sql.clone().into_bytes()));
+            }
+            Some(sqltext) => {
+                // SET lines and this scope's setval first, then the COPY parts.
+                put(w, sqltext.strip_suffix(b"RESET ALL;\n").unwrap_or(sqltext))?;
+                for p in &self.parts {
+                    progress.item(&p.path);
+                    let n = db.write_part(&p.path, w)?;
+                    report.bytes += n;
+                    progress.bytes(n);
                 }
-                if !added.is_empty() {
-                    tail_texts.push((ADDITIONS.into(), added.clone().into_bytes()));
-                }
-                if !cron.is_empty() {
-                    tail_texts.push((CRON.into(), cron.clone().into_bytes()));
-                }
-                if migrations {
-                    tail_texts.push(("migrations.sql".into(), db.read_to_vec("migrations.sql")?));
-                    report.parts.push("migrations.sql".into());
-                }
-                let tt = tail_texts.clone();
-                psql_session(
-                    tools,
-                    conn,
-                    &tail_texts,
-                    "the sequences and migration history were rolled back; the schema and data stay loaded",
-                    &mut report,
-                    Box::new(move |w, starts, report| {
-                        for (part, text) in &tt {
-                            starts.push((part.clone(), w.lines + 1));
-                            feed_text(part, text, false, w, report)?;
-                        }
-                        Ok(())
-                    }),
-                )
+                put(w, b"RESET ALL;\n")?;
             }
         }
-    })();
-    progress.finish();
-    res?;
-    if opts.supabase_target {
-        session::query(tools, conn, None, "NOTIFY pgrst, 'reload schema';")?;
-        report.notified_postgrest = true;
+        Ok(())
     }
-    Ok(report)
+
+    /// Feed what follows the data: foreign keys, additions, pg_cron jobs, migrations.sql (`mig`).
+    fn feed_after_data(
+        &self,
+        w: &mut PsqlStdin,
+        starts: &mut Vec<(String, u64)>,
+        report: &mut RestoreReport,
+        mig: Option<&[u8]>,
+    ) -> Result<()> {
+        if !self.fk_sql.is_empty() {
+            starts.push(("foreign keys".into(), w.lines + 1));
+            put(w, self.fk_sql.as_bytes())?;
+        }
+        if !self.added.is_empty() {
+            self.progress.item(ADDITIONS);
+            starts.push((ADDITIONS.into(), w.lines + 1));
+            put(w, self.added.as_bytes())?;
+        }
+        if !self.cron.is_empty() {
+            self.progress.item(CRON);
+            starts.push((CRON.into(), w.lines + 1));
+            put(w, self.cron.as_bytes())?;
+        }
+        if let Some(m) = mig {
+            self.progress.item("migrations.sql");
+            starts.push(("migrations.sql".into(), w.lines + 1));
+            feed_text("migrations.sql", m, false, w, report)?;
+        }
+        Ok(())
+    }
+
+    /// With `--jobs n`: the schema in one transaction, each table in its own, then the tail.
+    fn with_jobs(&self, n: u32, report: &mut RestoreReport) -> Result<()> {
+        self.schema_transaction(report)?;
+        self.load_tables(n, report)?;
+        self.tail_transaction(report)
+    }
+
+    /// `--jobs`' first transaction: clean, roles.sql, schema.sql and privileges.
+    fn schema_transaction(&self, report: &mut RestoreReport) -> Result<()> {
+        report.parts = self
+            .texts
+            .iter()
+            .map(|(p, _)| format!("{p} (transaction 1)"))
+            .collect();
+        if !self.texts.is_empty() {
+            psql_session(
+                self.tools,
+                self.conn,
+                &self.texts,
+                TX_NOTE,
+                report,
+                Box::new(move |w, starts, report| self.feed_before_data(w, starts, report)),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Load each table in its own session, `n` at a time; the first failure stops the rest.
+    fn load_tables(&self, n: u32, report: &mut RestoreReport) -> Result<()> {
+        let settings = data_settings(self.db)?;
+        let queue = Mutex::new(self.parts.iter().rev().copied().collect::<Vec<&DataPart>>());
+        let failed = Mutex::new(None::<(String, Error)>);
+        let loaded = Mutex::new(Vec::<String>::new());
+        let bytes = AtomicU64::new(0);
+        std::thread::scope(|sc| {
+            for _ in 0..n.max(1) {
+                sc.spawn(|| self.load_worker(&queue, &failed, &loaded, &settings, &bytes));
+            }
+        });
+        report.bytes += bytes.into_inner();
+        let loaded = loaded.into_inner().unwrap();
+        report.parts.push(format!(
+            "data: {} tables, one transaction each, {n} at a time",
+            loaded.len()
+        ));
+        if let Some((table, e)) = failed.into_inner().unwrap() {
+            return Err(Error::Invalid(format!(
+                "--jobs restore failed loading table {table}: {e}\nnot all-or-nothing: the schema and the {} table(s) loaded before stay in place{}",
+                loaded.len(),
+                if loaded.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", loaded.join(", "))
+                }
+            )));
+        }
+        Ok(())
+    }
+
+    /// One `--jobs` worker: load tables from `queue` until it is empty or a load failed.
+    fn load_worker(
+        &self,
+        queue: &Mutex<Vec<&DataPart>>,
+        failed: &Mutex<Option<(String, Error)>>,
+        loaded: &Mutex<Vec<String>>,
+        settings: &[u8],
+        bytes: &AtomicU64,
+    ) {
+        loop {
+            if failed.lock().unwrap().is_some() {
+                return;
+            }
+            let Some(p) = queue.lock().unwrap().pop() else {
+                return;
+            };
+            let name = format!(
+                "{}.{}",
+                p.schema.as_deref().unwrap_or(""),
+                p.table.as_deref().unwrap_or("")
+            );
+            match self.load_table(p, settings, bytes) {
+                Ok(()) => loaded.lock().unwrap().push(name),
+                Err(e) => {
+                    failed.lock().unwrap().get_or_insert((name, e));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Load one table's COPY part in its own session and transaction.
+    fn load_table(&self, p: &DataPart, settings: &[u8], bytes: &AtomicU64) -> Result<()> {
+        let mut r = RestoreReport::default();
+        let (db, progress) = (self.db, self.progress);
+        let path = p.path.clone();
+        psql_session(
+            self.tools,
+            self.conn,
+            &[],
+            "that table's transaction was rolled back",
+            &mut r,
+            Box::new(move |w, starts, _| {
+                put(w, settings)?;
+                starts.push((path.clone(), w.lines + 1));
+                progress.item(&path);
+                let n = db.write_part(&path, w)?;
+                bytes.fetch_add(n, Ordering::Relaxed);
+                progress.bytes(n);
+                Ok(())
+            }),
+        )
+    }
+
+    /// `--jobs`' last transaction: sequences, foreign keys, additions, pg_cron jobs and
+    /// migrations.sql.
+    fn tail_transaction(&self, report: &mut RestoreReport) -> Result<()> {
+        let tail = data_sql_text(
+            self.db,
+            &self.opts.scope,
+            &self.owned,
+            true,
+            &self.opts.data,
+        )?
+        .split_inclusive(|b| *b == b'\n')
+        .filter(|l| {
+            let s = String::from_utf8_lossy(l);
+            s.starts_with("SET ")
+                || s.starts_with("SELECT pg_catalog.set")
+                || s.starts_with("RESET ")
+        })
+        .flatten()
+        .copied()
+        .collect::<Vec<u8>>();
+        let mut tail_texts = vec![("sequences".to_string(), tail)];
+        if !self.fk_sql.is_empty() {
+            tail_texts.push(("foreign keys".into(), self.fk_sql.clone().into_bytes()));
+        }
+        if !self.added.is_empty() {
+            tail_texts.push((ADDITIONS.into(), self.added.clone().into_bytes()));
+        }
+        if !self.cron.is_empty() {
+            tail_texts.push((CRON.into(), self.cron.clone().into_bytes()));
+        }
+        if self.migrations {
+            tail_texts.push((
+                "migrations.sql".into(),
+                self.db.read_to_vec("migrations.sql")?,
+            ));
+            report.parts.push("migrations.sql".into());
+        }
+        let tt = &tail_texts;
+        psql_session(
+            self.tools,
+            self.conn,
+            &tail_texts,
+            "the sequences and migration history were rolled back; the schema and data stay loaded",
+            report,
+            Box::new(move |w, starts, report| {
+                for (part, text) in tt {
+                    starts.push((part.clone(), w.lines + 1));
+                    feed_text(part, text, false, w, report)?;
+                }
+                Ok(())
+            }),
+        )
+    }
 }

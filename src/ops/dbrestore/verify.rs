@@ -80,39 +80,86 @@ fn verify_whole(
     };
     checks.extend(privileges(db, &Scope::Whole, have_acls.as_ref())?);
     if !added.apply.is_empty() {
-        let have = ManagedObject::read(tools, conn, None, EXTENDED_MANAGED_SCHEMAS)?;
-        let diffs = additions::differences(&added.apply, &have);
-        checks.push(Check {
-            what: format!("your additions to auth and storage ({})", added.apply.len()),
-            ok: diffs.is_empty(),
-            detail: if diffs.is_empty() {
-                "all present, as they were".into()
-            } else {
-                diffs.join("; ")
-            },
-        });
+        checks.push(additions_check(added, tools, conn)?);
     }
     let target: TargetObjects =
         serde_json::from_str(&session::query(tools, conn, None, VERIFY_SQL)?)
             .map_err(|e| Error::Invalid(format!("verification query: {e}")))?;
+    checks.extend(objects_present(db, have_acls.as_ref(), &target)?);
+    Ok(checks)
+}
+
+/// Whether the user's additions to auth and storage are on the target as they were.
+fn additions_check(added: &AdditionsPlan, tools: &PgTools, conn: &ConnSpec) -> Result<Check> {
+    let have = ManagedObject::read(tools, conn, None, EXTENDED_MANAGED_SCHEMAS)?;
+    let diffs = additions::differences(&added.apply, &have);
+    Ok(Check {
+        what: format!("your additions to auth and storage ({})", added.apply.len()),
+        ok: diffs.is_empty(),
+        detail: if diffs.is_empty() {
+            "all present, as they were".into()
+        } else {
+            diffs.join("; ")
+        },
+    })
+}
+
+/// The check that everything in `want` is in `have`.
+fn presence(what: &str, want: BTreeSet<String>, have: BTreeSet<String>) -> Check {
+    let missing: Vec<_> = want.difference(&have).cloned().collect();
+    Check {
+        what: format!("{what} ({})", want.len()),
+        ok: missing.is_empty(),
+        detail: if missing.is_empty() {
+            "all present".into()
+        } else {
+            format!("missing: {}", missing.join(", "))
+        },
+    }
+}
+
+/// The checks that the snapshot's functions, policies and realtime publication tables are on
+/// the target.
+fn objects_present(
+    db: &DbSnapshot,
+    have_acls: Option<&Acls>,
+    target: &TargetObjects,
+) -> Result<Vec<Check>> {
     let inv = &db.inventory;
-    let compare =
-        |what: &str, want: BTreeSet<String>, have: BTreeSet<String>, checks: &mut Vec<Check>| {
-            let missing: Vec<_> = want.difference(&have).cloned().collect();
-            checks.push(Check {
-                what: format!("{what} ({})", want.len()),
-                ok: missing.is_empty(),
-                detail: if missing.is_empty() {
-                    "all present".into()
-                } else {
-                    format!("missing: {}", missing.join(", "))
-                },
-            });
-        };
     let user = |schema: &str| !is_managed_schema(schema);
-    // Functions by a search_path-independent signature (catalog.json's, read back from the
-    // target by the same query); snapshots without it: the inventory's identity arguments.
-    let (want_fns, have_fns) = match (db.catalog()?, &have_acls) {
+    let (want_fns, have_fns) = function_sets(db, have_acls, target)?;
+    Ok(vec![
+        presence("functions", want_fns, have_fns),
+        presence(
+            "policies",
+            inv.policies
+                .iter()
+                .filter(|p| user(&p.schema))
+                .map(|p| format!("{}.{}.{}", p.schema, p.table, p.policy))
+                .collect(),
+            set(&target.policies),
+        ),
+        presence(
+            "realtime publication tables",
+            inv.realtime
+                .tables
+                .iter()
+                .map(|t| format!("{}.{}", t.schema, t.table))
+                .collect(),
+            set(&target.realtime),
+        ),
+    ])
+}
+
+/// The functions wanted and had: by a search_path-independent signature (catalog.json's, read
+/// back from the target by the same query); snapshots without it: the inventory's identity
+/// arguments.
+fn function_sets(
+    db: &DbSnapshot,
+    have_acls: Option<&Acls>,
+    target: &TargetObjects,
+) -> Result<(BTreeSet<String>, BTreeSet<String>)> {
+    Ok(match (db.catalog()?, have_acls) {
         (Some(c), Some(have)) => {
             let sig = |a: &Acls, mine: bool| -> BTreeSet<String> {
                 a.objects
@@ -124,36 +171,15 @@ fn verify_whole(
             (sig(&c.acls, true), sig(have, false))
         }
         _ => (
-            inv.functions
+            db.inventory
+                .functions
                 .iter()
-                .filter(|f| user(&f.schema))
+                .filter(|f| !is_managed_schema(&f.schema))
                 .map(|f| format!("{}.{}({})", f.schema, f.name, f.args))
                 .collect(),
             set(&target.functions),
         ),
-    };
-    compare("functions", want_fns, have_fns, &mut checks);
-    compare(
-        "policies",
-        inv.policies
-            .iter()
-            .filter(|p| user(&p.schema))
-            .map(|p| format!("{}.{}.{}", p.schema, p.table, p.policy))
-            .collect(),
-        set(&target.policies),
-        &mut checks,
-    );
-    compare(
-        "realtime publication tables",
-        inv.realtime
-            .tables
-            .iter()
-            .map(|t| format!("{}.{}", t.schema, t.table))
-            .collect(),
-        set(&target.realtime),
-        &mut checks,
-    );
-    Ok(checks)
+    })
 }
 
 /// Compare the restored `scope` with the snapshot: for the whole database row counts,

@@ -301,6 +301,216 @@ impl DatabaseSource {
         });
         Ok(order)
     }
+
+    /// Read the inventory and the catalog in the snapshot; note whether it is a Supabase
+    /// database. Returns them with the names of the schemas present.
+    fn inventory_and_catalog(
+        &mut self,
+        sink: &mut dyn EntrySink,
+        snap: &str,
+    ) -> Result<(Inventory, Catalog, Vec<String>)> {
+        let inventory: Inventory = serde_json::from_str(&session::query(
+            &self.tools,
+            &self.conn,
+            Some(snap),
+            INVENTORY_SQL,
+        )?)
+        .map_err(|e| Error::Invalid(format!("inventory query returned unexpected output: {e}")))?;
+        // Every object's whole ACL and the default privileges: a restore sets them exactly.
+        // The objects of auth and storage with their definitions: a restore re-creates the
+        // user's additions there.
+        let catalog = Catalog {
+            version: Catalog::VERSION,
+            acls: Acls::read(&self.tools, &self.conn, Some(snap))?,
+            managed_objects: ManagedObject::read(
+                &self.tools,
+                &self.conn,
+                Some(snap),
+                EXTENDED_MANAGED_SCHEMAS,
+            )?,
+        };
+        let present: Vec<String> = inventory.schemas.iter().map(|s| s.name.clone()).collect();
+        self.summary.supabase = has_schema(&present, "auth") && has_schema(&present, "storage");
+        if !self.summary.supabase {
+            sink.warn("no auth and storage schemas: a plain PostgreSQL database; the Supabase-specific parts are skipped where absent".into());
+        }
+        Ok((inventory, catalog, present))
+    }
+
+    /// Store `roles.sql` (shared catalogs: dumped while the snapshot session is open).
+    fn roles(&mut self, sink: &mut dyn EntrySink) -> Result<()> {
+        let args: Vec<String> = [
+            "--roles-only",
+            "--quote-all-identifiers",
+            "--no-role-passwords",
+            "--no-comments",
+        ]
+        .map(String::from)
+        .to_vec();
+        self.part(
+            sink,
+            &format!("{}/roles.sql", self.base()),
+            "pg_dumpall",
+            &args,
+            Filter::Roles,
+        )
+    }
+
+    /// Store `schema.sql`: the schema of the user schemas.
+    fn schema(&mut self, sink: &mut dyn EntrySink, snap: &str) -> Result<()> {
+        let mut args = vec![
+            "--schema-only".to_string(),
+            "--quote-all-identifiers".into(),
+            format!("--snapshot={snap}"),
+        ];
+        args.extend(
+            supabase::MANAGED_SCHEMAS
+                .iter()
+                .map(|s| format!("--exclude-schema={s}")),
+        );
+        self.part(
+            sink,
+            &format!("{}/schema.sql", self.base()),
+            "pg_dump",
+            &args,
+            Filter::Schema,
+        )
+    }
+
+    /// Store the data, one entry per table, then `data-order.json` that reassembles data.sql.
+    fn data_and_order(&mut self, sink: &mut dyn EntrySink, snap: &str) -> Result<()> {
+        let order = self.data(sink, snap)?;
+        let order_json = serde_json::to_vec_pretty(&DataOrder {
+            version: DataOrder::VERSION,
+            parts: order,
+        })
+        .expect("json");
+        sink.file(
+            &format!("{}/data-order.json", self.base()),
+            0o600,
+            &mut order_json.as_slice(),
+            BTreeMap::new(),
+        )?;
+        Ok(())
+    }
+
+    /// Store `migrations.sql`, the migration history (skipped without its schema).
+    fn migrations(
+        &mut self,
+        sink: &mut dyn EntrySink,
+        snap: &str,
+        present: &[String],
+    ) -> Result<()> {
+        if has_schema(present, MIGRATIONS_SCHEMA) {
+            let args = vec![
+                format!("--schema={MIGRATIONS_SCHEMA}"),
+                "--quote-all-identifiers".into(),
+                format!("--snapshot={snap}"),
+            ];
+            self.part(
+                sink,
+                &format!("{}/migrations.sql", self.base()),
+                "pg_dump",
+                &args,
+                Filter::Raw,
+            )?;
+        } else {
+            self.summary
+                .skipped
+                .push(format!("migrations.sql: no {MIGRATIONS_SCHEMA} schema"));
+        }
+        Ok(())
+    }
+
+    /// Store `managed/<schema>.sql`, the definitions of the managed schemas users customise.
+    fn managed_schemas(
+        &mut self,
+        sink: &mut dyn EntrySink,
+        snap: &str,
+        present: &[String],
+    ) -> Result<()> {
+        for m in EXTENDED_MANAGED_SCHEMAS {
+            if has_schema(present, m) {
+                let args = vec![
+                    "--schema-only".to_string(),
+                    format!("--schema={m}"),
+                    "--quote-all-identifiers".into(),
+                    format!("--snapshot={snap}"),
+                ];
+                self.part(
+                    sink,
+                    &format!("{}/managed/{m}.sql", self.base()),
+                    "pg_dump",
+                    &args,
+                    Filter::Raw,
+                )?;
+            } else {
+                self.summary
+                    .skipped
+                    .push(format!("managed/{m}.sql: no {m} schema"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sum the tables up per schema and warn of every part skipped.
+    fn summarize(&mut self, sink: &mut dyn EntrySink) {
+        let mut by_schema: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for t in &self.summary.tables {
+            let e = by_schema.entry(&t.schema).or_default();
+            e.0 += 1;
+            e.1 += t.bytes;
+        }
+        self.summary.schemas = by_schema
+            .into_iter()
+            .map(|(s, (n, b))| SchemaSummary {
+                schema: s.to_string(),
+                tables: n,
+                bytes: b,
+            })
+            .collect();
+        for s in &self.summary.skipped {
+            sink.warn(format!("skipped {s}"));
+        }
+    }
+
+    /// Store the catalog, then `inventory.json` completed with what the backup did.
+    fn store_catalog_and_inventory(
+        &self,
+        sink: &mut dyn EntrySink,
+        mut inventory: Inventory,
+        catalog: &Catalog,
+        snap: String,
+    ) -> Result<()> {
+        let base = self.base();
+        inventory.pg_dump_version = Some(self.summary.pg_dump.clone());
+        inventory.snapshot = Some(snap);
+        inventory.supabase = Some(self.summary.supabase);
+        inventory.dumps = self.summary.parts.clone();
+        inventory.dumped_tables = self.summary.tables.clone();
+        inventory.skipped = self.summary.skipped.clone();
+        inventory.duration_seconds = self.summary.seconds;
+        let cat = serde_json::to_vec_pretty(catalog).expect("json");
+        sink.file(
+            &format!("{base}/{}", Catalog::FILE),
+            0o600,
+            &mut cat.as_slice(),
+            BTreeMap::new(),
+        )?;
+        let inv = serde_json::to_vec_pretty(&inventory).expect("json");
+        sink.file(
+            &format!("{base}/inventory.json"),
+            0o600,
+            &mut inv.as_slice(),
+            BTreeMap::new(),
+        )?;
+        Ok(())
+    }
+}
+
+/// Whether the schema `name` is among those `present`.
+fn has_schema(present: &[String], name: &str) -> bool {
+    present.iter().any(|p| p == name)
 }
 
 impl Source for DatabaseSource {
@@ -322,172 +532,20 @@ impl Source for DatabaseSource {
 
     fn run(&mut self, sink: &mut dyn EntrySink) -> Result<()> {
         let started = Instant::now();
-        let base = self.base();
         let session = SnapshotSession::start(&self.tools, &self.conn)?;
         let snap = session.snapshot().to_string();
         self.summary.snapshot = snap.clone();
-        let mut inventory: Inventory = serde_json::from_str(&session::query(
-            &self.tools,
-            &self.conn,
-            Some(&snap),
-            INVENTORY_SQL,
-        )?)
-        .map_err(|e| Error::Invalid(format!("inventory query returned unexpected output: {e}")))?;
-        // Every object's whole ACL and the default privileges: a restore sets them exactly.
-        // The objects of auth and storage with their definitions: a restore re-creates the
-        // user's additions there.
-        let catalog = Catalog {
-            version: Catalog::VERSION,
-            acls: Acls::read(&self.tools, &self.conn, Some(&snap))?,
-            managed_objects: ManagedObject::read(
-                &self.tools,
-                &self.conn,
-                Some(&snap),
-                EXTENDED_MANAGED_SCHEMAS,
-            )?,
-        };
-        let present: Vec<String> = inventory.schemas.iter().map(|s| s.name.clone()).collect();
-        let has = |s: &str| present.iter().any(|p| p == s);
-        self.summary.supabase = has("auth") && has("storage");
-        if !self.summary.supabase {
-            sink.warn("no auth and storage schemas: a plain PostgreSQL database; the Supabase-specific parts are skipped where absent".into());
-        }
-
-        // Roles (shared catalogs: dumped while the snapshot session is open).
-        let args: Vec<String> = [
-            "--roles-only",
-            "--quote-all-identifiers",
-            "--no-role-passwords",
-            "--no-comments",
-        ]
-        .map(String::from)
-        .to_vec();
-        self.part(
-            sink,
-            &format!("{base}/roles.sql"),
-            "pg_dumpall",
-            &args,
-            Filter::Roles,
-        )?;
-
-        // Schema of the user schemas.
-        let mut args = vec![
-            "--schema-only".to_string(),
-            "--quote-all-identifiers".into(),
-            format!("--snapshot={snap}"),
-        ];
-        args.extend(
-            supabase::MANAGED_SCHEMAS
-                .iter()
-                .map(|s| format!("--exclude-schema={s}")),
-        );
-        self.part(
-            sink,
-            &format!("{base}/schema.sql"),
-            "pg_dump",
-            &args,
-            Filter::Schema,
-        )?;
-
-        // Data, one entry per table, plus the order that reassembles data.sql.
-        let order = self.data(sink, &snap)?;
-        let order_json = serde_json::to_vec_pretty(&DataOrder {
-            version: DataOrder::VERSION,
-            parts: order,
-        })
-        .expect("json");
-        sink.file(
-            &format!("{base}/data-order.json"),
-            0o600,
-            &mut order_json.as_slice(),
-            BTreeMap::new(),
-        )?;
-
-        // Migration history.
-        if has(MIGRATIONS_SCHEMA) {
-            let args = vec![
-                format!("--schema={MIGRATIONS_SCHEMA}"),
-                "--quote-all-identifiers".into(),
-                format!("--snapshot={snap}"),
-            ];
-            self.part(
-                sink,
-                &format!("{base}/migrations.sql"),
-                "pg_dump",
-                &args,
-                Filter::Raw,
-            )?;
-        } else {
-            self.summary
-                .skipped
-                .push(format!("migrations.sql: no {MIGRATIONS_SCHEMA} schema"));
-        }
-
-        // Definitions of the managed schemas users customise.
-        for m in EXTENDED_MANAGED_SCHEMAS {
-            if has(m) {
-                let args = vec![
-                    "--schema-only".to_string(),
-                    format!("--schema={m}"),
-                    "--quote-all-identifiers".into(),
-                    format!("--snapshot={snap}"),
-                ];
-                self.part(
-                    sink,
-                    &format!("{base}/managed/{m}.sql"),
-                    "pg_dump",
-                    &args,
-                    Filter::Raw,
-                )?;
-            } else {
-                self.summary
-                    .skipped
-                    .push(format!("managed/{m}.sql: no {m} schema"));
-            }
-        }
-
+        let (inventory, catalog, present) = self.inventory_and_catalog(sink, &snap)?;
+        self.roles(sink)?;
+        self.schema(sink, &snap)?;
+        self.data_and_order(sink, &snap)?;
+        self.migrations(sink, &snap, &present)?;
+        self.managed_schemas(sink, &snap, &present)?;
         // The session must have held the snapshot through every dump.
         session.finish()?;
         self.summary.seconds = started.elapsed().as_secs_f64();
-        let mut by_schema: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-        for t in &self.summary.tables {
-            let e = by_schema.entry(&t.schema).or_default();
-            e.0 += 1;
-            e.1 += t.bytes;
-        }
-        self.summary.schemas = by_schema
-            .into_iter()
-            .map(|(s, (n, b))| SchemaSummary {
-                schema: s.to_string(),
-                tables: n,
-                bytes: b,
-            })
-            .collect();
-        for s in &self.summary.skipped {
-            sink.warn(format!("skipped {s}"));
-        }
-        inventory.pg_dump_version = Some(self.summary.pg_dump.clone());
-        inventory.snapshot = Some(snap);
-        inventory.supabase = Some(self.summary.supabase);
-        inventory.dumps = self.summary.parts.clone();
-        inventory.dumped_tables = self.summary.tables.clone();
-        inventory.skipped = self.summary.skipped.clone();
-        inventory.duration_seconds = self.summary.seconds;
-        let cat = serde_json::to_vec_pretty(&catalog).expect("json");
-        sink.file(
-            &format!("{base}/{}", Catalog::FILE),
-            0o600,
-            &mut cat.as_slice(),
-            BTreeMap::new(),
-        )?;
-        let inv = serde_json::to_vec_pretty(&inventory).expect("json");
-        sink.file(
-            &format!("{base}/inventory.json"),
-            0o600,
-            &mut inv.as_slice(),
-            BTreeMap::new(),
-        )?;
-        Ok(())
+        self.summarize(sink);
+        self.store_catalog_and_inventory(sink, inventory, &catalog, snap)
     }
 
     fn summary(&self) -> crate::source::SourceSummary {
