@@ -108,14 +108,7 @@ pub fn run(g: &Global, a: &DbConnArgs, opts: &BackupOptions, json: bool) -> anyh
     )?;
     let f = snap::ops::summary::BackupFigures::of(&out);
     if json {
-        let mut v = serde_json::to_value(super::snapshots::SnapshotJson::new(
-            &out.snapshot,
-            &out.warnings,
-        ))?;
-        v["database"] = serde_json::to_value(&out.source_summary)?;
-        v["notes"] = serde_json::json!(out.notes);
-        v["dedup_ratio"] = serde_json::json!(f.dedup_ratio);
-        v["mb_per_second"] = serde_json::json!(f.mb_per_s);
+        let v = super::snapshots::backup_json(&out, "database", f.dedup_ratio, f.mb_per_s)?;
         output::json(&v)?;
         return Ok(exit::OK);
     }

@@ -162,15 +162,8 @@ impl Rates {
 
 /// Print the snapshot, the Storage summary and the rates as JSON.
 fn print_json(out: &BackupOutcome, r: &Rates) -> anyhow::Result<()> {
-    let dedup = r.dedup;
-    let mut v = serde_json::to_value(super::snapshots::SnapshotJson::new(
-        &out.snapshot,
-        &out.warnings,
-    ))?;
-    v["storage"] = serde_json::to_value(&out.source_summary)?;
-    v["notes"] = serde_json::json!(out.notes);
-    v["dedup_ratio"] = serde_json::json!(if dedup.is_finite() { Some(dedup) } else { None });
-    v["mb_per_second"] = serde_json::json!(r.mbps);
+    let dedup = r.dedup.is_finite().then_some(r.dedup);
+    let v = super::snapshots::backup_json(out, "storage", dedup, r.mbps)?;
     output::json(&v)?;
     Ok(())
 }

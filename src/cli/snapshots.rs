@@ -38,6 +38,22 @@ pub struct SnapshotJson<'a> {
     warnings: &'a [String],
 }
 
+/// `snap backup db --json` / `snap backup storage --json`: the snapshot, the source's summary
+/// under `key` (`database`, `storage`), the source's notes, and the rates.
+pub fn backup_json(
+    out: &snap::BackupOutcome,
+    key: &str,
+    dedup_ratio: Option<f64>,
+    mb_per_second: f64,
+) -> anyhow::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(SnapshotJson::new(&out.snapshot, &out.warnings))?;
+    v[key] = serde_json::to_value(&out.source_summary)?;
+    v["notes"] = serde_json::json!(out.notes);
+    v["dedup_ratio"] = serde_json::json!(dedup_ratio);
+    v["mb_per_second"] = serde_json::json!(mb_per_second);
+    Ok(v)
+}
+
 impl<'a> SnapshotJson<'a> {
     pub fn new(s: &'a Snapshot, warnings: &'a [String]) -> Self {
         let m = &s.manifest;
