@@ -46,6 +46,20 @@ pub enum Error {
     #[error("no snapshot matches {0:?}")]
     SnapshotNotFound(String),
 
+    /// `latest` with filters that no snapshot matches.
+    #[error("latest: the repository holds no {wanted}; {hint}")]
+    NoSnapshotMatches { wanted: String, hint: String },
+
+    /// A snapshot named by id that does not match the filters given with it.
+    #[error(
+        "snapshot {id} is not a {wanted}: it is {is}. Drop the filter, or pick another snapshot (`snap snapshots`)"
+    )]
+    SnapshotMismatch {
+        id: String,
+        wanted: String,
+        is: String,
+    },
+
     /// The snapshot asked for exists but its manifest cannot be read.
     #[error(
         "snapshot {id} is damaged: {detail}. Its manifest cannot be read, so nothing of it can be used; run `snap check` to see what else is damaged, and restore `snapshots/{full}` from a copy of the repository (or delete it to give up that snapshot)"

@@ -10,11 +10,14 @@ pub struct Args {
     snapshot: String,
     /// Path of the file inside the snapshot.
     path: String,
+    #[command(flatten)]
+    select: super::select::SnapshotSelect,
 }
 
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let (repo, _lock) = g.open_locked(snap::repo::lock::LockKind::Shared, "cat")?;
-    let snap = repo.find_snapshot(&a.snapshot)?;
+    let implied = super::select::implied_paths([a.path.as_str()]);
+    let snap = super::select::choose(&repo, &a.snapshot, &a.select, &implied, g.quiet)?;
     let tree = repo.load_tree(&snap.manifest)?;
     let path = a.path.trim_matches('/');
     let e = tree

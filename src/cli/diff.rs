@@ -9,13 +9,15 @@ use super::{Global, exit, output};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The older snapshot: id (prefix) or `latest`.
+    /// The older snapshot: id (prefix), `latest` or `latest~N` (the Nth before the latest).
     old: String,
-    /// The newer snapshot: id (prefix) or `latest`.
+    /// The newer snapshot: id (prefix), `latest` or `latest~N`.
     new: String,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    select: super::select::SnapshotSelect,
 }
 
 #[derive(Serialize)]
@@ -131,9 +133,10 @@ fn paths(n: u64) -> String {
 
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let (repo, _lock) = g.open_locked(LockKind::Shared, "diff")?;
-    let (all, damaged) = repo.snapshots_and_damaged()?;
-    let old = snap::snapshot::resolve_or_damaged(&all, &damaged, &a.old)?;
-    let new = snap::snapshot::resolve_or_damaged(&all, &damaged, &a.new)?;
+    let none = snap::snapshot::Selector::default();
+    let quiet = g.quiet || a.json;
+    let old = &super::select::choose(&repo, &a.old, &a.select, &none, quiet)?;
+    let new = &super::select::choose(&repo, &a.new, &a.select, &none, quiet)?;
     let old_tree = repo.load_tree(&old.manifest)?;
     let new_tree = repo.load_tree(&new.manifest)?;
     let d = snap::ops::diff::diff(&old_tree, &new_tree);

@@ -39,6 +39,8 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    select: super::select::SnapshotSelect,
 }
 
 /// Files written beside the parts for the psql route.
@@ -107,7 +109,8 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     check_out_dir(out, a.overwrite)?;
 
     let (repo, _lock) = g.open_locked(LockKind::Shared, "dump")?;
-    let snap = repo.find_snapshot(&a.snapshot)?;
+    let implied = super::select::implied_kind(snap::snapshot::Kind::Database);
+    let snap = super::select::choose(&repo, &a.snapshot, &a.select, &implied, g.quiet || a.json)?;
     let name = database_dir(&repo, &snap, a.database.as_deref())?;
     let db = DbSnapshot::open(&repo, &snap, name.as_deref())?;
 

@@ -1,6 +1,6 @@
 use serde::Serialize;
 use snap::ops::forget::{
-    self, Decision, Filter, GroupBy, GroupKey, GroupPlan, Policy, Reason, RetentionDuration,
+    self, Decision, GroupBy, GroupKey, GroupPlan, Policy, Reason, RetentionDuration,
 };
 use snap::repo::lock::LockKind;
 
@@ -9,8 +9,8 @@ use super::{Global, exit, output};
 const AFTER_HELP: &str = "\
 Groups: the policy is applied to each group of snapshots separately; by default a group is
 one host and set of paths, so the database dumps and the file backups in one repository never
-evict each other. Only snapshots matching --host and --tag are considered; the others are
-left alone.
+evict each other. Only snapshots matching --host, --tag, --path and --kind are considered;
+the others are left alone.
 
 A snapshot is kept if ANY rule keeps it, and the newest snapshot of each group is always kept.
 Hours, days, ISO weeks (Monday to Sunday), months and years are those of the local time zone.
@@ -57,12 +57,8 @@ pub struct Args {
     /// Always keep snapshots carrying this tag (`key=value`; repeatable: any of them).
     #[arg(long = "keep-tag", value_name = "TAG", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     keep_tags: Vec<String>,
-    /// Consider only snapshots of this host.
-    #[arg(long)]
-    host: Option<String>,
-    /// Consider only snapshots with this tag (repeatable; all must match).
-    #[arg(long = "tag", value_name = "TAG", value_parser = clap::builder::NonEmptyStringValueParser::new())]
-    tags: Vec<String>,
+    #[command(flatten)]
+    select: super::select::SnapshotSelect,
     /// Group snapshots by `host,paths`, `host`, `paths`, or `none` (one group).
     #[arg(long, value_name = "GROUPING", default_value = "host,paths", value_parser = parse_group_by)]
     group_by: GroupBy,
@@ -169,10 +165,7 @@ fn forget(g: &Global, a: &Args) -> anyhow::Result<(u8, bool)> {
     let policy = a.policy();
     let defaulted = policy.is_empty();
     let policy = policy.effective();
-    let filter = Filter {
-        host: a.host.clone(),
-        tags: a.tags.clone(),
-    };
+    let filter = a.select.selector();
     let plans = forget::plan(&all, &filter, a.group_by, &policy, &chrono::Local);
 
     let policy_line = if defaulted {

@@ -12,6 +12,8 @@ pub struct Args {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    select: super::select::SnapshotSelect,
 }
 
 #[derive(Serialize)]
@@ -31,7 +33,9 @@ struct EntryJson<'a> {
 
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let (repo, _lock) = g.open_locked(snap::repo::lock::LockKind::Shared, "ls")?;
-    let snap = repo.find_snapshot(&a.snapshot)?;
+    let implied = super::select::implied_paths(a.path.as_deref());
+    let quiet = g.quiet || a.json;
+    let snap = super::select::choose(&repo, &a.snapshot, &a.select, &implied, quiet)?;
     let tree = repo.load_tree(&snap.manifest)?;
     let base = a.path.as_deref().unwrap_or("").trim_matches('/');
     if !base.is_empty() && tree.get(base).is_none() {

@@ -45,6 +45,7 @@ mod restore_db;
 mod restore_storage;
 mod restore_verify;
 mod run;
+mod select;
 mod snapshots;
 mod stats;
 mod unlock;

@@ -51,11 +51,37 @@ pub struct Args {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    select: super::select::SnapshotSelect,
+}
+
+impl Args {
+    /// `latest` means the newest database snapshot with --db, storage with --storage, and
+    /// otherwise the newest files snapshot (or the newest that backed up the --include paths).
+    fn implied(&self) -> snap::snapshot::Selector {
+        use super::select::{implied_kind, implied_paths};
+        use snap::snapshot::Kind;
+        if self.db {
+            implied_kind(Kind::Database)
+        } else if self.storage {
+            implied_kind(Kind::Storage)
+        } else if !self.includes.is_empty() {
+            implied_paths(self.includes.iter().map(String::as_str))
+        } else {
+            implied_kind(Kind::Files)
+        }
+    }
 }
 
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let (repo, _lock) = g.open_locked(snap::repo::lock::LockKind::Shared, "restore")?;
-    let snap = repo.find_snapshot(&a.snapshot)?;
+    let snap = super::select::choose(
+        &repo,
+        &a.snapshot,
+        &a.select,
+        &a.implied(),
+        g.quiet || a.json,
+    )?;
     if a.db {
         return super::restore_db::run(
             g,

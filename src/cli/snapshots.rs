@@ -5,12 +5,11 @@ use super::{Global, exit, output};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Only snapshots with this tag (repeatable; all must match).
-    #[arg(long = "tag")]
-    tags: Vec<String>,
-    /// Only snapshots of this host.
-    #[arg(long)]
-    host: Option<String>,
+    #[command(flatten)]
+    select: super::select::SnapshotSelect,
+    /// Only the N newest snapshots of each host and set of paths.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    latest: Option<u32>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -77,6 +76,25 @@ impl<'a> SnapshotJson<'a> {
     }
 }
 
+/// The `n` newest of each group (host and set of paths, as `forget` groups), oldest first.
+fn newest_per_group(snaps: Vec<Snapshot>, n: usize) -> Vec<Snapshot> {
+    use snap::ops::forget::{GroupBy, GroupKey};
+    let mut seen: std::collections::BTreeMap<GroupKey, usize> = Default::default();
+    let mut keep: Vec<Snapshot> = snaps
+        .into_iter()
+        .rev()
+        .filter(|s| {
+            let count = seen
+                .entry(GroupKey::of(&s.manifest, GroupBy::HostPaths))
+                .or_default();
+            *count += 1;
+            *count <= n
+        })
+        .collect();
+    keep.reverse();
+    keep
+}
+
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let repo = g.open()?;
     let (all, damaged) = repo.snapshots_and_damaged()?;
@@ -86,11 +104,15 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
             id.short()
         );
     }
+    let selector = a.select.selector();
     let snaps: Vec<Snapshot> = all
         .into_iter()
-        .filter(|s| a.host.as_ref().is_none_or(|h| &s.manifest.host == h))
-        .filter(|s| a.tags.iter().all(|t| s.manifest.has_tag(t)))
+        .filter(|s| selector.matches(&s.manifest))
         .collect();
+    let snaps = match a.latest {
+        Some(n) => newest_per_group(snaps, n as usize),
+        None => snaps,
+    };
     if a.json {
         let v: Vec<_> = snaps.iter().map(|s| SnapshotJson::new(s, &[])).collect();
         output::json(&v)?;

@@ -11,7 +11,8 @@ use crate::config::{Config, Project};
 use crate::error::{Error, Result};
 use crate::ops::check::{CheckOptions, check};
 use crate::ops::copy::{self, CopyOptions};
-use crate::ops::forget::{self, Filter, GroupBy};
+use crate::ops::forget::{self, GroupBy};
+use crate::snapshot::Selector;
 use crate::ops::prune::{self, PruneOptions};
 use crate::ops::summary::BackupFigures;
 use crate::progress::Progress;
@@ -137,9 +138,9 @@ fn forget_step(
     let _lock = repo.lock(LockKind::Shared, "forget")?;
     let (all, damaged) = repo.snapshots_and_damaged()?;
     let policy = cfg.policy();
-    let filter = Filter {
-        host: None,
+    let filter = Selector {
         tags: vec![p.tag()],
+        ..Selector::default()
     };
     let plans = forget::plan(&all, &filter, GroupBy::HostPaths, &policy, &chrono::Local);
     let outcome = forget::execute(repo, &plans);

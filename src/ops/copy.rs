@@ -222,9 +222,10 @@ fn select(src: &Repository, opts: &CopyOptions) -> Result<Vec<Snapshot>> {
                 .unwrap_err(),
         );
     }
-    let filter = crate::ops::forget::Filter {
+    let filter = crate::snapshot::Selector {
         host: opts.host.clone(),
         tags: opts.tags.clone(),
+        ..Default::default()
     };
     let wanted: Option<HashSet<Id>> = if opts.ids.is_empty() {
         None

@@ -32,7 +32,7 @@ use serde::{Serialize, Serializer};
 use crate::error::Error;
 use crate::id::Id;
 use crate::repo::Repository;
-use crate::snapshot::{Manifest, Snapshot};
+use crate::snapshot::{Manifest, Selector, Snapshot};
 
 pub use crate::spec::{DEFAULT_KEEP_WITHIN, Policy, RetentionDuration};
 
@@ -263,20 +263,6 @@ impl GroupKey {
     }
 }
 
-/// Which snapshots are considered at all; the others are left alone.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filter {
-    pub host: Option<String>,
-    /// The snapshot must carry all of these.
-    pub tags: Vec<String>,
-}
-
-impl Filter {
-    pub fn matches(&self, m: &Manifest) -> bool {
-        self.host.as_ref().is_none_or(|h| &m.host == h) && self.tags.iter().all(|t| m.has_tag(t))
-    }
-}
-
 /// The decisions for one group, oldest first.
 #[derive(Debug, Clone)]
 pub struct GroupPlan<'a> {
@@ -296,7 +282,7 @@ impl<'a> GroupPlan<'a> {
 /// Filter, group (groups sorted by key) and apply the policy to each group. Pure.
 pub fn plan<'a, Tz: TimeZone>(
     snapshots: &'a [Snapshot],
-    filter: &Filter,
+    filter: &Selector,
     group_by: GroupBy,
     policy: &Policy,
     tz: &Tz,
@@ -934,7 +920,7 @@ mod tests {
             paths: p.map(|p| p.iter().map(|x| x.to_string()).collect()),
         };
         // Default grouping: db and files snapshots of host a do not evict each other.
-        let plans = plan(&s, &Filter::default(), GroupBy::HostPaths, &last1, &utc());
+        let plans = plan(&s, &Selector::default(), GroupBy::HostPaths, &last1, &utc());
         assert_eq!(
             summary(&plans),
             vec![
@@ -943,7 +929,7 @@ mod tests {
                 (key(Some("b"), Some(&["db/shop.sql"])), vec![4], vec![]),
             ]
         );
-        let plans = plan(&s, &Filter::default(), GroupBy::Host, &last1, &utc());
+        let plans = plan(&s, &Selector::default(), GroupBy::Host, &last1, &utc());
         assert_eq!(
             summary(&plans),
             vec![
@@ -951,7 +937,7 @@ mod tests {
                 (key(Some("b"), None), vec![4], vec![])
             ]
         );
-        let plans = plan(&s, &Filter::default(), GroupBy::Paths, &last1, &utc());
+        let plans = plan(&s, &Selector::default(), GroupBy::Paths, &last1, &utc());
         assert_eq!(
             summary(&plans),
             vec![
@@ -959,24 +945,24 @@ mod tests {
                 (key(None, Some(&["db/shop.sql"])), vec![4], vec![1, 3])
             ]
         );
-        let plans = plan(&s, &Filter::default(), GroupBy::None, &last1, &utc());
+        let plans = plan(&s, &Selector::default(), GroupBy::None, &last1, &utc());
         assert_eq!(
             summary(&plans),
             vec![(key(None, None), vec![5], vec![1, 2, 3, 4])]
         );
         // Filters: the others are not part of any group.
-        let host_a = Filter {
+        let host_a = Selector {
             host: Some("a".into()),
-            tags: vec![],
+            ..Selector::default()
         };
         let plans = plan(&s, &host_a, GroupBy::None, &last1, &utc());
         assert_eq!(
             summary(&plans),
             vec![(key(None, None), vec![5], vec![1, 2, 3])]
         );
-        let prod = Filter {
-            host: None,
+        let prod = Selector {
             tags: vec!["env=prod".into()],
+            ..Selector::default()
         };
         let plans = plan(&s, &prod, GroupBy::Paths, &last1, &utc());
         assert_eq!(
@@ -989,9 +975,9 @@ mod tests {
         assert!(
             plan(
                 &s,
-                &Filter {
+                &Selector {
                     host: Some("c".into()),
-                    tags: vec![]
+                    ..Selector::default()
                 },
                 GroupBy::None,
                 &last1,
@@ -1050,7 +1036,7 @@ mod tests {
             last: Some(2),
             ..Default::default()
         };
-        let plans = plan(&all, &Filter::default(), GroupBy::HostPaths, &p, &utc());
+        let plans = plan(&all, &Selector::default(), GroupBy::HostPaths, &p, &utc());
         let out = execute(&repo, &plans);
         assert!(out.failed.is_empty());
         assert_eq!(

@@ -21,7 +21,7 @@ use crate::crypto::keyfile::{KdfParams, KeyFile};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{Index, SyncReport};
-use crate::snapshot::{Manifest, Snapshot, Tree};
+use crate::snapshot::{Manifest, Selector, Snapshot, Tree};
 
 /// Choices made once, at `snap init`.
 #[derive(Debug, Clone)]
@@ -340,6 +340,20 @@ impl Repository {
     pub fn find_snapshot(&self, spec: &str) -> Result<Snapshot> {
         let (all, damaged) = self.snapshots_and_damaged()?;
         crate::snapshot::resolve_or_damaged(&all, &damaged, spec).cloned()
+    }
+
+    /// The snapshot `spec` names, narrowed as [`crate::snapshot::select::choose`] says: the
+    /// user's filters `given`, filled with what the command `implied`. Also whether it was
+    /// picked as `latest`.
+    pub fn choose_snapshot(
+        &self,
+        spec: &str,
+        given: &Selector,
+        implied: &Selector,
+    ) -> Result<(Snapshot, bool)> {
+        let (all, damaged) = self.snapshots_and_damaged()?;
+        let c = crate::snapshot::select::choose(&all, &damaged, spec, given, implied)?;
+        Ok((c.snapshot.clone(), c.latest))
     }
 
     pub fn load_tree(&self, m: &Manifest) -> Result<Tree> {

@@ -1,8 +1,10 @@
 //! Snapshot manifests and their trees. See repo-format.md §Snapshots and §Trees.
 
 pub mod name;
+pub mod select;
 pub mod tree;
 
+pub use select::{Chosen, Kind, Selector};
 pub use tree::{Attrs, Entry, EntryKind, Tree, path_cmp, validate_path};
 
 use serde::{Deserialize, Serialize};
