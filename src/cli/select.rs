@@ -8,8 +8,11 @@ use super::OpenRepo;
 /// `--kind` values.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KindArg {
-    /// Files and directories, standard input, a command's output.
+    /// Files and directories (`snap backup PATH`).
     Files,
+    /// Standard input or a command's output (`snap backup --stdin` / `--command`).
+    #[value(alias = "stdin", alias = "command")]
+    Stream,
     /// Database snapshots (`snap backup db`, or a project snapshot with a database).
     #[value(alias = "database")]
     Db,
@@ -21,6 +24,7 @@ impl From<KindArg> for Kind {
     fn from(k: KindArg) -> Kind {
         match k {
             KindArg::Files => Kind::Files,
+            KindArg::Stream => Kind::Stream,
             KindArg::Db => Kind::Database,
             KindArg::Storage => Kind::Storage,
         }

@@ -11,8 +11,10 @@ use crate::id::Id;
 /// What a snapshot holds, as a user asks for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// Files and directories, standard input, a command's output.
+    /// Files and directories (`snap backup PATH`).
     Files,
+    /// Standard input or a command's output stored as one file (`--stdin`, `--command`).
+    Stream,
     /// A database dumped by `snap backup db` (alone or in a project snapshot).
     Database,
     /// Storage buckets (alone or in a project snapshot).
@@ -29,10 +31,8 @@ impl Kind {
                 .any(|p| super::tree::is_under(p.trim_start_matches('/'), root))
         };
         match (self, &m.source) {
-            (Kind::Files, s) => matches!(
-                s,
-                SourceKind::Files | SourceKind::Stdin | SourceKind::Command
-            ),
+            (Kind::Files, SourceKind::Files) => true,
+            (Kind::Stream, SourceKind::Stdin | SourceKind::Command) => true,
             (Kind::Database, SourceKind::Database) | (Kind::Storage, SourceKind::Storage) => true,
             (Kind::Database, SourceKind::Project) => has("db"),
             (Kind::Storage, SourceKind::Project) => has("storage"),
@@ -42,7 +42,7 @@ impl Kind {
 
     /// The kinds `m` holds, for messages.
     pub fn of(m: &Manifest) -> Vec<Kind> {
-        [Kind::Files, Kind::Database, Kind::Storage]
+        [Kind::Files, Kind::Stream, Kind::Database, Kind::Storage]
             .into_iter()
             .filter(|k| k.held_by(m))
             .collect()
@@ -52,6 +52,7 @@ impl Kind {
     fn how_to_make(self) -> &'static str {
         match self {
             Kind::Files => "snap backup PATH",
+            Kind::Stream => "snap backup --stdin or --command",
             Kind::Database => "snap backup db",
             Kind::Storage => "snap backup storage",
         }
@@ -62,6 +63,7 @@ impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Kind::Files => "files",
+            Kind::Stream => "stream",
             Kind::Database => "database",
             Kind::Storage => "storage",
         })

@@ -63,7 +63,7 @@ fn kinds_of_every_source() {
             vec![Database, Storage],
             vec![Storage],
             vec![Files],
-            vec![Files]
+            vec![Stream]
         ]
     );
     // A project snapshot of storage only holds no database.
@@ -80,12 +80,13 @@ fn latest_is_the_newest_that_matches() {
     assert_eq!(latest(&none, &none).unwrap(), 6);
     assert_eq!(latest(&kind(Kind::Database), &none).unwrap(), 3);
     assert_eq!(latest(&kind(Kind::Storage), &none).unwrap(), 4);
-    assert_eq!(latest(&kind(Kind::Files), &none).unwrap(), 6);
+    assert_eq!(latest(&kind(Kind::Files), &none).unwrap(), 5);
+    assert_eq!(latest(&kind(Kind::Stream), &none).unwrap(), 6);
     let host_a_files = Selector {
-        host: Some("b".into()),
+        host: Some("a".into()),
         ..kind(Kind::Files)
     };
-    assert_eq!(latest(&host_a_files, &none).unwrap(), 5);
+    assert_eq!(latest(&host_a_files, &none).unwrap(), 1);
     let tagged = Selector {
         tags: vec!["env=prod".into()],
         ..Selector::default()
