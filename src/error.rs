@@ -46,9 +46,9 @@ pub enum Error {
     #[error("no snapshot matches {0:?}")]
     SnapshotNotFound(String),
 
-    /// `latest` with filters that no snapshot matches.
-    #[error("latest: the repository holds no {wanted}; {hint}")]
-    NoSnapshotMatches { wanted: String, hint: String },
+    /// `latest` with filters that no snapshot matches: what was asked and what to do.
+    #[error("latest: {0}")]
+    NoSnapshotMatches(String),
 
     /// A snapshot named by id that does not match the filters given with it.
     #[error(

@@ -437,7 +437,13 @@ fn snapshots_without_the_database_give_clear_errors() {
     );
     assert!(!out.exists(), "nothing is created for a failed dump");
 
+    // `latest` is the newest database snapshot: there is none.
     let (code, _, err) = dump(&repo, &["latest", "--out", o, "--database", "app"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("holds no database snapshot"), "{err}");
+    // A files snapshot by id: it holds no database "app".
+    let files = repo.snapshot_ids().pop().unwrap();
+    let (code, _, err) = dump(&repo, &[&files, "--out", o, "--database", "app"]);
     assert_eq!(code, 1);
     assert!(
         err.contains("holds no database \"app\"") && err.contains("none"),

@@ -416,7 +416,10 @@ fn unknown_and_ambiguous_snapshot_ids() {
     // Empty repository: `latest` matches nothing.
     let (code, _, err) = repo.run(&["ls", "latest"]);
     assert_eq!(code, 1);
-    assert!(err.contains("no snapshot matches \"latest\""), "{err}");
+    assert!(
+        err.contains("latest: the repository holds no snapshots yet; make one with `snap backup`"),
+        "{err}"
+    );
 
     // Make snapshots until two share a first hex digit (at most 17 are needed).
     let mut ids: Vec<String> = Vec::new();

@@ -109,7 +109,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     check_out_dir(out, a.overwrite)?;
 
     let (repo, _lock) = g.open_locked(LockKind::Shared, "dump")?;
-    let implied = super::select::implied_kind(snap::snapshot::Kind::Database);
+    let implied = super::select::implied_kinds(&[snap::snapshot::Kind::Database]);
     let snap = super::select::choose(&repo, &a.snapshot, &a.select, &implied, g.quiet || a.json)?;
     let name = database_dir(&repo, &snap, a.database.as_deref())?;
     let db = DbSnapshot::open(&repo, &snap, name.as_deref())?;

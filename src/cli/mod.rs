@@ -30,6 +30,7 @@ mod config;
 mod copy;
 mod diff;
 mod dump;
+mod find;
 mod forget;
 mod init;
 mod key;
@@ -140,6 +141,8 @@ enum Command {
     Restore(restore::Args),
     /// Write one file of a snapshot to standard output.
     Cat(cat::Args),
+    /// Find files by name or path pattern across snapshots.
+    Find(find::Args),
     /// Verify the repository: structure, and with --read-data every chunk.
     Check(check::Args),
     /// Remove snapshots according to a retention policy (default: keep 21 days).
@@ -304,6 +307,7 @@ pub fn main() -> ExitCode {
         Command::Ls(a) => ls::run(&cli.global, a),
         Command::Restore(a) => restore::run(&cli.global, a),
         Command::Cat(a) => cat::run(&cli.global, a),
+        Command::Find(a) => find::run(&cli.global, a),
         Command::Check(a) => check::run(&cli.global, a),
         Command::Forget(a) => forget::run(&cli.global, a),
         Command::Prune(a) => prune::run(&cli.global, a),

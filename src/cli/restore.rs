@@ -57,18 +57,19 @@ pub struct Args {
 
 impl Args {
     /// `latest` means the newest database snapshot with --db, storage with --storage, and
-    /// otherwise the newest files snapshot (or the newest that backed up the --include paths).
+    /// otherwise the newest snapshot of files or a stream (or the newest that backed up the
+    /// --include paths).
     fn implied(&self) -> snap::snapshot::Selector {
-        use super::select::{implied_kind, implied_paths};
+        use super::select::{implied_kinds, implied_paths};
         use snap::snapshot::Kind;
         if self.db {
-            implied_kind(Kind::Database)
+            implied_kinds(&[Kind::Database])
         } else if self.storage {
-            implied_kind(Kind::Storage)
+            implied_kinds(&[Kind::Storage])
         } else if !self.includes.is_empty() {
             implied_paths(self.includes.iter().map(String::as_str))
         } else {
-            implied_kind(Kind::Files)
+            implied_kinds(&[Kind::Files, Kind::Stream])
         }
     }
 }

@@ -40,13 +40,14 @@ pub struct SnapshotSelect {
     /// Only snapshots with this tag (repeatable; all must match).
     #[arg(long = "tag", value_name = "TAG", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub tags: Vec<String>,
-    /// Only snapshots that backed up this path, or a directory above it (repeatable): a
-    /// source path (/srv/data) or a stored name (db/postgres, storage/avatars).
+    /// Only snapshots that backed up this path, a directory above it or a path below it
+    /// (repeatable: all must match): a source path (/srv/data) or a stored name (db/postgres,
+    /// storage/avatars).
     #[arg(long = "path", value_name = "PATH")]
     pub paths: Vec<String>,
-    /// Only snapshots holding this kind of data.
-    #[arg(long, value_enum, value_name = "KIND")]
-    pub kind: Option<KindArg>,
+    /// Only snapshots holding this kind of data (repeatable: any of them).
+    #[arg(long = "kind", value_enum, value_name = "KIND")]
+    pub kinds: Vec<KindArg>,
 }
 
 impl SnapshotSelect {
@@ -55,15 +56,15 @@ impl SnapshotSelect {
             host: self.host.clone(),
             tags: self.tags.clone(),
             paths: self.paths.clone(),
-            kind: self.kind.map(Kind::from),
+            kinds: self.kinds.iter().map(|k| Kind::from(*k)).collect(),
         }
     }
 }
 
 /// What a command implies about the snapshot it needs, when the user gave no filter for it.
-pub fn implied_kind(kind: Kind) -> Selector {
+pub fn implied_kinds(kinds: &[Kind]) -> Selector {
     Selector {
-        kind: Some(kind),
+        kinds: kinds.to_vec(),
         ..Selector::default()
     }
 }

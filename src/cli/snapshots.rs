@@ -77,7 +77,7 @@ impl<'a> SnapshotJson<'a> {
 }
 
 /// The `n` newest of each group (host and set of paths, as `forget` groups), oldest first.
-fn newest_per_group(snaps: Vec<Snapshot>, n: usize) -> Vec<Snapshot> {
+pub fn newest_per_group(snaps: Vec<Snapshot>, n: usize) -> Vec<Snapshot> {
     use snap::ops::forget::{GroupBy, GroupKey};
     let mut seen: std::collections::BTreeMap<GroupKey, usize> = Default::default();
     let mut keep: Vec<Snapshot> = snaps

@@ -12,12 +12,12 @@ use crate::error::{Error, Result};
 use crate::ops::check::{CheckOptions, check};
 use crate::ops::copy::{self, CopyOptions};
 use crate::ops::forget::{self, GroupBy};
-use crate::snapshot::Selector;
 use crate::ops::prune::{self, PruneOptions};
 use crate::ops::summary::BackupFigures;
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::repo::lock::LockKind;
+use crate::snapshot::Selector;
 
 /// What earlier steps found, deciding whether later ones run.
 #[derive(Default)]

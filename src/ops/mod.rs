@@ -7,6 +7,7 @@ pub mod copy;
 pub mod dbrestore;
 pub mod dbsnap;
 pub mod diff;
+pub mod find;
 pub mod forget;
 pub mod mount;
 pub mod prune;

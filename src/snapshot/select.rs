@@ -76,10 +76,11 @@ pub struct Selector {
     pub host: Option<String>,
     /// The snapshot must carry all of these.
     pub tags: Vec<String>,
-    /// The snapshot must have backed up each of these paths: one of its paths is the path
-    /// or a directory above it (a leading `/` is ignored on both sides).
+    /// The snapshot must have backed up each of these paths: one of its paths is the path,
+    /// a directory above it or a path below it (a leading `/` is ignored on both sides).
     pub paths: Vec<String>,
-    pub kind: Option<Kind>,
+    /// The snapshot must hold one of these kinds.
+    pub kinds: Vec<Kind>,
 }
 
 impl Selector {
@@ -87,7 +88,7 @@ impl Selector {
         self.host.as_ref().is_none_or(|h| &m.host == h)
             && self.tags.iter().all(|t| m.has_tag(t))
             && self.paths.iter().all(|p| covers(m, p))
-            && self.kind.is_none_or(|k| k.held_by(m))
+            && (self.kinds.is_empty() || self.kinds.iter().any(|k| k.held_by(m)))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -101,7 +102,11 @@ impl Selector {
             host: self.host.clone().or_else(|| implied.host.clone()),
             tags: pick(&self.tags, &implied.tags),
             paths: pick(&self.paths, &implied.paths),
-            kind: self.kind.or(implied.kind),
+            kinds: if self.kinds.is_empty() {
+                implied.kinds.clone()
+            } else {
+                self.kinds.clone()
+            },
         }
     }
 }
@@ -110,20 +115,22 @@ fn pick(own: &[String], implied: &[String]) -> Vec<String> {
     if own.is_empty() { implied } else { own }.to_vec()
 }
 
-/// Whether snapshot `m` backed up `path` (it is one of its paths or below one).
+/// Whether snapshot `m` backed up `path`: one of its paths is it, above it or below it.
 fn covers(m: &Manifest, path: &str) -> bool {
     let want = path.trim_matches('/');
-    m.paths
-        .iter()
-        .any(|p| super::tree::is_under(want, p.trim_matches('/')))
+    m.paths.iter().any(|p| {
+        let p = p.trim_matches('/');
+        super::tree::is_under(want, p) || super::tree::is_under(p, want)
+    })
 }
 
 impl fmt::Display for Selector {
     /// "database snapshot of host "h" tagged t of /path".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind {
-            Some(k) => write!(f, "{k} snapshot")?,
-            None => f.write_str("snapshot")?,
+        let kinds: Vec<String> = self.kinds.iter().map(|k| k.to_string()).collect();
+        match kinds.as_slice() {
+            [] => f.write_str("snapshot")?,
+            k => write!(f, "{} snapshot", k.join(" or "))?,
         }
         if let Some(h) = &self.host {
             write!(f, " of host {h:?}")?;
@@ -161,20 +168,29 @@ pub fn choose<'a>(
     implied: &Selector,
 ) -> Result<Chosen<'a>> {
     if let Some(back) = latest_back(spec)? {
-        let sel = given.or(implied);
-        let mut matching = snapshots.iter().rev().filter(|s| sel.matches(&s.manifest));
-        return match matching.nth(back) {
+        let mut sel = given.or(implied);
+        let nth = |sel: &Selector| {
+            let mut matching = snapshots.iter().rev().filter(|s| sel.matches(&s.manifest));
+            matching.nth(back)
+        };
+        // A path the command reads narrows `latest` when some snapshot backed it up; when none
+        // did, the command's own "not in snapshot" says so.
+        if nth(&sel).is_none() && given.paths.is_empty() && !implied.paths.is_empty() {
+            sel.paths.clear();
+        }
+        return match nth(&sel) {
             Some(snapshot) => Ok(Chosen {
                 snapshot,
                 latest: true,
             }),
-            None if back > 0 => Err(Error::NoSnapshotMatches {
-                wanted: format!("{spec} ({sel})"),
-                hint: format!(
-                    "only {} snapshot(s) match; list them with `snap snapshots`",
-                    snapshots.iter().filter(|s| sel.matches(&s.manifest)).count()
-                ),
-            }),
+            None if back > 0 => Err(Error::NoSnapshotMatches(format!(
+                "{spec} needs {} {sel}(s) but only {} match; list them with `snap snapshots`",
+                back + 1,
+                snapshots
+                    .iter()
+                    .filter(|s| sel.matches(&s.manifest))
+                    .count()
+            ))),
             None => Err(no_match(snapshots, &sel)),
         };
     }
@@ -212,19 +228,18 @@ fn latest_back(spec: &str) -> Result<Option<usize>> {
 
 /// "there is no database snapshot …": with what exists and what to do.
 fn no_match(snapshots: &[Snapshot], sel: &Selector) -> Error {
-    let make = sel.kind.map(Kind::how_to_make).unwrap_or("snap backup");
-    let hint = if snapshots.is_empty() {
-        format!("it holds no snapshots yet; make one with `{make}`")
+    let make = match sel.kinds.as_slice() {
+        [k] => k.how_to_make(),
+        _ => "snap backup",
+    };
+    Error::NoSnapshotMatches(if snapshots.is_empty() {
+        format!("the repository holds no snapshots yet; make one with `{make}`")
     } else {
         format!(
-            "none of its {} snapshot(s) matches; list them with `snap snapshots`, pick one by id, or make one with `{make}`",
+            "the repository holds no {sel}: none of its {} snapshot(s) matches; list them with `snap snapshots`, pick one by id, or make one with `{make}`",
             snapshots.len()
         )
-    };
-    Error::NoSnapshotMatches {
-        wanted: sel.to_string(),
-        hint,
-    }
+    })
 }
 
 /// `a database snapshot of host "h" (db/postgres)`: what a snapshot is, for messages.

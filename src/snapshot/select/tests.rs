@@ -28,7 +28,13 @@ fn repo() -> Vec<Snapshot> {
     vec![
         snap(1, SourceKind::Files, "a", &["env=prod"], &["/srv/data"]),
         snap(2, SourceKind::Database, "a", &[], &["db/postgres"]),
-        snap(3, SourceKind::Project, "a", &["project=x"], &["db/postgres", "storage"]),
+        snap(
+            3,
+            SourceKind::Project,
+            "a",
+            &["project=x"],
+            &["db/postgres", "storage"],
+        ),
         snap(4, SourceKind::Storage, "a", &[], &["storage/avatars"]),
         snap(5, SourceKind::Files, "b", &[], &["/home/b"]),
         snap(6, SourceKind::Stdin, "a", &[], &["db/shop.sql"]),
@@ -45,7 +51,7 @@ fn latest(sel: &Selector, implied: &Selector) -> Result<u8> {
 
 fn kind(k: Kind) -> Selector {
     Selector {
-        kind: Some(k),
+        kinds: vec![k],
         ..Selector::default()
     }
 }
@@ -97,14 +103,30 @@ fn latest_is_the_newest_that_matches() {
 #[test]
 fn paths_match_the_path_or_below_it_with_or_without_a_slash() {
     let none = Selector::default();
-    for p in ["/srv/data", "srv/data", "srv/data/sub/file.txt", "/srv/data/"] {
+    for p in [
+        "/srv/data",
+        "srv/data",
+        "srv/data/sub/file.txt",
+        "/srv/data/",
+    ] {
         let sel = Selector {
             paths: vec![p.into()],
             ..Selector::default()
         };
         assert_eq!(latest(&sel, &none).unwrap(), 1, "{p}");
     }
-    for p in ["/srv", "srv/dat", "/srv/database"] {
+    for p in ["/srv", "srv/"] {
+        let sel = Selector {
+            paths: vec![p.into()],
+            ..Selector::default()
+        };
+        assert_eq!(
+            latest(&sel, &none).unwrap(),
+            1,
+            "{p}: a path above the snapshot's"
+        );
+    }
+    for p in ["srv/dat", "/srv/database", "srv/data2"] {
         let sel = Selector {
             paths: vec![p.into()],
             ..Selector::default()
@@ -122,7 +144,10 @@ fn paths_match_the_path_or_below_it_with_or_without_a_slash() {
 fn given_filters_win_over_implied_ones() {
     let none = Selector::default();
     // The command implies a database; the user asked for storage: storage it is.
-    assert_eq!(latest(&kind(Kind::Storage), &kind(Kind::Database)).unwrap(), 4);
+    assert_eq!(
+        latest(&kind(Kind::Storage), &kind(Kind::Database)).unwrap(),
+        4
+    );
     assert_eq!(latest(&none, &kind(Kind::Database)).unwrap(), 3);
     // Implied path plus given host.
     let given = Selector {
@@ -144,12 +169,26 @@ fn no_match_says_what_was_asked_and_what_to_do() {
     };
     let e = latest(&sel, &Selector::default()).unwrap_err();
     let msg = e.to_string();
-    assert!(matches!(e, Error::NoSnapshotMatches { .. }), "{msg}");
-    assert!(msg.contains("database snapshot of host \"b\""), "{msg}");
+    assert!(matches!(e, Error::NoSnapshotMatches(_)), "{msg}");
+    assert!(
+        msg.contains("holds no database snapshot of host \"b\""),
+        "{msg}"
+    );
     assert!(msg.contains("none of its 6 snapshot(s)"), "{msg}");
     assert!(msg.contains("snap backup db"), "{msg}");
-    let e = choose(&[], &[], "latest", &kind(Kind::Storage), &Selector::default()).unwrap_err();
-    assert!(e.to_string().contains("holds no snapshots yet; make one with `snap backup storage`"), "{e}");
+    let e = choose(
+        &[],
+        &[],
+        "latest",
+        &kind(Kind::Storage),
+        &Selector::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("holds no snapshots yet; make one with `snap backup storage`"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -157,10 +196,24 @@ fn an_id_is_checked_against_given_filters_only() {
     let all = repo();
     let id = all[0].id.to_hex();
     // Implied kind (database) is not checked: the command's own error says what is wrong.
-    let c = choose(&all, &[], &id[..8], &Selector::default(), &kind(Kind::Database)).unwrap();
+    let c = choose(
+        &all,
+        &[],
+        &id[..8],
+        &Selector::default(),
+        &kind(Kind::Database),
+    )
+    .unwrap();
     assert_eq!(c.snapshot.id, all[0].id);
     assert!(!c.latest);
-    let e = choose(&all, &[], &id[..8], &kind(Kind::Database), &Selector::default()).unwrap_err();
+    let e = choose(
+        &all,
+        &[],
+        &id[..8],
+        &kind(Kind::Database),
+        &Selector::default(),
+    )
+    .unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, Error::SnapshotMismatch { .. }), "{msg}");
     assert!(msg.contains("is not a database snapshot: it is a files snapshot of host \"a\" (/srv/data), tagged env=prod"), "{msg}");
@@ -172,9 +225,12 @@ fn display_of_selectors() {
         host: Some("h".into()),
         tags: vec!["a".into(), "b=c".into()],
         paths: vec!["/x".into()],
-        kind: Some(Kind::Files),
+        kinds: vec![Kind::Files, Kind::Stream],
     };
-    assert_eq!(sel.to_string(), "files snapshot of host \"h\" tagged a and b=c of /x");
+    assert_eq!(
+        sel.to_string(),
+        "files or stream snapshot of host \"h\" tagged a and b=c of /x"
+    );
     assert_eq!(Selector::default().to_string(), "snapshot");
     assert!(Selector::default().is_empty() && !sel.is_empty());
 }
@@ -189,8 +245,13 @@ fn latest_tilde_n_counts_back_among_the_matching() {
     assert_eq!(pick("latest~0", &none).unwrap(), 6);
     assert_eq!(pick("latest~1", &none).unwrap(), 5);
     assert_eq!(pick("latest~1", &kind(Kind::Database)).unwrap(), 2);
-    let e = pick("latest~2", &kind(Kind::Database)).unwrap_err().to_string();
-    assert!(e.contains("only 2 snapshot(s) match"), "{e}");
+    let e = pick("latest~2", &kind(Kind::Database))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("latest~2 needs 3 database snapshot(s) but only 2 match"),
+        "{e}"
+    );
     for bad in ["latest~", "latest~x", "latest1", "latest~-1"] {
         let e = pick(bad, &none).unwrap_err().to_string();
         assert!(e.contains("`latest~N`"), "{bad}: {e}");
