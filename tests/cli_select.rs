@@ -295,3 +295,74 @@ fn diff_takes_latest_tilde_n_within_the_filters() {
     assert_eq!(changes.len(), 1, "{v}");
     assert!(changes[0]["path"].as_str().unwrap().ends_with("/f"), "{v}");
 }
+
+#[test]
+fn find_names_and_paths_across_snapshots() {
+    let r = TestRepo::new();
+    let d = r.path("d");
+    fs::create_dir_all(d.join("sub")).unwrap();
+    fs::write(d.join("a.txt"), "1").unwrap();
+    fs::write(d.join("sub/b.TXT"), "22").unwrap();
+    let first = id(&r.backup(&[d.to_str().unwrap()]));
+    fs::remove_file(d.join("a.txt")).unwrap();
+    fs::write(d.join("sub/c.sql"), "333").unwrap();
+    let second = id(&r.backup(&[d.to_str().unwrap()]));
+    let (code, out, err) = r.run_stdin(
+        &["backup", "--stdin", "--stdin-name", "dumps/x.sql", "--json"],
+        b"x",
+    );
+    assert_eq!(code, 0, "{err}");
+    let stream = id(&serde_json::from_str(&out).unwrap());
+
+    let found = |args: &[&str]| -> Vec<(String, Vec<String>)> {
+        let mut a = vec!["find", "--json"];
+        a.extend_from_slice(args);
+        r.json(&a)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let paths = f["entries"].as_array().unwrap().iter();
+                (
+                    f["snapshot"].as_str().unwrap().to_string(),
+                    paths
+                        .map(|e| e["path"].as_str().unwrap().to_string())
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+    let base = stored(&d);
+    assert_eq!(
+        found(&["a.txt"]),
+        vec![(first.clone(), vec![format!("{base}/a.txt")])]
+    );
+    assert_eq!(
+        found(&["*.sql"]),
+        vec![
+            (second.clone(), vec![format!("{base}/sub/c.sql")]),
+            (stream.clone(), vec!["dumps/x.sql".to_string()])
+        ]
+    );
+    assert_eq!(
+        found(&["*.sql", "--kind", "stream"]),
+        vec![(stream, vec!["dumps/x.sql".to_string()])]
+    );
+    // Case, whole paths, and --latest.
+    assert!(found(&["b.txt"]).is_empty());
+    assert_eq!(found(&["-i", "b.txt"]).len(), 2);
+    assert_eq!(
+        found(&[&format!("/{base}/*/b.TXT"), "--latest", "1"]),
+        vec![(second, vec![format!("{base}/sub/b.TXT")])]
+    );
+    // Text output names the snapshot and the path; a bad pattern is an error.
+    let (code, out, err) = r.run(&["find", "c.sql"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("/{base}/sub/c.sql")) && err.contains("1 match in 1 of 3 snapshots"),
+        "{out}{err}"
+    );
+    let (code, _, err) = r.run(&["find", "a["]);
+    assert_eq!(code, 1);
+    assert!(err.contains("pattern \"a[\""), "{err}");
+}
