@@ -76,7 +76,9 @@ pub enum Error {
         candidates: Vec<String>,
     },
 
-    #[error("path {path:?} is not in snapshot {snapshot}")]
+    #[error(
+        "path {path:?} is not in snapshot {snapshot}: `snap ls {snapshot}` lists what it holds, `snap find` finds a path in every snapshot"
+    )]
     PathNotInSnapshot { snapshot: String, path: String },
 
     #[error("{path}: {source}")]
