@@ -234,9 +234,11 @@ fn a_files_only_snapshot_is_refused() {
     let (code, out, err) = repo.run(&["restore", "latest", "--db", "--verify"]);
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(err.contains("no database snapshot"), "{err}");
+    // `latest` is the newest database snapshot: there is none. By id: it holds no "nope".
+    let files = repo.snapshot_ids().pop().unwrap();
     let (code, _, err) = repo.run(&[
         "restore",
-        "latest",
+        &files,
         "--db",
         "--verify",
         "--database",
