@@ -96,7 +96,10 @@ fn example_db_quickstart() {
         "--db --db-url",
         "verification:",
     ] {
-        assert!(out.contains(step), "{step:?} missing from the output: {out}");
+        assert!(
+            out.contains(step),
+            "{step:?} missing from the output: {out}"
+        );
     }
     assert!(
         out.contains("same     public.profiles") && !out.contains("DIFFERS"),
@@ -141,10 +144,7 @@ fn the_systemd_unit_runs_the_binary_where_the_docs_install_it() {
             "{doc} has no `install -m 0755 … /…/snap` step"
         );
         for d in dests {
-            assert_eq!(
-                d, bin,
-                "{doc} installs snap to {d}, the unit runs {bin}"
-            );
+            assert_eq!(d, bin, "{doc} installs snap to {d}, the unit runs {bin}");
         }
     }
 
@@ -258,7 +258,11 @@ fn man_dir_writes_one_page_per_command_with_environment_exit_status_and_examples
         "snap-config-check",
         "snap-man",
     ] {
-        assert!(pages.contains_key(want), "no {want}.1 in {:?}", pages.keys());
+        assert!(
+            pages.contains_key(want),
+            "no {want}.1 in {:?}",
+            pages.keys()
+        );
     }
     assert!(!pages.contains_key("snap-help"), "a page for clap's help");
 
@@ -284,7 +288,10 @@ fn man_dir_writes_one_page_per_command_with_environment_exit_status_and_examples
             .filter(|w| w.starts_with("snap"))
             .map(|w| w.replace("\\-", "-"));
         for r in refs {
-            assert!(pages.contains_key(&r), "{name}.1 refers to {r}(1), which does not exist");
+            assert!(
+                pages.contains_key(&r),
+                "{name}.1 refers to {r}(1), which does not exist"
+            );
         }
     }
     assert!(pages["snap"].contains(".SH \"SEE ALSO\""));
@@ -351,7 +358,10 @@ fn man_dir_writes_one_page_per_command_with_environment_exit_status_and_examples
         let (code, out, err) = output_parts(o);
         assert_eq!(code, 0, "man snap-backup-db: {err}");
         for section in ["ENVIRONMENT", "EXIT STATUS", "EXAMPLES", "SEE ALSO"] {
-            assert!(out.contains(section), "man snap-backup-db: {section}\n{out}");
+            assert!(
+                out.contains(section),
+                "man snap-backup-db: {section}\n{out}"
+            );
         }
     } else {
         eprintln!("skipped `man -w snap-backup`: man is not installed (the files were checked)");

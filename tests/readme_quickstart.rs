@@ -38,7 +38,10 @@ fn quickstart_blocks(readme: &str) -> Vec<String> {
             block = Some(Vec::new());
         }
     }
-    assert!(block.is_none(), "an unterminated ```sh block in the quickstart");
+    assert!(
+        block.is_none(),
+        "an unterminated ```sh block in the quickstart"
+    );
     blocks
 }
 
@@ -69,13 +72,23 @@ fn substitute(block: &str, repo: &Path, db_url: &str) -> String {
 
 #[test]
 fn the_readme_quickstart_runs_as_written() {
-    let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let blocks = quickstart_blocks(&readme);
-    assert!(!blocks.is_empty(), "no ```sh block under the Quickstart heading");
+    assert!(
+        !blocks.is_empty(),
+        "no ```sh block under the Quickstart heading"
+    );
     let script = blocks.join("\n");
-    for needed in ["snap init", "snap backup db --db-url \"$DB_URL\"", "snap restore"] {
+    for needed in [
+        "snap init",
+        "snap backup db --db-url \"$DB_URL\"",
+        "snap restore",
+    ] {
         assert!(
-            script.lines().any(|l| !l.starts_with('#') && l.contains(needed)),
+            script
+                .lines()
+                .any(|l| !l.starts_with('#') && l.contains(needed)),
             "the quickstart runs no `{needed}`:\n{script}"
         );
     }
@@ -90,11 +103,9 @@ fn the_readme_quickstart_runs_as_written() {
 
     // `snap` is the binary under test; the PostgreSQL client tools are the cluster's.
     let bin_dir = Path::new(snap_bin()).parent().unwrap().to_path_buf();
-    let path = std::env::join_paths(
-        [bin_dir, cluster.bin.clone()]
-            .into_iter()
-            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-    )
+    let path = std::env::join_paths([bin_dir, cluster.bin.clone()].into_iter().chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
     .unwrap();
     // A clean environment (none of the caller's SNAP_* / PG* settings) and no controlling
     // terminal, so a command that would prompt fails instead of waiting.
@@ -124,7 +135,10 @@ fn the_readme_quickstart_runs_as_written() {
         .stdin(std::process::Stdio::null());
     let started = std::time::Instant::now();
     let (code, out, err) = run_with_timeout(c, Duration::from_secs(180));
-    eprintln!("the README quickstart: exit {code} in {:?}", started.elapsed());
+    eprintln!(
+        "the README quickstart: exit {code} in {:?}",
+        started.elapsed()
+    );
     assert_eq!(
         code, 0,
         "the README quickstart failed:\n{script}\n--- stdout\n{out}\n--- stderr\n{err}"

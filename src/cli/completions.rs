@@ -35,7 +35,7 @@ pub fn man(a: &ManArgs) -> anyhow::Result<u8> {
     let root = man_root();
     let mut pages = Vec::new();
     collect_pages(&root, &mut pages);
-    let names: Vec<String> = pages.iter().map(|c| page_name(c)).collect();
+    let names: Vec<String> = pages.iter().map(page_name).collect();
     let Some(dir) = &a.dir else {
         use std::io::Write;
         std::io::stdout().write_all(render_page(&root, &names).as_bytes())?;
@@ -96,22 +96,7 @@ fn render_page(cmd: &clap::Command, all: &[String]) -> String {
         .manual("snap manual");
     let name = page_name(cmd);
     let mut w: Vec<u8> = Vec::new();
-    let parts: [&dyn Fn(&mut Vec<u8>) -> std::io::Result<()>; 4] = [
-        &|w| man.render_title(w),
-        &|w| man.render_name_section(w),
-        &|w| man.render_synopsis_section(w),
-        &|w| man.render_description_section(w),
-    ];
-    for part in parts {
-        part(&mut w).expect("writing to a Vec");
-    }
-    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
-        man.render_options_section(&mut w).expect("writing to a Vec");
-    }
-    if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
-        man.render_subcommands_section(&mut w)
-            .expect("writing to a Vec");
-    }
+    clap_pieces(&man, cmd, &mut w).expect("writing to a Vec");
     let mut roff = Roff::default();
     // URLs and paths: no hyphenation and no justification in what follows.
     roff.control("nh", []);
@@ -129,6 +114,25 @@ fn render_page(cmd: &clap::Command, all: &[String]) -> String {
             .expect("writing to a Vec");
     }
     one_preamble(String::from_utf8(w).expect("roff output is UTF-8"))
+}
+
+/// clap_mangen's sections: title, NAME, SYNOPSIS, DESCRIPTION, options and subcommands.
+fn clap_pieces(
+    man: &clap_mangen::Man,
+    cmd: &clap::Command,
+    w: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    man.render_title(w)?;
+    man.render_name_section(w)?;
+    man.render_synopsis_section(w)?;
+    man.render_description_section(w)?;
+    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+        man.render_options_section(w)?;
+    }
+    if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
+        man.render_subcommands_section(w)?;
+    }
+    Ok(())
 }
 
 /// Each roff piece starts with the same apostrophe preamble: keep the first.
@@ -172,12 +176,7 @@ const ALWAYS_READ: &[(&str, &str, Option<&[&str]>)] = &[
     (
         "SNAP_DB_PASSWORD, PGPASSWORD",
         "The database password of snap backup db and snap restore --db without --db-password-file (else ~/.pgpass or a prompt).",
-        Some(&[
-            "snap-backup-db",
-            "snap-backup",
-            "snap-restore",
-            "snap-run",
-        ]),
+        Some(&["snap-backup-db", "snap-backup", "snap-restore", "snap-run"]),
     ),
     (
         "SUPABASE_SERVICE_ROLE_KEY",
@@ -208,11 +207,7 @@ fn environment(roff: &mut Roff, cmd: &clap::Command, name: &str) {
                 .map(|l| format!("--{l}"))
                 .unwrap_or_else(|| arg.get_id().to_string());
             let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-            item(
-                roff,
-                &var.to_string_lossy(),
-                &format!("As {flag}: {help}"),
-            );
+            item(roff, &var.to_string_lossy(), &format!("As {flag}: {help}"));
         }
     }
     let opens_repo = name == "snap" || !NO_REPOSITORY.contains(&name);
@@ -376,10 +371,7 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
     (
         "snap-ls",
         &[
-            (
-                "snap ls latest",
-                "List the entries of the newest snapshot.",
-            ),
+            ("snap ls latest", "List the entries of the newest snapshot."),
             (
                 "snap ls latest db/postgres",
                 "The files of a database snapshot: roles.sql, schema.sql, tables/…",
@@ -465,7 +457,7 @@ fn see_also(roff: &mut Roff, cmd: &clap::Command, name: &str, all: &[String]) {
             .chain(
                 cmd.get_subcommands()
                     .filter(|s| !s.is_hide_set())
-                    .map(|s| page_name(s)),
+                    .map(page_name),
             )
             .collect()
     };
