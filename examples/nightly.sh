@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The nightly job from nothing to a restored database, on a throwaway local PostgreSQL:
-#   1. builds snap (cargo build --release), unless SNAP_BIN names a snap binary,
+#   1. the snap binary: $SNAP_BIN, else `cargo build --release --locked` (examples/lib/snap-bin.sh),
 #   2. starts a throwaway PostgreSQL in a temp dir (stopped and deleted on exit) with two
 #      databases, "app" and "shop" (tests/fixtures/plain.sql as sample data),
 #   3. creates a repository, and a configuration file from `snap config init` with two projects,
@@ -25,13 +25,8 @@ run() {
 }
 
 # --- 1. snap -------------------------------------------------------------------------------------
-if [ -n "${SNAP_BIN:-}" ]; then
-    SNAP=$SNAP_BIN
-else
-    say "building snap (cargo build --release)"
-    cargo build --release --quiet
-    SNAP="$ROOT/target/release/snap"
-fi
+# shellcheck source=examples/lib/snap-bin.sh
+source "$ROOT/examples/lib/snap-bin.sh"
 
 # --- 2. a throwaway PostgreSQL -------------------------------------------------------------------
 PG_TMP_PREFIX=snap-nightly-pg
@@ -99,7 +94,7 @@ run "$SNAP" restore "$SHOP" --db --db-url "postgresql://postgres@127.0.0.1:$PORT
 orig=$(psql_ -At -d shop -c "SELECT count(*) FROM public.notes")
 back=$(psql_ -At -d shop_restored -c "SELECT count(*) FROM public.notes")
 echo "public.notes: $orig rows in shop, $back rows in shop_restored"
-[ "$orig" = "$back" ] || { echo "row counts differ" >&2; exit 1; }
+[ "$orig" = "$back" ] || { echo "FAIL: row counts differ" >&2; exit 1; }
 
 echo
-echo "done: the repository, snap.toml and the password file are in $WORK (the PostgreSQL is removed)"
+echo "PASS: the repository, snap.toml and the password file are in $WORK (the PostgreSQL is removed)"

@@ -76,7 +76,15 @@ pub mod exit {
 #[command(
     name = "snap",
     version,
-    about = "Deduplicated, encrypted snapshots of Supabase projects and files"
+    about = "Back up a Supabase (or PostgreSQL) database and restore it: deduplicated, encrypted snapshots of databases, Storage buckets and files",
+    long_about = "Back up a Supabase (or plain PostgreSQL) database and restore it.\n\n\
+The main job: `snap backup db` takes one consistent snapshot of a database (roles, schema, data \
+per table, migration history) streamed from pg_dump into an encrypted, deduplicated repository; \
+`snap restore SNAPSHOT --db` puts it back into a database in one verified transaction; \
+`snap snapshots`, `snap ls`, `snap cat` and `snap diff` look inside. Storage buckets \
+(`snap backup storage`) and files (`snap backup PATH…`) go into the same repository, and \
+`snap run` is the nightly job.",
+    after_help = completions::help_examples()
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -128,16 +136,17 @@ pub struct Global {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a new repository.
+    /// Create a new repository (asks for its password twice).
     Init(init::Args),
-    /// Back up files, standard input, or a command's output into a new snapshot.
+    /// Back up a database (`snap backup db`), Storage buckets (`snap backup storage`), files,
+    /// standard input or a command's output into a new snapshot.
     Backup(backup::Args),
-    /// List snapshots.
+    /// List the snapshots: id, time, host, tags, size, added bytes.
     Snapshots(snapshots::Args),
     /// List the entries of a snapshot.
     Ls(ls::Args),
-    /// Restore a snapshot (or some of its paths) into a directory, or a database snapshot into a
-    /// database (--db).
+    /// Restore a database snapshot into a database (`--db --db-url URL`, verified), Storage
+    /// buckets (`--storage`), or a snapshot's files into a directory (`--target DIR`).
     Restore(restore::Args),
     /// Write one file of a snapshot to standard output.
     Cat(cat::Args),
@@ -170,8 +179,9 @@ enum Command {
     Run(run::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::Args),
-    /// Print the manual page (roff) to standard output.
-    Man,
+    /// Print the manual page (roff) to standard output, or write every page into a directory
+    /// (`--dir`).
+    Man(completions::ManArgs),
     /// Copy snapshots to another repository (e.g. off-site on S3), sending only what it lacks.
     Copy(copy::Args),
     /// Mount the repository read-only (FUSE) to browse and copy from any snapshot.
@@ -320,7 +330,7 @@ pub fn main() -> ExitCode {
         Command::Config(c) => config::run(&cli.global, c),
         Command::Run(a) => run::run(&cli.global, a),
         Command::Completions(a) => completions::run(a),
-        Command::Man => completions::man(),
+        Command::Man(a) => completions::man(a),
         Command::Copy(a) => copy::run(&cli.global, a),
         Command::Mount(a) => mount::run(&cli.global, a),
     };
