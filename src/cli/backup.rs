@@ -72,7 +72,7 @@ enum What {
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     for t in &a.tags {
         if t.is_empty() || t.contains(',') {
-            anyhow::bail!("invalid tag {t:?}: use key=value without commas");
+            usage!("invalid tag {t:?}: use key=value without commas");
         }
     }
     let mut excludes = a.excludes.clone();
@@ -106,7 +106,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         BackupInput::Stream(Box::new(CommandSource::spawn(cmd, a.stdin_name.clone())?))
     } else {
         if a.paths.is_empty() {
-            anyhow::bail!("nothing to back up: give paths, --stdin or --command");
+            usage!("nothing to back up: give paths, --stdin or --command");
         }
         BackupInput::Paths(a.paths.clone())
     };
@@ -158,9 +158,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
 fn from_config(g: &Global, a: &Args, path: &std::path::Path) -> anyhow::Result<u8> {
     use snap::nightly;
     if a.what.is_some() {
-        anyhow::bail!(
-            "--config backs up the projects of the file: give no `db` subcommand with it"
-        );
+        usage!("--config backs up the projects of the file: give no `db` subcommand with it");
     }
     let cfg = match snap::config::Config::load(path) {
         Ok(c) => c,
