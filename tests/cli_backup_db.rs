@@ -507,7 +507,7 @@ fn the_transaction_pooler_is_refused_and_the_url_masked() {
             "postgresql://postgres.abcdefgh:hunter2secret@aws-0-eu-central-1.pooler.supabase.com:6543/postgres",
         ],
     );
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a usage error");
     assert!(
         err.contains("transaction pooler") && err.contains("5432"),
         "{err}"

@@ -162,10 +162,7 @@ fn from_config(g: &Global, a: &Args, path: &std::path::Path) -> anyhow::Result<u
     }
     let cfg = match snap::config::Config::load(path) {
         Ok(c) => c,
-        Err(e) => {
-            say!("error: {e}");
-            return Ok(exit::USAGE);
-        }
+        Err(e) => usage!("{e}"),
     };
     let projects: Vec<&snap::config::Project> = if a.projects.is_empty() {
         cfg.projects.iter().collect()
@@ -173,7 +170,8 @@ fn from_config(g: &Global, a: &Args, path: &std::path::Path) -> anyhow::Result<u
         a.projects
             .iter()
             .map(|n| cfg.project(n))
-            .collect::<snap::Result<_>>()?
+            .collect::<snap::Result<_>>()
+            .map_err(|e| super::Usage(e.to_string()))?
     };
     let repo = nightly::open_repository(&cfg)?;
     let progress = super::progress::Bars::new(g.quiet);
