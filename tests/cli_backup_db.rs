@@ -537,7 +537,13 @@ fn a_missing_database_fails_cleanly() {
     let repo = TestRepo::new();
     let (code, _, err) = backup_db(&repo, &["--db-url", &c.url_db("nope")]);
     assert_eq!(code, 1);
-    assert!(err.contains("database \"nope\" does not exist"), "{err}");
+    // Under --json the error is a JSON object on stderr.
+    let v: Value = serde_json::from_str(&err).unwrap_or_else(|e| panic!("{e}: {err}"));
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("database \"nope\" does not exist"),
+        "{err}"
+    );
     assert!(repo.snapshots().is_empty());
 }
 

@@ -518,17 +518,41 @@ fn usage_errors_raised_by_the_commands_exit_2() {
     let repo = repo_with_snapshot();
     let cfg = repo.path("snap.toml");
     let cases: &[(&[&str], &str)] = &[
-        (&["backup", "db"], "no database given: pass --db-url or --project-ref"),
         (
-            &["backup", "db", "--db-url", "postgresql://postgres:hunter2@db.example.com:6543/postgres"],
+            &["backup", "db"],
+            "no database given: pass --db-url or --project-ref",
+        ),
+        (
+            &[
+                "backup",
+                "db",
+                "--db-url",
+                "postgresql://postgres:hunter2@db.example.com:6543/postgres",
+            ],
             "transaction pooler",
         ),
         (&["backup", "storage"], "no Storage API given"),
-        (&["backup"], "nothing to back up: give paths, --stdin or --command"),
-        (&["backup", "/etc/hostname", "--tag", "a=1,b=2"], "invalid tag"),
-        (&["restore", "latest", "--db"], "restore --db needs the target: pass --db-url or --project-ref"),
         (
-            &["restore", "latest", "--db", "--db-url", "postgresql://postgres@127.0.0.1:9/x", "--data-only"],
+            &["backup"],
+            "nothing to back up: give paths, --stdin or --command",
+        ),
+        (
+            &["backup", "/etc/hostname", "--tag", "a=1,b=2"],
+            "invalid tag",
+        ),
+        (
+            &["restore", "latest", "--db"],
+            "restore --db needs the target: pass --db-url or --project-ref",
+        ),
+        (
+            &[
+                "restore",
+                "latest",
+                "--db",
+                "--db-url",
+                "postgresql://postgres@127.0.0.1:9/x",
+                "--data-only",
+            ],
             "--data-only needs --table or --schema",
         ),
         (&["restore", "latest", "--storage"], "no Storage API given"),
@@ -584,7 +608,10 @@ fn errors_under_json_are_json() {
     assert_eq!(e["kind"], "usage");
     assert_eq!(e["exit_code"], 2);
     assert!(
-        e["message"].as_str().unwrap().contains("no repository given"),
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("no repository given"),
         "{e}"
     );
     // A failure: the location holds no repository.
@@ -598,9 +625,15 @@ fn errors_under_json_are_json() {
     );
     assert_eq!(code, 1, "{err}");
     let e = json_error(&err);
-    assert_eq!((e["kind"].as_str(), e["exit_code"].as_u64()), (Some("failed"), Some(1)));
+    assert_eq!(
+        (e["kind"].as_str(), e["exit_code"].as_u64()),
+        (Some("failed"), Some(1))
+    );
     assert!(
-        e["message"].as_str().unwrap().contains("is not a snap repository"),
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not a snap repository"),
         "{e}"
     );
     // Nested subcommands, and secrets masked.
@@ -615,7 +648,11 @@ fn errors_under_json_are_json() {
     let e = json_error(&err);
     assert_eq!(e["kind"], "usage");
     assert!(
-        e["message"].as_str().unwrap().contains("transaction pooler") && !err.contains("hunter2"),
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("transaction pooler")
+            && !err.contains("hunter2"),
         "{err}"
     );
     // A command line clap refuses.
@@ -623,7 +660,10 @@ fn errors_under_json_are_json() {
     assert_eq!(code, 2, "{err}");
     let e = json_error(&err);
     assert_eq!(e["kind"], "usage");
-    assert!(e["message"].as_str().unwrap().contains("--no-such-flag"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("--no-such-flag"),
+        "{e}"
+    );
     // Without --json, the same errors stay plain text.
     let (code, _, err) = repo.run(&["snapshots", "--no-such-flag"]);
     assert_eq!(code, 2);

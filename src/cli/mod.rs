@@ -347,7 +347,11 @@ fn parse() -> Result<(Cli, bool), u8> {
                 .any(|a| a == "--json")
             {
                 let text = text.trim_end();
-                print_json_error(text.strip_prefix("error: ").unwrap_or(text), exit::USAGE, "usage");
+                print_json_error(
+                    text.strip_prefix("error: ").unwrap_or(text),
+                    exit::USAGE,
+                    "usage",
+                );
             } else {
                 eprint!("{}", snap::redact::text(&text));
             }
@@ -399,7 +403,10 @@ fn print_json_error(message: &str, exit_code: u8, kind: &str) {
             kind,
         },
     };
-    say!("{}", serde_json::to_string(&e).expect("an error serializes"));
+    say!(
+        "{}",
+        serde_json::to_string(&e).expect("an error serializes")
+    );
 }
 
 /// The exit code and kind of a failed command's error (docs/reference.md, "Exit codes").

@@ -160,7 +160,8 @@ static HELD: Mutex<Registry> = Mutex::new(Registry {
 });
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
-    HELD.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    HELD.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Remove every lock this process holds, now, whatever its holder is doing, and refuse new
@@ -495,14 +496,20 @@ mod tests {
             refreshed: now,
         };
         let here = crate::util::hostname();
-        b.put("locks/dead", &encode(&k, &lock(&here, dead))).unwrap();
+        b.put("locks/dead", &encode(&k, &lock(&here, dead)))
+            .unwrap();
         b.put("locks/elsewhere", &encode(&k, &lock("other-host", dead)))
             .unwrap();
         b.put("locks/unreadable", b"not a lock").unwrap();
         let live = acquire(b.clone(), k.clone(), LockKind::Shared, "check").unwrap();
         let removed = remove_gone(&*b, &k).unwrap();
         assert_eq!(removed, vec![lock(&here, dead)]);
-        let mut left: Vec<_> = b.list("locks/").unwrap().into_iter().map(|o| o.name).collect();
+        let mut left: Vec<_> = b
+            .list("locks/")
+            .unwrap()
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
         left.sort();
         let mut expect = vec![
             "locks/elsewhere".to_string(),
@@ -510,7 +517,10 @@ mod tests {
             live.name().into(),
         ];
         expect.sort();
-        assert_eq!(left, expect, "only the dead process's lock of this host went");
+        assert_eq!(
+            left, expect,
+            "only the dead process's lock of this host went"
+        );
         assert!(remove_gone(&*b, &k).unwrap().is_empty());
     }
 }
