@@ -43,8 +43,8 @@ pub fn install(json: bool) {
 
 fn wait(set: &libc::sigset_t) -> i32 {
     let mut sig = 0;
-    // SAFETY: sigwait on a valid set of signals blocked in every thread.
-    while unsafe { libc::sigwait(set, &mut sig) } != 0 {}
+    // SAFETY: sigwait on a valid set of signals blocked in every thread (it cannot fail then).
+    unsafe { libc::sigwait(set, &mut sig) };
     sig
 }
 
