@@ -281,14 +281,14 @@ pub fn acquire(
     let name = format!("locks/{}", Id::random());
     let stop = Arc::new((Mutex::new(false), Condvar::new()));
     let used_reserve = put_registered(&backend, &name, &encode(&key, &info), command, &stop)?;
-    let conflict = list_locks(&*backend, &key, Utc::now()).and_then(|locks| {
-        Ok(locks.into_iter().find(|l| {
+    let conflict = list_locks(&*backend, &key, Utc::now()).map(|locks| {
+        locks.into_iter().find(|l| {
             l.name != name
                 && !l.stale
                 && l.info
                     .as_ref()
                     .is_ok_and(|o| kind == LockKind::Exclusive || o.kind == LockKind::Exclusive)
-        }))
+        })
     });
     match conflict {
         Ok(None) => {}
