@@ -165,7 +165,7 @@ fn key_add_list_and_remove() {
 
     // Bad and unknown ids.
     let (code, _, err) = run_pw(&r, PASSWORD, &["key", "remove", "not-hex"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a usage error");
     assert!(err.contains("not a key id"), "{err}");
 
     // The other one can; its password then stops working.

@@ -507,7 +507,7 @@ fn the_transaction_pooler_is_refused_and_the_url_masked() {
             "postgresql://postgres.abcdefgh:hunter2secret@aws-0-eu-central-1.pooler.supabase.com:6543/postgres",
         ],
     );
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a usage error");
     assert!(
         err.contains("transaction pooler") && err.contains("5432"),
         "{err}"
@@ -537,7 +537,13 @@ fn a_missing_database_fails_cleanly() {
     let repo = TestRepo::new();
     let (code, _, err) = backup_db(&repo, &["--db-url", &c.url_db("nope")]);
     assert_eq!(code, 1);
-    assert!(err.contains("database \"nope\" does not exist"), "{err}");
+    // Under --json the error is a JSON object on stderr.
+    let v: Value = serde_json::from_str(&err).unwrap_or_else(|e| panic!("{e}: {err}"));
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("database \"nope\" does not exist"),
+        "{err}"
+    );
     assert!(repo.snapshots().is_empty());
 }
 

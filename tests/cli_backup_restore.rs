@@ -371,7 +371,7 @@ fn snapshots_json_fields_tags_and_host() {
 
     // Tags with commas are refused, and nothing is recorded.
     let (code, _, err) = repo.run(&["backup", src.to_str().unwrap(), "--tag", "a=1,b=2"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a usage error");
     assert!(err.contains("invalid tag"), "{err}");
     assert_eq!(repo.snapshots().len(), 2);
 }
@@ -402,7 +402,7 @@ fn snap_repo_env_instead_of_flag() {
             .output()
             .unwrap(),
     );
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a usage error");
     assert!(
         err.contains("no repository given") && err.contains("SNAP_REPO"),
         "{err}"
@@ -1035,7 +1035,7 @@ fn backup_of_missing_path_fails_without_snapshot() {
     assert_eq!(code, 1);
     assert!(err.contains("does-not-exist"), "{err}");
     let (code, _, err) = repo.run(&["backup"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a usage error");
     assert!(err.contains("nothing to back up"), "{err}");
     assert!(repo.snapshots().is_empty());
 }

@@ -514,6 +514,165 @@ fn usage_errors_exit_2() {
     assert!(out.starts_with("snap "), "{out}");
 }
 
+/// Missing or contradicting arguments the commands themselves find (not clap) exit 2 as well,
+/// with a message that says what to pass (issue 18).
+#[test]
+fn usage_errors_raised_by_the_commands_exit_2() {
+    let repo = repo_with_snapshot();
+    let cfg = repo.path("snap.toml");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["backup", "db"],
+            "no database given: pass --db-url or --project-ref",
+        ),
+        (
+            &[
+                "backup",
+                "db",
+                "--db-url",
+                "postgresql://postgres:hunter2@db.example.com:6543/postgres",
+            ],
+            "transaction pooler",
+        ),
+        (&["backup", "storage"], "no Storage API given"),
+        (
+            &["backup"],
+            "nothing to back up: give paths, --stdin or --command",
+        ),
+        (
+            &["backup", "/etc/hostname", "--tag", "a=1,b=2"],
+            "invalid tag",
+        ),
+        (
+            &["restore", "latest", "--db"],
+            "restore --db needs the target: pass --db-url or --project-ref",
+        ),
+        (
+            &[
+                "restore",
+                "latest",
+                "--db",
+                "--db-url",
+                "postgresql://postgres@127.0.0.1:9/x",
+                "--data-only",
+            ],
+            "--data-only needs --table or --schema",
+        ),
+        (&["restore", "latest", "--storage"], "no Storage API given"),
+        (&["key", "remove", "not-hex"], "is not a key id"),
+        (&["run", "--config", cfg.to_str().unwrap()], "snap.toml"),
+    ];
+    for (args, said) in cases {
+        let (code, out, err) = repo.run(args);
+        assert_eq!(code, 2, "{args:?}: stdout:\n{out}\nstderr:\n{err}");
+        assert!(err.contains(said), "{args:?}: {err}");
+        assert!(!err.contains("hunter2"), "{args:?}: {err}");
+    }
+    // No repository at all.
+    let (code, _, err) = output_parts(
+        bare_snap(repo.dir.path())
+            .env("SNAP_PASSWORD", PASSWORD)
+            .arg("snapshots")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no repository given: pass --repo or set SNAP_REPO"),
+        "{err}"
+    );
+    assert_usable(&repo);
+}
+
+/// The `{"error": …}` object a command given `--json` prints on stderr instead of a message.
+fn json_error(err: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(err.trim_end())
+        .unwrap_or_else(|e| panic!("stderr is not one JSON object ({e}):\n{err}"));
+    assert!(v["error"]["message"].is_string(), "{v}");
+    v["error"].clone()
+}
+
+/// Under `--json`, a failure is one JSON object on stderr: message, exit code and kind, the
+/// message redacted like every other (issue 18).
+#[test]
+fn errors_under_json_are_json() {
+    let repo = repo_with_snapshot();
+    // A usage error: no repository given.
+    let (code, out, err) = output_parts(
+        bare_snap(repo.dir.path())
+            .env("SNAP_PASSWORD", PASSWORD)
+            .args(["snapshots", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty(), "{out}");
+    let e = json_error(&err);
+    assert_eq!(e["kind"], "usage");
+    assert_eq!(e["exit_code"], 2);
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("no repository given"),
+        "{e}"
+    );
+    // A failure: the location holds no repository.
+    let missing = repo.path("no-repo");
+    let (code, _, err) = output_parts(
+        bare_snap(repo.dir.path())
+            .env("SNAP_PASSWORD", PASSWORD)
+            .args(["--repo", missing.to_str().unwrap(), "snapshots", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 1, "{err}");
+    let e = json_error(&err);
+    assert_eq!(
+        (e["kind"].as_str(), e["exit_code"].as_u64()),
+        (Some("failed"), Some(1))
+    );
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not a snap repository"),
+        "{e}"
+    );
+    // Nested subcommands, and secrets masked.
+    let (code, _, err) = repo.run(&[
+        "backup",
+        "db",
+        "--json",
+        "--db-url",
+        "postgresql://postgres:hunter2@db.example.com:6543/postgres",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    let e = json_error(&err);
+    assert_eq!(e["kind"], "usage");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("transaction pooler")
+            && !err.contains("hunter2"),
+        "{err}"
+    );
+    // A command line clap refuses.
+    let (code, _, err) = repo.run(&["snapshots", "--json", "--no-such-flag"]);
+    assert_eq!(code, 2, "{err}");
+    let e = json_error(&err);
+    assert_eq!(e["kind"], "usage");
+    assert!(
+        e["message"].as_str().unwrap().contains("--no-such-flag"),
+        "{e}"
+    );
+    // Without --json, the same errors stay plain text.
+    let (code, _, err) = repo.run(&["snapshots", "--no-such-flag"]);
+    assert_eq!(code, 2);
+    assert!(err.starts_with("error: "), "{err}");
+}
+
 /// Inputs that are not data are read with a bound (issue 16): `/dev/zero` as a password file,
 /// a password command that never stops, `/dev/zero` as a config file — each is refused with a
 /// message within seconds instead of growing until the OOM killer ends it.

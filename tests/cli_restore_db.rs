@@ -245,7 +245,7 @@ fn a_target_that_is_not_ready_is_reported_and_left_alone() {
         "--db-url",
         &s.target.url_db("fresh"),
     ]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a usage error");
     assert!(err.contains("pass --yes"), "{err}");
     assert_eq!(
         s.target.psql_db(

@@ -286,7 +286,7 @@ fn jobs_restore_equals_the_single_transaction_one_and_clean_restores_again() {
     let (code, _, err) = s.repo.run(&[
         "restore", "latest", "--db", "--db-url", &url, "--schema", "billing", "--clean",
     ]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a usage error");
     assert!(
         err.contains("pass --yes")
             && err.contains("--clean would drop: everything in schema billing"),

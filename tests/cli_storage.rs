@@ -1032,7 +1032,7 @@ fn restore_skips_existing_reports_refused_names_and_a_rerun_completes() {
         None,
     );
     let (code, _, err) = env.restore(&id, &dst, &[]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a usage error: --yes is missing");
     assert!(
         err.contains("already hold objects") && err.contains("--yes"),
         "{err}"

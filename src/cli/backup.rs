@@ -72,7 +72,7 @@ enum What {
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     for t in &a.tags {
         if t.is_empty() || t.contains(',') {
-            anyhow::bail!("invalid tag {t:?}: use key=value without commas");
+            usage!("invalid tag {t:?}: use key=value without commas");
         }
     }
     let mut excludes = a.excludes.clone();
@@ -106,7 +106,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         BackupInput::Stream(Box::new(CommandSource::spawn(cmd, a.stdin_name.clone())?))
     } else {
         if a.paths.is_empty() {
-            anyhow::bail!("nothing to back up: give paths, --stdin or --command");
+            usage!("nothing to back up: give paths, --stdin or --command");
         }
         BackupInput::Paths(a.paths.clone())
     };
@@ -158,16 +158,11 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
 fn from_config(g: &Global, a: &Args, path: &std::path::Path) -> anyhow::Result<u8> {
     use snap::nightly;
     if a.what.is_some() {
-        anyhow::bail!(
-            "--config backs up the projects of the file: give no `db` subcommand with it"
-        );
+        usage!("--config backs up the projects of the file: give no `db` subcommand with it");
     }
     let cfg = match snap::config::Config::load(path) {
         Ok(c) => c,
-        Err(e) => {
-            say!("error: {e}");
-            return Ok(exit::USAGE);
-        }
+        Err(e) => usage!("{e}"),
     };
     let projects: Vec<&snap::config::Project> = if a.projects.is_empty() {
         cfg.projects.iter().collect()
@@ -175,7 +170,8 @@ fn from_config(g: &Global, a: &Args, path: &std::path::Path) -> anyhow::Result<u
         a.projects
             .iter()
             .map(|n| cfg.project(n))
-            .collect::<snap::Result<_>>()?
+            .collect::<snap::Result<_>>()
+            .map_err(|e| super::Usage(e.to_string()))?
     };
     let repo = nightly::open_repository(&cfg)?;
     let progress = super::progress::Bars::new(g.quiet);

@@ -61,9 +61,13 @@ impl DbConnArgs {
                 project_ref: r.clone(),
                 pooler_host: self.pooler_host.clone(),
             },
-            (None, None) => anyhow::bail!("no database given: pass --db-url or --project-ref"),
+            (None, None) => usage!("no database given: pass --db-url or --project-ref"),
         };
-        Ok(ConnSpec::from_target(&target, password)?)
+        // The target cannot be made only when the URL given is wrong (or the transaction pooler).
+        ConnSpec::from_target(&target, password).map_err(|e| match e {
+            snap::Error::Invalid(_) => super::Usage(e.to_string()).into(),
+            e => e.into(),
+        })
     }
 
     /// Run `f` against the database; when the server wants a password nobody gave, ask on the
@@ -91,7 +95,7 @@ impl DbConnArgs {
 
 pub fn run(g: &Global, a: &DbConnArgs, opts: &BackupOptions, json: bool) -> anyhow::Result<u8> {
     if !a.given() {
-        anyhow::bail!("no database given: pass --db-url or --project-ref");
+        usage!("no database given: pass --db-url or --project-ref");
     }
     let (repo, _lock) = g.open_locked(LockKind::Shared, "backup db")?;
     let src = a.with_conn(|conn| {

@@ -78,7 +78,7 @@ impl StorageConnArgs {
             snap::redact::remember(&k);
             return Ok(Zeroizing::new(k.trim().to_string()));
         }
-        anyhow::bail!(
+        usage!(
             "no service key: pass --service-key-file or set SUPABASE_SERVICE_ROLE_KEY (the project's service_role key)"
         )
     }
@@ -108,9 +108,7 @@ pub fn run(
     json: bool,
 ) -> anyhow::Result<u8> {
     if !a.given() {
-        anyhow::bail!(
-            "no Storage API given: pass --url https://<ref>.supabase.co or --storage-url"
-        );
+        usage!("no Storage API given: pass --url https://<ref>.supabase.co or --storage-url");
     }
     let src = StorageSource::new(a.options()?)?;
     let (repo, _lock) = g.open_locked(LockKind::Shared, "backup storage")?;

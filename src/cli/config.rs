@@ -34,10 +34,7 @@ pub fn run(_g: &Global, c: &Command) -> anyhow::Result<u8> {
         Command::Check { config, json } => {
             let cfg = match Config::load(config) {
                 Ok(c) => c,
-                Err(e) => {
-                    say!("error: {e}");
-                    return Ok(exit::USAGE);
-                }
+                Err(e) => usage!("{e}"),
             };
             let s = summary(&cfg);
             if *json {

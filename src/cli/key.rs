@@ -278,7 +278,7 @@ fn find<'a>(all: &'a [Key], prefix: &str) -> anyhow::Result<&'a Key> {
         .unwrap_or(prefix)
         .to_ascii_lowercase();
     if p.is_empty() || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!("{prefix:?} is not a key id (hex digits; see `snap key list`)");
+        usage!("{prefix:?} is not a key id (hex digits; see `snap key list`)");
     }
     let found: Vec<&Key> = all.iter().filter(|k| k.id().starts_with(&p)).collect();
     match found.as_slice() {

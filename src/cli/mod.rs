@@ -20,6 +20,13 @@ macro_rules! tell {
     };
 }
 
+/// Fail the command with a usage error (a missing or contradicting argument: exit 2).
+macro_rules! usage {
+    ($($arg:tt)*) => {
+        anyhow::bail!(crate::cli::Usage(format!($($arg)*)))
+    };
+}
+
 mod backup;
 mod backup_db;
 mod backup_storage;
@@ -33,6 +40,7 @@ mod dump;
 mod find;
 mod forget;
 mod init;
+mod interrupt;
 mod key;
 mod ls;
 mod mount;
@@ -55,8 +63,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use snap::repo::Repository;
 
@@ -70,7 +77,24 @@ pub mod exit {
     /// A snapshot was saved, but some files could not be read and are missing from it, or
     /// changed while they were read.
     pub const INCOMPLETE: u8 = 4;
+    /// Interrupted by SIGINT (Ctrl-C): 128 + 2.
+    pub const INTERRUPTED: u8 = 130;
+    /// Stopped by SIGTERM: 128 + 15.
+    pub const TERMINATED: u8 = 143;
 }
+
+/// A usage error: an argument is missing or contradicts another. The command exits
+/// [`exit::USAGE`]; raise it with `usage!`.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
 
 #[derive(Parser)]
 #[command(
@@ -190,9 +214,10 @@ enum Command {
 
 impl Global {
     fn location(&self) -> anyhow::Result<&str> {
-        self.repo
-            .as_deref()
-            .context("no repository given: pass --repo or set SNAP_REPO")
+        match self.repo.as_deref() {
+            Some(r) => Ok(r),
+            None => usage!("no repository given: pass --repo or set SNAP_REPO"),
+        }
     }
 
     fn backend(&self) -> anyhow::Result<Arc<dyn snap::backend::Backend>> {
@@ -234,11 +259,6 @@ impl Global {
     ) -> anyhow::Result<(OpenRepo, snap::repo::lock::LockGuard)> {
         let repo = self.open()?;
         let lock = repo.lock(kind, command)?;
-        if lock.used_reserve() {
-            say!(
-                "warning: the repository's disk is full: its space reserve made room for this command's lock (it is put back when there is room). Free space with `snap forget` and `snap prune --grace 0s`"
-            );
-        }
         Ok((repo, lock))
     }
 }
@@ -248,6 +268,35 @@ impl Global {
 pub struct OpenRepo {
     repo: Repository,
     quiet: bool,
+}
+
+impl OpenRepo {
+    /// Take a lock for `command` (held until the guard drops), then remove the locks that
+    /// processes of this host, now gone, left behind, saying so.
+    pub fn lock(
+        &self,
+        kind: snap::repo::lock::LockKind,
+        command: &str,
+    ) -> snap::Result<snap::repo::lock::LockGuard> {
+        let lock = self.repo.lock(kind, command)?;
+        if lock.used_reserve() {
+            say!(
+                "warning: the repository's disk is full: its space reserve made room for this command's lock (it is put back when there is room). Free space with `snap forget` and `snap prune --grace 0s`"
+            );
+        }
+        // Best effort: a lock left here is ignored as stale anyway, and `snap unlock` removes it.
+        let gone = snap::repo::lock::remove_gone(&**self.repo.backend(), self.repo.key());
+        for l in gone.unwrap_or_default() {
+            if !self.quiet {
+                say!(
+                    "removed a stale lock of pid {} (snap {}), which is gone",
+                    l.pid,
+                    l.command
+                );
+            }
+        }
+        Ok(lock)
+    }
 }
 
 impl std::ops::Deref for OpenRepo {
@@ -296,21 +345,128 @@ fn redact_panics() {
     }));
 }
 
-pub fn main() -> ExitCode {
-    redact_panics();
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
+/// The parsed command line and whether the command was given `--json`; or, for a command line
+/// that does not parse, the exit code (after printing clap's message or help).
+fn parse() -> Result<(Cli, bool), u8> {
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Ok((Cli::from_arg_matches(&m)?, wants_json(&m))));
+    match parsed {
+        Ok(p) => Ok(p),
         Err(e) if e.use_stderr() => {
-            eprint!("{}", snap::redact::text(&e.render().to_string()));
-            return ExitCode::from(exit::USAGE);
+            let text = e.render().to_string();
+            // No parsed command to ask: a `--json` among the options (before `--`) counts.
+            if std::env::args_os()
+                .take_while(|a| a != "--")
+                .any(|a| a == "--json")
+            {
+                let text = text.trim_end();
+                print_json_error(
+                    text.strip_prefix("error: ").unwrap_or(text),
+                    exit::USAGE,
+                    "usage",
+                );
+            } else {
+                eprint!("{}", snap::redact::text(&text));
+            }
+            Err(exit::USAGE)
         }
         Err(e) => {
             // --help, --version: printed to stdout, not an error.
             let _ = e.print();
-            return ExitCode::from(exit::OK);
+            Err(exit::OK)
         }
+    }
+}
+
+/// Whether the (sub)command given has its `--json` flag set.
+fn wants_json(m: &clap::ArgMatches) -> bool {
+    let mut m = m;
+    loop {
+        if matches!(m.try_get_one::<bool>("json"), Ok(Some(true))) {
+            return true;
+        }
+        match m.subcommand() {
+            Some((_, sub)) => m = sub,
+            None => return false,
+        }
+    }
+}
+
+/// An error as `--json` prints it on stderr: `{"error": {"message", "exit_code", "kind"}}`.
+#[derive(serde::Serialize)]
+struct JsonError<'a> {
+    error: JsonErrorBody<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonErrorBody<'a> {
+    message: &'a str,
+    exit_code: u8,
+    /// `usage`, `locked`, `interrupted` or `failed`.
+    kind: &'a str,
+}
+
+/// Print an error as one line of JSON on stderr, its message redacted like every message.
+fn print_json_error(message: &str, exit_code: u8, kind: &str) {
+    let message = snap::redact::text(message);
+    let e = JsonError {
+        error: JsonErrorBody {
+            message: &message,
+            exit_code,
+            kind,
+        },
     };
-    let result = match &cli.command {
+    say!(
+        "{}",
+        serde_json::to_string(&e).expect("an error serializes")
+    );
+}
+
+/// The exit code and kind of a failed command's error (docs/reference.md, "Exit codes").
+fn classify(e: &anyhow::Error) -> (u8, &'static str) {
+    for c in e.chain() {
+        if c.is::<Usage>() {
+            return (exit::USAGE, "usage");
+        }
+        if let Some(snap::Error::Locked(_)) = c.downcast_ref::<snap::Error>() {
+            return (exit::LOCKED, "locked");
+        }
+    }
+    (exit::FAILED, "failed")
+}
+
+/// Print a failed command's error (as JSON with `json`); returns its exit code.
+fn report(e: &anyhow::Error, json: bool) -> u8 {
+    let (code, kind) = classify(e);
+    if json {
+        print_json_error(&format!("{e:#}"), code, kind);
+    } else {
+        say!("error: {e:#}");
+    }
+    code
+}
+
+pub fn main() -> ExitCode {
+    redact_panics();
+    let (cli, json) = match parse() {
+        Ok(p) => p,
+        Err(code) => return ExitCode::from(code),
+    };
+    // `mount` takes the stop signals itself, to unmount.
+    if !matches!(cli.command, Command::Mount(_)) {
+        interrupt::install(json);
+    }
+    let result = dispatch(&cli);
+    interrupt::wait_if_stopping();
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => ExitCode::from(report(&e, json)),
+    }
+}
+
+fn dispatch(cli: &Cli) -> anyhow::Result<u8> {
+    match &cli.command {
         Command::Init(a) => init::run(&cli.global, a),
         Command::Backup(a) => backup::run(&cli.global, a),
         Command::Snapshots(a) => snapshots::run(&cli.global, a),
@@ -333,18 +489,5 @@ pub fn main() -> ExitCode {
         Command::Man(a) => completions::man(a),
         Command::Copy(a) => copy::run(&cli.global, a),
         Command::Mount(a) => mount::run(&cli.global, a),
-    };
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            say!("error: {e:#}");
-            let locked = e.chain().any(|c| {
-                matches!(
-                    c.downcast_ref::<snap::Error>(),
-                    Some(snap::Error::Locked(_))
-                )
-            });
-            ExitCode::from(if locked { exit::LOCKED } else { exit::FAILED })
-        }
     }
 }

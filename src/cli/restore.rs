@@ -98,9 +98,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     }
     if a.storage {
         if !a.storage_conn.given() {
-            anyhow::bail!(
-                "no Storage API given: pass --url https://<ref>.supabase.co or --storage-url"
-            );
+            usage!("no Storage API given: pass --url https://<ref>.supabase.co or --storage-url");
         }
         let opts = snap::ops::storage_restore::StorageRestoreOptions {
             storage: a.storage_conn.options()?,

@@ -86,7 +86,7 @@ pub fn run(
         return super::restore_verify::run(g, repo, snap, conn, database, json_out);
     }
     if !conn.given() {
-        anyhow::bail!("restore --db needs the target: pass --db-url or --project-ref");
+        usage!("restore --db needs the target: pass --db-url or --project-ref");
     }
     let scope = scope_of(opts)?;
     let db = DbSnapshot::open(repo, snap, database)?;
@@ -117,10 +117,10 @@ fn scope_of(opts: &DbRestoreArgs) -> anyhow::Result<Scope> {
         (None, None) => Scope::Whole,
     };
     if opts.data_only && scope == Scope::Whole {
-        anyhow::bail!("--data-only needs --table or --schema");
+        usage!("--data-only needs --table or --schema");
     }
     if opts.data_only && opts.clean {
-        anyhow::bail!(
+        usage!(
             "--clean drops what it restores, --data-only restores no definitions: use one or the other"
         );
     }
@@ -458,7 +458,7 @@ impl<'a> Plan<'a> {
             } else {
                 format!("{what} ")
             };
-            anyhow::bail!(
+            usage!(
                 "restoring {what}into {target} changes that database{drops}: pass --yes to confirm without a terminal"
             );
         }

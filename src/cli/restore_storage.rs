@@ -31,7 +31,7 @@ pub fn run(
             }
         );
         if !std::io::stdin().is_terminal() {
-            anyhow::bail!("{what}: pass --yes to restore into them without a terminal");
+            usage!("{what}: pass --yes to restore into them without a terminal");
         }
         if !output::confirm(&format!(
             "{what}. Restore {} objects ({}) from snapshot {}?",

@@ -49,10 +49,7 @@ pub struct Args {
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     let cfg = match snap::config::Config::load(&a.config) {
         Ok(c) => c,
-        Err(e) => {
-            say!("error: {e}");
-            return Ok(exit::USAGE);
-        }
+        Err(e) => usage!("{e}"),
     };
     if let Some(Err(e)) = a
         .projects
@@ -60,8 +57,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         .map(|n| cfg.project(n))
         .find(Result::is_err)
     {
-        say!("error: {e}");
-        return Ok(exit::USAGE);
+        usage!("{e}");
     }
     let bars = Bars::bars_only(g.quiet);
     let log = LogLines {

@@ -4,6 +4,10 @@
 //! both back off; neither can miss the other. A held lock is refreshed in place every
 //! [`REFRESH_EVERY`]; one not refreshed for [`STALE_AFTER`], or whose process is gone (same
 //! host), is stale and ignored. See repo-format.md §Locks.
+//!
+//! Every lock this process holds is also in a process-wide registry, so that [`release_held`]
+//! can remove them all from another thread (the CLI's interrupt handler) while their holders
+//! are still busy; [`remove_gone`] removes the locks of dead processes of this host.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -136,9 +140,106 @@ pub fn list_locks(
     Ok(out)
 }
 
+/// A lock this process holds, as [`release_held`] needs it.
+struct Held {
+    backend: Arc<dyn Backend>,
+    name: String,
+    used_reserve: bool,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+}
+
+/// The locks this process holds; `closed` once [`release_held`] ran (no new ones after that).
+struct Registry {
+    closed: bool,
+    held: Vec<Held>,
+}
+
+static HELD: Mutex<Registry> = Mutex::new(Registry {
+    closed: false,
+    held: Vec::new(),
+});
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    HELD.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Remove every lock this process holds, now, whatever its holder is doing, and refuse new
+/// ones from then on: for a process about to exit on a signal. Returns how many it removed.
+pub fn release_held() -> usize {
+    let mut reg = registry();
+    reg.closed = true;
+    let held = std::mem::take(&mut reg.held);
+    for h in &held {
+        // Taking the stop mutex waits for a refresh in flight, so none rewrites the lock after.
+        let (m, cv) = &*h.stop;
+        *m.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        cv.notify_all();
+        withdraw(&*h.backend, &h.name, h.used_reserve);
+    }
+    held.len()
+}
+
+/// Put our new lock `name` and register it, unless [`release_held`] closed the registry.
+fn put_registered(
+    backend: &Arc<dyn Backend>,
+    name: &str,
+    bytes: &[u8],
+    command: &str,
+    stop: &Arc<(Mutex<bool>, Condvar)>,
+) -> Result<bool> {
+    let mut reg = registry();
+    if reg.closed {
+        return Err(Error::Locked(
+            "this process is being interrupted and takes no new locks; run the command again"
+                .into(),
+        ));
+    }
+    let used_reserve = put_lock(&**backend, name, bytes, command)?;
+    reg.held.push(Held {
+        backend: backend.clone(),
+        name: name.to_string(),
+        used_reserve,
+        stop: stop.clone(),
+    });
+    Ok(used_reserve)
+}
+
+/// Delete our lock `name` and unregister it, unless [`release_held`] already removed it.
+fn withdraw_registered(name: &str) {
+    let mut reg = registry();
+    if let Some(i) = reg.held.iter().position(|h| h.name == name) {
+        let h = reg.held.swap_remove(i);
+        withdraw(&*h.backend, &h.name, h.used_reserve);
+    }
+}
+
+/// What `lock` is, when it belongs to a process of `host` (this one) that no longer exists.
+fn gone_here(lock: &FoundLock, host: &str) -> Option<LockInfo> {
+    let info = lock.info.as_ref().ok()?;
+    (info.host == host && !pid_alive(info.pid)).then(|| info.clone())
+}
+
+/// Remove the locks of processes of this host that no longer exist (they died without
+/// releasing them: killed, or the machine crashed); returns what they were. Locks of other
+/// hosts, and unreadable ones, stay for `snap unlock`.
+pub fn remove_gone(backend: &dyn Backend, key: &MasterKey) -> Result<Vec<LockInfo>> {
+    let host = crate::util::hostname();
+    let mut removed = Vec::new();
+    for l in list_locks(backend, key, Utc::now())? {
+        if let Some(info) = gone_here(&l, &host) {
+            match backend.delete(&l.name) {
+                Ok(()) => removed.push(info),
+                Err(Error::NotFound { .. }) => {} // another process removed it first
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// A held lock; released on drop. A background thread refreshes it.
 pub struct LockGuard {
-    backend: Arc<dyn Backend>,
     name: String,
     info: LockInfo,
     stop: Arc<(Mutex<bool>, Condvar)>,
@@ -178,20 +279,21 @@ pub fn acquire(
         refreshed: now,
     };
     let name = format!("locks/{}", Id::random());
-    let used_reserve = put_lock(&*backend, &name, &encode(&key, &info), command)?;
-    let conflict = list_locks(&*backend, &key, Utc::now()).and_then(|locks| {
-        Ok(locks.into_iter().find(|l| {
+    let stop = Arc::new((Mutex::new(false), Condvar::new()));
+    let used_reserve = put_registered(&backend, &name, &encode(&key, &info), command, &stop)?;
+    let conflict = list_locks(&*backend, &key, Utc::now()).map(|locks| {
+        locks.into_iter().find(|l| {
             l.name != name
                 && !l.stale
                 && l.info
                     .as_ref()
                     .is_ok_and(|o| kind == LockKind::Exclusive || o.kind == LockKind::Exclusive)
-        }))
+        })
     });
     match conflict {
         Ok(None) => {}
         Ok(Some(other)) => {
-            withdraw(&*backend, &name, used_reserve);
+            withdraw_registered(&name);
             let holder = other.info.map(|i| i.describe()).unwrap_or_default();
             return Err(Error::Locked(format!(
                 "{holder} ({}). Wait for it to finish; if that process is gone, `snap unlock` removes stale locks",
@@ -199,14 +301,12 @@ pub fn acquire(
             )));
         }
         Err(e) => {
-            withdraw(&*backend, &name, used_reserve);
+            withdraw_registered(&name);
             return Err(e);
         }
     }
-    let stop = Arc::new((Mutex::new(false), Condvar::new()));
     let refresher = {
-        let (backend, stop, name, mut info) =
-            (backend.clone(), stop.clone(), name.clone(), info.clone());
+        let (stop, name, mut info) = (stop.clone(), name.clone(), info.clone());
         std::thread::spawn(move || {
             let (m, cv) = &*stop;
             let mut stopped = m.lock().unwrap();
@@ -223,7 +323,6 @@ pub fn acquire(
         })
     };
     Ok(LockGuard {
-        backend,
         name,
         info,
         stop,
@@ -269,7 +368,7 @@ impl Drop for LockGuard {
         if let Some(h) = self.refresher.take() {
             let _ = h.join();
         }
-        withdraw(&*self.backend, &self.name, self.used_reserve);
+        withdraw_registered(&self.name);
     }
 }
 
@@ -375,5 +474,53 @@ mod tests {
             remove_locks(&*b, &k, true).unwrap(),
             vec![g.name().to_string()]
         );
+    }
+
+    #[test]
+    fn locks_of_gone_processes_of_this_host_are_removed() {
+        let (b, k) = setup();
+        let now = Utc::now();
+        let dead = {
+            let mut c = std::process::Command::new("true").spawn().unwrap();
+            c.wait().unwrap();
+            c.id()
+        };
+        let lock = |host: &str, pid: u32| LockInfo {
+            version: 1,
+            kind: LockKind::Shared,
+            host: host.into(),
+            pid,
+            username: "u".into(),
+            command: "backup".into(),
+            created: now,
+            refreshed: now,
+        };
+        let here = crate::util::hostname();
+        b.put("locks/dead", &encode(&k, &lock(&here, dead)))
+            .unwrap();
+        b.put("locks/elsewhere", &encode(&k, &lock("other-host", dead)))
+            .unwrap();
+        b.put("locks/unreadable", b"not a lock").unwrap();
+        let live = acquire(b.clone(), k.clone(), LockKind::Shared, "check").unwrap();
+        let removed = remove_gone(&*b, &k).unwrap();
+        assert_eq!(removed, vec![lock(&here, dead)]);
+        let mut left: Vec<_> = b
+            .list("locks/")
+            .unwrap()
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        left.sort();
+        let mut expect = vec![
+            "locks/elsewhere".to_string(),
+            "locks/unreadable".into(),
+            live.name().into(),
+        ];
+        expect.sort();
+        assert_eq!(
+            left, expect,
+            "only the dead process's lock of this host went"
+        );
+        assert!(remove_gone(&*b, &k).unwrap().is_empty());
     }
 }
