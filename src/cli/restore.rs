@@ -75,6 +75,13 @@ impl Args {
 }
 
 pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
+    // Arguments first: a usage error needs no repository.
+    if a.db {
+        super::restore_db::check_usage(&a.conn, &a.db_opts)?;
+    }
+    if a.storage && !a.storage_conn.given() {
+        usage!("no Storage API given: pass --url https://<ref>.supabase.co or --storage-url");
+    }
     let (repo, _lock) = g.open_locked(snap::repo::lock::LockKind::Shared, "restore")?;
     let snap = super::select::choose(
         &repo,
@@ -97,9 +104,6 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         );
     }
     if a.storage {
-        if !a.storage_conn.given() {
-            usage!("no Storage API given: pass --url https://<ref>.supabase.co or --storage-url");
-        }
         let opts = snap::ops::storage_restore::StorageRestoreOptions {
             storage: a.storage_conn.options()?,
             prefix: a.prefix.clone(),

@@ -85,9 +85,7 @@ pub fn run(
     if opts.verify {
         return super::restore_verify::run(g, repo, snap, conn, database, json_out);
     }
-    if !conn.given() {
-        usage!("restore --db needs the target: pass --db-url or --project-ref");
-    }
+    check_usage(conn, opts)?;
     let scope = scope_of(opts)?;
     let db = DbSnapshot::open(repo, snap, database)?;
     check_in_snapshot(&db, snap, &scope)?;
@@ -107,6 +105,17 @@ pub fn run(
         return Ok(exit::FAILED);
     }
     plan.execute(g, json_out)
+}
+
+/// The usage errors of `restore --db`, found before the repository is opened.
+pub fn check_usage(conn: &DbConnArgs, opts: &DbRestoreArgs) -> anyhow::Result<()> {
+    if opts.verify {
+        return Ok(());
+    }
+    if !conn.given() {
+        usage!("restore --db needs the target: pass --db-url or --project-ref");
+    }
+    scope_of(opts).map(|_| ())
 }
 
 /// The scope `opts` asks for, refusing the combinations of options that make no sense.
