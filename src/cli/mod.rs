@@ -132,6 +132,10 @@ pub struct Global {
     /// Print no warnings or progress (errors are still printed).
     #[arg(long, short = 'q', global = true, help_heading = "Global options")]
     quiet: bool,
+    /// Say more: a backup lists each new (`+ path`) and changed (`M path`) file on stderr, and
+    /// every note in full. --quiet wins.
+    #[arg(long, short = 'v', global = true, help_heading = "Global options")]
+    verbose: bool,
 }
 
 #[derive(Subcommand)]

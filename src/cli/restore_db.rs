@@ -386,12 +386,15 @@ impl<'a> Plan<'a> {
         );
         if self.whole {
             tell!(
-                "  in one transaction: {} ({} tables)",
+                "  in one transaction: {} ({})",
                 dbrestore::restore_parts(db).join(" → "),
-                self.tables.len()
+                output::count(self.tables.len() as u64, "table")
             );
         } else {
-            tell!("  {mode}: {} tables", self.tables.len());
+            tell!(
+                "  {mode}: {}",
+                output::count(self.tables.len() as u64, "table")
+            );
         }
         if self.opts.clean {
             tell!("  --clean drops first:");
@@ -464,10 +467,10 @@ impl<'a> Plan<'a> {
         }
         let question = if self.whole {
             format!(
-                "restore snapshot {} (database {}, {} tables) into {target}?",
+                "restore snapshot {} (database {}, {}) into {target}?",
                 snap.id.short(),
                 db.database,
-                self.tables.len()
+                output::count(self.tables.len() as u64, "table")
             )
         } else {
             self.show_plan();

@@ -34,8 +34,8 @@ pub fn run(
             anyhow::bail!("{what}: pass --yes to restore into them without a terminal");
         }
         if !output::confirm(&format!(
-            "{what}. Restore {} objects ({}) from snapshot {}?",
-            plan.objects(),
+            "{what}. Restore {} ({}) from snapshot {}?",
+            output::count(plan.objects() as u64, "object"),
             output::bytes(plan.bytes()),
             snap.id.short()
         ))? {
@@ -59,17 +59,17 @@ pub fn run(
         output::json(&s)?;
         return Ok(code);
     }
-    let secs = started.elapsed().as_secs_f64();
+    let ms = started.elapsed().as_millis() as u64;
     if !g.quiet {
         tell!(
-            "restored snapshot {} to {}: {} buckets ({} created), {} objects uploaded ({}, {:.1} MB/s), {} skipped (already there{}), {} failed",
+            "restored snapshot {} to {}: {} ({} created), {} uploaded ({}, {}), {} skipped (already there{}), {} failed",
             snap.id.short(),
             opts.storage.api_base,
-            s.buckets,
+            output::count(s.buckets as u64, "bucket"),
             s.buckets_created.len(),
-            s.uploaded,
+            output::count(s.uploaded as u64, "object"),
             output::bytes(s.bytes_uploaded),
-            s.bytes_uploaded as f64 / 1e6 / secs.max(0.001),
+            output::rate(s.bytes_uploaded, ms.max(1)),
             s.skipped,
             if overwrite {
                 ""
@@ -93,7 +93,10 @@ pub fn run(
         say!("warning: bucket {b}: {hint}");
     }
     if !s.failed.is_empty() {
-        say!("error: {} objects were not restored:", s.failed.len());
+        say!(
+            "error: {} not restored:",
+            output::count_irregular(s.failed.len() as u64, "object was", "objects were")
+        );
         for f in &s.failed {
             say!(
                 "  {}/{}: {}",
