@@ -56,7 +56,7 @@ pub struct Args {
     /// Read, chunk and hash everything as a backup would, and report what it would add, but
     /// write nothing to the repository (no snapshot). With `db`/`storage` the dump or download
     /// runs too.
-    #[arg(long, global = true, conflicts_with = "config")]
+    #[arg(long, global = true)]
     dry_run: bool,
     /// Record this snapshot time (RFC 3339) instead of now: for imports and for tests of
     /// retention with chosen times.
@@ -174,6 +174,11 @@ fn from_config(g: &Global, a: &Args, path: &std::path::Path) -> anyhow::Result<u
     if a.what.is_some() {
         anyhow::bail!(
             "--config backs up the projects of the file: give no `db` subcommand with it"
+        );
+    }
+    if a.dry_run {
+        anyhow::bail!(
+            "--dry-run is not available with --config: try `snap backup db --dry-run` with the project's database"
         );
     }
     let cfg = match snap::config::Config::load(path) {

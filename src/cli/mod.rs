@@ -305,7 +305,7 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if e.use_stderr() => {
-            eprint!("{}", snap::redact::text(&e.render().to_string()));
+            eprint!("{}", snap::redact::text(&output::usage_error(&e)));
             return ExitCode::from(exit::USAGE);
         }
         Err(e) => {

@@ -181,6 +181,30 @@ pub fn source_rows(f: &snap::ops::summary::BackupFigures) -> Vec<String> {
         .collect()
 }
 
+/// A usage error as clap renders it, without the global options in its `Usage:` line: clap lists
+/// options set from the environment (SNAP_REPO, SNAP_PASSWORD_FILE…) there as if they had to
+/// be typed, next to what is really missing.
+pub fn usage_error(e: &clap::Error) -> String {
+    const GLOBAL: [&str; 4] = [
+        " --repo <REPO>",
+        " --password-file <PASSWORD_FILE>",
+        " --password-command <PASSWORD_COMMAND>",
+        " --cache-dir <CACHE_DIR>",
+    ];
+    let text = e.render().to_string();
+    text.split_inclusive('\n')
+        .map(|line| {
+            if line.starts_with("Usage: ") {
+                GLOBAL
+                    .iter()
+                    .fold(line.to_string(), |l, g| l.replacen(g, "", 1))
+            } else {
+                line.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Ask `question` on the terminal (stderr) and read a yes/no answer; anything but y/yes is no.
 pub fn confirm(question: &str) -> std::io::Result<bool> {
     use std::io::{BufRead, Write};
