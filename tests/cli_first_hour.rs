@@ -194,19 +194,33 @@ fn config_check_fails_on_a_secret_file_it_cannot_read() {
     assert!(!err.contains("db_password_file"), "{err}");
 }
 
-#[test]
-fn database_backups_and_restores_say_what_to_do() {
+/// A throwaway cluster with the plain (non-Supabase) fixture in database `plain`.
+fn plain() -> (PgCluster, String) {
     let c = PgCluster::start();
     c.create_db("plain");
     c.load_file("plain", &pg::fixture("plain.sql"));
-    let repo = TestRepo::new();
     let url = c.url_db("plain");
-    // Dry run: the dump runs, nothing is stored.
+    (c, url)
+}
+
+#[test]
+fn backup_db_dry_run_dumps_and_stores_nothing() {
+    let (_c, url) = plain();
+    let repo = TestRepo::new();
     let (code, out, err) = repo.run(&["backup", "db", "--db-url", &url, "--dry-run"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("dry run") && out.contains("nothing was written"), "{out}");
+    assert!(
+        out.contains("dry run") && out.contains("nothing was written"),
+        "{out}"
+    );
     assert!(repo.snapshots().is_empty());
-    // Plain PostgreSQL: one note line, the details with -v.
+    assert_eq!(packs(&repo), 0);
+}
+
+#[test]
+fn a_plain_postgres_backup_notes_one_line_and_shows_an_estimated_total() {
+    let (_c, url) = plain();
+    let repo = TestRepo::new();
     let mut cmd = repo.cmd();
     cmd.env("SNAP_PROGRESS_INTERVAL", "0.000001")
         .args(["backup", "db", "--db-url", &url]);
@@ -214,16 +228,31 @@ fn database_backups_and_restores_say_what_to_do() {
     assert_eq!(code, 0, "{err}");
     let notes: Vec<&str> = err.lines().filter(|l| l.starts_with("note:")).collect();
     assert_eq!(notes.len(), 1, "{err}");
-    assert!(notes[0].contains("plain PostgreSQL") && notes[0].contains("managed/auth.sql"));
+    assert!(
+        notes[0].contains("plain PostgreSQL") && notes[0].contains("managed/auth.sql"),
+        "{err}"
+    );
     assert!(
         err.lines()
             .any(|l| l.starts_with("backup: ") && l.contains(" of ~")),
         "a progress line with the estimated total: {err}"
     );
+    // -v: every note in full.
     let (code, _, err) = repo.run(&["-v", "backup", "db", "--db-url", &url]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(err.lines().filter(|l| l.starts_with("note:")).count(), 4, "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("note:")).count(),
+        4,
+        "{err}"
+    );
+}
 
+#[test]
+fn restoring_into_a_missing_database_says_how_to_create_it() {
+    let (c, url) = plain();
+    let repo = TestRepo::new();
+    let (code, _, err) = repo.run(&["backup", "db", "--db-url", &url]);
+    assert_eq!(code, 0, "{err}");
     let (code, out, err) = repo.run(&[
         "restore",
         "latest",
@@ -234,7 +263,7 @@ fn database_backups_and_restores_say_what_to_do() {
     ]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
-        err.contains("database \"nosuchdb\" does not exist") && err.contains("createdb"),
+        err.contains("database \"nosuchdb\" does not exist") && err.contains("createdb -h "),
         "{err}"
     );
     assert!(!err.contains("snapshot was recorded"), "{err}");

@@ -102,6 +102,7 @@ mod tests {
         assert_eq!(super::rate(3 * 1024 * 1024, 1000), "3.00 MiB/s");
         assert_eq!(super::ratio(None).as_deref(), Some("nothing new stored"));
         assert_eq!(super::ratio(Some(4.25)).as_deref(), Some("dedup ratio 4.2x"));
+        assert_eq!(super::ratio(Some(0.9999)).as_deref(), Some("dedup ratio 1.0x"));
         assert_eq!(super::ratio(Some(0.01)), None);
     }
 }
@@ -131,12 +132,12 @@ pub fn rate(bytes: u64, ms: u64) -> String {
 }
 
 /// A dedup ratio worth showing: `dedup ratio 4.2x`; `nothing new stored` when nothing was
-/// added; nothing when the new bytes are mostly the snapshot's own metadata (ratio below 1, e.g.
-/// an incremental backup that read a few bytes), where a ratio would mislead.
+/// added; nothing when the new bytes are mostly the snapshot's own metadata (a ratio well below
+/// 1, e.g. an incremental backup that read a few bytes), where a ratio would mislead.
 pub fn ratio(r: Option<f64>) -> Option<String> {
     match r {
         None => Some("nothing new stored".into()),
-        Some(d) if d >= 1.0 => Some(format!("dedup ratio {d:.1}x")),
+        Some(d) if d >= 0.95 => Some(format!("dedup ratio {d:.1}x")),
         Some(_) => None,
     }
 }

@@ -121,10 +121,10 @@ impl Bars {
     fn style(total: Option<u64>, estimate: bool) -> ProgressStyle {
         let t = match (total, estimate) {
             (Some(_), false) => {
-                "{prefix:>9} [{bar:20}] {bytes}/{total_bytes} ({percent:>2} %) {bytes_per_sec} ETA {eta:>3} {wide_msg}"
+                "{prefix:>9} [{bar:12}] {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {wide_msg}"
             }
             (Some(_), true) => {
-                "{prefix:>9} [{bar:20}] {bytes}/~{total_bytes} ({percent:>2} %) {bytes_per_sec} ETA ~{eta:>3} {wide_msg}"
+                "{prefix:>9} [{bar:12}] {percent:>3}% {bytes}/~{total_bytes} {bytes_per_sec} ETA ~{eta} {wide_msg}"
             }
             (None, _) => "{prefix:>9} {spinner} {bytes} {bytes_per_sec} {elapsed:>3} {wide_msg}",
         };
