@@ -10,10 +10,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The io error is part of the message, not a separate cause (see [`Error::Io`]).
     #[error("storage error at {path}: {error}")]
-    Backend {
-        path: String,
-        error: std::io::Error,
-    },
+    Backend { path: String, error: std::io::Error },
 
     #[error("{path} not found in the repository")]
     NotFound { path: String },

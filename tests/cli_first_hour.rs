@@ -9,7 +9,6 @@ mod support;
 use std::fs;
 
 use pg::PgCluster;
-use serde_json::Value;
 use support::*;
 
 #[test]
@@ -96,7 +95,10 @@ fn dry_run_reports_what_a_backup_would_add_and_writes_nothing() {
         out.contains("3 files") && out.contains("1 new, 1 changed, 1 unchanged"),
         "{out}"
     );
-    assert!(out.contains("10 B of it is new") && out.contains("nothing was written"), "{out}");
+    assert!(
+        out.contains("10 B of it is new") && out.contains("nothing was written"),
+        "{out}"
+    );
     assert_eq!(repo.snapshots().len(), 1);
 }
 
@@ -163,7 +165,10 @@ fn usage_lines_leave_out_options_set_from_the_environment() {
     let (code, _, err) = output_parts(c.output().unwrap());
     assert_eq!(code, 2, "{err}");
     let usage = err.lines().find(|l| l.starts_with("Usage:")).unwrap();
-    assert_eq!(usage, "Usage: snap restore --target <TARGET> <SNAPSHOT>", "{err}");
+    assert_eq!(
+        usage, "Usage: snap restore --target <TARGET> <SNAPSHOT>",
+        "{err}"
+    );
 }
 
 #[test]

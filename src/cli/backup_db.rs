@@ -165,10 +165,7 @@ fn print_notes(notes: &[String], verbose: bool) {
         .collect();
     let mut other = other.into_iter();
     match (other.next(), parts.is_empty()) {
-        (Some(first), false) => say!(
-            "note: {first} (skipped: {}; -v says why)",
-            parts.join(", ")
-        ),
+        (Some(first), false) => say!("note: {first} (skipped: {}; -v says why)", parts.join(", ")),
         (Some(first), true) => say!("note: {first}"),
         (None, false) => say!("note: skipped {}; -v says why", parts.join(", ")),
         (None, true) => {}

@@ -5,9 +5,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use snap::ops::summary::BackupFigures;
 use snap::ops::{BackupInput, BackupOptions, BackupOutcome, backup};
 use snap::repo::lock::LockKind;
-use snap::ops::summary::BackupFigures;
 use snap::source::storage::{StorageOptions, StorageSource, StorageSummary, resolve_api_base};
 use zeroize::Zeroizing;
 

@@ -101,8 +101,14 @@ mod tests {
         assert_eq!(super::count_irregular(3, "entry", "entries"), "3 entries");
         assert_eq!(super::rate(3 * 1024 * 1024, 1000), "3.00 MiB/s");
         assert_eq!(super::ratio(None).as_deref(), Some("nothing new stored"));
-        assert_eq!(super::ratio(Some(4.25)).as_deref(), Some("dedup ratio 4.2x"));
-        assert_eq!(super::ratio(Some(0.9999)).as_deref(), Some("dedup ratio 1.0x"));
+        assert_eq!(
+            super::ratio(Some(4.25)).as_deref(),
+            Some("dedup ratio 4.2x")
+        );
+        assert_eq!(
+            super::ratio(Some(0.9999)).as_deref(),
+            Some("dedup ratio 1.0x")
+        );
         assert_eq!(super::ratio(Some(0.01)), None);
     }
 }

@@ -144,10 +144,7 @@ fn server_of(conn: &DbConnArgs) -> (String, u16, Option<String>) {
             None => (format!("db.{r}.supabase.co"), 5432, Some("postgres".into())),
         };
     }
-    let url = conn
-        .db_url
-        .as_deref()
-        .and_then(|u| url::Url::parse(u).ok());
+    let url = conn.db_url.as_deref().and_then(|u| url::Url::parse(u).ok());
     let Some(url) = url else {
         return ("localhost".into(), 5432, None);
     };

@@ -18,30 +18,9 @@ pub fn run(
 ) -> anyhow::Result<u8> {
     let overwrite = opts.overwrite;
     let plan = storage_restore::plan(repo, snap, opts)?;
-    let busy = plan.non_empty();
-    if !busy.is_empty() && !yes {
-        let what = format!(
-            "bucket(s) {} at {} already hold objects; existing objects are {}",
-            busy.join(", "),
-            opts.storage.api_base,
-            if overwrite {
-                "REPLACED (--overwrite)"
-            } else {
-                "kept (skipped)"
-            }
-        );
-        if !std::io::stdin().is_terminal() {
-            anyhow::bail!("{what}: pass --yes to restore into them without a terminal");
-        }
-        if !output::confirm(&format!(
-            "{what}. Restore {} ({}) from snapshot {}?",
-            output::count(plan.objects() as u64, "object"),
-            output::bytes(plan.bytes()),
-            snap.id.short()
-        ))? {
-            say!("not restored");
-            return Ok(exit::FAILED);
-        }
+    if !yes && !confirm_busy(snap, &plan, opts)? {
+        say!("not restored");
+        return Ok(exit::FAILED);
     }
     let started = std::time::Instant::now();
     let s = storage_restore::execute(
@@ -110,4 +89,36 @@ pub fn run(
         );
     }
     Ok(code)
+}
+
+/// When buckets of the target already hold objects, ask whether to restore into them (an
+/// error without a terminal). True: go on.
+fn confirm_busy(
+    snap: &Snapshot,
+    plan: &storage_restore::StorageRestorePlan,
+    opts: &StorageRestoreOptions,
+) -> anyhow::Result<bool> {
+    let busy = plan.non_empty();
+    if busy.is_empty() {
+        return Ok(true);
+    }
+    let what = format!(
+        "bucket(s) {} at {} already hold objects; existing objects are {}",
+        busy.join(", "),
+        opts.storage.api_base,
+        if opts.overwrite {
+            "REPLACED (--overwrite)"
+        } else {
+            "kept (skipped)"
+        }
+    );
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("{what}: pass --yes to restore into them without a terminal");
+    }
+    Ok(output::confirm(&format!(
+        "{what}. Restore {} ({}) from snapshot {}?",
+        output::count(plan.objects() as u64, "object"),
+        output::bytes(plan.bytes()),
+        snap.id.short()
+    ))?)
 }
