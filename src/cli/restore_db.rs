@@ -132,7 +132,7 @@ fn missing_database(e: anyhow::Error, conn: &DbConnArgs) -> anyhow::Error {
         create.push_str(&format!(" -U {u}"));
     }
     anyhow::anyhow!(
-        "database {name:?} does not exist on {host}:{port}: create it with `{create} {name}` (an empty database, or a fresh Supabase project's), then run the restore again; nothing was changed"
+        "database {name:?} does not exist on {host}:{port}: create it with `{create} {name}` (or restore into an existing database or a fresh Supabase project), then run the restore again; nothing was changed"
     )
 }
 
