@@ -4,11 +4,14 @@
 
 #[path = "support/pg.rs"]
 mod pg;
+#[path = "support/storage_server.rs"]
+mod storage_server;
 mod support;
 
 use std::fs;
 
 use pg::PgCluster;
+use storage_server::{Content, StorageServer};
 use support::*;
 
 #[test]
@@ -272,4 +275,51 @@ fn restoring_into_a_missing_database_says_how_to_create_it() {
         "{err}"
     );
     assert!(!err.contains("snapshot was recorded"), "{err}");
+}
+
+#[test]
+fn storage_progress_has_the_listing_total_and_dry_run_stores_nothing() {
+    const KEY: &str = "service-role-key.for.tests";
+    let server = StorageServer::start(KEY);
+    server.create_bucket("b", false, None, None);
+    let mut rng = Rng::new(6);
+    for n in ["x", "y", "z"] {
+        let body = random_bytes(&mut rng, 1 << 20);
+        server.put(
+            "b",
+            n,
+            Content::Bytes(body.into()),
+            "application/octet-stream",
+            "no-cache",
+            None,
+        );
+    }
+    let repo = TestRepo::new();
+    let key = repo.path("key");
+    fs::write(&key, KEY).unwrap();
+    let args = [
+        "backup".to_string(),
+        "storage".into(),
+        "--storage-url".into(),
+        server.storage_url(),
+        "--service-key-file".into(),
+        key.display().to_string(),
+    ];
+    let mut c = repo.cmd();
+    c.args(&args).arg("--dry-run");
+    let (code, out, err) = output_parts(c.output().unwrap());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("3 new, 0 changed"), "{out}");
+    assert!(repo.snapshots().is_empty());
+    assert_eq!(packs(&repo), 0);
+
+    let mut c = repo.cmd();
+    c.env("SNAP_PROGRESS_INTERVAL", "0.000001").args(&args);
+    let (code, _, err) = output_parts(c.output().unwrap());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("backup: ") && l.contains(" of 3.00 MiB (")),
+        "a progress line with the listing's total: {err}"
+    );
 }
