@@ -97,7 +97,6 @@ impl StorageConnArgs {
                 patience: self.retry_for,
                 ..Default::default()
             },
-            ..Default::default()
         })
     }
 }

@@ -79,40 +79,6 @@ pub fn path(p: &str) -> std::borrow::Cow<'_, str> {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use snap::snapshot::EntryKind;
-
-    #[test]
-    fn modes_and_paths() {
-        assert_eq!(super::mode(EntryKind::Dir, 0o1777), "drwxrwxrwt");
-        assert_eq!(super::mode(EntryKind::File, 0o4755), "-rwsr-xr-x");
-        assert_eq!(super::mode(EntryKind::File, 0o2640), "-rw-r-S---");
-        assert_eq!(super::mode(EntryKind::Symlink, 0o777), "lrwxrwxrwx");
-        assert_eq!(super::path("a\nb"), "a\\nb");
-        assert_eq!(super::path("a\nb\tc"), "a\\nb\\tc");
-        assert_eq!(super::path("plain ✓"), "plain ✓");
-    }
-
-    #[test]
-    fn counts_rates_and_ratios() {
-        assert_eq!(super::count(1, "file"), "1 file");
-        assert_eq!(super::count(0, "file"), "0 files");
-        assert_eq!(super::count_irregular(3, "entry", "entries"), "3 entries");
-        assert_eq!(super::rate(3 * 1024 * 1024, 1000), "3.00 MiB/s");
-        assert_eq!(super::ratio(None).as_deref(), Some("nothing new stored"));
-        assert_eq!(
-            super::ratio(Some(4.25)).as_deref(),
-            Some("dedup ratio 4.2x")
-        );
-        assert_eq!(
-            super::ratio(Some(0.9999)).as_deref(),
-            Some("dedup ratio 1.0x")
-        );
-        assert_eq!(super::ratio(Some(0.01)), None);
-    }
-}
-
 pub fn json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
@@ -220,4 +186,38 @@ pub fn confirm(question: &str) -> std::io::Result<bool> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use snap::snapshot::EntryKind;
+
+    #[test]
+    fn modes_and_paths() {
+        assert_eq!(super::mode(EntryKind::Dir, 0o1777), "drwxrwxrwt");
+        assert_eq!(super::mode(EntryKind::File, 0o4755), "-rwsr-xr-x");
+        assert_eq!(super::mode(EntryKind::File, 0o2640), "-rw-r-S---");
+        assert_eq!(super::mode(EntryKind::Symlink, 0o777), "lrwxrwxrwx");
+        assert_eq!(super::path("a\nb"), "a\\nb");
+        assert_eq!(super::path("a\nb\tc"), "a\\nb\\tc");
+        assert_eq!(super::path("plain ✓"), "plain ✓");
+    }
+
+    #[test]
+    fn counts_rates_and_ratios() {
+        assert_eq!(super::count(1, "file"), "1 file");
+        assert_eq!(super::count(0, "file"), "0 files");
+        assert_eq!(super::count_irregular(3, "entry", "entries"), "3 entries");
+        assert_eq!(super::rate(3 * 1024 * 1024, 1000), "3.00 MiB/s");
+        assert_eq!(super::ratio(None).as_deref(), Some("nothing new stored"));
+        assert_eq!(
+            super::ratio(Some(4.25)).as_deref(),
+            Some("dedup ratio 4.2x")
+        );
+        assert_eq!(
+            super::ratio(Some(0.9999)).as_deref(),
+            Some("dedup ratio 1.0x")
+        );
+        assert_eq!(super::ratio(Some(0.01)), None);
+    }
 }
