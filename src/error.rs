@@ -8,12 +8,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("storage error at {path}: {source}")]
-    Backend {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The io error is part of the message, not a separate cause (see [`Error::Io`]).
+    #[error("storage error at {path}: {error}")]
+    Backend { path: String, error: std::io::Error },
 
     #[error("{path} not found in the repository")]
     NotFound { path: String },
@@ -81,11 +78,12 @@ pub enum Error {
     )]
     PathNotInSnapshot { snapshot: String, path: String },
 
-    #[error("{path}: {source}")]
+    /// The io error is part of the message, not a separate cause: printed once, also in a
+    /// `{:#}` chain.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     #[error("command `{command}` failed ({status}). Its stderr ended with:\n{stderr}")]
@@ -170,7 +168,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 
@@ -178,8 +176,8 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         use std::io::ErrorKind::*;
         match self {
-            Error::Backend { source, .. } => matches!(
-                source.kind(),
+            Error::Backend { error, .. } => matches!(
+                error.kind(),
                 TimedOut | Interrupted | ConnectionReset | ConnectionAborted | WouldBlock
             ),
             _ => false,

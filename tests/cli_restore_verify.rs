@@ -236,14 +236,7 @@ fn a_files_only_snapshot_is_refused() {
     assert!(err.contains("no database snapshot"), "{err}");
     // `latest` is the newest database snapshot: there is none. By id: it holds no "nope".
     let files = repo.snapshot_ids().pop().unwrap();
-    let (code, _, err) = repo.run(&[
-        "restore",
-        &files,
-        "--db",
-        "--verify",
-        "--database",
-        "nope",
-    ]);
+    let (code, _, err) = repo.run(&["restore", &files, "--db", "--verify", "--database", "nope"]);
     assert_eq!(code, 1);
     assert!(err.contains("holds no database \"nope\""), "{err}");
 }

@@ -47,7 +47,7 @@ impl<B: Backend> FaultyBackend<B> {
         {
             return Err(Error::Backend {
                 path: name.into(),
-                source: std::io::Error::other("injected read failure"),
+                error: std::io::Error::other("injected read failure"),
             });
         }
         Ok(())
@@ -83,7 +83,7 @@ impl<B: Backend> Backend for FaultyBackend<B> {
             if this >= *n {
                 return Err(Error::Backend {
                     path: name.into(),
-                    source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+                    error: std::io::Error::from_raw_os_error(libc::ENOSPC),
                 });
             }
         }

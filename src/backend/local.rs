@@ -36,7 +36,7 @@ impl LocalBackend {
         } else {
             Error::Backend {
                 path: self.path(name).display().to_string(),
-                source: e,
+                error: e,
             }
         }
     }
@@ -70,7 +70,7 @@ impl Backend for LocalBackend {
                     .unwrap_or_default();
                 Error::Backend {
                     path,
-                    source: e.into(),
+                    error: e.into(),
                 }
             })?;
             if !entry.file_type().is_file() {

@@ -59,7 +59,7 @@ impl Backend for MemoryBackend {
         if end > v.len() as u64 {
             return Err(Error::Backend {
                 path: name.into(),
-                source: std::io::Error::new(
+                error: std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     "range past end of object",
                 ),

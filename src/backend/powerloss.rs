@@ -121,7 +121,7 @@ impl Power {
 fn dead(name: &str) -> Error {
     Error::Backend {
         path: name.into(),
-        source: std::io::Error::other("the power was cut (simulated)"),
+        error: std::io::Error::other("the power was cut (simulated)"),
     }
 }
 

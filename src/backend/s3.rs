@@ -257,7 +257,7 @@ fn map_error(location: &str, name: &str, e: object_store::Error) -> Error {
     };
     Error::Backend {
         path,
-        source: std::io::Error::new(kind, msg),
+        error: std::io::Error::new(kind, msg),
     }
 }
 
@@ -280,7 +280,7 @@ impl Backend for S3Backend {
                 // A listing finds nothing rather than "not found"; a 404 means no bucket.
                 object_store::Error::NotFound { .. } => Error::Backend {
                     path: self.display.clone(),
-                    source: std::io::Error::new(
+                    error: std::io::Error::new(
                         std::io::ErrorKind::NotFound,
                         "the bucket does not exist; create it first (snap does not create buckets)",
                     ),
@@ -335,7 +335,7 @@ impl Backend for S3Backend {
         if bytes.len() as u64 != len {
             return Err(Error::Backend {
                 path: format!("{}/{name}", self.display),
-                source: std::io::Error::new(
+                error: std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     format!(
                         "asked for {len} bytes at offset {offset}, got {}",

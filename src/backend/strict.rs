@@ -27,7 +27,7 @@ impl Backend for Strict<'_> {
         if v.len() as u64 != len {
             return Err(Error::Backend {
                 path: name.to_string(),
-                source: std::io::Error::new(
+                error: std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     format!("short read: {} of {len} bytes at offset {offset}", v.len()),
                 ),

@@ -53,6 +53,11 @@ pub struct Args {
     /// Print the result as JSON.
     #[arg(long, global = true)]
     json: bool,
+    /// Read, chunk and hash everything as a backup would, and report what it would add, but
+    /// write nothing to the repository (no snapshot). With `db`/`storage` the dump or download
+    /// runs too.
+    #[arg(long, global = true)]
+    dry_run: bool,
     /// Record this snapshot time (RFC 3339) instead of now: for imports and for tests of
     /// retention with chosen times.
     #[arg(long, hide = true, value_parser = chrono::DateTime::parse_from_rfc3339)]
@@ -92,9 +97,13 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
             time: a.time,
             ..Default::default()
         };
+        let how = How {
+            json: a.json,
+            dry_run: a.dry_run,
+        };
         return match what {
-            What::Db(db) => super::backup_db::run(g, db, &opts, a.json),
-            What::Storage(st) => super::backup_storage::run(g, st, &opts, a.json),
+            What::Db(db) => super::backup_db::run(g, db, &opts, how),
+            What::Storage(st) => super::backup_storage::run(g, st, &opts, how),
         };
     }
     let input = if a.stdin {
@@ -120,7 +129,12 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         compression: a.compression,
         time: a.time,
     };
-    let out = backup(&repo, input, &opts, &super::progress::Bars::new(g.quiet))?;
+    let progress = super::progress::Bars::new(g.quiet).verbose(g.verbose, g.quiet);
+    if a.dry_run {
+        let out = snap::ops::backup::dry_run(&repo, input, &opts, &progress)?;
+        return report_dry_run(g, &out, a.json);
+    }
+    let out = backup(&repo, input, &opts, &progress)?;
     let s = &out.snapshot.manifest.summary;
     if a.json {
         output::json(&super::snapshots::SnapshotJson::new(
@@ -129,24 +143,24 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
         ))?;
     } else if !g.quiet {
         tell!(
-            "snapshot {} saved: {} files, {} dirs, {} in total; {}",
+            "snapshot {} saved: {}, {}, {} in total; {}",
             out.snapshot.id.short(),
-            s.files,
-            s.dirs,
+            output::count(s.files, "file"),
+            output::count(s.dirs, "dir"),
             output::bytes(s.total_bytes),
             output::backup_line(&snap::ops::summary::BackupFigures::of(&out)),
         );
         if s.files_unchanged > 0 {
             tell!(
-                "  {} files unchanged since the parent snapshot (not read again)",
-                s.files_unchanged
+                "  {} unchanged since the parent snapshot (not read again)",
+                output::count(s.files_unchanged, "file")
             );
         }
     }
     if !out.warnings.is_empty() {
         say!(
-            "warning: {} entries could not be backed up or changed while read (listed above); the snapshot is incomplete",
-            out.warnings.len()
+            "warning: {} could not be backed up or changed while read (listed above); the snapshot is incomplete",
+            output::count_irregular(out.warnings.len() as u64, "entry", "entries")
         );
         return Ok(exit::INCOMPLETE);
     }
@@ -159,6 +173,11 @@ fn from_config(g: &Global, a: &Args, path: &std::path::Path) -> anyhow::Result<u
     use snap::nightly;
     if a.what.is_some() {
         usage!("--config backs up the projects of the file: give no `db` subcommand with it");
+    }
+    if a.dry_run {
+        anyhow::bail!(
+            "--dry-run is not available with --config: try `snap backup db --dry-run` with the project's database"
+        );
     }
     let cfg = match snap::config::Config::load(path) {
         Ok(c) => c,
@@ -207,4 +226,79 @@ fn from_config(g: &Global, a: &Args, path: &std::path::Path) -> anyhow::Result<u
         output::json(&results)?;
     }
     Ok(if failed { exit::FAILED } else { exit::OK })
+}
+
+/// How `snap backup db` / `snap backup storage` report and whether they store anything.
+#[derive(Clone, Copy)]
+pub struct How {
+    pub json: bool,
+    pub dry_run: bool,
+}
+
+/// What `--dry-run --json` prints.
+#[derive(serde::Serialize)]
+struct DryRunJson<'a> {
+    dry_run: bool,
+    files: u64,
+    dirs: u64,
+    files_new: u64,
+    files_changed: u64,
+    files_unchanged: u64,
+    total_bytes: u64,
+    bytes_read: u64,
+    /// New data the repository lacks (before compression), and its chunks.
+    new_bytes: u64,
+    new_chunks: u64,
+    warnings: &'a [String],
+    notes: &'a [String],
+}
+
+/// Report a dry run: what the backup would have saved and added. Exit 4 when entries could not
+/// be read, as the backup would.
+pub fn report_dry_run(
+    g: &Global,
+    out: &snap::ops::backup::DryRunOutcome,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let s = &out.summary;
+    if json {
+        output::json(&DryRunJson {
+            dry_run: true,
+            files: s.files,
+            dirs: s.dirs,
+            files_new: s.files_new,
+            files_changed: s.files_changed,
+            files_unchanged: s.files_unchanged,
+            total_bytes: s.total_bytes,
+            bytes_read: s.bytes_read,
+            new_bytes: s.added_raw_bytes,
+            new_chunks: s.chunks_new,
+            warnings: &out.warnings,
+            notes: &out.notes,
+        })?;
+    } else if !g.quiet {
+        tell!(
+            "dry run: a snapshot would hold {}, {}, {}: {} new, {} changed, {} unchanged",
+            output::count(s.files, "file"),
+            output::count(s.dirs, "dir"),
+            output::bytes(s.total_bytes),
+            s.files_new,
+            s.files_changed,
+            s.files_unchanged,
+        );
+        tell!(
+            "  read {}; {} of it is new and would be stored ({}), the rest is already in the repository; nothing was written",
+            output::bytes(s.bytes_read),
+            output::bytes(s.added_raw_bytes),
+            output::count(s.chunks_new, "chunk"),
+        );
+    }
+    if !out.warnings.is_empty() {
+        say!(
+            "warning: {} could not be read (listed above); a backup now would be incomplete",
+            output::count_irregular(out.warnings.len() as u64, "entry", "entries")
+        );
+        return Ok(exit::INCOMPLETE);
+    }
+    Ok(exit::OK)
 }

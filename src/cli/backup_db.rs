@@ -11,6 +11,7 @@ use snap::source::postgres::conn::{ConnSpec, DbTarget};
 use snap::source::postgres::{DatabaseSource, DbOptions};
 use zeroize::Zeroizing;
 
+use super::backup::How;
 use super::{Global, exit, output};
 
 /// Where a database is and how to log in.
@@ -93,7 +94,7 @@ impl DbConnArgs {
     }
 }
 
-pub fn run(g: &Global, a: &DbConnArgs, opts: &BackupOptions, json: bool) -> anyhow::Result<u8> {
+pub fn run(g: &Global, a: &DbConnArgs, opts: &BackupOptions, how: How) -> anyhow::Result<u8> {
     if !a.given() {
         usage!("no database given: pass --db-url or --project-ref");
     }
@@ -104,14 +105,18 @@ pub fn run(g: &Global, a: &DbConnArgs, opts: &BackupOptions, json: bool) -> anyh
             pg_bin: a.pg_bin.clone(),
         })
     })?;
-    let out = backup(
-        &repo,
-        BackupInput::Source(Box::new(src)),
-        opts,
-        &super::progress::Bars::bars_only(g.quiet),
-    )?;
+    let input = BackupInput::Source(Box::new(src));
+    let progress = super::progress::Bars::bars_only(g.quiet).verbose(g.verbose, g.quiet);
+    if how.dry_run {
+        let out = snap::ops::backup::dry_run(&repo, input, opts, &progress)?;
+        if !how.json && !g.quiet {
+            print_notes(&out.notes, g.verbose);
+        }
+        return super::backup::report_dry_run(g, &out, how.json);
+    }
+    let out = backup(&repo, input, opts, &progress)?;
     let f = snap::ops::summary::BackupFigures::of(&out);
-    if json {
+    if how.json {
         let v = super::snapshots::backup_json(&out, "database", f.dedup_ratio, f.mb_per_s)?;
         output::json(&v)?;
         return Ok(exit::OK);
@@ -119,9 +124,7 @@ pub fn run(g: &Global, a: &DbConnArgs, opts: &BackupOptions, json: bool) -> anyh
     if g.quiet {
         return Ok(exit::OK);
     }
-    for n in &out.notes {
-        say!("note: {n}");
-    }
+    print_notes(&out.notes, g.verbose);
     let Some(db) = out.source_summary.database() else {
         anyhow::bail!("internal error: a database backup reported no database summary");
     };
@@ -144,4 +147,34 @@ pub fn run(g: &Global, a: &DbConnArgs, opts: &BackupOptions, json: bool) -> anyh
     }
     tell!("  {}", output::backup_line(&f));
     Ok(exit::OK)
+}
+
+/// A database backup's notes: every one with --verbose; else the notes that parts were skipped
+/// (`skipped <part>: <why>`, one per part a plain PostgreSQL lacks) folded into one line.
+fn print_notes(notes: &[String], verbose: bool) {
+    if verbose {
+        for n in notes {
+            say!("note: {n}");
+        }
+        return;
+    }
+    let (skipped, other): (Vec<&String>, Vec<&String>) =
+        notes.iter().partition(|n| n.starts_with("skipped "));
+    let parts: Vec<&str> = skipped
+        .iter()
+        .map(|n| {
+            let n = n.trim_start_matches("skipped ");
+            n.split_once(':').map_or(n, |(part, _)| part)
+        })
+        .collect();
+    let mut other = other.into_iter();
+    match (other.next(), parts.is_empty()) {
+        (Some(first), false) => say!("note: {first} (skipped: {}; -v says why)", parts.join(", ")),
+        (Some(first), true) => say!("note: {first}"),
+        (None, false) => say!("note: skipped {}; -v says why", parts.join(", ")),
+        (None, true) => {}
+    }
+    for n in other {
+        say!("note: {n}");
+    }
 }

@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use snap::ops::summary::BackupFigures;
 use snap::ops::{BackupInput, BackupOptions, BackupOutcome, backup};
 use snap::repo::lock::LockKind;
 use snap::source::storage::{StorageOptions, StorageSource, StorageSummary, resolve_api_base};
@@ -96,7 +97,6 @@ impl StorageConnArgs {
                 patience: self.retry_for,
                 ..Default::default()
             },
-            ..Default::default()
         })
     }
 }
@@ -105,70 +105,48 @@ pub fn run(
     g: &Global,
     a: &StorageConnArgs,
     opts: &BackupOptions,
-    json: bool,
+    how: super::backup::How,
 ) -> anyhow::Result<u8> {
+    let json = how.json;
     if !a.given() {
         usage!("no Storage API given: pass --url https://<ref>.supabase.co or --storage-url");
     }
     let src = StorageSource::new(a.options()?)?;
     let (repo, _lock) = g.open_locked(LockKind::Shared, "backup storage")?;
-    let out = backup(
-        &repo,
-        BackupInput::Source(Box::new(src)),
-        opts,
-        &super::progress::Bars::new(g.quiet || json),
-    )?;
+    let input = BackupInput::Source(Box::new(src));
+    let progress = super::progress::Bars::new(g.quiet || json).verbose(g.verbose, g.quiet);
+    if how.dry_run {
+        let out = snap::ops::backup::dry_run(&repo, input, opts, &progress)?;
+        return super::backup::report_dry_run(g, &out, json);
+    }
+    let out = backup(&repo, input, opts, &progress)?;
     let st: StorageSummary = out.source_summary.storage().cloned().unwrap_or_default();
-    let rates = Rates::of(&out.snapshot.manifest.summary);
+    let figures = BackupFigures::of(&out);
     let code = if st.failed > 0 {
         exit::INCOMPLETE
     } else {
         exit::OK
     };
     if json {
-        print_json(&out, &rates)?;
+        print_json(&out, &figures)?;
         return Ok(code);
     }
     if !g.quiet {
-        print_text(&out, &st, &rates);
+        print_text(&out, &st, &figures);
     }
     warn_incomplete(&st);
     Ok(code)
 }
 
-/// How fast the backup read and how well it deduplicated.
-struct Rates {
-    secs: f64,
-    mbps: f64,
-    /// Bytes read per raw byte added (infinite: nothing new).
-    dedup: f64,
-}
-
-impl Rates {
-    /// The rates of a snapshot's summary.
-    fn of(s: &snap::snapshot::Summary) -> Rates {
-        let secs = s.duration_ms as f64 / 1000.0;
-        let mbps = s.bytes_read as f64 / 1e6 / secs.max(0.001);
-        let dedup = if s.added_raw_bytes > 0 {
-            s.bytes_read as f64 / s.added_raw_bytes as f64
-        } else {
-            f64::INFINITY
-        };
-        Rates { secs, mbps, dedup }
-    }
-}
-
 /// Print the snapshot, the Storage summary and the rates as JSON.
-fn print_json(out: &BackupOutcome, r: &Rates) -> anyhow::Result<()> {
-    let dedup = r.dedup.is_finite().then_some(r.dedup);
-    let v = super::snapshots::backup_json(out, "storage", dedup, r.mbps)?;
+fn print_json(out: &BackupOutcome, f: &BackupFigures) -> anyhow::Result<()> {
+    let v = super::snapshots::backup_json(out, "storage", f.dedup_ratio, f.mb_per_s)?;
     output::json(&v)?;
     Ok(())
 }
 
 /// Print the snapshot, its buckets, what was downloaded and the rates.
-fn print_text(out: &BackupOutcome, st: &StorageSummary, r: &Rates) {
-    let s = &out.snapshot.manifest.summary;
+fn print_text(out: &BackupOutcome, st: &StorageSummary, f: &BackupFigures) {
     tell!(
         "snapshot {} of Supabase Storage at {} ({} listing)",
         out.snapshot.id.short(),
@@ -185,44 +163,33 @@ fn print_text(out: &BackupOutcome, st: &StorageSummary, r: &Rates) {
         );
     }
     tell!(
-        "  {} objects: {} downloaded ({}), {} unchanged since the parent snapshot (reused, not downloaded)",
-        st.objects,
+        "  {}: {} downloaded ({}), {} unchanged since the parent snapshot (reused, not downloaded)",
+        output::count(st.objects, "object"),
         st.downloaded,
         output::bytes(st.bytes_downloaded),
         st.reused
     );
     if st.retries > 0 {
         tell!(
-            "  {} transient failures (timeouts, resets, 429/5xx) were retried",
-            st.retries
+            "  {} (timeouts, resets, 429/5xx) retried",
+            output::count(st.retries, "transient failure"),
         );
     }
-    tell!(
-        "  read {} in {:.1} s ({:.1} MB/s); added {} to the repository (dedup ratio {})",
-        output::bytes(s.bytes_read),
-        r.secs,
-        r.mbps,
-        output::bytes(s.added_bytes),
-        if r.dedup.is_finite() {
-            format!("{:.1}x", r.dedup)
-        } else {
-            "∞ (nothing new)".into()
-        },
-    );
+    tell!("  {}", output::backup_line(f));
 }
 
 /// Warn of the objects that vanished during the backup or could not be backed up.
 fn warn_incomplete(st: &StorageSummary) {
     if st.vanished > 0 {
         say!(
-            "warning: {} objects were deleted or changed during the backup and are not in the snapshot",
-            st.vanished
+            "warning: {} deleted or changed during the backup and not in the snapshot",
+            output::count(st.vanished, "object"),
         );
     }
     if st.failed > 0 {
         say!(
-            "warning: {} objects could not be backed up; the snapshot is incomplete",
-            st.failed
+            "warning: {} could not be backed up; the snapshot is incomplete",
+            output::count(st.failed, "object"),
         );
     }
 }

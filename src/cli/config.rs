@@ -36,6 +36,16 @@ pub fn run(_g: &Global, c: &Command) -> anyhow::Result<u8> {
                 Ok(c) => c,
                 Err(e) => usage!("{e}"),
             };
+            let unreadable = unreadable_files(&cfg);
+            if !unreadable.is_empty() {
+                for u in &unreadable {
+                    say!("error: {}: {u}", cfg.path.display());
+                }
+                say!(
+                    "the configuration names secret files this user cannot read: create them, fix their permissions, or run the check as the user the job runs as"
+                );
+                return Ok(exit::USAGE);
+            }
             let s = summary(&cfg);
             if *json {
                 output::json(&s)?;
@@ -45,6 +55,38 @@ pub fn run(_g: &Global, c: &Command) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
     }
+}
+
+/// The secret files of the configuration (key and secret) that exist in this environment but
+/// cannot be read: `repository.password_file = "/etc/snap/pw": cannot read it: No such file…`.
+/// A path with a variable that is unset here (`${CREDENTIALS_DIRECTORY}`, set by systemd) is
+/// not checked: the summary says so.
+fn unreadable_files(c: &Config) -> Vec<String> {
+    let mut secrets: Vec<(String, &Secret)> =
+        vec![("repository.password_file".into(), &c.repository.password)];
+    if let Some(o) = &c.offsite {
+        secrets.push(("offsite.password_file".into(), &o.password));
+    }
+    for p in &c.projects {
+        if let Some(pw) = p.db.as_ref().and_then(|d| d.password.as_ref()) {
+            secrets.push((format!("projects {:?}: db_password_file", p.name), pw));
+        }
+        if let Some(st) = &p.storage {
+            secrets.push((
+                format!("projects {:?}: service_key_file", p.name),
+                &st.service_key,
+            ));
+        }
+    }
+    secrets
+        .into_iter()
+        .filter_map(|(key, s)| {
+            let Secret::File(f) = s else { return None };
+            let path = snap::config::expand(f).ok()?;
+            let e = std::fs::File::open(&path).err()?;
+            Some(format!("{key} = {f:?}: cannot read it: {e}"))
+        })
+        .collect()
 }
 
 #[derive(Serialize)]

@@ -156,6 +156,10 @@ pub struct Global {
     /// Print no warnings or progress (errors are still printed).
     #[arg(long, short = 'q', global = true, help_heading = "Global options")]
     quiet: bool,
+    /// Say more: a backup lists each new (`+ path`) and changed (`M path`) file on stderr, and
+    /// every note in full. --quiet wins.
+    #[arg(long, short = 'v', global = true, help_heading = "Global options")]
+    verbose: bool,
 }
 
 #[derive(Subcommand)]
@@ -354,7 +358,7 @@ fn parse() -> Result<(Cli, bool), u8> {
     match parsed {
         Ok(p) => Ok(p),
         Err(e) if e.use_stderr() => {
-            let text = e.render().to_string();
+            let text = output::usage_error(&e);
             // No parsed command to ask: a `--json` among the options (before `--`) counts.
             if std::env::args_os()
                 .take_while(|a| a != "--")

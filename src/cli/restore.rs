@@ -126,16 +126,16 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
     if a.json {
         output::json(&s)?;
     } else if !g.quiet {
-        let secs = started.elapsed().as_secs_f64();
+        let ms = started.elapsed().as_millis() as u64;
         tell!(
-            "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {} ({:.1} MB/s)",
+            "restored snapshot {} to {}: {}, {}, {}, {} ({})",
             snap.id.short(),
             target.display(),
-            s.files,
-            s.dirs,
-            s.symlinks,
+            output::count(s.files, "file"),
+            output::count(s.dirs, "dir"),
+            output::count(s.symlinks, "symlink"),
             output::bytes(s.bytes),
-            s.bytes as f64 / 1e6 / secs.max(0.001)
+            output::rate(s.bytes, ms.max(1))
         );
     }
     Ok(exit::OK)

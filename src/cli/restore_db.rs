@@ -89,11 +89,13 @@ pub fn run(
     let scope = scope_of(opts)?;
     let db = DbSnapshot::open(repo, snap, database)?;
     check_in_snapshot(&db, snap, &scope)?;
-    let (spec, tools, info) = conn.with_conn(|c| {
-        let tools = pgbin::newest(conn.pg_bin.as_deref())?;
-        let info = dbrestore::inspect(&tools, &c)?;
-        Ok((c, tools, info))
-    })?;
+    let (spec, tools, info) = conn
+        .with_conn(|c| {
+            let tools = pgbin::newest(conn.pg_bin.as_deref())?;
+            let info = dbrestore::inspect(&tools, &c)?;
+            Ok((c, tools, info))
+        })
+        .map_err(|e| missing_database(e, conn))?;
     let target = Target { spec, tools, info };
     check_data_only(opts, &db, &scope, &target)?;
     let mut plan = Plan::make(snap, db, opts, scope, target)?;
@@ -116,6 +118,59 @@ pub fn check_usage(conn: &DbConnArgs, opts: &DbRestoreArgs) -> anyhow::Result<()
         usage!("restore --db needs the target: pass --db-url or --project-ref");
     }
     scope_of(opts).map(|_| ())
+}
+
+/// When the target database does not exist (the server said so), an error that names it and
+/// says how to create it; any other error unchanged.
+fn missing_database(e: anyhow::Error, conn: &DbConnArgs) -> anyhow::Error {
+    let stderr = e
+        .downcast_ref::<snap::Error>()
+        .and_then(|e| e.command_stderr())
+        .unwrap_or_default();
+    let Some(name) = stderr
+        .split("database \"")
+        .nth(1)
+        .and_then(|rest| rest.split_once("\" does not exist"))
+        .map(|(name, _)| name.to_string())
+    else {
+        return e;
+    };
+    let (host, port, user) = server_of(conn);
+    let mut create = format!("createdb -h {host} -p {port}");
+    if let Some(u) = user {
+        create.push_str(&format!(" -U {u}"));
+    }
+    anyhow::anyhow!(
+        "database {name:?} does not exist on {host}:{port}: create it with `{create} {name}` (or restore into an existing database or a fresh Supabase project), then run the restore again; nothing was changed"
+    )
+}
+
+/// Host, port and user of the target, for a `createdb` command line.
+fn server_of(conn: &DbConnArgs) -> (String, u16, Option<String>) {
+    if let Some(r) = &conn.project_ref {
+        return match &conn.pooler_host {
+            Some(h) => (h.clone(), 5432, Some(format!("postgres.{r}"))),
+            None => (format!("db.{r}.supabase.co"), 5432, Some("postgres".into())),
+        };
+    }
+    let url = conn.db_url.as_deref().and_then(|u| url::Url::parse(u).ok());
+    let Some(url) = url else {
+        return ("localhost".into(), 5432, None);
+    };
+    let query = |k: &str| {
+        url.query_pairs()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.into_owned())
+    };
+    let host = query("host")
+        .or_else(|| url.host_str().filter(|h| !h.is_empty()).map(str::to_string))
+        .unwrap_or_else(|| "localhost".into());
+    let port = query("port")
+        .and_then(|p| p.parse().ok())
+        .or(url.port())
+        .unwrap_or(5432);
+    let user = Some(url.username().to_string()).filter(|u| !u.is_empty());
+    (host, port, user)
 }
 
 /// The scope `opts` asks for, refusing the combinations of options that make no sense.
@@ -395,12 +450,15 @@ impl<'a> Plan<'a> {
         );
         if self.whole {
             tell!(
-                "  in one transaction: {} ({} tables)",
+                "  in one transaction: {} ({})",
                 dbrestore::restore_parts(db).join(" → "),
-                self.tables.len()
+                output::count(self.tables.len() as u64, "table")
             );
         } else {
-            tell!("  {mode}: {} tables", self.tables.len());
+            tell!(
+                "  {mode}: {}",
+                output::count(self.tables.len() as u64, "table")
+            );
         }
         if self.opts.clean {
             tell!("  --clean drops first:");
@@ -473,10 +531,10 @@ impl<'a> Plan<'a> {
         }
         let question = if self.whole {
             format!(
-                "restore snapshot {} (database {}, {} tables) into {target}?",
+                "restore snapshot {} (database {}, {}) into {target}?",
                 snap.id.short(),
                 db.database,
-                self.tables.len()
+                output::count(self.tables.len() as u64, "table")
             )
         } else {
             self.show_plan();

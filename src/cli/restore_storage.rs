@@ -18,30 +18,9 @@ pub fn run(
 ) -> anyhow::Result<u8> {
     let overwrite = opts.overwrite;
     let plan = storage_restore::plan(repo, snap, opts)?;
-    let busy = plan.non_empty();
-    if !busy.is_empty() && !yes {
-        let what = format!(
-            "bucket(s) {} at {} already hold objects; existing objects are {}",
-            busy.join(", "),
-            opts.storage.api_base,
-            if overwrite {
-                "REPLACED (--overwrite)"
-            } else {
-                "kept (skipped)"
-            }
-        );
-        if !std::io::stdin().is_terminal() {
-            usage!("{what}: pass --yes to restore into them without a terminal");
-        }
-        if !output::confirm(&format!(
-            "{what}. Restore {} objects ({}) from snapshot {}?",
-            plan.objects(),
-            output::bytes(plan.bytes()),
-            snap.id.short()
-        ))? {
-            say!("not restored");
-            return Ok(exit::FAILED);
-        }
+    if !yes && !confirm_busy(snap, &plan, opts)? {
+        say!("not restored");
+        return Ok(exit::FAILED);
     }
     let started = std::time::Instant::now();
     let s = storage_restore::execute(
@@ -59,17 +38,17 @@ pub fn run(
         output::json(&s)?;
         return Ok(code);
     }
-    let secs = started.elapsed().as_secs_f64();
+    let ms = started.elapsed().as_millis() as u64;
     if !g.quiet {
         tell!(
-            "restored snapshot {} to {}: {} buckets ({} created), {} objects uploaded ({}, {:.1} MB/s), {} skipped (already there{}), {} failed",
+            "restored snapshot {} to {}: {} ({} created), {} uploaded ({}, {}), {} skipped (already there{}), {} failed",
             snap.id.short(),
             opts.storage.api_base,
-            s.buckets,
+            output::count(s.buckets as u64, "bucket"),
             s.buckets_created.len(),
-            s.uploaded,
+            output::count(s.uploaded as u64, "object"),
             output::bytes(s.bytes_uploaded),
-            s.bytes_uploaded as f64 / 1e6 / secs.max(0.001),
+            output::rate(s.bytes_uploaded, ms.max(1)),
             s.skipped,
             if overwrite {
                 ""
@@ -93,7 +72,10 @@ pub fn run(
         say!("warning: bucket {b}: {hint}");
     }
     if !s.failed.is_empty() {
-        say!("error: {} objects were not restored:", s.failed.len());
+        say!(
+            "error: {} not restored:",
+            output::count_irregular(s.failed.len() as u64, "object was", "objects were")
+        );
         for f in &s.failed {
             say!(
                 "  {}/{}: {}",
@@ -107,4 +89,36 @@ pub fn run(
         );
     }
     Ok(code)
+}
+
+/// When buckets of the target already hold objects, ask whether to restore into them (an
+/// error without a terminal). True: go on.
+fn confirm_busy(
+    snap: &Snapshot,
+    plan: &storage_restore::StorageRestorePlan,
+    opts: &StorageRestoreOptions,
+) -> anyhow::Result<bool> {
+    let busy = plan.non_empty();
+    if busy.is_empty() {
+        return Ok(true);
+    }
+    let what = format!(
+        "bucket(s) {} at {} already hold objects; existing objects are {}",
+        busy.join(", "),
+        opts.storage.api_base,
+        if opts.overwrite {
+            "REPLACED (--overwrite)"
+        } else {
+            "kept (skipped)"
+        }
+    );
+    if !std::io::stdin().is_terminal() {
+        usage!("{what}: pass --yes to restore into them without a terminal");
+    }
+    Ok(output::confirm(&format!(
+        "{what}. Restore {} ({}) from snapshot {}?",
+        output::count(plan.objects() as u64, "object"),
+        output::bytes(plan.bytes()),
+        snap.id.short()
+    ))?)
 }

@@ -141,7 +141,7 @@ pub fn run(g: &Global, a: &Args) -> anyhow::Result<u8> {
             m.paths.join(" "),
         );
     }
-    println!("{} snapshots", snaps.len());
+    println!("{}", output::count(snaps.len() as u64, "snapshot"));
     Ok(if damaged.is_empty() {
         exit::OK
     } else {

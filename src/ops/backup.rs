@@ -52,9 +52,38 @@ pub struct BackupOutcome {
     pub source_summary: crate::source::SourceSummary,
 }
 
+/// Where a backup's chunks go: the repository (a [`Saver`]), or nowhere ([`DryStore`], for a
+/// dry run that only counts what would be new).
+trait Store {
+    /// Store `data` unless the repository has it; its id and whether it was new.
+    fn save(&self, kind: BlobKind, data: Vec<u8>) -> Result<(Id, bool)>;
+    /// Whether chunk `id` may be referenced without storing it again.
+    fn reusable(&self, id: &Id) -> Result<bool>;
+}
+
+impl Store for Saver {
+    fn save(&self, kind: BlobKind, data: Vec<u8>) -> Result<(Id, bool)> {
+        Saver::save(self, kind, data)
+    }
+    fn reusable(&self, id: &Id) -> Result<bool> {
+        Saver::reusable(self, id)
+    }
+}
+
+/// Where a backup's entries go: a [`TreeWriter`], or nowhere (a dry run).
+trait TreeSink {
+    fn push(&mut self, e: &Entry) -> Result<()>;
+}
+
+impl TreeSink for TreeWriter<'_> {
+    fn push(&mut self, e: &Entry) -> Result<()> {
+        TreeWriter::push(self, e)
+    }
+}
+
 struct Ctx<'a> {
     repo: &'a Repository,
-    saver: &'a Saver,
+    saver: &'a dyn Store,
     progress: &'a dyn Progress,
     summary: Summary,
     warnings: Vec<String>,
@@ -62,7 +91,7 @@ struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     /// A context with an empty summary and no warnings yet.
-    fn new(repo: &'a Repository, saver: &'a Saver, progress: &'a dyn Progress) -> Ctx<'a> {
+    fn new(repo: &'a Repository, saver: &'a dyn Store, progress: &'a dyn Progress) -> Ctx<'a> {
         Ctx {
             repo,
             saver,
@@ -139,11 +168,7 @@ pub fn backup(
     let saver = Saver::new(repo, level)?;
     let mut ctx = Ctx::new(repo, &saver, progress);
     let mut tree = TreeWriter::new(&saver, repo.chunker());
-    let backed = match input {
-        BackupInput::Paths(paths) => backup_paths(&mut ctx, &mut tree, &paths, opts, &host)?,
-        BackupInput::Stream(src) => backup_stream(&mut ctx, &mut tree, src, time)?,
-        BackupInput::Source(src) => backup_source(&mut ctx, &mut tree, src, opts, &host, time)?,
-    };
+    let backed = back_up_input(&mut ctx, &mut tree, input, opts, &host, time)?;
 
     let tree_refs = tree.finish()?;
     let mut summary = std::mem::take(&mut ctx.summary);
@@ -180,10 +205,109 @@ pub fn backup(
     })
 }
 
+/// Read `input` into `ctx`'s store and `tree`.
+fn back_up_input(
+    ctx: &mut Ctx,
+    tree: &mut dyn TreeSink,
+    input: BackupInput<'_>,
+    opts: &BackupOptions,
+    host: &str,
+    time: chrono::DateTime<chrono::FixedOffset>,
+) -> Result<Backed> {
+    match input {
+        BackupInput::Paths(paths) => backup_paths(ctx, tree, &paths, opts, host),
+        BackupInput::Stream(src) => backup_stream(ctx, tree, src, time),
+        BackupInput::Source(src) => backup_source(ctx, tree, src, opts, host, time),
+    }
+}
+
+/// What a dry run found: the figures a backup would record (`chunks_new` and `added_raw_bytes`
+/// are the data that would be stored, before compression; nothing for the tree), its warnings
+/// and notes.
+#[derive(Debug)]
+pub struct DryRunOutcome {
+    pub summary: Summary,
+    pub warnings: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// Read `input` as [`backup`] would — walk, chunk, hash, compare with the index — but write
+/// nothing: no pack, no index entry, no manifest.
+pub fn dry_run(
+    repo: &Repository,
+    input: BackupInput<'_>,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<DryRunOutcome> {
+    let started = Instant::now();
+    let time = opts
+        .time
+        .unwrap_or_else(|| chrono::Local::now().fixed_offset());
+    let host = opts.host.clone().unwrap_or_else(crate::util::hostname);
+    let store = DryStore {
+        repo,
+        condemned: repo.condemned_packs()?,
+        seen: Default::default(),
+        new: Default::default(),
+    };
+    let mut ctx = Ctx::new(repo, &store, progress);
+    let backed = back_up_input(&mut ctx, &mut DryTree, input, opts, &host, time)?;
+    let mut summary = std::mem::take(&mut ctx.summary);
+    let warnings = std::mem::take(&mut ctx.warnings);
+    drop(ctx);
+    progress.finish();
+    (summary.chunks_new, summary.added_raw_bytes) = *store.new.lock().unwrap();
+    summary.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(DryRunOutcome {
+        summary,
+        warnings,
+        notes: backed.notes,
+    })
+}
+
+/// A [`Store`] that stores nothing: it counts the chunks the repository lacks.
+struct DryStore<'r> {
+    repo: &'r Repository,
+    condemned: HashSet<Id>,
+    seen: std::sync::Mutex<HashSet<Id>>,
+    /// New data chunks and their bytes.
+    new: std::sync::Mutex<(u64, u64)>,
+}
+
+impl Store for DryStore<'_> {
+    fn save(&self, _kind: BlobKind, data: Vec<u8>) -> Result<(Id, bool)> {
+        let id = self.repo.key().chunk_id(&data);
+        if self.reusable(&id)? || !self.seen.lock().unwrap().insert(id) {
+            return Ok((id, false));
+        }
+        let mut new = self.new.lock().unwrap();
+        new.0 += 1;
+        new.1 += data.len() as u64;
+        Ok((id, true))
+    }
+
+    fn reusable(&self, id: &Id) -> Result<bool> {
+        Ok(self
+            .repo
+            .index()?
+            .lookup(id)?
+            .is_some_and(|l| !self.condemned.contains(&l.pack)))
+    }
+}
+
+/// A [`TreeSink`] that keeps nothing.
+struct DryTree;
+
+impl TreeSink for DryTree {
+    fn push(&mut self, _e: &Entry) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// Back up files and directories under `paths`, against the parent snapshot of the same roots.
 fn backup_paths(
     ctx: &mut Ctx,
-    tree: &mut TreeWriter,
+    tree: &mut dyn TreeSink,
     paths: &[PathBuf],
     opts: &BackupOptions,
     host: &str,
@@ -215,7 +339,7 @@ fn backup_paths(
 /// Back up one stream as a file named by the stream (with its parent directories).
 fn backup_stream(
     ctx: &mut Ctx,
-    tree: &mut TreeWriter,
+    tree: &mut dyn TreeSink,
     mut src: Box<dyn StreamSource + '_>,
     time: chrono::DateTime<chrono::FixedOffset>,
 ) -> Result<Backed> {
@@ -258,7 +382,7 @@ fn backup_stream(
 /// Back up a source that pushes many entries (a database), against its parent snapshot.
 fn backup_source(
     ctx: &mut Ctx,
-    tree: &mut TreeWriter,
+    tree: &mut dyn TreeSink,
     mut src: Box<dyn Source + '_>,
     opts: &BackupOptions,
     host: &str,
@@ -383,7 +507,7 @@ fn find_parent(
 /// Back up the files under `roots` into `tree`, reusing the parent's chunks of unchanged files.
 fn backup_files(
     ctx: &mut Ctx,
-    tree: &mut TreeWriter,
+    tree: &mut dyn TreeSink,
     roots: &[PathBuf],
     opts: &BackupOptions,
     parent: Option<&ParentFiles>,
@@ -395,7 +519,26 @@ fn backup_files(
             r.display()
         )));
     }
-    for item in source::walk(roots, &excludes) {
+    let progress = ctx.progress;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| prescan(roots, &excludes, opts, parent, progress, &stop));
+        let done = walk_into(ctx, tree, roots, &excludes, opts, parent);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        done
+    })
+}
+
+/// The walk of [`backup_files`]: every item's entry into `tree`.
+fn walk_into(
+    ctx: &mut Ctx,
+    tree: &mut dyn TreeSink,
+    roots: &[PathBuf],
+    excludes: &Excludes,
+    opts: &BackupOptions,
+    parent: Option<&ParentFiles>,
+) -> Result<()> {
+    for item in source::walk(roots, excludes) {
         let item = match item {
             Ok(i) => i,
             Err((path, e)) => {
@@ -408,6 +551,49 @@ fn backup_files(
         }
     }
     Ok(())
+}
+
+/// Beside the backup's walk, a walk of metadata only: the bytes of the files it will read
+/// (those the parent snapshot does not have unchanged), announced as the progress total as
+/// they are found. Stops early when the backup is done.
+fn prescan(
+    roots: &[PathBuf],
+    excludes: &Excludes,
+    opts: &BackupOptions,
+    parent: Option<&ParentFiles>,
+    progress: &dyn Progress,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    let (mut pending, mut files) = (0u64, 0u32);
+    for item in source::walk(roots, excludes).flatten() {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let m = &item.meta;
+        if !m.file_type().is_file() {
+            continue;
+        }
+        let path = source::stored_path(&item.abs);
+        let unchanged = parent
+            .and_then(|(_, files)| files.get(&path))
+            .is_some_and(|o| {
+                !opts.force
+                    && o.size == m.len()
+                    && o.mtime_ns == m.mtime() * 1_000_000_000 + m.mtime_nsec()
+                    && o.inode == m.ino()
+            });
+        if !unchanged {
+            pending += m.len();
+            files += 1;
+        }
+        if files >= 256 {
+            progress.expect(std::mem::take(&mut pending), false);
+            files = 0;
+        }
+    }
+    if pending > 0 {
+        progress.expect(pending, false);
+    }
 }
 
 /// The entry of one walked item (None: skipped, with a warning); a file's content is stored.
@@ -495,8 +681,14 @@ fn file_entry(
         }
         match old {
             Some(o) if o.chunks == e.chunks => ctx.summary.files_unchanged += 1,
-            Some(_) => ctx.summary.files_changed += 1,
-            None => ctx.summary.files_new += 1,
+            Some(_) => {
+                ctx.summary.files_changed += 1;
+                ctx.progress.changed(&e.path, false);
+            }
+            None => {
+                ctx.summary.files_new += 1;
+                ctx.progress.changed(&e.path, true);
+            }
         }
     }
     ctx.summary.files += 1;
@@ -550,7 +742,7 @@ fn changed_while_read(before: &std::fs::Metadata, f: &std::fs::File, read: u64) 
         || after.ctime_nsec() != before.ctime_nsec()
 }
 
-fn all_reusable(saver: &Saver, chunks: &[ChunkRef]) -> Result<bool> {
+fn all_reusable(saver: &dyn Store, chunks: &[ChunkRef]) -> Result<bool> {
     for c in chunks {
         if !saver.reusable(c.id())? {
             return Ok(false);
@@ -707,8 +899,14 @@ impl EntrySink for CollectingSink<'_, '_> {
         e.attrs = attrs;
         match self.parent.get(path) {
             Some(o) if o.chunks == e.chunks => self.ctx.summary.files_unchanged += 1,
-            Some(_) => self.ctx.summary.files_changed += 1,
-            None => self.ctx.summary.files_new += 1,
+            Some(_) => {
+                self.ctx.summary.files_changed += 1;
+                self.ctx.progress.changed(path, false);
+            }
+            None => {
+                self.ctx.summary.files_new += 1;
+                self.ctx.progress.changed(path, true);
+            }
         }
         self.entries.push(e);
         self.ctx.summary.files += 1;
@@ -768,12 +966,16 @@ impl EntrySink for CollectingSink<'_, '_> {
         self.ctx.progress.warn(&message);
         self.notes.push(message);
     }
+
+    fn expect(&mut self, n: u64, estimate: bool) {
+        self.ctx.progress.expect(n, estimate);
+    }
 }
 
 /// Add the parent directories of `entries`, sort everything by path and write the tree.
 fn write_sorted(
     ctx: &mut Ctx,
-    tree: &mut TreeWriter,
+    tree: &mut dyn TreeSink,
     mut entries: Vec<Entry>,
     declared: Vec<Entry>,
     now_ns: i64,

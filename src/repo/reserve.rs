@@ -65,7 +65,7 @@ pub fn may_spend(command: &str) -> bool {
 /// Whether `e` is "no space left on device" (or a quota: the same for the user).
 pub fn is_disk_full(e: &Error) -> bool {
     match e {
-        Error::Backend { source, .. } => {
+        Error::Backend { error: source, .. } => {
             use std::io::ErrorKind::*;
             matches!(source.kind(), StorageFull | QuotaExceeded)
                 || matches!(
@@ -93,7 +93,7 @@ mod tests {
         assert_eq!(ensure(&b), PIECES);
         let full = Error::Backend {
             path: "x".into(),
-            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+            error: std::io::Error::from_raw_os_error(libc::ENOSPC),
         };
         assert!(is_disk_full(&full));
         assert!(!is_disk_full(&Error::NotFound { path: "x".into() }));

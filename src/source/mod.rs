@@ -103,6 +103,9 @@ pub trait EntrySink {
     ) -> Result<Option<u64>>;
     /// Something the user should know that does not fail the backup.
     fn warn(&mut self, message: String);
+    /// About `n` more bytes will be stored than announced so far (for progress: a listing's
+    /// sizes, a dump's estimate). `estimate`: a guess that may be exceeded.
+    fn expect(&mut self, _n: u64, _estimate: bool) {}
 }
 
 /// A source that pushes many entries into one snapshot (a database, a storage project).

@@ -330,6 +330,7 @@ impl DatabaseSource {
             )?,
         };
         let present: Vec<String> = inventory.schemas.iter().map(|s| s.name.clone()).collect();
+        sink.expect(dump_estimate(&inventory), true);
         self.summary.supabase = has_schema(&present, "auth") && has_schema(&present, "storage");
         if !self.summary.supabase {
             sink.warn("no auth and storage schemas: a plain PostgreSQL database; the Supabase-specific parts are skipped where absent".into());
@@ -506,6 +507,18 @@ impl DatabaseSource {
         )?;
         Ok(())
     }
+}
+
+/// About how many bytes the dump writes, for progress: the on-disk size of the tables whose data
+/// is dumped. A guess either way (indexes are not dumped, text is often larger than binary).
+fn dump_estimate(inventory: &Inventory) -> u64 {
+    let excluded: Vec<&str> = supabase::data_excluded_schemas().collect();
+    inventory
+        .tables
+        .iter()
+        .filter(|t| !excluded.contains(&t.schema.as_str()))
+        .map(|t| t.bytes.max(0) as u64)
+        .sum()
 }
 
 /// Whether the schema `name` is among those `present`.

@@ -368,6 +368,7 @@ impl Source for StorageSource {
                 }
                 fetch.push((info, path));
             }
+            sink.expect(fetch.iter().filter_map(|(i, _)| i.size()).sum(), false);
             self.download_all(&rt, &client, &bucket.id, fetch, sink, &mut bs)?;
             self.summary.objects += bs.objects;
             self.summary.buckets.push(bs);
