@@ -336,7 +336,9 @@ fn clean_repository_passes_with_and_without_read_data() {
     let out = f.r.ok(&["check", "--read-data"]);
     assert!(out.contains("no problems found"), "{out}");
     assert!(
-        out.contains(&format!("{} packs", l.packs.len())) && out.contains("MB/s"),
+        out.contains(&format!("{} packs", l.packs.len()))
+            && out.contains("/s)")
+            && !out.contains("MB/s"),
         "{out}"
     );
     assert!(!out.contains("problem ["), "{out}");

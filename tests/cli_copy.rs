@@ -186,7 +186,8 @@ fn copy_local_to_s3_and_back_with_shared_and_different_keys() {
     let (code, out, err) = output_parts(cmd.output().unwrap());
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("MB/s")
+        out.contains("/s")
+            && !out.contains("MB/s")
             && out.contains("destination requests:")
             && out.contains("copied 2 snapshots"),
         "{out}"

@@ -240,3 +240,67 @@ fn a_files_only_snapshot_is_refused() {
     assert_eq!(code, 1);
     assert!(err.contains("holds no database \"nope\""), "{err}");
 }
+
+/// A SIGTERM while the drill's throwaway server runs: snap exits 143 and the server and its
+/// directory are gone (destructors do not run on an interrupt; the cleanup stops it).
+#[test]
+fn sigterm_during_the_drill_stops_and_deletes_its_cluster() {
+    use std::os::unix::fs::PermissionsExt;
+    let source = PgCluster::start();
+    source.create_supabase_db("app");
+    let repo = TestRepo::new();
+    let (code, _, err) = repo.run(&["backup", "db", "--db-url", &source.url_db("app")]);
+    assert_eq!(code, 0, "{err}");
+    // The drill's cluster goes under TMPDIR: a directory of this test, reachable by the
+    // server's OS user.
+    let tmp = tempfile::Builder::new()
+        .prefix("snap-tmp-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = repo
+        .cmd()
+        .args(["restore", "latest", "--db", "--verify"])
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let cluster = loop {
+        let running = fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|d| {
+                fs::read_to_string(d.join("postgres.log"))
+                    .is_ok_and(|l| l.contains("ready to accept connections"))
+            });
+        if let Some(d) = running {
+            break d;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the drill ended before its server started"
+        );
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "no drill server after 2 minutes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(!processes_mentioning(cluster.to_str().unwrap()).is_empty());
+    // SAFETY: kill(2) of our own child, not reaped yet.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(exit_code(out.status), 143, "{err}");
+    assert!(err.contains("interrupted (SIGTERM), cleaning up"), "{err}");
+    assert!(
+        !cluster.exists(),
+        "the drill's cluster dir {} survived",
+        cluster.display()
+    );
+    let left = processes_mentioning(cluster.to_str().unwrap());
+    assert!(left.is_empty(), "processes of the drill survived: {left:?}");
+}

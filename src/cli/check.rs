@@ -134,25 +134,25 @@ fn render(r: &CheckReport, quiet: bool) {
     }
     let s = &r.summary;
     tell!(
-        "checked {} key files, {} snapshots ({} trees, {} entries), {} packs ({}), {} chunks ({} referenced)",
-        s.key_files,
-        s.snapshots,
-        s.trees,
-        s.entries,
-        s.packs,
+        "checked {}, {} ({}, {}), {} ({}), {} ({} referenced)",
+        output::count(s.key_files as u64, "key file"),
+        output::count(s.snapshots as u64, "snapshot"),
+        output::count(s.trees as u64, "tree"),
+        output::count_irregular(s.entries as u64, "entry", "entries"),
+        output::count(s.packs as u64, "pack"),
         output::bytes(s.pack_bytes),
-        s.chunks,
+        output::count(s.chunks as u64, "chunk"),
         s.chunks_referenced,
     );
     if s.read_data != "off" {
         tell!(
-            "read data ({}): {} packs, {}, {} blobs in {:.1} s ({:.1} MB/s)",
+            "read data ({}): {}, {}, {} in {:.1} s ({})",
             s.read_data,
-            s.packs_read,
+            output::count(s.packs_read as u64, "pack"),
             output::bytes(s.bytes_read),
-            s.blobs_read,
+            output::count(s.blobs_read as u64, "blob"),
             s.read_data_ms as f64 / 1000.0,
-            s.read_mb_per_s,
+            output::rate(s.bytes_read, s.read_data_ms as u64),
         );
     }
     let warnings = match s.warnings {

@@ -127,22 +127,22 @@ fn print_report(r: &CopyReport, to: &str) {
             ""
         };
         tell!(
-            "dry run: would copy {} snapshots ({} already there), sending {bound}{}; nothing was changed",
-            r.copied.len(),
+            "dry run: would copy {} ({} already there), sending {bound}{}; nothing was changed",
+            output::count(r.copied.len() as u64, "snapshot"),
             r.skipped.len(),
             output::bytes(total)
         );
         return;
     }
     tell!(
-        "copied {} snapshots ({} already there): {} chunks, {} in {} packs, {:.1} s, {:.1} MB/s",
-        r.copied.len(),
+        "copied {} ({} already there): {}, {} in {}, {:.1} s, {}",
+        output::count(r.copied.len() as u64, "snapshot"),
         r.skipped.len(),
-        r.chunks_sent,
+        output::count(r.chunks_sent as u64, "chunk"),
         output::bytes(r.bytes_sent),
-        r.packs_written,
+        output::count(r.packs_written as u64, "pack"),
         r.duration_ms as f64 / 1000.0,
-        r.mb_per_s()
+        output::rate(r.bytes_sent, r.duration_ms as u64)
     );
     for (name, c) in [
         ("source", r.source_requests),

@@ -86,6 +86,8 @@ fn clean_up(sig: i32, code: u8, json: bool) {
         say!("{message}");
     }
     snap::repo::lock::release_held();
+    // A throwaway PostgreSQL (restore --verify) is stopped and deleted.
+    snap::source::postgres::cluster::stop_all();
     // A progress bar may have drawn itself again meanwhile.
     clear_progress_line();
 }

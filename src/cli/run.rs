@@ -205,12 +205,12 @@ fn print_table(r: &NightlyReport) {
         }
         if let Some(c) = &s.copy {
             details.push(format!(
-                "to {}: {} snapshots copied ({} already there), {} sent ({:.1} MB/s)",
+                "to {}: {} copied ({} already there), {} sent ({}/s)",
                 c.destination,
-                c.snapshots_copied,
+                output::count(c.snapshots_copied as u64, "snapshot"),
                 c.snapshots_present,
                 output::bytes(c.bytes_sent),
-                c.mb_per_s
+                output::bytes((c.mb_per_s * 1e6) as u64)
             ));
         }
         if let Some(m) = &s.message {

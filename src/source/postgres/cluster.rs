@@ -234,6 +234,7 @@ impl LocalCluster {
             started: false,
             dir,
         };
+        live().push(c.dir.path().to_path_buf());
         chown(c.dir.path())?;
         fs::create_dir(&socket_dir).map_err(|e| Error::io(&socket_dir, e))?;
         chown(&socket_dir)?;
@@ -413,13 +414,54 @@ impl LocalCluster {
     }
     /// The postmaster's pid (from `postmaster.pid`).
     pub fn pid(&self) -> Option<i32> {
-        fs::read_to_string(self.data_dir.join("postmaster.pid"))
-            .ok()?
-            .lines()
-            .next()?
-            .trim()
-            .parse()
-            .ok()
+        postmaster_pid(&self.data_dir)
+    }
+}
+
+/// The directories of the throwaway clusters this process made and has not dropped.
+static LIVE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The postmaster's pid of the data directory `data`, while it runs.
+fn postmaster_pid(data: &Path) -> Option<i32> {
+    fs::read_to_string(data.join("postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Stop every throwaway cluster of this process (SIGQUIT, postgres's immediate shutdown, then
+/// SIGKILL) and delete its directory: for a command that is interrupted, whose destructors do
+/// not run. Callable from any thread; the clusters' own drops then find nothing to do.
+pub fn stop_all() {
+    let dirs = std::mem::take(&mut *live());
+    let pids: Vec<i32> = dirs
+        .iter()
+        .filter_map(|d| postmaster_pid(&d.join("data")))
+        .collect();
+    for pid in &pids {
+        // SAFETY: plain kill(2) of a postmaster this process started.
+        unsafe { libc::kill(*pid, libc::SIGQUIT) };
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    // SAFETY: kill(pid, 0) only asks whether the process exists.
+    while pids.iter().any(|p| unsafe { libc::kill(*p, 0) } == 0)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for pid in &pids {
+        // SAFETY: as above.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    for d in dirs {
+        let _ = fs::remove_dir_all(d);
     }
 }
 
@@ -427,7 +469,12 @@ impl Drop for LocalCluster {
     /// `pg_ctl stop -m immediate`; when that fails, SIGQUIT (postgres's immediate shutdown),
     /// then SIGKILL, to the postmaster.
     fn drop(&mut self) {
-        if !self.started {
+        let path = self.dir.path().to_path_buf();
+        let mut registered = live();
+        let was_live = registered.iter().any(|d| *d == path);
+        registered.retain(|d| *d != path);
+        drop(registered);
+        if !self.started || !was_live {
             return;
         }
         let pid = self.pid();
