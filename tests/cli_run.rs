@@ -494,3 +494,43 @@ fn a_repository_that_cannot_be_opened_skips_every_step() {
         "{err}"
     );
 }
+
+/// A lock left by a killed snap of this host is removed by the next `snap run`, with a warning.
+#[test]
+fn the_run_removes_the_lock_of_a_killed_snap_of_this_host() {
+    let repo = TestRepo::new();
+    let mut child = repo
+        .cmd()
+        .args(["backup", "--stdin", "--stdin-name", "x"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let locks = || {
+        std::fs::read_dir(repo.repo.join("locks"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let t = std::time::Instant::now();
+    while locks() == 0 {
+        assert!(t.elapsed().as_secs() < 60, "no lock after a minute");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(locks(), 1, "the killed backup left its lock");
+    let cfg = write_config(
+        &repo,
+        &[("app", "postgresql://postgres@127.0.0.1:9/app".to_string())],
+        "",
+    );
+    let (_, _, err) = snap(&repo, &["run", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        err.lines().any(|l| l.contains("level=warn step=open")
+            && l.contains("removed a stale lock of pid")
+            && l.contains("(snap backup)")),
+        "{err}"
+    );
+    assert_eq!(locks(), 0, "{err}");
+}

@@ -359,6 +359,7 @@ impl Runner<'_> {
         match open_repository(self.cfg) {
             Ok(r) => {
                 self.emit(Level::Info, None, "open", "repository opened", &[]);
+                self.remove_gone_locks(&r);
                 Some(r)
             }
             Err(e) => {
@@ -377,6 +378,21 @@ impl Runner<'_> {
                 }
                 None
             }
+        }
+    }
+
+    /// Locks left by processes of this host that are gone (a killed run) are removed, each
+    /// with a warning; failing to list them is left to the steps' own locking.
+    fn remove_gone_locks(&self, repo: &Repository) {
+        let Ok(gone) = crate::repo::lock::remove_gone(&**repo.backend(), repo.key()) else {
+            return;
+        };
+        for l in gone {
+            let msg = format!(
+                "removed a stale lock of pid {} (snap {}), which is gone",
+                l.pid, l.command
+            );
+            self.emit(Level::Warn, None, "open", &msg, &[]);
         }
     }
 
