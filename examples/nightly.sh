@@ -18,11 +18,9 @@ ROOT=$PWD
 unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGPASSFILE PGSERVICE PGOPTIONS PGSSLMODE
 unset SNAP_REPO SNAP_PASSWORD SNAP_PASSWORD_FILE SNAP_PASSWORD_COMMAND SNAP_CACHE_DIR SNAP_CONFIG
 
-say() { printf '\n== %s\n' "$*"; }
-run() {
-    printf '+ %s\n' "$*"
-    "$@"
-}
+# say, run, fail, short_id: examples/lib/common.sh
+# shellcheck source=examples/lib/common.sh
+source "$ROOT/examples/lib/common.sh"
 
 # --- 1. snap -------------------------------------------------------------------------------------
 # shellcheck source=examples/lib/snap-bin.sh

@@ -13,17 +13,9 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 unset SNAP_REPO SNAP_PASSWORD SNAP_PASSWORD_FILE SNAP_PASSWORD_COMMAND SNAP_CACHE_DIR SNAP_CONFIG
 
-say() { printf '\n== %s\n' "$*"; }
-run() {
-    printf '+ %s\n' "$*"
-    "$@"
-}
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
-# The short id of the snapshot a `snap backup --json` printed.
-short_id() { sed -n 's/^ *"short_id": *"\([0-9a-f]*\)".*/\1/p' | head -n 1; }
+# say, run, fail, short_id: examples/lib/common.sh
+# shellcheck source=examples/lib/common.sh
+source "$ROOT/examples/lib/common.sh"
 
 # shellcheck source=examples/lib/snap-bin.sh
 source "$ROOT/examples/lib/snap-bin.sh"

@@ -3,7 +3,7 @@
 #   * otherwise `cargo build --release --locked --quiet` in the checkout, and the binary where
 #     cargo put it: `cargo metadata`'s target_directory (which honours CARGO_TARGET_DIR and
 #     .cargo/config.toml) + /release/snap.
-# Needs ROOT (the checkout) and `say` (defined by the example).
+# Needs ROOT (the checkout) and `say` (examples/lib/common.sh).
 
 if [ -n "${SNAP_BIN:-}" ]; then
     [ -x "$SNAP_BIN" ] || { echo "SNAP_BIN=$SNAP_BIN is not an executable file" >&2; exit 1; }

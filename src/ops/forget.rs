@@ -330,30 +330,13 @@ pub fn execute(repo: &Repository, plans: &[GroupPlan<'_>]) -> ForgetOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{SourceKind, Summary};
+    use crate::snapshot::SourceKind;
     use chrono::FixedOffset;
     use proptest::prelude::*;
     use std::collections::{BTreeSet, HashMap};
 
     fn snap(id: [u8; 32], secs: i64, host: &str, paths: &[&str], tags: &[&str]) -> Snapshot {
-        let time = DateTime::from_timestamp(secs, 0).unwrap().fixed_offset();
-        Snapshot {
-            id: Id(id),
-            manifest: Manifest {
-                version: 1,
-                time,
-                host: host.into(),
-                username: "u".into(),
-                tags: tags.iter().map(|t| t.to_string()).collect(),
-                paths: paths.iter().map(|p| p.to_string()).collect(),
-                source: SourceKind::Files,
-                description: "files".into(),
-                parent: None,
-                tree: Vec::new(),
-                summary: Summary::default(),
-                copied_from: None,
-            },
-        }
+        crate::snapshot::test_snapshot(Id(id), secs, SourceKind::Files, host, paths, tags)
     }
 
     fn id_n(n: u32) -> [u8; 32] {

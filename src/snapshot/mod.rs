@@ -113,6 +113,38 @@ impl Snapshot {
     }
 }
 
+/// A snapshot for unit tests: id, time (seconds since the epoch), source, host, paths and
+/// tags; an empty tree and summary.
+#[cfg(test)]
+pub(crate) fn test_snapshot(
+    id: Id,
+    secs: i64,
+    source: SourceKind,
+    host: &str,
+    paths: &[&str],
+    tags: &[&str],
+) -> Snapshot {
+    Snapshot {
+        id,
+        manifest: Manifest {
+            version: 1,
+            time: chrono::DateTime::from_timestamp(secs, 0)
+                .expect("a time in range")
+                .fixed_offset(),
+            host: host.into(),
+            username: "u".into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+            source,
+            description: String::new(),
+            parent: None,
+            tree: Vec::new(),
+            summary: Summary::default(),
+            copied_from: None,
+        },
+    }
+}
+
 /// A snapshot: its id (the BLAKE3 of its stored bytes) and manifest.
 #[derive(Debug, Clone)]
 pub struct Snapshot {

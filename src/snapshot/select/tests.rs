@@ -1,26 +1,8 @@
 use super::*;
-use crate::snapshot::Summary;
 
 fn snap(n: u8, source: SourceKind, host: &str, tags: &[&str], paths: &[&str]) -> Snapshot {
-    let time = chrono::DateTime::parse_from_rfc3339("2026-12-01T00:00:00+00:00").unwrap()
-        + chrono::Duration::minutes(n as i64);
-    Snapshot {
-        id: Id([n; 32]),
-        manifest: Manifest {
-            version: 1,
-            time,
-            host: host.into(),
-            username: "u".into(),
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            paths: paths.iter().map(|p| p.to_string()).collect(),
-            source,
-            description: String::new(),
-            parent: None,
-            tree: vec![],
-            summary: Summary::default(),
-            copied_from: None,
-        },
-    }
+    let secs = 1_796_083_200 + 60 * n as i64; // 2026-12-01, a minute apart
+    crate::snapshot::test_snapshot(Id([n; 32]), secs, source, host, paths, tags)
 }
 
 /// Oldest first: files, db, project (db + storage), storage-only, files of another host, stdin.
