@@ -135,24 +135,24 @@ fn render(r: &CheckReport, quiet: bool) {
     let s = &r.summary;
     tell!(
         "checked {}, {} ({}, {}), {} ({}), {} ({} referenced)",
-        output::count(s.key_files as u64, "key file"),
-        output::count(s.snapshots as u64, "snapshot"),
-        output::count(s.trees as u64, "tree"),
-        output::count_irregular(s.entries as u64, "entry", "entries"),
-        output::count(s.packs as u64, "pack"),
+        output::count(s.key_files, "key file"),
+        output::count(s.snapshots, "snapshot"),
+        output::count(s.trees, "tree"),
+        output::count_irregular(s.entries, "entry", "entries"),
+        output::count(s.packs, "pack"),
         output::bytes(s.pack_bytes),
-        output::count(s.chunks as u64, "chunk"),
+        output::count(s.chunks, "chunk"),
         s.chunks_referenced,
     );
     if s.read_data != "off" {
         tell!(
             "read data ({}): {}, {}, {} in {:.1} s ({})",
             s.read_data,
-            output::count(s.packs_read as u64, "pack"),
+            output::count(s.packs_read, "pack"),
             output::bytes(s.bytes_read),
-            output::count(s.blobs_read as u64, "blob"),
+            output::count(s.blobs_read, "blob"),
             s.read_data_ms as f64 / 1000.0,
-            output::rate(s.bytes_read, s.read_data_ms as u64),
+            output::rate(s.bytes_read, s.read_data_ms),
         );
     }
     let warnings = match s.warnings {

@@ -138,11 +138,11 @@ fn print_report(r: &CopyReport, to: &str) {
         "copied {} ({} already there): {}, {} in {}, {:.1} s, {}",
         output::count(r.copied.len() as u64, "snapshot"),
         r.skipped.len(),
-        output::count(r.chunks_sent as u64, "chunk"),
+        output::count(r.chunks_sent, "chunk"),
         output::bytes(r.bytes_sent),
-        output::count(r.packs_written as u64, "pack"),
+        output::count(r.packs_written, "pack"),
         r.duration_ms as f64 / 1000.0,
-        output::rate(r.bytes_sent, r.duration_ms as u64)
+        output::rate(r.bytes_sent, r.duration_ms)
     );
     for (name, c) in [
         ("source", r.source_requests),

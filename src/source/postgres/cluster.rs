@@ -471,7 +471,7 @@ impl Drop for LocalCluster {
     fn drop(&mut self) {
         let path = self.dir.path().to_path_buf();
         let mut registered = live();
-        let was_live = registered.iter().any(|d| *d == path);
+        let was_live = registered.contains(&path);
         registered.retain(|d| *d != path);
         drop(registered);
         if !self.started || !was_live {
