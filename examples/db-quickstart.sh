@@ -133,7 +133,8 @@ say "comparing every table's rows: app (the source, now) and app_restored"
 SNAPPED=$("$SNAP" ls "$SECOND" db/app/tables | awk '{print $NF}' | sed -n 's#.*/tables/\(.*\)\.sql$#\1#p')
 [ -n "$SNAPPED" ] || fail "snap ls $SECOND db/app/tables lists no tables"
 # The migration history (supabase_migrations.schema_migrations) is in db/app/migrations.sql.
-if "$SNAP" ls "$SECOND" db/app | grep -q '/db/app/migrations\.sql$'; then
+LISTING=$("$SNAP" ls "$SECOND" db/app)
+if grep -q '/db/app/migrations\.sql$' <<<"$LISTING"; then
     SNAPPED+=$'\nsupabase_migrations.schema_migrations'
 fi
 PLATFORM="auth.schema_migrations storage.migrations supabase_functions.migrations"

@@ -946,3 +946,32 @@ fn oversized_repository_objects_are_refused_before_being_read() {
     fs::write(&config, saved).unwrap();
     assert_usable(&repo);
 }
+
+/// `snap ls … | head`: when the reader of stdout goes away, snap ends quietly with 0 (no
+/// "panicked", no lock left behind), as a Unix filter does.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let repo = TestRepo::new();
+    let src = repo.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..50 {
+        std::fs::write(src.join(format!("f{i}")), format!("{i}")).unwrap();
+    }
+    repo.backup(&[&src]);
+    for args in [&["ls", "latest"][..], &["snapshots"], &["find", "f*"]] {
+        let mut child = repo
+            .cmd()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader is gone before snap writes a byte
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(exit_code(out.status), 0, "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        let locks = std::fs::read_dir(repo.repo.join("locks")).unwrap().count();
+        assert_eq!(locks, 0, "{args:?}: a lock was left behind");
+    }
+}

@@ -7,6 +7,7 @@ mod faulty;
 mod local;
 mod memory;
 mod powerloss;
+mod ranged;
 mod s3;
 pub(crate) mod strict;
 

