@@ -40,6 +40,12 @@ pub enum Error {
     )]
     ChunkMissing(Id),
 
+    /// `snap init` on a server that cannot give back what snap writes.
+    #[error(
+        "refusing to create a repository at {location}: the server does not do what snap needs to read it back: {problems}. Use another server (or another version of it); nothing was created"
+    )]
+    ServerUnsupported { location: String, problems: String },
+
     #[error("no snapshot matches {0:?}")]
     SnapshotNotFound(String),
 

@@ -4,6 +4,7 @@
 mod config;
 pub mod deletion;
 pub mod lock;
+pub mod probe;
 pub mod reserve;
 mod saver;
 
@@ -104,6 +105,15 @@ impl Repository {
             )));
         }
         opts.chunker.validate()?;
+        if backend.is_remote() {
+            let problems = probe::problems(backend)?;
+            if !problems.is_empty() {
+                return Err(Error::ServerUnsupported {
+                    location: backend.location(),
+                    problems: problems.join("; "),
+                });
+            }
+        }
         let config = Config::new(opts.chunker.clone(), opts.pack_size, opts.compression);
         let key_name = add_key_file(backend, key, password, opts.kdf)?;
         reserve::ensure(backend);
