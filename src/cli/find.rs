@@ -126,10 +126,10 @@ fn print_found(found: &[snap::ops::find::Found], searched: usize, quiet: bool) {
     if !quiet {
         let hits: usize = found.iter().map(|f| f.entries.len()).sum();
         say!(
-            "{hits} match{} in {} of {searched} snapshot{} searched",
-            if hits == 1 { "" } else { "es" },
+            "{} in {} of {} searched",
+            output::count_irregular(hits as u64, "match", "matches"),
             found.len(),
-            if searched == 1 { "" } else { "s" }
+            output::count(searched as u64, "snapshot")
         );
     }
 }

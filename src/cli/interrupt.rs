@@ -85,11 +85,16 @@ fn clean_up(sig: i32, code: u8, json: bool) {
     } else {
         say!("{message}");
     }
-    snap::repo::lock::release_held();
-    // A throwaway PostgreSQL (restore --verify) is stopped and deleted.
-    snap::source::postgres::cluster::stop_all();
+    undo_process_state();
     // A progress bar may have drawn itself again meanwhile.
     clear_progress_line();
+}
+
+/// What a process ending early (a signal, a closed stdout) must not leave behind: every lock it
+/// holds is removed, a throwaway PostgreSQL (restore --verify) stopped and deleted.
+pub fn undo_process_state() {
+    snap::repo::lock::release_held();
+    snap::source::postgres::cluster::stop_all();
 }
 
 /// Erase the current line of a terminal's stderr (where the progress bar is).

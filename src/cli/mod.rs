@@ -344,8 +344,7 @@ fn redact_panics() {
         if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
             // The reader of our output is gone (`snap ls … | head`): not a bug, nothing more to
             // say. End quietly, as an interrupt does: locks removed, throwaway servers stopped.
-            snap::repo::lock::release_held();
-            snap::source::postgres::cluster::stop_all();
+            interrupt::undo_process_state();
             std::process::exit(exit::OK.into());
         }
         let at = info

@@ -576,12 +576,7 @@ fn prescan(
         let path = source::stored_path(&item.abs);
         let unchanged = parent
             .and_then(|(_, files)| files.get(&path))
-            .is_some_and(|o| {
-                !opts.force
-                    && o.size == m.len()
-                    && o.mtime_ns == m.mtime() * 1_000_000_000 + m.mtime_nsec()
-                    && o.inode == m.ino()
-            });
+            .is_some_and(|o| same_as_parent(o, m, opts.force));
         if !unchanged {
             pending += m.len();
             files += 1;
@@ -594,6 +589,18 @@ fn prescan(
     if pending > 0 {
         progress.expect(pending, false);
     }
+}
+
+/// A file's modification time in nanoseconds since the epoch, as entries record it.
+fn mtime_ns(m: &std::fs::Metadata) -> i64 {
+    m.mtime() * 1_000_000_000 + m.mtime_nsec()
+}
+
+/// Whether the parent snapshot's entry `o` still describes the file with metadata `m` (same
+/// size, mtime and inode; never with --force, never without an inode), so its chunks are
+/// reused without reading it.
+fn same_as_parent(o: &Entry, m: &std::fs::Metadata, force: bool) -> bool {
+    !force && o.size == m.len() && o.mtime_ns == mtime_ns(m) && o.inode == m.ino() && o.inode != 0
 }
 
 /// The entry of one walked item (None: skipped, with a warning); a file's content is stored.
@@ -610,7 +617,7 @@ fn walked_entry(
         path,
         kind: EntryKind::Dir,
         mode: m.mode() & 0o7777,
-        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        mtime_ns: mtime_ns(m),
         uid: m.uid(),
         gid: m.gid(),
         size: 0,
@@ -659,13 +666,7 @@ fn file_entry(
     e.size = item.meta.len();
     ctx.progress.item(&e.path);
     let old = parent.and_then(|(_, files)| files.get(&e.path));
-    let unchanged = old.filter(|o| {
-        !opts.force
-            && o.size == e.size
-            && o.mtime_ns == e.mtime_ns
-            && o.inode == e.inode
-            && o.inode != 0
-    });
+    let unchanged = old.filter(|o| same_as_parent(o, &item.meta, opts.force));
     let reused = match unchanged {
         Some(o) if all_reusable(ctx.saver, &o.chunks)? => {
             e.chunks = o.chunks.clone();
