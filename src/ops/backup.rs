@@ -521,13 +521,23 @@ fn backup_files(
     }
     let progress = ctx.progress;
     let stop = std::sync::atomic::AtomicBool::new(false);
+    let (finished, scanned) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|scope| {
-        scope.spawn(|| prescan(roots, &excludes, opts, parent, progress, &stop));
+        scope.spawn(|| {
+            prescan(roots, &excludes, opts, parent, progress, &stop);
+            let _ = finished.send(());
+        });
+        // A head start: a small tree is scanned whole before the first byte is read, so its
+        // total is exact from the start; a large one goes on scanning beside the backup.
+        let _ = scanned.recv_timeout(PRESCAN_HEAD_START);
         let done = walk_into(ctx, tree, roots, &excludes, opts, parent);
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         done
     })
 }
+
+/// How long a files backup waits for its pre-scan before it starts reading.
+const PRESCAN_HEAD_START: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The walk of [`backup_files`]: every item's entry into `tree`.
 fn walk_into(
