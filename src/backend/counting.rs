@@ -92,6 +92,23 @@ impl<B: Backend> Backend for CountingBackend<B> {
         self.c.bytes_down.fetch_add(v.len() as u64, Relaxed);
         Ok(v)
     }
+    fn get_ranges(
+        &self,
+        requests: &mut dyn Iterator<Item = super::RangeRequest>,
+        in_flight: usize,
+        sink: &mut dyn FnMut(super::RangeRequest, Result<Vec<u8>>) -> Result<()>,
+    ) -> Result<()> {
+        let mut counted = requests.inspect(|_| {
+            self.c.gets.fetch_add(1, Relaxed);
+        });
+        self.inner
+            .get_ranges(&mut counted, in_flight, &mut |r, got| {
+                if let Ok(v) = &got {
+                    self.c.bytes_down.fetch_add(v.len() as u64, Relaxed);
+                }
+                sink(r, got)
+            })
+    }
     fn put(&self, name: &str, data: &[u8]) -> Result<()> {
         self.c.puts.fetch_add(1, Relaxed);
         self.inner.put(name, data)?;

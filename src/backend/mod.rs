@@ -27,6 +27,14 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
+/// One ranged read of [`Backend::get_ranges`]: `len` bytes of `name` from `offset`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeRequest {
+    pub name: String,
+    pub offset: u64,
+    pub len: u64,
+}
+
 pub trait Backend: Send + Sync {
     /// Human description of where the repository is (no secrets).
     fn location(&self) -> String;
@@ -42,6 +50,24 @@ pub trait Backend: Send + Sync {
     }
     /// `len` bytes starting at `offset`; fewer bytes than asked is an error.
     fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+    /// Read every range `requests` yields, with up to `in_flight` requests outstanding, and
+    /// hand each answer to `sink` in the order asked (the request comes back beside it). Stops
+    /// at the first error `sink` returns, and returns it. The default reads one range after the
+    /// other; object stores keep `in_flight` requests going on their runtime, whatever the
+    /// number of cores.
+    fn get_ranges(
+        &self,
+        requests: &mut dyn Iterator<Item = RangeRequest>,
+        in_flight: usize,
+        sink: &mut dyn FnMut(RangeRequest, Result<Vec<u8>>) -> Result<()>,
+    ) -> Result<()> {
+        let _ = in_flight;
+        for r in requests {
+            let got = self.get_range(&r.name, r.offset, r.len);
+            sink(r, got)?;
+        }
+        Ok(())
+    }
     /// Store `data` under `name` atomically and durably; replaces an existing object.
     fn put(&self, name: &str, data: &[u8]) -> Result<()>;
     /// Store `data` under `name` only if no object has that name; `Ok(false)` when one exists
@@ -103,6 +129,14 @@ macro_rules! delegate_backend {
             }
             fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
                 (**self).get_range(name, offset, len)
+            }
+            fn get_ranges(
+                &self,
+                requests: &mut dyn Iterator<Item = RangeRequest>,
+                in_flight: usize,
+                sink: &mut dyn FnMut(RangeRequest, Result<Vec<u8>>) -> Result<()>,
+            ) -> Result<()> {
+                (**self).get_ranges(requests, in_flight, sink)
             }
             fn put(&self, name: &str, data: &[u8]) -> Result<()> {
                 (**self).put(name, data)

@@ -123,9 +123,17 @@ pub struct S3Backend {
     rt: tokio::runtime::Runtime,
     multipart_from: usize,
     part_size: usize,
+    reader: Reader,
+}
+
+/// What a ranged read needs, cheap to clone into a task of the runtime.
+#[derive(Clone)]
+struct Reader {
+    store: Arc<AmazonS3>,
+    display: String,
     /// The server answers ranged GETs with 200 (rclone serve s3): reads go through
     /// [`super::ranged`] from then on.
-    lenient_ranges: std::sync::atomic::AtomicBool,
+    lenient: Arc<std::sync::atomic::AtomicBool>,
     http: reqwest::Client,
 }
 
@@ -179,15 +187,21 @@ impl S3Backend {
         } else {
             format!("{}/", loc.prefix)
         };
+        let store = Arc::new(store);
+        let reader = Reader {
+            store: store.clone(),
+            display: loc.display(),
+            lenient: Default::default(),
+            http: reqwest::Client::new(),
+        };
         Ok(S3Backend {
-            store: Arc::new(store),
+            store,
             prefix,
             display: loc.display(),
             rt,
             multipart_from: MULTIPART_FROM,
             part_size: PART_SIZE,
-            lenient_ranges: Default::default(),
-            http: reqwest::Client::new(),
+            reader,
         })
     }
 
@@ -203,22 +217,45 @@ impl S3Backend {
         Path::from(format!("{}{name}", self.prefix))
     }
 
+    fn err(&self, name: &str, e: object_store::Error) -> Error {
+        map_error(&self.display, name, e)
+    }
+}
+
+impl Reader {
+    /// `len` bytes of `name` (at `path`) from `offset`; fewer is an error.
+    async fn read(&self, name: &str, path: &Path, offset: u64, len: u64) -> Result<Vec<u8>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = self.ranged(name, path, offset..offset + len).await?;
+        if bytes.len() as u64 != len {
+            return Err(Error::Backend {
+                path: format!("{}/{name}", self.display),
+                error: std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "asked for {len} bytes at offset {offset}, got {}",
+                        bytes.len()
+                    ),
+                ),
+            });
+        }
+        Ok(bytes.to_vec())
+    }
+
     /// A ranged read: through object_store, or — once the server answered a ranged GET with
     /// 200 — through [`super::ranged`].
-    fn ranged(&self, name: &str, path: &Path, range: Range<u64>) -> Result<bytes::Bytes> {
+    async fn ranged(&self, name: &str, path: &Path, range: Range<u64>) -> Result<bytes::Bytes> {
         use std::sync::atomic::Ordering::Relaxed;
-        if !self.lenient_ranges.load(Relaxed) {
-            match self.rt.block_on(self.store.get_range(path, range.clone())) {
+        if !self.lenient.load(Relaxed) {
+            match self.store.get_range(path, range.clone()).await {
                 Ok(b) => return Ok(b),
-                Err(e) if super::ranged::is_not_partial(&e) => {
-                    self.lenient_ranges.store(true, Relaxed)
-                }
-                Err(e) => return Err(self.err(name, e)),
+                Err(e) if super::ranged::is_not_partial(&e) => self.lenient.store(true, Relaxed),
+                Err(e) => return Err(map_error(&self.display, name, e)),
             }
         }
-        let got = self
-            .rt
-            .block_on(super::ranged::get(&self.store, &self.http, path, range));
+        let got = super::ranged::get(&self.store, &self.http, path, range).await;
         got.map_err(|f| match f {
             super::ranged::Failure::NotFound => Error::NotFound {
                 path: name.to_string(),
@@ -235,10 +272,6 @@ impl S3Backend {
                 ),
             },
         })
-    }
-
-    fn err(&self, name: &str, e: object_store::Error) -> Error {
-        map_error(&self.display, name, e)
     }
 }
 
@@ -363,25 +396,34 @@ impl Backend for S3Backend {
     }
 
     fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        if len == 0 {
-            return Ok(Vec::new());
-        }
         let path = self.path(name);
-        let range: Range<u64> = offset..offset + len;
-        let bytes = self.ranged(name, &path, range)?;
-        if bytes.len() as u64 != len {
-            return Err(Error::Backend {
-                path: format!("{}/{name}", self.display),
-                error: std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "asked for {len} bytes at offset {offset}, got {}",
-                        bytes.len()
-                    ),
-                ),
+        self.rt.block_on(self.reader.read(name, &path, offset, len))
+    }
+
+    /// Each read is a task of the runtime; up to `in_flight` run at once, and their answers
+    /// are handed on in the order asked while the later ones go on.
+    fn get_ranges(
+        &self,
+        requests: &mut dyn Iterator<Item = super::RangeRequest>,
+        in_flight: usize,
+        sink: &mut dyn FnMut(super::RangeRequest, Result<Vec<u8>>) -> Result<()>,
+    ) -> Result<()> {
+        use futures::StreamExt;
+        let tasks = futures::stream::iter(requests).map(|r| {
+            let (reader, path) = (self.reader.clone(), self.path(&r.name));
+            let task = self.rt.spawn(async move {
+                let got = reader.read(&r.name, &path, r.offset, r.len).await;
+                (r, got)
             });
-        }
-        Ok(bytes.to_vec())
+            async move { task.await.expect("a read task does not panic") }
+        });
+        let mut answers = tasks.buffered(in_flight.max(1));
+        self.rt.block_on(async {
+            while let Some((r, got)) = answers.next().await {
+                sink(r, got)?;
+            }
+            Ok(())
+        })
     }
 
     fn put(&self, name: &str, data: &[u8]) -> Result<()> {

@@ -23,17 +23,21 @@ impl Backend for Strict<'_> {
         self.0.get_bounded(name, limit)
     }
     fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let v = self.0.get_range(name, offset, len)?;
-        if v.len() as u64 != len {
-            return Err(Error::Backend {
-                path: name.to_string(),
-                error: std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!("short read: {} of {len} bytes at offset {offset}", v.len()),
-                ),
-            });
-        }
-        Ok(v)
+        exact(name, offset, len, self.0.get_range(name, offset, len))
+    }
+    fn get_ranges(
+        &self,
+        requests: &mut dyn Iterator<Item = super::RangeRequest>,
+        in_flight: usize,
+        sink: &mut dyn FnMut(super::RangeRequest, Result<Vec<u8>>) -> Result<()>,
+    ) -> Result<()> {
+        self.0.get_ranges(requests, in_flight, &mut |r, got| {
+            let got = exact(&r.name, r.offset, r.len, got);
+            sink(r, got)
+        })
+    }
+    fn is_remote(&self) -> bool {
+        self.0.is_remote()
     }
     fn put(&self, name: &str, _data: &[u8]) -> Result<()> {
         debug_assert!(false, "check wrote {name}");
@@ -49,4 +53,19 @@ impl Backend for Strict<'_> {
     fn leftover_temporaries(&self, min_age: std::time::Duration) -> Result<Vec<ObjectInfo>> {
         self.0.leftover_temporaries(min_age)
     }
+}
+
+/// `got`, unless it holds fewer (or more) bytes than the `len` asked for at `offset`.
+fn exact(name: &str, offset: u64, len: u64, got: Result<Vec<u8>>) -> Result<Vec<u8>> {
+    let v = got?;
+    if v.len() as u64 != len {
+        return Err(Error::Backend {
+            path: name.to_string(),
+            error: std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("short read: {} of {len} bytes at offset {offset}", v.len()),
+            ),
+        });
+    }
+    Ok(v)
 }

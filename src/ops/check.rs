@@ -26,8 +26,8 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::backend::Backend;
 use crate::backend::strict::Strict;
+use crate::backend::{Backend, RangeRequest};
 use crate::blob;
 use crate::crypto::MasterKey;
 use crate::crypto::keyfile::KeyFile;
@@ -895,9 +895,22 @@ impl<'a> Checker<'a> {
         let counters = ReadCounters::default();
         let found: Mutex<Vec<((Id, u32), String)>> = Mutex::new(Vec::new());
         let this = &*self;
-        selected
-            .par_iter()
-            .for_each(|&pi| this.read_whole_pack(ctx, pi, &counters, &found));
+        let requests = selected
+            .iter()
+            .map(|&pi| RangeRequest {
+                name: ctx.packs[pi].name.clone(),
+                offset: 0,
+                len: ctx.packs[pi].size,
+            })
+            .collect();
+        let tuning = crate::repo::ReadTuning::for_backend(self.backend);
+        let workers = rayon::current_num_threads();
+        let read =
+            crate::repo::for_each_fetched(self.backend, requests, tuning, workers, |i, _, got| {
+                this.read_whole_pack(ctx, selected[i], got, &counters, &found);
+                Ok(())
+            });
+        debug_assert!(read.is_ok(), "the work never fails");
         self.progress.finish();
         for ((chunk, pi), reason) in found.into_inner().unwrap() {
             if !already_damaged.contains(&(chunk, ctx.packs[pi as usize].id)) {
@@ -918,18 +931,19 @@ impl<'a> Checker<'a> {
         damaged
     }
 
-    /// Read pack `pi` whole: check that it hashes to its name and decode every blob its trailer
+    /// Pack `pi`, read whole (`got`): check that it hashes to its name and decode every blob its trailer
     /// lists, adding the failing blobs to `found`.
     fn read_whole_pack(
         &self,
         ctx: &Ctx,
         pi: usize,
+        got: Result<Vec<u8>>,
         counters: &ReadCounters,
         found: &Mutex<Vec<((Id, u32), String)>>,
     ) {
         let p = &ctx.packs[pi];
         self.progress.item(&p.name);
-        let bytes = match self.backend.get(&p.name) {
+        let bytes = match got {
             Ok(b) => b,
             Err(e) => {
                 self.out.problem(

@@ -19,7 +19,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -382,11 +382,9 @@ impl<'a> SameKey<'a> {
         progress: &dyn Progress,
     ) -> Result<Sent> {
         let work: Vec<(Id, HashSet<Id>)> = by_pack.into_iter().collect();
-        let next = AtomicUsize::new(0);
         let target = self.dst.config().pack_size as usize;
         let shared = Mutex::new(PackWriter::new());
         let (chunks, bytes, packs) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
-        let failed: Mutex<Option<Error>> = Mutex::new(None);
         let upload = |pid: Id, data: Vec<u8>, entries: Vec<PackEntry>| -> Result<()> {
             self.dst.backend().put(&pack::pack_name(&pid), &data)?;
             dst_index.add_pack(&pid, data.len() as u64, &entries)?;
@@ -395,17 +393,33 @@ impl<'a> SameKey<'a> {
             progress.bytes(data.len() as u64);
             Ok(())
         };
-        let worker = || -> Result<()> {
-            loop {
-                if failed.lock().unwrap().is_some() {
-                    return Ok(());
-                }
-                let i = next.fetch_add(1, Relaxed);
-                let Some((pid, wanted)) = work.get(i) else {
-                    return Ok(());
-                };
+        let sizes: HashMap<String, u64> = self
+            .src
+            .backend()
+            .list("data/")?
+            .into_iter()
+            .map(|o| (o.name, o.size))
+            .collect();
+        let mut requests = Vec::with_capacity(work.len());
+        for (pid, _) in &work {
+            let name = pack::pack_name(pid);
+            let Some(&len) = sizes.get(&name) else {
+                return Err(Error::corrupt(
+                    format!("pack {name}"),
+                    "missing from the source repository; run `snap check` on the source",
+                ));
+            };
+            requests.push(crate::backend::RangeRequest {
+                name,
+                offset: 0,
+                len,
+            });
+        }
+        let one = |i: usize, got: Result<Vec<u8>>| -> Result<()> {
+            {
+                let (pid, wanted) = &work[i];
                 let name = pack::pack_name(pid);
-                let data = self.src.backend().get(&name)?;
+                let data = got?;
                 if Id::hash_of(&data) != *pid {
                     return Err(Error::corrupt(
                         format!("pack {name}"),
@@ -417,8 +431,7 @@ impl<'a> SameKey<'a> {
                 // A pack the destination holds condemned is not put back under its old name
                 // (the plan would still condemn it): its blobs go into a new pack instead.
                 if !condemned.contains(pid) && entries.iter().all(|e| wanted.contains(&e.id)) {
-                    upload(*pid, data, entries)?;
-                    continue;
+                    return upload(*pid, data, entries);
                 }
                 for e in entries.iter().filter(|e| wanted.contains(&e.id)) {
                     let sealed = &data[e.offset as usize..(e.offset + e.length) as usize];
@@ -432,25 +445,20 @@ impl<'a> SameKey<'a> {
                         upload(npid, nbytes, nentries)?;
                     }
                 }
+                Ok(())
             }
         };
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..self.parallel.min(work.len().max(1)))
-                .map(|_| {
-                    scope.spawn(|| {
-                        if let Err(e) = worker() {
-                            failed.lock().unwrap().get_or_insert(e);
-                        }
-                    })
-                })
-                .collect();
-            for h in handles {
-                h.join().expect("copy worker panicked");
-            }
-        });
-        if let Some(e) = failed.into_inner().unwrap() {
-            return Err(e);
-        }
+        let mut tuning = crate::repo::ReadTuning::for_backend(&**self.src.backend());
+        tuning.in_flight = tuning.in_flight.max(self.parallel);
+        // The work uploads too: as many workers as uploads may run at once.
+        let workers = self.parallel.max(rayon::current_num_threads());
+        crate::repo::for_each_fetched(
+            &**self.src.backend(),
+            requests,
+            tuning,
+            workers,
+            |i, _, got| one(i, got),
+        )?;
         let rest = shared.into_inner().unwrap();
         if !rest.is_empty() {
             let (pid, data, entries) = rest.finish(self.dst.key());
@@ -473,32 +481,28 @@ struct Sent {
 // ---------------------------------------------------------------------------------------------
 // Different keys: re-chunk into the destination.
 
-/// Reads a file's content chunk by chunk from the source repository (each chunk verified by
-/// the one decode path), as a `Read` the destination's chunker can consume.
-struct ChunkReader<'a> {
-    repo: &'a Repository,
-    chunks: std::slice::Iter<'a, ChunkRef>,
-    buf: Vec<u8>,
-    pos: usize,
-}
-
-impl std::io::Read for ChunkReader<'_> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.buf.len() {
-            let Some(c) = self.chunks.next() else {
-                return Ok(0);
-            };
-            self.buf = self
-                .repo
-                .read_chunk(c.id())
-                .map_err(std::io::Error::other)?;
-            self.pos = 0;
+/// A file's content read from `src` through the read pipeline, chunked and saved by `saver`.
+fn rechunk_file(
+    src: &Repository,
+    e: &Entry,
+    chunker: &crate::chunker::Chunker,
+    saver: &Saver,
+    progress: &dyn Progress,
+) -> Result<Vec<ChunkRef>> {
+    src.with_chunk_reader(e.chunks.iter().map(|c| c.id()), |reader| {
+        let mut refs = Vec::new();
+        for chunk in chunker.stream(reader) {
+            let chunk = chunk.map_err(|err| match err.downcast::<Error>() {
+                Ok(inner) => inner,
+                Err(other) => Error::io(&e.path, other),
+            })?;
+            let len = chunk.len() as u32;
+            progress.bytes(len as u64);
+            let (id, _) = saver.save(BlobKind::Data, chunk)?;
+            refs.push(ChunkRef(id, len));
         }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
+        Ok(refs)
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -528,23 +532,7 @@ fn rechunk_snapshot(
             out.chunks = match done.get(&e.chunks) {
                 Some(c) => c.clone(),
                 None => {
-                    let reader = ChunkReader {
-                        repo: src,
-                        chunks: e.chunks.iter(),
-                        buf: Vec::new(),
-                        pos: 0,
-                    };
-                    let mut refs = Vec::new();
-                    for chunk in chunker.stream(reader) {
-                        let chunk = chunk.map_err(|err| match err.downcast::<Error>() {
-                            Ok(inner) => inner,
-                            Err(other) => Error::io(&e.path, other),
-                        })?;
-                        let len = chunk.len() as u32;
-                        progress.bytes(len as u64);
-                        let (id, _) = saver.save(BlobKind::Data, chunk)?;
-                        refs.push(ChunkRef(id, len));
-                    }
+                    let refs = rechunk_file(src, &e, &chunker, &saver, progress)?;
                     done.insert(e.chunks.clone(), refs.clone());
                     refs
                 }

@@ -1,13 +1,13 @@
 //! `snap restore`: write a snapshot's entries into a directory, byte-exact, with modes, mtimes
-//! and (as root) ownership. Directories first, files in parallel, symlinks last (so no link can
-//! redirect a later write), directory metadata deepest-first at the end.
+//! and (as root) ownership. Directories first, then files — their chunks read in one pipeline
+//! ([`Repository::read_chunks`]: coalesced ranged reads, many in flight, decoded on the CPU pool)
+//! and written in order —, symlinks last (so no link can redirect a later write), directory
+//! metadata deepest-first at the end.
 
 use std::fs;
 use std::io::{Seek, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-
-use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -30,9 +30,6 @@ pub struct RestoreSummary {
     pub symlinks: u64,
     pub bytes: u64,
 }
-
-/// Chunks decoded in parallel per batch within one file.
-const BATCH: usize = 16;
 
 /// Entries of `tree` selected by `includes` (plus the directories above them).
 pub fn select<'t>(tree: &'t Tree, includes: &[String], snapshot: &str) -> Result<Vec<&'t Entry>> {
@@ -94,18 +91,20 @@ pub fn restore(
             summary.dirs += 1;
         }
     }
-    let files: Vec<&&Entry> = entries
+    let file_entries: Vec<&Entry> = entries
         .iter()
+        .copied()
         .filter(|e| e.kind == EntryKind::File)
         .collect();
-    let results: Vec<(&Entry, Result<u64>)> = files
-        .par_iter()
-        .map(|e| {
-            progress.item(&e.path);
-            let r = restore_file(repo, e, &at(e), opts.overwrite, is_root, progress);
-            (**e, r)
-        })
-        .collect();
+    let mut files = Files {
+        at: &at,
+        overwrite: opts.overwrite,
+        is_root,
+        progress,
+        results: Vec::new(),
+    };
+    files.restore_all(repo, &file_entries)?;
+    let results = std::mem::take(&mut files.results);
     for (e, r) in results {
         if let Ok(n) = r {
             summary.bytes += n;
@@ -179,100 +178,139 @@ fn remove_any(p: &Path) -> Result<()> {
     r.map_err(|e| Error::io(p, e))
 }
 
-/// Restore one file: written under a temporary name beside its final one (`.<name>.snap-tmp-…`),
+/// The regular files of a restore, all read through one pipeline in the snapshot's order.
+/// Each file is written under a temporary name beside its final one (`.<name>.snap-tmp-…`),
 /// given its metadata, and renamed into place only once complete, so a failed file never
 /// appears under its name half written (the temporary file is removed). All-zero chunks become
-/// holes: a sparse file comes back sparse.
-fn restore_file(
-    repo: &Repository,
-    e: &Entry,
-    p: &Path,
+/// holes: a sparse file comes back sparse. A file that fails is recorded; the others go on.
+struct Files<'a> {
+    at: &'a dyn Fn(&Entry) -> PathBuf,
     overwrite: bool,
     is_root: bool,
-    progress: &dyn Progress,
-) -> Result<u64> {
-    let dir = p.parent().unwrap_or(Path::new("/"));
-    fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
-    if overwrite && p.symlink_metadata().is_ok_and(|m| !m.is_file()) {
-        remove_any(p)?;
-    }
-    let name = p
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.snap-tmp-{:08x}",
-        getrandom::u32().unwrap_or(0)
-    ));
-    let f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .map_err(|err| Error::io(&tmp, err))?;
-    let done = write_content(repo, e, f, &tmp, progress)
-        .and_then(|n| set_meta(&tmp, e, is_root, false).map(|_| n))
-        .and_then(|n| {
-            fs::rename(&tmp, p)
-                .map(|_| n)
-                .map_err(|err| Error::io(p, err))
-        });
-    if done.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    done
+    progress: &'a dyn Progress,
+    results: Vec<(&'a Entry, Result<u64>)>,
 }
 
-/// Write `e`'s chunks into `f` (decoding batch k+1 in parallel while batch k is written);
-/// all-zero chunks are skipped over, leaving holes.
-fn write_content(
-    repo: &Repository,
-    e: &Entry,
-    mut f: fs::File,
-    p: &Path,
-    progress: &dyn Progress,
-) -> Result<u64> {
-    let decode = |batch: &[crate::snapshot::ChunkRef]| -> Vec<Result<Vec<u8>>> {
-        batch.par_iter().map(|c| repo.read_chunk(c.id())).collect()
-    };
-    let batches: Vec<_> = e.chunks.chunks(BATCH).collect();
-    let mut next = batches.first().map(|b| decode(b));
-    let mut written = 0u64;
-    for i in 0..batches.len() {
-        let current = next.take().expect("decoded ahead");
-        let (w, n) = rayon::join(
-            || -> Result<u64> {
-                let mut n = 0;
-                for d in current {
-                    let d = d.map_err(|err| {
-                        Error::corrupt(format!("file {}", e.path), err.to_string())
-                    })?;
-                    if d.iter().all(|&b| b == 0) {
-                        f.seek(std::io::SeekFrom::Current(d.len() as i64))
-                            .map_err(|err| Error::io(p, err))?;
-                    } else {
-                        f.write_all(&d).map_err(|err| Error::io(p, err))?;
-                    }
-                    n += d.len() as u64;
-                    progress.bytes(d.len() as u64);
+/// The file being written: where, and how far.
+struct Open {
+    tmp: PathBuf,
+    path: PathBuf,
+    f: fs::File,
+    written: u64,
+}
+
+impl<'a> Files<'a> {
+    fn restore_all(&mut self, repo: &Repository, files: &[&'a Entry]) -> Result<()> {
+        let (empty, full): (Vec<&Entry>, Vec<&Entry>) =
+            files.iter().partition(|e| e.chunks.is_empty());
+        for e in empty {
+            let r = self.open(e).and_then(|o| self.close(e, o));
+            self.results.push((e, r));
+        }
+        let ids = full.iter().flat_map(|e| e.chunks.iter().map(|c| c.id()));
+        // (file, chunks of it still to come, its open file or None once it failed)
+        let mut cur: Option<(usize, usize, Option<Open>)> = None;
+        let mut next = 0usize;
+        let read = repo.read_chunks(ids, &mut |_, got| {
+            let (i, left, open) = cur.get_or_insert_with(|| {
+                let e = full[next];
+                next += 1;
+                self.progress.item(&e.path);
+                let o = self.open(e).map_err(|err| self.results.push((e, Err(err))));
+                (next - 1, e.chunks.len(), o.ok())
+            });
+            let e = full[*i];
+            if let Some(o) = open.as_mut()
+                && let Err(err) = self.write(o, e, got)
+            {
+                let _ = fs::remove_file(&o.tmp);
+                *open = None;
+                self.results.push((e, Err(err)));
+            }
+            *left -= 1;
+            if *left == 0 {
+                if let Some(o) = open.take() {
+                    let r = self.close(e, o);
+                    self.results.push((e, r));
                 }
-                Ok(n)
-            },
-            || batches.get(i + 1).map(|b| decode(b)),
-        );
-        written += w?;
-        next = n;
+                cur = None;
+            }
+            Ok(())
+        });
+        if let Some((_, _, Some(o))) = cur {
+            let _ = fs::remove_file(&o.tmp);
+        }
+        read
     }
-    if written != e.size {
-        return Err(Error::corrupt(
-            format!("file {}", e.path),
-            format!("{written} bytes restored, {} expected", e.size),
+
+    /// Create `e`'s temporary file (and the directories above it).
+    fn open(&self, e: &Entry) -> Result<Open> {
+        let p = (self.at)(e);
+        let dir = p.parent().unwrap_or(Path::new("/")).to_path_buf();
+        fs::create_dir_all(&dir).map_err(|err| Error::io(&dir, err))?;
+        if self.overwrite && p.symlink_metadata().is_ok_and(|m| !m.is_file()) {
+            remove_any(&p)?;
+        }
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(
+            ".{name}.snap-tmp-{:08x}",
+            getrandom::u32().unwrap_or(0)
         ));
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+            .map_err(|err| Error::io(&tmp, err))?;
+        Ok(Open {
+            tmp,
+            path: p,
+            f,
+            written: 0,
+        })
     }
-    // A trailing hole needs the length set; then the bytes are made durable.
-    f.set_len(written).map_err(|err| Error::io(p, err))?;
-    Ok(written)
+
+    /// One chunk of `e` into its file (a hole where the chunk is all zeros).
+    fn write(&self, o: &mut Open, e: &Entry, got: Result<Vec<u8>>) -> Result<()> {
+        let d = got.map_err(|err| Error::corrupt(format!("file {}", e.path), err.to_string()))?;
+        if d.iter().all(|&b| b == 0) {
+            o.f.seek(std::io::SeekFrom::Current(d.len() as i64))
+                .map_err(|err| Error::io(&o.tmp, err))?;
+        } else {
+            o.f.write_all(&d).map_err(|err| Error::io(&o.tmp, err))?;
+        }
+        o.written += d.len() as u64;
+        self.progress.bytes(d.len() as u64);
+        Ok(())
+    }
+
+    /// `e`'s file complete: its length and metadata set, renamed into place.
+    fn close(&self, e: &Entry, o: Open) -> Result<u64> {
+        let done = self.finish(e, &o);
+        if done.is_err() {
+            let _ = fs::remove_file(&o.tmp);
+        }
+        done
+    }
+
+    fn finish(&self, e: &Entry, o: &Open) -> Result<u64> {
+        if o.written != e.size {
+            return Err(Error::corrupt(
+                format!("file {}", e.path),
+                format!("{} bytes restored, {} expected", o.written, e.size),
+            ));
+        }
+        // A trailing hole needs the length set.
+        o.f.set_len(o.written)
+            .map_err(|err| Error::io(&o.tmp, err))?;
+        set_meta(&o.tmp, e, self.is_root, false)?;
+        fs::rename(&o.tmp, &o.path).map_err(|err| Error::io(&o.path, err))?;
+        Ok(o.written)
+    }
 }
 
 fn set_meta(p: &Path, e: &Entry, is_root: bool, symlink: bool) -> Result<()> {

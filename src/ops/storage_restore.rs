@@ -444,22 +444,22 @@ fn upload(
         let c = client.clone();
         let call = rt.spawn(async move { c.send_once(req).await.map(drop) });
         let mut read_error = None;
-        for chunk in &entry.chunks {
-            match repo.read_chunk(chunk.id()) {
-                Ok(data) => {
-                    let n = data.len() as u64;
-                    if tx.blocking_send(Ok(Bytes::from(data))).is_err() {
-                        break; // the request ended early; its answer says why
-                    }
-                    progress.bytes(n);
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(std::io::Error::other("repository read failed")));
-                    read_error = Some(e);
-                    break;
-                }
+        let ids = entry.chunks.iter().map(|c| c.id());
+        let _ = repo.read_chunks(ids, &mut |_, got| match got {
+            Ok(data) => {
+                let n = data.len() as u64;
+                // A closed channel: the request ended early; its answer says why.
+                tx.blocking_send(Ok(Bytes::from(data)))
+                    .map_err(|_| Error::Invalid("upload ended".into()))?;
+                progress.bytes(n);
+                Ok(())
             }
-        }
+            Err(e) => {
+                let _ = tx.blocking_send(Err(std::io::Error::other("repository read failed")));
+                read_error = Some(e);
+                Err(Error::Invalid("read failed".into()))
+            }
+        });
         drop(tx);
         let answer = rt.block_on(call).unwrap_or_else(|e| {
             Err(ApiError::local(

@@ -5,10 +5,12 @@ mod config;
 pub mod deletion;
 pub mod lock;
 pub mod probe;
+mod read;
 pub mod reserve;
 mod saver;
 
 pub use config::{Config, DEFAULT_PACK_SIZE, FORMAT_VERSION};
+pub use read::{ReadTuning, for_each_fetched};
 pub use saver::{SaveStats, Saver, TreeWriter};
 
 use std::path::PathBuf;
@@ -373,9 +375,10 @@ impl Repository {
     /// Load a tree from its chunk list.
     pub fn load_tree_refs(&self, tree: &[crate::snapshot::ChunkRef]) -> Result<Tree> {
         let mut bytes = Vec::new();
-        for c in tree {
-            bytes.extend_from_slice(&self.read_chunk(c.id())?);
-        }
+        self.read_chunks(tree.iter().map(|c| c.id()), &mut |_, got| {
+            bytes.extend_from_slice(&got?);
+            Ok(())
+        })?;
         Tree::parse(&bytes)
     }
 
@@ -386,11 +389,12 @@ impl Repository {
         out: &mut dyn std::io::Write,
     ) -> Result<u64> {
         let mut n = 0;
-        for c in chunks {
-            let data = self.read_chunk(c.id())?;
+        self.read_chunks(chunks.iter().map(|c| c.id()), &mut |_, got| {
+            let data = got?;
             out.write_all(&data).map_err(|e| Error::io("<output>", e))?;
             n += data.len() as u64;
-        }
+            Ok(())
+        })?;
         Ok(n)
     }
 }
