@@ -4,6 +4,7 @@
 
 mod counting;
 mod faulty;
+mod latency;
 mod local;
 mod memory;
 mod powerloss;
@@ -13,6 +14,7 @@ pub(crate) mod strict;
 
 pub use counting::{CountingBackend, RequestCounts};
 pub use faulty::{Fault, FaultyBackend};
+pub use latency::LatencyBackend;
 pub use local::LocalBackend;
 pub use memory::MemoryBackend;
 pub use powerloss::{CutMode, Power, PowerLossBackend};

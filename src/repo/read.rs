@@ -343,6 +343,7 @@ impl<'a, 'i, I: Iterator<Item = &'a Id>> Plans<'i, I> {
         if let Some(c) = &mut self.current
             && fits(c, loc.pack, start, end, &self.tuning)
         {
+            c.start = c.start.min(start);
             c.end = c.end.max(end);
             c.members.push((member(seq, id, &loc, 0), start));
             return None;
@@ -360,11 +361,13 @@ impl<'a, 'i, I: Iterator<Item = &'a Id>> Plans<'i, I> {
 
 /// Whether a chunk at `start..end` of `pack` joins read `c`.
 fn fits(c: &Planned, pack: Id, start: u64, end: u64, t: &ReadTuning) -> bool {
+    // Packs hold chunks nearly in the order they were read at backup (sealed in parallel,
+    // neighbours may swap): a chunk a little before the read's start joins it too.
     c.pack == pack
         && c.members.len() < MAX_MEMBERS
-        && start >= c.start
+        && start + t.max_gap >= c.start
         && start <= c.end + t.max_gap
-        && end.max(c.end) - c.start <= t.max_read
+        && end.max(c.end) - start.min(c.start) <= t.max_read
 }
 
 fn member(seq: usize, id: Id, loc: &crate::index::Location, at: usize) -> Member {
