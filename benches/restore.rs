@@ -53,7 +53,11 @@ impl Tool {
     fn available(self) -> bool {
         self == Tool::Snap
             || Command::new(self.name())
-                .arg("--version")
+                .arg(if self == Tool::Restic {
+                    "version"
+                } else {
+                    "--version"
+                })
                 .output()
                 .is_ok_and(|o| o.status.success())
     }

@@ -1030,3 +1030,78 @@ fn leftover_temporary_files_are_listed_by_check_and_removed_by_prune() {
     assert_eq!(p["report"]["temporaries_removed"], 1, "{p}");
     assert!(!old.exists() && fresh.exists());
 }
+
+/// A server that answers every read of a pack with the same refusal (as object_store answers a
+/// ranged GET that came back `200` without a usable range), everything else as the store does.
+struct RefusesPackReads(Arc<MemoryBackend>);
+
+impl RefusesPackReads {
+    fn refuse(&self, name: &str) -> snap::Result<()> {
+        if name.starts_with("data/") {
+            return Err(snap::Error::Backend {
+                path: format!("s3:http://127.0.0.1:9/bucket/{name}"),
+                error: std::io::Error::other("Received non-partial response when range requested"),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Backend for RefusesPackReads {
+    fn location(&self) -> String {
+        self.0.location()
+    }
+    fn list(&self, prefix: &str) -> snap::Result<Vec<snap::backend::ObjectInfo>> {
+        self.0.list(prefix)
+    }
+    fn get(&self, name: &str) -> snap::Result<Vec<u8>> {
+        self.refuse(name)?;
+        self.0.get(name)
+    }
+    fn get_range(&self, name: &str, offset: u64, len: u64) -> snap::Result<Vec<u8>> {
+        self.refuse(name)?;
+        self.0.get_range(name, offset, len)
+    }
+    fn put(&self, name: &str, data: &[u8]) -> snap::Result<()> {
+        self.0.put(name, data)
+    }
+    fn delete(&self, name: &str) -> snap::Result<()> {
+        self.0.delete(name)
+    }
+    fn exists(&self, name: &str) -> snap::Result<bool> {
+        self.0.exists(name)
+    }
+}
+
+#[test]
+fn a_server_that_refuses_every_pack_read_is_one_problem_not_one_per_pack() {
+    let (mem, cache) = mem_repo();
+    let packs = mem.list("data/").unwrap().len();
+    assert!(packs >= 3, "{packs}");
+    let refusing: Arc<dyn Backend> = Arc::new(RefusesPackReads(mem.clone()));
+    let repo = Repository::open(refusing, b"pw", cache.path()).unwrap();
+    let opts = CheckOptions {
+        read_data: Some(DataSubset::All),
+        ..Default::default()
+    };
+    let report = check(&repo, &opts, &NoProgress).unwrap();
+    let read_errors: Vec<_> = report
+        .problems
+        .iter()
+        .filter(|p| p.kind == FindingKind::ReadError)
+        .collect();
+    // One for the trailers, one for the data: not one per pack.
+    assert!(
+        !read_errors.is_empty() && read_errors.len() <= 2,
+        "{packs} packs: {read_errors:#?}"
+    );
+    for f in &read_errors {
+        assert!(
+            f.message.contains(&format!("{packs} packs cannot be read"))
+                && f.message.contains("non-partial response")
+                && f.message.contains("server"),
+            "{}",
+            f.message
+        );
+    }
+}

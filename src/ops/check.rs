@@ -438,6 +438,59 @@ pub fn check(
     Ok(c.report(started))
 }
 
+/// Read failures of this many packs or more, all with the same reason, are one problem.
+const SERVER_PROBLEM_MIN: usize = 3;
+
+/// Packs that cannot be read, all for one same reason (a server that refuses ranged reads,
+/// credentials that expired mid-way, a connection that dropped), are a problem of the server
+/// or the connection rather than of each pack: [`SERVER_PROBLEM_MIN`] or more such read errors
+/// become one finding that says how many packs, the reason once, and the first pack.
+fn collapse_server_failures(problems: Vec<Finding>) -> Vec<Finding> {
+    let mut groups: BTreeMap<String, Vec<Finding>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for f in problems {
+        match (f.kind, f.pack) {
+            (FindingKind::ReadError, Some(p)) => {
+                let reason = f
+                    .message
+                    .replace(&pack::pack_name(&p), "<pack>")
+                    .replace(&p.to_string(), "<pack>");
+                groups.entry(reason).or_default().push(f);
+            }
+            _ => out.push(f),
+        }
+    }
+    for (reason, mut same) in groups {
+        if same.len() < SERVER_PROBLEM_MIN {
+            out.extend(same);
+            continue;
+        }
+        let n = same.len();
+        let mut one = same.remove(0);
+        let first = pack::pack_name(&one.pack.expect("grouped by pack"));
+        for f in same {
+            for s in f.snapshots {
+                if !one.snapshots.contains(&s) {
+                    one.snapshots.push(s);
+                }
+            }
+            one.paths_omitted += f.paths_omitted;
+            for p in f.paths {
+                match (one.paths.contains(&p), one.paths.len() < MAX_PATHS) {
+                    (true, _) => {}
+                    (false, true) => one.paths.push(p),
+                    (false, false) => one.paths_omitted += 1,
+                }
+            }
+        }
+        one.message = format!(
+            "{n} packs cannot be read, all for the same reason — most likely the server or the connection, not the data (check the server, its S3 compatibility and the credentials, then run `snap check` again): {reason} (first: {first})"
+        );
+        out.push(one);
+    }
+    out
+}
+
 /// The state the phases of one check share: what it reads and what it has found so far.
 struct Checker<'a> {
     repo: &'a Repository,
@@ -1294,7 +1347,7 @@ impl<'a> Checker<'a> {
             })
         };
         let mut report = CheckReport {
-            problems: self.out.problems.into_inner().unwrap(),
+            problems: collapse_server_failures(self.out.problems.into_inner().unwrap()),
             warnings: self.out.warnings.into_inner().unwrap(),
             info: self.out.info.into_inner().unwrap(),
             summary: self.summary,

@@ -9,8 +9,9 @@
 //!    [`ReadTuning::in_flight`] requests going (object stores: tens, on the async runtime,
 //!    whatever the number of cores). Answers come back in order into a channel of
 //!    [`ReadTuning::queued`] reads: memory stays bounded by `(in_flight + queued) × max_read`.
-//! 3. **Decode** the chunks of a read on the CPU pool (authenticate, decompress, verify).
-//! 4. **Hand on** each plaintext, in order, to the caller's sink.
+//! 3. **Decode** the chunks of a read on the CPU pool (authenticate, decompress, verify), on a
+//!    thread of its own, so decoding overlaps the caller's writes.
+//! 4. **Hand on** each plaintext, in order, to the caller's sink, on the caller's thread.
 //!
 //! A chunk that cannot be read (missing from the index, its pack missing, damaged bytes) is
 //! handed on as an error naming the pack and the chunk; the sink decides whether that ends the
@@ -126,17 +127,20 @@ impl Repository {
     {
         let index = self.index()?.clone();
         let (tx, rx) = crossbeam_channel::bounded::<Fetched>(tuning.queued.max(1));
+        let (out_tx, out_rx) = crossbeam_channel::bounded::<Decoded>(2);
         std::thread::scope(|scope| {
             let fetcher = scope.spawn(move || {
                 let plans = Plans::new(ids, &index, tuning);
                 fetch(&**self.backend(), plans, tuning.in_flight, &tx)
             });
-            let decoded = decode_all(self, &rx, sink);
-            drop(rx);
+            let decoder = scope.spawn(move || decode_all(self, rx, out_tx));
+            let handed = hand_on(&out_rx, sink);
+            drop(out_rx);
+            let decoded = decoder.join().expect("the decode thread does not panic");
             let fetched = fetcher.join().expect("the fetch thread does not panic");
-            // The sink's error first: the fetch stage then failed only because the channel
-            // closed. When the sink took everything, the channel closed after the last read.
-            decoded.and(fetched)
+            // The sink's error first: the later stages then failed only because their channel
+            // closed. When the sink took everything, the channels closed after the last read.
+            handed.and(decoded).and(fetched)
         })
     }
 }
@@ -192,6 +196,19 @@ impl std::io::Read for ChannelReader {
     }
 }
 
+/// The last stage, on the caller's thread: every decoded chunk to `sink`, in order.
+fn hand_on(
+    rx: &crossbeam_channel::Receiver<Decoded>,
+    sink: &mut dyn FnMut(usize, Result<Vec<u8>>) -> Result<()>,
+) -> Result<()> {
+    for batch in rx {
+        for (seq, d) in batch {
+            sink(seq, d)?;
+        }
+    }
+    Ok(())
+}
+
 /// The fetch stage: every planned read through [`Backend::get_ranges`], each answer sent on.
 fn fetch<'a, I: Iterator<Item = &'a Id>>(
     backend: &dyn Backend,
@@ -231,60 +248,65 @@ fn stopped() -> Error {
     Error::Invalid("the read stopped".into())
 }
 
-/// The decode stage: each fetched read's chunks decoded in parallel, handed on in order.
+/// Chunks decoded (or failed), in order, as the decode stage hands them to the caller.
+type Decoded = Vec<(usize, Result<Vec<u8>>)>;
+
+/// The decode stage, on a thread of its own so that it overlaps the caller's writes: each
+/// fetched read's chunks decoded in parallel on the CPU pool, sent on in order.
 fn decode_all(
     repo: &Repository,
-    rx: &crossbeam_channel::Receiver<Fetched>,
-    sink: &mut dyn FnMut(usize, Result<Vec<u8>>) -> Result<()>,
+    rx: crossbeam_channel::Receiver<Fetched>,
+    out: crossbeam_channel::Sender<Decoded>,
 ) -> Result<()> {
     for fetched in rx {
-        let (p, got) = match fetched {
-            Fetched::Read(p, got) => (p, got),
-            Fetched::Unplanned(errs) => {
-                for (seq, e) in errs {
-                    sink(seq, Err(e))?;
-                }
-                continue;
-            }
+        let batch = match fetched {
+            Fetched::Read(p, got) => decode_read(repo, p, got),
+            Fetched::Unplanned(errs) => errs.into_iter().map(|(seq, e)| (seq, Err(e))).collect(),
         };
-        let Planned {
-            pack,
-            start,
-            end,
-            members,
-            unplanned,
-        } = p;
-        // A backend that answers fewer bytes than asked breaks its contract: never sliced past.
-        let got = got.and_then(|b| match b.len() as u64 == end - start {
-            true => Ok(b),
-            false => Err(Error::Invalid(format!(
-                "{} bytes answered where {} were asked for",
-                b.len(),
-                end - start
-            ))),
-        });
-        for (seq, e) in unplanned {
-            sink(seq, Err(e))?;
-        }
-        let name = crate::pack::pack_name(&pack);
-        let decoded: Vec<Result<Vec<u8>>> = match &got {
-            Ok(bytes) => members
-                .par_iter()
-                .map(|(m, _)| decode_member(repo, &name, bytes, m))
-                .collect(),
-            Err(e) => {
-                let why = read_failure(e);
-                members
-                    .iter()
-                    .map(|(m, _)| Err(unreadable(&name, &m.id, &why)))
-                    .collect()
-            }
-        };
-        for ((m, _), d) in members.iter().zip(decoded) {
-            sink(m.seq, d)?;
-        }
+        out.send(batch).map_err(|_| stopped())?;
     }
     Ok(())
+}
+
+/// The chunks of one read, decoded (the chunks before it that could not be planned first).
+fn decode_read(repo: &Repository, p: Planned, got: Result<Vec<u8>>) -> Decoded {
+    let Planned {
+        pack,
+        start,
+        end,
+        members,
+        unplanned,
+    } = p;
+    // A backend that answers fewer bytes than asked breaks its contract: never sliced past.
+    let got = got.and_then(|b| match b.len() as u64 == end - start {
+        true => Ok(b),
+        false => Err(Error::Invalid(format!(
+            "{} bytes answered where {} were asked for",
+            b.len(),
+            end - start
+        ))),
+    });
+    let mut batch: Decoded = unplanned
+        .into_iter()
+        .map(|(seq, e)| (seq, Err(e)))
+        .collect();
+    let name = crate::pack::pack_name(&pack);
+    match &got {
+        Ok(bytes) => batch.par_extend(
+            members
+                .par_iter()
+                .map(|(m, _)| (m.seq, decode_member(repo, &name, bytes, m))),
+        ),
+        Err(e) => {
+            let why = read_failure(e);
+            batch.extend(
+                members
+                    .iter()
+                    .map(|(m, _)| (m.seq, Err(unreadable(&name, &m.id, &why)))),
+            );
+        }
+    }
+    batch
 }
 
 /// One chunk's plaintext out of its read's bytes.
