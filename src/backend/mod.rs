@@ -29,6 +29,20 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
+/// Requests kept in flight at once by readers of a store across a network (each costs a round
+/// trip, ~20 ms to an object store): tens, whatever the number of cores.
+pub const REMOTE_IN_FLIGHT: usize = 16;
+
+/// How many requests [`Backend::get_ranges`] callers keep in flight on `backend`: many on a
+/// remote store, one on a local disk (large reads one after the other; the OS reads ahead).
+pub fn in_flight_for(backend: &dyn Backend) -> usize {
+    if backend.is_remote() {
+        REMOTE_IN_FLIGHT
+    } else {
+        1
+    }
+}
+
 /// One ranged read of [`Backend::get_ranges`]: `len` bytes of `name` from `offset`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RangeRequest {

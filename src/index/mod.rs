@@ -490,22 +490,52 @@ impl Index {
         } else {
             known
         };
-        for obj in &listed {
-            let Some(id) = pack::pack_id_from_name(&obj.name) else {
-                continue;
-            };
-            if known.contains(&id) {
-                continue;
+        let new: Vec<(Id, u64)> = listed
+            .iter()
+            .filter_map(|o| Some((pack::pack_id_from_name(&o.name)?, o.size)))
+            .filter(|(id, _)| !known.contains(id))
+            .collect();
+        self.add_trailers(backend, key, &new, &mut report)?;
+        Ok(report)
+    }
+
+    /// Read the trailers of the packs `new` (id, size), many requests in flight on a remote
+    /// store, and index their blobs; a pack whose trailer cannot be read is reported.
+    fn add_trailers(
+        &self,
+        backend: &dyn Backend,
+        key: &MasterKey,
+        new: &[(Id, u64)],
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        let mut requests = new.iter().map(|(id, size)| {
+            let (offset, len) = pack::tail_range(*size);
+            crate::backend::RangeRequest {
+                name: pack::pack_name(id),
+                offset,
+                len: if len < pack::FOOTER_LEN as u64 {
+                    0
+                } else {
+                    len
+                },
             }
-            match pack::read_trailer(backend, key, &obj.name, obj.size) {
+        });
+        let in_flight = crate::backend::in_flight_for(backend);
+        let mut at = 0;
+        backend.get_ranges(&mut requests, in_flight, &mut |r, got| {
+            let (id, size) = new[at];
+            at += 1;
+            let entries =
+                got.and_then(|tail| pack::trailer_from_tail(backend, key, &r.name, size, &tail));
+            match entries {
                 Ok(entries) => {
-                    self.add_pack(&id, obj.size, &entries)?;
+                    self.add_pack(&id, size, &entries)?;
                     report.packs_added += 1;
                 }
-                Err(e) => report.unreadable.push((obj.name.clone(), e.to_string())),
+                Err(e) => report.unreadable.push((r.name, e.to_string())),
             }
-        }
-        Ok(report)
+            Ok(())
+        })
     }
 
     /// Drop everything and re-read every pack trailer.

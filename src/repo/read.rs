@@ -45,7 +45,7 @@ impl ReadTuning {
     /// For a store across a network: many requests of a few MiB each (a request costs a round
     /// trip, ~20 ms to an object store; 16 × 4 MiB keep a 1 Gbit/s link busy at that latency).
     pub const REMOTE: ReadTuning = ReadTuning {
-        in_flight: 16,
+        in_flight: crate::backend::REMOTE_IN_FLIGHT,
         max_read: 4 << 20,
         max_gap: 256 << 10,
         queued: 4,
