@@ -308,12 +308,11 @@ mod tests {
             &name,
             bytes.len() as u64,
         );
-        assert!(
-            short
-                .unwrap_err()
-                .to_string()
-                .contains(&format!("returned {} bytes, not {}", bytes.len() - 1, bytes.len()))
-        );
+        assert!(short.unwrap_err().to_string().contains(&format!(
+            "returned {} bytes, not {}",
+            bytes.len() - 1,
+            bytes.len()
+        )));
         // Truncation and damage are named.
         let err = parse_pack(&k, &bytes[..bytes.len() - 3], "p")
             .unwrap_err()

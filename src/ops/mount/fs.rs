@@ -176,6 +176,31 @@ fn append_pieces(out: &mut Vec<u8>, pieces: &[Piece], decoded: &[Arc<Vec<u8>>]) 
     }
 }
 
+/// Chunks queued for readahead that one read through the pipeline takes at most.
+const READAHEAD_BATCH: usize = 64;
+
+/// A readahead thread: the chunks queued so far (up to [`READAHEAD_BATCH`]) read together
+/// through [`Repository::read_chunks`] — neighbours in one ranged read, many requests in flight
+/// on a remote store — into the cache. Errors surface when the data is actually read.
+fn readahead(repo: &Repository, cache: &ChunkCache, rx: &crossbeam_channel::Receiver<Id>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < READAHEAD_BATCH {
+            match rx.try_recv() {
+                Ok(id) => batch.push(id),
+                Err(_) => break,
+            }
+        }
+        batch.retain(|id| !cache.contains(id));
+        let _ = repo.read_chunks(batch.iter(), &mut |i, got| {
+            if let Ok(data) = got {
+                let _ = cache.get(&batch[i], move || Ok(data));
+            }
+            Ok(())
+        });
+    }
+}
+
 impl SnapFs {
     /// Read the snapshot list (manifests only; trees are loaded when first used).
     pub fn new(
@@ -192,12 +217,7 @@ impl SnapFs {
             let (rx, repo, cache) = (rx.clone(), repo.clone(), cache.clone());
             std::thread::Builder::new()
                 .name(format!("snap-readahead-{n}"))
-                .spawn(move || {
-                    for id in rx {
-                        // Errors surface when the data is actually read.
-                        let _ = cache.get(&id, || load_chunk(&repo, &id));
-                    }
-                })
+                .spawn(move || readahead(&repo, &cache, &rx))
                 .map_err(|e| Error::io("<readahead thread>", e))?;
         }
         let fs = SnapFs {
