@@ -3,7 +3,7 @@
 //!
 //! - from a local repository: snap, rustic and restic (each when on PATH);
 //! - from S3 — moto on loopback behind a TCP proxy adding `SNAP_BENCH_LATENCY_MS` (default 20)
-//!   before each request ([`common::latency_proxy`]), the round trip of a real object store:
+//!   before each request (tests/support/proxy.rs), the round trip of a real object store:
 //!   snap and restic; then snap's `check --read-data` and `copy` from that S3 repository.
 //!
 //! For every step: wall time, MB/s (dump bytes / wall seconds, MB = 10^6 bytes), CPU time and
@@ -18,7 +18,7 @@
 
 #[path = "common/mod.rs"]
 mod common;
-#[path = "common/latency_proxy.rs"]
+#[path = "../tests/support/proxy.rs"]
 mod latency_proxy;
 #[path = "../tests/support/s3.rs"]
 mod s3;

@@ -1,8 +1,11 @@
-//! A TCP proxy on loopback that adds a fixed delay before each request it forwards — the round
-//! trip of a real object store — so S3 figures measured against a local server are
-//! reproducible. A "request" is the first bytes a client sends on a connection or after the
-//! server answered: each waits `delay`, whatever else is in flight (connections are served by
-//! threads of their own, as a network would).
+//! A TCP proxy on loopback in front of a real S3 server that adds a fixed delay before each
+//! request it forwards — the round trip of a real object store — so S3 figures measured
+//! against a local server are reproducible (benches/restore.rs). A "request" is the first bytes
+//! a client sends on a connection or after the server answered: each waits `delay`, whatever
+//! else is in flight (connections are served by threads of their own, as a network would).
+//! Standalone: included with `#[path]` by tests and benches.
+
+#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
