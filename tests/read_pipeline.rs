@@ -1,10 +1,12 @@
 //! The one read pipeline (src/repo/read.rs) through the library: restores and streamed reads
-//! come back byte-exact on the memory and local backends with chunks that span packs, shared
+//! come back byte-exact on the memory, local and S3 (moto) backends with chunks that span packs, shared
 //! (deduplicated) chunks, holes and many small files, in far fewer requests than chunks; a
 //! store with latency sees many requests in flight; `check --read-data` reads the same way;
 //! a damaged or missing pack mid-way fails only the files it holds, naming the pack and the
 //! path, and leaves nothing half written.
 
+#[path = "support/s3.rs"]
+mod s3;
 mod support;
 
 use std::collections::BTreeMap;
@@ -135,6 +137,13 @@ fn round_trip(backend: Arc<CountingBackend<Box<dyn Backend>>>) {
         repo.write_file_to(&e.chunks, &mut out).unwrap();
         assert!(out == files[name], "{name} differs when streamed");
     }
+}
+
+#[test]
+fn restores_and_streams_are_byte_exact_in_few_requests_on_s3() {
+    let server = s3::S3Server::start();
+    let remote: Box<dyn Backend> = Box::new(server.backend("pipeline"));
+    round_trip(Arc::new(CountingBackend::new(remote)));
 }
 
 #[test]
