@@ -125,17 +125,28 @@ fn round_trip(backend: Arc<CountingBackend<Box<dyn Backend>>>) {
         sparse.blocks() * 512 < 1 << 20,
         "the zeros came back as holes"
     );
+    // Small files are read in parallel at backup, so their order in the packs is not the
+    // snapshot's: some of them cost a read each.
     assert!(
-        gets * 8 < chunks as u64,
+        gets * 3 < chunks as u64,
         "{gets} requests for {chunks} chunks: neighbours are not read together"
     );
-    // Streamed reads (cat, dump) through the same pipeline.
+    // Streamed reads (cat, dump) through the same pipeline; one file's chunks lie together.
     for name in ["big", "shared", "sparse"] {
         let stored = support::stored(&src.join(name));
         let e = tree.get(&stored).unwrap();
         let mut out = Vec::new();
+        let before = backend.counts().unwrap().gets;
         repo.write_file_to(&e.chunks, &mut out).unwrap();
+        let gets = backend.counts().unwrap().gets - before;
         assert!(out == files[name], "{name} differs when streamed");
+        if name == "big" {
+            assert!(
+                gets * 10 < e.chunks.len() as u64,
+                "{gets} requests for the {} chunks of {name}",
+                e.chunks.len()
+            );
+        }
     }
 }
 
@@ -166,7 +177,7 @@ fn a_store_with_latency_keeps_many_requests_in_flight_and_answers_in_order() {
         &Repository::open(mem.clone(), PW, &work.path().join("c1")).unwrap(),
         &src,
     );
-    let slow = Arc::new(LatencyBackend::new(mem.clone(), Duration::from_millis(2)));
+    let slow = Arc::new(LatencyBackend::new(mem.clone(), Duration::from_millis(20)));
     let repo = Repository::open(slow.clone(), PW, &work.path().join("c1")).unwrap();
     let tree = repo.load_tree(&snap.manifest).unwrap();
     let e = tree.get(&support::stored(&src.join("big"))).unwrap();
@@ -186,10 +197,15 @@ fn a_store_with_latency_keeps_many_requests_in_flight_and_answers_in_order() {
     .unwrap();
     assert!(out == files["big"]);
     assert_eq!(seqs, (0..ids.len()).collect::<Vec<_>>());
-    assert_eq!(slow.peak_in_flight(), ReadTuning::REMOTE.in_flight);
+    // All 16 at once, unless a loaded machine started some only after others ended.
+    let peak = slow.peak_in_flight();
+    assert!(
+        peak > ReadTuning::REMOTE.in_flight / 2 && peak <= ReadTuning::REMOTE.in_flight,
+        "{peak}"
+    );
 
     // check --read-data fetches whole packs through the same kind of window.
-    let slow = Arc::new(LatencyBackend::new(mem.clone(), Duration::from_millis(2)));
+    let slow = Arc::new(LatencyBackend::new(mem.clone(), Duration::from_millis(20)));
     let repo = Repository::open(slow.clone(), PW, &work.path().join("c1")).unwrap();
     let opts = CheckOptions {
         read_data: Some(DataSubset::All),

@@ -54,7 +54,7 @@ impl ReadTuning {
     pub const LOCAL: ReadTuning = ReadTuning {
         in_flight: 1,
         max_read: 4 << 20,
-        max_gap: 64 << 10,
+        max_gap: 256 << 10,
         queued: 4,
     };
 
