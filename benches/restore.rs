@@ -150,14 +150,12 @@ fn line(what: &str, tool: Tool, o: &Outcome, bytes: u64) {
     );
 }
 
-fn ratio(what: &str, snap: &Outcome, peer: Option<(Tool, &Outcome)>, target: &str) {
-    if let Some((tool, p)) = peer {
-        println!(
-            "  {what}: snap / {} = {:.2} (target {target})",
-            tool.name(),
-            snap.wall.as_secs_f64() / p.wall.as_secs_f64().max(1e-9)
-        );
-    }
+fn ratio(what: &str, snap: &Outcome, (tool, p): (Tool, &Outcome), target: &str) {
+    println!(
+        "  {what}: snap / {} = {:.2} (target {target})",
+        tool.name(),
+        snap.wall.as_secs_f64() / p.wall.as_secs_f64().max(1e-9)
+    );
 }
 
 fn main() {
@@ -237,11 +235,11 @@ fn local(base: &Path, dir: &Path, file: &Path, bytes: u64, peers: &[Tool]) -> Ou
     let (_, sb, so) = &results[0];
     for (tool, b, o) in &results[1..] {
         if *tool == Tool::Rustic {
-            ratio("first backup", sb, Some((*tool, b)), "≤ 0.35");
-            ratio("local restore", so, Some((*tool, o)), "≤ 0.50");
+            ratio("first backup", sb, (*tool, b), "≤ 0.35");
+            ratio("local restore", so, (*tool, o), "≤ 0.50");
         } else {
-            ratio("first backup", sb, Some((*tool, b)), "-");
-            ratio("local restore", so, Some((*tool, o)), "-");
+            ratio("first backup", sb, (*tool, b), "-");
+            ratio("local restore", so, (*tool, o), "-");
         }
     }
     results.swap_remove(0).1
@@ -292,7 +290,7 @@ fn remote(base: &Path, dir: &Path, file: &Path, bytes: u64, peers: &[Tool], late
         so.maxrss_kib / 1024
     );
     if let Some((tool, o)) = results.get(1) {
-        ratio("S3 restore", so, Some((*tool, o)), "≤ 0.50");
+        ratio("S3 restore", so, (*tool, o), "≤ 0.50");
     }
 }
 

@@ -513,11 +513,7 @@ impl Index {
             crate::backend::RangeRequest {
                 name: pack::pack_name(id),
                 offset,
-                len: if len < pack::FOOTER_LEN as u64 {
-                    0
-                } else {
-                    len
-                },
+                len,
             }
         });
         let in_flight = crate::backend::in_flight_for(backend);

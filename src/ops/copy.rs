@@ -416,37 +416,35 @@ impl<'a> SameKey<'a> {
             });
         }
         let one = |i: usize, got: Result<Vec<u8>>| -> Result<()> {
-            {
-                let (pid, wanted) = &work[i];
-                let name = pack::pack_name(pid);
-                let data = got?;
-                if Id::hash_of(&data) != *pid {
-                    return Err(Error::corrupt(
-                        format!("pack {name}"),
-                        "content does not match its name; run `snap check` on the source",
-                    ));
-                }
-                let entries = pack::parse_pack(self.src.key(), &data, &format!("pack {name}"))?;
-                chunks.fetch_add(wanted.len() as u64, Relaxed);
-                // A pack the destination holds condemned is not put back under its old name
-                // (the plan would still condemn it): its blobs go into a new pack instead.
-                if !condemned.contains(pid) && entries.iter().all(|e| wanted.contains(&e.id)) {
-                    return upload(*pid, data, entries);
-                }
-                for e in entries.iter().filter(|e| wanted.contains(&e.id)) {
-                    let sealed = &data[e.offset as usize..(e.offset + e.length) as usize];
-                    let full = {
-                        let mut w = shared.lock().unwrap();
-                        w.add(e.kind, e.id, e.raw_len, sealed);
-                        (w.len() >= target).then(|| std::mem::take(&mut *w))
-                    };
-                    if let Some(w) = full {
-                        let (npid, nbytes, nentries) = w.finish(self.dst.key());
-                        upload(npid, nbytes, nentries)?;
-                    }
-                }
-                Ok(())
+            let (pid, wanted) = &work[i];
+            let name = pack::pack_name(pid);
+            let data = got?;
+            if Id::hash_of(&data) != *pid {
+                return Err(Error::corrupt(
+                    format!("pack {name}"),
+                    "content does not match its name; run `snap check` on the source",
+                ));
             }
+            let entries = pack::parse_pack(self.src.key(), &data, &format!("pack {name}"))?;
+            chunks.fetch_add(wanted.len() as u64, Relaxed);
+            // A pack the destination holds condemned is not put back under its old name
+            // (the plan would still condemn it): its blobs go into a new pack instead.
+            if !condemned.contains(pid) && entries.iter().all(|e| wanted.contains(&e.id)) {
+                return upload(*pid, data, entries);
+            }
+            for e in entries.iter().filter(|e| wanted.contains(&e.id)) {
+                let sealed = &data[e.offset as usize..(e.offset + e.length) as usize];
+                let full = {
+                    let mut w = shared.lock().unwrap();
+                    w.add(e.kind, e.id, e.raw_len, sealed);
+                    (w.len() >= target).then(|| std::mem::take(&mut *w))
+                };
+                if let Some(w) = full {
+                    let (npid, nbytes, nentries) = w.finish(self.dst.key());
+                    upload(npid, nbytes, nentries)?;
+                }
+            }
+            Ok(())
         };
         let mut tuning = crate::repo::ReadTuning::for_backend(&**self.src.backend());
         tuning.in_flight = tuning.in_flight.max(self.parallel);

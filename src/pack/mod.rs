@@ -142,8 +142,12 @@ fn decode_trailer(t: &[u8], blobs_end: u64, what: &str) -> Result<Vec<PackEntry>
 /// per blob, so packs of up to ~900 blobs need no second request.
 pub const TAIL_LEN: u64 = 64 << 10;
 
-/// The range (offset, length) of a pack of `size` bytes that [`trailer_from_tail`] wants.
+/// The range (offset, length) of a pack of `size` bytes that [`trailer_from_tail`] wants:
+/// nothing of a pack too short to hold a footer (it is truncated whatever it holds).
 pub fn tail_range(size: u64) -> (u64, u64) {
+    if size < FOOTER_LEN as u64 {
+        return (0, 0);
+    }
     let len = size.min(TAIL_LEN);
     (size - len, len)
 }
@@ -157,11 +161,7 @@ pub fn read_trailer(
     size: u64,
 ) -> Result<Vec<PackEntry>> {
     let (offset, len) = tail_range(size);
-    let tail = if len < FOOTER_LEN as u64 {
-        Vec::new()
-    } else {
-        backend.get_range(name, offset, len)?
-    };
+    let tail = backend.get_range(name, offset, len)?;
     trailer_from_tail(backend, key, name, size, &tail)
 }
 
